@@ -1,0 +1,260 @@
+"""Signalling messages between booths, browsers and the server (protocol version 1).
+
+Every message is one JSON object in one WebSocket text frame::
+
+    {"v": 1, "type": "offer", "id": "c7", "session_id": "...", "sdp": "..."}
+
+``v`` is the protocol version, ``type`` selects the model, ``id`` is an optional correlation id
+chosen by the sender and echoed as ``ref`` in an ``error`` reply. Unknown fields are rejected, so
+a typo is an error rather than a silently ignored value.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from protocol.errors import ErrorCode, ProtocolError
+
+PROTOCOL_VERSION = 1
+
+#: Largest message a peer may send. SDP of an audio/video offer with a few candidates is 3 to
+#: 8 KiB; 64 KiB leaves room for many candidates and chat without letting one frame hog memory.
+MAX_MESSAGE_BYTES = 64 * 1024
+
+#: Longest chat message, in characters.
+MAX_CHAT_CHARS = 2000
+
+_SessionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+_Sdp = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_BYTES)]
+_ShortText = Annotated[str, Field(max_length=200)]
+
+
+class Role(StrEnum):
+    """Who is at the other end of a connection."""
+
+    ADVISOR = "advisor"
+    BOOTH = "booth"
+
+
+class IceTransportPolicy(StrEnum):
+    ALL = "all"
+    RELAY = "relay"
+
+
+class Message(BaseModel):
+    """Base of every message; subclasses set ``type``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    v: Literal[1] = PROTOCOL_VERSION
+    id: Annotated[str, Field(max_length=64)] | None = None
+    type: ClassVar[str]
+
+
+class IceServer(BaseModel):
+    """One entry of ``RTCConfiguration.iceServers``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class Peer(BaseModel):
+    """What a participant is told about another one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    participant_id: str
+    role: Role
+    name: str
+
+
+# ---------------------------------------------------------------- client -> server
+
+
+class CallRequest(Message):
+    """A booth asks for an advisor."""
+
+    type: ClassVar[str] = "call_request"
+
+
+class CallCancel(Message):
+    """A waiting booth gives up before an advisor accepted."""
+
+    type: ClassVar[str] = "call_cancel"
+    session_id: _SessionId
+
+
+class CallAccept(Message):
+    """An advisor takes a waiting call."""
+
+    type: ClassVar[str] = "call_accept"
+    session_id: _SessionId
+
+
+class Offer(Message):
+    type: ClassVar[str] = "offer"
+    session_id: _SessionId
+    sdp: _Sdp
+    sender: str | None = None  # filled in by the server when relaying
+
+
+class Answer(Message):
+    type: ClassVar[str] = "answer"
+    session_id: _SessionId
+    sdp: _Sdp
+    sender: str | None = None
+
+
+class IceCandidate(Message):
+    """A trickled candidate; ``candidate`` None means end of candidates."""
+
+    type: ClassVar[str] = "ice_candidate"
+    session_id: _SessionId
+    candidate: Annotated[str, Field(max_length=1024)] | None
+    sdp_mid: Annotated[str, Field(max_length=32)] | None = None
+    sdp_mline_index: Annotated[int, Field(ge=0, le=64)] | None = None
+    sender: str | None = None
+
+
+class Hangup(Message):
+    type: ClassVar[str] = "hangup"
+    session_id: _SessionId
+    reason: _ShortText = "hangup"
+
+
+class Chat(Message):
+    type: ClassVar[str] = "chat"
+    session_id: _SessionId
+    text: Annotated[str, Field(min_length=1, max_length=MAX_CHAT_CHARS)]
+    sender: str | None = None
+
+
+class Heartbeat(Message):
+    """Sent by clients every few seconds; the booth adds its state."""
+
+    type: ClassVar[str] = "heartbeat"
+    state: _ShortText | None = None
+
+
+# ---------------------------------------------------------------- server -> client
+
+
+class Welcome(Message):
+    type: ClassVar[str] = "welcome"
+    participant_id: str
+    role: Role
+    name: str
+    heartbeat_seconds: float
+
+
+class WaitingCall(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    session_id: str
+    booth_id: str
+    booth_name: str
+    waiting_since: datetime
+
+
+class Queue(Message):
+    """The calls waiting for an advisor, sent to advisors whenever it changes."""
+
+    type: ClassVar[str] = "queue"
+    waiting: list[WaitingCall]
+
+
+class CallWaiting(Message):
+    """A booth's request is queued."""
+
+    type: ClassVar[str] = "call_waiting"
+    session_id: str
+
+
+class CallStarted(Message):
+    """Both sides are in the session: start WebRTC. The ``offerer`` sends the offer."""
+
+    type: ClassVar[str] = "call_started"
+    session_id: str
+    offerer: bool
+    ice_servers: list[IceServer]
+    ice_transport_policy: IceTransportPolicy
+    peer: Peer
+
+
+class Error(Message):
+    type: ClassVar[str] = "error"
+    code: ErrorCode
+    message: str
+    ref: str | None = None
+
+
+CLIENT_MESSAGES: dict[str, type[Message]] = {
+    m.type: m
+    for m in (CallRequest, CallCancel, CallAccept, Offer, Answer, IceCandidate, Hangup, Chat,
+              Heartbeat)
+}
+SERVER_MESSAGES: dict[str, type[Message]] = {
+    m.type: m
+    for m in (Welcome, Queue, CallWaiting, CallStarted, Offer, Answer, IceCandidate, Hangup, Chat,
+              Heartbeat, Error)
+}
+
+
+def encode(message: Message) -> str:
+    """The JSON text of ``message`` with its ``type``; None-valued optional fields are left out."""
+    data = message.model_dump(mode="json", exclude_none=True)
+    data["type"] = message.type
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode(raw: str | bytes, registry: dict[str, type[Message]]) -> Message:
+    """Parse one frame strictly against ``registry``; raise :class:`ProtocolError` otherwise."""
+    size = len(raw.encode() if isinstance(raw, str) else raw)
+    if size > MAX_MESSAGE_BYTES:
+        raise ProtocolError(
+            ErrorCode.MESSAGE_TOO_LARGE,
+            f"message of {size} bytes exceeds the limit of {MAX_MESSAGE_BYTES} bytes",
+        )
+    try:
+        data: Any = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(ErrorCode.BAD_JSON, f"not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError(ErrorCode.NOT_AN_OBJECT, "a message must be a JSON object")
+    version = data.pop("v", None)
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(
+            ErrorCode.UNSUPPORTED_VERSION,
+            f"protocol version {version!r} is not supported (expected {PROTOCOL_VERSION})",
+        )
+    kind = data.pop("type", None)
+    model = registry.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind!r}")
+    try:
+        # Validate from JSON text so that strict mode still reads ISO dates and the like.
+        return model.model_validate_json(json.dumps(data))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or kind
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE, f"invalid {kind} message: {where}: {first['msg']}"
+        ) from exc
+
+
+def decode_client(raw: str | bytes) -> Message:
+    """Parse a frame a client sent to the server."""
+    return decode(raw, CLIENT_MESSAGES)
+
+
+def decode_server(raw: str | bytes) -> Message:
+    """Parse a frame the server sent to a client."""
+    return decode(raw, SERVER_MESSAGES)
