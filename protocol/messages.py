@@ -198,13 +198,33 @@ class Error(Message):
 
 CLIENT_MESSAGES: dict[str, type[Message]] = {
     m.type: m
-    for m in (CallRequest, CallCancel, CallAccept, Offer, Answer, IceCandidate, Hangup, Chat,
-              Heartbeat)
+    for m in (
+        CallRequest,
+        CallCancel,
+        CallAccept,
+        Offer,
+        Answer,
+        IceCandidate,
+        Hangup,
+        Chat,
+        Heartbeat,
+    )
 }
 SERVER_MESSAGES: dict[str, type[Message]] = {
     m.type: m
-    for m in (Welcome, Queue, CallWaiting, CallStarted, Offer, Answer, IceCandidate, Hangup, Chat,
-              Heartbeat, Error)
+    for m in (
+        Welcome,
+        Queue,
+        CallWaiting,
+        CallStarted,
+        Offer,
+        Answer,
+        IceCandidate,
+        Hangup,
+        Chat,
+        Heartbeat,
+        Error,
+    )
 }
 
 

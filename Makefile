@@ -1,0 +1,5 @@
+.PHONY: run test
+run:
+	./scripts/demo
+test:
+	./scripts/test

@@ -1,0 +1,113 @@
+"""``videobooth-booth``: run a booth (headless or in a window) against a server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from kiosk.app import Booth, BoothState
+from kiosk.config import BoothConfigError, DisplayMode, load_config
+from kiosk.ui import Display, Screen, open_display
+
+log = logging.getLogger("kiosk")
+
+HEADLINES = {
+    BoothState.STARTING: "Starting...",
+    BoothState.OFFLINE: "No connection to the server - retrying",
+    BoothState.IDLE: "Ready - press space or click to call an advisor",
+    BoothState.WAITING: "Waiting for an advisor...",
+    BoothState.CONNECTING: "Connecting...",
+    BoothState.IN_CALL: "In call - press Esc to hang up",
+    BoothState.OUT_OF_SERVICE: "Out of service",
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="videobooth-booth",
+        description="Run a Videobooth booth: connects to the server, asks for an advisor and "
+        "streams the test-pattern camera.",
+    )
+    parser.add_argument("--config", type=Path, required=True, help="the booth's TOML file")
+    parser.add_argument("--call", action="store_true", help="ask for an advisor on start")
+    parser.add_argument(
+        "--repeat-call", action="store_true", help="ask again after every call (demo)"
+    )
+    parser.add_argument(
+        "--display", choices=[m.value for m in DisplayMode], help="override the display mode"
+    )
+    parser.add_argument("--status-file", type=Path, help="write live status JSON here")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    return parser.parse_args(argv)
+
+
+async def _drive_display(booth: Booth, display: Display) -> None:
+    while True:
+        for action in display.poll():
+            if action == "quit":
+                booth.stop()
+            elif action == "call":
+                booth.request_call()
+            elif action == "hangup":
+                await booth.hang_up()
+        call = booth.call
+        display.draw(
+            Screen(
+                state=str(booth.state),
+                headline=HEADLINES[booth.state],
+                remote_video=call.received.newest_video if call else None,
+                self_view=call.video_track.latest_frame if call else None,
+            )
+        )
+        await asyncio.sleep(1 / 20)
+
+
+async def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except BoothConfigError as exc:
+        print(f"videobooth-booth: {exc}", file=sys.stderr)
+        return 2
+    config = config.with_overrides(
+        call_on_start=True if args.call or args.repeat_call else None,
+        repeat_calls=True if args.repeat_call else None,
+        display=DisplayMode(args.display) if args.display else None,
+        status_file=args.status_file,
+    )
+    booth = Booth(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, booth.stop)
+    display = open_display(config.display)
+    drawer = asyncio.create_task(_drive_display(booth, display))
+    log.info("booth starting against %s", config.server_url)
+    try:
+        await booth.run()
+    finally:
+        drawer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await drawer
+        display.close()
+    log.info("booth stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # aioice and aiortc are chatty at INFO; their warnings still show.
+    for noisy in ("aioice", "aiortc"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

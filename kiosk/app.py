@@ -1,0 +1,258 @@
+"""The headless booth: link to the server, the call, the booth's state, its status report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from kiosk.call import Call, CallError
+from kiosk.config import BoothConfig
+from kiosk.link import LinkState, ServerLink
+from protocol import (
+    Answer,
+    CallRequest,
+    CallStarted,
+    CallWaiting,
+    Error,
+    Hangup,
+    IceCandidate,
+    Message,
+    Welcome,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERVAL = 0.5
+REPEAT_DELAY = 2.0
+
+
+class BoothState(StrEnum):
+    STARTING = "starting"
+    OFFLINE = "offline"
+    IDLE = "idle"
+    WAITING = "waiting"
+    CONNECTING = "connecting"
+    IN_CALL = "in_call"
+    OUT_OF_SERVICE = "out_of_service"
+
+
+class Booth:
+    """Runs the booth until :meth:`stop`; one instance per process."""
+
+    def __init__(self, config: BoothConfig) -> None:
+        self.config = config
+        self._state = BoothState.STARTING
+        self.session_id: str | None = None
+        self.call: Call | None = None
+        self.participant_id: str | None = None
+        self.calls_completed = 0
+        self.last_call_ended: dict[str, Any] | None = None
+        self.call_requested_at: float | None = None  # wall clock, for set-up time measurements
+        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._stopped = asyncio.Event()
+        self._requested_once = False
+        self.link = ServerLink(
+            url=config.websocket_url,
+            credential=config.credential,
+            on_message=self._inbox.put_nowait,
+            on_state=self._on_link_state,
+            heartbeat_state=lambda: str(self._state),
+            heartbeat_seconds=config.heartbeat_seconds,
+            reconnect_max_seconds=config.reconnect_max_seconds,
+        )
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def state(self) -> BoothState:
+        return self._state
+
+    def _set_state(self, state: BoothState) -> None:
+        if state is not self._state:
+            log.info("booth %s -> %s", self._state, state)
+            self._state = state
+
+    # ------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        """Run until :meth:`stop` is called."""
+        tasks = [
+            asyncio.create_task(self.link.run(), name="link"),
+            asyncio.create_task(self._process_inbox(), name="inbox"),
+        ]
+        if self.config.status_file is not None:
+            tasks.append(asyncio.create_task(self._write_status(self.config.status_file)))
+        try:
+            await self._stopped.wait()
+        finally:
+            await self._end_call("booth_shutdown", notify=True)
+            await self.link.close()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if self.config.status_file is not None:
+                await self._write_status_once(self.config.status_file)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def request_call(self) -> bool:
+        """Ask for an advisor (the call button); False when the booth cannot now."""
+        if self._state is not BoothState.IDLE:
+            log.info("call request ignored in state %s", self._state)
+            return False
+        if not self.link.send(CallRequest()):
+            return False
+        self.call_requested_at = time.time()
+        self._set_state(BoothState.WAITING)
+        return True
+
+    async def hang_up(self) -> None:
+        """End the call or the wait (the end button)."""
+        await self._end_call("hangup", notify=True)
+
+    # ------------------------------------------------------------ events
+
+    def _on_link_state(self, state: LinkState) -> None:
+        if state is LinkState.ONLINE:
+            if self._state in (BoothState.STARTING, BoothState.OFFLINE, BoothState.OUT_OF_SERVICE):
+                self._set_state(BoothState.IDLE)
+                self._maybe_request_call()
+        elif state is LinkState.REFUSED:
+            self._set_state(BoothState.OUT_OF_SERVICE)
+            self._inbox.put_nowait(Hangup(session_id="local", reason="link_refused"))
+        elif state in (LinkState.OFFLINE, LinkState.CONNECTING) and self._state not in (
+            BoothState.OFFLINE,
+            BoothState.STARTING,
+            BoothState.OUT_OF_SERVICE,
+        ):
+            # The server ends a session whose participant disconnects; follow it.
+            self._set_state(BoothState.OFFLINE)
+            self._inbox.put_nowait(Hangup(session_id="local", reason="server_unreachable"))
+
+    def _maybe_request_call(self) -> None:
+        if self.config.call_on_start and (self.config.repeat_calls or not self._requested_once):
+            self._requested_once = True
+            self.request_call()
+
+    async def _process_inbox(self) -> None:
+        # One consumer, so offer, answer and candidates are applied in the order they came.
+        while True:
+            message = await self._inbox.get()
+            try:
+                await self._handle(message)
+            except CallError as exc:
+                log.error("session %s: %s", self.session_id, exc)
+                await self._end_call("call_error", notify=True)
+            except Exception:
+                log.exception("failed to handle %s", message.type)
+
+    async def _handle(self, message: Message) -> None:
+        match message:
+            case Welcome():
+                self.participant_id = message.participant_id
+            case CallWaiting():
+                self.session_id = message.session_id
+                log.info("session %s: waiting for an advisor", message.session_id)
+            case CallStarted():
+                await self._start_call(message)
+            case Answer() if self.call and message.session_id == self.call.session_id:
+                await self.call.accept_answer(message.sdp)
+            case IceCandidate() if self.call and message.session_id == self.call.session_id:
+                await self.call.add_candidate(message)
+            case Hangup():
+                if message.session_id in ("local", self.session_id):
+                    await self._end_call(message.reason, notify=False)
+            case Error():
+                log.warning("server refused %s: %s %s", message.ref, message.code, message.message)
+            case _:
+                log.debug("ignored %s", message.type)
+
+    async def _start_call(self, started: CallStarted) -> None:
+        if self.call is not None:
+            await self._end_call("replaced", notify=False)
+        self.session_id = started.session_id
+        self._set_state(BoothState.CONNECTING)
+        log.info(
+            "session %s: %s accepted; ICE policy %s with %d server(s)",
+            started.session_id,
+            started.peer.name,
+            started.ice_transport_policy,
+            len(started.ice_servers),
+        )
+        call = Call(
+            started=started,
+            video=self.config.video,
+            send=self.link.send,
+            on_connected=lambda: self._set_state(BoothState.IN_CALL),
+            on_failed=lambda reason: self._inbox.put_nowait(
+                Hangup(session_id="local", reason=reason)
+            ),
+        )
+        self.call = call
+        await call.start()
+
+    async def _end_call(self, reason: str, *, notify: bool) -> None:
+        call, session_id = self.call, self.session_id
+        if session_id is None and call is None:
+            return
+        if notify and session_id is not None:
+            self.link.send(Hangup(session_id=session_id, reason=reason))
+        summary: dict[str, Any] = {"reason": reason, "ended_at": time.time()}
+        if call is not None:
+            summary["stats"] = await call.stats()
+            await call.close()
+            summary["peer_connection_state"] = call.pc.connectionState
+            self.calls_completed += 1
+        # Leaving a call wipes everything about it.
+        self.call = None
+        self.session_id = None
+        self.call_requested_at = None
+        self.last_call_ended = summary
+        log.info("session %s ended: %s", session_id, reason)
+        if self._state not in (BoothState.OFFLINE, BoothState.OUT_OF_SERVICE):
+            self._set_state(BoothState.IDLE)
+            if self.config.repeat_calls and self.config.call_on_start:
+                asyncio.get_running_loop().call_later(REPEAT_DELAY, self._maybe_request_call)
+
+    # ------------------------------------------------------------ status
+
+    async def status(self) -> dict[str, Any]:
+        """The booth's live status (no personal data: there is none to report)."""
+        status: dict[str, Any] = {
+            "pid": os.getpid(),
+            "state": str(self._state),
+            "link": str(self.link.state),
+            "session_id": self.session_id,
+            "call_requested_at": self.call_requested_at,
+            "calls_completed": self.calls_completed,
+            "last_call_ended": self.last_call_ended,
+            "updated_at": time.time(),
+        }
+        if self.call is not None:
+            status["call"] = await self.call.stats()
+        return status
+
+    async def _write_status(self, path: Path) -> None:
+        while True:
+            await self._write_status_once(path)
+            await asyncio.sleep(STATUS_INTERVAL)
+
+    async def _write_status_once(self, path: Path) -> None:
+        text = json.dumps(await self.status(), indent=1, default=str)
+        await asyncio.to_thread(_write_atomically, path, text)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -1,0 +1,246 @@
+"""One call's peer connection: offer, answer, trickled candidates, received media, stats.
+
+The booth is always the offerer: it proposes H.264 for video (it sends pre-encoded H.264
+packets) and Opus for audio, both ``sendrecv`` on one bundled transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
+from aiortc.sdp import candidate_from_sdp
+
+from kiosk.config import VideoConfig
+from kiosk.media import TestPatternTrack, ToneTrack
+from protocol import CallStarted, IceCandidate, IceTransportPolicy, Message, Offer
+
+log = logging.getLogger(__name__)
+
+#: Window over which the received frame rate is computed.
+FPS_WINDOW_SECONDS = 2.0
+
+
+@dataclass
+class ReceivedMedia:
+    """What arrived from the other side, for the display and for diagnostics."""
+
+    video_frames: int = 0
+    audio_frames: int = 0
+    first_video_at: float | None = None
+    newest_video: Any = None  # av.VideoFrame, only ever the newest
+    _video_times: deque[float] = field(default_factory=lambda: deque(maxlen=240))
+
+    def video_fps(self, now: float) -> float:
+        recent = [t for t in self._video_times if t > now - FPS_WINDOW_SECONDS]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / (recent[-1] - recent[0])
+
+
+class CallError(RuntimeError):
+    """The call cannot go on; the message says why."""
+
+
+class Call:
+    """The booth's side of one session."""
+
+    def __init__(
+        self,
+        *,
+        started: CallStarted,
+        video: VideoConfig,
+        send: Callable[[Message], bool],
+        on_connected: Callable[[], None],
+        on_failed: Callable[[str], None],
+    ) -> None:
+        self.session_id = started.session_id
+        self._started = started
+        self._video_config = video
+        self._send = send
+        self._on_connected = on_connected
+        self._on_failed = on_failed
+        self.received = ReceivedMedia()
+        self.created_at = time.monotonic()
+        self.connected_at: float | None = None
+        self._closed = False
+        self._consumers: list[asyncio.Task[None]] = []
+
+        ice_servers = [
+            RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+            for s in started.ice_servers
+        ]
+        policy = (
+            RTCIceTransportPolicy.RELAY
+            if started.ice_transport_policy is IceTransportPolicy.RELAY
+            else RTCIceTransportPolicy.ALL
+        )
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(
+                iceServers=ice_servers,
+                iceTransportPolicy=policy,
+                bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+            )
+        )
+        self.video_track = TestPatternTrack(
+            width=video.width, height=video.height, fps=video.fps, bitrate=video.bitrate
+        )
+        self.audio_track = ToneTrack()
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_connection_state)
+
+    async def start(self) -> None:
+        """Add the booth's media, make the offer and send it."""
+        video = self.pc.addTransceiver(self.video_track, direction="sendrecv")
+        capabilities = RTCRtpSender.getCapabilities("video")
+        video.setCodecPreferences(
+            [c for c in capabilities.codecs if c.mimeType in ("video/H264", "video/rtx")]
+        )
+        self.video_track.install_keyframe_hook(video.sender)
+        self.pc.addTransceiver(self.audio_track, direction="sendrecv")
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        self._send(Offer(session_id=self.session_id, sdp=self.pc.localDescription.sdp))
+        log.info("session %s: offer sent", self.session_id)
+
+    async def accept_answer(self, sdp: str) -> None:
+        if self.pc.signalingState != "have-local-offer":
+            log.warning("session %s: unexpected answer ignored", self.session_id)
+            return
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        except ValueError as exc:
+            raise CallError(f"the advisor's answer cannot be used: {exc}") from exc
+        log.info("session %s: answer applied", self.session_id)
+
+    async def add_candidate(self, message: IceCandidate) -> None:
+        if message.candidate is None or message.candidate == "":
+            await self.pc.addIceCandidate(None)
+            return
+        text = message.candidate.removeprefix("candidate:")
+        try:
+            candidate = candidate_from_sdp(text)
+        except (AssertionError, ValueError, IndexError):
+            log.warning("session %s: ignored a malformed candidate", self.session_id)
+            return
+        candidate.sdpMid = message.sdp_mid
+        candidate.sdpMLineIndex = message.sdp_mline_index
+        if candidate.sdpMid is None and candidate.sdpMLineIndex is None:
+            candidate.sdpMLineIndex = 0
+        await self.pc.addIceCandidate(candidate)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        log.info("session %s: receiving %s", self.session_id, track.kind)
+        self._consumers.append(asyncio.ensure_future(self._consume(track)))
+
+    async def _consume(self, track: MediaStreamTrack) -> None:
+        # Every received track is read to the end: unread tracks pile up frames.
+        received = self.received
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                if track.kind == "video":
+                    now = time.monotonic()
+                    received.video_frames += 1
+                    received._video_times.append(now)
+                    received.newest_video = frame
+                    if received.first_video_at is None:
+                        received.first_video_at = now
+                        log.info(
+                            "session %s: first video frame after %.2f s",
+                            self.session_id,
+                            now - self.created_at,
+                        )
+                else:
+                    received.audio_frames += 1
+
+    def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        log.info("session %s: connection %s", self.session_id, state)
+        if state == "connected" and self.connected_at is None:
+            self.connected_at = time.monotonic()
+            self._on_connected()
+        elif state == "failed" and not self._closed:
+            self._on_failed("connection_failed")
+
+    async def stats(self) -> dict[str, Any]:
+        """Selected candidate pair and RTP counters, for diagnostics and tests."""
+        result: dict[str, Any] = {
+            "connection_state": self.pc.connectionState,
+            "ice_policy": str(self._started.ice_transport_policy),
+            "video_frames_received": self.received.video_frames,
+            "video_fps_received": round(self.received.video_fps(time.monotonic()), 1),
+            "audio_frames_received": self.received.audio_frames,
+            "video_frames_sent": self.video_track.frames_sent,
+            "keyframes_requested": self.video_track.keyframes_requested,
+        }
+        pair = selected_pair(self.pc)
+        if pair is not None:
+            result["selected_pair"] = pair
+        if self._closed:
+            return result
+        report = await self.pc.getStats()
+        for stat in report.values():
+            if stat.type == "outbound-rtp":
+                result[f"{stat.kind}_packets_sent"] = stat.packetsSent
+            elif stat.type == "inbound-rtp":
+                result[f"{stat.kind}_packets_received"] = stat.packetsReceived
+        return result
+
+    async def close(self) -> None:
+        """Stop media and the peer connection; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for consumer in self._consumers:
+            consumer.cancel()
+        await self.pc.close()
+        self.video_track.stop()
+        self.audio_track.stop()
+        for consumer in self._consumers:
+            with contextlib.suppress(asyncio.CancelledError, MediaStreamError):
+                await consumer
+        self.received.newest_video = None
+        log.info("session %s: peer connection closed", self.session_id)
+
+
+def selected_pair(pc: RTCPeerConnection) -> dict[str, Any] | None:
+    """The nominated ICE candidate pair of the (bundled) transport, or None before one exists.
+
+    aiortc has no public API for this; it lives in the aioice connection behind the ICE
+    transport. Read defensively: a change there makes this return None, not crash.
+    """
+    for transceiver in pc.getTransceivers():
+        try:
+            connection = transceiver.sender.transport.transport._connection
+            pair = connection._nominated.get(1)
+        except AttributeError:
+            return None
+        if pair is None:
+            continue
+        local, remote = pair.local_candidate, pair.remote_candidate
+        return {
+            "local_type": local.type,
+            "local_address": f"{local.host}:{local.port}",
+            "local_related_address": (
+                f"{local.related_address}:{local.related_port}" if local.related_address else None
+            ),
+            "remote_type": remote.type,
+            "remote_address": f"{remote.host}:{remote.port}",
+            "protocol": local.transport,
+        }
+    return None

@@ -1,0 +1,153 @@
+"""Booth configuration: a TOML file (on the boot partition in the image) plus flags."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class BoothConfigError(ValueError):
+    """The booth configuration cannot be used; the message names the setting."""
+
+
+class DisplayMode(StrEnum):
+    AUTO = "auto"  # a window where a display exists, headless otherwise
+    WINDOW = "window"
+    HEADLESS = "headless"
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    width: int = 640
+    height: int = 480
+    fps: int = 30
+    bitrate: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class BoothConfig:
+    """What a booth needs to run; see the README's booth configuration section."""
+
+    server_url: str
+    #: ``<booth id>.<secret>`` as printed by ``videobooth-server booth add``.
+    credential: str = field(repr=False)
+    video: VideoConfig = VideoConfig()
+    display: DisplayMode = DisplayMode.AUTO
+    #: Ask for an advisor as soon as the booth is connected (no touchscreen flow yet).
+    call_on_start: bool = False
+    #: Ask again after each call ends (demo and soak runs).
+    repeat_calls: bool = False
+    #: Where to write the booth's live status as JSON (diagnostics, tests); None: nowhere.
+    status_file: Path | None = None
+    heartbeat_seconds: float = 5.0
+    reconnect_max_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.server_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BoothConfigError(
+                f"server_url: {self.server_url!r} must be an http:// or https:// URL"
+            )
+        booth_id, dot, secret = self.credential.partition(".")
+        if not booth_id or not dot or not secret:
+            raise BoothConfigError(
+                "credential: expected '<booth id>.<secret>' as printed by "
+                "'videobooth-server booth add'"
+            )
+
+    @property
+    def websocket_url(self) -> str:
+        parts = urlsplit(self.server_url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}/api/v1/ws"
+
+    def with_overrides(self, **changes: Any) -> BoothConfig:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+_KEYS = {
+    "server_url",
+    "credential",
+    "video",
+    "display",
+    "call_on_start",
+    "repeat_calls",
+    "status_file",
+    "heartbeat_seconds",
+    "reconnect_max_seconds",
+}
+
+
+def _video(data: Any) -> VideoConfig:
+    if not isinstance(data, dict):
+        raise BoothConfigError("[video] must be a table")
+    unknown = sorted(set(data) - {"width", "height", "fps", "bitrate"})
+    if unknown:
+        raise BoothConfigError(f"unknown setting(s) in [video]: {', '.join(unknown)}")
+    for key, low, high in (
+        ("width", 160, 3840),
+        ("height", 120, 2160),
+        ("fps", 5, 60),
+        ("bitrate", 100_000, 10_000_000),
+    ):
+        value = data.get(key)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high
+        ):
+            raise BoothConfigError(f"video.{key}: expected a whole number from {low} to {high}")
+    video = VideoConfig(**data)
+    if video.width % 2 or video.height % 2:
+        raise BoothConfigError("video.width and video.height must be even (H.264 4:2:0)")
+    return video
+
+
+def config_from_mapping(data: dict[str, Any]) -> BoothConfig:
+    unknown = sorted(set(data) - _KEYS)
+    if unknown:
+        raise BoothConfigError(f"unknown setting(s): {', '.join(unknown)}")
+    for key in ("server_url", "credential"):
+        if not isinstance(data.get(key), str):
+            raise BoothConfigError(f"{key}: required, as a string")
+    kwargs: dict[str, Any] = {"server_url": data["server_url"], "credential": data["credential"]}
+    if "video" in data:
+        kwargs["video"] = _video(data["video"])
+    if "display" in data:
+        try:
+            kwargs["display"] = DisplayMode(data["display"])
+        except ValueError:
+            raise BoothConfigError("display: must be 'auto', 'window' or 'headless'") from None
+    for key in ("call_on_start", "repeat_calls"):
+        if key in data:
+            if not isinstance(data[key], bool):
+                raise BoothConfigError(f"{key}: expected true or false")
+            kwargs[key] = data[key]
+    if "status_file" in data:
+        if not isinstance(data["status_file"], str):
+            raise BoothConfigError("status_file: expected a path")
+        kwargs["status_file"] = Path(data["status_file"])
+    for key in ("heartbeat_seconds", "reconnect_max_seconds"):
+        if key in data:
+            value = data[key]
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise BoothConfigError(f"{key}: expected a positive number of seconds")
+            kwargs[key] = float(value)
+    return BoothConfig(**kwargs)
+
+
+def load_config(path: Path) -> BoothConfig:
+    """Read the booth's TOML configuration; every problem is one clear message."""
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise BoothConfigError(f"configuration file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BoothConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return config_from_mapping(data)
+    except BoothConfigError as exc:
+        raise BoothConfigError(f"{path}: {exc}") from exc

@@ -1,0 +1,176 @@
+"""``videobooth-server``: run the server and manage its accounts and booths."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from server.app import create_app
+from server.config import ConfigError, ServerConfig, load_config
+from server.storage import (
+    Database,
+    StorageError,
+    create_booth,
+    create_user,
+    list_booths,
+    migrate,
+    revoke_booth,
+)
+
+log = logging.getLogger("server")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="videobooth-server",
+        description="The Videobooth server: signalling, accounts and booths, on-premises.",
+    )
+    parser.add_argument("--config", type=Path, help="TOML configuration file (default: none)")
+    parser.add_argument("--data-dir", type=Path, help="folder for the SQLite database")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port (default 8080)")
+
+    commands.add_parser("migrate", help="bring the database schema up to date")
+
+    user = commands.add_parser("user", help="advisor and administrator accounts")
+    user_cmds = user.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_user = user_cmds.add_parser("add", help="create an account")
+    add_user.add_argument("username")
+    add_user.add_argument("--name", help="display name shown to citizens")
+    add_user.add_argument("--role", choices=["advisor", "admin"], default="advisor")
+    add_user.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (else: ask, or generate with --generate)",
+    )
+    add_user.add_argument(
+        "--generate", action="store_true", help="generate a password and print it once"
+    )
+
+    booth = commands.add_parser("booth", help="booths and their credentials")
+    booth_cmds = booth.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_booth = booth_cmds.add_parser("add", help="register a booth and print its credential once")
+    add_booth.add_argument("name")
+    booth_cmds.add_parser("list", help="list booths")
+    revoke = booth_cmds.add_parser("revoke", help="revoke a booth's credential")
+    revoke.add_argument("booth_id")
+    return parser
+
+
+async def _with_db(config: ServerConfig, work: Callable[[Database], Awaitable[int]]) -> int:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    db = await Database.open(config.effective_database_url)
+    try:
+        return await work(db)
+    finally:
+        await db.close()
+
+
+def _read_password(args: argparse.Namespace) -> tuple[str, bool]:
+    if args.generate:
+        return secrets.token_urlsafe(15), True
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n"), False
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise SystemExit("videobooth-server: the passwords do not match")
+    return first, False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = load_config(args.config).with_overrides(data_dir=args.data_dir)
+        if args.command == "serve":
+            config = config.with_overrides(host=args.host, port=args.port)
+    except ConfigError as exc:
+        print(f"videobooth-server: {exc}", file=sys.stderr)
+        return 2
+
+    try:
+        if args.command == "serve":
+            return _serve(config)
+        if args.command == "migrate":
+            asyncio.run(migrate(config.effective_database_url))
+            print("database schema is up to date")
+            return 0
+        if args.command == "user":
+            password, generated = _read_password(args)
+
+            async def add_user(db: Database) -> int:
+                user = await create_user(
+                    db,
+                    username=args.username,
+                    password=password,
+                    role=args.role,
+                    display_name=args.name,
+                )
+                print(f"created {args.role} {user.username}")
+                if generated:
+                    print(f"password (shown once): {password}")
+                return 0
+
+            return asyncio.run(_with_db(config, add_user))
+        if args.command == "booth":
+            return asyncio.run(_with_db(config, lambda db: _booth(db, args)))
+    except StorageError as exc:
+        print(f"videobooth-server: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+async def _booth(db: Database, args: argparse.Namespace) -> int:
+    if args.action == "add":
+        booth, credential = await create_booth(db, args.name)
+        print(f"created booth {booth.name} ({booth.id})")
+        print("credential for the booth's configuration (shown once):")
+        print(credential)
+        return 0
+    if args.action == "list":
+        for booth in await list_booths(db):
+            status = "revoked" if booth.revoked_at else "active"
+            print(f"{booth.id}  {booth.name}  {status}")
+        return 0
+    if args.action == "revoke":
+        await revoke_booth(db, args.booth_id)
+        print(f"revoked booth {args.booth_id}")
+        return 0
+    return 2
+
+
+def _serve(config: ServerConfig) -> int:
+    log.info(
+        "relay: %s; booth ICE policy: %s",
+        ", ".join(config.turn.urls) if config.turn else "none (direct ICE only)",
+        config.effective_booth_ice_policy,
+    )
+    web.run_app(
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        print=lambda _: print(
+            f"Videobooth server on http://{config.host}:{config.port}/", flush=True
+        ),
+        access_log=None,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from protocol import IceServer
+from server import auth
+from server.config import ServerConfig
+from server.http import error_middleware, security_headers_middleware
+from server.keys import CONFIG, DATABASE, LOGIN_LIMITER, SWITCHBOARD
+from server.ratelimit import RateLimiter
+from server.storage import Database
+from server.switchboard import CallSession, Connection, Switchboard
+from server.turn import ice_servers_for
+from server.websocket import websocket_handler
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    app[DATABASE] = await Database.open(config.effective_database_url)
+    yield
+    await app[DATABASE].close()
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    app[SWITCHBOARD].close_all()
+
+
+async def _index(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/advisor/")
+
+
+async def _advisor_page(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC_DIR / "advisor" / "index.html")
+
+
+async def _health(request: web.Request) -> web.Response:
+    # For load balancers and the demo launcher: says nothing about calls or people.
+    return web.json_response({"status": "ok"})
+
+
+def create_app(config: ServerConfig) -> web.Application:
+    """Build the server application for ``config``."""
+    app = web.Application(
+        middlewares=[security_headers_middleware, error_middleware],
+        client_max_size=64 * 1024,
+    )
+    app[CONFIG] = config
+    app[LOGIN_LIMITER] = RateLimiter(limit=10, window=300.0)
+
+    def ice_for(conn: Connection, session: CallSession) -> list[IceServer]:
+        return ice_servers_for(config.turn, f"{session.id}-{conn.participant_id[:8]}")
+
+    app[SWITCHBOARD] = Switchboard(
+        ice_servers_for=ice_for,
+        booth_ice_policy=config.effective_booth_ice_policy,
+        browser_ice_policy=config.browser_ice_policy,
+    )
+    app.cleanup_ctx.append(_database_ctx)
+    app.on_shutdown.append(_on_shutdown)
+
+    app.router.add_get("/", _index)
+    app.router.add_get("/advisor/", _advisor_page)
+    app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
+    app.router.add_get("/api/v1/health", _health)
+    app.router.add_post("/api/v1/auth/login", auth.login)
+    app.router.add_post("/api/v1/auth/logout", auth.logout)
+    app.router.add_get("/api/v1/me", auth.me)
+    app.router.add_get("/api/v1/ws", websocket_handler)
+    return app

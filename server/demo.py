@@ -1,0 +1,246 @@
+"""``videobooth-demo``: the whole system on one machine (server, relay if present, one booth).
+
+It prepares a data folder (SQLite database, a demo advisor, a demo booth), starts coturn on
+127.0.0.1 when it is installed, the server, and a booth showing the test pattern, then prints
+the advisor's address. Ctrl-C stops everything it started, in reverse order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from server.config import ServerConfig
+from server.storage import (
+    Database,
+    create_booth,
+    create_user,
+    get_booth_by_name,
+    get_user_by_username,
+    revoke_booth,
+    set_password,
+)
+
+log = logging.getLogger("demo")
+
+ADVISOR = "advisor"
+BOOTH = "Demo booth"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _prepare(data_dir: Path, reset_password: bool) -> tuple[str | None, str]:
+    """Ensure the demo advisor and booth exist; return (new password or None, credential)."""
+    config = ServerConfig(data_dir=data_dir)
+    db = await Database.open(config.effective_database_url)
+    credential_file = data_dir / "booth-credential"
+    try:
+        password: str | None = None
+        user = await get_user_by_username(db, ADVISOR)
+        if user is None:
+            password = secrets.token_urlsafe(12)
+            await create_user(
+                db, username=ADVISOR, password=password, role="advisor", display_name="Demo Advisor"
+            )
+        elif reset_password:
+            password = secrets.token_urlsafe(12)
+            await set_password(db, user.id, password)
+        booth = await get_booth_by_name(db, BOOTH)
+        if booth is None or booth.revoked_at is not None or not credential_file.exists():
+            if booth is not None and booth.revoked_at is None:
+                await revoke_booth(db, booth.id)
+            name = BOOTH if booth is None else f"{BOOTH} {secrets.token_hex(2)}"
+            _, credential = await create_booth(db, name)
+            credential_file.write_text(credential)
+            credential_file.chmod(0o600)
+        return password, credential_file.read_text().strip()
+    finally:
+        await db.close()
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="videobooth-demo", description=__doc__)
+    parser.add_argument("--data-dir", type=Path, default=Path("data/demo"))
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "--relay",
+        choices=["auto", "off"],
+        default="auto",
+        help="start coturn on 127.0.0.1 when installed (default auto)",
+    )
+    parser.add_argument("--display", choices=["auto", "window", "headless"], default="auto")
+    parser.add_argument(
+        "--reset-password",
+        action="store_true",
+        help="give the demo advisor a new password and print it",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    data_dir: Path = args.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    password, credential = asyncio.run(_prepare(data_dir, args.reset_password))
+
+    server_toml = [f'data_dir = "{data_dir}"', f"port = {args.port}"]
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+    turnserver = shutil.which("turnserver")
+    if args.relay == "auto" and turnserver:
+        turn_port, secret = free_port(), secrets.token_hex(24)
+        turn_conf = data_dir / "turnserver.conf"
+        turn_conf.write_text(
+            "\n".join(
+                [
+                    "listening-ip=127.0.0.1",
+                    "relay-ip=127.0.0.1",
+                    f"listening-port={turn_port}",
+                    "min-port=49160",
+                    "max-port=49400",
+                    "use-auth-secret",
+                    f"static-auth-secret={secret}",
+                    "realm=videobooth.local",
+                    "fingerprint",
+                    "no-cli",
+                    "no-tls",
+                    "no-dtls",
+                    "allow-loopback-peers",
+                    "no-multicast-peers",
+                    f"pidfile={data_dir / 'turnserver.pid'}",
+                    f"log-file={data_dir / 'turnserver.log'}",
+                    "simple-log",
+                ]
+            )
+            + "\n"
+        )
+        turn_conf.chmod(0o600)
+        server_toml += [
+            'browser_ice_policy = "relay"',
+            "[turn]",
+            f'urls = ["turn:127.0.0.1:{turn_port}?transport=udp"]',
+            f'secret = "{secret}"',
+        ]
+        processes.append(("relay", subprocess.Popen([turnserver, "-c", str(turn_conf)])))
+        relay_text = f"coturn on 127.0.0.1:{turn_port} (booth relay-only)"
+    else:
+        relay_text = "none (install coturn for the production topology)"
+    config_file = data_dir / "server.toml"
+    config_file.write_text("\n".join(server_toml) + "\n")
+    config_file.chmod(0o600)
+
+    booth_file = data_dir / "booth.toml"
+    booth_file.write_text(
+        f'server_url = "http://127.0.0.1:{args.port}"\ncredential = "{credential}"\n'
+    )
+    booth_file.chmod(0o600)
+
+    python = sys.executable
+    try:
+        processes.append(
+            (
+                "server",
+                subprocess.Popen([python, "-m", "server", "--config", str(config_file), "serve"]),
+            )
+        )
+        _wait_http(f"http://127.0.0.1:{args.port}/api/v1/health", timeout=30)
+        processes.append(
+            (
+                "booth",
+                subprocess.Popen(
+                    [
+                        python,
+                        "-m",
+                        "kiosk",
+                        "--config",
+                        str(booth_file),
+                        "--repeat-call",
+                        "--display",
+                        args.display,
+                    ]
+                ),
+            )
+        )
+        lines = [
+            "",
+            "Videobooth demo is running.",
+            f"  Advisor page:  http://127.0.0.1:{args.port}/advisor/",
+            f"  Username:      {ADVISOR}",
+            f"  Password:      {password}  (shown once)"
+            if password
+            else "  Password:      as printed when the account was made "
+            "(new one: videobooth-demo --reset-password)",
+            f"  Relay:         {relay_text}",
+            "  The demo booth waits for an advisor; accept it on the advisor page.",
+            "  Press Ctrl-C to stop.",
+            "",
+        ]
+        print("\n".join(lines), flush=True)
+        return _supervise(processes)
+    finally:
+        _stop_all(processes)
+
+
+def _supervise(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> int:
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while not stop:
+        for name, process in processes:
+            code = process.poll()
+            if code is not None:
+                print(f"videobooth-demo: the {name} stopped (exit code {code})", file=sys.stderr)
+                return 1
+        time.sleep(0.3)
+    print("stopping...", flush=True)
+    return 0
+
+
+def _stop_all(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    for _name, process in reversed(processes):
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""Live signalling: who is connected, which calls wait or run, and relaying between them.
+
+The switchboard is synchronous on purpose: every handler runs to completion on the event loop
+without awaiting, so no two messages interleave half-way and the state needs no locks. Sending
+is a bounded per-connection queue drained by that connection's writer task, so one slow client
+never holds up anybody else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from protocol import (
+    Answer,
+    CallAccept,
+    CallCancel,
+    CallRequest,
+    CallStarted,
+    CallWaiting,
+    Chat,
+    ErrorCode,
+    Hangup,
+    Heartbeat,
+    IceCandidate,
+    IceServer,
+    IceTransportPolicy,
+    Message,
+    Offer,
+    Peer,
+    ProtocolError,
+    Queue,
+    Role,
+    WaitingCall,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+
+#: Messages a connection may have queued for sending before it counts as stuck and is closed.
+OUTBOX_LIMIT = 256
+
+_ALLOWED: dict[Role, frozenset[type[Message]]] = {
+    Role.BOOTH: frozenset(
+        {CallRequest, CallCancel, Offer, Answer, IceCandidate, Hangup, Chat, Heartbeat}
+    ),
+    Role.ADVISOR: frozenset({CallAccept, Offer, Answer, IceCandidate, Hangup, Chat, Heartbeat}),
+}
+
+
+def new_id() -> str:
+    return secrets.token_hex(16)
+
+
+class SessionState(StrEnum):
+    WAITING = "waiting"
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+@dataclass(eq=False)
+class Connection:
+    """One authenticated client (a booth or an advisor's browser)."""
+
+    role: Role
+    principal_id: str  # booth id or user id
+    name: str
+    close: Callable[[int, str], None]
+    participant_id: str = field(default_factory=new_id)
+    session_id: str | None = None
+    outbox: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
+    last_heartbeat: float = field(default_factory=time.monotonic)
+    reported_state: str | None = None
+
+    def send(self, message: Message) -> None:
+        """Queue ``message``; a client that stopped reading is disconnected, not waited for."""
+        try:
+            self.outbox.put_nowait(encode(message))
+        except asyncio.QueueFull:
+            log.warning("closing %s %s: it stopped reading", self.role, self.participant_id)
+            self.close(1008, "outbox full")
+
+    def peer(self) -> Peer:
+        return Peer(participant_id=self.participant_id, role=self.role, name=self.name)
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.name!r} ({self.participant_id[:8]})"
+
+
+@dataclass(eq=False)
+class CallSession:
+    id: str
+    booth: Connection
+    advisor: Connection | None = None
+    state: SessionState = SessionState.WAITING
+    waiting_since: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def participants(self) -> list[Connection]:
+        return [c for c in (self.booth, self.advisor) if c is not None]
+
+
+IceServersFor = Callable[[Connection, CallSession], list[IceServer]]
+
+
+class Switchboard:
+    """Routes signalling between the participants of a session, and only between them."""
+
+    def __init__(
+        self,
+        *,
+        ice_servers_for: IceServersFor,
+        booth_ice_policy: IceTransportPolicy,
+        browser_ice_policy: IceTransportPolicy,
+    ) -> None:
+        self._ice_servers_for = ice_servers_for
+        self._booth_ice_policy = booth_ice_policy
+        self._browser_ice_policy = browser_ice_policy
+        self.connections: dict[str, Connection] = {}
+        self.sessions: dict[str, CallSession] = {}
+
+    # ------------------------------------------------------------ connections
+
+    def register(self, conn: Connection) -> None:
+        """Add a connection; a booth that connects again replaces its older connection."""
+        if conn.role is Role.BOOTH:
+            for other in list(self.connections.values()):
+                if other.role is Role.BOOTH and other.principal_id == conn.principal_id:
+                    log.info("booth %s connected again; closing its older connection", conn.name)
+                    self.unregister(other)
+                    other.close(4001, "replaced by a newer connection")
+        self.connections[conn.participant_id] = conn
+        log.info("%s connected", conn)
+        if conn.role is Role.ADVISOR:
+            conn.send(self._queue_message())
+
+    def unregister(self, conn: Connection) -> None:
+        """Remove a connection and end its session (the peer is told why)."""
+        if self.connections.pop(conn.participant_id, None) is None:
+            return
+        if conn.session_id is not None:
+            self._end_session(conn.session_id, "peer_disconnected", by=conn)
+        log.info("%s disconnected", conn)
+
+    # ------------------------------------------------------------ messages
+
+    def handle(self, conn: Connection, message: Message) -> None:
+        """Act on one message from ``conn``; raise :class:`ProtocolError` to refuse it."""
+        if type(message) not in _ALLOWED[conn.role]:
+            raise ProtocolError(
+                ErrorCode.NOT_ALLOWED, f"a {conn.role} may not send {message.type} messages"
+            )
+        match message:
+            case Heartbeat():
+                conn.last_heartbeat = time.monotonic()
+                conn.reported_state = message.state
+            case CallRequest():
+                self._call_request(conn)
+            case CallCancel():
+                session = self._own_session(conn, message.session_id)
+                if session.state is not SessionState.WAITING:
+                    raise ProtocolError(ErrorCode.SESSION_NOT_WAITING, "the call already started")
+                self._end_session(session.id, "cancelled", by=conn)
+            case CallAccept():
+                self._call_accept(conn, message.session_id)
+            case Offer() | Answer() | IceCandidate() | Chat():
+                session = self._own_session(conn, message.session_id)
+                if session.state is not SessionState.ACTIVE:
+                    raise ProtocolError(
+                        ErrorCode.SESSION_NOT_WAITING, "the call has not started yet"
+                    )
+                relayed = message.model_copy(update={"sender": conn.participant_id, "id": None})
+                for other in session.participants():
+                    if other is not conn:
+                        other.send(relayed)
+            case Hangup():
+                session = self._own_session(conn, message.session_id)
+                self._end_session(session.id, message.reason, by=conn)
+            case _:  # pragma: no cover - _ALLOWED guards this
+                raise ProtocolError(ErrorCode.NOT_ALLOWED, f"{message.type} is not handled")
+
+    def _own_session(self, conn: Connection, session_id: str) -> CallSession:
+        session = self.sessions.get(session_id)
+        # Unknown and someone else's session read alike: no probing for live session ids.
+        if session is None or conn not in session.participants():
+            raise ProtocolError(
+                ErrorCode.NOT_IN_SESSION, f"you are not a participant of session {session_id}"
+            )
+        return session
+
+    def _call_request(self, booth: Connection) -> None:
+        if booth.session_id is not None:
+            raise ProtocolError(ErrorCode.ALREADY_IN_CALL, "this booth already has a call")
+        session = CallSession(id=new_id(), booth=booth)
+        self.sessions[session.id] = session
+        booth.session_id = session.id
+        log.info("session %s: %s waits for an advisor", session.id, booth)
+        booth.send(CallWaiting(session_id=session.id))
+        self._broadcast_queue()
+
+    def _call_accept(self, advisor: Connection, session_id: str) -> None:
+        if advisor.session_id is not None:
+            raise ProtocolError(ErrorCode.ALREADY_IN_CALL, "end your current call first")
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_SESSION, f"no waiting call {session_id}")
+        if session.state is not SessionState.WAITING:
+            raise ProtocolError(
+                ErrorCode.SESSION_NOT_WAITING, "another advisor has already taken this call"
+            )
+        session.advisor = advisor
+        session.state = SessionState.ACTIVE
+        advisor.session_id = session.id
+        log.info("session %s: %s accepted %s", session.id, advisor, session.booth)
+        for conn, offerer, peer in (
+            (session.booth, True, advisor),
+            (advisor, False, session.booth),
+        ):
+            policy = self._booth_ice_policy if conn.role is Role.BOOTH else self._browser_ice_policy
+            conn.send(
+                CallStarted(
+                    session_id=session.id,
+                    offerer=offerer,
+                    ice_servers=self._ice_servers_for(conn, session),
+                    ice_transport_policy=policy,
+                    peer=peer.peer(),
+                )
+            )
+        self._broadcast_queue()
+
+    def _end_session(self, session_id: str, reason: str, *, by: Connection) -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is None:
+            return
+        was_waiting = session.state is SessionState.WAITING
+        session.state = SessionState.ENDED
+        for conn in session.participants():
+            conn.session_id = None
+            if conn is not by:
+                conn.send(Hangup(session_id=session.id, reason=reason))
+        log.info("session %s ended by %s: %s", session.id, by, reason)
+        if was_waiting:
+            self._broadcast_queue()
+
+    # ------------------------------------------------------------ queue
+
+    def _queue_message(self) -> Queue:
+        waiting = [
+            WaitingCall(
+                session_id=s.id,
+                booth_id=s.booth.principal_id,
+                booth_name=s.booth.name,
+                waiting_since=s.waiting_since,
+            )
+            for s in self.sessions.values()
+            if s.state is SessionState.WAITING
+        ]
+        waiting.sort(key=lambda w: w.waiting_since)
+        return Queue(waiting=waiting)
+
+    def _broadcast_queue(self) -> None:
+        message = self._queue_message()
+        for conn in self.connections.values():
+            if conn.role is Role.ADVISOR:
+                conn.send(message)
+
+    def close_all(self) -> None:
+        """Close every connection (server shutdown)."""
+        for conn in list(self.connections.values()):
+            conn.close(1001, "server shutting down")

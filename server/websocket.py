@@ -1,0 +1,100 @@
+"""The one WebSocket per client: authentication, strict parsing, error replies, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import WSMsgType, web
+
+from protocol import Error, ErrorCode, ProtocolError, decode_client
+from server.auth import principal_for
+from server.http import ProblemError, check_same_origin
+from server.keys import CONFIG, SWITCHBOARD
+from server.ratelimit import TokenBucket
+from server.switchboard import Connection
+
+log = logging.getLogger(__name__)
+
+#: Frames up to this size are read and refused with an error reply (the protocol allows
+#: 64 KiB); anything larger is a protocol violation and closes the connection (1009).
+TRANSPORT_MAX_BYTES = 4 * 1024 * 1024
+#: Refused messages a connection may send before it is closed as abusive.
+MAX_ERRORS = 50
+MESSAGE_RATE = 30.0
+MESSAGE_BURST = 100.0
+
+
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    """``GET /api/v1/ws``: signalling for booths (bearer credential) and advisors (cookie)."""
+    check_same_origin(request)
+    principal = await principal_for(request)
+    if principal is None:
+        raise ProblemError(401, "Unauthorized", "log in, or present a booth credential")
+
+    config = request.app[CONFIG]
+    switchboard = request.app[SWITCHBOARD]
+    ws = web.WebSocketResponse(heartbeat=config.heartbeat_seconds, max_msg_size=TRANSPORT_MAX_BYTES)
+    await ws.prepare(request)
+
+    def close(code: int, reason: str) -> None:
+        if not ws.closed:
+            asyncio.get_running_loop().create_task(ws.close(code=code, message=reason.encode()))
+
+    conn = Connection(
+        role=principal.role, principal_id=principal.id, name=principal.name, close=close
+    )
+    writer = asyncio.create_task(_drain(ws, conn), name=f"ws-writer-{conn.participant_id[:8]}")
+    bucket = TokenBucket(rate=MESSAGE_RATE, burst=MESSAGE_BURST)
+    errors = 0
+    switchboard.register(conn)
+    try:
+        async for frame in ws:
+            ref: str | None = None
+            try:
+                if frame.type is WSMsgType.BINARY:
+                    raise ProtocolError(ErrorCode.BINARY_NOT_ALLOWED, "send JSON text frames")
+                if frame.type is not WSMsgType.TEXT:
+                    continue
+                if not bucket.take():
+                    raise ProtocolError(ErrorCode.RATE_LIMITED, "too many messages; slow down")
+                message = decode_client(frame.data)
+                ref = message.id
+                switchboard.handle(conn, message)
+            except ProtocolError as exc:
+                errors += 1
+                log.info("refused a message from %s: %s", conn, exc)
+                conn.send(Error(code=exc.code, message=exc.message, ref=ref))
+                if errors >= MAX_ERRORS:
+                    log.warning("closing %s after %d refused messages", conn, errors)
+                    await ws.close(code=1008, message=b"too many invalid messages")
+                    break
+            except Exception:
+                # A bug handling one message must not end the connection, nor the server.
+                log.exception("failed to handle a message from %s", conn)
+                conn.send(Error(code=ErrorCode.INTERNAL, message="internal error", ref=ref))
+        if ws.exception() is not None:
+            log.info("connection of %s ended: %s", conn, ws.exception())
+    finally:
+        switchboard.unregister(conn)
+        # Let the writer flush what is queued (a last hangup, an error) before it stops.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(conn.outbox.join(), timeout=1.0)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        await ws.close()
+    return ws
+
+
+async def _drain(ws: web.WebSocketResponse, conn: Connection) -> None:
+    while True:
+        text = await conn.outbox.get()
+        try:
+            if not ws.closed:
+                await ws.send_str(text)
+        except (ConnectionError, RuntimeError) as exc:
+            log.info("could not send to %s: %s", conn, exc)
+        finally:
+            conn.outbox.task_done()

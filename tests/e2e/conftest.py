@@ -1,0 +1,314 @@
+"""Real processes for end-to-end tests: coturn, the server, booths and Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.components import CHROMIUM, CHROMIUM_ARGS, require
+
+REPO = Path(__file__).resolve().parents[2]
+RELAY_MIN_PORT, RELAY_MAX_PORT = 49160, 49260
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Coturn:
+    port: int
+    secret: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"turn:127.0.0.1:{self.port}?transport=udp"
+
+
+@pytest.fixture
+def coturn(tmp_path: Path) -> Iterator[Coturn]:
+    turnserver = require("turnserver", "the TURN relay (Debian package coturn)")
+    port, secret = free_port(socket.SOCK_DGRAM), secrets.token_hex(24)
+    log = tmp_path / "turnserver.log"
+    conf = tmp_path / "turnserver.conf"
+    conf.write_text(
+        "\n".join(
+            [
+                "listening-ip=127.0.0.1",
+                "relay-ip=127.0.0.1",
+                f"listening-port={port}",
+                f"min-port={RELAY_MIN_PORT}",
+                f"max-port={RELAY_MAX_PORT}",
+                "use-auth-secret",
+                f"static-auth-secret={secret}",
+                "realm=videobooth.test",
+                "fingerprint",
+                "no-cli",
+                "no-tls",
+                "no-dtls",
+                "allow-loopback-peers",
+                "no-multicast-peers",
+                f"pidfile={tmp_path / 'turnserver.pid'}",
+                f"log-file={log}",
+                "simple-log",
+                "verbose",
+            ]
+        )
+        + "\n"
+    )
+    process = subprocess.Popen(
+        [turnserver, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_until(
+        lambda: log.exists() and "listener opened on" in log.read_text(errors="replace"),
+        10,
+        "coturn to listen",
+    )
+    yield Coturn(port=port, secret=secret, log=log, process=process)
+    stop_process(process)
+
+
+def _run_cli(args: list[str], *, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"videobooth-server {' '.join(args)} failed:\n{result.stderr}")
+    return result.stdout
+
+
+@dataclass
+class Server:
+    url: str
+    config: Path
+    data_dir: Path
+    log: Path
+    advisor_password: str
+    process: subprocess.Popen[bytes] | None = None
+    port: int = 0
+
+    def add_booth(self, name: str) -> str:
+        out = _run_cli(["--config", str(self.config), "booth", "add", name])
+        return out.strip().splitlines()[-1]
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "server", "--config", str(self.config), "serve"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+
+        def healthy() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited:\n{self.log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v1/health", timeout=1) as r:
+                    return bool(r.status == 200)
+            except OSError:
+                return False
+
+        wait_until(healthy, 30, "the server to answer")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+
+def make_server(tmp_path: Path, coturn: Coturn | None) -> Server:
+    data_dir = tmp_path / "server-data"
+    port = free_port()
+    lines = [f'data_dir = "{data_dir}"', f"port = {port}"]
+    if coturn is not None:
+        lines += [
+            'browser_ice_policy = "relay"',
+            "[turn]",
+            f'urls = ["{coturn.url}"]',
+            f'secret = "{coturn.secret}"',
+            "ttl_seconds = 600",
+        ]
+    config = tmp_path / "server.toml"
+    config.write_text("\n".join(lines) + "\n")
+    password = secrets.token_urlsafe(16)
+    _run_cli(
+        [
+            "--config",
+            str(config),
+            "user",
+            "add",
+            "advisor",
+            "--name",
+            "Alex Advisor",
+            "--password-stdin",
+        ],
+        stdin=password + "\n",
+    )
+    return Server(
+        url=f"http://127.0.0.1:{port}",
+        config=config,
+        data_dir=data_dir,
+        log=tmp_path / "server.log",
+        advisor_password=password,
+        port=port,
+    )
+
+
+@pytest.fixture
+def relayed_server(tmp_path: Path, coturn: Coturn) -> Iterator[Server]:
+    server = make_server(tmp_path, coturn)
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class BoothProcess:
+    status_file: Path
+    log: Path
+    process: subprocess.Popen[bytes]
+    started_at: float = field(default_factory=time.time)
+
+    def status(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self.status_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data
+
+    def wait_for(
+        self, check: Callable[[dict[str, Any]], bool], timeout: float, what: str
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+
+        def ok() -> bool:
+            nonlocal result
+            if self.process.poll() is not None:
+                raise AssertionError(f"booth exited:\n{self.log.read_text()}")
+            result = self.status()
+            return bool(result) and check(result)
+
+        try:
+            wait_until(ok, timeout, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nlast status: {json.dumps(result, indent=1)}") from exc
+        return result
+
+
+@pytest.fixture
+def start_booth(tmp_path: Path) -> Iterator[Callable[..., BoothProcess]]:
+    booths: list[BoothProcess] = []
+
+    def start(server: Server, name: str = "Branch 1 booth", *extra: str) -> BoothProcess:
+        credential = server.add_booth(name)
+        slug = name.lower().replace(" ", "-")
+        config = tmp_path / f"{slug}.toml"
+        config.write_text(f'server_url = "{server.url}"\ncredential = "{credential}"\n')
+        status_file = tmp_path / f"{slug}.status.json"
+        log = tmp_path / f"{slug}.log"
+        env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "kiosk",
+                    "--config",
+                    str(config),
+                    "--display",
+                    "headless",
+                    "--status-file",
+                    str(status_file),
+                    *extra,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env=env,
+            )
+        booth = BoothProcess(status_file=status_file, log=log, process=process)
+        booths.append(booth)
+        return booth
+
+    yield start
+    for booth in booths:
+        stop_process(booth.process)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    require(CHROMIUM, "the advisor's browser (Debian package chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            await instance.close()
+
+
+async def login_advisor(browser: Any, server: Server) -> Any:
+    context = await browser.new_context(permissions=["camera", "microphone"])
+    page = await context.new_page()
+    page.on("console", lambda msg: print(f"[advisor console] {msg.type}: {msg.text}"))
+    await page.goto(f"{server.url}/advisor/")
+    await page.get_by_label("Username").fill("advisor")
+    await page.get_by_label("Password").fill(server.advisor_password)
+    await page.get_by_role("button", name="Log in").click()
+    await page.wait_for_selector("#queue-view:not([hidden])")
+    return page
+
+
+async def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.1)
