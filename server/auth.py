@@ -93,7 +93,8 @@ async def login(request: web.Request) -> web.Response:
     if user is None:
         for key in keys:
             limiter.record_failure(key)
-        log.info("failed login for %r from %s", username[:64], request.remote)
+        # The username stays out of the log: people type their password into it by mistake.
+        log.info("failed login from %s", request.remote)
         raise ProblemError(401, "Unauthorized", "wrong username or password")
     limiter.reset(keys[0])
 

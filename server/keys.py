@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from server.config import ServerConfig
-
-if TYPE_CHECKING:
-    pass
+from server.ratelimit import RateLimiter
+from server.storage import Database
+from server.switchboard import Switchboard
 
 CONFIG = web.AppKey("config", ServerConfig)
-DATABASE = web.AppKey["Database"]("database")
-SWITCHBOARD = web.AppKey["Switchboard"]("switchboard")
-LOGIN_LIMITER = web.AppKey["RateLimiter"]("login_limiter")
+DATABASE = web.AppKey("database", Database)
+SWITCHBOARD = web.AppKey("switchboard", Switchboard)
+LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)

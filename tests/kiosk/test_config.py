@@ -1,0 +1,44 @@
+"""Booth configuration: clear refusals a technician can act on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kiosk.config import BoothConfigError, DisplayMode, load_config
+
+GOOD = 'server_url = "https://vb.example.org"\ncredential = "abc.def"\n'
+
+
+def test_minimal_config_and_websocket_url(tmp_path: Path) -> None:
+    path = tmp_path / "booth.toml"
+    path.write_text(GOOD + '[video]\nwidth = 1280\nheight = 720\n')
+    config = load_config(path)
+    assert config.websocket_url == "wss://vb.example.org/api/v1/ws"
+    assert (config.video.width, config.video.height, config.video.fps) == (1280, 720, 30)
+    assert config.display is DisplayMode.AUTO
+    assert "def" not in repr(config)  # the credential stays out of logs
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('credential = "a.b"\n', "server_url: required"),
+        ('server_url = "ftp://x"\ncredential = "a.b"\n', "must be an http:// or https:// URL"),
+        ('server_url = "http://x"\ncredential = "nodot"\n', "expected '<booth id>.<secret>'"),
+        (GOOD + "colour = 1\n", "unknown setting(s): colour"),
+        (GOOD + "[video]\nfps = 500\n", "video.fps: expected a whole number from 5 to 60"),
+        (GOOD + "[video]\nwidth = 641\n", "must be even"),
+        (GOOD + 'display = "projector"\n', "display: must be"),
+        (GOOD + 'call_on_start = "yes"\n', "call_on_start: expected true or false"),
+        ("server_url = \n", "not valid TOML"),
+    ],
+)
+def test_bad_settings_are_named(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "booth.toml"
+    path.write_text(text)
+    with pytest.raises(BoothConfigError) as info:
+        load_config(path)
+    assert message in str(info.value)
+    assert str(path) in str(info.value)

@@ -1,0 +1,65 @@
+"""Server configuration: defaults, TOML, and clear refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from protocol import IceTransportPolicy
+from server.config import ConfigError, ServerConfig, load_config
+
+
+def test_defaults_are_loopback_sqlite_and_no_relay() -> None:
+    config = load_config(None)
+    assert (config.host, config.port, config.turn) == ("127.0.0.1", 8080, None)
+    assert config.effective_database_url.startswith("sqlite+aiosqlite:///")
+    assert config.effective_booth_ice_policy is IceTransportPolicy.ALL
+
+
+def test_relay_makes_booths_relay_only(tmp_path: Path) -> None:
+    path = tmp_path / "server.toml"
+    path.write_text(
+        'port = 9000\n[turn]\nurls = "turn:10.0.0.1:3478"\nsecret = "0123456789abcdef!"\n'
+    )
+    config = load_config(path)
+    assert config.port == 9000
+    assert config.turn is not None
+    assert config.turn.urls == ("turn:10.0.0.1:3478",)
+    assert config.effective_booth_ice_policy is IceTransportPolicy.RELAY
+    assert "0123456789abcdef" not in repr(config)  # the secret stays out of logs
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("prot = 1\n", "unknown setting(s): prot"),
+        ('port = "80"\n', "port: expected int"),
+        ("port = 70000\n", "port: 70000 is not a TCP port"),
+        ("cookie_secure = 1\n", "cookie_secure: expected bool"),
+        ('booth_ice_policy = "sometimes"\n', "booth_ice_policy: must be 'all' or 'relay'"),
+        ('[turn]\nurls = ["turn:x"]\n', "[turn] needs both urls and secret"),
+        ('[turn]\nurls = ["http://x"]\nsecret = "0123456789abcdef"\n', "not a turn:"),
+        ('[turn]\nurls = ["turn:x"]\nsecret = "short"\n', "at least 16 characters"),
+        ("port = \n", "not valid TOML"),
+    ],
+)
+def test_bad_settings_name_the_file_and_the_setting(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "server.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+    assert message in str(info.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_overrides_ignore_unset_flags() -> None:
+    config = ServerConfig().with_overrides(port=None, host="0.0.0.0")
+    assert (config.host, config.port) == ("0.0.0.0", 8080)

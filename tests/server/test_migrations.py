@@ -1,0 +1,151 @@
+"""The Alembic migrations build exactly the schema the models describe."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from server.storage import Database, migrate
+from server.storage.database import alembic_config, create_engine
+from server.storage.models import Base
+
+TABLES = {"users", "auth_sessions", "booths"}
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'videobooth.db'}"
+
+
+@pytest.fixture
+async def engine(url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(url)
+    yield engine
+    await engine.dispose()
+
+
+def _differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+def _tables(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names()) - {"alembic_version"}
+
+
+def _revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _constraint_names(connection: Connection) -> dict[str, set[str]]:
+    inspector = inspect(connection)
+    names: dict[str, set[str]] = {}
+    for table in TABLES:
+        found: set[str] = {str(inspector.get_pk_constraint(table)["name"])}
+        found |= {str(c["name"]) for c in inspector.get_unique_constraints(table)}
+        found |= {str(c["name"]) for c in inspector.get_check_constraints(table)}
+        found |= {str(c["name"]) for c in inspector.get_foreign_keys(table)}
+        found |= {str(i["name"]) for i in inspector.get_indexes(table)}
+        names[table] = found
+    return names
+
+
+def _model_constraint_names() -> dict[str, set[str]]:
+    names: dict[str, set[str]] = {}
+    for table in Base.metadata.sorted_tables:
+        found: set[str] = {str(c.name) for c in table.constraints}
+        found |= {str(i.name) for i in table.indexes}
+        names[table.name] = found
+    return names
+
+
+def _downgrade_to_base(connection: Connection) -> None:
+    command.downgrade(alembic_config(connection), "base")
+
+
+def test_one_head_named_0001() -> None:
+    scripts = ScriptDirectory.from_config(alembic_config())
+    assert scripts.get_heads() == ["0001"]
+
+
+async def test_migrated_schema_matches_the_models(url: str, engine: AsyncEngine) -> None:
+    await migrate(url)
+    async with engine.connect() as conn:
+        assert await conn.run_sync(_differences) == []
+        assert await conn.run_sync(_tables) == TABLES
+        assert await conn.run_sync(_revision) == "0001"
+
+
+async def test_constraint_names_match_the_models(url: str, engine: AsyncEngine) -> None:
+    # compare_metadata does not look at constraint names; later migrations depend on them.
+    await migrate(url)
+    async with engine.connect() as conn:
+        found = await conn.run_sync(_constraint_names)
+    assert found == _model_constraint_names()
+    assert found["users"] == {"pk_users", "uq_users_username", "ck_users_role"}
+
+
+async def test_role_is_checked_by_the_database(url: str, engine: AsyncEngine) -> None:
+    await migrate(url)
+    with pytest.raises(IntegrityError, match="ck_users_role"):
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO users (id, username, display_name, password_hash, role, "
+                    "created_at, disabled) VALUES ('u', 'eve', 'Eve', 'h', 'root', "
+                    "'2026-01-01 00:00:00', 0)"
+                )
+            )
+
+
+async def test_downgrade_to_base_and_up_again(url: str, engine: AsyncEngine) -> None:
+    await migrate(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(_downgrade_to_base)
+    async with engine.connect() as conn:
+        assert await conn.run_sync(_tables) == set()
+        assert await conn.run_sync(_revision) is None
+
+    await migrate(url)
+    async with engine.connect() as conn:
+        assert await conn.run_sync(_differences) == []
+        assert await conn.run_sync(_revision) == "0001"
+
+
+async def test_migrating_again_changes_nothing(url: str, engine: AsyncEngine) -> None:
+    await migrate(url)
+    async with await Database.open(url) as db, db.session() as session:
+        await session.execute(
+            text(
+                "INSERT INTO booths (id, name, secret_hash, created_at) "
+                "VALUES ('b', 'Branch 1', 'h', '2026-01-01 00:00:00')"
+            )
+        )
+        await session.commit()
+    await migrate(url)
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT name FROM booths"))).scalars().all() == ["Branch 1"]
+
+
+async def test_ddl_is_transactional_on_sqlite(engine: AsyncEngine) -> None:
+    # Why a failed migration leaves no half-built schema behind.
+
+    async def fail_halfway() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE half_done (id INTEGER)"))
+            raise RuntimeError("fail on purpose")
+
+    with pytest.raises(RuntimeError, match="fail on purpose"):
+        await fail_halfway()
+    async with engine.connect() as conn:
+        assert await conn.run_sync(_tables) == set()
