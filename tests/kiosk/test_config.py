@@ -13,7 +13,7 @@ GOOD = 'server_url = "https://vb.example.org"\ncredential = "abc.def"\n'
 
 def test_minimal_config_and_websocket_url(tmp_path: Path) -> None:
     path = tmp_path / "booth.toml"
-    path.write_text(GOOD + '[video]\nwidth = 1280\nheight = 720\n')
+    path.write_text(GOOD + "[video]\nwidth = 1280\nheight = 720\n")
     config = load_config(path)
     assert config.websocket_url == "wss://vb.example.org/api/v1/ws"
     assert (config.video.width, config.video.height, config.video.fps) == (1280, 720, 30)

@@ -61,5 +61,5 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_overrides_ignore_unset_flags() -> None:
-    config = ServerConfig().with_overrides(port=None, host="0.0.0.0")
-    assert (config.host, config.port) == ("0.0.0.0", 8080)
+    config = ServerConfig().with_overrides(port=None, host="localhost")
+    assert (config.host, config.port) == ("localhost", 8080)

@@ -63,11 +63,14 @@ async def test_bad_login_bodies_are_clear_errors(harness: Harness) -> None:
 
 async def test_cross_origin_login_is_refused(harness: Harness) -> None:
     await harness.add_advisor("alice")
-    async with aiohttp.ClientSession() as http, http.post(
-        harness.url("/api/v1/auth/login"),
-        json={"username": "alice", "password": PASSWORD},
-        headers={"Origin": "https://evil.example"},
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            harness.url("/api/v1/auth/login"),
+            json={"username": "alice", "password": PASSWORD},
+            headers={"Origin": "https://evil.example"},
+        ) as response,
+    ):
         assert response.status == 403
 
 
