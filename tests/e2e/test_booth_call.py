@@ -57,10 +57,13 @@ async def test_booth_call_through_relay_to_advisor_browser(
     await accept.click(timeout=15_000)
     clicked_at = time.time()
 
-    handle = await page.wait_for_function(
-        "document.getElementById('remote-video').dataset.firstFrameAt", timeout=20_000
+    # Polled with evaluate: wait_for_function evaluates strings, which the page's CSP forbids.
+    first_frame_ms = await poll(
+        lambda: page.evaluate("() => document.getElementById('remote-video').dataset.firstFrameAt"),
+        20,
+        "the first frame of the booth's video in the browser",
     )
-    first_frame_at = float(await handle.json_value()) / 1000.0
+    first_frame_at = float(first_frame_ms) / 1000.0
     print(
         f"\ncall set-up: booth request -> first frame in the browser "
         f"{first_frame_at - requested_at:.3f} s (accept click -> first frame "
