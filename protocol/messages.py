@@ -51,7 +51,7 @@ class Message(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Literal[1] = 1  # PROTOCOL_VERSION
     id: Annotated[str, Field(max_length=64)] | None = None
     type: ClassVar[str]
 
