@@ -61,7 +61,7 @@ async def _drive_display(booth: Booth, display: Display) -> None:
                 state=str(booth.state),
                 headline=HEADLINES[booth.state],
                 remote_video=call.received.newest_video if call else None,
-                self_view=call.video_track.latest_frame if call else None,
+                self_view=booth.fanout.source.latest_preview if booth.fanout else None,
             )
         )
         await asyncio.sleep(1 / 20)

@@ -15,6 +15,7 @@ from typing import Any
 from kiosk.call import Call, CallError
 from kiosk.config import BoothConfig
 from kiosk.link import LinkState, ServerLink
+from kiosk.media import SourceError, TestPatternSource, ToneTrack, VideoFanout
 from protocol import (
     Answer,
     CallRequest,
@@ -51,6 +52,8 @@ class Booth:
         self._state = BoothState.STARTING
         self.session_id: str | None = None
         self.call: Call | None = None
+        #: The camera, encoded once for every peer; open only while a call runs.
+        self.fanout: VideoFanout | None = None
         self.participant_id: str | None = None
         self.calls_completed = 0
         self.last_call_ended: dict[str, Any] | None = None
@@ -189,9 +192,20 @@ class Booth:
             started.ice_transport_policy,
             len(started.ice_servers),
         )
+        video = self.config.video
+        self.fanout = VideoFanout(
+            TestPatternSource(
+                width=video.width, height=video.height, fps=video.fps, bitrate=video.bitrate
+            )
+        )
+        try:
+            await self.fanout.start()
+        except SourceError as exc:
+            raise CallError(f"the camera cannot be used: {exc}") from exc
         call = Call(
             started=started,
-            video=self.config.video,
+            video_track=self.fanout.subscribe(),
+            audio_track=ToneTrack(),
             send=self.link.send,
             on_connected=lambda: self._set_state(BoothState.IN_CALL),
             on_failed=lambda reason: self._inbox.put_nowait(
@@ -213,6 +227,9 @@ class Booth:
             await call.close()
             summary["peer_connection_state"] = call.pc.connectionState
             self.calls_completed += 1
+        if self.fanout is not None:
+            await self.fanout.close()  # the camera stops with the call
+            self.fanout = None
         # Leaving a call wipes everything about it.
         self.call = None
         self.session_id = None

@@ -26,8 +26,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp
 
-from kiosk.config import VideoConfig
-from kiosk.media import TestPatternTrack, ToneTrack
+from kiosk.media import FanoutTrack
 from protocol import CallStarted, IceCandidate, IceTransportPolicy, Message, Offer
 
 log = logging.getLogger(__name__)
@@ -64,14 +63,14 @@ class Call:
         self,
         *,
         started: CallStarted,
-        video: VideoConfig,
+        video_track: FanoutTrack,
+        audio_track: MediaStreamTrack,
         send: Callable[[Message], bool],
         on_connected: Callable[[], None],
         on_failed: Callable[[str], None],
     ) -> None:
         self.session_id = started.session_id
         self._started = started
-        self._video_config = video
         self._send = send
         self._on_connected = on_connected
         self._on_failed = on_failed
@@ -97,10 +96,8 @@ class Call:
                 bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
             )
         )
-        self.video_track = TestPatternTrack(
-            width=video.width, height=video.height, fps=video.fps, bitrate=video.bitrate
-        )
-        self.audio_track = ToneTrack()
+        self.video_track = video_track
+        self.audio_track = audio_track
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
 
@@ -186,7 +183,7 @@ class Call:
             "video_fps_received": round(self.received.video_fps(time.monotonic()), 1),
             "audio_frames_received": self.received.audio_frames,
             "video_frames_sent": self.video_track.frames_sent,
-            "keyframes_requested": self.video_track.keyframes_requested,
+            "keyframes_requested": self.video_track.source.keyframes_requested,
         }
         pair = selected_pair(self.pc)
         if pair is not None:

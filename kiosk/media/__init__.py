@@ -1,17 +1,25 @@
-"""The booth's media sources: the stamped test pattern as H.264 packets, and a test tone."""
+"""The booth's media: sources that produce encoded packets, fan-out to peers, test signals."""
 
+from kiosk.media.fanout import FanoutTrack, VideoFanout
 from kiosk.media.h264 import EncoderError, H264Encoder, nal_unit_types
+from kiosk.media.source import EncodedFrame, EncoderSource, SourceError, VideoSource
 from kiosk.media.stamp import Stamp, draw_stamp, read_stamp
-from kiosk.media.testpattern import TestPattern
-from kiosk.media.tracks import TestPatternTrack, ToneTrack
+from kiosk.media.testpattern import TestPattern, TestPatternSource
+from kiosk.media.tracks import ToneTrack
 
 __all__ = [
+    "EncodedFrame",
     "EncoderError",
+    "EncoderSource",
+    "FanoutTrack",
     "H264Encoder",
+    "SourceError",
     "Stamp",
     "TestPattern",
-    "TestPatternTrack",
+    "TestPatternSource",
     "ToneTrack",
+    "VideoFanout",
+    "VideoSource",
     "draw_stamp",
     "nal_unit_types",
     "read_stamp",

@@ -11,11 +11,14 @@ right below ``12c``.
 from __future__ import annotations
 
 import logging
+import time
 
 import av
 import numpy as np
 import numpy.typing as npt
 
+from kiosk.media.pacing import Pacer
+from kiosk.media.source import EncoderSource
 from kiosk.media.stamp import CELLS_PER_WIDTH, Stamp, draw_stamp, fits
 
 log = logging.getLogger(__name__)
@@ -144,3 +147,31 @@ class TestPattern:
 
         draw_stamp(y, stamp, black=_Y_BLACK, white=_Y_WHITE)
         return av.VideoFrame.from_ndarray(buffer, format="yuv420p")
+
+
+class TestPatternSource(EncoderSource):
+    """The test-pattern camera: stamped frames rendered at ``fps`` and encoded once."""
+
+    __test__ = False
+    name = "test-pattern"
+
+    def __init__(
+        self, *, width: int = 640, height: int = 480, fps: int = 30, bitrate: int = 1_000_000
+    ) -> None:
+        super().__init__(width=width, height=height, fps=fps, bitrate=bitrate)
+        # Rendered at the configured size; the encoder scales when the rate controller steps
+        # the resolution down, as it would for a real camera.
+        self._pattern = TestPattern(width, height)
+        self._pacer = Pacer(1 / fps)
+        self._rendered = 0
+
+    async def _wait_for_frame(self) -> None:
+        await self._pacer.next_slot()
+
+    def _capture(self) -> av.VideoFrame:
+        stamp = Stamp(
+            frame_number=self._rendered & 0xFFFF_FFFF,
+            capture_ms=int(time.time() * 1000) & 0xFFFF_FFFF,
+        )
+        self._rendered += 1
+        return self._pattern.render(stamp)

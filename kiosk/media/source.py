@@ -1,0 +1,190 @@
+"""Video sources: each produces H.264 access units, encoded once, whatever the camera.
+
+A source hands out :class:`EncodedFrame` objects (Annex B, one per frame, SPS/PPS before every
+IDR). Sources that capture raw frames (the test pattern, USB cameras through PyAV) share
+:class:`EncoderSource`: capture and libx264 run in one worker thread, never on the event loop.
+The picamera2 source encodes in the camera stack instead and only posts finished frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import av
+
+from kiosk.media.h264 import NAL_IDR, H264Encoder, nal_unit_types
+
+log = logging.getLogger(__name__)
+
+VIDEO_CLOCK_RATE = 90_000
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    """One H.264 access unit."""
+
+    data: bytes
+    #: Presentation time in 1/90000 s since the source started.
+    pts: int
+    #: An IDR, decodable without what came before.
+    keyframe: bool
+    #: Wall-clock time of capture (seconds), for latency measurements.
+    capture_time: float
+    width: int
+    height: int
+
+
+def is_idr(data: bytes) -> bool:
+    return NAL_IDR in nal_unit_types(data)
+
+
+class SourceError(RuntimeError):
+    """A video source cannot start or has failed; the message says why."""
+
+
+class VideoSource(ABC):
+    """Produces encoded frames for every peer of a call; see :class:`VideoFanout`."""
+
+    #: Short name for logs and the technician's status page.
+    name = "video"
+
+    def __init__(self, *, width: int, height: int, fps: int, bitrate: int) -> None:
+        self.width, self.height, self.fps = width, height, fps
+        self._bitrate = bitrate
+        self._keyframe_pending = False
+        self.frames_encoded = 0
+        self.keyframes_requested = 0
+        #: The newest captured frame, unencoded, for the booth's self-view (None before one).
+        self.latest_preview: av.VideoFrame | None = None
+
+    def request_keyframe(self) -> None:
+        """Make the next frame an IDR (several requests before it make one IDR)."""
+        self.keyframes_requested += 1
+        self._keyframe_pending = True
+
+    def _take_keyframe_request(self) -> bool:
+        pending, self._keyframe_pending = self._keyframe_pending, False
+        return pending
+
+    @property
+    def bitrate(self) -> int:
+        return self._bitrate
+
+    @bitrate.setter
+    def bitrate(self, value: int) -> None:
+        self._bitrate = value
+
+    def set_resolution(self, width: int, height: int) -> None:
+        """Send frames of this size from the next frame on (the rate controller's last resort)."""
+        self.width, self.height = width, height
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Open the camera; raise :class:`SourceError` when it cannot be used."""
+
+    @abstractmethod
+    async def read(self) -> EncodedFrame:
+        """The next access unit, when the camera has it."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Close the camera; safe to call twice."""
+
+
+class EncoderSource(VideoSource):
+    """A source of raw frames encoded once by libx264, both in one worker thread.
+
+    Subclasses implement :meth:`_capture` (runs in the worker) and may override
+    :meth:`_wait_for_frame` (runs on the loop) to pace a source that has no clock of its own.
+    """
+
+    def __init__(self, *, width: int, height: int, fps: int, bitrate: int) -> None:
+        super().__init__(width=width, height=height, fps=fps, bitrate=bitrate)
+        self._executor: ThreadPoolExecutor | None = None
+        self._encoder: H264Encoder | None = None
+        self._started_at = 0.0
+        self._frame_index = 0
+
+    @abstractmethod
+    def _capture(self) -> av.VideoFrame:
+        """The next raw frame (blocking; runs in the worker thread)."""
+
+    async def _wait_for_frame(self) -> None:
+        """Wait until the next frame is due; cameras with their own clock need not."""
+
+    def _open_capture(self) -> None:
+        """Open the camera (in the worker thread); raise :class:`SourceError` if impossible."""
+
+    def _close_capture(self) -> None:
+        """Close the camera (in the worker thread)."""
+
+    async def start(self) -> None:
+        if self._executor is not None:
+            return
+        # One worker: frames must reach x264 in order, and it must never block the loop.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.name}")
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._open_capture)
+        self._started_at = time.monotonic()
+        log.info("%s source started at %dx%d@%d", self.name, self.width, self.height, self.fps)
+
+    def _encode_next(self, keyframe: bool) -> EncodedFrame | None:
+        raw = self._capture()
+        capture_time = time.time()
+        width, height = self.width, self.height
+        if (raw.width, raw.height) != (width, height) or raw.format.name != "yuv420p":
+            # Scaled once, by swscale, to the size the rate controller chose.
+            raw = raw.reformat(width=width, height=height, format="yuv420p")
+        encoder = self._encoder
+        if encoder is None or (encoder.width, encoder.height) != (width, height):
+            encoder = self._encoder = H264Encoder(width, height, self.fps, self._bitrate)
+            keyframe = True
+        encoder.bitrate = self._bitrate
+        packets: list[Any] = encoder.encode(raw, keyframe=keyframe)
+        self.latest_preview = raw
+        if not packets:
+            return None
+        data = b"".join(bytes(p) for p in packets)
+        index = self._frame_index
+        self._frame_index += 1
+        self.frames_encoded += 1
+        return EncodedFrame(
+            data=data,
+            pts=index * VIDEO_CLOCK_RATE // self.fps,
+            keyframe=is_idr(data),
+            capture_time=capture_time,
+            width=width,
+            height=height,
+        )
+
+    async def read(self) -> EncodedFrame:
+        executor = self._executor
+        if executor is None:
+            raise SourceError(f"the {self.name} source is not started")
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wait_for_frame()
+            keyframe = self._take_keyframe_request()
+            try:
+                frame = await loop.run_in_executor(executor, self._encode_next, keyframe)
+            except RuntimeError as exc:  # the executor was shut down by stop()
+                raise SourceError(f"the {self.name} source stopped") from exc
+            if frame is not None:
+                return frame
+            self._keyframe_pending = self._keyframe_pending or keyframe
+
+    async def stop(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._close_capture)
+        finally:
+            executor.shutdown(wait=False)
+            self.latest_preview = None
+            log.info("%s source stopped after %d frames", self.name, self.frames_encoded)
