@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.call import Call, CallError
+from kiosk.callstats import CallStatsSampler
 from kiosk.config import BoothConfig
 from kiosk.link import LinkState, ServerLink
 from kiosk.media import SourceError, TestPatternSource, ToneTrack, VideoFanout
+from kiosk.media.ratecontrol import RateController
 from protocol import (
     Answer,
     CallRequest,
@@ -54,6 +56,9 @@ class Booth:
         self.call: Call | None = None
         #: The camera, encoded once for every peer; open only while a call runs.
         self.fanout: VideoFanout | None = None
+        self.rate: RateController | None = None
+        self._stats_task: asyncio.Task[None] | None = None
+        self.last_stats: dict[str, Any] | None = None
         self.participant_id: str | None = None
         self.calls_completed = 0
         self.last_call_ended: dict[str, Any] | None = None
@@ -214,6 +219,23 @@ class Booth:
         )
         self.call = call
         await call.start()
+        self.rate = RateController(
+            source=self.fanout.source,
+            min_bitrate=video.min_bitrate,
+            max_bitrate=video.max_bitrate,
+        )
+        self.rate.watch(call.video_sender)
+        self.rate.start()
+        self._stats_task = asyncio.create_task(self._report_stats(call), name="call-stats")
+
+    async def _report_stats(self, call: Call) -> None:
+        sampler = CallStatsSampler(call)
+        while True:
+            stats = await sampler.sample()
+            self.last_stats = stats.model_dump(mode="json", include={"sent", "received"})
+            if call.connected_at is not None:
+                self.link.send(stats)
+            await asyncio.sleep(self.config.stats_seconds)
 
     async def _end_call(self, reason: str, *, notify: bool) -> None:
         call, session_id = self.call, self.session_id
@@ -221,12 +243,21 @@ class Booth:
             return
         if notify and session_id is not None:
             self.link.send(Hangup(session_id=session_id, reason=reason))
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stats_task
+            self._stats_task = None
+        self.last_stats = None
         summary: dict[str, Any] = {"reason": reason, "ended_at": time.time()}
         if call is not None:
             summary["stats"] = await call.stats()
             await call.close()
             summary["peer_connection_state"] = call.pc.connectionState
             self.calls_completed += 1
+        if self.rate is not None:
+            await self.rate.stop()
+            self.rate = None
         if self.fanout is not None:
             await self.fanout.close()  # the camera stops with the call
             self.fanout = None
@@ -252,11 +283,13 @@ class Booth:
             "session_id": self.session_id,
             "call_requested_at": self.call_requested_at,
             "calls_completed": self.calls_completed,
+            "camera_streaming": self.fanout is not None,
             "last_call_ended": self.last_call_ended,
             "updated_at": time.time(),
         }
         if self.call is not None:
             status["call"] = await self.call.stats()
+            status["call"]["live"] = self.last_stats
         return status
 
     async def _write_status(self, path: Path) -> None:

@@ -79,6 +79,7 @@ class Call:
         self.connected_at: float | None = None
         self._closed = False
         self._consumers: list[asyncio.Task[None]] = []
+        self.video_sender: RTCRtpSender | None = None
 
         ice_servers = [
             RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
@@ -109,6 +110,7 @@ class Call:
             [c for c in capabilities.codecs if c.mimeType in ("video/H264", "video/rtx")]
         )
         self.video_track.install_keyframe_hook(video.sender)
+        self.video_sender = video.sender
         self.pc.addTransceiver(self.audio_track, direction="sendrecv")
         await self.pc.setLocalDescription(await self.pc.createOffer())
         self._send(Offer(session_id=self.session_id, sdp=self.pc.localDescription.sdp))

@@ -26,6 +26,9 @@ class VideoConfig:
     height: int = 480
     fps: int = 30
     bitrate: int = 1_000_000
+    #: Bounds of the rate controller (bit/s).
+    min_bitrate: int = 300_000
+    max_bitrate: int = 2_500_000
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class BoothConfig:
     status_file: Path | None = None
     heartbeat_seconds: float = 5.0
     reconnect_max_seconds: float = 30.0
+    #: How often call statistics go to the server (and the advisor's call view).
+    stats_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.server_url)
@@ -79,13 +84,16 @@ _KEYS = {
     "status_file",
     "heartbeat_seconds",
     "reconnect_max_seconds",
+    "stats_seconds",
 }
 
 
 def _video(data: Any) -> VideoConfig:
     if not isinstance(data, dict):
         raise BoothConfigError("[video] must be a table")
-    unknown = sorted(set(data) - {"width", "height", "fps", "bitrate"})
+    unknown = sorted(
+        set(data) - {"width", "height", "fps", "bitrate", "min_bitrate", "max_bitrate"}
+    )
     if unknown:
         raise BoothConfigError(f"unknown setting(s) in [video]: {', '.join(unknown)}")
     for key, low, high in (
@@ -93,6 +101,8 @@ def _video(data: Any) -> VideoConfig:
         ("height", 120, 2160),
         ("fps", 5, 60),
         ("bitrate", 100_000, 10_000_000),
+        ("min_bitrate", 100_000, 10_000_000),
+        ("max_bitrate", 100_000, 10_000_000),
     ):
         value = data.get(key)
         if value is not None and (
@@ -102,6 +112,8 @@ def _video(data: Any) -> VideoConfig:
     video = VideoConfig(**data)
     if video.width % 2 or video.height % 2:
         raise BoothConfigError("video.width and video.height must be even (H.264 4:2:0)")
+    if not video.min_bitrate <= video.bitrate <= video.max_bitrate:
+        raise BoothConfigError("video: need min_bitrate <= bitrate <= max_bitrate")
     return video
 
 
@@ -129,7 +141,7 @@ def config_from_mapping(data: dict[str, Any]) -> BoothConfig:
         if not isinstance(data["status_file"], str):
             raise BoothConfigError("status_file: expected a path")
         kwargs["status_file"] = Path(data["status_file"])
-    for key in ("heartbeat_seconds", "reconnect_max_seconds"):
+    for key in ("heartbeat_seconds", "reconnect_max_seconds", "stats_seconds"):
         if key in data:
             value = data[key]
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:

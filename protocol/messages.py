@@ -137,6 +137,30 @@ class Chat(Message):
     sender: str | None = None
 
 
+class MediaDirection(BaseModel):
+    """Figures for one direction of a call's video, as the booth measured them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bitrate_kbps: Annotated[float, Field(ge=0, le=1e6)] | None = None
+    fps: Annotated[float, Field(ge=0, le=1000)] | None = None
+    width: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    height: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    loss_pct: Annotated[float, Field(ge=0, le=100)] | None = None
+    rtt_ms: Annotated[float, Field(ge=0, le=1e6)] | None = None
+    jitter_ms: Annotated[float, Field(ge=0, le=1e6)] | None = None
+
+
+class CallStats(Message):
+    """Live call statistics, sampled every few seconds, relayed to the other participants."""
+
+    type: ClassVar[str] = "call_stats"
+    session_id: _SessionId
+    sent: MediaDirection
+    received: MediaDirection
+    sender: str | None = None
+
+
 class Heartbeat(Message):
     """Sent by clients every few seconds; the booth adds its state."""
 
@@ -207,6 +231,7 @@ CLIENT_MESSAGES: dict[str, type[Message]] = {
         IceCandidate,
         Hangup,
         Chat,
+        CallStats,
         Heartbeat,
     )
 }
@@ -222,6 +247,7 @@ SERVER_MESSAGES: dict[str, type[Message]] = {
         IceCandidate,
         Hangup,
         Chat,
+        CallStats,
         Heartbeat,
         Error,
     )

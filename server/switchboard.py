@@ -23,6 +23,7 @@ from protocol import (
     CallCancel,
     CallRequest,
     CallStarted,
+    CallStats,
     CallWaiting,
     Chat,
     ErrorCode,
@@ -48,7 +49,7 @@ OUTBOX_LIMIT = 256
 
 _ALLOWED: dict[Role, frozenset[type[Message]]] = {
     Role.BOOTH: frozenset(
-        {CallRequest, CallCancel, Offer, Answer, IceCandidate, Hangup, Chat, Heartbeat}
+        {CallRequest, CallCancel, Offer, Answer, IceCandidate, Hangup, Chat, CallStats, Heartbeat}
     ),
     Role.ADVISOR: frozenset({CallAccept, Offer, Answer, IceCandidate, Hangup, Chat, Heartbeat}),
 }
@@ -168,7 +169,7 @@ class Switchboard:
                 self._end_session(session.id, "cancelled", by=conn)
             case CallAccept():
                 self._call_accept(conn, message.session_id)
-            case Offer() | Answer() | IceCandidate() | Chat():
+            case Offer() | Answer() | IceCandidate() | Chat() | CallStats():
                 session = self._own_session(conn, message.session_id)
                 if session.state is not SessionState.ACTIVE:
                     raise ProtocolError(

@@ -117,6 +117,14 @@ async def test_booth_call_through_relay_to_advisor_browser(
 
     await poll(browser_audio, 10, "the advisor page to count audio packets both ways")
 
+    # The booth's live call statistics reach the advisor's call view.
+    async def booth_stats_shown() -> bool:
+        fps = await page.eval_on_selector("#stat-booth-sent", "el => el.dataset.fps")
+        return bool(fps) and float(fps) > 15
+
+    await poll(booth_stats_shown, 15, "the booth's statistics in the advisor's call view")
+    print("advisor sees booth stats:", await page.inner_text("#stat-booth-sent"))
+
     # Hanging up in the browser returns the booth to idle and closes its peer connection.
     await page.get_by_role("button", name="End call").click()
     ended = booth.wait_for(

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import aioice.ice
 import pytest
 
 
 @pytest.fixture
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
     """aioice leaves 127.0.0.1 out of its host candidates; in-process peers need it."""
     monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-    yield

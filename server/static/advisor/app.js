@@ -112,6 +112,7 @@ async function handle(message) {
     case "offer": await onOffer(message); break;
     case "answer": await onAnswer(message); break;
     case "ice_candidate": await onRemoteCandidate(message); break;
+    case "call_stats": showPeerStats(message); break;
     case "hangup":
       if (state.session && message.session_id === state.session.id) {
         endCall(message.reason === "peer_disconnected"
@@ -255,6 +256,7 @@ function endCall(text) {
   state.localStream = null;
   $("remote-video").srcObject = null;
   $("local-video").srcObject = null;
+  for (const id of ["stat-booth-sent", "stat-booth-received"]) $(id).textContent = "–";
   show("queue-view");
   notice(text);
 }
@@ -276,6 +278,27 @@ function toggleCamera() {
 }
 
 // ------------------------------------------------------------------ statistics
+
+function describe(direction) {
+  const parts = [];
+  if (direction.width) parts.push(`${direction.width}×${direction.height}`);
+  if (direction.fps !== undefined) parts.push(`${Math.round(direction.fps)} fps`);
+  if (direction.bitrate_kbps !== undefined) parts.push(`${Math.round(direction.bitrate_kbps)} kbit/s`);
+  if (direction.loss_pct !== undefined) parts.push(`loss ${direction.loss_pct} %`);
+  if (direction.rtt_ms !== undefined) parts.push(`RTT ${Math.round(direction.rtt_ms)} ms`);
+  if (direction.jitter_ms !== undefined) parts.push(`jitter ${direction.jitter_ms} ms`);
+  return parts.join(", ") || "–";
+}
+
+function showPeerStats(message) {
+  if (!state.session || message.session_id !== state.session.id) return;
+  for (const [id, direction] of [["stat-booth-sent", message.sent], ["stat-booth-received", message.received]]) {
+    const el = $(id);
+    el.textContent = describe(direction);
+    el.dataset.fps = String(direction.fps ?? "");
+    el.dataset.bitrateKbps = String(direction.bitrate_kbps ?? "");
+  }
+}
 
 async function updateStats() {
   const session = state.session;
