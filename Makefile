@@ -1,5 +1,7 @@
-.PHONY: run test
+.PHONY: run test bench
 run:
 	./scripts/demo
 test:
 	./scripts/test
+bench:
+	./scripts/bench

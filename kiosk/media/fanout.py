@@ -54,8 +54,10 @@ class FanoutTrack(MediaStreamTrack):
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
-            # This peer fell behind; a gap breaks its decoder, so restart it at an IDR.
-            log.warning("a peer fell %d frames behind; resynchronising", self._queue.qsize())
+            # This peer fell behind; a gap breaks its decoder, so restart it at an IDR. Before
+            # its first read (the connection is still being set up) that is expected.
+            if self.frames_sent:
+                log.warning("a peer fell %d frames behind; resynchronising", self._queue.qsize())
             while not self._queue.empty():
                 self._queue.get_nowait()
                 self.frames_dropped += 1
