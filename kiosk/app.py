@@ -12,11 +12,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from kiosk.audio import loudspeaker_factory, open_microphone
 from kiosk.call import Call, CallError
 from kiosk.callstats import CallStatsSampler
 from kiosk.config import BoothConfig
 from kiosk.link import LinkState, ServerLink
-from kiosk.media import SourceError, TestPatternSource, ToneTrack, VideoFanout
+from kiosk.media import SourceError, TestPatternSource, VideoFanout
+from kiosk.media.audio import AudioError
 from kiosk.media.ratecontrol import RateController
 from protocol import (
     Answer,
@@ -59,6 +61,7 @@ class Booth:
         self.rate: RateController | None = None
         self._stats_task: asyncio.Task[None] | None = None
         self.last_stats: dict[str, Any] | None = None
+        self.audio_fault: str | None = None
         self.participant_id: str | None = None
         self.calls_completed = 0
         self.last_call_ended: dict[str, Any] | None = None
@@ -210,7 +213,8 @@ class Booth:
         call = Call(
             started=started,
             video_track=self.fanout.subscribe(),
-            audio_track=ToneTrack(),
+            audio_track=open_microphone(self.config.audio, self._on_audio_error),
+            loudspeaker=loudspeaker_factory(self.config.audio, self._on_audio_error),
             send=self.link.send,
             on_connected=lambda: self._set_state(BoothState.IN_CALL),
             on_failed=lambda reason: self._inbox.put_nowait(
@@ -227,6 +231,12 @@ class Booth:
         self.rate.watch(call.video_sender)
         self.rate.start()
         self._stats_task = asyncio.create_task(self._report_stats(call), name="call-stats")
+
+    def _on_audio_error(self, error: AudioError) -> None:
+        # A lost microphone or loudspeaker is reported, not fatal: the call goes on with video
+        # and chat, and the fleet's health check shows the fault.
+        log.error("session %s: %s", self.session_id, error)
+        self.audio_fault = str(error)
 
     async def _report_stats(self, call: Call) -> None:
         sampler = CallStatsSampler(call)
@@ -284,6 +294,7 @@ class Booth:
             "call_requested_at": self.call_requested_at,
             "calls_completed": self.calls_completed,
             "camera_streaming": self.fanout is not None,
+            "audio_fault": self.audio_fault,
             "last_call_ended": self.last_call_ended,
             "updated_at": time.time(),
         }

@@ -27,6 +27,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp
 
 from kiosk.media import FanoutTrack
+from kiosk.media.audio_playback import BoundedAudioSink
 from protocol import CallStarted, IceCandidate, IceTransportPolicy, Message, Offer
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Call:
         send: Callable[[Message], bool],
         on_connected: Callable[[], None],
         on_failed: Callable[[str], None],
+        loudspeaker: Callable[[], BoundedAudioSink] | None = None,
     ) -> None:
         self.session_id = started.session_id
         self._started = started
@@ -79,6 +81,8 @@ class Call:
         self.connected_at: float | None = None
         self._closed = False
         self._consumers: list[asyncio.Task[None]] = []
+        self._loudspeaker = loudspeaker
+        self.sink: BoundedAudioSink | None = None
         self.video_sender: RTCRtpSender | None = None
 
         ice_servers = [
@@ -144,6 +148,10 @@ class Call:
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         log.info("session %s: receiving %s", self.session_id, track.kind)
+        if track.kind == "audio" and self._loudspeaker is not None:
+            self.sink = self._loudspeaker()
+            self._consumers.append(asyncio.ensure_future(self.sink.run(track)))
+            return
         self._consumers.append(asyncio.ensure_future(self._consume(track)))
 
     async def _consume(self, track: MediaStreamTrack) -> None:
@@ -183,7 +191,9 @@ class Call:
             "ice_policy": str(self._started.ice_transport_policy),
             "video_frames_received": self.received.video_frames,
             "video_fps_received": round(self.received.video_fps(time.monotonic()), 1),
-            "audio_frames_received": self.received.audio_frames,
+            "audio_frames_received": (
+                self.sink.frames_received if self.sink else self.received.audio_frames
+            ),
             "video_frames_sent": self.video_track.frames_sent,
             "keyframes_requested": self.video_track.source.keyframes_requested,
         }
@@ -209,7 +219,14 @@ class Call:
             consumer.cancel()
         await self.pc.close()
         self.video_track.stop()
-        self.audio_track.stop()
+        # A microphone must be released before the next call opens it again.
+        close = getattr(self.audio_track, "close", None)
+        if close is not None:
+            await close()
+        else:
+            self.audio_track.stop()
+        if self.sink is not None:
+            await self.sink.close()
         for consumer in self._consumers:
             with contextlib.suppress(asyncio.CancelledError, MediaStreamError):
                 await consumer

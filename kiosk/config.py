@@ -32,6 +32,18 @@ class VideoConfig:
 
 
 @dataclass(frozen=True)
+class AudioConfig:
+    #: "tone" (a test signal), "wav:<path>" (a file, looped), or an ALSA capture device such as
+    #: "default" or PipeWire's "echo-cancel-source".
+    capture: str = "tone"
+    #: "none" (received audio is consumed and dropped) or an ALSA playback device.
+    playback: str = "none"
+    volume: float = 1.0
+    #: Most received audio the booth holds before playing it; beyond that it drops.
+    max_latency_ms: float = 60.0
+
+
+@dataclass(frozen=True)
 class BoothConfig:
     """What a booth needs to run; see the README's booth configuration section."""
 
@@ -39,6 +51,7 @@ class BoothConfig:
     #: ``<booth id>.<secret>`` as printed by ``videobooth-server booth add``.
     credential: str = field(repr=False)
     video: VideoConfig = VideoConfig()
+    audio: AudioConfig = AudioConfig()
     display: DisplayMode = DisplayMode.AUTO
     #: Ask for an advisor as soon as the booth is connected (no touchscreen flow yet).
     call_on_start: bool = False
@@ -78,6 +91,7 @@ _KEYS = {
     "server_url",
     "credential",
     "video",
+    "audio",
     "display",
     "call_on_start",
     "repeat_calls",
@@ -117,6 +131,33 @@ def _video(data: Any) -> VideoConfig:
     return video
 
 
+def _audio(data: Any) -> AudioConfig:
+    if not isinstance(data, dict):
+        raise BoothConfigError("[audio] must be a table")
+    unknown = sorted(set(data) - {"capture", "playback", "volume", "max_latency_ms"})
+    if unknown:
+        raise BoothConfigError(f"unknown setting(s) in [audio]: {', '.join(unknown)}")
+    for key in ("capture", "playback"):
+        if key in data and (not isinstance(data[key], str) or not data[key]):
+            raise BoothConfigError(f"audio.{key}: expected a device name")
+    volume = data.get("volume", 1.0)
+    if not isinstance(volume, int | float) or isinstance(volume, bool) or not 0 <= volume <= 1:
+        raise BoothConfigError("audio.volume: expected a number from 0 to 1")
+    latency = data.get("max_latency_ms", 60.0)
+    if (
+        not isinstance(latency, int | float)
+        or isinstance(latency, bool)
+        or not 20 <= latency <= 500
+    ):
+        raise BoothConfigError("audio.max_latency_ms: expected a number from 20 to 500")
+    return AudioConfig(
+        capture=data.get("capture", "tone"),
+        playback=data.get("playback", "none"),
+        volume=float(volume),
+        max_latency_ms=float(latency),
+    )
+
+
 def config_from_mapping(data: dict[str, Any]) -> BoothConfig:
     unknown = sorted(set(data) - _KEYS)
     if unknown:
@@ -127,6 +168,8 @@ def config_from_mapping(data: dict[str, Any]) -> BoothConfig:
     kwargs: dict[str, Any] = {"server_url": data["server_url"], "credential": data["credential"]}
     if "video" in data:
         kwargs["video"] = _video(data["video"])
+    if "audio" in data:
+        kwargs["audio"] = _audio(data["audio"])
     if "display" in data:
         try:
             kwargs["display"] = DisplayMode(data["display"])

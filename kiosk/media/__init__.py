@@ -1,5 +1,21 @@
 """The booth's media: sources that produce encoded packets, fan-out to peers, test signals."""
 
+from kiosk.media.audio import (
+    AlsaMicrophoneTrack,
+    AudioDeviceError,
+    AudioError,
+    AudioFileError,
+    LevelMeter,
+    WavFileTrack,
+)
+from kiosk.media.audio_playback import (
+    AlsaOutput,
+    AudioOutput,
+    AudioSinkState,
+    BoundedAudioSink,
+    RecordedWrite,
+    RecordingOutput,
+)
 from kiosk.media.fanout import FanoutTrack, VideoFanout
 from kiosk.media.h264 import EncoderError, H264Encoder, nal_unit_types
 from kiosk.media.source import EncodedFrame, EncoderSource, SourceError, VideoSource
@@ -8,11 +24,22 @@ from kiosk.media.testpattern import TestPattern, TestPatternSource
 from kiosk.media.tracks import ToneTrack
 
 __all__ = [
+    "AlsaMicrophoneTrack",
+    "AlsaOutput",
+    "AudioDeviceError",
+    "AudioError",
+    "AudioFileError",
+    "AudioOutput",
+    "AudioSinkState",
+    "BoundedAudioSink",
     "EncodedFrame",
     "EncoderError",
     "EncoderSource",
     "FanoutTrack",
     "H264Encoder",
+    "LevelMeter",
+    "RecordedWrite",
+    "RecordingOutput",
     "SourceError",
     "Stamp",
     "TestPattern",
@@ -20,6 +47,7 @@ __all__ = [
     "ToneTrack",
     "VideoFanout",
     "VideoSource",
+    "WavFileTrack",
     "draw_stamp",
     "nal_unit_types",
     "read_stamp",
