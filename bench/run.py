@@ -30,6 +30,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from server.relay import RelaySettings, coturn_config  # noqa: E402 - needs the path above
+
 PEER = [sys.executable, str(REPO / "bench" / "peer.py")]
 
 
@@ -49,27 +53,19 @@ class Coturn:
         log = workdir / "turn.log"
         conf = workdir / "turn.conf"
         conf.write_text(
-            "\n".join(
-                [
-                    "listening-ip=127.0.0.1",
-                    "relay-ip=127.0.0.1",
-                    f"listening-port={self.port}",
-                    "min-port=49300",
-                    "max-port=49400",
-                    "use-auth-secret",
-                    f"static-auth-secret={self.secret}",
-                    "realm=bench",
-                    "no-cli",
-                    "no-tls",
-                    "no-dtls",
-                    "allow-loopback-peers",
-                    f"log-file={log}",
-                    "simple-log",
-                    "verbose",
-                    f"pidfile={workdir / 'turn.pid'}",
-                ]
+            coturn_config(
+                RelaySettings(
+                    secret=self.secret,
+                    port=self.port,
+                    realm="bench",
+                    min_port=49300,
+                    max_port=49400,
+                    allow_loopback=True,
+                    log_file=log,
+                    pid_file=workdir / "turn.pid",
+                    verbose=True,
+                )
             )
-            + "\n"
         )
         self.process = subprocess.Popen(
             [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

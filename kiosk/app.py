@@ -17,8 +17,9 @@ from kiosk.call import Call, CallError
 from kiosk.callstats import CallStatsSampler
 from kiosk.config import BoothConfig
 from kiosk.link import LinkState, ServerLink
-from kiosk.media import SourceError, TestPatternSource, VideoFanout
+from kiosk.media import SourceError, VideoFanout
 from kiosk.media.audio import AudioError
+from kiosk.media.choose import CameraChoice, CameraKind, open_video_source
 from kiosk.media.ratecontrol import RateController
 from protocol import (
     Answer,
@@ -200,13 +201,21 @@ class Booth:
             started.ice_transport_policy,
             len(started.ice_servers),
         )
-        video = self.config.video
-        self.fanout = VideoFanout(
-            TestPatternSource(
-                width=video.width, height=video.height, fps=video.fps, bitrate=video.bitrate
-            )
-        )
+        video, camera = self.config.video, self.config.camera
         try:
+            source = await open_video_source(
+                CameraChoice(
+                    kind=CameraKind(camera.kind),
+                    device=camera.device,
+                    input_format=camera.input_format,
+                ),
+                fps=video.fps,
+                width=video.width,
+                height=video.height,
+                bitrate=video.bitrate,
+                allow_test_pattern=camera.allow_test_pattern,
+            )
+            self.fanout = VideoFanout(source)
             await self.fanout.start()
         except SourceError as exc:
             raise CallError(f"the camera cannot be used: {exc}") from exc

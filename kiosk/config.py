@@ -32,6 +32,18 @@ class VideoConfig:
 
 
 @dataclass(frozen=True)
+class CameraConfig:
+    #: "auto" (picamera2, then a V4L2 webcam, then the test pattern if allowed), "picamera2",
+    #: "v4l2" or "test-pattern".
+    kind: str = "auto"
+    device: str = "/dev/video0"
+    #: The webcam's format, e.g. "mjpeg" or "yuyv422"; None lets the driver choose.
+    input_format: str | None = None
+    #: Whether "auto" may end at the synthetic test pattern (development, demos, smoke boots).
+    allow_test_pattern: bool = False
+
+
+@dataclass(frozen=True)
 class AudioConfig:
     #: "tone" (a test signal), "wav:<path>" (a file, looped), or an ALSA capture device such as
     #: "default" or PipeWire's "echo-cancel-source".
@@ -51,6 +63,7 @@ class BoothConfig:
     #: ``<booth id>.<secret>`` as printed by ``videobooth-server booth add``.
     credential: str = field(repr=False)
     video: VideoConfig = VideoConfig()
+    camera: CameraConfig = CameraConfig()
     audio: AudioConfig = AudioConfig()
     display: DisplayMode = DisplayMode.AUTO
     #: Ask for an advisor as soon as the booth is connected (no touchscreen flow yet).
@@ -91,6 +104,7 @@ _KEYS = {
     "server_url",
     "credential",
     "video",
+    "camera",
     "audio",
     "display",
     "call_on_start",
@@ -131,6 +145,32 @@ def _video(data: Any) -> VideoConfig:
     return video
 
 
+_CAMERA_KINDS = ("auto", "picamera2", "v4l2", "test-pattern")
+
+
+def _camera(data: Any) -> CameraConfig:
+    if not isinstance(data, dict):
+        raise BoothConfigError("[camera] must be a table")
+    unknown = sorted(set(data) - {"kind", "device", "input_format", "allow_test_pattern"})
+    if unknown:
+        raise BoothConfigError(f"unknown setting(s) in [camera]: {', '.join(unknown)}")
+    kind = data.get("kind", "auto")
+    if kind not in _CAMERA_KINDS:
+        raise BoothConfigError(f"camera.kind: must be one of {', '.join(_CAMERA_KINDS)}")
+    for key in ("device", "input_format"):
+        if key in data and (not isinstance(data[key], str) or not data[key]):
+            raise BoothConfigError(f"camera.{key}: expected a string")
+    allow = data.get("allow_test_pattern", False)
+    if not isinstance(allow, bool):
+        raise BoothConfigError("camera.allow_test_pattern: expected true or false")
+    return CameraConfig(
+        kind=kind,
+        device=data.get("device", "/dev/video0"),
+        input_format=data.get("input_format"),
+        allow_test_pattern=allow,
+    )
+
+
 def _audio(data: Any) -> AudioConfig:
     if not isinstance(data, dict):
         raise BoothConfigError("[audio] must be a table")
@@ -168,6 +208,8 @@ def config_from_mapping(data: dict[str, Any]) -> BoothConfig:
     kwargs: dict[str, Any] = {"server_url": data["server_url"], "credential": data["credential"]}
     if "video" in data:
         kwargs["video"] = _video(data["video"])
+    if "camera" in data:
+        kwargs["camera"] = _camera(data["camera"])
     if "audio" in data:
         kwargs["audio"] = _audio(data["audio"])
     if "display" in data:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from server.app import create_app
 from server.config import ConfigError, ServerConfig, load_config
+from server.relay import RelaySettings, coturn_config
 from server.storage import (
     Database,
     StorageError,
@@ -43,6 +44,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="TCP port (default 8080)")
 
     commands.add_parser("migrate", help="bring the database schema up to date")
+
+    turn = commands.add_parser(
+        "turn-config",
+        help="print a coturn configuration that matches this server's [turn] settings",
+    )
+    turn.add_argument("--listening-ip", default="127.0.0.1", help="the relay's own address")
+    turn.add_argument("--relay-ip", help="address relayed media leaves from (default: listening)")
+    turn.add_argument("--port", type=int, default=3478, help="TURN port (default 3478)")
+    turn.add_argument("--realm", default="videobooth", help="TURN realm (default videobooth)")
 
     user = commands.add_parser("user", help="advisor and administrator accounts")
     user_cmds = user.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -106,6 +116,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(config)
+        if args.command == "turn-config":
+            if config.turn is None:
+                print("videobooth-server: the configuration has no [turn] section", file=sys.stderr)
+                return 2
+            print(
+                coturn_config(
+                    RelaySettings(
+                        secret=config.turn.secret,
+                        listening_ip=args.listening_ip,
+                        relay_ip=args.relay_ip,
+                        port=args.port,
+                        realm=args.realm,
+                    )
+                ),
+                end="",
+            )
+            return 0
         if args.command == "migrate":
             asyncio.run(migrate(config.effective_database_url))
             print("database schema is up to date")

@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from server.config import ServerConfig
+from server.relay import RelaySettings, coturn_config
 from server.storage import (
     Database,
     create_booth,
@@ -120,28 +121,17 @@ def main(argv: list[str] | None = None) -> int:
         turn_port, secret = free_port(), secrets.token_hex(24)
         turn_conf = data_dir / "turnserver.conf"
         turn_conf.write_text(
-            "\n".join(
-                [
-                    "listening-ip=127.0.0.1",
-                    "relay-ip=127.0.0.1",
-                    f"listening-port={turn_port}",
-                    "min-port=49160",
-                    "max-port=49400",
-                    "use-auth-secret",
-                    f"static-auth-secret={secret}",
-                    "realm=videobooth.local",
-                    "fingerprint",
-                    "no-cli",
-                    "no-tls",
-                    "no-dtls",
-                    "allow-loopback-peers",
-                    "no-multicast-peers",
-                    f"pidfile={data_dir / 'turnserver.pid'}",
-                    f"log-file={data_dir / 'turnserver.log'}",
-                    "simple-log",
-                ]
+            coturn_config(
+                RelaySettings(
+                    secret=secret,
+                    port=turn_port,
+                    min_port=49160,
+                    max_port=49400,
+                    allow_loopback=True,
+                    log_file=data_dir / "turnserver.log",
+                    pid_file=data_dir / "turnserver.pid",
+                )
             )
-            + "\n"
         )
         turn_conf.chmod(0o600)
         server_toml += [
@@ -161,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     booth_file = data_dir / "booth.toml"
     booth_file.write_text(
         f'server_url = "http://127.0.0.1:{args.port}"\ncredential = "{credential}"\n'
+        '[camera]\nkind = "test-pattern"\n'
     )
     booth_file.chmod(0o600)
 

@@ -16,8 +16,11 @@ from kiosk.media.audio_playback import (
     RecordedWrite,
     RecordingOutput,
 )
+from kiosk.media.choose import CameraChoice, CameraKind, open_video_source
 from kiosk.media.fanout import FanoutTrack, VideoFanout
 from kiosk.media.h264 import EncoderError, H264Encoder, nal_unit_types
+from kiosk.media.picamera2_source import Picamera2Source
+from kiosk.media.pyav_source import PyAVSource
 from kiosk.media.source import EncodedFrame, EncoderSource, SourceError, VideoSource
 from kiosk.media.stamp import Stamp, draw_stamp, read_stamp
 from kiosk.media.testpattern import TestPattern, TestPatternSource
@@ -32,12 +35,16 @@ __all__ = [
     "AudioOutput",
     "AudioSinkState",
     "BoundedAudioSink",
+    "CameraChoice",
+    "CameraKind",
     "EncodedFrame",
     "EncoderError",
     "EncoderSource",
     "FanoutTrack",
     "H264Encoder",
     "LevelMeter",
+    "Picamera2Source",
+    "PyAVSource",
     "RecordedWrite",
     "RecordingOutput",
     "SourceError",
@@ -50,5 +57,6 @@ __all__ = [
     "WavFileTrack",
     "draw_stamp",
     "nal_unit_types",
+    "open_video_source",
     "read_stamp",
 ]

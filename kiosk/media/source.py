@@ -128,8 +128,13 @@ class EncoderSource(VideoSource):
         if self._executor is not None:
             return
         # One worker: frames must reach x264 in order, and it must never block the loop.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.name}")
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._open_capture)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.name}")
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._open_capture)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        self._executor = executor
         self._started_at = time.monotonic()
         log.info("%s source started at %dx%d@%d", self.name, self.width, self.height, self.fps)
 
@@ -172,6 +177,8 @@ class EncoderSource(VideoSource):
             keyframe = self._take_keyframe_request()
             try:
                 frame = await loop.run_in_executor(executor, self._encode_next, keyframe)
+            except SourceError:
+                raise
             except RuntimeError as exc:  # the executor was shut down by stop()
                 raise SourceError(f"the {self.name} source stopped") from exc
             if frame is not None:

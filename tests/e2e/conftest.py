@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from server.relay import RelaySettings, coturn_config
 from tests.components import CHROMIUM, CHROMIUM_ARGS, require
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,29 +69,19 @@ def coturn(tmp_path: Path) -> Iterator[Coturn]:
     log = tmp_path / "turnserver.log"
     conf = tmp_path / "turnserver.conf"
     conf.write_text(
-        "\n".join(
-            [
-                "listening-ip=127.0.0.1",
-                "relay-ip=127.0.0.1",
-                f"listening-port={port}",
-                f"min-port={RELAY_MIN_PORT}",
-                f"max-port={RELAY_MAX_PORT}",
-                "use-auth-secret",
-                f"static-auth-secret={secret}",
-                "realm=videobooth.test",
-                "fingerprint",
-                "no-cli",
-                "no-tls",
-                "no-dtls",
-                "allow-loopback-peers",
-                "no-multicast-peers",
-                f"pidfile={tmp_path / 'turnserver.pid'}",
-                f"log-file={log}",
-                "simple-log",
-                "verbose",
-            ]
+        coturn_config(
+            RelaySettings(
+                secret=secret,
+                port=port,
+                realm="videobooth.test",
+                min_port=RELAY_MIN_PORT,
+                max_port=RELAY_MAX_PORT,
+                allow_loopback=True,
+                log_file=log,
+                pid_file=tmp_path / "turnserver.pid",
+                verbose=True,
+            )
         )
-        + "\n"
     )
     process = subprocess.Popen(
         [turnserver, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -246,7 +237,10 @@ def start_booth(tmp_path: Path) -> Iterator[Callable[..., BoothProcess]]:
         credential = server.add_booth(name)
         slug = name.lower().replace(" ", "-")
         config = tmp_path / f"{slug}.toml"
-        config.write_text(f'server_url = "{server.url}"\ncredential = "{credential}"\n')
+        config.write_text(
+            f'server_url = "{server.url}"\ncredential = "{credential}"\n'
+            '[camera]\nkind = "test-pattern"\n'
+        )
         status_file = tmp_path / f"{slug}.status.json"
         log = tmp_path / f"{slug}.log"
         env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}

@@ -19,6 +19,8 @@ def test_minimal_config_and_websocket_url(tmp_path: Path) -> None:
     assert (config.video.width, config.video.height, config.video.fps) == (1280, 720, 30)
     assert config.display is DisplayMode.AUTO
     assert "def" not in repr(config)  # the credential stays out of logs
+    # Production default: a real camera, never a synthetic picture by accident.
+    assert (config.camera.kind, config.camera.allow_test_pattern) == ("auto", False)
 
 
 @pytest.mark.parametrize(
@@ -32,6 +34,8 @@ def test_minimal_config_and_websocket_url(tmp_path: Path) -> None:
         (GOOD + "[video]\nwidth = 641\n", "must be even"),
         (GOOD + 'display = "projector"\n', "display: must be"),
         (GOOD + 'call_on_start = "yes"\n', "call_on_start: expected true or false"),
+        (GOOD + '[camera]\nkind = "webcam"\n', "camera.kind: must be one of"),
+        (GOOD + "[camera]\nallow_test_pattern = 1\n", "camera.allow_test_pattern"),
         ("server_url = \n", "not valid TOML"),
     ],
 )

@@ -1,0 +1,446 @@
+"""A stand-in for the ``picamera2`` package, for tests and machines without a Pi camera.
+
+It implements the part of picamera2's documented API that :class:`Picamera2Source` uses, with
+the same threads: a started camera renders test-pattern frames at its ``FrameRate`` in a thread
+of its own, running encoders hand each access unit to their outputs' ``outputframe(...)`` from
+that thread (as picamera2's software encoder does), and ``capture_array`` blocks for the next
+frame. The encoder is libx264 (:class:`kiosk.media.h264.H264Encoder`): Annex B, SPS/PPS before
+every IDR, as picamera2's ``H264Encoder`` with ``repeat=True``.
+
+Use it like the module::
+
+    fake = FakePicamera2()
+    source = Picamera2Source(..., picamera2_module=fake)
+
+and drive it with the helpers: ``FakePicamera2(cameras=0)`` has no camera (``Picamera2(0)``
+fails as on a Pi without one), ``fake.fail_next_start = True`` makes the next ``start()`` fail,
+``fake.cameras`` lists the cameras opened, ``camera.frames_delivered`` counts encoded frames
+handed to outputs and ``encoder.output_threads`` names the threads that delivered them.
+
+Differences from picamera2, all on paths a well-behaved caller does not take: ``start()``
+without a configuration raises instead of using the preview configuration; ``capture_array``
+on a stopped camera raises instead of waiting for ever; only ``main`` and ``lores`` exist.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from kiosk.media.h264 import NAL_IDR, NAL_PPS, NAL_SPS, nal_unit_types
+from kiosk.media.h264 import H264Encoder as X264Encoder
+from kiosk.media.stamp import Stamp
+from kiosk.media.testpattern import TestPattern
+
+log = logging.getLogger(__name__)
+
+#: Row alignment of YUV420 buffers, in bytes: camera buffers have padded rows.
+STRIDE_ALIGN = 64
+
+
+class Output:
+    """Like ``picamera2.outputs.Output``: receives encoded frames; the base ignores them."""
+
+    def __init__(self, pts: Any = None) -> None:
+        self.recording = False
+        self.ptsoutput = pts
+        self.needs_pacing = False
+        self.needs_add_stream = False
+
+    def start(self) -> None:
+        self.recording = True
+
+    def stop(self) -> None:
+        self.recording = False
+
+    def outputframe(
+        self,
+        frame: bytes | None,
+        keyframe: bool = True,
+        timestamp: int | None = None,
+        packet: Any = None,
+        audio: bool = False,
+    ) -> None:
+        """One encoded frame; ``timestamp`` in microseconds since the encoder's first frame."""
+
+
+class H264Encoder:
+    """Like ``picamera2.encoders.H264Encoder``, encoding with libx264."""
+
+    def __init__(
+        self,
+        bitrate: int | None = None,
+        repeat: bool = True,
+        iperiod: int | None = None,
+        framerate: float | None = None,
+        enable_sps_framerate: bool = False,
+        qp: int | None = None,
+        profile: str | None = None,
+    ) -> None:
+        self.bitrate = bitrate
+        self.repeat = repeat
+        self.iperiod = iperiod
+        self.framerate = framerate
+        self.qp = qp
+        self.profile = profile
+        self.width = self.height = self.stride = 0
+        self.format: str | None = None
+        self.name: str | None = None
+        self._output: list[Output] = []
+        self._running = False
+        self._lock = threading.Lock()
+        self._x264: X264Encoder | None = None
+        self._first_us: int | None = None
+        self._key_frames_requested = 0
+        self._key_frames_generated = 0
+        #: Frames encoded since :meth:`start`.
+        self.frames_encoded = 0
+        #: Names of the threads that called the outputs (helper for tests).
+        self.output_threads: set[str] = set()
+        # Set by the camera from FakePicamera2.headers_apart.
+        self._headers_apart = False
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def output(self) -> Output | list[Output]:
+        return self._output[0] if len(self._output) == 1 else self._output
+
+    @output.setter
+    def output(self, value: Output | list[Output]) -> None:
+        outputs = value if isinstance(value, list) else [value]
+        if not all(isinstance(out, Output) for out in outputs):
+            raise RuntimeError("Must pass Output")
+        self._output = outputs
+
+    def force_key_frame(self) -> None:
+        """Make a frame soon an IDR (picamera2 0.3.32 and later)."""
+        self._key_frames_requested += 1
+
+    def start(self, quality: Any = None) -> None:
+        with self._lock:
+            if self._running:
+                raise RuntimeError("Encoder already running")
+            if self.format != "YUV420":
+                raise RuntimeError(f"the fake encoder takes YUV420, not {self.format}")
+            self.frames_encoded = 0
+            self._first_us = None
+            fps = round(self.framerate or 30)
+            self._x264 = X264Encoder(self.width, self.height, fps, self.bitrate or 1_000_000)
+            self._running = True
+            for out in self._output:
+                out.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            if not self._running:
+                raise RuntimeError("Encoder already stopped")
+            self._running = False
+            self._x264 = None
+            for out in self._output:
+                out.stop()
+
+    def outputframe(
+        self,
+        frame: bytes | None,
+        keyframe: bool = True,
+        timestamp: int | None = None,
+        packet: Any = None,
+        audio: bool = False,
+    ) -> None:
+        self.output_threads.add(threading.current_thread().name)
+        for out in self._output:
+            out.outputframe(frame, keyframe, timestamp, packet, audio)
+
+    def _encode(self, frame: av.VideoFrame, capture_us: int) -> int:
+        """Encode one camera frame (camera thread); the number of access units delivered."""
+        with self._lock:
+            x264 = self._x264
+            if not self._running or x264 is None:
+                return 0
+            keyframe = bool(self.iperiod) and self.frames_encoded % (self.iperiod or 1) == 0
+            if self._key_frames_requested > self._key_frames_generated:
+                self._key_frames_generated += 1
+                keyframe = True
+            if self._first_us is None:
+                self._first_us = capture_us
+            timestamp = capture_us - self._first_us
+            packets = x264.encode(frame, keyframe=keyframe)
+            self.frames_encoded += 1
+            for packet in packets:
+                data = bytes(packet)
+                keyframe = NAL_IDR in nal_unit_types(data)
+                if self._headers_apart and keyframe:
+                    headers, data = _split_headers(data)
+                    self.outputframe(headers, False, timestamp)
+                self.outputframe(data, keyframe, timestamp)
+            return len(packets)
+
+
+class FakeCamera:
+    """Like ``picamera2.Picamera2``; made by ``FakePicamera2().Picamera2(camera_num)``."""
+
+    def __init__(self, camera_num: int = 0, *, fake: FakePicamera2) -> None:
+        if not 0 <= camera_num < fake.camera_count:
+            raise RuntimeError(
+                f'No camera number {camera_num} found - use "rpicam-hello --list-cameras" to '
+                "check connected cameras"
+            )
+        self.camera_num = camera_num
+        self._fake = fake
+        self.is_open = True
+        self.started = False
+        self.camera_config: dict[str, Any] = {}
+        self._encoders: set[H264Encoder] = set()
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._frame_ready = threading.Condition()
+        self._frame_count = 0
+        self._latest: dict[str, npt.NDArray[np.uint8]] = {}
+        #: Camera frames rendered since the camera was opened.
+        self.frames_rendered = 0
+        #: Encoded frames handed to outputs since the camera was opened.
+        self.frames_delivered = 0
+        fake.cameras.append(self)
+
+    def create_video_configuration(
+        self,
+        main: dict[str, Any] | None = None,
+        lores: dict[str, Any] | None = None,
+        controls: dict[str, Any] | None = None,
+        **_others: Any,
+    ) -> dict[str, Any]:
+        if not self.is_open:
+            raise RuntimeError("Camera not opened")
+        main = {"format": "XBGR8888", "size": (1280, 720)} | (main or {})
+        if lores is not None:
+            lores = {"format": "YUV420", "size": main["size"]} | lores
+        for stream in (main, lores):
+            if stream is not None:
+                width, height = stream["size"]
+                stream["size"] = (width - width % 2, height - height % 2)
+        return {
+            "use_case": "video",
+            "main": main,
+            "lores": lores,
+            "controls": {"FrameRate": 30.0} | (controls or {}),
+        }
+
+    def configure(self, camera_config: dict[str, Any] | None = None) -> None:
+        if self.started:
+            raise RuntimeError("Camera must be stopped before configuring")
+        if not isinstance(camera_config, dict):
+            raise TypeError("the fake camera takes a configuration made by create_*_configuration")
+        config = dict(camera_config)
+        main = config["main"] = dict(config["main"])
+        main["stride"] = _stride(main["size"][0], main["format"])
+        lores = config.get("lores")
+        if lores is not None:
+            if lores["size"][0] > main["size"][0] or lores["size"][1] > main["size"][1]:
+                raise RuntimeError("lores stream dimensions may not exceed main stream")
+            if lores["format"] != "YUV420":
+                raise RuntimeError("lores stream must be YUV")
+            config["lores"] = dict(lores, stride=_stride(lores["size"][0], lores["format"]))
+        self.camera_config = config
+
+    def camera_configuration(self) -> dict[str, Any]:
+        return self.camera_config
+
+    def start(self, config: dict[str, Any] | None = None, show_preview: Any = False) -> None:
+        if config is not None:
+            self.configure(config)
+        if not self.camera_config:
+            raise RuntimeError("Camera has not been configured")
+        if self.started:
+            return
+        if self._fake.fail_next_start:
+            self._fake.fail_next_start = False
+            raise RuntimeError("Failed to start camera: Device or resource busy")
+        fps = float(self.camera_config["controls"].get("FrameRate", 30.0))
+        width, height = self.camera_config["main"]["size"]
+        pattern = TestPattern(width, height)
+        self._stopping.clear()
+        self.started = True
+        self._thread = threading.Thread(
+            target=self._run, args=(pattern, fps), name=f"fake-picamera2-{self.camera_num}"
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        thread, self._thread = self._thread, None
+        if not self.started or thread is None:
+            return
+        self._stopping.set()
+        thread.join()
+        with self._frame_ready:
+            self.started = False
+            self._frame_ready.notify_all()
+
+    def start_encoder(
+        self,
+        encoder: H264Encoder | None = None,
+        output: Output | None = None,
+        pts: Any = None,
+        quality: Any = None,
+        name: str | None = None,
+    ) -> None:
+        if encoder is None:
+            raise RuntimeError("No encoder specified")
+        if output is not None:
+            encoder.output = output
+        if not self.camera_config:
+            raise RuntimeError("Camera has not been configured")
+        name = name or "main"
+        stream = self.camera_config.get(name)
+        if stream is None:
+            raise RuntimeError(f"Encode stream {name} was not defined")
+        encoder.name = name
+        encoder.width, encoder.height = stream["size"]
+        encoder.format = stream["format"]
+        encoder.stride = stream["stride"]
+        encoder._headers_apart = self._fake.headers_apart
+        if encoder.framerate is None:
+            encoder.framerate = min(30.0, float(self.camera_config["controls"]["FrameRate"]))
+        encoder.start(quality=quality)
+        self._encoders.add(encoder)
+
+    def stop_encoder(self, encoders: H264Encoder | list[H264Encoder] | None = None) -> None:
+        if encoders is None:
+            chosen = list(self._encoders)
+        elif isinstance(encoders, H264Encoder):
+            chosen = [encoders]
+        else:
+            chosen = list(encoders)
+        for encoder in chosen:
+            encoder.stop()
+            self._encoders.remove(encoder)
+
+    @property
+    def encoders(self) -> set[H264Encoder]:
+        return self._encoders
+
+    def capture_array(self, name: str = "main", wait: float | bool | None = None) -> Any:
+        """The next frame of stream ``name`` (YUV420: ``height * 3 / 2`` rows of ``stride``)."""
+        if self.camera_config.get(name) is None:
+            raise RuntimeError(f"Stream {name!r} is not defined")
+        timeout = None if wait is None or wait is True else float(wait)
+        with self._frame_ready:
+            seen = self._frame_count
+            arrived = self._frame_ready.wait_for(
+                lambda: self._frame_count != seen or not self.started, timeout
+            )
+            if not arrived:
+                raise TimeoutError(f"no {name} frame within {timeout} s")
+            if not self.started:
+                raise RuntimeError("the camera is not running")
+            return self._latest[name].copy()
+
+    def close(self) -> None:
+        if not self.is_open:
+            return
+        self.stop()
+        for encoder in list(self._encoders):
+            if encoder.running:
+                encoder.stop()
+        self._encoders.clear()
+        self.is_open = False
+        self.camera_config = {}
+
+    def _run(self, pattern: TestPattern, fps: float) -> None:
+        period = 1 / fps
+        due = time.monotonic()
+        while not self._stopping.wait(max(0.0, due - time.monotonic())):
+            now = time.monotonic()
+            # A late thread skips frames rather than bursting, as a sensor does.
+            due = max(due + period, now)
+            capture_us = int(now * 1_000_000)
+            frame = pattern.render(
+                Stamp(self.frames_rendered & 0xFFFF_FFFF, int(time.time() * 1000) & 0xFFFF_FFFF)
+            )
+            latest = {"main": _yuv420_buffer(frame, self.camera_config["main"])}
+            if self.camera_config.get("lores") is not None:
+                latest["lores"] = _yuv420_buffer(frame, self.camera_config["lores"])
+            with self._frame_ready:
+                self._latest = latest
+                self.frames_rendered += 1
+                self._frame_count += 1
+                self._frame_ready.notify_all()
+            for encoder in list(self._encoders):
+                try:
+                    self.frames_delivered += encoder._encode(frame, capture_us)
+                except Exception:  # picamera2's thread survives a failing encoder too
+                    log.exception("fake camera %d: encoder failed", self.camera_num)
+
+
+class FakePicamera2:
+    """The fake ``picamera2`` module: ``Picamera2``, ``encoders`` and ``outputs``."""
+
+    def __init__(self, *, cameras: int = 1) -> None:
+        #: Cameras attached; ``Picamera2(n)`` fails for ``n`` at or above this.
+        self.camera_count = cameras
+        #: Make the next camera ``start()`` fail (then this resets to False).
+        self.fail_next_start = False
+        #: Encoders send SPS and PPS in a buffer of their own before each IDR (as a V4L2
+        #: encoder may), instead of in the IDR's buffer.
+        self.headers_apart = False
+        #: Every camera opened, in order.
+        self.cameras: list[FakeCamera] = []
+        self.Picamera2 = functools.partial(FakeCamera, fake=self)
+        self.encoders = SimpleNamespace(H264Encoder=H264Encoder)
+        self.outputs = SimpleNamespace(Output=Output)
+
+
+def _split_headers(data: bytes) -> tuple[bytes, bytes]:
+    """An access unit split before its first NAL unit that is not an SPS or a PPS."""
+    position = data.find(b"\x00\x00\x01")
+    while position != -1 and position + 3 < len(data):
+        if data[position + 3] & 0x1F not in (NAL_SPS, NAL_PPS):
+            cut = position - 1 if position and data[position - 1] == 0 else position
+            return data[:cut], data[cut:]
+        position = data.find(b"\x00\x00\x01", position + 3)
+    return data, b""
+
+
+def _stride(width: int, fmt: str) -> int:
+    if fmt != "YUV420":
+        return width * 4
+    return -(-width // STRIDE_ALIGN) * STRIDE_ALIGN
+
+
+def _yuv420_buffer(frame: av.VideoFrame, stream: dict[str, Any]) -> npt.NDArray[np.uint8]:
+    """The frame as a camera's YUV420 buffer for ``stream``: Y, U, V planes with padded rows."""
+    width, height = stream["size"]
+    stride = stream["stride"]
+    if (frame.width, frame.height) != (width, height):
+        frame = frame.reformat(width=width, height=height, format="yuv420p")
+    packed = frame.to_ndarray().reshape(-1)
+    buffer = np.zeros(height * 3 // 2 * stride, dtype=np.uint8)
+    # (offset in the packed frame, offset in the buffer, width, height, row stride) per plane
+    luma, chroma = width * height, width * height // 4
+    planes = (
+        (0, 0, width, height, stride),
+        (luma, height * stride, width // 2, height // 2, stride // 2),
+        (
+            luma + chroma,
+            height * stride + height // 2 * stride // 2,
+            width // 2,
+            height // 2,
+            stride // 2,
+        ),
+    )
+    for source, target, plane_width, plane_height, row in planes:
+        rows = buffer[target : target + plane_height * row].reshape(plane_height, row)
+        rows[:, :plane_width] = packed[source : source + plane_width * plane_height].reshape(
+            plane_height, plane_width
+        )
+    return buffer.reshape(height * 3 // 2, stride)
