@@ -26,6 +26,7 @@ from protocol import (
     CallRequest,
     CallStarted,
     CallWaiting,
+    Chat,
     Error,
     Hangup,
     IceCandidate,
@@ -181,6 +182,8 @@ class Booth:
                 await self.call.accept_answer(message.sdp)
             case IceCandidate() if self.call and message.session_id == self.call.session_id:
                 await self.call.add_candidate(message)
+            case Chat() if self.call and message.session_id == self.call.session_id:
+                self.call.chat.append(message)
             case Hangup():
                 if message.session_id in ("local", self.session_id):
                     await self._end_call(message.reason, notify=False)

@@ -28,7 +28,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from kiosk.media import FanoutTrack
 from kiosk.media.audio_playback import BoundedAudioSink
-from protocol import CallStarted, IceCandidate, IceTransportPolicy, Message, Offer
+from protocol import CallStarted, Chat, IceCandidate, IceTransportPolicy, Message, Offer
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,8 @@ class Call:
         self._closed = False
         self._consumers: list[asyncio.Task[None]] = []
         self._loudspeaker = loudspeaker
+        #: The call's chat, for the screen; in memory only, gone with the call.
+        self.chat: deque[Chat] = deque(maxlen=50)
         self.sink: BoundedAudioSink | None = None
         self.video_sender: RTCRtpSender | None = None
 
@@ -194,6 +196,7 @@ class Call:
             "audio_frames_received": (
                 self.sink.frames_received if self.sink else self.received.audio_frames
             ),
+            "chat_lines": len(self.chat),  # how many, never what
             "video_frames_sent": self.video_track.frames_sent,
             "keyframes_requested": self.video_track.source.keyframes_requested,
         }
@@ -231,6 +234,7 @@ class Call:
             with contextlib.suppress(asyncio.CancelledError, MediaStreamError):
                 await consumer
         self.received.newest_video = None
+        self.chat.clear()
         log.info("session %s: peer connection closed", self.session_id)
 
 

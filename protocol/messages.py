@@ -131,10 +131,15 @@ class Hangup(Message):
 
 
 class Chat(Message):
+    """A text message within a call; it lives in the server's memory for the call only."""
+
     type: ClassVar[str] = "chat"
     session_id: _SessionId
     text: Annotated[str, Field(min_length=1, max_length=MAX_CHAT_CHARS)]
+    # Filled in by the server when relaying:
     sender: str | None = None
+    sender_name: str | None = None
+    sent_at: datetime | None = None
 
 
 class MediaDirection(BaseModel):

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,11 +42,16 @@ from protocol import (
     WaitingCall,
     encode,
 )
+from server.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
 #: Messages a connection may have queued for sending before it counts as stuck and is closed.
 OUTBOX_LIMIT = 256
+#: Chat kept for a call (for a participant who joins late); older lines fall off.
+CHAT_HISTORY = 200
+#: Chat lines one participant may send: a burst, then one every two seconds.
+CHAT_BURST, CHAT_RATE = 5.0, 0.5
 
 _ALLOWED: dict[Role, frozenset[type[Message]]] = {
     Role.BOOTH: frozenset(
@@ -78,6 +84,9 @@ class Connection:
     outbox: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     last_heartbeat: float = field(default_factory=time.monotonic)
     reported_state: str | None = None
+    chat_bucket: TokenBucket = field(
+        default_factory=lambda: TokenBucket(rate=CHAT_RATE, burst=CHAT_BURST)
+    )
 
     def send(self, message: Message) -> None:
         """Queue ``message``; a client that stopped reading is disconnected, not waited for."""
@@ -101,6 +110,8 @@ class CallSession:
     advisor: Connection | None = None
     state: SessionState = SessionState.WAITING
     waiting_since: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: The call's chat: in memory only, and gone with the session (data protection).
+    chat: deque[Chat] = field(default_factory=lambda: deque(maxlen=CHAT_HISTORY))
 
     def participants(self) -> list[Connection]:
         return [c for c in (self.booth, self.advisor) if c is not None]
@@ -169,12 +180,27 @@ class Switchboard:
                 self._end_session(session.id, "cancelled", by=conn)
             case CallAccept():
                 self._call_accept(conn, message.session_id)
-            case Offer() | Answer() | IceCandidate() | Chat() | CallStats():
-                session = self._own_session(conn, message.session_id)
-                if session.state is not SessionState.ACTIVE:
+            case Chat():
+                session = self._active_session(conn, message.session_id)
+                if not conn.chat_bucket.take():
                     raise ProtocolError(
-                        ErrorCode.SESSION_NOT_WAITING, "the call has not started yet"
+                        ErrorCode.RATE_LIMITED, "too many chat messages; wait a moment"
                     )
+                line = message.model_copy(
+                    update={
+                        "sender": conn.participant_id,
+                        "sender_name": conn.name,
+                        "sent_at": datetime.now(UTC),
+                        "id": None,
+                    }
+                )
+                session.chat.append(line)
+                # Never the text in the log: chat is personal data and stays in memory.
+                log.debug("session %s: chat line from %s", session.id, conn)
+                for other in session.participants():
+                    other.send(line)
+            case Offer() | Answer() | IceCandidate() | CallStats():
+                session = self._active_session(conn, message.session_id)
                 relayed = message.model_copy(update={"sender": conn.participant_id, "id": None})
                 for other in session.participants():
                     if other is not conn:
@@ -192,6 +218,12 @@ class Switchboard:
             raise ProtocolError(
                 ErrorCode.NOT_IN_SESSION, f"you are not a participant of session {session_id}"
             )
+        return session
+
+    def _active_session(self, conn: Connection, session_id: str) -> CallSession:
+        session = self._own_session(conn, session_id)
+        if session.state is not SessionState.ACTIVE:
+            raise ProtocolError(ErrorCode.SESSION_NOT_WAITING, "the call has not started yet")
         return session
 
     def _call_request(self, booth: Connection) -> None:
@@ -240,6 +272,7 @@ class Switchboard:
             return
         was_waiting = session.state is SessionState.WAITING
         session.state = SessionState.ENDED
+        session.chat.clear()
         for conn in session.participants():
             conn.session_id = None
             if conn is not by:

@@ -125,6 +125,12 @@ async def test_booth_call_through_relay_to_advisor_browser(
     await poll(booth_stats_shown, 15, "the booth's statistics in the advisor's call view")
     print("advisor sees booth stats:", await page.inner_text("#stat-booth-sent"))
 
+    # Chat from the advisor's page reaches the booth (which reports how many lines, not what).
+    await page.get_by_label("Message").fill("Hello from the advisor")
+    await page.get_by_role("button", name="Send").click()
+    booth.wait_for(lambda s: s.get("call", {}).get("chat_lines") == 1, 10, "the chat line")
+    await page.wait_for_selector("#chat-log li")
+
     # Hanging up in the browser returns the booth to idle and closes its peer connection.
     await page.get_by_role("button", name="End call").click()
     ended = booth.wait_for(

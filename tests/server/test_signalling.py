@@ -6,8 +6,11 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import logging
+from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.server.conftest import TURN_SECRET, Harness, MakeHarness, Peer
 
@@ -219,3 +222,44 @@ async def test_cross_origin_websocket_is_refused(harness: Harness) -> None:
             assert response.status == 403
     finally:
         await http.close()
+
+
+async def test_chat_both_ways_limited_and_never_stored_or_logged(
+    harness: Harness, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    booth, advisor, session_id = await _active_call(harness, "Booth A", "alice")
+    await booth.receive_type("call_started")
+    await advisor.receive_type("call_started")
+    secret_text = "My case number is 4711-secret"
+
+    await advisor.send(type="chat", session_id=session_id, text=secret_text)
+    line = await booth.receive_type("chat")
+    assert line["text"] == secret_text
+    assert line["sender_name"] == "alice"
+    assert line["sent_at"]
+    assert (await advisor.receive_type("chat"))["text"] == secret_text  # the server's echo
+
+    await booth.send(type="chat", session_id=session_id, text="Guten Tag")
+    assert (await advisor.receive_type("chat"))["sender_name"] == "Booth A"
+
+    await advisor.send(type="chat", session_id=session_id, text="x" * 2001)
+    assert (await advisor.receive_type("error"))["code"] == "invalid_message"
+
+    codes = []
+    for n in range(8):  # a burst of 5 passes, then the rate limit holds
+        await booth.send(type="chat", session_id=session_id, text=f"line {n}")
+    for _ in range(8):
+        message = await booth.receive()
+        while message["type"] not in ("chat", "error"):
+            message = await booth.receive()
+        codes.append(message.get("code", "ok"))
+    assert codes.count("rate_limited") >= 2
+
+    await advisor.send(type="hangup", session_id=session_id)
+    await booth.receive_type("hangup")
+
+    # Nothing of the chat in the logs or in the database file.
+    assert secret_text not in caplog.text
+    for path in (tmp_path / "data").iterdir():
+        assert secret_text.encode() not in path.read_bytes(), path

@@ -41,6 +41,7 @@ async function boot() {
   $("hangup").addEventListener("click", () => hangUp("advisor_hangup"));
   $("mute").addEventListener("click", toggleMute);
   $("camera").addEventListener("click", toggleCamera);
+  $("chat-form").addEventListener("submit", sendChat);
   const me = await api("/api/v1/me");
   if (me.ok) enterWorkspace(me.body);
   else show("login-view");
@@ -113,6 +114,7 @@ async function handle(message) {
     case "answer": await onAnswer(message); break;
     case "ice_candidate": await onRemoteCandidate(message); break;
     case "call_stats": showPeerStats(message); break;
+    case "chat": showChat(message); break;
     case "hangup":
       if (state.session && message.session_id === state.session.id) {
         endCall(message.reason === "peer_disconnected"
@@ -257,8 +259,34 @@ function endCall(text) {
   $("remote-video").srcObject = null;
   $("local-video").srcObject = null;
   for (const id of ["stat-booth-sent", "stat-booth-received"]) $(id).textContent = "–";
+  $("chat-log").replaceChildren(); // the chat is gone with the call
   show("queue-view");
   notice(text);
+}
+
+// ------------------------------------------------------------------ chat
+
+function sendChat(event) {
+  event.preventDefault();
+  const input = $("chat-input");
+  const text = input.value.trim();
+  if (!state.session || !text) return;
+  send("chat", { session_id: state.session.id, text });
+  input.value = "";
+}
+
+function showChat(message) {
+  if (!state.session || message.session_id !== state.session.id) return;
+  const item = document.createElement("li");
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = message.sender === state.session.peer.participant_id ? message.sender_name : "You";
+  const text = document.createElement("span");
+  text.className = "text";
+  text.textContent = message.text; // never innerHTML: the text is the other party's
+  item.append(who, text);
+  $("chat-log").append(item);
+  item.scrollIntoView({ block: "nearest" });
 }
 
 function toggleMute() {
