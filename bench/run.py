@@ -73,6 +73,7 @@ class Coturn:
         deadline = time.monotonic() + 10
         while not (log.exists() and "listener opened" in log.read_text(errors="replace")):
             if time.monotonic() > deadline:
+                self.stop()
                 raise SystemExit("bench: coturn did not start")
             time.sleep(0.1)
 
