@@ -10,9 +10,10 @@ from aiohttp import web
 
 from protocol import IceServer
 from server import auth
+from server.api import EVERYONE, USERS, Access, Api, ApiCall
 from server.config import ServerConfig
 from server.http import error_middleware, security_headers_middleware
-from server.keys import CONFIG, DATABASE, LOGIN_LIMITER, SWITCHBOARD
+from server.keys import API, CONFIG, DATABASE, LOGIN_LIMITER, SWITCHBOARD
 from server.ratelimit import RateLimiter
 from server.storage import Database
 from server.switchboard import CallSession, Connection, Switchboard
@@ -20,6 +21,8 @@ from server.turn import ice_servers_for
 from server.websocket import websocket_handler
 
 log = logging.getLogger(__name__)
+
+__version__ = "0.1.0"
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -44,9 +47,27 @@ async def _advisor_page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "advisor" / "index.html")
 
 
-async def _health(request: web.Request) -> web.Response:
-    # For load balancers and the demo launcher: says nothing about calls or people.
-    return web.json_response({"status": "ok"})
+def _build_api() -> Api:
+    api = Api()
+
+    @api.endpoint("GET", "/health", allow=EVERYONE, summary="Check that the server answers")
+    async def health(call: ApiCall) -> web.StreamResponse:
+        # For load balancers and the demo launcher: says nothing about calls or people.
+        return web.json_response({"status": "ok"})
+
+    auth.register(api)
+    api.endpoint(
+        "GET",
+        "/ws",
+        allow=frozenset({Access.ADVISOR, Access.BOOTH}),
+        summary="Open the signalling WebSocket",
+    )(websocket_handler)
+
+    @api.endpoint("GET", "/openapi.json", allow=USERS, summary="Read the API description")
+    async def openapi(call: ApiCall) -> web.StreamResponse:
+        return web.json_response(api.openapi(title="Videobooth", version=__version__))
+
+    return api
 
 
 def create_app(config: ServerConfig) -> web.Application:
@@ -72,9 +93,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_get("/", _index)
     app.router.add_get("/advisor/", _advisor_page)
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
-    app.router.add_get("/api/v1/health", _health)
-    app.router.add_post("/api/v1/auth/login", auth.login)
-    app.router.add_post("/api/v1/auth/logout", auth.logout)
-    app.router.add_get("/api/v1/me", auth.me)
-    app.router.add_get("/api/v1/ws", websocket_handler)
+    api = _build_api()
+    app[API] = api
+    api.install(app, auth.caller_for)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.api import Api
 from server.config import ServerConfig
 from server.ratelimit import RateLimiter
 from server.storage import Database
@@ -13,3 +14,4 @@ CONFIG = web.AppKey("config", ServerConfig)
 DATABASE = web.AppKey("database", Database)
 SWITCHBOARD = web.AppKey("switchboard", Switchboard)
 LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
+API = web.AppKey("api", Api)

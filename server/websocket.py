@@ -8,9 +8,9 @@ import logging
 
 from aiohttp import WSMsgType, web
 
-from protocol import Error, ErrorCode, ProtocolError, decode_client
-from server.auth import principal_for
-from server.http import ProblemError, check_same_origin
+from protocol import Error, ErrorCode, ProtocolError, Role, decode_client
+from server.api import Access, ApiCall
+from server.http import check_same_origin
 from server.keys import CONFIG, SWITCHBOARD
 from server.ratelimit import TokenBucket
 from server.switchboard import Connection
@@ -26,12 +26,13 @@ MESSAGE_RATE = 30.0
 MESSAGE_BURST = 100.0
 
 
-async def websocket_handler(request: web.Request) -> web.StreamResponse:
+async def websocket_handler(call: ApiCall) -> web.StreamResponse:
     """``GET /api/v1/ws``: signalling for booths (bearer credential) and advisors (cookie)."""
-    check_same_origin(request)
-    principal = await principal_for(request)
-    if principal is None:
-        raise ProblemError(401, "Unauthorized", "log in, or present a booth credential")
+    request, caller = call.request, call.caller
+    if caller.by_cookie:
+        # Browsers send Origin on every WebSocket handshake: refuse cross-site hijacking.
+        check_same_origin(request)
+    role = Role.BOOTH if caller.access is Access.BOOTH else Role.ADVISOR
 
     config = request.app[CONFIG]
     switchboard = request.app[SWITCHBOARD]
@@ -42,9 +43,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         if not ws.closed:
             asyncio.get_running_loop().create_task(ws.close(code=code, message=reason.encode()))
 
-    conn = Connection(
-        role=principal.role, principal_id=principal.id, name=principal.name, close=close
-    )
+    conn = Connection(role=role, principal_id=caller.id or "", name=caller.name, close=close)
     writer = asyncio.create_task(_drain(ws, conn), name=f"ws-writer-{conn.participant_id[:8]}")
     bucket = TokenBucket(rate=MESSAGE_RATE, burst=MESSAGE_BURST)
     errors = 0

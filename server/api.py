@@ -1,0 +1,178 @@
+"""The JSON API's frame: every endpoint declares who may call it, and that is enforced here.
+
+Endpoints register with :meth:`Api.endpoint`; the wrapper authenticates the caller, refuses
+anyone outside the endpoint's ``allow`` set (401 without a login, 403 with the wrong one),
+checks the origin of cookie-authenticated writes (CSRF), parses the JSON body into the declared
+model, and turns errors into problem details. The same registry produces the OpenAPI document
+and drives the test that tries every endpoint with every role.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from server.http import ProblemError, check_same_origin
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v1"
+
+
+class Access(StrEnum):
+    """Who a caller is, as far as authorisation goes."""
+
+    ANONYMOUS = "anonymous"
+    ADVISOR = "advisor"
+    ADMIN = "admin"
+    BOOTH = "booth"
+
+
+USERS = frozenset({Access.ADVISOR, Access.ADMIN})
+EVERYONE = frozenset(Access)
+
+
+@dataclass(frozen=True)
+class Caller:
+    access: Access
+    id: str | None = None
+    name: str = ""
+    #: Authenticated by the session cookie (so writes need a same-origin check).
+    by_cookie: bool = False
+
+
+ANONYMOUS = Caller(access=Access.ANONYMOUS)
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """What a handler gets: the request, who made it, and the parsed body if one is declared."""
+
+    request: web.Request
+    caller: Caller
+    body: BaseModel | None = None
+
+    def body_as(self, model: type[Model]) -> Model:
+        assert isinstance(self.body, model)
+        return self.body
+
+
+Handler = Callable[[ApiCall], Awaitable[web.StreamResponse]]
+CallerLookup = Callable[[web.Request], Awaitable[Caller]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    allow: frozenset[Access]
+    summary: str
+    body: type[BaseModel] | None
+
+
+class Api:
+    """A registry of endpoints under ``/api/v1``."""
+
+    def __init__(self) -> None:
+        self.endpoints: list[Endpoint] = []
+
+    def endpoint(
+        self,
+        method: str,
+        path: str,
+        *,
+        allow: frozenset[Access],
+        summary: str,
+        body: type[BaseModel] | None = None,
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.endpoints.append(
+                Endpoint(method.upper(), PREFIX + path, handler, allow, summary, body)
+            )
+            return handler
+
+        return register
+
+    def install(self, app: web.Application, caller_for: CallerLookup) -> None:
+        for endpoint in self.endpoints:
+            app.router.add_route(endpoint.method, endpoint.path, _guard(endpoint, caller_for))
+
+    def openapi(self, *, title: str, version: str) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of every registered endpoint."""
+        paths: dict[str, dict[str, Any]] = {}
+        problem = {"content": {"application/problem+json": {"schema": {"type": "object"}}}}
+        for e in self.endpoints:
+            operation: dict[str, Any] = {
+                "summary": e.summary,
+                "x-allowed": sorted(a.value for a in e.allow),
+                "responses": {
+                    "200": {"description": "OK"},
+                    "400": {"description": "Bad request", **problem},
+                    "401": {"description": "Not logged in", **problem},
+                    "403": {"description": "Not allowed for this role", **problem},
+                },
+            }
+            if Access.ANONYMOUS not in e.allow:
+                operation["security"] = [{"session": []}, {"booth": []}]
+            if e.body is not None:
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": e.body.model_json_schema()}},
+                }
+            paths.setdefault(e.path, {})[e.method.lower()] = operation
+        return {
+            "openapi": "3.1.0",
+            "info": {"title": title, "version": version},
+            "paths": paths,
+            "components": {
+                "securitySchemes": {
+                    "session": {"type": "apiKey", "in": "cookie", "name": "vb_session"},
+                    "booth": {"type": "http", "scheme": "bearer"},
+                }
+            },
+        }
+
+
+def _guard(
+    endpoint: Endpoint, caller_for: CallerLookup
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        caller = await caller_for(request)
+        if caller.access not in endpoint.allow:
+            if caller.access is Access.ANONYMOUS:
+                raise ProblemError(401, "Unauthorized", "log in first")
+            raise ProblemError(
+                403, "Forbidden", f"a {caller.access.value} may not {endpoint.summary.lower()}"
+            )
+        if request.method not in ("GET", "HEAD", "OPTIONS") and (
+            caller.by_cookie or caller.access is Access.ANONYMOUS
+        ):
+            check_same_origin(request)
+        body: BaseModel | None = None
+        if endpoint.body is not None:
+            body = await _parse(request, endpoint.body)
+        return await endpoint.handler(ApiCall(request=request, caller=caller, body=body))
+
+    return handle
+
+
+async def _parse(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ProblemError(413, "Payload Too Large", "the request body is too large") from None
+    try:
+        return model.model_validate_json(raw or b"null")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise ProblemError(400, "Bad Request", f"{where}: {first['msg']}") from None

@@ -1,0 +1,69 @@
+"""Every endpoint, tried with every role and with no login: only the declared roles get in."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from server.api import Access
+from server.keys import API, DATABASE
+from server.storage import create_user
+from tests.server.conftest import PASSWORD, Harness
+
+
+async def _session_for(
+    harness: Harness, access: Access, booth_credential: str
+) -> aiohttp.ClientSession:
+    if access is Access.ANONYMOUS:
+        return aiohttp.ClientSession()
+    if access is Access.BOOTH:
+        return aiohttp.ClientSession(headers={"Authorization": f"Bearer {booth_credential}"})
+    return await harness.login("advisor1" if access is Access.ADVISOR else "admin1")
+
+
+async def test_authorisation_matrix(harness: Harness) -> None:
+    await harness.add_advisor("advisor1")
+    await create_user(harness.app[DATABASE], username="admin1", password=PASSWORD, role="admin")
+    booth_credential = await harness.add_booth("Matrix booth")
+    endpoints = harness.app[API].endpoints
+    assert len(endpoints) >= 6
+
+    rows = []
+    for endpoint in endpoints:
+        row = [f"{endpoint.method:6} {endpoint.path:24}"]
+        for access in Access:
+            http = await _session_for(harness, access, booth_credential)
+            try:
+                kwargs = {"json": {}} if endpoint.method != "GET" else {}
+                async with http.request(
+                    endpoint.method, harness.url(endpoint.path), **kwargs
+                ) as response:
+                    status = response.status
+            finally:
+                await http.close()
+            if access in endpoint.allow:
+                assert status not in (401, 403), (endpoint.path, access, status)
+            elif access is Access.ANONYMOUS:
+                assert status == 401, (endpoint.path, access, status)
+            else:
+                assert status == 403, (endpoint.path, access, status)
+            row.append(f"{access.value}:{status}")
+        rows.append("  ".join(row))
+    print("\n" + "\n".join(rows))
+
+
+async def test_openapi_document_lists_every_endpoint(harness: Harness) -> None:
+    await harness.add_advisor("advisor1")
+    http = await harness.login("advisor1")
+    try:
+        async with http.get(harness.url("/api/v1/openapi.json")) as response:
+            assert response.status == 200
+            document = await response.json()
+    finally:
+        await http.close()
+    assert document["openapi"].startswith("3.")
+    for endpoint in harness.app[API].endpoints:
+        operation = document["paths"][endpoint.path][endpoint.method.lower()]
+        assert operation["summary"]
+        assert set(operation["x-allowed"]) == {a.value for a in endpoint.allow}
+    login = document["paths"]["/api/v1/auth/login"]["post"]
+    assert "password" in login["requestBody"]["content"]["application/json"]["schema"]["properties"]
