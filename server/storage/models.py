@@ -1,5 +1,8 @@
 """The tables of the server's database, as SQLAlchemy typed ORM classes.
 
+Users, login sessions and booths (revision 0001); branches, topics, appointments and the audit
+log (revision 0002).
+
 Types are portable between SQLite and PostgreSQL: ids are uuid4 hex strings, times are stored
 in UTC and always come back timezone-aware, roles are a short string with a CHECK constraint.
 The schema is created by the Alembic migrations in ``migrations/versions``, never by
@@ -9,30 +12,41 @@ The schema is created by the Alembic migrations in ``migrations/versions``, neve
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Column,
     DateTime,
     Dialect,
     Enum,
     ForeignKey,
+    Integer,
     MetaData,
     String,
+    Table,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "ActorKind",
+    "Appointment",
+    "AppointmentStatus",
+    "AuditEvent",
     "AuthSession",
     "Base",
     "Booth",
+    "Branch",
+    "Channel",
     "Role",
+    "Topic",
     "UTCDateTime",
     "User",
     "new_id",
+    "user_topics",
     "utc_now",
 ]
 
@@ -156,6 +170,10 @@ class Booth(Base):
     secret_hash: Mapped[str] = mapped_column(String(SHA256_HEX_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Added in revision 0002; a booth without a branch takes no walk-ins or booth appointments.
+    branch_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("branches.id", ondelete="SET NULL"), index=True
+    )
 
     @property
     def revoked(self) -> bool:
@@ -164,3 +182,159 @@ class Booth(Base):
 
     def __repr__(self) -> str:
         return f"Booth(id={self.id!r}, name={self.name!r}, revoked={self.revoked})"
+
+
+def _enum_column(enum: type[StrEnum]) -> Enum:
+    """A string column for *enum*'s values; the CHECK constraint is declared on the table."""
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,  # a CHECK constraint on the table, with a stable name
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class Branch(Base):
+    """A branch office; its booths belong to it and walk-in queues are kept per region."""
+
+    __tablename__ = "branches"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    region: Mapped[str] = mapped_column(String(100), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+
+    def __repr__(self) -> str:
+        return f"Branch(id={self.id!r}, name={self.name!r}, region={self.region!r})"
+
+
+class Topic(Base):
+    """A service a citizen can ask for (e.g. "Residence permit"); inactive ones are hidden."""
+
+    __tablename__ = "topics"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean(), default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+
+    def __repr__(self) -> str:
+        return f"Topic(id={self.id!r}, name={self.name!r}, active={self.active})"
+
+
+user_topics = Table(
+    "user_topics",
+    Base.metadata,
+    Column(
+        "user_id",
+        String(ID_LENGTH),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "topic_id",
+        String(ID_LENGTH),
+        ForeignKey("topics.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+)
+"""Which users serve which topics (both sides are deleted with the user or the topic)."""
+
+
+class Channel(StrEnum):
+    """How the citizen joins an appointment."""
+
+    OWN_DEVICE = "own_device"
+    BOOTH = "booth"
+    EITHER = "either"
+
+
+class AppointmentStatus(StrEnum):
+    """Only scheduled appointments can be joined, moved or cancelled."""
+
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+    DONE = "done"
+
+
+class Appointment(Base):
+    """A consultation booked with an advisor, joined by a link (token) or a booth code.
+
+    Neither the link's token nor the code is stored: the token as its SHA-256, the code as
+    the SHA-256 of a per-row salt and the code. *citizen_label* is an optional short note;
+    leave it empty when the consultation does not need it.
+    """
+
+    __tablename__ = "appointments"
+    __table_args__ = (
+        CheckConstraint("duration_minutes BETWEEN 5 AND 240", name="duration"),
+        CheckConstraint("channel IN ('own_device', 'booth', 'either')", name="channel"),
+        CheckConstraint("status IN ('scheduled', 'cancelled', 'done')", name="status"),
+        CheckConstraint("channel <> 'booth' OR branch_id IS NOT NULL", name="booth_branch"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    advisor_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    topic_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("topics.id", ondelete="SET NULL")
+    )
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    duration_minutes: Mapped[int] = mapped_column(Integer())
+    channel: Mapped[Channel] = mapped_column(_enum_column(Channel))
+    # No ON DELETE: a branch with appointments cannot be deleted (booth appointments need one).
+    branch_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("branches.id"))
+    citizen_label: Mapped[str | None] = mapped_column(String(80))
+    join_token_hash: Mapped[str] = mapped_column(String(SHA256_HEX_LENGTH), unique=True)
+    join_code_salt: Mapped[str] = mapped_column(String(32))
+    join_code_hash: Mapped[str] = mapped_column(String(SHA256_HEX_LENGTH))
+    status: Mapped[AppointmentStatus] = mapped_column(_enum_column(AppointmentStatus))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+
+    @property
+    def ends_at(self) -> datetime:
+        """When the consultation is planned to end."""
+        return self.starts_at + timedelta(minutes=self.duration_minutes)
+
+    def __repr__(self) -> str:
+        # No label, token or code hashes: reprs end up in logs.
+        return (
+            f"Appointment(id={self.id!r}, advisor_id={self.advisor_id!r}, "
+            f"starts_at={self.starts_at!r}, status={self.status.value!r})"
+        )
+
+
+class ActorKind(StrEnum):
+    """Who did what an audit event records."""
+
+    USER = "user"
+    BOOTH = "booth"
+    CITIZEN = "citizen"
+    SYSTEM = "system"
+
+
+class AuditEvent(Base):
+    """One entry of the audit log: who did what, when. Metadata only, never content."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        CheckConstraint("actor_kind IN ('user', 'booth', 'citizen', 'system')", name="actor_kind"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor_kind: Mapped[ActorKind] = mapped_column(_enum_column(ActorKind))
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(String(500))
+
+    def __repr__(self) -> str:
+        return (
+            f"AuditEvent(at={self.at!r}, actor_kind={self.actor_kind.value!r}, "
+            f"actor_id={self.actor_id!r}, action={self.action!r}, subject={self.subject!r})"
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,17 @@ from server.storage import Database, migrate
 from server.storage.database import alembic_config, create_engine
 from server.storage.models import Base
 
-TABLES = {"users", "auth_sessions", "booths"}
+TABLES = {
+    "users",
+    "auth_sessions",
+    "booths",
+    "branches",
+    "topics",
+    "user_topics",
+    "appointments",
+    "audit_events",
+}
+TABLES_0001 = {"users", "auth_sessions", "booths"}
 
 
 @pytest.fixture
@@ -73,9 +83,9 @@ def _downgrade_to_base(connection: Connection) -> None:
     command.downgrade(alembic_config(connection), "base")
 
 
-def test_one_head_named_0001() -> None:
+def test_one_head_named_0002() -> None:
     scripts = ScriptDirectory.from_config(alembic_config())
-    assert scripts.get_heads() == ["0001"]
+    assert scripts.get_heads() == ["0002"]
 
 
 async def test_migrated_schema_matches_the_models(url: str, engine: AsyncEngine) -> None:
@@ -83,7 +93,7 @@ async def test_migrated_schema_matches_the_models(url: str, engine: AsyncEngine)
     async with engine.connect() as conn:
         assert await conn.run_sync(_differences) == []
         assert await conn.run_sync(_tables) == TABLES
-        assert await conn.run_sync(_revision) == "0001"
+        assert await conn.run_sync(_revision) == "0002"
 
 
 async def test_constraint_names_match_the_models(url: str, engine: AsyncEngine) -> None:
@@ -93,6 +103,17 @@ async def test_constraint_names_match_the_models(url: str, engine: AsyncEngine) 
         found = await conn.run_sync(_constraint_names)
     assert found == _model_constraint_names()
     assert found["users"] == {"pk_users", "uq_users_username", "ck_users_role"}
+    assert found["booths"] == {
+        "pk_booths",
+        "uq_booths_name",
+        "fk_booths_branch_id_branches",
+        "ix_booths_branch_id",
+    }
+    assert found["appointments"] >= {
+        "ck_appointments_duration",
+        "ck_appointments_booth_branch",
+        "uq_appointments_join_token_hash",
+    }
 
 
 async def test_role_is_checked_by_the_database(url: str, engine: AsyncEngine) -> None:
@@ -119,7 +140,7 @@ async def test_downgrade_to_base_and_up_again(url: str, engine: AsyncEngine) -> 
     await migrate(url)
     async with engine.connect() as conn:
         assert await conn.run_sync(_differences) == []
-        assert await conn.run_sync(_revision) == "0001"
+        assert await conn.run_sync(_revision) == "0002"
 
 
 async def test_migrating_again_changes_nothing(url: str, engine: AsyncEngine) -> None:
@@ -149,3 +170,64 @@ async def test_ddl_is_transactional_on_sqlite(engine: AsyncEngine) -> None:
         await fail_halfway()
     async with engine.connect() as conn:
         assert await conn.run_sync(_tables) == set()
+
+
+def _downgrade_to(revision: str) -> Callable[[Connection], None]:
+    def run(connection: Connection) -> None:
+        command.downgrade(alembic_config(connection), revision)
+
+    return run
+
+
+async def test_downgrade_to_0001_and_up_again(url: str, engine: AsyncEngine) -> None:
+    await migrate(url)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO branches (id, name, region, created_at) "
+                "VALUES ('br', 'Mitte', 'Berlin', '2026-01-01 00:00:00')"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO booths (id, name, secret_hash, created_at, branch_id) "
+                "VALUES ('b', 'Booth 1', 'h', '2026-01-01 00:00:00', 'br')"
+            )
+        )
+    async with engine.begin() as conn:
+        await conn.run_sync(_downgrade_to("0001"))
+    async with engine.connect() as conn:
+        assert await conn.run_sync(_tables) == TABLES_0001
+        assert await conn.run_sync(_revision) == "0001"
+        columns = await conn.run_sync(
+            lambda sync: {c["name"] for c in inspect(sync).get_columns("booths")}
+        )
+        assert "branch_id" not in columns
+        # The booth survives the table copy that drops its column.
+        assert (await conn.execute(text("SELECT name FROM booths"))).scalars().all() == ["Booth 1"]
+
+    await migrate(url)
+    async with engine.connect() as conn:
+        assert await conn.run_sync(_differences) == []
+        assert await conn.run_sync(_revision) == "0002"
+        assert await conn.run_sync(_tables) == TABLES
+
+
+async def test_deleting_a_branch_unlinks_its_booths(url: str, engine: AsyncEngine) -> None:
+    await migrate(url)
+    async with await Database.open(url) as db, db.session() as session:
+        await session.execute(
+            text(
+                "INSERT INTO branches (id, name, region, created_at) "
+                "VALUES ('br', 'Mitte', 'Berlin', '2026-01-01 00:00:00')"
+            )
+        )
+        await session.execute(
+            text(
+                "INSERT INTO booths (id, name, secret_hash, created_at, branch_id) "
+                "VALUES ('b', 'Booth 1', 'h', '2026-01-01 00:00:00', 'br')"
+            )
+        )
+        await session.execute(text("DELETE FROM branches"))
+        await session.commit()
+        assert (await session.execute(text("SELECT branch_id FROM booths"))).scalar() is None
