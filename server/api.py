@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from server.http import ProblemError, check_same_origin
+from server.storage import DuplicateError, NotFoundError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,16 @@ def _guard(
         body: BaseModel | None = None
         if endpoint.body is not None:
             body = await _parse(request, endpoint.body)
-        return await endpoint.handler(ApiCall(request=request, caller=caller, body=body))
+        try:
+            return await endpoint.handler(ApiCall(request=request, caller=caller, body=body))
+        except NotFoundError as exc:
+            raise ProblemError(404, "Not Found", str(exc)) from None
+        except DuplicateError as exc:
+            raise ProblemError(409, "Conflict", str(exc)) from None
+        except StorageError as exc:
+            if isinstance(exc, ValueError):
+                raise ProblemError(400, "Bad Request", str(exc)) from None
+            raise
 
     return handle
 

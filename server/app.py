@@ -9,7 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from protocol import IceServer
-from server import auth
+from server import appointments, auth
 from server.api import EVERYONE, USERS, Access, Api, ApiCall
 from server.config import ServerConfig
 from server.http import error_middleware, security_headers_middleware
@@ -56,6 +56,7 @@ def _build_api() -> Api:
         return web.json_response({"status": "ok"})
 
     auth.register(api)
+    appointments.register(api)
     api.endpoint(
         "GET",
         "/ws",

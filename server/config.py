@@ -7,6 +7,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from protocol import IceTransportPolicy
 
@@ -54,6 +55,10 @@ class ServerConfig:
     booth_ice_policy: IceTransportPolicy | None = None
     #: ICE policy handed to browsers (advisors); "relay" hides addresses on both sides.
     browser_ice_policy: IceTransportPolicy = IceTransportPolicy.ALL
+    #: The address citizens reach the server at, for join links (default: as requested).
+    public_url: str | None = None
+    #: The organisation's time zone, for invitation texts.
+    timezone: str = "Europe/Berlin"
 
     @property
     def effective_database_url(self) -> str:
@@ -83,6 +88,8 @@ _TOP_KEYS = {
     "turn",
     "booth_ice_policy",
     "browser_ice_policy",
+    "public_url",
+    "timezone",
 }
 
 
@@ -128,6 +135,18 @@ def config_from_mapping(data: dict[str, Any]) -> ServerConfig:
         kwargs["booth_ice_policy"] = _policy(data["booth_ice_policy"], "booth_ice_policy")
     if "browser_ice_policy" in data:
         kwargs["browser_ice_policy"] = _policy(data["browser_ice_policy"], "browser_ice_policy")
+    if "public_url" in data:
+        url = _typed(data, "public_url", str)
+        if not url.startswith(("https://", "http://")):
+            raise ConfigError(f"public_url: {url!r} must start with https:// or http://")
+        kwargs["public_url"] = url.rstrip("/")
+    if "timezone" in data:
+        zone = _typed(data, "timezone", str)
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"timezone: {zone!r} is not a known time zone") from None
+        kwargs["timezone"] = zone
     if "turn" in data:
         turn = _typed(data, "turn", dict)
         extra = sorted(set(turn) - {"urls", "secret", "ttl_seconds"})

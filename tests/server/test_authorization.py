@@ -34,9 +34,8 @@ async def test_authorisation_matrix(harness: Harness) -> None:
             http = await _session_for(harness, access, booth_credential)
             try:
                 kwargs = {"json": {}} if endpoint.method != "GET" else {}
-                async with http.request(
-                    endpoint.method, harness.url(endpoint.path), **kwargs
-                ) as response:
+                path = endpoint.path.replace("{id}", "00000000000000000000000000000000")
+                async with http.request(endpoint.method, harness.url(path), **kwargs) as response:
                     status = response.status
             finally:
                 await http.close()

@@ -1,0 +1,211 @@
+"""Appointments: advisors create, list, move and cancel them; each has a join link and code.
+
+The link's token and the numeric code are shown once, at creation (and a new code when a move
+has to issue one): the database keeps only their hashes.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+import segno
+from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from server.api import USERS, Access, Api, ApiCall, Caller
+from server.http import ProblemError
+from server.keys import CONFIG, DATABASE
+from server.storage import (
+    ActorKind,
+    Appointment,
+    cancel_appointment,
+    create_appointment,
+    get_appointment,
+    join_window,
+    list_appointments,
+    move_appointment,
+    record_audit,
+)
+
+log = logging.getLogger(__name__)
+
+
+class NewAppointment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    starts_at: AwareDatetime
+    duration_minutes: Annotated[int, Field(ge=5, le=240)] = 30
+    channel: Literal["own_device", "booth", "either"] = "either"
+    topic_id: str | None = None
+    branch_id: str | None = None
+    citizen_label: Annotated[str, Field(max_length=80)] | None = None
+
+
+class MoveAppointment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    starts_at: AwareDatetime
+    duration_minutes: Annotated[int, Field(ge=5, le=240)] | None = None
+
+
+def appointment_json(appointment: Appointment) -> dict[str, Any]:
+    opens, closes = join_window(appointment)
+    return {
+        "id": appointment.id,
+        "advisor_id": appointment.advisor_id,
+        "starts_at": appointment.starts_at.isoformat(),
+        "duration_minutes": appointment.duration_minutes,
+        "channel": appointment.channel.value,
+        "topic_id": appointment.topic_id,
+        "branch_id": appointment.branch_id,
+        "citizen_label": appointment.citizen_label,
+        "status": appointment.status.value,
+        "join_opens_at": opens.isoformat(),
+        "join_closes_at": closes.isoformat(),
+    }
+
+
+def invitation(
+    *, link: str, code: str, starts_at: datetime, minutes: int, advisor: str, zone: str
+) -> dict[str, str]:
+    """The invitation text in German and English, to copy into a letter or an e-mail."""
+    local = starts_at.astimezone(ZoneInfo(zone))
+    day_de, day_en = local.strftime("%d.%m.%Y"), local.strftime("%Y-%m-%d")
+    time_ = local.strftime("%H:%M")
+    spaced = f"{code[:4]} {code[4:]}"
+    return {
+        "de": (
+            f"Ihr Videotermin mit {advisor} am {day_de} um {time_} Uhr ({minutes} Minuten).\n"
+            f"Von zu Hause: öffnen Sie {link} und folgen Sie den Schritten.\n"
+            f"An einer Videokabine in der Filiale: wählen Sie „Termin“ und geben Sie den Code "
+            f"{spaced} ein.\nDas Gespräch wird nicht aufgezeichnet."
+        ),
+        "en": (
+            f"Your video appointment with {advisor} on {day_en} at {time_} ({minutes} minutes).\n"
+            f"From home: open {link} and follow the steps.\n"
+            f"At a video booth in a branch: choose “Appointment” and enter the code {spaced}.\n"
+            f"The conversation is not recorded."
+        ),
+    }
+
+
+def qr_svg(link: str) -> str:
+    buffer = io.BytesIO()
+    segno.make(link, error="m").save(buffer, kind="svg", scale=4, xmldecl=False, border=4)
+    return buffer.getvalue().decode()
+
+
+def _base_url(request: web.Request) -> str:
+    configured = request.app[CONFIG].public_url
+    return configured or f"{request.scheme}://{request.host}"
+
+
+async def _own(call: ApiCall) -> Appointment:
+    db = call.request.app[DATABASE]
+    appointment = await get_appointment(db, call.request.match_info["id"])
+    # Another advisor's appointment reads as missing: no probing for ids.
+    if appointment is None or (
+        call.caller.access is not Access.ADMIN and appointment.advisor_id != call.caller.id
+    ):
+        raise ProblemError(404, "Not Found", "no such appointment")
+    return appointment
+
+
+async def _audit(call: ApiCall, action: str, subject: str) -> None:
+    caller: Caller = call.caller
+    await record_audit(
+        call.request.app[DATABASE],
+        actor_kind=ActorKind.USER,
+        actor_id=caller.id,
+        action=action,
+        subject=subject,
+    )
+
+
+def register(api: Api) -> None:
+    """Add the appointment endpoints to ``api``."""
+
+    @api.endpoint(
+        "POST", "/appointments", allow=USERS, summary="Create an appointment", body=NewAppointment
+    )
+    async def create(call: ApiCall) -> web.StreamResponse:
+        body = call.body_as(NewAppointment)
+        request = call.request
+        appointment, token, code = await create_appointment(
+            request.app[DATABASE],
+            advisor_id=call.caller.id or "",
+            starts_at=body.starts_at,
+            duration_minutes=body.duration_minutes,
+            channel=body.channel,
+            topic_id=body.topic_id,
+            branch_id=body.branch_id,
+            citizen_label=body.citizen_label,
+        )
+        await _audit(call, "appointment.create", appointment.id)
+        link = f"{_base_url(request)}/join/{token}"
+        return web.json_response(
+            {
+                "appointment": appointment_json(appointment),
+                "join_link": link,
+                "join_code": code,
+                "invitation": invitation(
+                    link=link,
+                    code=code,
+                    starts_at=appointment.starts_at,
+                    minutes=appointment.duration_minutes,
+                    advisor=call.caller.name,
+                    zone=request.app[CONFIG].timezone,
+                ),
+                "qr_svg": qr_svg(link),
+                "note": "the link and the code are shown once; keep the invitation",
+            },
+            status=201,
+        )
+
+    @api.endpoint("GET", "/appointments", allow=USERS, summary="List appointments")
+    async def listing(call: ApiCall) -> web.StreamResponse:
+        raw_day = call.request.query.get("day")
+        try:
+            day = date.fromisoformat(raw_day) if raw_day else None
+        except ValueError:
+            raise ProblemError(400, "Bad Request", "day: expected YYYY-MM-DD") from None
+        advisor = None if call.caller.access is Access.ADMIN else call.caller.id
+        zone = ZoneInfo(call.request.app[CONFIG].timezone)
+        items = await list_appointments(
+            call.request.app[DATABASE], advisor_id=advisor, day=day, tz=zone
+        )
+        return web.json_response({"appointments": [appointment_json(a) for a in items]})
+
+    @api.endpoint(
+        "PATCH",
+        "/appointments/{id}",
+        allow=USERS,
+        summary="Move an appointment",
+        body=MoveAppointment,
+    )
+    async def move(call: ApiCall) -> web.StreamResponse:
+        body = call.body_as(MoveAppointment)
+        appointment = await _own(call)
+        moved, new_code = await move_appointment(
+            call.request.app[DATABASE],
+            appointment.id,
+            starts_at=body.starts_at,
+            duration_minutes=body.duration_minutes,
+        )
+        await _audit(call, "appointment.move", appointment.id)
+        result: dict[str, Any] = {"appointment": appointment_json(moved)}
+        if new_code is not None:
+            result["join_code"] = new_code
+            result["note"] = "the old code clashed in the new time: give the citizen this one"
+        return web.json_response(result)
+
+    @api.endpoint("POST", "/appointments/{id}/cancel", allow=USERS, summary="Cancel an appointment")
+    async def cancel(call: ApiCall) -> web.StreamResponse:
+        appointment = await _own(call)
+        cancelled = await cancel_appointment(call.request.app[DATABASE], appointment.id)
+        await _audit(call, "appointment.cancel", appointment.id)
+        return web.json_response({"appointment": appointment_json(cancelled)})
