@@ -39,6 +39,7 @@ class Role(StrEnum):
 
     ADVISOR = "advisor"
     BOOTH = "booth"
+    CITIZEN = "citizen"
 
 
 class IceTransportPolicy(StrEnum):
@@ -90,6 +91,12 @@ class CallCancel(Message):
 
     type: ClassVar[str] = "call_cancel"
     session_id: _SessionId
+
+
+class LobbyJoin(Message):
+    """A citizen (with a guest pass for an appointment) waits to be admitted."""
+
+    type: ClassVar[str] = "lobby_join"
 
 
 class CallAccept(Message):
@@ -188,8 +195,11 @@ class WaitingCall(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     session_id: str
-    booth_id: str
-    booth_name: str
+    caller_id: str
+    caller_name: str
+    caller_role: Role
+    #: Set for a citizen or booth in an appointment's lobby; None for a walk-in.
+    appointment_id: str | None = None
     waiting_since: datetime
 
 
@@ -229,6 +239,7 @@ CLIENT_MESSAGES: dict[str, type[Message]] = {
     m.type: m
     for m in (
         CallRequest,
+        LobbyJoin,
         CallCancel,
         CallAccept,
         Offer,

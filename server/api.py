@@ -33,6 +33,7 @@ class Access(StrEnum):
     ADVISOR = "advisor"
     ADMIN = "admin"
     BOOTH = "booth"
+    CITIZEN = "citizen"  # a guest pass for one appointment
 
 
 USERS = frozenset({Access.ADVISOR, Access.ADMIN})
@@ -46,6 +47,9 @@ class Caller:
     name: str = ""
     #: Authenticated by the session cookie (so writes need a same-origin check).
     by_cookie: bool = False
+    #: For a citizen: the appointment of the guest pass and its advisor.
+    appointment_id: str | None = None
+    appointment_advisor: str | None = None
 
 
 ANONYMOUS = Caller(access=Access.ANONYMOUS)

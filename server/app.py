@@ -9,11 +9,12 @@ from pathlib import Path
 from aiohttp import web
 
 from protocol import IceServer
-from server import appointments, auth
+from server import appointments, auth, join
 from server.api import EVERYONE, USERS, Access, Api, ApiCall
 from server.config import ServerConfig
+from server.guests import GuestPasses
 from server.http import error_middleware, security_headers_middleware
-from server.keys import API, CONFIG, DATABASE, LOGIN_LIMITER, SWITCHBOARD
+from server.keys import API, CONFIG, DATABASE, GUESTS, JOIN_LIMITER, LOGIN_LIMITER, SWITCHBOARD
 from server.ratelimit import RateLimiter
 from server.storage import Database
 from server.switchboard import CallSession, Connection, Switchboard
@@ -47,6 +48,11 @@ async def _advisor_page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "advisor" / "index.html")
 
 
+async def _join_page(request: web.Request) -> web.StreamResponse:
+    # The token stays in the address; the page's script sends it to /api/v1/join.
+    return web.FileResponse(STATIC_DIR / "citizen" / "join.html")
+
+
 def _build_api() -> Api:
     api = Api()
 
@@ -57,10 +63,11 @@ def _build_api() -> Api:
 
     auth.register(api)
     appointments.register(api)
+    join.register(api)
     api.endpoint(
         "GET",
         "/ws",
-        allow=frozenset({Access.ADVISOR, Access.BOOTH}),
+        allow=frozenset({Access.ADVISOR, Access.BOOTH, Access.CITIZEN}),
         summary="Open the signalling WebSocket",
     )(websocket_handler)
 
@@ -79,6 +86,8 @@ def create_app(config: ServerConfig) -> web.Application:
     )
     app[CONFIG] = config
     app[LOGIN_LIMITER] = RateLimiter(limit=10, window=300.0)
+    app[JOIN_LIMITER] = RateLimiter(limit=10, window=300.0)
+    app[GUESTS] = GuestPasses()
 
     def ice_for(conn: Connection, session: CallSession) -> list[IceServer]:
         return ice_servers_for(config.turn, f"{session.id}-{conn.participant_id[:8]}")
@@ -93,6 +102,7 @@ def create_app(config: ServerConfig) -> web.Application:
 
     app.router.add_get("/", _index)
     app.router.add_get("/advisor/", _advisor_page)
+    app.router.add_get("/join/{token}", _join_page)
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
     api = _build_api()
     app[API] = api

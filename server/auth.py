@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from aiohttp import web
@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server.api import ANONYMOUS, USERS, Access, Api, ApiCall, Caller
 from server.http import ProblemError
-from server.keys import CONFIG, DATABASE, LOGIN_LIMITER
+from server.keys import CONFIG, DATABASE, GUESTS, LOGIN_LIMITER
 from server.storage import (
     Role,
     authenticate_booth,
@@ -24,6 +24,7 @@ from server.storage import (
 log = logging.getLogger(__name__)
 
 COOKIE_NAME = "vb_session"
+GUEST_COOKIE = "vb_guest"
 MAX_CREDENTIAL_CHARS = 512
 
 
@@ -41,14 +42,31 @@ async def caller_for(request: web.Request) -> Caller:
             return ANONYMOUS
         return Caller(access=Access.BOOTH, id=booth.id, name=booth.name)
     token = request.cookies.get(COOKIE_NAME)
-    if not token or len(token) > MAX_CREDENTIAL_CHARS:
-        return ANONYMOUS
-    user = await user_for_token(db, token)
+    user = None
+    if token and len(token) <= MAX_CREDENTIAL_CHARS:
+        user = await user_for_token(db, token)
     if user is None:
-        return ANONYMOUS
+        return _guest(request)
     access = Access.ADMIN if user.role is Role.ADMIN else Access.ADVISOR
     return Caller(
         access=access, id=user.id, name=user.display_name or user.username, by_cookie=True
+    )
+
+
+def _guest(request: web.Request) -> Caller:
+    token = request.cookies.get(GUEST_COOKIE)
+    if not token or len(token) > MAX_CREDENTIAL_CHARS:
+        return ANONYMOUS
+    guest = request.app[GUESTS].lookup(token, datetime.now(UTC))
+    if guest is None:
+        return ANONYMOUS
+    return Caller(
+        access=Access.CITIZEN,
+        id=guest.id,
+        name="Citizen",
+        by_cookie=True,
+        appointment_id=guest.appointment_id,
+        appointment_advisor=guest.advisor_id,
     )
 
 

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from server.api import Api
 from server.config import ServerConfig
+from server.guests import GuestPasses
 from server.ratelimit import RateLimiter
 from server.storage import Database
 from server.switchboard import Switchboard
@@ -15,3 +16,5 @@ DATABASE = web.AppKey("database", Database)
 SWITCHBOARD = web.AppKey("switchboard", Switchboard)
 LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
 API = web.AppKey("api", Api)
+GUESTS = web.AppKey("guests", GuestPasses)
+JOIN_LIMITER = web.AppKey("join_limiter", RateLimiter)

@@ -33,6 +33,7 @@ from protocol import (
     IceCandidate,
     IceServer,
     IceTransportPolicy,
+    LobbyJoin,
     Message,
     Offer,
     Peer,
@@ -58,6 +59,9 @@ _ALLOWED: dict[Role, frozenset[type[Message]]] = {
         {CallRequest, CallCancel, Offer, Answer, IceCandidate, Hangup, Chat, CallStats, Heartbeat}
     ),
     Role.ADVISOR: frozenset({CallAccept, Offer, Answer, IceCandidate, Hangup, Chat, Heartbeat}),
+    Role.CITIZEN: frozenset(
+        {LobbyJoin, CallCancel, Offer, Answer, IceCandidate, Hangup, Chat, Heartbeat}
+    ),
 }
 
 
@@ -84,6 +88,9 @@ class Connection:
     outbox: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     last_heartbeat: float = field(default_factory=time.monotonic)
     reported_state: str | None = None
+    #: For a citizen: the appointment its guest pass is for, and that appointment's advisor.
+    appointment_id: str | None = None
+    appointment_advisor: str | None = None
     chat_bucket: TokenBucket = field(
         default_factory=lambda: TokenBucket(rate=CHAT_RATE, burst=CHAT_BURST)
     )
@@ -106,15 +113,24 @@ class Connection:
 @dataclass(eq=False)
 class CallSession:
     id: str
-    booth: Connection
+    #: Who asked for the call: a booth (walk-in or appointment) or a citizen's browser.
+    caller: Connection
     advisor: Connection | None = None
+    #: The appointment this call belongs to; only its advisor sees and admits it.
+    appointment_id: str | None = None
+    advisor_id: str | None = None
     state: SessionState = SessionState.WAITING
     waiting_since: datetime = field(default_factory=lambda: datetime.now(UTC))
     #: The call's chat: in memory only, and gone with the session (data protection).
     chat: deque[Chat] = field(default_factory=lambda: deque(maxlen=CHAT_HISTORY))
 
     def participants(self) -> list[Connection]:
-        return [c for c in (self.booth, self.advisor) if c is not None]
+        return [c for c in (self.caller, self.advisor) if c is not None]
+
+
+def _visible_to(session: CallSession, advisor: Connection) -> bool:
+    """Walk-ins are for every advisor; an appointment's lobby only for its own advisor."""
+    return session.advisor_id is None or session.advisor_id == advisor.principal_id
 
 
 IceServersFor = Callable[[Connection, CallSession], list[IceServer]]
@@ -149,7 +165,7 @@ class Switchboard:
         self.connections[conn.participant_id] = conn
         log.info("%s connected", conn)
         if conn.role is Role.ADVISOR:
-            conn.send(self._queue_message())
+            conn.send(self._queue_message(conn))
 
     def unregister(self, conn: Connection) -> None:
         """Remove a connection and end its session (the peer is told why)."""
@@ -173,6 +189,8 @@ class Switchboard:
                 conn.reported_state = message.state
             case CallRequest():
                 self._call_request(conn)
+            case LobbyJoin():
+                self._lobby_join(conn)
             case CallCancel():
                 session = self._own_session(conn, message.session_id)
                 if session.state is not SessionState.WAITING:
@@ -229,18 +247,40 @@ class Switchboard:
     def _call_request(self, booth: Connection) -> None:
         if booth.session_id is not None:
             raise ProtocolError(ErrorCode.ALREADY_IN_CALL, "this booth already has a call")
-        session = CallSession(id=new_id(), booth=booth)
+        session = CallSession(id=new_id(), caller=booth)
         self.sessions[session.id] = session
         booth.session_id = session.id
         log.info("session %s: %s waits for an advisor", session.id, booth)
         booth.send(CallWaiting(session_id=session.id))
         self._broadcast_queue()
 
+    def _lobby_join(self, citizen: Connection) -> None:
+        if citizen.session_id is not None:
+            raise ProtocolError(ErrorCode.ALREADY_IN_CALL, "you are already waiting or in a call")
+        if citizen.appointment_id is None:
+            raise ProtocolError(ErrorCode.NOT_ALLOWED, "open your appointment's link first")
+        session = CallSession(
+            id=new_id(),
+            caller=citizen,
+            appointment_id=citizen.appointment_id,
+            advisor_id=citizen.appointment_advisor,
+        )
+        self.sessions[session.id] = session
+        citizen.session_id = session.id
+        log.info(
+            "session %s: %s in the lobby of appointment %s",
+            session.id,
+            citizen,
+            session.appointment_id,
+        )
+        citizen.send(CallWaiting(session_id=session.id))
+        self._broadcast_queue()
+
     def _call_accept(self, advisor: Connection, session_id: str) -> None:
         if advisor.session_id is not None:
             raise ProtocolError(ErrorCode.ALREADY_IN_CALL, "end your current call first")
         session = self.sessions.get(session_id)
-        if session is None:
+        if session is None or not _visible_to(session, advisor):
             raise ProtocolError(ErrorCode.UNKNOWN_SESSION, f"no waiting call {session_id}")
         if session.state is not SessionState.WAITING:
             raise ProtocolError(
@@ -249,10 +289,10 @@ class Switchboard:
         session.advisor = advisor
         session.state = SessionState.ACTIVE
         advisor.session_id = session.id
-        log.info("session %s: %s accepted %s", session.id, advisor, session.booth)
+        log.info("session %s: %s accepted %s", session.id, advisor, session.caller)
         for conn, offerer, peer in (
-            (session.booth, True, advisor),
-            (advisor, False, session.booth),
+            (session.caller, True, advisor),
+            (advisor, False, session.caller),
         ):
             policy = self._booth_ice_policy if conn.role is Role.BOOTH else self._browser_ice_policy
             conn.send(
@@ -283,25 +323,26 @@ class Switchboard:
 
     # ------------------------------------------------------------ queue
 
-    def _queue_message(self) -> Queue:
+    def _queue_message(self, advisor: Connection) -> Queue:
         waiting = [
             WaitingCall(
                 session_id=s.id,
-                booth_id=s.booth.principal_id,
-                booth_name=s.booth.name,
+                caller_id=s.caller.principal_id,
+                caller_name=s.caller.name,
+                caller_role=s.caller.role,
+                appointment_id=s.appointment_id,
                 waiting_since=s.waiting_since,
             )
             for s in self.sessions.values()
-            if s.state is SessionState.WAITING
+            if s.state is SessionState.WAITING and _visible_to(s, advisor)
         ]
         waiting.sort(key=lambda w: w.waiting_since)
         return Queue(waiting=waiting)
 
     def _broadcast_queue(self) -> None:
-        message = self._queue_message()
         for conn in self.connections.values():
             if conn.role is Role.ADVISOR:
-                conn.send(message)
+                conn.send(self._queue_message(conn))
 
     def close_all(self) -> None:
         """Close every connection (server shutdown)."""

@@ -32,7 +32,7 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
     if caller.by_cookie:
         # Browsers send Origin on every WebSocket handshake: refuse cross-site hijacking.
         check_same_origin(request)
-    role = Role.BOOTH if caller.access is Access.BOOTH else Role.ADVISOR
+    role = {Access.BOOTH: Role.BOOTH, Access.CITIZEN: Role.CITIZEN}.get(caller.access, Role.ADVISOR)
 
     config = request.app[CONFIG]
     switchboard = request.app[SWITCHBOARD]
@@ -43,7 +43,14 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
         if not ws.closed:
             asyncio.get_running_loop().create_task(ws.close(code=code, message=reason.encode()))
 
-    conn = Connection(role=role, principal_id=caller.id or "", name=caller.name, close=close)
+    conn = Connection(
+        role=role,
+        principal_id=caller.id or "",
+        name=caller.name,
+        close=close,
+        appointment_id=caller.appointment_id,
+        appointment_advisor=caller.appointment_advisor,
+    )
     writer = asyncio.create_task(_drain(ws, conn), name=f"ws-writer-{conn.participant_id[:8]}")
     bucket = TokenBucket(rate=MESSAGE_RATE, burst=MESSAGE_BURST)
     errors = 0

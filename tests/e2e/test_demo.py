@@ -75,7 +75,7 @@ async def test_demo_runs_server_and_booth_and_stops_cleanly(tmp_path: Path) -> N
                     message = json.loads((await ws.receive(timeout=30)).data)
                     if message["type"] == "queue":
                         waiting = message["waiting"]
-                assert waiting and waiting[0]["booth_name"].startswith("Demo booth")
+                assert waiting and waiting[0]["caller_name"].startswith("Demo booth")
     finally:
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=30)

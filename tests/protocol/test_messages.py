@@ -41,8 +41,9 @@ def test_round_trip_keeps_every_field() -> None:
         waiting=[
             WaitingCall(
                 session_id="s",
-                booth_id="b",
-                booth_name="B",
+                caller_id="b",
+                caller_name="B",
+                caller_role=Role.BOOTH,
                 waiting_since=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
             )
         ]

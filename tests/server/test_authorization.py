@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import aiohttp
 
 from server.api import Access
 from server.keys import API, DATABASE
-from server.storage import create_user
+from server.storage import authenticate_user, create_appointment, create_user
 from tests.server.conftest import PASSWORD, Harness
 
 
 async def _session_for(
-    harness: Harness, access: Access, booth_credential: str
+    harness: Harness, access: Access, booth_credential: str, citizen_token: str
 ) -> aiohttp.ClientSession:
     if access is Access.ANONYMOUS:
         return aiohttp.ClientSession()
     if access is Access.BOOTH:
         return aiohttp.ClientSession(headers={"Authorization": f"Bearer {booth_credential}"})
+    if access is Access.CITIZEN:
+        # A citizen is whoever opened a valid appointment link: a guest pass cookie.
+        http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        async with http.post(harness.url("/api/v1/join"), json={"token": citizen_token}) as r:
+            assert r.status == 200, await r.text()
+        return http
     return await harness.login("advisor1" if access is Access.ADVISOR else "admin1")
 
 
@@ -24,6 +32,16 @@ async def test_authorisation_matrix(harness: Harness) -> None:
     await harness.add_advisor("advisor1")
     await create_user(harness.app[DATABASE], username="admin1", password=PASSWORD, role="admin")
     booth_credential = await harness.add_booth("Matrix booth")
+    db = harness.app[DATABASE]
+    advisor = await authenticate_user(db, "advisor1", PASSWORD)
+    assert advisor is not None
+    _, citizen_token, _ = await create_appointment(
+        db,
+        advisor_id=advisor.id,
+        starts_at=datetime.now(UTC) + timedelta(minutes=5),
+        duration_minutes=30,
+        channel="either",
+    )
     endpoints = harness.app[API].endpoints
     assert len(endpoints) >= 6
 
@@ -31,7 +49,7 @@ async def test_authorisation_matrix(harness: Harness) -> None:
     for endpoint in endpoints:
         row = [f"{endpoint.method:6} {endpoint.path:24}"]
         for access in Access:
-            http = await _session_for(harness, access, booth_credential)
+            http = await _session_for(harness, access, booth_credential, citizen_token)
             try:
                 kwargs = {"json": {}} if endpoint.method != "GET" else {}
                 path = endpoint.path.replace("{id}", "00000000000000000000000000000000")

@@ -27,7 +27,7 @@ async def _active_call(
     session_id = (await booth.receive_type("call_waiting"))["session_id"]
     queue = await advisor.receive_type("queue")
     assert [w["session_id"] for w in queue["waiting"]] == [session_id]
-    assert queue["waiting"][0]["booth_name"] == booth_name
+    assert queue["waiting"][0]["caller_name"] == booth_name
     await advisor.send(type="call_accept", session_id=session_id)
     return booth, advisor, session_id
 

@@ -137,14 +137,16 @@ function renderQueue(waiting) {
     item.dataset.sessionId = call.session_id;
     const name = document.createElement("span");
     name.className = "name";
-    name.textContent = call.booth_name;
+    name.textContent = call.appointment_id ? `${call.caller_name} (appointment, in the lobby)` : call.caller_name;
     const since = document.createElement("span");
     since.className = "since";
     since.textContent = `waiting since ${new Date(call.waiting_since).toLocaleTimeString()}`;
     const accept = document.createElement("button");
     accept.type = "button";
-    accept.textContent = "Accept";
-    accept.setAttribute("aria-label", `Accept call from ${call.booth_name}`);
+    const verb = call.appointment_id ? "Admit" : "Accept";
+    accept.textContent = verb;
+    accept.setAttribute("aria-label", call.appointment_id
+      ? `Admit ${call.caller_name} to the appointment` : `Accept call from ${call.caller_name}`);
     accept.addEventListener("click", () => accept_(call.session_id, accept));
     item.append(name, since, accept);
     list.append(item);

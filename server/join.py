@@ -1,0 +1,87 @@
+"""A citizen's way in: the appointment link opens the join page, which trades the link's token
+for a guest pass (a cookie for that one appointment) and then waits in the lobby."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Annotated
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.api import Access, Api, ApiCall
+from server.auth import GUEST_COOKIE
+from server.http import ProblemError
+from server.keys import CONFIG, DATABASE, GUESTS, JOIN_LIMITER
+from server.storage import ActorKind, appointment_by_token, get_user, join_window, record_audit
+
+log = logging.getLogger(__name__)
+
+
+class JoinBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    token: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def register(api: Api) -> None:
+    @api.endpoint(
+        "POST",
+        "/join",
+        allow=frozenset({Access.ANONYMOUS, Access.CITIZEN}),
+        summary="Open an appointment link",
+        body=JoinBody,
+    )
+    async def join(call: ApiCall) -> web.StreamResponse:
+        request, body = call.request, call.body_as(JoinBody)
+        limiter = request.app[JOIN_LIMITER]
+        key = f"ip:{request.remote}"
+        wait = limiter.blocked_for(key)
+        if wait > 0:
+            raise ProblemError(
+                429,
+                "Too Many Requests",
+                f"too many invalid links; try again in {int(wait) + 1} seconds",
+                retry_after=int(wait) + 1,
+            )
+        db = request.app[DATABASE]
+        appointment = await appointment_by_token(db, body.token)
+        if appointment is None:
+            limiter.record_failure(key)
+            raise ProblemError(
+                404,
+                "Not Found",
+                "This link does not open a call right now. It works from 15 minutes before "
+                "the appointment until 30 minutes after its end, unless it was cancelled.",
+            )
+        _, closes = join_window(appointment)
+        advisor = await get_user(db, appointment.advisor_id)
+        token = request.app[GUESTS].issue(
+            appointment_id=appointment.id, advisor_id=appointment.advisor_id, expires_at=closes
+        )
+        await record_audit(
+            db,
+            actor_kind=ActorKind.CITIZEN,
+            actor_id=None,
+            action="appointment.link_opened",
+            subject=appointment.id,
+        )
+        response = web.json_response(
+            {
+                "appointment_id": appointment.id,
+                "advisor_name": advisor.display_name if advisor else "your advisor",
+                "starts_at": appointment.starts_at.isoformat(),
+                "duration_minutes": appointment.duration_minutes,
+            }
+        )
+        response.set_cookie(
+            GUEST_COOKIE,
+            token,
+            max_age=max(60, int((closes - datetime.now(UTC)).total_seconds())),
+            httponly=True,
+            secure=request.app[CONFIG].cookie_secure,
+            samesite="Strict",
+            path="/",
+        )
+        return response

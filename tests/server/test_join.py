@@ -1,0 +1,97 @@
+"""A citizen's link: the guest pass, the lobby only the appointment's advisor sees, and limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+
+from server.keys import DATABASE
+from server.storage import authenticate_user, create_appointment
+from tests.server.conftest import PASSWORD, Harness, Peer
+
+
+async def _appointment_for(harness: Harness, username: str, minutes_ahead: int = 5) -> str:
+    user = await authenticate_user(harness.app[DATABASE], username, PASSWORD)
+    assert user is not None
+    _, token, _ = await create_appointment(
+        harness.app[DATABASE],
+        advisor_id=user.id,
+        starts_at=datetime.now(UTC) + timedelta(minutes=minutes_ahead),
+        duration_minutes=30,
+        channel="either",
+    )
+    return token
+
+
+async def _citizen(harness: Harness, token: str) -> Peer:
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    async with http.post(harness.url("/api/v1/join"), json={"token": token}) as response:
+        assert response.status == 200, await response.text()
+        assert (await response.json())["advisor_name"] == "alice"
+        assert "HttpOnly" in response.headers["Set-Cookie"]
+    ws = await http.ws_connect(harness.url("/api/v1/ws"))
+    harness.peers.append(Peer(http, ws))
+    return harness.peers[-1]
+
+
+async def test_lobby_is_seen_and_admitted_only_by_the_appointments_advisor(
+    harness: Harness,
+) -> None:
+    await harness.add_advisor("alice")
+    await harness.add_advisor("bob")
+    alice, bob = await harness.advisor("alice"), await harness.advisor("bob")
+    await alice.receive_type("queue")
+    await bob.receive_type("queue")
+    citizen = await _citizen(harness, await _appointment_for(harness, "alice"))
+
+    await citizen.send(type="lobby_join")
+    session_id = (await citizen.receive_type("call_waiting"))["session_id"]
+    (waiting,) = (await alice.receive_type("queue"))["waiting"]
+    assert waiting["caller_role"] == "citizen" and waiting["appointment_id"]
+    assert (await bob.receive_type("queue"))["waiting"] == []  # not bob's appointment
+
+    await bob.send(type="call_accept", session_id=session_id)
+    assert (await bob.receive_type("error"))["code"] == "unknown_session"
+    await alice.send(type="call_accept", session_id=session_id)
+    started = await citizen.receive_type("call_started")
+    assert started["offerer"] is True  # the joining side offers, as booths do
+    assert started["peer"]["name"] == "alice"
+
+
+async def test_citizens_cannot_do_what_advisors_and_booths_do(harness: Harness) -> None:
+    await harness.add_advisor("alice")
+    citizen = await _citizen(harness, await _appointment_for(harness, "alice"))
+    for kind in ("call_request", "call_accept"):
+        body = {"type": kind} if kind == "call_request" else {"type": kind, "session_id": "x"}
+        await citizen.send(**body)
+        assert (await citizen.receive_type("error"))["code"] == "not_allowed"
+
+
+async def test_guessing_links_is_stopped_by_the_rate_limit(harness: Harness) -> None:
+    await harness.add_advisor("alice")
+    token = await _appointment_for(harness, "alice")
+    async with aiohttp.ClientSession() as http:
+        statuses = []
+        for n in range(12):
+            guess = f"guess-{n:026d}"
+            async with http.post(harness.url("/api/v1/join"), json={"token": guess}) as r:
+                statuses.append(r.status)
+        assert statuses[:10] == [404] * 10
+        assert statuses[10:] == [429, 429]
+        async with http.post(harness.url("/api/v1/join"), json={"token": token}) as r:
+            assert r.status == 429  # even the right link waits out the lockout
+    # 10 guesses per 5 minutes per address against 2**192 possible tokens: one address
+    # would need about 2**192 / 10 * 5 min to find one; the code space (10**8) is for booths.
+    print("\nlink guesses allowed: 10 per 5 min per address; token space 2**192")
+
+
+async def test_a_link_outside_its_window_does_not_open(harness: Harness) -> None:
+    await harness.add_advisor("alice")
+    token = await _appointment_for(harness, "alice", minutes_ahead=120)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(harness.url("/api/v1/join"), json={"token": token}) as r,
+    ):
+        assert r.status == 404
+        assert "15 minutes before" in (await r.json())["detail"]
