@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 
 from tests.e2e.conftest import Server, login_advisor, poll
@@ -20,25 +19,21 @@ VIDEO_PLAYING = """
 """
 
 
-async def _create_appointment(server: Server) -> dict[str, Any]:
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        login = {"username": "advisor", "password": server.advisor_password}
-        async with http.post(f"{server.url}/api/v1/auth/login", json=login) as response:
-            assert response.status == 200
-        starts = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
-        async with http.post(
-            f"{server.url}/api/v1/appointments", json={"starts_at": starts, "channel": "either"}
-        ) as response:
-            assert response.status == 201, await response.text()
-            created: dict[str, Any] = await response.json()
-            return created
-
-
 async def test_citizen_joins_in_three_clicks_and_is_admitted(
     relayed_server: Server, browser: Any
 ) -> None:
     advisor = await login_advisor(browser, relayed_server)
-    created = await _create_appointment(relayed_server)
+    # The advisor makes the appointment in the workspace and gets the invitation once.
+    starts = (datetime.now() + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
+    await advisor.get_by_text("New appointment").click()
+    await advisor.get_by_label("Date and time").fill(starts)
+    await advisor.get_by_role("button", name="Create appointment").click()
+    await advisor.wait_for_selector("#invitation:not([hidden])")
+    created = {"join_link": await advisor.inner_text("#invitation-link")}
+    code = await advisor.inner_text("#invitation-code")
+    invitation = await advisor.input_value("#invitation-text")
+    assert created["join_link"] in invitation and f"{code[:4]} {code[4:]}" in invitation
+    assert await advisor.locator("#appointments .status").inner_text() == "not arrived"
 
     citizen_context = await browser.new_context(permissions=["camera", "microphone"])
     citizen = await citizen_context.new_page()
@@ -79,12 +74,15 @@ async def test_citizen_joins_in_three_clicks_and_is_admitted(
     assert clicks == 3
 
     # The advisor sees the citizen in the lobby of this appointment and admits them.
+    await advisor.wait_for_selector("#appointments .status.waiting")
     await advisor.get_by_role("button", name="Admit Citizen to the appointment").click(
         timeout=15_000
     )
     for page, who in ((advisor, "advisor"), (citizen, "citizen")):
         size = await poll(lambda page=page: page.evaluate(VIDEO_PLAYING), 20, f"video at the {who}")
         print(f"{who} sees the other side: {size[0]} px wide, playing {size[1]:.1f} s")
+
+    assert await advisor.locator("#appointments .status").inner_text() == "in call"
 
     # Chat both ways.
     await citizen.get_by_label("Message").fill("Hallo, ich bin da")
@@ -98,6 +96,7 @@ async def test_citizen_joins_in_three_clicks_and_is_admitted(
     await citizen.get_by_role("button", name="End call").click()
     await citizen.wait_for_selector("#ended-view:not([hidden])")
     await advisor.wait_for_selector("#queue-view:not([hidden])")
+    assert await advisor.locator("#appointments .status").inner_text() == "done"
     await citizen_context.close()
 
 

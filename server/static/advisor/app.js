@@ -10,10 +10,15 @@ const state = {
   localStream: null,
   statsTimer: null,
   reconnectDelay: 1000,
+  appointments: [],
+  lobby: new Map(), // appointment id -> waiting entry
+  completed: new Set(), // appointments whose call ended in this workspace
 };
 
 function show(view) {
   for (const id of ["login-view", "queue-view", "call-view"]) $(id).hidden = id !== view;
+  // The workspace is the queue and the day's appointments together.
+  $("appointments-view").hidden = view !== "queue-view";
 }
 
 function notice(text) {
@@ -42,6 +47,8 @@ async function boot() {
   $("mute").addEventListener("click", toggleMute);
   $("camera").addEventListener("click", toggleCamera);
   $("chat-form").addEventListener("submit", sendChat);
+  $("appointment-form").addEventListener("submit", createAppointment);
+  $("invitation-copy").addEventListener("click", () => navigator.clipboard.writeText($("invitation-text").value));
   const me = await api("/api/v1/me");
   if (me.ok) enterWorkspace(me.body);
   else show("login-view");
@@ -74,6 +81,7 @@ function enterWorkspace(me) {
   $("logout").hidden = false;
   show("queue-view");
   connect();
+  loadAppointments();
 }
 
 // ------------------------------------------------------------------ signalling
@@ -129,6 +137,8 @@ async function handle(message) {
 // ------------------------------------------------------------------ queue
 
 function renderQueue(waiting) {
+  state.lobby = new Map(waiting.filter((w) => w.appointment_id).map((w) => [w.appointment_id, w]));
+  renderAppointments();
   const list = $("queue");
   list.replaceChildren();
   $("queue-empty").hidden = waiting.length > 0;
@@ -169,6 +179,89 @@ async function accept_(sessionId, button) {
   send("call_accept", { session_id: sessionId });
 }
 
+// ------------------------------------------------------------------ appointments
+
+async function loadAppointments() {
+  const today = new Date();
+  const day = `${today.getFullYear()}-${String(today.getMonth() + 1).padStart(2, "0")}-${String(today.getDate()).padStart(2, "0")}`;
+  const result = await api(`/api/v1/appointments?day=${day}`);
+  if (result.ok) {
+    state.appointments = result.body.appointments;
+    renderAppointments();
+  }
+}
+
+function appointmentState(appointment) {
+  if (appointment.status !== "scheduled") return appointment.status;
+  if (state.session && state.session.appointmentId === appointment.id) return "in_call";
+  if (state.lobby && state.lobby.has(appointment.id)) return "waiting";
+  if (state.completed.has(appointment.id)) return "done";
+  return new Date(appointment.join_closes_at) < new Date() ? "done" : "not arrived";
+}
+
+const STATE_TEXT = { waiting: "waiting in the lobby", in_call: "in call", done: "done", cancelled: "cancelled", "not arrived": "not arrived" };
+
+function renderAppointments() {
+  const list = $("appointments");
+  const items = state.appointments || [];
+  list.replaceChildren();
+  $("appointments-empty").hidden = items.length > 0;
+  for (const appointment of items) {
+    const item = document.createElement("li");
+    item.dataset.appointmentId = appointment.id;
+    const when = document.createElement("span");
+    when.className = "name";
+    const start = new Date(appointment.starts_at);
+    when.textContent = `${start.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })} · ${appointment.duration_minutes} min` +
+      (appointment.citizen_label ? ` · ${appointment.citizen_label}` : "");
+    const status = document.createElement("span");
+    const current = appointmentState(appointment);
+    status.className = `status ${current.replace(" ", "_")}`;
+    status.textContent = STATE_TEXT[current] || current;
+    item.append(when, status);
+    if (appointment.status === "scheduled") {
+      const cancel = document.createElement("button");
+      cancel.type = "button";
+      cancel.textContent = "Cancel";
+      cancel.setAttribute("aria-label", `Cancel the appointment at ${when.textContent}`);
+      cancel.addEventListener("click", async () => {
+        if (!confirm("Cancel this appointment? Its link and code stop working.")) return;
+        await api(`/api/v1/appointments/${appointment.id}/cancel`, { method: "POST", body: "{}" });
+        loadAppointments();
+      });
+      item.append(cancel);
+    }
+    list.append(item);
+  }
+}
+
+async function createAppointment(event) {
+  event.preventDefault();
+  const start = new Date($("appointment-start").value);
+  if (Number.isNaN(start.getTime())) { notice("Choose a date and time."); return; }
+  const label = $("appointment-label").value.trim();
+  const result = await api("/api/v1/appointments", {
+    method: "POST",
+    body: JSON.stringify({
+      starts_at: start.toISOString(),
+      duration_minutes: Number($("appointment-duration").value),
+      channel: $("appointment-channel").value,
+      ...(label ? { citizen_label: label } : {}),
+    }),
+  });
+  if (!result.ok) { notice(result.body?.detail || `Could not create the appointment (${result.status})`); return; }
+  notice("");
+  const created = result.body;
+  $("invitation-link").textContent = created.join_link;
+  $("invitation-link").href = created.join_link;
+  $("invitation-code").textContent = created.join_code;
+  $("invitation-qr").src = `data:image/svg+xml;base64,${btoa(created.qr_svg)}`;
+  $("invitation-text").value = `${created.invitation.de}\n\n${created.invitation.en}`;
+  $("invitation").hidden = false;
+  $("appointment-form").reset();
+  loadAppointments();
+}
+
 // ------------------------------------------------------------------ call
 
 async function startCall(message) {
@@ -179,7 +272,11 @@ async function startCall(message) {
     iceTransportPolicy: message.ice_transport_policy,
     bundlePolicy: "max-bundle",
   });
-  state.session = { id: message.session_id, pc, peer: message.peer, offerer: message.offerer };
+  const waiting = [...(state.lobby || new Map()).values()].find((w) => w.session_id === message.session_id);
+  state.session = {
+    id: message.session_id, pc, peer: message.peer, offerer: message.offerer,
+    appointmentId: waiting ? waiting.appointment_id : null,
+  };
   $("peer-name").textContent = message.peer.name;
   $("call-state").textContent = "connecting";
   $("mute").setAttribute("aria-pressed", "false");
@@ -254,6 +351,7 @@ function hangUp(reason) {
 function endCall(text) {
   const session = state.session;
   state.session = null;
+  if (session && session.appointmentId) state.completed.add(session.appointmentId);
   clearInterval(state.statsTimer);
   if (session) session.pc.close();
   if (state.localStream) for (const track of state.localStream.getTracks()) track.stop();
@@ -263,6 +361,7 @@ function endCall(text) {
   for (const id of ["stat-booth-sent", "stat-booth-received"]) $(id).textContent = "–";
   $("chat-log").replaceChildren(); // the chat is gone with the call
   show("queue-view");
+  renderAppointments();
   notice(text);
 }
 
