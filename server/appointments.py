@@ -75,11 +75,11 @@ def invitation(
     """The invitation text in German and English, to copy into a letter or an e-mail."""
     local = starts_at.astimezone(ZoneInfo(zone))
     day_de, day_en = local.strftime("%d.%m.%Y"), local.strftime("%Y-%m-%d")
-    time_ = local.strftime("%H:%M")
+    time_ = local.strftime("%H:%M %Z")  # the zone named: citizens may be elsewhere
     spaced = f"{code[:4]} {code[4:]}"
     return {
         "de": (
-            f"Ihr Videotermin mit {advisor} am {day_de} um {time_} Uhr ({minutes} Minuten).\n"
+            f"Ihr Videotermin mit {advisor} am {day_de} um {time_} ({minutes} Minuten).\n"
             f"Von zu Hause: öffnen Sie {link} und folgen Sie den Schritten.\n"
             f"An einer Videokabine in der Filiale: wählen Sie „Termin“ und geben Sie den Code "
             f"{spaced} ein.\nDas Gespräch wird nicht aufgezeichnet."
