@@ -31,6 +31,7 @@ from protocol import (
     Hangup,
     IceCandidate,
     Message,
+    QueuePosition,
     Welcome,
 )
 
@@ -64,6 +65,8 @@ class Booth:
         self._stats_task: asyncio.Task[None] | None = None
         self.last_stats: dict[str, Any] | None = None
         self.audio_fault: str | None = None
+        #: While waiting: (place in the queue, estimated wait in seconds).
+        self.queue_position: tuple[int, int] | None = None
         self.participant_id: str | None = None
         self.calls_completed = 0
         self.last_call_ended: dict[str, Any] | None = None
@@ -173,10 +176,13 @@ class Booth:
         match message:
             case Welcome():
                 self.participant_id = message.participant_id
+            case QueuePosition() if message.session_id == self.session_id:
+                self.queue_position = (message.position, message.estimated_wait_seconds)
             case CallWaiting():
                 self.session_id = message.session_id
                 log.info("session %s: waiting for an advisor", message.session_id)
             case CallStarted():
+                self.queue_position = None
                 await self._start_call(message)
             case Answer() if self.call and message.session_id == self.call.session_id:
                 await self.call.accept_answer(message.sdp)
@@ -287,6 +293,7 @@ class Booth:
         self.call = None
         self.session_id = None
         self.call_requested_at = None
+        self.queue_position = None
         self.last_call_ended = summary
         log.info("session %s ended: %s", session_id, reason)
         if self._state not in (BoothState.OFFLINE, BoothState.OUT_OF_SERVICE):
@@ -306,6 +313,7 @@ class Booth:
             "call_requested_at": self.call_requested_at,
             "calls_completed": self.calls_completed,
             "camera_streaming": self.fanout is not None,
+            "queue_position": self.queue_position,
             "audio_fault": self.audio_fault,
             "last_call_ended": self.last_call_ended,
             "updated_at": time.time(),

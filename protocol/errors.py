@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     BINARY_NOT_ALLOWED = "binary_not_allowed"
     NOT_ALLOWED = "not_allowed"
     UNKNOWN_SESSION = "unknown_session"
+    UNKNOWN_TOPIC = "unknown_topic"
     NOT_IN_SESSION = "not_in_session"
     SESSION_NOT_WAITING = "session_not_waiting"
     ALREADY_IN_CALL = "already_in_call"

@@ -81,9 +81,10 @@ class Peer(BaseModel):
 
 
 class CallRequest(Message):
-    """A booth asks for an advisor."""
+    """A booth asks for an advisor now, on a topic (a service) when it names one."""
 
     type: ClassVar[str] = "call_request"
+    topic_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
 
 class CallCancel(Message):
@@ -200,6 +201,8 @@ class WaitingCall(BaseModel):
     caller_role: Role
     #: Set for a citizen or booth in an appointment's lobby; None for a walk-in.
     appointment_id: str | None = None
+    topic_id: str | None = None
+    topic_name: str | None = None
     waiting_since: datetime
 
 
@@ -215,6 +218,15 @@ class CallWaiting(Message):
 
     type: ClassVar[str] = "call_waiting"
     session_id: str
+
+
+class QueuePosition(Message):
+    """Where a waiting walk-in stands: 1 is next. The estimate comes from recent waits."""
+
+    type: ClassVar[str] = "queue_position"
+    session_id: str
+    position: int
+    estimated_wait_seconds: int
 
 
 class CallStarted(Message):
@@ -257,6 +269,7 @@ SERVER_MESSAGES: dict[str, type[Message]] = {
         Welcome,
         Queue,
         CallWaiting,
+        QueuePosition,
         CallStarted,
         Offer,
         Answer,

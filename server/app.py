@@ -9,7 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from protocol import IceServer
-from server import appointments, auth, join
+from server import appointments, auth, join, topics
 from server.api import EVERYONE, USERS, Access, Api, ApiCall
 from server.config import ServerConfig
 from server.guests import GuestPasses
@@ -64,6 +64,7 @@ def _build_api() -> Api:
     auth.register(api)
     appointments.register(api)
     join.register(api)
+    topics.register(api)
     api.endpoint(
         "GET",
         "/ws",

@@ -39,6 +39,7 @@ from protocol import (
     Peer,
     ProtocolError,
     Queue,
+    QueuePosition,
     Role,
     WaitingCall,
     encode,
@@ -49,6 +50,10 @@ log = logging.getLogger(__name__)
 
 #: Messages a connection may have queued for sending before it counts as stuck and is closed.
 OUTBOX_LIMIT = 256
+#: Estimated wait per caller ahead before any call was accepted (seconds).
+DEFAULT_WAIT_SECONDS = 180.0
+#: Weight of the newest observed wait in the running estimate.
+WAIT_SMOOTHING = 0.3
 #: Chat kept for a call (for a participant who joins late); older lines fall off.
 CHAT_HISTORY = 200
 #: Chat lines one participant may send: a burst, then one every two seconds.
@@ -91,6 +96,8 @@ class Connection:
     #: For a citizen: the appointment its guest pass is for, and that appointment's advisor.
     appointment_id: str | None = None
     appointment_advisor: str | None = None
+    #: For an advisor: the topics served (empty: every topic, as in a small office).
+    topics: frozenset[str] = frozenset()
     chat_bucket: TokenBucket = field(
         default_factory=lambda: TokenBucket(rate=CHAT_RATE, burst=CHAT_BURST)
     )
@@ -119,6 +126,8 @@ class CallSession:
     #: The appointment this call belongs to; only its advisor sees and admits it.
     appointment_id: str | None = None
     advisor_id: str | None = None
+    topic_id: str | None = None
+    topic_name: str | None = None
     state: SessionState = SessionState.WAITING
     waiting_since: datetime = field(default_factory=lambda: datetime.now(UTC))
     #: The call's chat: in memory only, and gone with the session (data protection).
@@ -129,8 +138,11 @@ class CallSession:
 
 
 def _visible_to(session: CallSession, advisor: Connection) -> bool:
-    """Walk-ins are for every advisor; an appointment's lobby only for its own advisor."""
-    return session.advisor_id is None or session.advisor_id == advisor.principal_id
+    """An appointment's lobby is for its own advisor; a walk-in on a topic for the advisors
+    who serve that topic (and those who serve any); a walk-in without a topic for all."""
+    if session.advisor_id is not None:
+        return session.advisor_id == advisor.principal_id
+    return session.topic_id is None or not advisor.topics or session.topic_id in advisor.topics
 
 
 IceServersFor = Callable[[Connection, CallSession], list[IceServer]]
@@ -151,6 +163,8 @@ class Switchboard:
         self._browser_ice_policy = browser_ice_policy
         self.connections: dict[str, Connection] = {}
         self.sessions: dict[str, CallSession] = {}
+        #: Running estimate of how long one walk-in waits for an advisor (seconds).
+        self.average_wait = DEFAULT_WAIT_SECONDS
 
     # ------------------------------------------------------------ connections
 
@@ -177,8 +191,14 @@ class Switchboard:
 
     # ------------------------------------------------------------ messages
 
-    def handle(self, conn: Connection, message: Message) -> None:
-        """Act on one message from ``conn``; raise :class:`ProtocolError` to refuse it."""
+    def handle(
+        self, conn: Connection, message: Message, *, topic: tuple[str, str] | None = None
+    ) -> None:
+        """Act on one message from ``conn``; raise :class:`ProtocolError` to refuse it.
+
+        ``topic`` is the (id, name) of a call request's topic, checked by the caller (it needs
+        the database, and this method never awaits).
+        """
         if type(message) not in _ALLOWED[conn.role]:
             raise ProtocolError(
                 ErrorCode.NOT_ALLOWED, f"a {conn.role} may not send {message.type} messages"
@@ -188,7 +208,7 @@ class Switchboard:
                 conn.last_heartbeat = time.monotonic()
                 conn.reported_state = message.state
             case CallRequest():
-                self._call_request(conn)
+                self._call_request(conn, topic)
             case LobbyJoin():
                 self._lobby_join(conn)
             case CallCancel():
@@ -244,10 +264,12 @@ class Switchboard:
             raise ProtocolError(ErrorCode.SESSION_NOT_WAITING, "the call has not started yet")
         return session
 
-    def _call_request(self, booth: Connection) -> None:
+    def _call_request(self, booth: Connection, topic: tuple[str, str] | None) -> None:
         if booth.session_id is not None:
             raise ProtocolError(ErrorCode.ALREADY_IN_CALL, "this booth already has a call")
         session = CallSession(id=new_id(), caller=booth)
+        if topic is not None:
+            session.topic_id, session.topic_name = topic
         self.sessions[session.id] = session
         booth.session_id = session.id
         log.info("session %s: %s waits for an advisor", session.id, booth)
@@ -288,6 +310,9 @@ class Switchboard:
             )
         session.advisor = advisor
         session.state = SessionState.ACTIVE
+        if session.advisor_id is None:  # walk-ins teach the wait estimate
+            waited = (datetime.now(UTC) - session.waiting_since).total_seconds()
+            self.average_wait += WAIT_SMOOTHING * (waited - self.average_wait)
         advisor.session_id = session.id
         log.info("session %s: %s accepted %s", session.id, advisor, session.caller)
         for conn, offerer, peer in (
@@ -331,6 +356,8 @@ class Switchboard:
                 caller_name=s.caller.name,
                 caller_role=s.caller.role,
                 appointment_id=s.appointment_id,
+                topic_id=s.topic_id,
+                topic_name=s.topic_name,
                 waiting_since=s.waiting_since,
             )
             for s in self.sessions.values()
@@ -343,6 +370,28 @@ class Switchboard:
         for conn in self.connections.values():
             if conn.role is Role.ADVISOR:
                 conn.send(self._queue_message(conn))
+        self._tell_positions()
+
+    def _tell_positions(self) -> None:
+        """Every waiting walk-in learns its place in its topic's queue and an estimate."""
+        walk_ins = sorted(
+            (
+                s
+                for s in self.sessions.values()
+                if s.state is SessionState.WAITING and s.advisor_id is None
+            ),
+            key=lambda s: s.waiting_since,
+        )
+        places: dict[str | None, int] = {}
+        for session in walk_ins:
+            place = places[session.topic_id] = places.get(session.topic_id, 0) + 1
+            session.caller.send(
+                QueuePosition(
+                    session_id=session.id,
+                    position=place,
+                    estimated_wait_seconds=round(place * self.average_wait),
+                )
+            )
 
     def close_all(self) -> None:
         """Close every connection (server shutdown)."""

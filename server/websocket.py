@@ -8,11 +8,12 @@ import logging
 
 from aiohttp import WSMsgType, web
 
-from protocol import Error, ErrorCode, ProtocolError, Role, decode_client
+from protocol import CallRequest, Error, ErrorCode, ProtocolError, Role, decode_client
 from server.api import Access, ApiCall
 from server.http import check_same_origin
-from server.keys import CONFIG, SWITCHBOARD
+from server.keys import CONFIG, DATABASE, SWITCHBOARD
 from server.ratelimit import TokenBucket
+from server.storage import get_topic, topics_for_user
 from server.switchboard import Connection
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,11 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
         if not ws.closed:
             asyncio.get_running_loop().create_task(ws.close(code=code, message=reason.encode()))
 
+    topics: frozenset[str] = frozenset()
+    if role is Role.ADVISOR and caller.id is not None:
+        topics = frozenset(t.id for t in await topics_for_user(request.app[DATABASE], caller.id))
     conn = Connection(
+        topics=topics,
         role=role,
         principal_id=caller.id or "",
         name=caller.name,
@@ -67,7 +72,10 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
                     raise ProtocolError(ErrorCode.RATE_LIMITED, "too many messages; slow down")
                 message = decode_client(frame.data)
                 ref = message.id
-                switchboard.handle(conn, message)
+                topic = None
+                if isinstance(message, CallRequest) and message.topic_id is not None:
+                    topic = await _topic(request, message.topic_id)
+                switchboard.handle(conn, message, topic=topic)
             except ProtocolError as exc:
                 errors += 1
                 log.info("refused a message from %s: %s", conn, exc)
@@ -92,6 +100,13 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
             await writer
         await ws.close()
     return ws
+
+
+async def _topic(request: web.Request, topic_id: str) -> tuple[str, str]:
+    topic = await get_topic(request.app[DATABASE], topic_id)
+    if topic is None or not topic.active:
+        raise ProtocolError(ErrorCode.UNKNOWN_TOPIC, f"no active topic {topic_id}")
+    return topic.id, topic.name
 
 
 async def _drain(ws: web.WebSocketResponse, conn: Connection) -> None:

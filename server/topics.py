@@ -1,0 +1,85 @@
+"""Topics: the services a walk-in can ask for, and which advisors serve which."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.api import USERS, Access, Api, ApiCall
+from server.http import ProblemError
+from server.keys import DATABASE
+from server.storage import (
+    ActorKind,
+    create_topic,
+    get_user,
+    list_topics,
+    record_audit,
+    set_user_topics,
+)
+
+ADMINS = frozenset({Access.ADMIN})
+
+
+class NewTopic(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class AdvisorTopics(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    topic_ids: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=200)]
+
+
+def register(api: Api) -> None:
+    @api.endpoint(
+        "GET",
+        "/topics",
+        allow=frozenset({*USERS, Access.BOOTH}),
+        summary="List the topics walk-ins can choose",
+    )
+    async def topics(call: ApiCall) -> web.StreamResponse:
+        # Booths and advisors see the active ones; administrators all.
+        everything = call.caller.access is Access.ADMIN
+        items = await list_topics(call.request.app[DATABASE], include_inactive=everything)
+        return web.json_response(
+            {"topics": [{"id": t.id, "name": t.name, "active": t.active} for t in items]}
+        )
+
+    @api.endpoint("POST", "/topics", allow=ADMINS, summary="Create a topic", body=NewTopic)
+    async def create(call: ApiCall) -> web.StreamResponse:
+        db = call.request.app[DATABASE]
+        topic = await create_topic(db, call.body_as(NewTopic).name)
+        await record_audit(
+            db,
+            actor_kind=ActorKind.USER,
+            actor_id=call.caller.id,
+            action="topic.create",
+            subject=topic.id,
+        )
+        return web.json_response({"id": topic.id, "name": topic.name, "active": True}, status=201)
+
+    @api.endpoint(
+        "PUT",
+        "/advisors/{id}/topics",
+        allow=ADMINS,
+        summary="Set the topics an advisor serves",
+        body=AdvisorTopics,
+    )
+    async def assign(call: ApiCall) -> web.StreamResponse:
+        db = call.request.app[DATABASE]
+        user_id = call.request.match_info["id"]
+        if await get_user(db, user_id) is None:
+            raise ProblemError(404, "Not Found", "no such advisor")
+        await set_user_topics(db, user_id, call.body_as(AdvisorTopics).topic_ids)
+        await record_audit(
+            db,
+            actor_kind=ActorKind.USER,
+            actor_id=call.caller.id,
+            action="advisor.topics",
+            subject=user_id,
+        )
+        return web.json_response({"ok": True})
