@@ -147,7 +147,9 @@ function renderQueue(waiting) {
     item.dataset.sessionId = call.session_id;
     const name = document.createElement("span");
     name.className = "name";
-    name.textContent = call.appointment_id ? `${call.caller_name} (appointment, in the lobby)` : call.caller_name;
+    name.textContent = call.appointment_id
+      ? `${call.caller_name} (appointment, in the lobby)`
+      : call.topic_name ? `${call.caller_name} · ${call.topic_name}` : call.caller_name;
     const since = document.createElement("span");
     since.className = "since";
     since.textContent = `waiting since ${new Date(call.waiting_since).toLocaleTimeString()}`;
