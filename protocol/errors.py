@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     NOT_ALLOWED = "not_allowed"
     UNKNOWN_SESSION = "unknown_session"
     UNKNOWN_TOPIC = "unknown_topic"
+    WRONG_CODE = "wrong_code"
     NOT_IN_SESSION = "not_in_session"
     SESSION_NOT_WAITING = "session_not_waiting"
     ALREADY_IN_CALL = "already_in_call"

@@ -100,6 +100,13 @@ class LobbyJoin(Message):
     type: ClassVar[str] = "lobby_join"
 
 
+class AppointmentJoin(Message):
+    """A booth joins an appointment's lobby with the code from the invitation."""
+
+    type: ClassVar[str] = "appointment_join"
+    code: Annotated[str, Field(min_length=1, max_length=32)]
+
+
 class CallAccept(Message):
     """An advisor takes a waiting call."""
 
@@ -252,6 +259,7 @@ CLIENT_MESSAGES: dict[str, type[Message]] = {
     for m in (
         CallRequest,
         LobbyJoin,
+        AppointmentJoin,
         CallCancel,
         CallAccept,
         Offer,

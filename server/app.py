@@ -14,12 +14,21 @@ from server.api import EVERYONE, USERS, Access, Api, ApiCall
 from server.config import ServerConfig
 from server.guests import GuestPasses
 from server.http import error_middleware, security_headers_middleware
-from server.keys import API, CONFIG, DATABASE, GUESTS, JOIN_LIMITER, LOGIN_LIMITER, SWITCHBOARD
+from server.keys import (
+    API,
+    CODE_LIMITER,
+    CONFIG,
+    DATABASE,
+    GUESTS,
+    JOIN_LIMITER,
+    LOGIN_LIMITER,
+    SWITCHBOARD,
+)
 from server.ratelimit import RateLimiter
 from server.storage import Database
 from server.switchboard import CallSession, Connection, Switchboard
 from server.turn import ice_servers_for
-from server.websocket import websocket_handler
+from server.websocket import CODE_GUESSES, CODE_GUESSES_PER_DAY, CODE_WINDOW, websocket_handler
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +97,10 @@ def create_app(config: ServerConfig) -> web.Application:
     app[CONFIG] = config
     app[LOGIN_LIMITER] = RateLimiter(limit=10, window=300.0)
     app[JOIN_LIMITER] = RateLimiter(limit=10, window=300.0)
+    app[CODE_LIMITER] = (
+        RateLimiter(limit=CODE_GUESSES, window=CODE_WINDOW),
+        RateLimiter(limit=CODE_GUESSES_PER_DAY, window=86_400.0),
+    )
     app[GUESTS] = GuestPasses()
 
     def ice_for(conn: Connection, session: CallSession) -> list[IceServer]:

@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from protocol import (
     Answer,
+    AppointmentJoin,
     CallAccept,
     CallCancel,
     CallRequest,
@@ -61,7 +62,18 @@ CHAT_BURST, CHAT_RATE = 5.0, 0.5
 
 _ALLOWED: dict[Role, frozenset[type[Message]]] = {
     Role.BOOTH: frozenset(
-        {CallRequest, CallCancel, Offer, Answer, IceCandidate, Hangup, Chat, CallStats, Heartbeat}
+        {
+            CallRequest,
+            AppointmentJoin,
+            CallCancel,
+            Offer,
+            Answer,
+            IceCandidate,
+            Hangup,
+            Chat,
+            CallStats,
+            Heartbeat,
+        }
     ),
     Role.ADVISOR: frozenset({CallAccept, Offer, Answer, IceCandidate, Hangup, Chat, Heartbeat}),
     Role.CITIZEN: frozenset(
@@ -192,12 +204,18 @@ class Switchboard:
     # ------------------------------------------------------------ messages
 
     def handle(
-        self, conn: Connection, message: Message, *, topic: tuple[str, str] | None = None
+        self,
+        conn: Connection,
+        message: Message,
+        *,
+        topic: tuple[str, str] | None = None,
+        appointment: tuple[str, str] | None = None,
     ) -> None:
         """Act on one message from ``conn``; raise :class:`ProtocolError` to refuse it.
 
-        ``topic`` is the (id, name) of a call request's topic, checked by the caller (it needs
-        the database, and this method never awaits).
+        ``topic`` is the (id, name) of a call request's topic and ``appointment`` the (id,
+        advisor id) a booth's code opened, both looked up by the caller (they need the
+        database, and this method never awaits).
         """
         if type(message) not in _ALLOWED[conn.role]:
             raise ProtocolError(
@@ -210,7 +228,13 @@ class Switchboard:
             case CallRequest():
                 self._call_request(conn, topic)
             case LobbyJoin():
-                self._lobby_join(conn)
+                if conn.appointment_id is None or conn.appointment_advisor is None:
+                    raise ProtocolError(ErrorCode.NOT_ALLOWED, "open your appointment's link first")
+                self._lobby_join(conn, conn.appointment_id, conn.appointment_advisor)
+            case AppointmentJoin():
+                if appointment is None:  # pragma: no cover - the WebSocket layer resolves it
+                    raise ProtocolError(ErrorCode.WRONG_CODE, "this code opens no appointment now")
+                self._lobby_join(conn, *appointment)
             case CallCancel():
                 session = self._own_session(conn, message.session_id)
                 if session.state is not SessionState.WAITING:
@@ -276,16 +300,15 @@ class Switchboard:
         booth.send(CallWaiting(session_id=session.id))
         self._broadcast_queue()
 
-    def _lobby_join(self, citizen: Connection) -> None:
+    def _lobby_join(self, citizen: Connection, appointment_id: str, advisor_id: str) -> None:
+        """A citizen's browser or a booth waits in an appointment's lobby."""
         if citizen.session_id is not None:
             raise ProtocolError(ErrorCode.ALREADY_IN_CALL, "you are already waiting or in a call")
-        if citizen.appointment_id is None:
-            raise ProtocolError(ErrorCode.NOT_ALLOWED, "open your appointment's link first")
         session = CallSession(
             id=new_id(),
             caller=citizen,
-            appointment_id=citizen.appointment_id,
-            advisor_id=citizen.appointment_advisor,
+            appointment_id=appointment_id,
+            advisor_id=advisor_id,
         )
         self.sessions[session.id] = session
         citizen.session_id = session.id

@@ -8,12 +8,20 @@ import logging
 
 from aiohttp import WSMsgType, web
 
-from protocol import CallRequest, Error, ErrorCode, ProtocolError, Role, decode_client
+from protocol import (
+    AppointmentJoin,
+    CallRequest,
+    Error,
+    ErrorCode,
+    ProtocolError,
+    Role,
+    decode_client,
+)
 from server.api import Access, ApiCall
 from server.http import check_same_origin
-from server.keys import CONFIG, DATABASE, SWITCHBOARD
+from server.keys import CODE_LIMITER, CONFIG, DATABASE, SWITCHBOARD
 from server.ratelimit import TokenBucket
-from server.storage import get_topic, topics_for_user
+from server.storage import appointment_by_code, get_topic, topics_for_user
 from server.switchboard import Connection
 
 log = logging.getLogger(__name__)
@@ -23,6 +31,10 @@ log = logging.getLogger(__name__)
 TRANSPORT_MAX_BYTES = 4 * 1024 * 1024
 #: Refused messages a connection may send before it is closed as abusive.
 MAX_ERRORS = 50
+#: Wrong appointment codes a booth (or an address) may enter per window before it waits, and
+#: per day in all (a booth that keeps guessing is someone trying codes, not a typo).
+CODE_GUESSES, CODE_WINDOW = 5, 600.0
+CODE_GUESSES_PER_DAY = 20
 MESSAGE_RATE = 30.0
 MESSAGE_BURST = 100.0
 
@@ -72,10 +84,12 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
                     raise ProtocolError(ErrorCode.RATE_LIMITED, "too many messages; slow down")
                 message = decode_client(frame.data)
                 ref = message.id
-                topic = None
+                topic = appointment = None
                 if isinstance(message, CallRequest) and message.topic_id is not None:
                     topic = await _topic(request, message.topic_id)
-                switchboard.handle(conn, message, topic=topic)
+                elif isinstance(message, AppointmentJoin) and conn.role is Role.BOOTH:
+                    appointment = await _appointment(request, conn, message.code)
+                switchboard.handle(conn, message, topic=topic, appointment=appointment)
             except ProtocolError as exc:
                 errors += 1
                 log.info("refused a message from %s: %s", conn, exc)
@@ -107,6 +121,28 @@ async def _topic(request: web.Request, topic_id: str) -> tuple[str, str]:
     if topic is None or not topic.active:
         raise ProtocolError(ErrorCode.UNKNOWN_TOPIC, f"no active topic {topic_id}")
     return topic.id, topic.name
+
+
+async def _appointment(request: web.Request, conn: Connection, code: str) -> tuple[str, str]:
+    """The appointment a booth's code opens; wrong codes count against the booth and address.
+
+    A code is one of 10**8; the limit (CODE_GUESSES per CODE_WINDOW seconds, per booth and per
+    address) keeps guessing hopeless: see tests/server/test_join.py for the arithmetic.
+    """
+    limiters = request.app[CODE_LIMITER]
+    keys = (f"booth:{conn.principal_id}", f"ip:{request.remote}")
+    wait = max(limiter.blocked_for(k) for limiter in limiters for k in keys)
+    if wait > 0:
+        raise ProtocolError(
+            ErrorCode.RATE_LIMITED, f"too many wrong codes; try again in {int(wait) + 1} seconds"
+        )
+    found = await appointment_by_code(request.app[DATABASE], code.replace(" ", ""))
+    if found is None:
+        for limiter in limiters:
+            for key in keys:
+                limiter.record_failure(key)
+        raise ProtocolError(ErrorCode.WRONG_CODE, "this code opens no appointment now")
+    return found.id, found.advisor_id
 
 
 async def _drain(ws: web.WebSocketResponse, conn: Connection) -> None:

@@ -8,6 +8,7 @@ import aiohttp
 
 from server.keys import DATABASE
 from server.storage import authenticate_user, create_appointment
+from server.websocket import CODE_GUESSES, CODE_GUESSES_PER_DAY, CODE_WINDOW
 from tests.server.conftest import PASSWORD, Harness, Peer
 
 
@@ -95,3 +96,59 @@ async def test_a_link_outside_its_window_does_not_open(harness: Harness) -> None
     ):
         assert r.status == 404
         assert "15 minutes before" in (await r.json())["detail"]
+
+
+async def _code_for(harness: Harness, username: str) -> str:
+    user = await authenticate_user(harness.app[DATABASE], username, PASSWORD)
+    assert user is not None
+    _, _, code = await create_appointment(
+        harness.app[DATABASE],
+        advisor_id=user.id,
+        starts_at=datetime.now(UTC) + timedelta(minutes=5),
+        duration_minutes=30,
+        channel="either",
+    )
+    return code
+
+
+async def test_a_booth_joins_the_appointment_with_its_code(harness: Harness) -> None:
+    await harness.add_advisor("alice")
+    alice = await harness.advisor("alice")
+    await alice.receive_type("queue")
+    code = await _code_for(harness, "alice")
+    booth = await harness.booth(await harness.add_booth("Branch 3 booth"))
+    await booth.send(type="appointment_join", code=f"{code[:4]} {code[4:]}")  # as typed
+    session_id = (await booth.receive_type("call_waiting"))["session_id"]
+    (waiting,) = (await alice.receive_type("queue"))["waiting"]
+    assert (waiting["caller_role"], waiting["caller_name"]) == ("booth", "Branch 3 booth")
+    assert waiting["appointment_id"]
+    await alice.send(type="call_accept", session_id=session_id)
+    assert (await booth.receive_type("call_started"))["offerer"] is True
+
+
+async def test_guessing_codes_is_stopped_long_before_one_is_found(harness: Harness) -> None:
+    await harness.add_advisor("alice")
+    code = await _code_for(harness, "alice")
+    booth = await harness.booth(await harness.add_booth("Guessing booth"))
+    replies = []
+    for guess in range(7):
+        await booth.send(type="appointment_join", code=f"{guess:08d}")
+        replies.append((await booth.receive_type("error"))["code"])
+    assert replies[:5] == ["wrong_code"] * 5
+    assert replies[5:] == ["rate_limited"] * 2
+    await booth.send(type="appointment_join", code=code)
+    assert (await booth.receive_type("error"))["code"] == "rate_limited"
+
+    guesses, window = CODE_GUESSES, CODE_WINDOW
+    open_at_once = 1000  # appointments joinable at the same moment, a generous upper bound
+    per_guess = open_at_once / 10**8
+    per_day = min(guesses * 86_400 / window, CODE_GUESSES_PER_DAY)
+    days_for_even_odds = 0.5 / per_guess / per_day
+    print(
+        f"\ncodes: 10^8; {guesses} wrong codes per {window / 60:.0f} min and "
+        f"{CODE_GUESSES_PER_DAY} a day per booth and address = {per_day:.0f} guesses a day; "
+        f"with {open_at_once} appointments open at once a guess hits with p = {per_guess:.0e}; "
+        f"even odds after {days_for_even_odds:,.0f} days "
+        f"({days_for_even_odds / 365:,.0f} years) of one booth guessing nonstop"
+    )
+    assert days_for_even_odds > 365
