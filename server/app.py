@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -25,7 +28,7 @@ from server.keys import (
     SWITCHBOARD,
 )
 from server.ratelimit import RateLimiter
-from server.storage import Database
+from server.storage import Database, purge_audit, purge_expired_sessions
 from server.switchboard import CallSession, Connection, Switchboard
 from server.turn import ice_servers_for
 from server.websocket import CODE_GUESSES, CODE_GUESSES_PER_DAY, CODE_WINDOW, websocket_handler
@@ -43,6 +46,36 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DATABASE] = await Database.open(config.effective_database_url)
     yield
     await app[DATABASE].close()
+
+
+#: How often old audit events and expired login sessions are purged.
+HOUSEKEEPING_SECONDS = 3600.0
+
+
+async def housekeeping(app: web.Application) -> None:
+    """One round: purge audit events past retention and expired login sessions."""
+    db, config = app[DATABASE], app[CONFIG]
+    purged = await purge_audit(db, older_than=timedelta(days=config.audit_retention_days))
+    sessions = await purge_expired_sessions(db)
+    if purged or sessions:
+        log.info("housekeeping: %d audit events, %d expired logins purged", purged, sessions)
+
+
+async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
+    async def loop() -> None:
+        while True:
+            try:
+                await housekeeping(app)
+            except Exception:
+                # A failed round is retried at the next; the server keeps serving.
+                log.exception("housekeeping failed")
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+
+    task = asyncio.create_task(loop(), name="housekeeping")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _on_shutdown(app: web.Application) -> None:
@@ -112,6 +145,7 @@ def create_app(config: ServerConfig) -> web.Application:
         browser_ice_policy=config.browser_ice_policy,
     )
     app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_housekeeping_ctx)
     app.on_shutdown.append(_on_shutdown)
 
     app.router.add_get("/", _index)

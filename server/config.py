@@ -59,6 +59,8 @@ class ServerConfig:
     public_url: str | None = None
     #: The organisation's time zone, for invitation texts.
     timezone: str = "Europe/Berlin"
+    #: Audit events older than this are deleted (metadata only; data protection).
+    audit_retention_days: int = 90
 
     @property
     def effective_database_url(self) -> str:
@@ -90,6 +92,7 @@ _TOP_KEYS = {
     "browser_ice_policy",
     "public_url",
     "timezone",
+    "audit_retention_days",
 }
 
 
@@ -147,6 +150,11 @@ def config_from_mapping(data: dict[str, Any]) -> ServerConfig:
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"timezone: {zone!r} is not a known time zone") from None
         kwargs["timezone"] = zone
+    if "audit_retention_days" in data:
+        days = _typed(data, "audit_retention_days", int)
+        if not 1 <= days <= 3650:
+            raise ConfigError("audit_retention_days: must be between 1 and 3650")
+        kwargs["audit_retention_days"] = days
     if "turn" in data:
         turn = _typed(data, "turn", dict)
         extra = sorted(set(turn) - {"urls", "secret", "ttl_seconds"})

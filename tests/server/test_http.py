@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import aiohttp
+from datetime import UTC, datetime, timedelta
 
+import aiohttp
+from sqlalchemy import update
+
+from server.app import housekeeping
+from server.keys import DATABASE
+from server.storage import AuditEvent, list_audit, record_audit
 from tests.server.conftest import PASSWORD, Harness
 
 
@@ -90,3 +96,17 @@ async def test_pages_carry_security_headers_and_load_nothing_external(harness: H
                 assert "http://" not in text and "https://" not in text, asset
         async with http.get(harness.url("/static/../server.toml")) as response:
             assert response.status in (403, 404)
+
+
+async def test_housekeeping_purges_audit_events_past_retention(harness: Harness) -> None:
+    db = harness.app[DATABASE]
+    old = await record_audit(db, actor_kind="system", actor_id=None, action="test.old")
+    await record_audit(db, actor_kind="system", actor_id=None, action="test.new")
+    async with db.session() as session, session.begin():
+        await session.execute(
+            update(AuditEvent)
+            .where(AuditEvent.id == old.id)
+            .values(at=datetime.now(UTC) - timedelta(days=91))
+        )
+    await housekeeping(harness.app)
+    assert [e.action for e in await list_audit(db)] == ["test.new"]

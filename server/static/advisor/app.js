@@ -136,7 +136,28 @@ async function handle(message) {
 
 // ------------------------------------------------------------------ queue
 
+function chime() {
+  // A short, soft two-tone chime made here: no sound file, nothing fetched.
+  try {
+    const context = new AudioContext();
+    const gain = context.createGain();
+    gain.gain.value = 0.08;
+    gain.connect(context.destination);
+    [660, 880].forEach((frequency, index) => {
+      const tone = context.createOscillator();
+      tone.frequency.value = frequency;
+      tone.connect(gain);
+      tone.start(context.currentTime + index * 0.18);
+      tone.stop(context.currentTime + index * 0.18 + 0.15);
+    });
+    setTimeout(() => context.close(), 1000);
+  } catch { /* no audio output: the title still changes */ }
+}
+
 function renderQueue(waiting) {
+  const known = state.waitingIds || new Set();
+  state.waitingIds = new Set(waiting.map((w) => w.session_id));
+  if (waiting.some((w) => !known.has(w.session_id)) && !state.session) chime();
   state.lobby = new Map(waiting.filter((w) => w.appointment_id).map((w) => [w.appointment_id, w]));
   renderAppointments();
   const list = $("queue");
