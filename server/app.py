@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from server.keys import (
     SWITCHBOARD,
 )
 from server.ratelimit import RateLimiter
-from server.storage import Database, purge_audit, purge_expired_sessions
+from server.storage import Database, mark_appointment_done, purge_audit, purge_expired_sessions
 from server.switchboard import CallSession, Connection, Switchboard
 from server.turn import ice_servers_for
 from server.websocket import CODE_GUESSES, CODE_GUESSES_PER_DAY, CODE_WINDOW, websocket_handler
@@ -121,6 +121,21 @@ def _build_api() -> Api:
     return api
 
 
+async def _mark_done(db: Database, appointment_id: str) -> None:
+    await mark_appointment_done(db, appointment_id)
+
+
+def _finished(
+    tasks: set[asyncio.Task[None]], appointment_id: str
+) -> Callable[[asyncio.Task[None]], None]:
+    def done(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("appointment %s not marked done: %s", appointment_id, task.exception())
+
+    return done
+
+
 def create_app(config: ServerConfig) -> web.Application:
     """Build the server application for ``config``."""
     app = web.Application(
@@ -139,7 +154,20 @@ def create_app(config: ServerConfig) -> web.Application:
     def ice_for(conn: Connection, session: CallSession) -> list[IceServer]:
         return ice_servers_for(config.turn, f"{session.id}-{conn.participant_id[:8]}")
 
+    background: set[asyncio.Task[None]] = set()
+
+    def call_ended(session: CallSession) -> None:
+        if session.appointment_id is None:
+            return
+        # The switchboard never awaits; the database write runs beside it.
+        task = asyncio.get_running_loop().create_task(
+            _mark_done(app[DATABASE], session.appointment_id)
+        )
+        background.add(task)
+        task.add_done_callback(_finished(background, session.appointment_id))
+
     app[SWITCHBOARD] = Switchboard(
+        on_call_ended=call_ended,
         ice_servers_for=ice_for,
         booth_ice_policy=config.effective_booth_ice_policy,
         browser_ice_policy=config.browser_ice_policy,

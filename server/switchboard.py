@@ -169,8 +169,11 @@ class Switchboard:
         ice_servers_for: IceServersFor,
         booth_ice_policy: IceTransportPolicy,
         browser_ice_policy: IceTransportPolicy,
+        on_call_ended: Callable[[CallSession], None] | None = None,
     ) -> None:
         self._ice_servers_for = ice_servers_for
+        #: Told about every call that was connected and has ended (records, not media).
+        self._on_call_ended = on_call_ended
         self._booth_ice_policy = booth_ice_policy
         self._browser_ice_policy = browser_ice_policy
         self.connections: dict[str, Connection] = {}
@@ -368,6 +371,8 @@ class Switchboard:
         log.info("session %s ended by %s: %s", session.id, by, reason)
         if was_waiting:
             self._broadcast_queue()
+        elif self._on_call_ended is not None:
+            self._on_call_ended(session)
 
     # ------------------------------------------------------------ queue
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
 from server.keys import DATABASE
-from server.storage import authenticate_user, create_appointment
+from server.storage import (
+    appointment_by_token,
+    authenticate_user,
+    create_appointment,
+    list_appointments,
+)
 from server.websocket import CODE_GUESSES, CODE_GUESSES_PER_DAY, CODE_WINDOW
 from tests.server.conftest import PASSWORD, Harness, Peer
 
@@ -152,3 +158,23 @@ async def test_guessing_codes_is_stopped_long_before_one_is_found(harness: Harne
         f"({days_for_even_odds / 365:,.0f} years) of one booth guessing nonstop"
     )
     assert days_for_even_odds > 365
+
+
+async def test_an_appointment_is_done_when_its_call_ends(harness: Harness) -> None:
+    await harness.add_advisor("alice")
+    alice = await harness.advisor("alice")
+    await alice.receive_type("queue")
+    token = await _appointment_for(harness, "alice")
+    citizen = await _citizen(harness, token)
+    await citizen.send(type="lobby_join")
+    session_id = (await citizen.receive_type("call_waiting"))["session_id"]
+    await alice.send(type="call_accept", session_id=session_id)
+    await citizen.receive_type("call_started")
+    await alice.send(type="hangup", session_id=session_id)
+    await citizen.receive_type("hangup")
+    for _ in range(50):
+        if await appointment_by_token(harness.app[DATABASE], token) is None:
+            break
+        await asyncio.sleep(0.05)
+    appointments = await list_appointments(harness.app[DATABASE])
+    assert [a.status.value for a in appointments] == ["done"]
