@@ -51,6 +51,7 @@ from server.storage import (
     topics_for_user,
 )
 from server.storage.models import new_id
+from tests.server.postgres import create_database, drop_database
 from tests.server.test_storage import ManualClock, file_bytes, sqlite_url
 
 PASSWORD = "correct horse battery staple"
@@ -69,11 +70,20 @@ def clock() -> ManualClock:
     return ManualClock(NOW)
 
 
-@pytest.fixture
-async def db(db_path: Path, clock: ManualClock) -> AsyncIterator[Database]:
-    database = await Database.open(sqlite_url(db_path), clock=clock)
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock
+) -> AsyncIterator[Database]:
+    postgres = request.param == "postgresql"
+    if postgres:
+        url = await create_database(request.getfixturevalue("postgres_server"))
+    else:
+        url = sqlite_url(tmp_path / "videobooth.db")  # the same file as the db_path fixture
+    database = await Database.open(url, clock=clock)
     yield database
     await database.close()
+    if postgres:
+        await drop_database(url)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from server.storage import Database, migrate
 from server.storage.database import alembic_config, create_engine
 from server.storage.models import Base
+from tests.server.postgres import create_database, drop_database
 
 TABLES = {
     "users",
@@ -32,9 +33,14 @@ TABLES = {
 TABLES_0001 = {"users", "auth_sessions", "booths"}
 
 
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'videobooth.db'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'videobooth.db'}"
+        return
+    database = await create_database(request.getfixturevalue("postgres_server"))
+    yield database
+    await drop_database(database)
 
 
 @pytest.fixture
@@ -124,7 +130,7 @@ async def test_role_is_checked_by_the_database(url: str, engine: AsyncEngine) ->
                 text(
                     "INSERT INTO users (id, username, display_name, password_hash, role, "
                     "created_at, disabled) VALUES ('u', 'eve', 'Eve', 'h', 'root', "
-                    "'2026-01-01 00:00:00', 0)"
+                    "'2026-01-01 00:00:00', false)"
                 )
             )
 

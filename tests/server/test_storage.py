@@ -45,6 +45,7 @@ from server.storage import (
     user_for_token,
 )
 from server.storage.models import new_id
+from tests.server.postgres import create_database, drop_database
 
 PASSWORD = "correct horse battery staple"
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -79,11 +80,22 @@ def clock() -> ManualClock:
     return ManualClock(START)
 
 
-@pytest.fixture
-async def db(db_path: Path, clock: ManualClock) -> AsyncIterator[Database]:
-    database = await Database.open(sqlite_url(db_path), clock=clock)
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock
+) -> AsyncIterator[Database]:
+    postgres = request.param == "postgresql"
+    if postgres:
+        url = await create_database(request.getfixturevalue("postgres_server"))
+    else:
+        url = sqlite_url(
+            tmp_path / "data" / "videobooth.db"
+        )  # the same file as the db_path fixture
+    database = await Database.open(url, clock=clock)
     yield database
     await database.close()
+    if postgres:
+        await drop_database(url)
 
 
 async def add_user(db: Database, username: str = "alice", role: str = "advisor") -> User:
