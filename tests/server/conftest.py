@@ -1,7 +1,9 @@
-"""An in-process server on a real SQLite file, with helpers to connect booths and advisors."""
+"""Shared fixtures: the storage tests' databases (SQLite and PostgreSQL), and an in-process
+server on a real SQLite file with helpers to connect booths and advisors."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,23 +19,86 @@ from server.app import create_app
 from server.config import ServerConfig, TurnConfig
 from server.keys import DATABASE
 from server.storage import create_booth, create_user
+from tests.server.postgres import create_database, drop_database, stored_rows
 
 PASSWORD = "correct horse battery staple"
 
 
+# --- the database of the storage tests: SQLite and PostgreSQL ---------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only: inspects the SQLite file; not run with the postgresql database"
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Storage tests run on SQLite and PostgreSQL, except those that read the SQLite file."""
+    """Storage tests run on SQLite and PostgreSQL, except those marked ``sqlite_only``."""
     keep, drop = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        on_postgres = callspec is not None and callspec.params.get("db") == "postgresql"
-        if on_postgres and "db_path" in getattr(item, "fixturenames", ()):
+        params = callspec.params if callspec is not None else {}
+        on_postgres = "postgresql" in (params.get("db_url"), params.get("empty_db_url"))
+        if on_postgres and item.get_closest_marker("sqlite_only"):
             drop.append(item)
         else:
             keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """The SQLite file of the ``sqlite`` runs."""
+    return tmp_path / "videobooth.db"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def empty_db_url(request: pytest.FixtureRequest, db_path: Path) -> AsyncIterator[str]:
+    """An empty database, once on SQLite (at ``db_path``) and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield sqlite_url(db_path)
+        return
+    url = await create_database(request.getfixturevalue("postgres_server"))
+    yield url
+    await drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_url(request: pytest.FixtureRequest, db_path: Path) -> AsyncIterator[str]:
+    """A database to open, on SQLite (at ``db_path``) and on PostgreSQL: there a copy of one
+    migrated in advance, so that opening it has nothing to migrate (much faster)."""
+    if request.param == "sqlite":
+        yield sqlite_url(db_path)
+        return
+    url = await create_database(request.getfixturevalue("postgres_server"), migrated=True)
+    yield url
+    await drop_database(url)
+
+
+def file_bytes(db_path: Path) -> bytes:
+    """Everything SQLite wrote: the database file and its write-ahead log, if any."""
+    data = db_path.read_bytes()
+    wal = db_path.with_name(db_path.name + "-wal")
+    if wal.exists():
+        data += wal.read_bytes()
+    return data
+
+
+async def stored_bytes(url: str) -> bytes:
+    """What the database at ``url`` stores: the SQLite file and WAL, or every PostgreSQL row."""
+    if url.startswith("sqlite"):
+        return await asyncio.to_thread(file_bytes, Path(url.removeprefix("sqlite+aiosqlite:///")))
+    return await stored_rows(url)
+
+
+# --- an in-process server ----------------------------------------------------------------------
 
 
 TURN_SECRET = "test-static-auth-secret-0123456789"

@@ -1,5 +1,10 @@
 """A throwaway PostgreSQL for storage tests: a cluster of its own, one database per test.
 
+The session fixture ``postgres_server`` runs ``initdb`` into a temporary folder (as the
+``postgres`` account when the tests run as root: ``initdb`` refuses root), starts the cluster
+on a free port of 127.0.0.1 and removes it at the end of the session. The binaries come from
+``pg_config --bindir`` or ``/usr/lib/postgresql/*/bin`` (Debian's ``postgresql`` package).
+
 ``VIDEOBOOTH_TEST_POSTGRES_URL`` (``postgresql+asyncpg://user@host:port``) points the tests at
 an existing server instead. Without either, the tests are skipped with the reason, except in CI,
 where a missing PostgreSQL is a failure.
@@ -7,26 +12,50 @@ where a missing PostgreSQL is a failure.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
+import pwd
 import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from typing import NoReturn
 
 import pytest
 
-from tests.components import require
+from server.storage import migrate
+from tests.components import in_ci, require
 
 ENV_URL = "VIDEOBOOTH_TEST_POSTGRES_URL"
+WHY = "PostgreSQL for the storage tests (package postgresql)"
+
+# Per server URL: a database migrated to the newest schema, cloned for each test that wants one.
+_templates: dict[str, str] = {}
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if in_ci():
+        pytest.fail(f"CI=true and {reason}")
+    pytest.skip(reason)
 
 
 def _bindir() -> str:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    initdb = os.path.join(found[-1], "initdb") if found else "initdb"
-    return os.path.dirname(require(initdb, "PostgreSQL for the storage tests (package postgresql)"))
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        found = subprocess.run(
+            [pg_config, "--bindir"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        if found and os.access(os.path.join(found, "initdb"), os.X_OK):
+            return found
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda path: (len(path), path),  # 9.6 < 15 < 16: the newest last
+    )
+    initdb = os.path.join(versions[-1], "initdb") if versions else "initdb"
+    return os.path.dirname(require(initdb, WHY))
 
 
 def _free_port() -> int:
@@ -36,64 +65,78 @@ def _free_port() -> int:
         return port
 
 
+def _run(name: str, command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        output = (result.stderr or result.stdout).strip()
+        _unavailable(f"{name} could not start PostgreSQL for the storage tests: {output}")
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """The base URL of a running PostgreSQL, started for this test session when needed."""
     if os.environ.get(ENV_URL):
-        yield os.environ[ENV_URL].rstrip("/")
+        server = os.environ[ENV_URL].rstrip("/")
+        yield server
+        _drop_template(server)
         return
     bindir = _bindir()
-    workdir = tempfile.mkdtemp(prefix="videobooth-pg-")
     as_user: list[str] = []
     if os.geteuid() == 0:
         # initdb refuses to run as root: the cluster belongs to the postgres account.
-        shutil.chown(workdir, user="postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            _unavailable(f"running as root and there is no postgres account ({WHY})")
+        as_user = [require("runuser", "to run initdb as the postgres account"), "-u", "postgres"]
+        as_user.append("--")
+    workdir = tempfile.mkdtemp(prefix="videobooth-pg-")
     data, port = os.path.join(workdir, "data"), _free_port()
-    subprocess.run(
-        [*as_user, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        [
-            *as_user,
-            f"{bindir}/pg_ctl",
-            "-D",
-            data,
-            "-o",
-            options,
-            "-l",
-            os.path.join(workdir, "log"),
-            "-w",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    pg_ctl = [*as_user, f"{bindir}/pg_ctl", "-D", data]
     try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run(
-            [*as_user, f"{bindir}/pg_ctl", "-D", data, "-m", "fast", "stop"],
-            check=False,
-            capture_output=True,
+        if as_user:
+            shutil.chown(workdir, user="postgres")
+        _run("initdb", [*as_user, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres"])
+        options = (
+            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1"
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
+        _run("pg_ctl", [*pg_ctl, "-o", options, "-l", os.path.join(workdir, "log"), "-w", "start"])
+        server = f"postgresql+asyncpg://postgres@127.0.0.1:{port}"
+        yield server
+        _templates.pop(server, None)
+    finally:
+        if os.path.exists(os.path.join(data, "postmaster.pid")):
+            subprocess.run([*pg_ctl, "-m", "immediate", "-w", "stop"], capture_output=True)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def create_database(server: str) -> str:
-    """A new, empty database on ``server`` for one test; its URL."""
+async def create_database(server: str, *, migrated: bool = False) -> str:
+    """A new database on ``server`` for one test; its URL.
+
+    It is empty, or with ``migrated`` already at the newest schema (a copy of a template
+    migrated once per session, which is much faster than migrating each one).
+    """
+    template = ""
+    if migrated:
+        if server not in _templates:
+            _templates[server] = await _create(server, "")
+            await migrate(f"{server}/{_templates[server]}")
+        template = _templates[server]
+    return f"{server}/{await _create(server, template)}"
+
+
+async def _create(server: str, template: str) -> str:
     import asyncpg
 
     name = f"t_{secrets.token_hex(6)}"
     connection = await asyncpg.connect(_admin_dsn(server))
     try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
+        clause = f' TEMPLATE "{template}"' if template else ""
+        await connection.execute(f'CREATE DATABASE "{name}"{clause}')
     finally:
         await connection.close()
-    return f"{server}/{name}"
+    return name
 
 
 async def drop_database(url: str) -> None:
@@ -105,6 +148,32 @@ async def drop_database(url: str) -> None:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await connection.close()
+
+
+def _drop_template(server: str) -> None:
+    template = _templates.pop(server, None)
+    if template:
+        asyncio.run(drop_database(f"{server}/{template}"))
+
+
+async def stored_rows(url: str) -> bytes:
+    """Every row of every table in the database at ``url`` as text: what PostgreSQL stores."""
+    import asyncpg
+
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        tables = await connection.fetch(
+            "SELECT quote_ident(table_name) AS name FROM information_schema.tables "
+            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+        )
+        rows = []
+        for table in tables:
+            # The name comes from the catalogue, quoted by quote_ident.
+            query = f"SELECT t::text AS row FROM {table['name']} t"  # noqa: S608
+            rows += await connection.fetch(query)
+    finally:
+        await connection.close()
+    return "\n".join(row["row"] for row in rows).encode()
 
 
 def _admin_dsn(server: str) -> str:

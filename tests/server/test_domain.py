@@ -1,4 +1,4 @@
-"""Branches, topics, appointments and the audit log on a real SQLite file."""
+"""Branches, topics, appointments and the audit log on a real database: SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -51,8 +50,8 @@ from server.storage import (
     topics_for_user,
 )
 from server.storage.models import new_id
-from tests.server.postgres import create_database, drop_database
-from tests.server.test_storage import ManualClock, file_bytes, sqlite_url
+from tests.server.conftest import stored_bytes
+from tests.server.test_storage import ManualClock
 
 PASSWORD = "correct horse battery staple"
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -61,29 +60,15 @@ MINUTE = timedelta(minutes=1)
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "videobooth.db"
-
-
-@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(NOW)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def db(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock
-) -> AsyncIterator[Database]:
-    postgres = request.param == "postgresql"
-    if postgres:
-        url = await create_database(request.getfixturevalue("postgres_server"))
-    else:
-        url = sqlite_url(tmp_path / "videobooth.db")  # the same file as the db_path fixture
-    database = await Database.open(url, clock=clock)
+@pytest.fixture
+async def db(db_url: str, clock: ManualClock) -> AsyncIterator[Database]:
+    database = await Database.open(db_url, clock=clock)
     yield database
     await database.close()
-    if postgres:
-        await drop_database(url)
 
 
 @pytest.fixture
@@ -300,10 +285,10 @@ async def test_garbage_tokens_and_codes_find_nothing(
     assert await appointment_by_code(db, code) is not None
 
 
-async def test_token_and_code_are_not_stored(db: Database, advisor: User, db_path: Path) -> None:
+async def test_token_and_code_are_not_stored(db: Database, advisor: User, db_url: str) -> None:
     appointment, token, code = await book(db, advisor)
     await db.close()
-    stored = file_bytes(db_path)
+    stored = await stored_bytes(db_url)
     assert token.encode() not in stored
     assert code.encode() not in stored
     # The check reads real data: the token's hash and the code's salt are there.

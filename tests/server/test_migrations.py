@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from server.storage import Database, migrate
 from server.storage.database import alembic_config, create_engine
 from server.storage.models import Base
-from tests.server.postgres import create_database, drop_database
 
 TABLES = {
     "users",
@@ -33,14 +31,9 @@ TABLES = {
 TABLES_0001 = {"users", "auth_sessions", "booths"}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'videobooth.db'}"
-        return
-    database = await create_database(request.getfixturevalue("postgres_server"))
-    yield database
-    await drop_database(database)
+@pytest.fixture
+def url(empty_db_url: str) -> str:
+    return empty_db_url
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Users, login sessions and booths on a real SQLite file."""
+"""Users, login sessions and booths on a real database: a SQLite file and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ from server.storage import (
     user_for_token,
 )
 from server.storage.models import new_id
-from tests.server.postgres import create_database, drop_database
+from tests.server.conftest import sqlite_url, stored_bytes
 
 PASSWORD = "correct horse battery staple"
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -65,10 +65,6 @@ class ManualClock:
         self.now += delta
 
 
-def sqlite_url(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path}"
-
-
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     # A folder that does not exist yet: opening must create it.
@@ -80,40 +76,21 @@ def clock() -> ManualClock:
     return ManualClock(START)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def db(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock
-) -> AsyncIterator[Database]:
-    postgres = request.param == "postgresql"
-    if postgres:
-        url = await create_database(request.getfixturevalue("postgres_server"))
-    else:
-        url = sqlite_url(
-            tmp_path / "data" / "videobooth.db"
-        )  # the same file as the db_path fixture
-    database = await Database.open(url, clock=clock)
+@pytest.fixture
+async def db(db_url: str, clock: ManualClock) -> AsyncIterator[Database]:
+    database = await Database.open(db_url, clock=clock)
     yield database
     await database.close()
-    if postgres:
-        await drop_database(url)
 
 
 async def add_user(db: Database, username: str = "alice", role: str = "advisor") -> User:
     return await create_user(db, username=username, password=PASSWORD, role=role)
 
 
-def file_bytes(db_path: Path) -> bytes:
-    """Everything SQLite wrote: the database file and its write-ahead log, if any."""
-    data = db_path.read_bytes()
-    wal = db_path.with_name(db_path.name + "-wal")
-    if wal.exists():
-        data += wal.read_bytes()
-    return data
-
-
 # --- opening and closing -----------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 async def test_open_creates_the_folder_and_sets_up_sqlite(db: Database, db_path: Path) -> None:
     assert await asyncio.to_thread(db_path.is_file)
     assert db.dialect_name == "sqlite"
@@ -294,11 +271,11 @@ async def test_session_token_lookup(db: Database) -> None:
     assert other != token
 
 
-async def test_raw_token_is_not_stored(db: Database, db_path: Path) -> None:
+async def test_raw_token_is_not_stored(db: Database, db_url: str) -> None:
     user = await add_user(db)
     token = await create_auth_session(db, user, HOUR)
     await db.close()
-    stored = file_bytes(db_path)
+    stored = await stored_bytes(db_url)
     assert token.encode() not in stored
     # The check reads real data: the token's hash is there.
     assert hashlib.sha256(token.encode()).hexdigest().encode() in stored
@@ -384,7 +361,7 @@ async def test_session_needs_a_positive_lifetime(db: Database) -> None:
 # --- booths ------------------------------------------------------------------------------------
 
 
-async def test_create_and_authenticate_booth(db: Database, db_path: Path) -> None:
+async def test_create_and_authenticate_booth(db: Database, db_url: str) -> None:
     booth, credential = await create_booth(db, " Branch Mitte 1 ")
     assert booth.name == "Branch Mitte 1"
     assert booth.created_at == START
@@ -398,7 +375,10 @@ async def test_create_and_authenticate_booth(db: Database, db_path: Path) -> Non
     assert found.id == booth.id
 
     await db.close()
-    assert secret.encode() not in file_bytes(db_path)
+    stored = await stored_bytes(db_url)
+    assert secret.encode() not in stored
+    # The check reads real data: the booth's name is there.
+    assert b"Branch Mitte 1" in stored
 
 
 async def test_booth_name_is_unique(db: Database) -> None:
