@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import NoReturn
 
 import pytest
 
@@ -37,7 +38,11 @@ def require(path_or_name: str, why: str) -> str:
     found = path_or_name if os.path.isabs(path_or_name) else shutil.which(path_or_name)
     if found and os.access(found, os.X_OK):
         return found
-    reason = f"{path_or_name} is not installed ({why}); install it with apt-get"
+    unavailable(f"{path_or_name} is not installed ({why}); install it with apt-get")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip with ``reason``; in CI fail instead: CI must not pass by skipping what it proves."""
     if in_ci():
         pytest.fail(f"CI=true and {reason}")
     pytest.skip(reason)

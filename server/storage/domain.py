@@ -15,19 +15,19 @@ in a deployment of branch offices. Callers limit how many codes a client may try
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import re
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Result, delete, insert, select, text, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .common import insert_unique, rowcount, sha256_hex
 from .database import Database
 from .errors import DuplicateError, InvalidValueError, NotFoundError
 from .models import (
@@ -108,11 +108,6 @@ _LONGEST_WINDOW = (
 _JOIN_CODE_LOCK_ID = 0x5642_4A4F_494E_4344 & 0x7FFF_FFFF_FFFF_FFFF
 
 
-def _rowcount(result: Result[Any]) -> int:
-    # UPDATE and DELETE give a CursorResult; the session's signature only says Result.
-    return cast(CursorResult[Any], result).rowcount
-
-
 def _clean_text(value: str, what: str, max_length: int) -> str:
     cleaned = value.strip()
     if not cleaned:
@@ -149,7 +144,7 @@ async def create_branch(db: Database, name: str, region: str) -> Branch:
     async with db.session() as session:
         if await session.scalar(select(Branch.id).where(Branch.name == cleaned)) is not None:
             raise duplicate
-    await _insert(db, branch, duplicate)
+    await insert_unique(db, branch, duplicate)
     logger.info("Branch %s (%s) created in region %s", branch.id, cleaned, cleaned_region)
     return branch
 
@@ -184,7 +179,7 @@ async def rename_branch(db: Database, branch_id: str, name: str) -> Branch:
             )
         except IntegrityError as exc:
             raise duplicate from exc
-        if _rowcount(result) == 0:
+        if rowcount(result) == 0:
             raise NotFoundError(f"No branch with id {branch_id!r}.")
         branch = await session.get(Branch, branch_id)
         await session.commit()
@@ -205,7 +200,7 @@ async def set_booth_branch(db: Database, booth_id: str, branch_id: str | None) -
             )
         except IntegrityError as exc:  # the foreign key
             raise NotFoundError(f"No branch with id {branch_id!r}.") from exc
-        if _rowcount(result) == 0:
+        if rowcount(result) == 0:
             raise NotFoundError(f"No booth with id {booth_id!r}.")
         await session.commit()
     logger.info("Booth %s now belongs to branch %s", booth_id, branch_id)
@@ -227,7 +222,7 @@ async def create_topic(db: Database, name: str) -> Topic:
     async with db.session() as session:
         if await session.scalar(select(Topic.id).where(Topic.name == cleaned)) is not None:
             raise duplicate
-    await _insert(db, topic, duplicate)
+    await insert_unique(db, topic, duplicate)
     logger.info("Topic %s (%s) created", topic.id, cleaned)
     return topic
 
@@ -278,7 +273,7 @@ async def _update_topic(
             if duplicate is None:
                 raise
             raise duplicate from exc
-        if _rowcount(result) == 0:
+        if rowcount(result) == 0:
             raise NotFoundError(f"No topic with id {topic_id!r}.")
         topic = await session.get(Topic, topic_id)
         await session.commit()
@@ -323,16 +318,6 @@ async def topics_for_user(db: Database, user_id: str) -> list[Topic]:
         return list(await session.scalars(query))
 
 
-async def _insert(db: Database, record: Branch | Topic, duplicate: DuplicateError) -> None:
-    """Insert *record* in a transaction of its own; a unique constraint raises *duplicate*."""
-    async with db.session() as session:
-        session.add(record)
-        try:
-            await session.commit()
-        except IntegrityError as exc:  # created by someone else in the meantime
-            raise duplicate from exc
-
-
 # ---------------------------------------------------------------------------------------------
 # Appointments
 
@@ -370,12 +355,8 @@ def _new_join_code() -> str:
     return f"{secrets.randbelow(10**JOIN_CODE_LENGTH):0{JOIN_CODE_LENGTH}d}"
 
 
-def _sha256_hex(value: str) -> str:
-    return hashlib.sha256(value.encode("ascii")).hexdigest()
-
-
 def _code_hash(code: str, salt: str) -> str:
-    return _sha256_hex(f"{salt}:{code}")
+    return sha256_hex(f"{salt}:{code}")
 
 
 def _code_matches(appointment: Appointment, code: str) -> bool:
@@ -531,7 +512,7 @@ async def create_appointment(
         channel=parsed_channel,
         branch_id=branch_id,
         citizen_label=label,
-        join_token_hash=_sha256_hex(token),
+        join_token_hash=sha256_hex(token),
         status=AppointmentStatus.SCHEDULED,
         created_at=now,
         updated_at=now,
@@ -586,7 +567,7 @@ async def appointment_by_token(db: Database, token: str) -> Appointment | None:
     """
     if not isinstance(token, str) or not _JOIN_TOKEN.fullmatch(token):
         return None
-    token_hash = _sha256_hex(token)
+    token_hash = sha256_hex(token)
     async with db.session() as session:
         appointment = await session.scalar(
             select(Appointment).where(Appointment.join_token_hash == token_hash)
@@ -637,7 +618,7 @@ async def _scheduled_for_update(
     appointment = await session.get(Appointment, appointment_id)
     if appointment is None:
         raise NotFoundError(f"No appointment with id {appointment_id!r}.")
-    if _rowcount(result) == 0:
+    if rowcount(result) == 0:
         raise InvalidValueError(
             f"The appointment {appointment_id!r} is {appointment.status.value}; "
             f"only a scheduled appointment can be {verb}."
@@ -730,7 +711,7 @@ async def _finish(db: Database, appointment_id: str, status: AppointmentStatus) 
         raise InvalidValueError(
             f"The appointment {appointment_id!r} is {appointment.status.value} already."
         )
-    if _rowcount(result):
+    if rowcount(result):
         logger.info("Appointment %s %s", appointment_id, status.value)
     return appointment
 
@@ -831,7 +812,7 @@ async def purge_audit(db: Database, *, older_than: timedelta) -> int:
             delete(AuditEvent).where(AuditEvent.at < db.now() - older_than)
         )
         await session.commit()
-    count = _rowcount(result)
+    count = rowcount(result)
     if count:
         logger.info("Purged %d audit event(s) older than %s", count, older_than)
     return count

@@ -7,17 +7,15 @@ one transaction. Returned objects are detached copies: change them through these
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import re
 import secrets
 from datetime import timedelta
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select, update
 
+from .common import insert_unique, rowcount, sha256_hex
 from .database import Database
 from .errors import DuplicateError, InvalidValueError, NotFoundError
 from .models import AuthSession, Booth, Role, User, new_id
@@ -64,30 +62,8 @@ _TOKEN_MAX = 256
 _LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 
-def _sha256_hex(value: str) -> str:
-    return hashlib.sha256(value.encode("ascii")).hexdigest()
-
-
 # Compared against when the booth id is unknown, so both paths do the same work.
-_NO_SECRET_HASH = _sha256_hex("no booth has this secret")
-
-
-async def _insert(db: Database, record: User | Booth, duplicate: DuplicateError) -> None:
-    """Insert *record* in a transaction of its own; a unique constraint raises *duplicate*."""
-    # Checks for duplicates read in an earlier transaction: on SQLite a read transaction that
-    # turns into a write can fail at once with "database is locked" when another writer got
-    # in between, while a transaction that starts with its write waits for the lock.
-    async with db.session() as session:
-        session.add(record)
-        try:
-            await session.commit()
-        except IntegrityError as exc:  # created by someone else in the meantime
-            raise duplicate from exc
-
-
-def _rowcount(result: Result[Any]) -> int:
-    # UPDATE and DELETE give a CursorResult; the session's signature only says Result.
-    return cast(CursorResult[Any], result).rowcount
+_NO_SECRET_HASH = sha256_hex("no booth has this secret")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,7 +137,7 @@ async def create_user(
         created_at=db.now(),
         disabled=False,
     )
-    await _insert(db, user, duplicate)
+    await insert_unique(db, user, duplicate)
     logger.info("User %s (%s) created with role %s", user.id, name, parsed_role.value)
     return user
 
@@ -239,11 +215,11 @@ async def set_password(db: Database, user_id: str, password: str) -> None:
         result = await session.execute(
             update(User).where(User.id == user_id).values(password_hash=password_hash)
         )
-        if _rowcount(result) == 0:
+        if rowcount(result) == 0:
             raise NotFoundError(f"No user with id {user_id!r}.")
         ended = await session.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
         await session.commit()
-    logger.info("Password of user %s changed; %d login session(s) ended", user_id, _rowcount(ended))
+    logger.info("Password of user %s changed; %d login session(s) ended", user_id, rowcount(ended))
 
 
 async def set_user_disabled(db: Database, user_id: str, disabled: bool) -> None:
@@ -255,7 +231,7 @@ async def set_user_disabled(db: Database, user_id: str, disabled: bool) -> None:
         result = await session.execute(
             update(User).where(User.id == user_id).values(disabled=disabled)
         )
-        if _rowcount(result) == 0:
+        if rowcount(result) == 0:
             raise NotFoundError(f"No user with id {user_id!r}.")
         if disabled:
             await session.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
@@ -271,7 +247,7 @@ def _token_hash(token: str) -> str | None:
     """The stored form of a session token, or None if *token* cannot be one of ours."""
     if not 0 < len(token) <= _TOKEN_MAX or not token.isascii():
         return None
-    return _sha256_hex(token)
+    return sha256_hex(token)
 
 
 async def create_auth_session(db: Database, user: User, ttl: timedelta) -> str:
@@ -284,7 +260,7 @@ async def create_auth_session(db: Database, user: User, ttl: timedelta) -> str:
     token = secrets.token_urlsafe(32)
     now = db.now()
     record = AuthSession(
-        token_hash=_sha256_hex(token),
+        token_hash=sha256_hex(token),
         user_id=user.id,
         created_at=now,
         expires_at=now + ttl,
@@ -342,7 +318,7 @@ async def delete_auth_session(db: Database, token: str) -> bool:
             delete(AuthSession).where(AuthSession.token_hash == token_hash)
         )
         await session.commit()
-    return _rowcount(result) > 0
+    return rowcount(result) > 0
 
 
 async def purge_expired_sessions(db: Database) -> int:
@@ -352,7 +328,7 @@ async def purge_expired_sessions(db: Database) -> int:
             delete(AuthSession).where(AuthSession.expires_at <= db.now())
         )
         await session.commit()
-    count = _rowcount(result)
+    count = rowcount(result)
     if count:
         logger.info("Purged %d expired login session(s)", count)
     return count
@@ -387,7 +363,7 @@ async def create_booth(db: Database, name: str) -> tuple[Booth, str]:
     booth = Booth(
         id=new_id(),
         name=cleaned,
-        secret_hash=_sha256_hex(secret),
+        secret_hash=sha256_hex(secret),
         created_at=db.now(),
         revoked_at=None,
     )
@@ -395,7 +371,7 @@ async def create_booth(db: Database, name: str) -> tuple[Booth, str]:
     async with db.session() as session:
         if await session.scalar(select(Booth.id).where(Booth.name == cleaned)) is not None:
             raise duplicate
-    await _insert(db, booth, duplicate)
+    await insert_unique(db, booth, duplicate)
     logger.info("Booth %s (%s) registered", booth.id, cleaned)
     return booth, f"{booth.id}.{secret}"
 
@@ -414,7 +390,7 @@ async def authenticate_booth(db: Database, credential: str) -> Booth | None:
     async with db.session() as session:
         booth = await session.get(Booth, booth_id)
     expected = booth.secret_hash if booth is not None else _NO_SECRET_HASH
-    matches = hmac.compare_digest(_sha256_hex(secret), expected)
+    matches = hmac.compare_digest(sha256_hex(secret), expected)
     if booth is None:
         logger.info("Booth login refused: unknown booth id %s", booth_id)
         return None
@@ -464,6 +440,6 @@ async def revoke_booth(db: Database, booth_id: str) -> Booth:
         await session.commit()
     if booth is None:
         raise NotFoundError(f"No booth with id {booth_id!r}.")
-    if _rowcount(result):
+    if rowcount(result):
         logger.info("Booth %s (%s) revoked", booth.id, booth.name)
     return booth

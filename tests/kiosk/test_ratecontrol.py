@@ -6,7 +6,6 @@ import asyncio
 import random
 from typing import Any
 
-import pytest
 from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 
@@ -160,8 +159,3 @@ async def test_real_loss_between_two_peers_lowers_the_bitrate(loopback_ice: None
         for task in consumers:
             task.cancel()
         await asyncio.gather(*consumers, return_exceptions=True)
-
-
-@pytest.mark.parametrize("loss", [0.0])
-def test_policy_is_deterministic(loss: float) -> None:
-    assert _policy().step(loss, None) == _policy().step(loss, None)

@@ -22,24 +22,17 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from typing import NoReturn
 
 import pytest
 
 from server.storage import migrate
-from tests.components import in_ci, require
+from tests.components import require, unavailable
 
 ENV_URL = "VIDEOBOOTH_TEST_POSTGRES_URL"
 WHY = "PostgreSQL for the storage tests (package postgresql)"
 
 # Per server URL: a database migrated to the newest schema, cloned for each test that wants one.
 _templates: dict[str, str] = {}
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if in_ci():
-        pytest.fail(f"CI=true and {reason}")
-    pytest.skip(reason)
 
 
 def _bindir() -> str:
@@ -69,7 +62,7 @@ def _run(name: str, command: list[str]) -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         output = (result.stderr or result.stdout).strip()
-        _unavailable(f"{name} could not start PostgreSQL for the storage tests: {output}")
+        unavailable(f"{name} could not start PostgreSQL for the storage tests: {output}")
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +80,7 @@ def postgres_server() -> Iterator[str]:
         try:
             pwd.getpwnam("postgres")
         except KeyError:
-            _unavailable(f"running as root and there is no postgres account ({WHY})")
+            unavailable(f"running as root and there is no postgres account ({WHY})")
         as_user = [require("runuser", "to run initdb as the postgres account"), "-u", "postgres"]
         as_user.append("--")
     workdir = tempfile.mkdtemp(prefix="videobooth-pg-")
