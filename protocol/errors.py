@@ -23,10 +23,12 @@ class ErrorCode(StrEnum):
     NOT_ALLOWED = "not_allowed"
     UNKNOWN_SESSION = "unknown_session"
     UNKNOWN_TOPIC = "unknown_topic"
+    UNKNOWN_REGION = "unknown_region"
     WRONG_CODE = "wrong_code"
     NOT_IN_SESSION = "not_in_session"
     SESSION_NOT_WAITING = "session_not_waiting"
     ALREADY_IN_CALL = "already_in_call"
+    CALL_FULL = "call_full"
     RATE_LIMITED = "rate_limited"
     INTERNAL = "internal_error"
 

@@ -32,6 +32,11 @@ MAX_CHAT_CHARS = 2000
 _SessionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 _Sdp = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_BYTES)]
 _ShortText = Annotated[str, Field(max_length=200)]
+_ParticipantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+_Region = Annotated[str, Field(min_length=1, max_length=100)]
+
+#: Most people in one call (a mesh: everyone sends to everyone, so this stays small).
+MAX_PARTICIPANTS = 4
 
 
 class Role(StrEnum):
@@ -81,10 +86,13 @@ class Peer(BaseModel):
 
 
 class CallRequest(Message):
-    """A booth asks for an advisor now, on a topic (a service) when it names one."""
+    """A booth or a citizen's browser asks for an advisor now, on a topic (a service) when it
+    names one. A citizen may name a region; a booth's region is its branch's (the server knows
+    it and ignores what a booth says)."""
 
     type: ClassVar[str] = "call_request"
     topic_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    region: _Region | None = None
 
 
 class CallCancel(Message):
@@ -114,17 +122,41 @@ class CallAccept(Message):
     session_id: _SessionId
 
 
+class Admit(Message):
+    """The advisor lets a participant invited by link (an interpreter) into the running call."""
+
+    type: ClassVar[str] = "admit"
+    session_id: _SessionId
+    participant_id: _ParticipantId
+
+
+class Remove(Message):
+    """The advisor turns away a waiting invited participant or removes one from the call."""
+
+    type: ClassVar[str] = "remove"
+    session_id: _SessionId
+    participant_id: _ParticipantId
+
+
 class Offer(Message):
+    """Session description for the peer connection with participant ``to``."""
+
     type: ClassVar[str] = "offer"
     session_id: _SessionId
     sdp: _Sdp
+    #: The participant it is for (every call is a mesh of pairs); None: the one other party.
+    to: _ParticipantId | None = None
     sender: str | None = None  # filled in by the server when relaying
 
 
 class Answer(Message):
+    """Session description for the peer connection with participant ``to``."""
+
     type: ClassVar[str] = "answer"
     session_id: _SessionId
     sdp: _Sdp
+    #: The participant it is for (every call is a mesh of pairs); None: the one other party.
+    to: _ParticipantId | None = None
     sender: str | None = None
 
 
@@ -136,6 +168,7 @@ class IceCandidate(Message):
     candidate: Annotated[str, Field(max_length=1024)] | None
     sdp_mid: Annotated[str, Field(max_length=32)] | None = None
     sdp_mline_index: Annotated[int, Field(ge=0, le=64)] | None = None
+    to: _ParticipantId | None = None
     sender: str | None = None
 
 
@@ -210,6 +243,7 @@ class WaitingCall(BaseModel):
     appointment_id: str | None = None
     topic_id: str | None = None
     topic_name: str | None = None
+    region: str | None = None
     waiting_since: datetime
 
 
@@ -237,7 +271,11 @@ class QueuePosition(Message):
 
 
 class CallStarted(Message):
-    """Both sides are in the session: start WebRTC. The ``offerer`` sends the offer."""
+    """You are in the call: start WebRTC. The ``offerer`` sends the offer to ``peer``.
+
+    ``peers`` is everyone already in the call (``peer`` among them); a participant who joins
+    a running call is never the offerer: each one already there offers to it.
+    """
 
     type: ClassVar[str] = "call_started"
     session_id: str
@@ -245,6 +283,32 @@ class CallStarted(Message):
     ice_servers: list[IceServer]
     ice_transport_policy: IceTransportPolicy
     peer: Peer
+    peers: list[Peer] = []
+
+
+class ParticipantWaiting(Message):
+    """To the advisor: someone opened the call's invitation link and waits to be admitted."""
+
+    type: ClassVar[str] = "participant_waiting"
+    session_id: str
+    peer: Peer
+
+
+class ParticipantJoined(Message):
+    """A participant was admitted to the running call: send it an offer."""
+
+    type: ClassVar[str] = "participant_joined"
+    session_id: str
+    peer: Peer
+
+
+class ParticipantLeft(Message):
+    """A participant left the call (or stopped waiting to join it): close its connection."""
+
+    type: ClassVar[str] = "participant_left"
+    session_id: str
+    participant_id: str
+    reason: str
 
 
 class Error(Message):
@@ -262,6 +326,8 @@ CLIENT_MESSAGES: dict[str, type[Message]] = {
         AppointmentJoin,
         CallCancel,
         CallAccept,
+        Admit,
+        Remove,
         Offer,
         Answer,
         IceCandidate,
@@ -279,6 +345,9 @@ SERVER_MESSAGES: dict[str, type[Message]] = {
         CallWaiting,
         QueuePosition,
         CallStarted,
+        ParticipantWaiting,
+        ParticipantJoined,
+        ParticipantLeft,
         Offer,
         Answer,
         IceCandidate,

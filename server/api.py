@@ -33,7 +33,7 @@ class Access(StrEnum):
     ADVISOR = "advisor"
     ADMIN = "admin"
     BOOTH = "booth"
-    CITIZEN = "citizen"  # a guest pass for one appointment
+    CITIZEN = "citizen"  # a guest pass: one appointment, one call's invitation, or a walk-in
 
 
 USERS = frozenset({Access.ADVISOR, Access.ADMIN})
@@ -47,9 +47,12 @@ class Caller:
     name: str = ""
     #: Authenticated by the session cookie (so writes need a same-origin check).
     by_cookie: bool = False
-    #: For a citizen: the appointment of the guest pass and its advisor.
+    #: For a citizen: the appointment of the guest pass and its advisor ...
     appointment_id: str | None = None
     appointment_advisor: str | None = None
+    #: ... or the call whose invitation it opened, or asking for an advisor now.
+    invited_to: str | None = None
+    walk_in: bool = False
 
 
 ANONYMOUS = Caller(access=Access.ANONYMOUS)

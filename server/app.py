@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from protocol import IceServer
-from server import appointments, auth, join, topics
+from server import appointments, auth, calls, join, topics
 from server.api import EVERYONE, USERS, Access, Api, ApiCall
 from server.config import ServerConfig
 from server.guests import GuestPasses
@@ -26,6 +26,7 @@ from server.keys import (
     JOIN_LIMITER,
     LOGIN_LIMITER,
     SWITCHBOARD,
+    WALK_IN_LIMITER,
 )
 from server.ratelimit import RateLimiter
 from server.storage import Database, mark_appointment_done, purge_audit, purge_expired_sessions
@@ -106,6 +107,7 @@ def _build_api() -> Api:
     auth.register(api)
     appointments.register(api)
     join.register(api)
+    calls.register(api)
     topics.register(api)
     api.endpoint(
         "GET",
@@ -145,6 +147,8 @@ def create_app(config: ServerConfig) -> web.Application:
     app[CONFIG] = config
     app[LOGIN_LIMITER] = RateLimiter(limit=10, window=300.0)
     app[JOIN_LIMITER] = RateLimiter(limit=10, window=300.0)
+    # Walk-in passes per address: a family or an office behind one address, not a script.
+    app[WALK_IN_LIMITER] = RateLimiter(limit=20, window=3600.0)
     app[CODE_LIMITER] = (
         RateLimiter(limit=CODE_GUESSES, window=CODE_WINDOW),
         RateLimiter(limit=CODE_GUESSES_PER_DAY, window=86_400.0),
@@ -179,6 +183,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_get("/", _index)
     app.router.add_get("/advisor/", _advisor_page)
     app.router.add_get("/join/{token}", _join_page)
+    app.router.add_get("/now/", _join_page)  # the same page, asking for an advisor now
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
     api = _build_api()
     app[API] = api

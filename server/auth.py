@@ -63,10 +63,12 @@ def _guest(request: web.Request) -> Caller:
     return Caller(
         access=Access.CITIZEN,
         id=guest.id,
-        name="Citizen",
+        name=guest.name,
         by_cookie=True,
         appointment_id=guest.appointment_id,
         appointment_advisor=guest.advisor_id,
+        invited_to=guest.invited_to,
+        walk_in=guest.walk_in,
     )
 
 

@@ -61,6 +61,8 @@ class ServerConfig:
     timezone: str = "Europe/Berlin"
     #: Audit events older than this are deleted (metadata only; data protection).
     audit_retention_days: int = 90
+    #: Citizens may ask for an advisor now from their own browser (the page at /now/).
+    walk_in_web: bool = True
 
     @property
     def effective_database_url(self) -> str:
@@ -93,6 +95,7 @@ _TOP_KEYS = {
     "public_url",
     "timezone",
     "audit_retention_days",
+    "walk_in_web",
 }
 
 
@@ -155,6 +158,8 @@ def config_from_mapping(data: dict[str, Any]) -> ServerConfig:
         if not 1 <= days <= 3650:
             raise ConfigError("audit_retention_days: must be between 1 and 3650")
         kwargs["audit_retention_days"] = days
+    if "walk_in_web" in data:
+        kwargs["walk_in_web"] = _typed(data, "walk_in_web", bool)
     if "turn" in data:
         turn = _typed(data, "turn", dict)
         extra = sorted(set(turn) - {"urls", "secret", "ttl_seconds"})

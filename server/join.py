@@ -1,20 +1,22 @@
 """A citizen's way in: the appointment link opens the join page, which trades the link's token
-for a guest pass (a cookie for that one appointment) and then waits in the lobby."""
+for a guest pass (a cookie for that one appointment) and then waits in the lobby. The same page
+opens a running call's invitation link (an interpreter): the pass is then for that call."""
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.api import Access, Api, ApiCall
-from server.auth import GUEST_COOKIE
+from server.calls import set_guest_cookie
 from server.http import ProblemError
-from server.keys import CONFIG, DATABASE, GUESTS, JOIN_LIMITER
+from server.keys import DATABASE, GUESTS, JOIN_LIMITER, SWITCHBOARD
 from server.storage import ActorKind, appointment_by_token, get_user, join_window, record_audit
+from server.switchboard import INVITATION_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,24 @@ def register(api: Api) -> None:
                 retry_after=int(wait) + 1,
             )
         db = request.app[DATABASE]
+        invitation = request.app[SWITCHBOARD].invitation(body.token)
+        if invitation is not None:
+            ttl = int(INVITATION_SECONDS)
+            token = request.app[GUESTS].issue(
+                invited_to=invitation.session_id,
+                name=invitation.label,
+                expires_at=datetime.now(UTC) + timedelta(seconds=ttl),
+            )
+            await record_audit(
+                db,
+                actor_kind=ActorKind.CITIZEN,
+                actor_id=None,
+                action="call.invitation_opened",
+                subject=invitation.session_id,
+            )
+            response = web.json_response({"kind": "invitation", "label": invitation.label})
+            set_guest_cookie(request, response, token, ttl)
+            return response
         appointment = await appointment_by_token(db, body.token)
         if appointment is None:
             limiter.record_failure(key)
@@ -69,19 +89,14 @@ def register(api: Api) -> None:
         )
         response = web.json_response(
             {
+                "kind": "appointment",
                 "appointment_id": appointment.id,
                 "advisor_name": advisor.display_name if advisor else "your advisor",
                 "starts_at": appointment.starts_at.isoformat(),
                 "duration_minutes": appointment.duration_minutes,
             }
         )
-        response.set_cookie(
-            GUEST_COOKIE,
-            token,
-            max_age=max(60, int((closes - datetime.now(UTC)).total_seconds())),
-            httponly=True,
-            secure=request.app[CONFIG].cookie_secure,
-            samesite="Strict",
-            path="/",
+        set_guest_cookie(
+            request, response, token, int((closes - datetime.now(UTC)).total_seconds())
         )
         return response

@@ -9,6 +9,7 @@ never holds up anybody else.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 import time
@@ -19,6 +20,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from protocol import (
+    MAX_PARTICIPANTS,
+    Admit,
     Answer,
     AppointmentJoin,
     CallAccept,
@@ -37,10 +40,14 @@ from protocol import (
     LobbyJoin,
     Message,
     Offer,
+    ParticipantJoined,
+    ParticipantLeft,
+    ParticipantWaiting,
     Peer,
     ProtocolError,
     Queue,
     QueuePosition,
+    Remove,
     Role,
     WaitingCall,
     encode,
@@ -59,6 +66,9 @@ WAIT_SMOOTHING = 0.3
 CHAT_HISTORY = 200
 #: Chat lines one participant may send: a burst, then one every two seconds.
 CHAT_BURST, CHAT_RATE = 5.0, 0.5
+#: Open invitations one call may have at once, and how long a link is valid at most.
+MAX_INVITATIONS = 5
+INVITATION_SECONDS = 4 * 3600.0
 
 _ALLOWED: dict[Role, frozenset[type[Message]]] = {
     Role.BOOTH: frozenset(
@@ -75,9 +85,22 @@ _ALLOWED: dict[Role, frozenset[type[Message]]] = {
             Heartbeat,
         }
     ),
-    Role.ADVISOR: frozenset({CallAccept, Offer, Answer, IceCandidate, Hangup, Chat, Heartbeat}),
+    Role.ADVISOR: frozenset(
+        {CallAccept, Admit, Remove, Offer, Answer, IceCandidate, Hangup, Chat, Heartbeat}
+    ),
     Role.CITIZEN: frozenset(
-        {LobbyJoin, CallCancel, Offer, Answer, IceCandidate, Hangup, Chat, Heartbeat}
+        {
+            CallRequest,
+            LobbyJoin,
+            CallCancel,
+            Offer,
+            Answer,
+            IceCandidate,
+            Hangup,
+            Chat,
+            CallStats,
+            Heartbeat,
+        }
     ),
 }
 
@@ -110,6 +133,12 @@ class Connection:
     appointment_advisor: str | None = None
     #: For an advisor: the topics served (empty: every topic, as in a small office).
     topics: frozenset[str] = frozenset()
+    #: For a booth: its branch's region (walk-in queues are per topic and region).
+    region: str | None = None
+    #: For a citizen: the call whose invitation link it opened (an interpreter, say) ...
+    invited_to: str | None = None
+    #: ... or True when its pass is for asking for an advisor now (the walk-in web page).
+    walk_in: bool = False
     chat_bucket: TokenBucket = field(
         default_factory=lambda: TokenBucket(rate=CHAT_RATE, burst=CHAT_BURST)
     )
@@ -140,13 +169,34 @@ class CallSession:
     advisor_id: str | None = None
     topic_id: str | None = None
     topic_name: str | None = None
+    region: str | None = None
     state: SessionState = SessionState.WAITING
     waiting_since: datetime = field(default_factory=lambda: datetime.now(UTC))
     #: The call's chat: in memory only, and gone with the session (data protection).
     chat: deque[Chat] = field(default_factory=lambda: deque(maxlen=CHAT_HISTORY))
+    #: People invited by link who were admitted (they join the mesh) or wait to be.
+    guests: list[Connection] = field(default_factory=list)
+    pending: list[Connection] = field(default_factory=list)
 
     def participants(self) -> list[Connection]:
-        return [c for c in (self.caller, self.advisor) if c is not None]
+        """Everyone in the call, in the order they joined."""
+        return [c for c in (self.caller, self.advisor, *self.guests) if c is not None]
+
+    def member(self, participant_id: str) -> Connection | None:
+        return next((c for c in self.participants() if c.participant_id == participant_id), None)
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """A link to join one running call; only a hash of its token is kept."""
+
+    session_id: str
+    label: str
+    expires_at: float  # monotonic
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _visible_to(session: CallSession, advisor: Connection) -> bool:
@@ -178,6 +228,7 @@ class Switchboard:
         self._browser_ice_policy = browser_ice_policy
         self.connections: dict[str, Connection] = {}
         self.sessions: dict[str, CallSession] = {}
+        self._invitations: dict[str, Invitation] = {}
         #: Running estimate of how long one walk-in waits for an advisor (seconds).
         self.average_wait = DEFAULT_WAIT_SECONDS
 
@@ -197,10 +248,14 @@ class Switchboard:
             conn.send(self._queue_message(conn))
 
     def unregister(self, conn: Connection) -> None:
-        """Remove a connection and end its session (the peer is told why)."""
+        """Remove a connection and end its session (the peer is told why); an invited
+        participant only leaves the call."""
         if self.connections.pop(conn.participant_id, None) is None:
             return
-        if conn.session_id is not None:
+        session = self.sessions.get(conn.session_id) if conn.session_id else None
+        if session is not None and (conn in session.guests or conn in session.pending):
+            self._leave(session, conn, "peer_disconnected")
+        elif conn.session_id is not None:
             self._end_session(conn.session_id, "peer_disconnected", by=conn)
         log.info("%s disconnected", conn)
 
@@ -213,12 +268,13 @@ class Switchboard:
         *,
         topic: tuple[str, str] | None = None,
         appointment: tuple[str, str] | None = None,
+        region: str | None = None,
     ) -> None:
         """Act on one message from ``conn``; raise :class:`ProtocolError` to refuse it.
 
-        ``topic`` is the (id, name) of a call request's topic and ``appointment`` the (id,
-        advisor id) a booth's code opened, both looked up by the caller (they need the
-        database, and this method never awaits).
+        ``topic`` is the (id, name) of a call request's topic, ``appointment`` the (id,
+        advisor id) a booth's code opened and ``region`` a citizen's checked region, all looked
+        up by the caller (they need the database, and this method never awaits).
         """
         if type(message) not in _ALLOWED[conn.role]:
             raise ProtocolError(
@@ -229,7 +285,13 @@ class Switchboard:
                 conn.last_heartbeat = time.monotonic()
                 conn.reported_state = message.state
             case CallRequest():
-                self._call_request(conn, topic)
+                if conn.role is Role.CITIZEN and not conn.walk_in:
+                    raise ProtocolError(
+                        ErrorCode.NOT_ALLOWED, "open the page for an advisor now first"
+                    )
+                self._call_request(conn, topic, conn.region if conn.role is Role.BOOTH else region)
+            case LobbyJoin() if conn.invited_to is not None:
+                self._ask_to_join(conn, conn.invited_to)
             case LobbyJoin():
                 if conn.appointment_id is None or conn.appointment_advisor is None:
                     raise ProtocolError(ErrorCode.NOT_ALLOWED, "open your appointment's link first")
@@ -238,6 +300,8 @@ class Switchboard:
                 if appointment is None:  # pragma: no cover - the WebSocket layer resolves it
                     raise ProtocolError(ErrorCode.WRONG_CODE, "this code opens no appointment now")
                 self._lobby_join(conn, *appointment)
+            case CallCancel() if self._is_pending(conn, message.session_id):
+                self._leave(self.sessions[message.session_id], conn, "cancelled")
             case CallCancel():
                 session = self._own_session(conn, message.session_id)
                 if session.state is not SessionState.WAITING:
@@ -245,6 +309,24 @@ class Switchboard:
                 self._end_session(session.id, "cancelled", by=conn)
             case CallAccept():
                 self._call_accept(conn, message.session_id)
+            case Admit():
+                self._admit(conn, message.session_id, message.participant_id)
+            case Remove():
+                session = self._hosted_session(conn, message.session_id)
+                guest = next(
+                    (
+                        g
+                        for g in (*session.pending, *session.guests)
+                        if g.participant_id == message.participant_id
+                    ),
+                    None,
+                )
+                if guest is None:
+                    raise ProtocolError(
+                        ErrorCode.NOT_IN_SESSION, "nobody invited with that id is here"
+                    )
+                guest.send(Hangup(session_id=session.id, reason="removed"))
+                self._leave(session, guest, "removed")
             case Chat():
                 session = self._active_session(conn, message.session_id)
                 if not conn.chat_bucket.take():
@@ -264,15 +346,34 @@ class Switchboard:
                 log.debug("session %s: chat line from %s", session.id, conn)
                 for other in session.participants():
                     other.send(line)
-            case Offer() | Answer() | IceCandidate() | CallStats():
+            case Offer() | Answer() | IceCandidate():
                 session = self._active_session(conn, message.session_id)
                 relayed = message.model_copy(update={"sender": conn.participant_id, "id": None})
+                if message.to is None:
+                    targets = [other for other in session.participants() if other is not conn]
+                else:
+                    target = session.member(message.to)
+                    if target is None or target is conn:
+                        raise ProtocolError(
+                            ErrorCode.NOT_IN_SESSION, f"no participant {message.to} in this call"
+                        )
+                    targets = [target]
+                for other in targets:
+                    other.send(relayed)
+            case CallStats():
+                session = self._active_session(conn, message.session_id)
+                stats = message.model_copy(update={"sender": conn.participant_id, "id": None})
                 for other in session.participants():
                     if other is not conn:
-                        other.send(relayed)
+                        other.send(stats)
+            case Hangup() if self._is_pending(conn, message.session_id):
+                self._leave(self.sessions[message.session_id], conn, message.reason)
             case Hangup():
                 session = self._own_session(conn, message.session_id)
-                self._end_session(session.id, message.reason, by=conn)
+                if conn in session.guests:  # an invited participant leaves; the call goes on
+                    self._leave(session, conn, message.reason)
+                else:
+                    self._end_session(session.id, message.reason, by=conn)
             case _:  # pragma: no cover - _ALLOWED guards this
                 raise ProtocolError(ErrorCode.NOT_ALLOWED, f"{message.type} is not handled")
 
@@ -285,16 +386,30 @@ class Switchboard:
             )
         return session
 
+    def _is_pending(self, conn: Connection, session_id: str) -> bool:
+        session = self.sessions.get(session_id)
+        return session is not None and conn in session.pending
+
+    def _hosted_session(self, advisor: Connection, session_id: str) -> CallSession:
+        session = self.sessions.get(session_id)
+        if session is None or session.advisor is not advisor:
+            raise ProtocolError(
+                ErrorCode.NOT_IN_SESSION, f"you are not the advisor of session {session_id}"
+            )
+        return session
+
     def _active_session(self, conn: Connection, session_id: str) -> CallSession:
         session = self._own_session(conn, session_id)
         if session.state is not SessionState.ACTIVE:
             raise ProtocolError(ErrorCode.SESSION_NOT_WAITING, "the call has not started yet")
         return session
 
-    def _call_request(self, booth: Connection, topic: tuple[str, str] | None) -> None:
+    def _call_request(
+        self, booth: Connection, topic: tuple[str, str] | None, region: str | None
+    ) -> None:
         if booth.session_id is not None:
-            raise ProtocolError(ErrorCode.ALREADY_IN_CALL, "this booth already has a call")
-        session = CallSession(id=new_id(), caller=booth)
+            raise ProtocolError(ErrorCode.ALREADY_IN_CALL, "you are already waiting or in a call")
+        session = CallSession(id=new_id(), caller=booth, region=region)
         if topic is not None:
             session.topic_id, session.topic_name = topic
         self.sessions[session.id] = session
@@ -353,9 +468,108 @@ class Switchboard:
                     ice_servers=self._ice_servers_for(conn, session),
                     ice_transport_policy=policy,
                     peer=peer.peer(),
+                    peers=[peer.peer()],
                 )
             )
         self._broadcast_queue()
+
+    # ------------------------------------------------------------ invited participants
+
+    def invite(self, advisor_id: str, session_id: str, label: str) -> str:
+        """A new invitation link's token for the running call ``session_id`` of ``advisor_id``."""
+        session = self.sessions.get(session_id)
+        if (
+            session is None
+            or session.advisor is None
+            or session.advisor.principal_id != advisor_id
+            or session.state is not SessionState.ACTIVE
+        ):
+            raise ProtocolError(ErrorCode.NOT_IN_SESSION, "you have no running call with that id")
+        now = time.monotonic()
+        for key in [k for k, inv in self._invitations.items() if inv.expires_at <= now]:
+            del self._invitations[key]
+        if sum(inv.session_id == session_id for inv in self._invitations.values()) >= (
+            MAX_INVITATIONS
+        ):
+            raise ProtocolError(ErrorCode.CALL_FULL, "this call has enough open invitations")
+        token = secrets.token_urlsafe(24)
+        self._invitations[_token_hash(token)] = Invitation(
+            session_id=session_id, label=label, expires_at=now + INVITATION_SECONDS
+        )
+        log.info("session %s: invitation created", session_id)
+        return token
+
+    def invitation(self, token: str) -> Invitation | None:
+        """The invitation ``token`` opens, if its call is still running."""
+        invitation = self._invitations.get(_token_hash(token))
+        if invitation is None or invitation.expires_at <= time.monotonic():
+            return None
+        session = self.sessions.get(invitation.session_id)
+        if session is None or session.state is not SessionState.ACTIVE:
+            return None
+        return invitation
+
+    def _ask_to_join(self, guest: Connection, session_id: str) -> None:
+        if guest.session_id is not None:
+            raise ProtocolError(ErrorCode.ALREADY_IN_CALL, "you are already waiting or in a call")
+        session = self.sessions.get(session_id)
+        if session is None or session.advisor is None or session.state is not SessionState.ACTIVE:
+            raise ProtocolError(ErrorCode.UNKNOWN_SESSION, "this call has ended")
+        if len(session.participants()) + len(session.pending) >= MAX_PARTICIPANTS + 2:
+            raise ProtocolError(ErrorCode.CALL_FULL, "too many people are waiting to join")
+        session.pending.append(guest)
+        guest.session_id = session.id
+        log.info("session %s: %s asks to join", session.id, guest)
+        guest.send(CallWaiting(session_id=session.id))
+        session.advisor.send(ParticipantWaiting(session_id=session.id, peer=guest.peer()))
+
+    def _admit(self, advisor: Connection, session_id: str, participant_id: str) -> None:
+        session = self._hosted_session(advisor, session_id)
+        guest = next((g for g in session.pending if g.participant_id == participant_id), None)
+        if guest is None:
+            raise ProtocolError(ErrorCode.NOT_IN_SESSION, "nobody with that id waits to join")
+        present = session.participants()
+        if len(present) >= MAX_PARTICIPANTS:
+            raise ProtocolError(
+                ErrorCode.CALL_FULL, f"a call has at most {MAX_PARTICIPANTS} participants"
+            )
+        session.pending.remove(guest)
+        session.guests.append(guest)
+        log.info("session %s: %s admitted %s", session.id, advisor, guest)
+        guest.send(
+            CallStarted(
+                session_id=session.id,
+                offerer=False,
+                ice_servers=self._ice_servers_for(guest, session),
+                ice_transport_policy=self._browser_ice_policy,
+                peer=advisor.peer(),
+                peers=[p.peer() for p in present],
+            )
+        )
+        for conn in present:
+            conn.send(ParticipantJoined(session_id=session.id, peer=guest.peer()))
+
+    def _leave(self, session: CallSession, guest: Connection, reason: str) -> None:
+        """An invited participant goes; the call goes on for the others."""
+        was_in_call = guest in session.guests
+        if was_in_call:
+            session.guests.remove(guest)
+        elif guest in session.pending:
+            session.pending.remove(guest)
+        else:  # pragma: no cover - callers check membership
+            return
+        guest.session_id = None
+        log.info("session %s: %s left: %s", session.id, guest, reason)
+        told = session.participants() if was_in_call else [session.advisor]
+        for conn in told:
+            if conn is not None:
+                conn.send(
+                    ParticipantLeft(
+                        session_id=session.id, participant_id=guest.participant_id, reason=reason
+                    )
+                )
+
+    # ------------------------------------------------------------ ending
 
     def _end_session(self, session_id: str, reason: str, *, by: Connection) -> None:
         session = self.sessions.pop(session_id, None)
@@ -364,7 +578,9 @@ class Switchboard:
         was_waiting = session.state is SessionState.WAITING
         session.state = SessionState.ENDED
         session.chat.clear()
-        for conn in session.participants():
+        for key in [k for k, inv in self._invitations.items() if inv.session_id == session_id]:
+            del self._invitations[key]
+        for conn in (*session.participants(), *session.pending):
             conn.session_id = None
             if conn is not by:
                 conn.send(Hangup(session_id=session.id, reason=reason))
@@ -386,6 +602,7 @@ class Switchboard:
                 appointment_id=s.appointment_id,
                 topic_id=s.topic_id,
                 topic_name=s.topic_name,
+                region=s.region,
                 waiting_since=s.waiting_since,
             )
             for s in self.sessions.values()
@@ -401,7 +618,8 @@ class Switchboard:
         self._tell_positions()
 
     def _tell_positions(self) -> None:
-        """Every waiting walk-in learns its place in its topic's queue and an estimate."""
+        """Every waiting walk-in learns its place in its queue (topic and region) and an
+        estimate."""
         walk_ins = sorted(
             (
                 s
@@ -410,9 +628,10 @@ class Switchboard:
             ),
             key=lambda s: s.waiting_since,
         )
-        places: dict[str | None, int] = {}
+        places: dict[tuple[str | None, str | None], int] = {}
         for session in walk_ins:
-            place = places[session.topic_id] = places.get(session.topic_id, 0) + 1
+            queue = (session.topic_id, session.region)
+            place = places[queue] = places.get(queue, 0) + 1
             session.caller.send(
                 QueuePosition(
                     session_id=session.id,

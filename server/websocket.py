@@ -15,13 +15,20 @@ from protocol import (
     ErrorCode,
     ProtocolError,
     Role,
+    Welcome,
     decode_client,
 )
 from server.api import Access, ApiCall
 from server.http import check_same_origin
 from server.keys import CODE_LIMITER, CONFIG, DATABASE, SWITCHBOARD
 from server.ratelimit import TokenBucket
-from server.storage import appointment_by_code, get_topic, topics_for_user
+from server.storage import (
+    appointment_by_code,
+    booth_region,
+    get_topic,
+    list_regions,
+    topics_for_user,
+)
 from server.switchboard import Connection
 
 log = logging.getLogger(__name__)
@@ -57,10 +64,17 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
             asyncio.get_running_loop().create_task(ws.close(code=code, message=reason.encode()))
 
     topics: frozenset[str] = frozenset()
+    region: str | None = None
+    db = request.app[DATABASE]
     if role is Role.ADVISOR and caller.id is not None:
-        topics = frozenset(t.id for t in await topics_for_user(request.app[DATABASE], caller.id))
+        topics = frozenset(t.id for t in await topics_for_user(db, caller.id))
+    elif role is Role.BOOTH and caller.id is not None:
+        region = await booth_region(db, caller.id)
     conn = Connection(
         topics=topics,
+        region=region,
+        invited_to=caller.invited_to,
+        walk_in=caller.walk_in,
         role=role,
         principal_id=caller.id or "",
         name=caller.name,
@@ -71,6 +85,15 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
     writer = asyncio.create_task(_drain(ws, conn), name=f"ws-writer-{conn.participant_id[:8]}")
     bucket = TokenBucket(rate=MESSAGE_RATE, burst=MESSAGE_BURST)
     errors = 0
+    # First the client learns who it is to the others (its participant id names it in a call).
+    conn.send(
+        Welcome(
+            participant_id=conn.participant_id,
+            role=role,
+            name=conn.name,
+            heartbeat_seconds=config.heartbeat_seconds,
+        )
+    )
     switchboard.register(conn)
     try:
         async for frame in ws:
@@ -84,18 +107,26 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
                     raise ProtocolError(ErrorCode.RATE_LIMITED, "too many messages; slow down")
                 message = decode_client(frame.data)
                 ref = message.id
-                topic = appointment = None
-                if isinstance(message, CallRequest) and message.topic_id is not None:
-                    topic = await _topic(request, message.topic_id)
+                topic = appointment = region = None
+                if isinstance(message, CallRequest):
+                    if message.topic_id is not None:
+                        topic = await _topic(request, message.topic_id)
+                    if message.region is not None and conn.role is Role.CITIZEN:
+                        region = await _region(request, message.region)
                 elif isinstance(message, AppointmentJoin) and conn.role is Role.BOOTH:
                     appointment = await _appointment(request, conn, message.code)
-                switchboard.handle(conn, message, topic=topic, appointment=appointment)
+                switchboard.handle(
+                    conn, message, topic=topic, appointment=appointment, region=region
+                )
             except ProtocolError as exc:
                 errors += 1
                 log.info("refused a message from %s: %s", conn, exc)
                 conn.send(Error(code=exc.code, message=exc.message, ref=ref))
                 if errors >= MAX_ERRORS:
                     log.warning("closing %s after %d refused messages", conn, errors)
+                    # The replies so far go out first: they say what was wrong.
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(conn.outbox.join(), timeout=1.0)
                     await ws.close(code=1008, message=b"too many invalid messages")
                     break
             except Exception:
@@ -121,6 +152,12 @@ async def _topic(request: web.Request, topic_id: str) -> tuple[str, str]:
     if topic is None or not topic.active:
         raise ProtocolError(ErrorCode.UNKNOWN_TOPIC, f"no active topic {topic_id}")
     return topic.id, topic.name
+
+
+async def _region(request: web.Request, region: str) -> str:
+    if region not in await list_regions(request.app[DATABASE]):
+        raise ProtocolError(ErrorCode.UNKNOWN_REGION, f"no region {region!r}")
+    return region
 
 
 async def _appointment(request: web.Request, conn: Connection, code: str) -> tuple[str, str]:

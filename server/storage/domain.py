@@ -164,6 +164,20 @@ async def list_branches(db: Database, *, region: str | None = None) -> list[Bran
         return list(await session.scalars(query))
 
 
+async def list_regions(db: Database) -> list[str]:
+    """The regions that have at least one branch, sorted (walk-in queues are per region)."""
+    async with db.session() as session:
+        return list(await session.scalars(select(Branch.region).distinct().order_by(Branch.region)))
+
+
+async def booth_region(db: Database, booth_id: str) -> str | None:
+    """The region of the booth's branch; None for a booth in no branch."""
+    query = select(Branch.region).join(Booth, Booth.branch_id == Branch.id)
+    async with db.session() as session:
+        region: str | None = await session.scalar(query.where(Booth.id == booth_id))
+        return region
+
+
 async def rename_branch(db: Database, branch_id: str, name: str) -> Branch:
     """Give the branch a new name; return it.
 

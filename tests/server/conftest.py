@@ -191,10 +191,11 @@ async def make_harness(
 ) -> AsyncIterator[MakeHarness]:
     harnesses: list[Harness] = []
 
-    async def make(*, turn: bool = False) -> Harness:
+    async def make(*, turn: bool = False, **settings: Any) -> Harness:
         config = ServerConfig(
             data_dir=tmp_path / "data",
             turn=TurnConfig(urls=("turn:127.0.0.1:3478",), secret=TURN_SECRET) if turn else None,
+            **settings,
         )
         app = create_app(config)
         client = await aiohttp_client(app)

@@ -1,0 +1,118 @@
+"""Links into calls: an advisor invites a third participant (an interpreter) into a running
+call, and the walk-in page gives a citizen a pass to ask for an advisor now."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from protocol import ProtocolError
+from server.api import USERS, Access, Api, ApiCall
+from server.auth import GUEST_COOKIE
+from server.http import ProblemError
+from server.keys import CONFIG, DATABASE, GUESTS, SWITCHBOARD, WALK_IN_LIMITER
+from server.storage import ActorKind, list_regions, list_topics, record_audit
+from server.switchboard import INVITATION_SECONDS
+
+log = logging.getLogger(__name__)
+
+#: How long a walk-in pass lasts: enough to wait in a long queue and have the call.
+WALK_IN_PASS = timedelta(hours=3)
+
+
+class NewInvitation(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    #: How the others will see the invited person: "Interpreter (Turkish)", say.
+    label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+
+
+class WalkInBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def base_url(request: web.Request) -> str:
+    configured = request.app[CONFIG].public_url
+    return configured or f"{request.scheme}://{request.host}"
+
+
+def set_guest_cookie(request: web.Request, response: web.Response, token: str, ttl: int) -> None:
+    response.set_cookie(
+        GUEST_COOKIE,
+        token,
+        max_age=max(60, ttl),
+        httponly=True,
+        secure=request.app[CONFIG].cookie_secure,
+        samesite="Strict",
+        path="/",
+    )
+
+
+def register(api: Api) -> None:
+    @api.endpoint(
+        "POST",
+        "/calls/{id}/invitations",
+        allow=USERS,
+        summary="Invite a third participant into your running call by link",
+        body=NewInvitation,
+    )
+    async def invite(call: ApiCall) -> web.StreamResponse:
+        request, body = call.request, call.body_as(NewInvitation)
+        session_id = request.match_info["id"]
+        try:
+            token = request.app[SWITCHBOARD].invite(call.caller.id or "", session_id, body.label)
+        except ProtocolError as exc:
+            status = 409 if exc.code == "call_full" else 404
+            title = "Conflict" if status == 409 else "Not Found"
+            raise ProblemError(status, title, exc.message) from None
+        await record_audit(
+            request.app[DATABASE],
+            actor_kind=ActorKind.USER,
+            actor_id=call.caller.id,
+            action="call.invitation_created",
+            subject=session_id,
+        )
+        return web.json_response(
+            {
+                "link": f"{base_url(request)}/join/{token}",
+                "label": body.label,
+                "expires_in_seconds": int(INVITATION_SECONDS),
+            },
+            status=201,
+        )
+
+    @api.endpoint(
+        "POST",
+        "/walk-in",
+        allow=frozenset({Access.ANONYMOUS, Access.CITIZEN}),
+        summary="Get a pass to ask for an advisor now from the walk-in page",
+        body=WalkInBody,
+    )
+    async def walk_in(call: ApiCall) -> web.StreamResponse:
+        request = call.request
+        if not request.app[CONFIG].walk_in_web:
+            raise ProblemError(
+                404, "Not Found", "This service takes calls by appointment or at a booth only."
+            )
+        limiter, key = request.app[WALK_IN_LIMITER], f"ip:{request.remote}"
+        wait = limiter.blocked_for(key)
+        if wait > 0:
+            raise ProblemError(
+                429,
+                "Too Many Requests",
+                f"too many requests from this address; try again in {int(wait) + 1} seconds",
+                retry_after=int(wait) + 1,
+            )
+        limiter.record_failure(key)  # every pass counts: the limit bounds passes per address
+        db = request.app[DATABASE]
+        token = request.app[GUESTS].issue(walk_in=True, expires_at=datetime.now(UTC) + WALK_IN_PASS)
+        topics = [
+            {"id": t.id, "name": t.name} for t in await list_topics(db, include_inactive=False)
+        ]
+        response = web.json_response({"topics": topics, "regions": await list_regions(db)})
+        set_guest_cookie(request, response, token, int(WALK_IN_PASS.total_seconds()))
+        return response
