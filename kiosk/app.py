@@ -12,6 +12,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamTrack
+
 from kiosk.audio import loudspeaker_factory, open_microphone
 from kiosk.call import Call, CallError
 from kiosk.callstats import CallStatsSampler
@@ -31,6 +34,9 @@ from protocol import (
     Hangup,
     IceCandidate,
     Message,
+    ParticipantJoined,
+    ParticipantLeft,
+    Peer,
     QueuePosition,
     Welcome,
 )
@@ -58,7 +64,13 @@ class Booth:
         self.config = config
         self._state = BoothState.STARTING
         self.session_id: str | None = None
+        #: The peer connection with the advisor ...
         self.call: Call | None = None
+        #: ... and one with each further participant the advisor admitted (an interpreter).
+        self.others: dict[str, Call] = {}
+        #: The microphone, opened once per call and shared by every peer connection.
+        self.microphone: MediaStreamTrack | None = None
+        self._audio_relay: MediaRelay | None = None
         #: The camera, encoded once for every peer; open only while a call runs.
         self.fanout: VideoFanout | None = None
         self.rate: RateController | None = None
@@ -184,10 +196,18 @@ class Booth:
             case CallStarted():
                 self.queue_position = None
                 await self._start_call(message)
-            case Answer() if self.call and message.session_id == self.call.session_id:
-                await self.call.accept_answer(message.sdp)
-            case IceCandidate() if self.call and message.session_id == self.call.session_id:
-                await self.call.add_candidate(message)
+            case Answer() if (leg := self._leg(message.session_id, message.sender)) is not None:
+                await leg.accept_answer(message.sdp)
+            case IceCandidate() if (
+                leg := self._leg(message.session_id, message.sender)
+            ) is not None:
+                await leg.add_candidate(message)
+            case ParticipantJoined() if self.call and message.session_id == self.call.session_id:
+                await self._add_participant(message.peer)
+            case ParticipantLeft() if message.participant_id in self.others:
+                leg = self.others.pop(message.participant_id)
+                log.info("session %s: %s left (%s)", leg.session_id, leg.peer.name, message.reason)
+                await leg.close()
             case Chat() if self.call and message.session_id == self.call.session_id:
                 self.call.chat.append(message)
             case Hangup():
@@ -197,6 +217,51 @@ class Booth:
                 log.warning("server refused %s: %s %s", message.ref, message.code, message.message)
             case _:
                 log.debug("ignored %s", message.type)
+
+    def _leg(self, session_id: str, sender: str | None) -> Call | None:
+        """The peer connection a relayed answer or candidate belongs to."""
+        if self.call is None or session_id != self.call.session_id:
+            return None
+        if sender is None or sender == self.call.peer.participant_id:
+            return self.call
+        return self.others.get(sender)
+
+    def _new_leg(self, started: CallStarted, peer: Peer) -> Call:
+        assert self.fanout is not None
+        assert self._audio_relay is not None
+        assert self.microphone is not None
+        primary = self.call is None
+        return Call(
+            started=started,
+            peer=peer,
+            video_track=self.fanout.subscribe(),
+            audio_track=self._audio_relay.subscribe(self.microphone),
+            # Each participant's voice gets its own sink; the playback device mixes them.
+            loudspeaker=loudspeaker_factory(self.config.audio, self._on_audio_error),
+            send=self.link.send,
+            on_connected=(lambda: self._set_state(BoothState.IN_CALL)) if primary else _nothing,
+            on_failed=(
+                (lambda reason: self._inbox.put_nowait(Hangup(session_id="local", reason=reason)))
+                if primary
+                else lambda reason: self._inbox.put_nowait(
+                    ParticipantLeft(
+                        session_id=started.session_id,
+                        participant_id=peer.participant_id,
+                        reason=reason,
+                    )
+                )
+            ),
+        )
+
+    async def _add_participant(self, peer: Peer) -> None:
+        """Someone joined the running call: offer a peer connection to them too."""
+        assert self.call is not None
+        if peer.participant_id in self.others:
+            return
+        log.info("session %s: %s joins; offering to them", self.call.session_id, peer.name)
+        leg = self._new_leg(self.call.started, peer)
+        self.others[peer.participant_id] = leg
+        await leg.start()
 
     async def _start_call(self, started: CallStarted) -> None:
         if self.call is not None:
@@ -228,17 +293,9 @@ class Booth:
             await self.fanout.start()
         except SourceError as exc:
             raise CallError(f"the camera cannot be used: {exc}") from exc
-        call = Call(
-            started=started,
-            video_track=self.fanout.subscribe(),
-            audio_track=open_microphone(self.config.audio, self._on_audio_error),
-            loudspeaker=loudspeaker_factory(self.config.audio, self._on_audio_error),
-            send=self.link.send,
-            on_connected=lambda: self._set_state(BoothState.IN_CALL),
-            on_failed=lambda reason: self._inbox.put_nowait(
-                Hangup(session_id="local", reason=reason)
-            ),
-        )
+        self.microphone = open_microphone(self.config.audio, self._on_audio_error)
+        self._audio_relay = MediaRelay()
+        call = self._new_leg(started, started.peer)
         self.call = call
         await call.start()
         self.rate = RateController(
@@ -283,6 +340,19 @@ class Booth:
             await call.close()
             summary["peer_connection_state"] = call.pc.connectionState
             self.calls_completed += 1
+        others, self.others = self.others, {}
+        for leg in others.values():
+            await leg.close()
+        summary["other_participants"] = len(others)
+        if self.microphone is not None:
+            # A microphone must be released before the next call opens it again.
+            close = getattr(self.microphone, "close", None)
+            if close is not None:
+                await close()
+            else:
+                self.microphone.stop()
+            self.microphone = None
+        self._audio_relay = None
         if self.rate is not None:
             await self.rate.stop()
             self.rate = None
@@ -321,6 +391,7 @@ class Booth:
         if self.call is not None:
             status["call"] = await self.call.stats()
             status["call"]["live"] = self.last_stats
+            status["others"] = [await leg.stats() for leg in self.others.values()]
         return status
 
     async def _write_status(self, path: Path) -> None:
@@ -331,6 +402,10 @@ class Booth:
     async def _write_status_once(self, path: Path) -> None:
         text = json.dumps(await self.status(), indent=1, default=str)
         await asyncio.to_thread(_write_atomically, path, text)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -1,7 +1,9 @@
-"""One call's peer connection: offer, answer, trickled candidates, received media, stats.
+"""One peer connection of a call: offer, answer, trickled candidates, received media, stats.
 
-The booth is always the offerer: it proposes H.264 for video (it sends pre-encoded H.264
-packets) and Opus for audio, both ``sendrecv`` on one bundled transport.
+A call is a mesh: the booth holds one :class:`Call` per other participant (the advisor, and an
+interpreter the advisor invited). The booth is always the offerer: it proposes H.264 for video
+(it sends pre-encoded H.264 packets) and Opus for audio, both ``sendrecv`` on one bundled
+transport.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from kiosk.media import FanoutTrack
 from kiosk.media.audio_playback import BoundedAudioSink
-from protocol import CallStarted, Chat, IceCandidate, IceTransportPolicy, Message, Offer
+from protocol import CallStarted, Chat, IceCandidate, IceTransportPolicy, Message, Offer, Peer
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +60,13 @@ class CallError(RuntimeError):
 
 
 class Call:
-    """The booth's side of one session."""
+    """The booth's side of its peer connection with one other participant of a session."""
 
     def __init__(
         self,
         *,
         started: CallStarted,
+        peer: Peer | None = None,
         video_track: FanoutTrack,
         audio_track: MediaStreamTrack,
         send: Callable[[Message], bool],
@@ -72,7 +75,9 @@ class Call:
         loudspeaker: Callable[[], BoundedAudioSink] | None = None,
     ) -> None:
         self.session_id = started.session_id
-        self._started = started
+        self.started = started
+        #: The participant at the other end (the advisor unless told otherwise).
+        self.peer = peer or started.peer
         self._send = send
         self._on_connected = on_connected
         self._on_failed = on_failed
@@ -119,8 +124,14 @@ class Call:
         self.video_sender = video.sender
         self.pc.addTransceiver(self.audio_track, direction="sendrecv")
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        self._send(Offer(session_id=self.session_id, sdp=self.pc.localDescription.sdp))
-        log.info("session %s: offer sent", self.session_id)
+        self._send(
+            Offer(
+                session_id=self.session_id,
+                sdp=self.pc.localDescription.sdp,
+                to=self.peer.participant_id,
+            )
+        )
+        log.info("session %s: offer sent to %s", self.session_id, self.peer.name)
 
     async def accept_answer(self, sdp: str) -> None:
         if self.pc.signalingState != "have-local-offer":
@@ -129,7 +140,7 @@ class Call:
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except ValueError as exc:
-            raise CallError(f"the advisor's answer cannot be used: {exc}") from exc
+            raise CallError(f"the answer of {self.peer.name} cannot be used: {exc}") from exc
         log.info("session %s: answer applied", self.session_id)
 
     async def add_candidate(self, message: IceCandidate) -> None:
@@ -189,8 +200,9 @@ class Call:
     async def stats(self) -> dict[str, Any]:
         """Selected candidate pair and RTP counters, for diagnostics and tests."""
         result: dict[str, Any] = {
+            "peer_role": str(self.peer.role),
             "connection_state": self.pc.connectionState,
-            "ice_policy": str(self._started.ice_transport_policy),
+            "ice_policy": str(self.started.ice_transport_policy),
             "video_frames_received": self.received.video_frames,
             "video_fps_received": round(self.received.video_fps(time.monotonic()), 1),
             "audio_frames_received": (

@@ -44,7 +44,7 @@ async def test_citizen_joins_in_three_clicks_and_is_admitted(
     await citizen.goto(created["join_link"])
     clicks += 1
     await citizen.wait_for_selector("#welcome-view:not([hidden])")
-    assert await citizen.inner_text("#advisor-name") == "Alex Advisor"
+    assert await citizen.inner_text("#welcome-title") == "Appointment with Alex Advisor"
 
     # (2) agree to the privacy notice and turn on camera and microphone.
     await citizen.get_by_role("button", name="Agree and turn on camera").click()

@@ -22,6 +22,10 @@ PAIRS = [
     ("--fg", "#b7e4c7", "in-call state"),
     ("--fg", "#fff4ce", "notices"),
     ("--fg", "#fff", "cards"),
+    ("--accent", "#fff", "secondary buttons"),
+    ("--muted", "#fff", "waiting times on cards"),
+    ("#fff", "#000000", "names under participants' video"),
+    ("--fg", "#ffe08a", "reconnecting pill"),
 ]
 
 

@@ -1,12 +1,18 @@
 // The advisor's workspace: log in, see waiting calls, take one, talk, hang up.
 // Plain ES module, no dependencies, nothing loaded from outside this server.
 
+import { chosenLanguage, languagePicker, setLanguage, t } from "/static/js/i18n.js";
+import { Mesh } from "/static/js/mesh.js";
+
 const $ = (id) => document.getElementById(id);
 const PROTOCOL_VERSION = 1;
 
 const state = {
   ws: null,
-  session: null, // {id, pc, peer}
+  me: null, // this workspace's participant id (from the server's welcome)
+  session: null, // {id, mesh, peer, appointmentId}
+  waiting: [],
+  joinRequests: new Map(), // participant id -> peer waiting to join the running call
   localStream: null,
   statsTimer: null,
   reconnectDelay: 1000,
@@ -41,6 +47,13 @@ async function api(path, options = {}) {
 // ------------------------------------------------------------------ login
 
 async function boot() {
+  await setLanguage(chosenLanguage());
+  languagePicker($("language"), () => {
+    renderQueue(state.waiting, { quiet: true });
+    renderJoinRequests();
+    if (state.session) updateCallState();
+  });
+  setInterval(() => renderQueue(state.waiting, { quiet: true }), 15000); // waiting times
   $("login-form").addEventListener("submit", onLogin);
   $("logout").addEventListener("click", onLogout);
   $("hangup").addEventListener("click", () => hangUp("advisor_hangup"));
@@ -49,6 +62,8 @@ async function boot() {
   $("chat-form").addEventListener("submit", sendChat);
   $("appointment-form").addEventListener("submit", createAppointment);
   $("invitation-copy").addEventListener("click", () => navigator.clipboard.writeText($("invitation-text").value));
+  $("invite-form").addEventListener("submit", createInvitation);
+  $("invite-copy").addEventListener("click", () => navigator.clipboard.writeText($("invite-link").href));
   const me = await api("/api/v1/me");
   if (me.ok) enterWorkspace(me.body);
   else show("login-view");
@@ -61,7 +76,7 @@ async function onLogin(event) {
     body: JSON.stringify({ username: $("username").value, password: $("password").value }),
   });
   if (!result.ok) {
-    notice(result.body?.detail || `Login failed (${result.status})`);
+    notice(result.body?.detail || t("login.failed", { status: result.status }));
     return;
   }
   $("password").value = "";
@@ -92,16 +107,21 @@ function connect() {
   state.ws = ws;
   ws.onopen = () => {
     state.reconnectDelay = 1000;
-    $("connection-state").textContent = "online";
+    $("connection-state").dataset.i18n = "online";
+    $("connection-state").textContent = t("online");
   };
   ws.onmessage = (event) => {
     let message;
     try { message = JSON.parse(event.data); } catch { return; }
-    handle(message).catch((error) => console.error("handling", message.type, error));
+    // One at a time, in order: an offer must be applied before its candidates.
+    state.inbox = (state.inbox || Promise.resolve())
+      .then(() => handle(message))
+      .catch((error) => console.error("handling", message.type, error));
   };
   ws.onclose = (event) => {
-    $("connection-state").textContent = "offline";
-    if (state.session) endCall("Connection to the server lost.");
+    $("connection-state").dataset.i18n = "offline";
+    $("connection-state").textContent = t("offline");
+    if (state.session) endCall(t("call.server_lost"));
     if (event.code === 1008 || event.code === 4001) return;
     setTimeout(connect, state.reconnectDelay);
     state.reconnectDelay = Math.min(state.reconnectDelay * 2, 30000);
@@ -114,22 +134,48 @@ function send(type, fields = {}) {
   }
 }
 
+function inSession(message) {
+  return state.session && message.session_id === state.session.id;
+}
+
 async function handle(message) {
+  const mesh = state.session?.mesh;
   switch (message.type) {
+    case "welcome": state.me = message.participant_id; break;
     case "queue": renderQueue(message.waiting); break;
     case "call_started": await startCall(message); break;
-    case "offer": await onOffer(message); break;
-    case "answer": await onAnswer(message); break;
-    case "ice_candidate": await onRemoteCandidate(message); break;
+    case "offer": if (inSession(message)) await mesh.onOffer(message); break;
+    case "answer": if (inSession(message)) await mesh.onAnswer(message); break;
+    case "ice_candidate": if (inSession(message)) await mesh.onCandidate(message); break;
+    case "participant_waiting":
+      if (inSession(message)) {
+        state.joinRequests.set(message.peer.participant_id, message.peer);
+        renderJoinRequests();
+        chime();
+      }
+      break;
+    case "participant_joined":
+      if (inSession(message)) {
+        state.joinRequests.delete(message.peer.participant_id);
+        renderJoinRequests();
+        await mesh.offerTo(message.peer); // whoever is in the call offers to the newcomer
+      }
+      break;
+    case "participant_left":
+      if (inSession(message)) {
+        state.joinRequests.delete(message.participant_id);
+        renderJoinRequests();
+        mesh.remove(message.participant_id);
+      }
+      break;
     case "call_stats": showPeerStats(message); break;
     case "chat": showChat(message); break;
     case "hangup":
-      if (state.session && message.session_id === state.session.id) {
-        endCall(message.reason === "peer_disconnected"
-          ? "The other party lost its connection." : "The other party ended the call.");
+      if (inSession(message)) {
+        endCall(message.reason === "peer_disconnected" ? t("call.peer_lost") : t("call.peer_ended"));
       }
       break;
-    case "error": notice(`The server refused a request: ${message.message}`); break;
+    case "error": notice(t("server_refused", { message: message.message })); break;
     default: break;
   }
 }
@@ -154,37 +200,79 @@ function chime() {
   } catch { /* no audio output: the title still changes */ }
 }
 
-function renderQueue(waiting) {
+function minutesSince(when) {
+  return Math.max(0, Math.floor((Date.now() - new Date(when).getTime()) / 60000));
+}
+
+function queueName(call) {
+  const topic = call.topic_name || t("queue.any_topic");
+  return call.region ? `${topic} · ${call.region}` : topic;
+}
+
+function renderQueue(waiting, { quiet = false } = {}) {
   const known = state.waitingIds || new Set();
+  state.waiting = waiting;
   state.waitingIds = new Set(waiting.map((w) => w.session_id));
-  if (waiting.some((w) => !known.has(w.session_id)) && !state.session) chime();
+  if (!quiet && waiting.some((w) => !known.has(w.session_id)) && !state.session) chime();
   state.lobby = new Map(waiting.filter((w) => w.appointment_id).map((w) => [w.appointment_id, w]));
   renderAppointments();
+  $("queue-empty").hidden = waiting.length > 0;
+
+  // The walk-in queues (per topic and region): how many wait, for how long, take the next.
+  const queues = new Map();
+  for (const call of waiting.filter((w) => !w.appointment_id)) {
+    const key = queueName(call);
+    if (!queues.has(key)) queues.set(key, []);
+    queues.get(key).push(call);
+  }
+  const summary = $("queues");
+  summary.replaceChildren();
+  for (const [name, calls] of queues) {
+    const box = document.createElement("div");
+    box.className = "queue-summary";
+    box.dataset.queue = name;
+    const title = document.createElement("span");
+    title.className = "name";
+    title.textContent = name;
+    const figures = document.createElement("span");
+    figures.className = "since";
+    figures.textContent = t("queue.summary", { count: calls.length, minutes: minutesSince(calls[0].waiting_since) });
+    const next = document.createElement("button");
+    next.type = "button";
+    next.textContent = t("queue.accept_next");
+    next.setAttribute("aria-label", t("queue.accept_next_label", { queue: name }));
+    next.addEventListener("click", () => accept_(calls[0].session_id, next));
+    box.append(title, figures, next);
+    summary.append(box);
+  }
+
   const list = $("queue");
   list.replaceChildren();
-  $("queue-empty").hidden = waiting.length > 0;
   for (const call of waiting) {
     const item = document.createElement("li");
     item.dataset.sessionId = call.session_id;
+    item.dataset.callerRole = call.caller_role;
     const name = document.createElement("span");
     name.className = "name";
+    const where = call.caller_role === "booth" ? t("queue.at_booth") : t("queue.from_home");
     name.textContent = call.appointment_id
-      ? `${call.caller_name} (appointment, in the lobby)`
-      : call.topic_name ? `${call.caller_name} · ${call.topic_name}` : call.caller_name;
+      ? t("queue.in_lobby", { name: call.caller_name, where })
+      : `${call.caller_name} (${where}) · ${queueName(call)}`;
     const since = document.createElement("span");
     since.className = "since";
-    since.textContent = `waiting since ${new Date(call.waiting_since).toLocaleTimeString()}`;
+    since.textContent = t("queue.waiting_minutes", { minutes: minutesSince(call.waiting_since) });
     const accept = document.createElement("button");
     accept.type = "button";
-    const verb = call.appointment_id ? "Admit" : "Accept";
-    accept.textContent = verb;
+    accept.textContent = call.appointment_id ? t("queue.admit") : t("queue.accept");
     accept.setAttribute("aria-label", call.appointment_id
-      ? `Admit ${call.caller_name} to the appointment` : `Accept call from ${call.caller_name}`);
+      ? t("queue.admit_label", { name: call.caller_name })
+      : t("queue.accept_label", { name: call.caller_name }));
     accept.addEventListener("click", () => accept_(call.session_id, accept));
     item.append(name, since, accept);
     list.append(item);
   }
-  document.title = waiting.length ? `(${waiting.length}) Videobooth · Advisor` : "Videobooth · Advisor";
+  const title = t("advisor.title");
+  document.title = waiting.length ? `(${waiting.length}) ${title}` : title;
 }
 
 async function accept_(sessionId, button) {
@@ -194,7 +282,7 @@ async function accept_(sessionId, button) {
     // Ask for the camera first, so the call starts with media ready.
     state.localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
   } catch (error) {
-    notice(`Camera or microphone not available: ${error.message}`);
+    notice(t("camera_unavailable", { message: error.message }));
     button.disabled = false;
     return;
   }
@@ -222,7 +310,7 @@ function appointmentState(appointment) {
   return new Date(appointment.join_closes_at) < new Date() ? "done" : "not arrived";
 }
 
-const STATE_TEXT = { waiting: "waiting in the lobby", in_call: "in call", done: "done", cancelled: "cancelled", "not arrived": "not arrived" };
+const STATE_KEYS = { waiting: "state.waiting", in_call: "state.in_call", done: "state.done", cancelled: "state.cancelled", "not arrived": "state.not_arrived" };
 
 function renderAppointments() {
   const list = $("appointments");
@@ -240,15 +328,15 @@ function renderAppointments() {
     const status = document.createElement("span");
     const current = appointmentState(appointment);
     status.className = `status ${current.replace(" ", "_")}`;
-    status.textContent = STATE_TEXT[current] || current;
+    status.textContent = STATE_KEYS[current] ? t(STATE_KEYS[current]) : current;
     item.append(when, status);
     if (appointment.status === "scheduled") {
       const cancel = document.createElement("button");
       cancel.type = "button";
-      cancel.textContent = "Cancel";
-      cancel.setAttribute("aria-label", `Cancel the appointment at ${when.textContent}`);
+      cancel.textContent = t("appointments.cancel");
+      cancel.setAttribute("aria-label", t("appointments.cancel_label", { when: when.textContent }));
       cancel.addEventListener("click", async () => {
-        if (!confirm("Cancel this appointment? Its link and code stop working.")) return;
+        if (!confirm(t("appointments.cancel_confirm"))) return;
         await api(`/api/v1/appointments/${appointment.id}/cancel`, { method: "POST", body: "{}" });
         loadAppointments();
       });
@@ -261,7 +349,7 @@ function renderAppointments() {
 async function createAppointment(event) {
   event.preventDefault();
   const start = new Date($("appointment-start").value);
-  if (Number.isNaN(start.getTime())) { notice("Choose a date and time."); return; }
+  if (Number.isNaN(start.getTime())) { notice(t("appointments.choose_time")); return; }
   const label = $("appointment-label").value.trim();
   const result = await api("/api/v1/appointments", {
     method: "POST",
@@ -272,7 +360,7 @@ async function createAppointment(event) {
       ...(label ? { citizen_label: label } : {}),
     }),
   });
-  if (!result.ok) { notice(result.body?.detail || `Could not create the appointment (${result.status})`); return; }
+  if (!result.ok) { notice(result.body?.detail || t("appointments.failed", { status: result.status })); return; }
   notice("");
   const created = result.body;
   $("invitation-link").textContent = created.join_link;
@@ -288,80 +376,137 @@ async function createAppointment(event) {
 // ------------------------------------------------------------------ call
 
 async function startCall(message) {
-  const pc = new RTCPeerConnection({
-    iceServers: message.ice_servers.map((s) => ({
-      urls: s.urls, username: s.username, credential: s.credential,
-    })),
-    iceTransportPolicy: message.ice_transport_policy,
-    bundlePolicy: "max-bundle",
-  });
-  const waiting = [...(state.lobby || new Map()).values()].find((w) => w.session_id === message.session_id);
-  state.session = {
-    id: message.session_id, pc, peer: message.peer, offerer: message.offerer,
-    appointmentId: waiting ? waiting.appointment_id : null,
-  };
-  $("peer-name").textContent = message.peer.name;
-  $("call-state").textContent = "connecting";
-  $("mute").setAttribute("aria-pressed", "false");
-  $("camera").setAttribute("aria-pressed", "false");
-  const remote = $("remote-video");
-  delete remote.dataset.firstFrameAt;
-  show("call-view");
-
-  pc.ontrack = (event) => {
-    const stream = event.streams[0] || new MediaStream([event.track]);
-    if (remote.srcObject !== stream) remote.srcObject = stream;
-    if (event.track.kind === "video") watchFirstFrame(remote);
-  };
-  pc.onicecandidate = (event) => {
-    const c = event.candidate;
-    send("ice_candidate", {
-      session_id: message.session_id,
-      candidate: c ? c.candidate : null,
-      sdp_mid: c ? c.sdpMid : null,
-      sdp_mline_index: c ? c.sdpMLineIndex : null,
-    });
-  };
-  pc.onconnectionstatechange = () => {
-    $("call-state").textContent = pc.connectionState;
-  };
   if (!state.localStream) {
     state.localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
     $("local-video").srcObject = state.localStream;
   }
+  const waiting = [...(state.lobby || new Map()).values()].find((w) => w.session_id === message.session_id);
+  const remote = $("remote-video");
+  delete remote.dataset.firstFrameAt;
+  const mesh = new Mesh({
+    sessionId: message.session_id,
+    config: message,
+    localStream: state.localStream,
+    send,
+    onTrack: (peer, stream, track) => showRemote(peer, stream, track),
+    onState: () => updateCallState(),
+    onGone: (peer) => removeTile(peer.participant_id),
+  });
+  mesh.know(message.peers || [message.peer]);
+  state.session = {
+    id: message.session_id, mesh, peer: message.peer,
+    appointmentId: waiting ? waiting.appointment_id : null,
+  };
+  state.joinRequests.clear();
+  renderJoinRequests();
+  $("peer-name").textContent = message.peer.name;
+  $("mute").setAttribute("aria-pressed", "false");
+  $("camera").setAttribute("aria-pressed", "false");
+  $("invite-result").hidden = true;
+  $("tiles").replaceChildren();
+  updateCallState();
+  show("call-view");
+  if (message.offerer) await mesh.offerTo(message.peer);
   state.statsTimer = setInterval(updateStats, 1000);
+}
+
+// The caller (booth or citizen) fills the stage; anyone invited gets a tile beside it.
+function showRemote(peer, stream, track) {
+  const session = state.session;
+  if (!session) return;
+  let video;
+  if (peer.participant_id === session.peer.participant_id) {
+    video = $("remote-video");
+  } else {
+    let tile = document.querySelector(`#tiles li[data-participant-id="${CSS.escape(peer.participant_id)}"]`);
+    if (!tile) {
+      tile = document.createElement("li");
+      tile.dataset.participantId = peer.participant_id;
+      video = document.createElement("video");
+      video.autoplay = true;
+      video.playsInline = true;
+      video.setAttribute("aria-label", t("call.video_of", { name: peer.name }));
+      const caption = document.createElement("span");
+      caption.textContent = peer.name;
+      tile.append(video, caption);
+      $("tiles").append(tile);
+    }
+    video = tile.querySelector("video");
+  }
+  if (video.srcObject !== stream) video.srcObject = stream;
+  if (track.kind === "video") watchFirstFrame(video);
+  updateCallState();
+}
+
+function removeTile(participantId) {
+  document.querySelector(`#tiles li[data-participant-id="${CSS.escape(participantId)}"]`)?.remove();
+  updateCallState();
+}
+
+function updateCallState() {
+  const session = state.session;
+  if (!session) return;
+  const leg = session.mesh.legs.get(session.peer.participant_id);
+  let current = leg ? leg.pc.connectionState : "connecting";
+  if (session.mesh.reconnecting) current = "reconnecting";
+  const pill = $("call-state");
+  pill.dataset.state = current;
+  pill.textContent = t(`call.state.${current}`);
+  $("reconnecting").hidden = current !== "reconnecting";
+}
+
+function renderJoinRequests() {
+  const list = $("join-requests");
+  list.replaceChildren();
+  $("join-requests-view").hidden = state.joinRequests.size === 0;
+  for (const peer of state.joinRequests.values()) {
+    const item = document.createElement("li");
+    item.dataset.participantId = peer.participant_id;
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = peer.name;
+    const admit = document.createElement("button");
+    admit.type = "button";
+    admit.textContent = t("queue.admit");
+    admit.setAttribute("aria-label", t("call.admit_label", { name: peer.name }));
+    admit.addEventListener("click", () => {
+      admit.disabled = true;
+      send("admit", { session_id: state.session.id, participant_id: peer.participant_id });
+    });
+    const decline = document.createElement("button");
+    decline.type = "button";
+    decline.className = "secondary";
+    decline.textContent = t("call.decline");
+    decline.setAttribute("aria-label", t("call.decline_label", { name: peer.name }));
+    decline.addEventListener("click", () => {
+      send("remove", { session_id: state.session.id, participant_id: peer.participant_id });
+      state.joinRequests.delete(peer.participant_id);
+      renderJoinRequests();
+    });
+    item.append(name, admit, decline);
+    list.append(item);
+  }
+}
+
+async function createInvitation(event) {
+  event.preventDefault();
+  if (!state.session) return;
+  const label = $("invite-label").value.trim();
+  const result = await api(`/api/v1/calls/${state.session.id}/invitations`, {
+    method: "POST", body: JSON.stringify({ label }),
+  });
+  if (!result.ok) { notice(result.body?.detail || t("call.invite_failed")); return; }
+  notice("");
+  $("invite-link").href = result.body.link;
+  $("invite-link").textContent = result.body.link;
+  $("invite-result").hidden = false;
+  $("invite-label").value = "";
 }
 
 function watchFirstFrame(video) {
   if (!("requestVideoFrameCallback" in video)) return;
   video.requestVideoFrameCallback(() => {
     if (!video.dataset.firstFrameAt) video.dataset.firstFrameAt = String(Date.now());
-  });
-}
-
-async function onOffer(message) {
-  const session = state.session;
-  if (!session || session.id !== message.session_id) return;
-  const { pc } = session;
-  await pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
-  for (const track of state.localStream.getTracks()) pc.addTrack(track, state.localStream);
-  await pc.setLocalDescription(await pc.createAnswer());
-  send("answer", { session_id: session.id, sdp: pc.localDescription.sdp });
-}
-
-async function onAnswer(message) {
-  const session = state.session;
-  if (!session || session.id !== message.session_id) return;
-  await session.pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
-}
-
-async function onRemoteCandidate(message) {
-  const session = state.session;
-  if (!session || session.id !== message.session_id || !message.candidate) return;
-  await session.pc.addIceCandidate({
-    candidate: message.candidate,
-    sdpMid: message.sdp_mid ?? null,
-    sdpMLineIndex: message.sdp_mline_index ?? 0,
   });
 }
 
@@ -376,11 +521,15 @@ function endCall(text) {
   state.session = null;
   if (session && session.appointmentId) state.completed.add(session.appointmentId);
   clearInterval(state.statsTimer);
-  if (session) session.pc.close();
+  if (session) session.mesh.close();
   if (state.localStream) for (const track of state.localStream.getTracks()) track.stop();
   state.localStream = null;
+  state.joinRequests.clear();
   $("remote-video").srcObject = null;
   $("local-video").srcObject = null;
+  $("tiles").replaceChildren();
+  $("invite-result").hidden = true;
+  $("reconnecting").hidden = true;
   for (const id of ["stat-booth-sent", "stat-booth-received"]) $(id).textContent = "–";
   $("chat-log").replaceChildren(); // the chat is gone with the call
   show("queue-view");
@@ -404,7 +553,7 @@ function showChat(message) {
   const item = document.createElement("li");
   const who = document.createElement("span");
   who.className = "who";
-  who.textContent = message.sender === state.session.peer.participant_id ? message.sender_name : "You";
+  who.textContent = message.sender === state.me ? t("chat.you") : message.sender_name;
   const text = document.createElement("span");
   text.className = "text";
   text.textContent = message.text; // never innerHTML: the text is the other party's
@@ -418,7 +567,8 @@ function toggleMute() {
   const muted = button.getAttribute("aria-pressed") !== "true";
   for (const track of state.localStream?.getAudioTracks() || []) track.enabled = !muted;
   button.setAttribute("aria-pressed", String(muted));
-  button.textContent = muted ? "Unmute microphone" : "Mute microphone";
+  button.dataset.i18n = muted ? "call.unmute" : "call.mute";
+  button.textContent = t(button.dataset.i18n);
 }
 
 function toggleCamera() {
@@ -426,7 +576,8 @@ function toggleCamera() {
   const off = button.getAttribute("aria-pressed") !== "true";
   for (const track of state.localStream?.getVideoTracks() || []) track.enabled = !off;
   button.setAttribute("aria-pressed", String(off));
-  button.textContent = off ? "Turn camera on" : "Turn camera off";
+  button.dataset.i18n = off ? "call.camera_on" : "call.camera_off";
+  button.textContent = t(button.dataset.i18n);
 }
 
 // ------------------------------------------------------------------ statistics
@@ -454,8 +605,10 @@ function showPeerStats(message) {
 
 async function updateStats() {
   const session = state.session;
-  if (!session) return;
-  const report = await session.pc.getStats();
+  const leg = session?.mesh.legs.get(session.peer.participant_id);
+  if (!leg) return;
+  updateCallState();
+  const report = await leg.pc.getStats();
   let audioIn = 0, audioOut = 0, video = null, pair = null;
   const byId = new Map();
   report.forEach((s) => byId.set(s.id, s));

@@ -1,15 +1,25 @@
 // The citizen's side: open the link (1), agree and turn on the camera (2), join (3).
+// The same page serves an appointment's link, a running call's invitation link (an
+// interpreter) and, at /now/, asking for an advisor now on a topic (a walk-in).
 // Plain ES module, no dependencies, nothing loaded from outside this server.
+
+import { chosenLanguage, languagePicker, setLanguage, t } from "/static/js/i18n.js";
+import { Mesh } from "/static/js/mesh.js";
 
 const $ = (id) => document.getElementById(id);
 const PROTOCOL_VERSION = 1;
 
 const state = {
-  appointment: null,
+  mode: null, // "appointment" | "invitation" | "walk_in"
+  details: null, // what the server said about the link
   stream: null,
   ws: null,
-  session: null, // {id, pc, peer}
+  me: null,
+  waitingFor: null, // session id while waiting
+  position: null, // {position, estimated_wait_seconds} while waiting in a walk-in queue
+  session: null, // {id, mesh, peer}
   meterStop: null,
+  inbox: Promise.resolve(),
 };
 
 function show(view) {
@@ -24,33 +34,92 @@ function notice(text) {
 }
 
 async function boot() {
+  await setLanguage(chosenLanguage());
+  languagePicker($("language"), renderTexts);
   $("consent").addEventListener("click", onConsent);
   $("join").addEventListener("click", onJoin);
   $("camera-select").addEventListener("change", restartPreview);
   $("mic-select").addEventListener("change", restartPreview);
   $("hangup").addEventListener("click", hangUp);
-  $("mute").addEventListener("click", () => toggle("mute", "audio", "Unmute microphone", "Mute microphone"));
-  $("camera").addEventListener("click", () => toggle("camera", "video", "Turn camera on", "Turn camera off"));
+  $("cancel-wait").addEventListener("click", cancelWait);
+  $("mute").addEventListener("click", () => toggle("mute", "audio", "call.unmute", "call.mute"));
+  $("camera").addEventListener("click", () => toggle("camera", "video", "call.camera_on", "call.camera_off"));
   $("chat-form").addEventListener("submit", sendChat);
 
-  const token = decodeURIComponent(location.pathname.split("/").pop() || "");
-  const response = await fetch("/api/v1/join", {
+  const walkIn = location.pathname.replace(/\/+$/, "") === "/now";
+  const response = walkIn
+    ? await post("/api/v1/walk-in", {})
+    : await post("/api/v1/join", { token: decodeURIComponent(location.pathname.split("/").pop() || "") });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    notice(body.detail || t("citizen.link_unusable"));
+    return;
+  }
+  state.mode = walkIn ? "walk_in" : body.kind;
+  state.details = body;
+  if (walkIn) fillWalkInChoice(body);
+  renderTexts();
+  show("welcome-view");
+}
+
+function post(path, body) {
+  return fetch(path, {
     method: "POST",
     credentials: "same-origin",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ token }),
+    body: JSON.stringify(body),
   });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    notice(body.detail || "This link cannot be used.");
-    return;
+}
+
+function fillWalkInChoice(body) {
+  $("walk-in-choice").hidden = false;
+  const topics = $("topic-select");
+  topics.replaceChildren();
+  for (const topic of body.topics) {
+    const option = document.createElement("option");
+    option.value = topic.id;
+    option.textContent = topic.name;
+    topics.append(option);
   }
-  state.appointment = body;
-  $("advisor-name").textContent = body.advisor_name;
-  $("lobby-advisor").textContent = body.advisor_name;
-  const start = new Date(body.starts_at);
-  $("when").textContent = `${start.toLocaleDateString()} ${start.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}, ${body.duration_minutes} minutes`;
-  show("welcome-view");
+  topics.parentElement.querySelector("label[for=topic-select]").hidden = body.topics.length === 0;
+  topics.hidden = body.topics.length === 0;
+  const regions = $("region-select");
+  regions.replaceChildren();
+  for (const region of body.regions) {
+    const option = document.createElement("option");
+    option.value = region;
+    option.textContent = region;
+    regions.append(option);
+  }
+  $("region-choice").hidden = body.regions.length < 2;
+}
+
+// Texts that depend on the link and the language.
+function renderTexts() {
+  const details = state.details;
+  if (!details) return;
+  let title, lobby;
+  if (state.mode === "appointment") {
+    title = t("citizen.appointment_with", { name: details.advisor_name });
+    lobby = t("citizen.lobby_appointment", { name: details.advisor_name });
+    const start = new Date(details.starts_at);
+    $("when").textContent = t("citizen.when", {
+      date: start.toLocaleDateString(document.documentElement.lang),
+      time: start.toLocaleTimeString(document.documentElement.lang, { hour: "2-digit", minute: "2-digit" }),
+      minutes: details.duration_minutes,
+    });
+  } else if (state.mode === "invitation") {
+    title = t("citizen.invited", { label: details.label });
+    lobby = t("citizen.lobby_invited");
+  } else {
+    title = t("citizen.walk_in_title");
+    lobby = t("citizen.lobby_walk_in");
+    $("page-title").textContent = t("citizen.walk_in_title");
+  }
+  $("welcome-title").textContent = title;
+  $("lobby-text").textContent = lobby;
+  renderPosition();
+  if (state.session) updateCallState();
 }
 
 // ------------------------------------------------------------------ pre-join
@@ -72,7 +141,7 @@ async function onConsent() {
   try {
     await openMedia();
   } catch (error) {
-    notice(`Your camera or microphone cannot be used: ${error.message}. Allow them in the browser and try again.`);
+    notice(t("citizen.media_refused", { message: error.message }));
     return;
   }
   notice("");
@@ -84,7 +153,7 @@ async function listDevices() {
   const devices = await navigator.mediaDevices.enumerateDevices();
   for (const [kind, id] of [["videoinput", "camera-select"], ["audioinput", "mic-select"]]) {
     const select = $(id);
-    const current = state.stream.getTracks().find((t) => t.kind === (kind === "videoinput" ? "video" : "audio"));
+    const current = state.stream.getTracks().find((t_) => t_.kind === (kind === "videoinput" ? "video" : "audio"));
     const currentId = current?.getSettings().deviceId;
     select.replaceChildren();
     for (const device of devices.filter((d) => d.kind === kind)) {
@@ -123,7 +192,7 @@ function startMeter(stream) {
   state.meterStop = () => { running = false; context.close(); };
 }
 
-// ------------------------------------------------------------------ lobby and call
+// ------------------------------------------------------------------ waiting and call
 
 function onJoin() {
   if (state.meterStop) state.meterStop();
@@ -131,16 +200,29 @@ function onJoin() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const ws = new WebSocket(`${scheme}://${location.host}/api/v1/ws`);
   state.ws = ws;
-  ws.onopen = () => send("lobby_join");
+  ws.onopen = () => {
+    if (state.mode === "walk_in") {
+      const fields = {};
+      if (!$("topic-select").hidden && $("topic-select").value) fields.topic_id = $("topic-select").value;
+      if (!$("region-choice").hidden && $("region-select").value) fields.region = $("region-select").value;
+      send("call_request", fields);
+    } else {
+      send("lobby_join");
+    }
+  };
   ws.onmessage = (event) => {
     let message;
     try { message = JSON.parse(event.data); } catch { return; }
-    handle(message).catch((error) => console.error("handling", message.type, error));
+    // One at a time, in order: an offer must be applied before its candidates.
+    state.inbox = state.inbox
+      .then(() => handle(message))
+      .catch((error) => console.error("handling", message.type, error));
   };
   ws.onclose = () => {
+    if (state.ws !== ws) return;
     if (state.session) endCall();
     else if (!$("ended-view").hidden) return;
-    else notice("The connection to the server was lost. Open the link again to rejoin.");
+    else notice(t("citizen.server_lost"));
   };
 }
 
@@ -150,54 +232,106 @@ function send(type, fields = {}) {
   }
 }
 
+function inSession(message) {
+  return state.session && message.session_id === state.session.id;
+}
+
 async function handle(message) {
+  const mesh = state.session?.mesh;
   switch (message.type) {
+    case "welcome": state.me = message.participant_id; break;
+    case "call_waiting": state.waitingFor = message.session_id; break;
+    case "queue_position":
+      state.position = message;
+      renderPosition();
+      break;
     case "call_started": await startCall(message); break;
-    case "answer":
-      if (state.session && message.session_id === state.session.id) {
-        await state.session.pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
-      }
-      break;
-    case "ice_candidate":
-      if (state.session && message.session_id === state.session.id && message.candidate) {
-        await state.session.pc.addIceCandidate({
-          candidate: message.candidate, sdpMid: message.sdp_mid ?? null,
-          sdpMLineIndex: message.sdp_mline_index ?? 0,
-        });
-      }
-      break;
+    case "offer": if (inSession(message)) await mesh.onOffer(message); break;
+    case "answer": if (inSession(message)) await mesh.onAnswer(message); break;
+    case "ice_candidate": if (inSession(message)) await mesh.onCandidate(message); break;
+    case "participant_joined": if (inSession(message)) await mesh.offerTo(message.peer); break;
+    case "participant_left": if (inSession(message)) mesh.remove(message.participant_id); break;
     case "chat": showChat(message); break;
     case "hangup": endCall(); break;
-    case "error": notice(`The server refused a request: ${message.message}`); break;
+    case "error": notice(t("server_refused", { message: message.message })); break;
     default: break;
   }
 }
 
-async function startCall(message) {
-  const pc = new RTCPeerConnection({
-    iceServers: message.ice_servers.map((s) => ({ urls: s.urls, username: s.username, credential: s.credential })),
-    iceTransportPolicy: message.ice_transport_policy,
-    bundlePolicy: "max-bundle",
+function renderPosition() {
+  const el = $("queue-position");
+  const place = state.position;
+  el.hidden = !place;
+  if (!place) return;
+  el.dataset.position = String(place.position);
+  el.textContent = t("citizen.position", {
+    position: place.position,
+    minutes: Math.max(1, Math.round(place.estimated_wait_seconds / 60)),
   });
-  state.session = { id: message.session_id, pc, peer: message.peer };
+}
+
+function cancelWait() {
+  if (state.waitingFor) send("call_cancel", { session_id: state.waitingFor });
+  endCall();
+}
+
+async function startCall(message) {
+  state.position = null;
+  state.waitingFor = null;
+  const mesh = new Mesh({
+    sessionId: message.session_id,
+    config: message,
+    localStream: state.stream,
+    send,
+    onTrack: showRemote,
+    onState: updateCallState,
+    onGone: (peer) => {
+      document.querySelector(`#tiles li[data-participant-id="${CSS.escape(peer.participant_id)}"]`)?.remove();
+    },
+  });
+  mesh.know(message.peers || [message.peer]);
+  state.session = { id: message.session_id, mesh, peer: message.peer };
   show("call-view");
+  updateCallState();
   $("local-video").srcObject = state.stream;
-  pc.ontrack = (event) => {
-    const stream = event.streams[0] || new MediaStream([event.track]);
-    if ($("remote-video").srcObject !== stream) $("remote-video").srcObject = stream;
-  };
-  pc.onicecandidate = (event) => {
-    const c = event.candidate;
-    send("ice_candidate", {
-      session_id: message.session_id, candidate: c ? c.candidate : null,
-      sdp_mid: c ? c.sdpMid : null, sdp_mline_index: c ? c.sdpMLineIndex : null,
-    });
-  };
-  pc.onconnectionstatechange = () => { $("call-state").textContent = pc.connectionState; };
-  for (const track of state.stream.getTracks()) pc.addTrack(track, state.stream);
-  // The joining side always offers (the booth does too); the advisor answers.
-  await pc.setLocalDescription(await pc.createOffer());
-  send("offer", { session_id: message.session_id, sdp: pc.localDescription.sdp });
+  // A caller offers to the advisor; someone invited into a running call waits for offers.
+  if (message.offerer) await mesh.offerTo(message.peer);
+}
+
+// The advisor fills the stage; anyone else in the call gets a tile beside it.
+function showRemote(peer, stream) {
+  let video;
+  if (peer.participant_id === state.session?.peer.participant_id) {
+    video = $("remote-video");
+  } else {
+    let tile = document.querySelector(`#tiles li[data-participant-id="${CSS.escape(peer.participant_id)}"]`);
+    if (!tile) {
+      tile = document.createElement("li");
+      tile.dataset.participantId = peer.participant_id;
+      const element = document.createElement("video");
+      element.autoplay = true;
+      element.playsInline = true;
+      element.setAttribute("aria-label", t("call.video_of", { name: peer.name }));
+      const caption = document.createElement("span");
+      caption.textContent = peer.name;
+      tile.append(element, caption);
+      $("tiles").append(tile);
+    }
+    video = tile.querySelector("video");
+  }
+  if (video.srcObject !== stream) video.srcObject = stream;
+  updateCallState();
+}
+
+function updateCallState() {
+  const session = state.session;
+  if (!session) return;
+  const leg = session.mesh.legs.get(session.peer.participant_id);
+  let current = leg ? leg.pc.connectionState : "connecting";
+  if (session.mesh.reconnecting) current = "reconnecting";
+  $("call-state").dataset.state = current;
+  $("call-state").textContent = t(`call.state.${current}`);
+  $("reconnecting").hidden = current !== "reconnecting";
 }
 
 function hangUp() {
@@ -208,22 +342,27 @@ function hangUp() {
 function endCall() {
   const session = state.session;
   state.session = null;
-  if (session) session.pc.close();
+  state.position = null;
+  state.waitingFor = null;
+  if (session) session.mesh.close();
+  if (state.meterStop) state.meterStop();
   if (state.stream) for (const track of state.stream.getTracks()) track.stop();
   state.stream = null;
   $("remote-video").srcObject = null;
   $("local-video").srcObject = null;
+  $("tiles").replaceChildren();
   $("chat-log").replaceChildren();
   if (state.ws) { const ws = state.ws; state.ws = null; ws.close(); }
   show("ended-view");
 }
 
-function toggle(buttonId, kind, onText, offText) {
+function toggle(buttonId, kind, onKey, offKey) {
   const button = $(buttonId);
   const pressed = button.getAttribute("aria-pressed") !== "true";
   for (const track of state.stream?.getTracks() || []) if (track.kind === kind) track.enabled = !pressed;
   button.setAttribute("aria-pressed", String(pressed));
-  button.textContent = pressed ? onText : offText;
+  button.dataset.i18n = pressed ? onKey : offKey;
+  button.textContent = t(button.dataset.i18n);
 }
 
 function sendChat(event) {
@@ -235,15 +374,16 @@ function sendChat(event) {
 }
 
 function showChat(message) {
-  if (!state.session || message.session_id !== state.session.id) return;
+  if (!inSession(message)) return;
   const item = document.createElement("li");
   const who = document.createElement("span");
   who.className = "who";
-  who.textContent = message.sender === state.session.peer.participant_id ? message.sender_name : "You";
+  who.textContent = message.sender === state.me ? t("chat.you") : message.sender_name;
   const text = document.createElement("span");
-  text.textContent = message.text;
+  text.textContent = message.text; // never innerHTML: the text is someone else's
   item.append(who, text);
   $("chat-log").append(item);
+  item.scrollIntoView({ block: "nearest" });
 }
 
 boot();
