@@ -15,6 +15,7 @@ from aiohttp import web
 
 from server.app import create_app
 from server.config import ConfigError, ServerConfig, load_config
+from server.keyfile import KeyFileError, load_or_create_key
 from server.relay import RelaySettings, coturn_config
 from server.storage import (
     Database,
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_with_db(config, add_user))
         if args.command == "booth":
             return asyncio.run(_with_db(config, lambda db: _booth(db, args)))
-    except StorageError as exc:
+    except (StorageError, KeyFileError) as exc:
         print(f"videobooth-server: {exc}", file=sys.stderr)
         return 1
     return 2
@@ -182,6 +183,9 @@ async def _booth(db: Database, args: argparse.Namespace) -> int:
 
 
 def _serve(config: ServerConfig) -> int:
+    # A missing or damaged key is said in one line before anything listens.
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    load_or_create_key(config.effective_secret_key_file)
     log.info(
         "relay: %s; booth ICE policy: %s",
         ", ".join(config.turn.urls) if config.turn else "none (direct ICE only)",

@@ -17,6 +17,7 @@ from server.api import EVERYONE, USERS, Access, Api, ApiCall
 from server.config import ServerConfig
 from server.guests import GuestPasses
 from server.http import error_middleware, security_headers_middleware
+from server.keyfile import load_or_create_key
 from server.keys import (
     API,
     CODE_LIMITER,
@@ -45,6 +46,7 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     config.data_dir.mkdir(parents=True, exist_ok=True)
     app[DATABASE] = await Database.open(config.effective_database_url)
+    app[DATABASE].code_key = load_or_create_key(config.effective_secret_key_file)
     yield
     await app[DATABASE].close()
 

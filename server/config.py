@@ -63,12 +63,18 @@ class ServerConfig:
     audit_retention_days: int = 90
     #: Citizens may ask for an advisor now from their own browser (the page at /now/).
     walk_in_web: bool = True
+    #: The server's secret key (made on first start; default: server.key in data_dir).
+    secret_key_file: Path | None = None
 
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'videobooth.db').resolve()}"
+
+    @property
+    def effective_secret_key_file(self) -> Path:
+        return self.secret_key_file or self.data_dir / "server.key"
 
     @property
     def effective_booth_ice_policy(self) -> IceTransportPolicy:
@@ -96,6 +102,7 @@ _TOP_KEYS = {
     "timezone",
     "audit_retention_days",
     "walk_in_web",
+    "secret_key_file",
 }
 
 
@@ -158,6 +165,8 @@ def config_from_mapping(data: dict[str, Any]) -> ServerConfig:
         if not 1 <= days <= 3650:
             raise ConfigError("audit_retention_days: must be between 1 and 3650")
         kwargs["audit_retention_days"] = days
+    if "secret_key_file" in data:
+        kwargs["secret_key_file"] = Path(_typed(data, "secret_key_file", str))
     if "walk_in_web" in data:
         kwargs["walk_in_web"] = _typed(data, "walk_in_web", bool)
     if "turn" in data:

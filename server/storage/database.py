@@ -193,6 +193,9 @@ class Database:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._clock = clock
         self._closed = False
+        #: The server's secret for keyed hashes of join codes (see ``domain``); kept outside
+        #: the database, so a copy of the database alone cannot be used to find codes.
+        self.code_key: bytes | None = None
 
     @classmethod
     async def open(

@@ -369,26 +369,39 @@ def _new_join_code() -> str:
     return f"{secrets.randbelow(10**JOIN_CODE_LENGTH):0{JOIN_CODE_LENGTH}d}"
 
 
-def _code_hash(code: str, salt: str) -> str:
+#: Salts of codes hashed with the server's key start with this (older rows: plain SHA-256).
+_KEYED = "k1:"
+
+
+def _code_hash(code: str, salt: str, key: bytes | None) -> str:
+    """A join code's hash. With the server's key it is an HMAC: 10**8 codes are few enough to
+    try them all against a stolen database, so the database alone must not be enough."""
+    if salt.startswith(_KEYED):
+        if key is None:
+            raise InvalidValueError(
+                "This join code was made with the server's key; open the "
+                "database through the server to check it."
+            )
+        return hmac.new(key, f"{salt}:{code}".encode(), "sha256").hexdigest()
     return sha256_hex(f"{salt}:{code}")
 
 
-def _code_matches(appointment: Appointment, code: str) -> bool:
-    expected = _code_hash(code, appointment.join_code_salt)
+def _code_matches(appointment: Appointment, code: str, key: bytes | None) -> bool:
+    expected = _code_hash(code, appointment.join_code_salt, key)
     return hmac.compare_digest(expected, appointment.join_code_hash)
 
 
-def _set_code(appointment: Appointment, code: str) -> None:
-    salt = secrets.token_hex(16)
+def _set_code(appointment: Appointment, code: str, key: bytes | None) -> None:
+    salt = (_KEYED + secrets.token_hex(14)) if key is not None else secrets.token_hex(16)
     appointment.join_code_salt = salt
-    appointment.join_code_hash = _code_hash(code, salt)
+    appointment.join_code_hash = _code_hash(code, salt, key)
 
 
-def _free_code(others: Sequence[Appointment], appointment_id: str) -> str:
+def _free_code(others: Sequence[Appointment], appointment_id: str, key: bytes | None) -> str:
     """A fresh code that none of *others* (scheduled, overlapping windows) uses."""
     for _ in range(_CODE_ATTEMPTS):
         code = _new_join_code()
-        if not any(_code_matches(other, code) for other in others):
+        if not any(_code_matches(other, code, key) for other in others):
             return code
         # The code itself is never logged.
         logger.info("Join code collision for appointment %s; drawing another", appointment_id)
@@ -531,7 +544,7 @@ async def create_appointment(
         created_at=now,
         updated_at=now,
     )
-    _set_code(appointment, code)
+    _set_code(appointment, code, db.code_key)
     async with db.session() as session:
         await _lock_join_codes(session, db)
         session.add(appointment)
@@ -544,10 +557,10 @@ async def create_appointment(
                 "The advisor, topic or branch of the appointment no longer exists."
             ) from exc
         others = await _scheduled_meeting(session, join_window(appointment), exclude=appointment.id)
-        if any(_code_matches(other, code) for other in others):
+        if any(_code_matches(other, code, db.code_key) for other in others):
             logger.info("Join code collision for appointment %s; drawing another", appointment.id)
-            code = _free_code(others, appointment.id)
-            _set_code(appointment, code)
+            code = _free_code(others, appointment.id, db.code_key)
+            _set_code(appointment, code, db.code_key)
         await session.commit()
     logger.info(
         "Appointment %s created for advisor %s at %s (%d min, %s)",
@@ -610,7 +623,7 @@ async def appointment_by_code(db: Database, code: str) -> Appointment | None:
     found: Appointment | None = None
     for candidate in candidates:
         # No early exit: the time taken does not depend on where the match is.
-        if _code_matches(candidate, code) and _joinable(candidate, now):
+        if _code_matches(candidate, code, db.code_key) and _joinable(candidate, now):
             found = candidate
     if found is None:
         logger.info("Join by code refused: no open appointment has this code")
@@ -675,8 +688,8 @@ async def move_appointment(
         appointment.duration_minutes = duration
         others = await _scheduled_meeting(session, join_window(appointment), exclude=appointment_id)
         if any(not _overlaps(old_window, other) for other in others):
-            new_code = _free_code(others, appointment_id)
-            _set_code(appointment, new_code)
+            new_code = _free_code(others, appointment_id, db.code_key)
+            _set_code(appointment, new_code, db.code_key)
         await session.commit()
     logger.info(
         "Appointment %s moved to %s (%d min)%s",
