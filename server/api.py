@@ -37,6 +37,7 @@ class Access(StrEnum):
 
 
 USERS = frozenset({Access.ADVISOR, Access.ADMIN})
+ADMINS = frozenset({Access.ADMIN})
 EVERYONE = frozenset(Access)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from protocol import IceServer
-from server import appointments, auth, calls, join, topics
+from server import admin, appointments, auth, branding, calls, join, topics
 from server.api import EVERYONE, USERS, Access, Api, ApiCall
 from server.config import ServerConfig
 from server.guests import GuestPasses
@@ -30,7 +30,13 @@ from server.keys import (
     WALK_IN_LIMITER,
 )
 from server.ratelimit import RateLimiter
-from server.storage import Database, mark_appointment_done, purge_audit, purge_expired_sessions
+from server.storage import (
+    Database,
+    audit_retention_days,
+    mark_appointment_done,
+    purge_audit,
+    purge_expired_sessions,
+)
 from server.switchboard import CallSession, Connection, Switchboard
 from server.turn import ice_servers_for
 from server.websocket import CODE_GUESSES, CODE_GUESSES_PER_DAY, CODE_WINDOW, websocket_handler
@@ -56,9 +62,13 @@ HOUSEKEEPING_SECONDS = 3600.0
 
 
 async def housekeeping(app: web.Application) -> None:
-    """One round: purge audit events past retention and expired login sessions."""
+    """One round: purge audit events past retention and expired login sessions.
+
+    The retention an administrator set wins over the configuration's.
+    """
     db, config = app[DATABASE], app[CONFIG]
-    purged = await purge_audit(db, older_than=timedelta(days=config.audit_retention_days))
+    days = await audit_retention_days(db) or config.audit_retention_days
+    purged = await purge_audit(db, older_than=timedelta(days=days))
     sessions = await purge_expired_sessions(db)
     if purged or sessions:
         log.info("housekeeping: %d audit events, %d expired logins purged", purged, sessions)
@@ -93,6 +103,10 @@ async def _advisor_page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "advisor" / "index.html")
 
 
+async def _admin_page(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC_DIR / "admin" / "index.html")
+
+
 async def _join_page(request: web.Request) -> web.StreamResponse:
     # The token stays in the address; the page's script sends it to /api/v1/join.
     return web.FileResponse(STATIC_DIR / "citizen" / "join.html")
@@ -111,6 +125,8 @@ def _build_api() -> Api:
     join.register(api)
     calls.register(api)
     topics.register(api)
+    admin.register(api)
+    branding.register(api)
     api.endpoint(
         "GET",
         "/ws",
@@ -184,6 +200,7 @@ def create_app(config: ServerConfig) -> web.Application:
 
     app.router.add_get("/", _index)
     app.router.add_get("/advisor/", _advisor_page)
+    app.router.add_get("/admin/", _admin_page)
     app.router.add_get("/join/{token}", _join_page)
     app.router.add_get("/now/", _join_page)  # the same page, asking for an advisor now
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api import USERS, Access, Api, ApiCall
+from server.api import ADMINS, USERS, Access, Api, ApiCall
 from server.http import ProblemError
 from server.keys import DATABASE
 from server.storage import (
@@ -16,16 +17,23 @@ from server.storage import (
     get_user,
     list_topics,
     record_audit,
+    rename_topic,
+    set_topic_active,
     set_user_topics,
 )
-
-ADMINS = frozenset({Access.ADMIN})
 
 
 class NewTopic(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class TopicChange(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    active: bool | None = None
 
 
 class AdvisorTopics(BaseModel):
@@ -61,6 +69,35 @@ def register(api: Api) -> None:
             subject=topic.id,
         )
         return web.json_response({"id": topic.id, "name": topic.name, "active": True}, status=201)
+
+    @api.endpoint(
+        "PATCH",
+        "/topics/{id}",
+        allow=ADMINS,
+        summary="Rename a topic, or stop or start offering it",
+        body=TopicChange,
+    )
+    async def change(call: ApiCall) -> web.StreamResponse:
+        body = call.body_as(TopicChange)
+        if body.name is None and body.active is None:
+            raise ProblemError(400, "Bad Request", "nothing to change: give a name or active")
+        db = call.request.app[DATABASE]
+        topic_id = call.request.match_info["id"]
+        # Renaming first: a refused name leaves the topic as it was.
+        if body.name is not None:
+            topic = await rename_topic(db, topic_id, body.name)
+        if body.active is not None:
+            topic = await set_topic_active(db, topic_id, body.active)
+        changed = sorted(body.model_dump(exclude_none=True))
+        await record_audit(
+            db,
+            actor_kind=ActorKind.USER,
+            actor_id=call.caller.id,
+            action="topic.update",
+            subject=topic.id,
+            detail=json.dumps({"active": topic.active, "fields": changed}, separators=(",", ":")),
+        )
+        return web.json_response({"id": topic.id, "name": topic.name, "active": topic.active})
 
     @api.endpoint(
         "PUT",

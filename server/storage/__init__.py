@@ -1,5 +1,7 @@
 """Persistence for the server (SQLAlchemy 2 + Alembic): users, login sessions and booths
-(:mod:`.stores`); branches, topics, appointments and the audit log (:mod:`.domain`).
+(:mod:`.stores`); branches, topics, appointments and the audit log (:mod:`.domain`); settings
+and uploaded assets (:mod:`.settings`); administrative changes with rules across records
+(:mod:`.administration`).
 
 Open the database with ``await Database.open(url)``; it migrates the schema to the newest
 revision. The functions below each run one transaction on it.
@@ -7,6 +9,18 @@ revision. The functions below each run one transaction on it.
 
 from __future__ import annotations
 
+from .administration import (
+    BranchUsage,
+    ConflictError,
+    branch_usage,
+    delete_branch,
+    disable_user,
+    enable_user,
+    search_audit,
+    update_branch,
+    update_user,
+    user_topic_ids,
+)
 from .database import Database, migrate, open_database
 from .domain import (
     JOIN_CLOSES_AFTER_END,
@@ -53,12 +67,14 @@ from .models import (
     ActorKind,
     Appointment,
     AppointmentStatus,
+    Asset,
     AuditEvent,
     AuthSession,
     Booth,
     Branch,
     Channel,
     Role,
+    Setting,
     Topic,
     User,
 )
@@ -68,6 +84,21 @@ from .passwords import (
     needs_rehash,
     validate_new_password,
     verify_password,
+)
+from .settings import (
+    AUDIT_RETENTION_KEY,
+    MAX_ASSET_BYTES,
+    MAX_AUDIT_RETENTION_DAYS,
+    MIN_AUDIT_RETENTION_DAYS,
+    asset_digest,
+    audit_retention_days,
+    delete_asset,
+    delete_setting,
+    get_asset,
+    get_setting,
+    put_asset,
+    put_setting,
+    set_audit_retention_days,
 )
 from .stores import (
     authenticate_booth,
@@ -91,35 +122,46 @@ from .stores import (
 )
 
 __all__ = [
+    "AUDIT_RETENTION_KEY",
     "JOIN_CLOSES_AFTER_END",
     "JOIN_CODE_LENGTH",
     "JOIN_OPENS_BEFORE_START",
+    "MAX_ASSET_BYTES",
+    "MAX_AUDIT_RETENTION_DAYS",
     "MAX_DURATION_MINUTES",
+    "MIN_AUDIT_RETENTION_DAYS",
     "MIN_DURATION_MINUTES",
     "MIN_PASSWORD_LENGTH",
     "ActorKind",
     "Appointment",
     "AppointmentStatus",
+    "Asset",
     "AuditEvent",
     "AuthSession",
     "Booth",
     "Branch",
+    "BranchUsage",
     "Channel",
+    "ConflictError",
     "Database",
     "DatabaseError",
     "DuplicateError",
     "InvalidValueError",
     "NotFoundError",
     "Role",
+    "Setting",
     "StorageError",
     "Topic",
     "User",
     "WeakPasswordError",
     "appointment_by_code",
     "appointment_by_token",
+    "asset_digest",
+    "audit_retention_days",
     "authenticate_booth",
     "authenticate_user",
     "booth_region",
+    "branch_usage",
     "cancel_appointment",
     "create_appointment",
     "create_auth_session",
@@ -127,11 +169,18 @@ __all__ = [
     "create_branch",
     "create_topic",
     "create_user",
+    "delete_asset",
     "delete_auth_session",
+    "delete_branch",
+    "delete_setting",
+    "disable_user",
+    "enable_user",
     "get_appointment",
+    "get_asset",
     "get_booth",
     "get_booth_by_name",
     "get_branch",
+    "get_setting",
     "get_topic",
     "get_user",
     "get_user_by_username",
@@ -152,17 +201,24 @@ __all__ = [
     "open_database",
     "purge_audit",
     "purge_expired_sessions",
+    "put_asset",
+    "put_setting",
     "record_audit",
     "rename_branch",
     "rename_topic",
     "revoke_booth",
+    "search_audit",
+    "set_audit_retention_days",
     "set_booth_branch",
     "set_password",
     "set_topic_active",
     "set_user_disabled",
     "set_user_topics",
     "topics_for_user",
+    "update_branch",
+    "update_user",
     "user_for_token",
+    "user_topic_ids",
     "validate_new_password",
     "verify_password",
 ]

@@ -1,7 +1,7 @@
 """The tables of the server's database, as SQLAlchemy typed ORM classes.
 
 Users, login sessions and booths (revision 0001); branches, topics, appointments and the audit
-log (revision 0002).
+log (revision 0002); settings and uploaded assets (revision 0003).
 
 Types are portable between SQLite and PostgreSQL: ids are uuid4 hex strings, times are stored
 in UTC and always come back timezone-aware, roles are a short string with a CHECK constraint.
@@ -24,9 +24,11 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
+    Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -35,6 +37,7 @@ __all__ = [
     "ActorKind",
     "Appointment",
     "AppointmentStatus",
+    "Asset",
     "AuditEvent",
     "AuthSession",
     "Base",
@@ -42,6 +45,7 @@ __all__ = [
     "Branch",
     "Channel",
     "Role",
+    "Setting",
     "Topic",
     "UTCDateTime",
     "User",
@@ -337,4 +341,42 @@ class AuditEvent(Base):
         return (
             f"AuditEvent(at={self.at!r}, actor_kind={self.actor_kind.value!r}, "
             f"actor_id={self.actor_id!r}, action={self.action!r}, subject={self.subject!r})"
+        )
+
+
+class Setting(Base):
+    """One setting an administrator changed (revision 0003): a key and a JSON value.
+
+    Settings nobody changed have no row; readers fall back to the configuration or a default.
+    """
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text())  # JSON text
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+
+    def __repr__(self) -> str:
+        return f"Setting(key={self.key!r}, updated_at={self.updated_at!r})"
+
+
+class Asset(Base):
+    """A file an administrator uploaded, such as the organisation's logo (revision 0003).
+
+    *sha256* is the hex digest of *data*; it versions the file's URL and is its ETag.
+    """
+
+    __tablename__ = "assets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(100))
+    data: Mapped[bytes] = mapped_column(LargeBinary())
+    sha256: Mapped[str] = mapped_column(String(SHA256_HEX_LENGTH))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+
+    def __repr__(self) -> str:
+        # No data: reprs end up in logs.
+        return (
+            f"Asset(name={self.name!r}, content_type={self.content_type!r}, "
+            f"size={len(self.data)}, sha256={self.sha256[:12]!r})"
         )

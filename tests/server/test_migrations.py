@@ -27,7 +27,10 @@ TABLES = {
     "user_topics",
     "appointments",
     "audit_events",
+    "settings",
+    "assets",
 }
+TABLES_0002 = TABLES - {"settings", "assets"}
 TABLES_0001 = {"users", "auth_sessions", "booths"}
 
 
@@ -82,9 +85,12 @@ def _downgrade_to_base(connection: Connection) -> None:
     command.downgrade(alembic_config(connection), "base")
 
 
-def test_one_head_named_0002() -> None:
+HEAD = "0003"
+
+
+def test_one_head_named_0003() -> None:
     scripts = ScriptDirectory.from_config(alembic_config())
-    assert scripts.get_heads() == ["0002"]
+    assert scripts.get_heads() == [HEAD]
 
 
 async def test_migrated_schema_matches_the_models(url: str, engine: AsyncEngine) -> None:
@@ -92,7 +98,7 @@ async def test_migrated_schema_matches_the_models(url: str, engine: AsyncEngine)
     async with engine.connect() as conn:
         assert await conn.run_sync(_differences) == []
         assert await conn.run_sync(_tables) == TABLES
-        assert await conn.run_sync(_revision) == "0002"
+        assert await conn.run_sync(_revision) == HEAD
 
 
 async def test_constraint_names_match_the_models(url: str, engine: AsyncEngine) -> None:
@@ -139,7 +145,7 @@ async def test_downgrade_to_base_and_up_again(url: str, engine: AsyncEngine) -> 
     await migrate(url)
     async with engine.connect() as conn:
         assert await conn.run_sync(_differences) == []
-        assert await conn.run_sync(_revision) == "0002"
+        assert await conn.run_sync(_revision) == HEAD
 
 
 async def test_migrating_again_changes_nothing(url: str, engine: AsyncEngine) -> None:
@@ -208,7 +214,7 @@ async def test_downgrade_to_0001_and_up_again(url: str, engine: AsyncEngine) -> 
     await migrate(url)
     async with engine.connect() as conn:
         assert await conn.run_sync(_differences) == []
-        assert await conn.run_sync(_revision) == "0002"
+        assert await conn.run_sync(_revision) == HEAD
         assert await conn.run_sync(_tables) == TABLES
 
 
@@ -230,3 +236,33 @@ async def test_deleting_a_branch_unlinks_its_booths(url: str, engine: AsyncEngin
         await session.execute(text("DELETE FROM branches"))
         await session.commit()
         assert (await session.execute(text("SELECT branch_id FROM booths"))).scalar() is None
+
+
+async def test_downgrade_to_0002_drops_settings_and_assets(url: str, engine: AsyncEngine) -> None:
+    await migrate(url)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO settings (key, value, updated_at) "
+                "VALUES ('audit_retention_days', '30', '2026-01-01 00:00:00')"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO topics (id, name, active, created_at) "
+                "VALUES ('t', 'Passports', true, '2026-01-01 00:00:00')"
+            )
+        )
+    async with engine.begin() as conn:
+        await conn.run_sync(_downgrade_to("0002"))
+    async with engine.connect() as conn:
+        assert await conn.run_sync(_tables) == TABLES_0002
+        assert await conn.run_sync(_revision) == "0002"
+        assert (await conn.execute(text("SELECT name FROM topics"))).scalars().all() == [
+            "Passports"
+        ]
+
+    await migrate(url)
+    async with engine.connect() as conn:
+        assert await conn.run_sync(_differences) == []
+        assert await conn.run_sync(_revision) == HEAD

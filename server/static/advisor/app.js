@@ -209,7 +209,20 @@ function queueName(call) {
   return call.region ? `${topic} · ${call.region}` : topic;
 }
 
+// The lists are rebuilt on every update: a keyboard user's focus stays on the same button.
+function focusedButton() {
+  const el = document.activeElement;
+  return el?.closest("#queues, #queue, #appointments") ? el.getAttribute("aria-label") : null;
+}
+
+function refocus(label) {
+  if (!label) return;
+  const buttons = document.querySelectorAll("#queues button, #queue button, #appointments button");
+  [...buttons].find((b) => b.getAttribute("aria-label") === label)?.focus();
+}
+
 function renderQueue(waiting, { quiet = false } = {}) {
+  const focused = focusedButton();
   const known = state.waitingIds || new Set();
   state.waiting = waiting;
   state.waitingIds = new Set(waiting.map((w) => w.session_id));
@@ -273,6 +286,7 @@ function renderQueue(waiting, { quiet = false } = {}) {
   }
   const title = t("advisor.title");
   document.title = waiting.length ? `(${waiting.length}) ${title}` : title;
+  refocus(focused);
 }
 
 async function accept_(sessionId, button) {
@@ -313,6 +327,7 @@ function appointmentState(appointment) {
 const STATE_KEYS = { waiting: "state.waiting", in_call: "state.in_call", done: "state.done", cancelled: "state.cancelled", "not arrived": "state.not_arrived" };
 
 function renderAppointments() {
+  const focused = focusedButton();
   const list = $("appointments");
   const items = state.appointments || [];
   list.replaceChildren();
@@ -344,6 +359,7 @@ function renderAppointments() {
     }
     list.append(item);
   }
+  refocus(focused);
 }
 
 async function createAppointment(event) {

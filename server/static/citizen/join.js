@@ -189,7 +189,7 @@ function startMeter(stream) {
     setTimeout(tick, 100);
   };
   tick();
-  state.meterStop = () => { running = false; context.close(); };
+  state.meterStop = () => { if (!running) return; running = false; context.close(); };
 }
 
 // ------------------------------------------------------------------ waiting and call

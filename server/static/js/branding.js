@@ -1,0 +1,89 @@
+// Applies the organisation's branding (GET /api/v1/branding) to the page that loads this module.
+//
+//   <script type="module" src="/static/js/branding.js"></script>
+//
+// - elements with data-brand="name" get the organisation's name as their text;
+// - <img data-brand="logo"> gets the logo and loses its `hidden` attribute (it stays hidden
+//   when there is no logo); an empty alt is kept (decorative, next to the name), a missing one
+//   becomes "<name> logo";
+// - elements with data-brand-text="welcome" (or privacy_notice, booth_idle, ended) get that
+//   text in the language of their closest lang attribute, if the organisation set one; the
+//   built-in text stays otherwise;
+// - the colours become --brand-primary and --brand-accent on :root. Use them with a fallback,
+//   `background: var(--brand-primary, #0b5cad)`. Both carry white text at WCAG AA (the server
+//   refuses others).
+//
+// Scripts that need the data import it: `import { ready } from "/static/js/branding.js";`
+// `await ready` gives the branding, or null when it could not be loaded (the page keeps its
+// built-in look). Nothing is loaded from outside this server; no inline styles (CSP).
+
+const ENDPOINT = "/api/v1/branding";
+const COLOUR = /^#[0-9a-fA-F]{6}$/;
+const LOGO_PATH = "/api/v1/branding/logo";
+
+/** Fetch the branding; null when the server cannot be reached or answers with an error. */
+export async function loadBranding() {
+  try {
+    const response = await fetch(ENDPOINT, { credentials: "same-origin" });
+    if (!response.ok) return null;
+    return await response.json();
+  } catch {
+    return null;
+  }
+}
+
+/** The organisation's text for `key` in `language`, or null. */
+export function brandText(branding, language, key) {
+  const texts = branding && branding.texts && branding.texts[language];
+  return (texts && typeof texts[key] === "string" && texts[key]) || null;
+}
+
+function languageOf(element) {
+  const scope = element.closest("[lang]");
+  return (scope ? scope.getAttribute("lang") : "").split("-")[0].toLowerCase();
+}
+
+/** Apply `branding` (as returned by the server) to `root` and the document's :root. */
+export function applyBranding(branding, root = document) {
+  if (!branding) return;
+  const name = typeof branding.organisation_name === "string" ? branding.organisation_name : "";
+  if (name) {
+    for (const element of root.querySelectorAll('[data-brand="name"]')) element.textContent = name;
+  }
+  const style = document.documentElement.style;
+  for (const [property, value] of [
+    ["--brand-primary", branding.primary_color],
+    ["--brand-accent", branding.accent_color],
+  ]) {
+    // Set through the CSSOM, which the Content-Security-Policy allows (style attributes not).
+    if (typeof value === "string" && COLOUR.test(value)) style.setProperty(property, value);
+  }
+  const logo = typeof branding.logo_url === "string" && branding.logo_url.startsWith(LOGO_PATH)
+    ? branding.logo_url : null;
+  for (const image of root.querySelectorAll('img[data-brand="logo"]')) {
+    if (!logo) {
+      image.hidden = true;
+      image.removeAttribute("src");
+      continue;
+    }
+    if (!image.hasAttribute("alt")) image.alt = name ? `${name} logo` : "Logo";
+    image.src = logo;
+    image.hidden = false;
+  }
+  for (const element of root.querySelectorAll("[data-brand-text]")) {
+    const text = brandText(branding, languageOf(element), element.dataset.brandText);
+    if (text) element.textContent = text;
+  }
+}
+
+async function start() {
+  const branding = await loadBranding();
+  if (document.readyState === "loading") {
+    await new Promise((resolve) => document.addEventListener("DOMContentLoaded", resolve, { once: true }));
+  }
+  applyBranding(branding);
+  return branding;
+}
+
+/** Resolves to the branding once it is applied (null if it could not be loaded). */
+export const ready = start();
