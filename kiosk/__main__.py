@@ -10,20 +10,20 @@ import signal
 import sys
 from pathlib import Path
 
-from kiosk.app import Booth, BoothState
+from kiosk.app import Booth
 from kiosk.config import BoothConfigError, DisplayMode, load_config
+from kiosk.flow import State
 from kiosk.ui import Display, Screen, open_display
 
 log = logging.getLogger("kiosk")
 
 HEADLINES = {
-    BoothState.STARTING: "Starting...",
-    BoothState.OFFLINE: "No connection to the server - retrying",
-    BoothState.IDLE: "Ready - press space or click to call an advisor",
-    BoothState.WAITING: "Waiting for an advisor...",
-    BoothState.CONNECTING: "Connecting...",
-    BoothState.IN_CALL: "In call - press Esc to hang up",
-    BoothState.OUT_OF_SERVICE: "Out of service",
+    State.OFFLINE: "No connection to the server - retrying",
+    State.IDLE: "Ready - press space or click to call an advisor",
+    State.WAITING: "Waiting for an advisor...",
+    State.IN_CALL: "In call - press Esc to hang up",
+    State.ENDED: "The call has ended. Nothing was stored.",
+    State.OUT_OF_SERVICE: "Out of service",
 }
 
 
@@ -59,7 +59,7 @@ async def _drive_display(booth: Booth, display: Display) -> None:
         display.draw(
             Screen(
                 state=str(booth.state),
-                headline=HEADLINES[booth.state],
+                headline=HEADLINES.get(booth.state, str(booth.state)),
                 remote_video=call.received.newest_video if call else None,
                 self_view=booth.fanout.source.latest_preview if booth.fanout else None,
             )

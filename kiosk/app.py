@@ -1,4 +1,10 @@
-"""The headless booth: link to the server, the call, the booth's state, its status report."""
+"""The booth: link to the server, the citizen's flow, the call's media, its status report.
+
+What the citizen sees and may do is :mod:`kiosk.flow` (pure); this module feeds it events —
+taps and buttons (:meth:`Booth.post`), the server's messages, the link's state, a tick each
+second — and carries out the effects it returns: ask for a call, join an appointment, cancel,
+hang up, wipe. The camera runs exactly while the flow wants it (self-view, QR code, call).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +14,19 @@ import json
 import logging
 import os
 import time
-from enum import StrEnum
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
+from kiosk import flow as booth_flow
 from kiosk.audio import loudspeaker_factory, open_microphone
 from kiosk.call import Call, CallError
 from kiosk.callstats import CallStatsSampler
 from kiosk.config import BoothConfig
+from kiosk.flow import Effect, Flow, State
 from kiosk.link import LinkState, ServerLink
 from kiosk.media import SourceError, VideoFanout
 from kiosk.media.audio import AudioError
@@ -26,6 +34,8 @@ from kiosk.media.choose import CameraChoice, CameraKind, open_video_source
 from kiosk.media.ratecontrol import RateController
 from protocol import (
     Answer,
+    AppointmentJoin,
+    CallCancel,
     CallRequest,
     CallStarted,
     CallWaiting,
@@ -45,16 +55,11 @@ log = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 0.5
 REPEAT_DELAY = 2.0
+TICK_SECONDS = 1.0
+#: Server refusals that send the citizen back a step (a wrong code, too many tries, ...).
+REFUSALS = {"wrong_code", "rate_limited", "unknown_topic", "already_in_call", "not_allowed"}
 
-
-class BoothState(StrEnum):
-    STARTING = "starting"
-    OFFLINE = "offline"
-    IDLE = "idle"
-    WAITING = "waiting"
-    CONNECTING = "connecting"
-    IN_CALL = "in_call"
-    OUT_OF_SERVICE = "out_of_service"
+Input = Message | booth_flow.Event
 
 
 class Booth:
@@ -62,8 +67,12 @@ class Booth:
 
     def __init__(self, config: BoothConfig) -> None:
         self.config = config
-        self._state = BoothState.STARTING
+        self.flow = Flow()
+        #: The topics walk-ins can choose (id, name), fetched from the server when online.
+        self.topics: list[tuple[str, str]] = []
         self.session_id: str | None = None
+        #: Whether the media of a call run (between the server's call_started and the end).
+        self.connected = False
         #: The peer connection with the advisor ...
         self.call: Call | None = None
         #: ... and one with each further participant the advisor admitted (an interpreter).
@@ -77,21 +86,23 @@ class Booth:
         self._stats_task: asyncio.Task[None] | None = None
         self.last_stats: dict[str, Any] | None = None
         self.audio_fault: str | None = None
+        self.camera_fault: str | None = None
         #: While waiting: (place in the queue, estimated wait in seconds).
         self.queue_position: tuple[int, int] | None = None
         self.participant_id: str | None = None
         self.calls_completed = 0
         self.last_call_ended: dict[str, Any] | None = None
         self.call_requested_at: float | None = None  # wall clock, for set-up time measurements
-        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._inbox: asyncio.Queue[Input] = asyncio.Queue()
         self._stopped = asyncio.Event()
         self._requested_once = False
+        self._background: set[asyncio.Task[None]] = set()
         self.link = ServerLink(
             url=config.websocket_url,
             credential=config.credential,
             on_message=self._inbox.put_nowait,
             on_state=self._on_link_state,
-            heartbeat_state=lambda: str(self._state),
+            heartbeat_state=lambda: str(self.flow.state),
             heartbeat_seconds=config.heartbeat_seconds,
             reconnect_max_seconds=config.reconnect_max_seconds,
         )
@@ -99,13 +110,12 @@ class Booth:
     # ------------------------------------------------------------ state
 
     @property
-    def state(self) -> BoothState:
-        return self._state
+    def state(self) -> State:
+        return self.flow.state
 
-    def _set_state(self, state: BoothState) -> None:
-        if state is not self._state:
-            log.info("booth %s -> %s", self._state, state)
-            self._state = state
+    def post(self, event: booth_flow.Event) -> None:
+        """A tap, a button or a sensor: handled in order with the server's messages."""
+        self._inbox.put_nowait(event)
 
     # ------------------------------------------------------------ running
 
@@ -114,13 +124,17 @@ class Booth:
         tasks = [
             asyncio.create_task(self.link.run(), name="link"),
             asyncio.create_task(self._process_inbox(), name="inbox"),
+            asyncio.create_task(self._tick(), name="flow-tick"),
         ]
         if self.config.status_file is not None:
             tasks.append(asyncio.create_task(self._write_status(self.config.status_file)))
         try:
             await self._stopped.wait()
         finally:
-            await self._end_call("booth_shutdown", notify=True)
+            if self.session_id is not None:
+                self.link.send(Hangup(session_id=self.session_id, reason="booth_shutdown"))
+            await self._stop_media("booth_shutdown")
+            await self._close_camera()
             await self.link.close()
             for task in tasks:
                 task.cancel()
@@ -133,56 +147,114 @@ class Booth:
     def stop(self) -> None:
         self._stopped.set()
 
-    def request_call(self) -> bool:
-        """Ask for an advisor (the call button); False when the booth cannot now."""
-        if self._state is not BoothState.IDLE:
-            log.info("call request ignored in state %s", self._state)
+    def request_call(self, topic_id: str | None = None) -> bool:
+        """Ask for an advisor now, as a citizen's three taps would (the call button, ``--call``);
+        False when the booth cannot now."""
+        if self.flow.state is State.ENDED:
+            self.post(booth_flow.Start())  # "Done": back to idle first
+        elif self.flow.state is not State.IDLE:
+            log.info("call request ignored in state %s", self.flow.state)
             return False
-        if not self.link.send(CallRequest()):
-            return False
-        self.call_requested_at = time.time()
-        self._set_state(BoothState.WAITING)
+        for event in (booth_flow.Start(), booth_flow.ChooseWalkIn(topic_id), booth_flow.Consent()):
+            self.post(event)
         return True
 
     async def hang_up(self) -> None:
         """End the call or the wait (the end button)."""
-        await self._end_call("hangup", notify=True)
+        self.post(booth_flow.Cancel())
 
     # ------------------------------------------------------------ events
 
     def _on_link_state(self, state: LinkState) -> None:
         if state is LinkState.ONLINE:
-            if self._state in (BoothState.STARTING, BoothState.OFFLINE, BoothState.OUT_OF_SERVICE):
-                self._set_state(BoothState.IDLE)
-                self._maybe_request_call()
+            self.post(booth_flow.LinkUp())
+            if self.flow.service_reason == "refused":  # the credential is accepted again
+                self.post(booth_flow.BackInService())
+            self._spawn(self._maybe_request_call())
         elif state is LinkState.REFUSED:
-            self._set_state(BoothState.OUT_OF_SERVICE)
-            self._inbox.put_nowait(Hangup(session_id="local", reason="link_refused"))
-        elif state in (LinkState.OFFLINE, LinkState.CONNECTING) and self._state not in (
-            BoothState.OFFLINE,
-            BoothState.STARTING,
-            BoothState.OUT_OF_SERVICE,
-        ):
-            # The server ends a session whose participant disconnects; follow it.
-            self._set_state(BoothState.OFFLINE)
-            self._inbox.put_nowait(Hangup(session_id="local", reason="server_unreachable"))
+            self.post(booth_flow.OutOfService(reason="refused"))
+            self.post(booth_flow.LinkDown())
+        elif state in (LinkState.OFFLINE, LinkState.CONNECTING):
+            # The server ends a session whose participant disconnects; the flow follows it.
+            self.post(booth_flow.LinkDown())
 
-    def _maybe_request_call(self) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _maybe_request_call(self, delay: float = 0.0) -> None:
+        await asyncio.sleep(delay)
         if self.config.call_on_start and (self.config.repeat_calls or not self._requested_once):
-            self._requested_once = True
-            self.request_call()
+            # Wait for the flow to reach idle (the link's events are queued before this).
+            for _ in range(50):
+                if self.flow.state in (State.IDLE, State.ENDED):
+                    break
+                await asyncio.sleep(0.1)
+            if self.request_call():
+                self._requested_once = True
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            self.post(booth_flow.Tick())
 
     async def _process_inbox(self) -> None:
-        # One consumer, so offer, answer and candidates are applied in the order they came.
+        # One consumer, so offer, answer and candidates are applied in the order they came,
+        # and taps and server messages reach the flow one at a time.
         while True:
-            message = await self._inbox.get()
+            item = await self._inbox.get()
             try:
-                await self._handle(message)
+                if isinstance(item, booth_flow.Event):
+                    await self._feed(item)
+                else:
+                    await self._handle(item)
             except CallError as exc:
                 log.error("session %s: %s", self.session_id, exc)
-                await self._end_call("call_error", notify=True)
+                if self.session_id is not None:
+                    self.link.send(Hangup(session_id=self.session_id, reason="call_error"))
+                await self._feed(booth_flow.CallEnded(reason="call_error"))
             except Exception:
-                log.exception("failed to handle %s", message.type)
+                log.exception("failed to handle %s", type(item).__name__)
+
+    async def _feed(self, event: booth_flow.Event) -> None:
+        """Give ``event`` to the flow, carry out its effects, and follow it with the camera."""
+        before = self.flow.state
+        effects = self.flow.handle(event, time.monotonic())
+        if self.flow.state is not before:
+            log.info("booth %s -> %s", before, self.flow.state)
+        for effect in effects:
+            await self._apply(effect)
+        if self.flow.state not in (State.WAITING, State.IN_CALL) and (
+            self.session_id is not None or self.call is not None
+        ):
+            await self._stop_media("ended")  # the visit is over, whatever ended it
+        await self._follow_camera()
+        just_ended = before is not State.ENDED and self.flow.state is State.ENDED
+        if just_ended and self.config.repeat_calls and self.config.call_on_start:
+            self._spawn(self._maybe_request_call(REPEAT_DELAY))
+
+    async def _apply(self, effect: Effect) -> None:
+        match effect:
+            case booth_flow.RequestCall():
+                self.call_requested_at = time.time()
+                if not self.link.send(CallRequest(topic_id=effect.topic_id)):
+                    await self._feed(booth_flow.CallEnded(reason="server_unreachable"))
+            case booth_flow.JoinAppointment():
+                self.call_requested_at = time.time()
+                if not self.link.send(AppointmentJoin(code=effect.code)):
+                    await self._feed(booth_flow.CallEnded(reason="server_unreachable"))
+            case booth_flow.CancelWait():
+                if self.session_id is not None:
+                    self.link.send(CallCancel(session_id=self.session_id))
+                self.session_id = None
+            case booth_flow.HangUp():
+                self.link.send(Hangup(session_id=effect.session_id, reason="hangup"))
+                await self._stop_media("hangup")
+            case booth_flow.WipeVisit():
+                await self._stop_media("ended")
+            case _:  # pragma: no cover - every effect is handled above
+                log.error("unhandled effect %s", effect)
 
     async def _handle(self, message: Message) -> None:
         match message:
@@ -190,11 +262,23 @@ class Booth:
                 self.participant_id = message.participant_id
             case QueuePosition() if message.session_id == self.session_id:
                 self.queue_position = (message.position, message.estimated_wait_seconds)
+                await self._feed(
+                    booth_flow.QueuePlace(message.position, message.estimated_wait_seconds)
+                )
             case CallWaiting():
+                if self.flow.state is not State.WAITING:
+                    # The citizen gave up before the server answered: withdraw at once.
+                    self.link.send(CallCancel(session_id=message.session_id))
+                    return
                 self.session_id = message.session_id
                 log.info("session %s: waiting for an advisor", message.session_id)
+                await self._feed(booth_flow.Waiting(session_id=message.session_id))
             case CallStarted():
+                if self.flow.state is not State.WAITING:
+                    self.link.send(Hangup(session_id=message.session_id, reason="gone"))
+                    return
                 self.queue_position = None
+                await self._feed(booth_flow.CallStarted(session_id=message.session_id))
                 await self._start_call(message)
             case Answer() if (leg := self._leg(message.session_id, message.sender)) is not None:
                 await leg.accept_answer(message.sdp)
@@ -210,11 +294,18 @@ class Booth:
                 await leg.close()
             case Chat() if self.call and message.session_id == self.call.session_id:
                 self.call.chat.append(message)
+                await self._feed(
+                    booth_flow.ChatLine(sender=message.sender_name or "", text=message.text)
+                )
             case Hangup():
                 if message.session_id in ("local", self.session_id):
-                    await self._end_call(message.reason, notify=False)
+                    await self._stop_media(message.reason)
+                    await self._feed(booth_flow.CallEnded(reason=message.reason))
             case Error():
                 log.warning("server refused %s: %s %s", message.ref, message.code, message.message)
+                refused = str(message.code) in REFUSALS
+                if refused and self.flow.state is State.WAITING and self.session_id is None:
+                    await self._feed(booth_flow.Refused(str(message.code), message.message))
             case _:
                 log.debug("ignored %s", message.type)
 
@@ -239,7 +330,7 @@ class Booth:
             # Each participant's voice gets its own sink; the playback device mixes them.
             loudspeaker=loudspeaker_factory(self.config.audio, self._on_audio_error),
             send=self.link.send,
-            on_connected=(lambda: self._set_state(BoothState.IN_CALL)) if primary else _nothing,
+            on_connected=self._on_connected if primary else _nothing,
             on_failed=(
                 (lambda reason: self._inbox.put_nowait(Hangup(session_id="local", reason=reason)))
                 if primary
@@ -265,9 +356,9 @@ class Booth:
 
     async def _start_call(self, started: CallStarted) -> None:
         if self.call is not None:
-            await self._end_call("replaced", notify=False)
+            await self._stop_media("replaced")
         self.session_id = started.session_id
-        self._set_state(BoothState.CONNECTING)
+        self.connected = False
         log.info(
             "session %s: %s accepted; ICE policy %s with %d server(s)",
             started.session_id,
@@ -275,24 +366,10 @@ class Booth:
             started.ice_transport_policy,
             len(started.ice_servers),
         )
-        video, camera = self.config.video, self.config.camera
-        try:
-            source = await open_video_source(
-                CameraChoice(
-                    kind=CameraKind(camera.kind),
-                    device=camera.device,
-                    input_format=camera.input_format,
-                ),
-                fps=video.fps,
-                width=video.width,
-                height=video.height,
-                bitrate=video.bitrate,
-                allow_test_pattern=camera.allow_test_pattern,
-            )
-            self.fanout = VideoFanout(source)
-            await self.fanout.start()
-        except SourceError as exc:
-            raise CallError(f"the camera cannot be used: {exc}") from exc
+        await self._follow_camera()
+        if self.fanout is None:
+            raise CallError("the camera cannot be used")
+        video = self.config.video
         self.microphone = open_microphone(self.config.audio, self._on_audio_error)
         self._audio_relay = MediaRelay()
         call = self._new_leg(started, started.peer)
@@ -306,6 +383,43 @@ class Booth:
         self.rate.watch(call.video_sender)
         self.rate.start()
         self._stats_task = asyncio.create_task(self._report_stats(call), name="call-stats")
+
+    def _on_connected(self) -> None:
+        self.connected = True
+
+    async def _follow_camera(self) -> None:
+        """Open the camera when the flow's screen shows it; close it when not (the camera
+        light follows ``camera_streaming``)."""
+        if self.flow.camera_wanted and self.fanout is None:
+            video, camera = self.config.video, self.config.camera
+            try:
+                source = await open_video_source(
+                    CameraChoice(
+                        kind=CameraKind(camera.kind),
+                        device=camera.device,
+                        input_format=camera.input_format,
+                    ),
+                    fps=video.fps,
+                    width=video.width,
+                    height=video.height,
+                    bitrate=video.bitrate,
+                    allow_test_pattern=camera.allow_test_pattern,
+                )
+                fanout = VideoFanout(source)
+                await fanout.start()
+            except SourceError as exc:
+                log.error("the camera cannot be used: %s", exc)
+                self.camera_fault = str(exc)
+                return
+            self.camera_fault = None
+            self.fanout = fanout
+        elif not self.flow.camera_wanted and self.fanout is not None and self.call is None:
+            await self._close_camera()
+
+    async def _close_camera(self) -> None:
+        if self.fanout is not None:
+            fanout, self.fanout = self.fanout, None
+            await fanout.close()
 
     def _on_audio_error(self, error: AudioError) -> None:
         # A lost microphone or loudspeaker is reported, not fatal: the call goes on with video
@@ -322,12 +436,11 @@ class Booth:
                 self.link.send(stats)
             await asyncio.sleep(self.config.stats_seconds)
 
-    async def _end_call(self, reason: str, *, notify: bool) -> None:
+    async def _stop_media(self, reason: str) -> None:
+        """Close the call's peer connections and microphone; the camera follows the flow."""
         call, session_id = self.call, self.session_id
         if session_id is None and call is None:
             return
-        if notify and session_id is not None:
-            self.link.send(Hangup(session_id=session_id, reason=reason))
         if self._stats_task is not None:
             self._stats_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -356,20 +469,16 @@ class Booth:
         if self.rate is not None:
             await self.rate.stop()
             self.rate = None
-        if self.fanout is not None:
-            await self.fanout.close()  # the camera stops with the call
-            self.fanout = None
         # Leaving a call wipes everything about it.
         self.call = None
         self.session_id = None
+        self.connected = False
         self.call_requested_at = None
         self.queue_position = None
-        self.last_call_ended = summary
+        if call is not None:
+            self.last_call_ended = summary
         log.info("session %s ended: %s", session_id, reason)
-        if self._state not in (BoothState.OFFLINE, BoothState.OUT_OF_SERVICE):
-            self._set_state(BoothState.IDLE)
-            if self.config.repeat_calls and self.config.call_on_start:
-                asyncio.get_running_loop().call_later(REPEAT_DELAY, self._maybe_request_call)
+        await self._follow_camera()
 
     # ------------------------------------------------------------ status
 
@@ -377,7 +486,9 @@ class Booth:
         """The booth's live status (no personal data: there is none to report)."""
         status: dict[str, Any] = {
             "pid": os.getpid(),
-            "state": str(self._state),
+            "state": str(self.flow.state),
+            "media_connected": self.connected,
+            "camera_fault": self.camera_fault,
             "link": str(self.link.state),
             "session_id": self.session_id,
             "call_requested_at": self.call_requested_at,

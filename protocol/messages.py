@@ -165,7 +165,7 @@ class IceCandidate(Message):
 
     type: ClassVar[str] = "ice_candidate"
     session_id: _SessionId
-    candidate: Annotated[str, Field(max_length=1024)] | None
+    candidate: Annotated[str, Field(max_length=1024)] | None = None
     sdp_mid: Annotated[str, Field(max_length=32)] | None = None
     sdp_mline_index: Annotated[int, Field(ge=0, le=64)] | None = None
     to: _ParticipantId | None = None

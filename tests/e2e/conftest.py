@@ -306,3 +306,16 @@ async def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def firefox(tmp_path: Path) -> AsyncIterator[Any]:
+    """Debian's Firefox ESR, headless, driven over WebDriver BiDi (tests/e2e/firefox.py)."""
+    executable = require("firefox-esr", "the second browser engine (Debian package firefox-esr)")
+    from tests.e2e.firefox import Firefox
+
+    browser = await Firefox.launch(executable, tmp_path)
+    try:
+        yield browser
+    finally:
+        await browser.close()

@@ -14,6 +14,7 @@ from protocol import (
     MAX_MESSAGE_BYTES,
     CallStarted,
     ErrorCode,
+    IceCandidate,
     IceServer,
     IceTransportPolicy,
     Offer,
@@ -134,3 +135,11 @@ def test_oversized_message_is_refused_before_parsing() -> None:
 def test_any_input_parses_or_raises_protocol_error(raw: str | bytes) -> None:
     with contextlib.suppress(ProtocolError):
         decode_client(raw)
+
+
+def test_end_of_candidates_survives_the_relay() -> None:
+    # encode() leaves None out; the end-of-candidates marker must still parse on the far side.
+    relayed = encode(IceCandidate(session_id="s1", candidate=None, sender="p1"))
+    decoded = decode_server(relayed)
+    assert isinstance(decoded, IceCandidate)
+    assert decoded.candidate is None
