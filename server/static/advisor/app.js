@@ -289,8 +289,20 @@ function renderQueue(waiting, { quiet = false } = {}) {
   refocus(focused);
 }
 
+// Booths send H.264 (encoded once, in hardware where the booth has it). A browser without an
+// H.264 decoder (Debian's Firefox without the OpenH264 plug-in) could not show the booth.
+function canShowBoothVideo() {
+  const codecs = window.RTCRtpReceiver?.getCapabilities?.("video")?.codecs || [];
+  return codecs.some((c) => c.mimeType.toLowerCase() === "video/h264");
+}
+
 async function accept_(sessionId, button) {
   if (state.session) return;
+  const call = state.waiting.find((w) => w.session_id === sessionId);
+  if (call && call.caller_role === "booth" && !canShowBoothVideo()) {
+    notice(t("queue.no_h264"));
+    return;
+  }
   button.disabled = true;
   try {
     // Ask for the camera first, so the call starts with media ready.
