@@ -55,6 +55,135 @@ class AudioConfig:
     max_latency_ms: float = 60.0
 
 
+class PresenceKind(StrEnum):
+    """What tells the booth that someone stands in front of it."""
+
+    NONE = "none"
+    PIR = "pir"  # a passive infra-red motion sensor on one pin
+    DISTANCE = "distance"  # an HC-SR04 ultrasonic sensor: trigger and echo pins
+
+
+#: BCM numbers of the GPIO pins every 40-pin Raspberry Pi has.
+GPIO_PINS = range(28)
+
+#: The [hardware] settings that name a pin, in the order they are reported.
+_PIN_SETTINGS = (
+    "call_button",
+    "call_button_led",
+    "end_button",
+    "end_button_led",
+    "camera_led",
+    "status_led",
+    "presence_pin",
+    "presence_trigger_pin",
+    "presence_echo_pin",
+)
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """The booth's buttons, lights and presence sensor on GPIO (BCM numbers).
+
+    A pin that is not set is not wired: that part does nothing and the touch screen still
+    works. With no pin set at all the booth does not touch GPIO.
+    """
+
+    call_button: int | None = None
+    #: The lamp inside the (illuminated) call button.
+    call_button_led: int | None = None
+    end_button: int | None = None
+    end_button_led: int | None = None
+    #: Lit exactly while the camera streams (privacy: the user can see it).
+    camera_led: int | None = None
+    status_led: int | None = None
+    presence: PresenceKind = PresenceKind.NONE
+    #: The PIR sensor's output.
+    presence_pin: int | None = None
+    #: The distance sensor's pins.
+    presence_trigger_pin: int | None = None
+    presence_echo_pin: int | None = None
+    #: Someone nearer than this to the distance sensor is present (metres).
+    presence_distance_m: float = 1.0
+    #: Presses closer together than this are one press (contact bounce); 0: no debouncing.
+    bounce_ms: int = 30
+    #: Below 1 the LEDs are dimmed with PWM (an illuminated button glares in a dim booth).
+    led_brightness: float = 1.0
+
+    def __post_init__(self) -> None:
+        self._check_pins()
+        self._check_presence()
+        distance = self.presence_distance_m
+        if not _is_number(distance) or not 0.1 <= distance <= 4.0:
+            raise BoothConfigError(
+                "hardware.presence_distance_m: expected a number of metres from 0.1 to 4"
+            )
+        bounce = self.bounce_ms
+        if not isinstance(bounce, int) or isinstance(bounce, bool) or not 0 <= bounce <= 500:
+            raise BoothConfigError("hardware.bounce_ms: expected a whole number from 0 to 500")
+        brightness = self.led_brightness
+        if not _is_number(brightness) or not 0.05 <= brightness <= 1:
+            raise BoothConfigError("hardware.led_brightness: expected a number from 0.05 to 1")
+        object.__setattr__(self, "presence_distance_m", float(distance))
+        object.__setattr__(self, "led_brightness", float(brightness))
+
+    def _check_pins(self) -> None:
+        for name in _PIN_SETTINGS:
+            pin = getattr(self, name)
+            if pin is not None and (
+                not isinstance(pin, int) or isinstance(pin, bool) or pin not in GPIO_PINS
+            ):
+                raise BoothConfigError(
+                    f"hardware.{name}: expected a BCM GPIO number from 0 to 27, got {pin!r}"
+                )
+        users: dict[int, list[str]] = {}
+        for name, pin in self.pins.items():
+            users.setdefault(pin, []).append(name)
+        for pin, names in users.items():
+            if len(names) > 1:
+                raise BoothConfigError(
+                    f"hardware: GPIO{pin} is set for more than one part: {' and '.join(names)}"
+                )
+        for button in ("call_button", "end_button"):
+            if getattr(self, f"{button}_led") is not None and getattr(self, button) is None:
+                raise BoothConfigError(
+                    f"hardware.{button}_led: the lamp is inside the button; set {button} too"
+                )
+
+    def _check_presence(self) -> None:
+        try:
+            presence = PresenceKind(self.presence)
+        except ValueError:
+            allowed = ", ".join(k.value for k in PresenceKind)
+            raise BoothConfigError(f"hardware.presence: must be one of {allowed}") from None
+        object.__setattr__(self, "presence", presence)
+        needs = {
+            PresenceKind.NONE: (),
+            PresenceKind.PIR: ("presence_pin",),
+            PresenceKind.DISTANCE: ("presence_trigger_pin", "presence_echo_pin"),
+        }[presence]
+        for name in ("presence_pin", "presence_trigger_pin", "presence_echo_pin"):
+            if name in needs and getattr(self, name) is None:
+                raise BoothConfigError(f"hardware.{name}: required with presence = '{presence}'")
+            if name not in needs and getattr(self, name) is not None:
+                raise BoothConfigError(
+                    f"hardware.{name}: not used with presence = '{presence}'; remove it"
+                )
+
+    @property
+    def pins(self) -> dict[str, int]:
+        """The wired parts: setting name -> BCM pin."""
+        return {name: pin for name in _PIN_SETTINGS if (pin := getattr(self, name)) is not None}
+
+    @property
+    def configured(self) -> bool:
+        """Whether any part is wired at all."""
+        return bool(self.pins)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class BoothConfig:
     """What a booth needs to run; see the README's booth configuration section."""
@@ -65,6 +194,7 @@ class BoothConfig:
     video: VideoConfig = VideoConfig()
     camera: CameraConfig = CameraConfig()
     audio: AudioConfig = AudioConfig()
+    hardware: HardwareConfig = HardwareConfig()
     display: DisplayMode = DisplayMode.AUTO
     #: Ask for an advisor as soon as the booth is connected (no touchscreen flow yet).
     call_on_start: bool = False
@@ -106,6 +236,7 @@ _KEYS = {
     "video",
     "camera",
     "audio",
+    "hardware",
     "display",
     "call_on_start",
     "repeat_calls",
@@ -198,6 +329,26 @@ def _audio(data: Any) -> AudioConfig:
     )
 
 
+def _hardware(data: Any) -> HardwareConfig:
+    if not isinstance(data, dict):
+        raise BoothConfigError("[hardware] must be a table")
+    known = {
+        *_PIN_SETTINGS,
+        "presence",
+        "presence_distance_m",
+        "bounce_ms",
+        "led_brightness",
+    }
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise BoothConfigError(f"unknown setting(s) in [hardware]: {', '.join(unknown)}")
+    if "presence" in data and not isinstance(data["presence"], str):
+        raise BoothConfigError("hardware.presence: expected a string")
+    # Ranges, duplicate pins and the presence sensor's pins are checked by the dataclass, so a
+    # configuration built in code gets the same messages.
+    return HardwareConfig(**data)
+
+
 def config_from_mapping(data: dict[str, Any]) -> BoothConfig:
     unknown = sorted(set(data) - _KEYS)
     if unknown:
@@ -212,6 +363,8 @@ def config_from_mapping(data: dict[str, Any]) -> BoothConfig:
         kwargs["camera"] = _camera(data["camera"])
     if "audio" in data:
         kwargs["audio"] = _audio(data["audio"])
+    if "hardware" in data:
+        kwargs["hardware"] = _hardware(data["hardware"])
     if "display" in data:
         try:
             kwargs["display"] = DisplayMode(data["display"])
