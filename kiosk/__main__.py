@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 from kiosk.app import Booth
 from kiosk.config import BoothConfigError, DisplayMode, load_config
 from kiosk.flow import State
+from kiosk.hardware import open_hardware
+from kiosk.systemd import Notifier
 from kiosk.ui import Display, Screen, open_display
 
 log = logging.getLogger("kiosk")
@@ -79,20 +82,32 @@ async def run(args: argparse.Namespace) -> int:
         display=DisplayMode(args.display) if args.display else None,
         status_file=args.status_file,
     )
-    booth = Booth(config)
+    notifier = Notifier.from_environ(os.environ)
+    hardware = await open_hardware(config.hardware)
+
+    def tell_systemd(state: State) -> None:
+        notifier.status(f"booth {state}")
+
+    booth = Booth(config, hardware=hardware, on_state=tell_systemd)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, booth.stop)
     display = open_display(config.display)
     drawer = asyncio.create_task(_drive_display(booth, display))
+    # The watchdog is fed from this loop: if the loop hangs, systemd restarts the booth.
+    watchdog = asyncio.create_task(notifier.watchdog_task())
     log.info("booth starting against %s", config.server_url)
+    notifier.ready()
     try:
         await booth.run()
     finally:
-        drawer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await drawer
+        notifier.stopping()
+        for task in (drawer, watchdog):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         display.close()
+        await hardware.close()
     log.info("booth stopped")
     return 0
 

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,17 @@ from kiosk.call import Call, CallError
 from kiosk.callstats import CallStatsSampler
 from kiosk.config import BoothConfig
 from kiosk.flow import Effect, Flow, State
+from kiosk.hardware import (
+    BUSY,
+    FAULT,
+    OFF,
+    READY,
+    BoothHardware,
+    CameraLight,
+    Pattern,
+    StatusLight,
+    null_hardware,
+)
 from kiosk.link import LinkState, ServerLink
 from kiosk.media import SourceError, VideoFanout
 from kiosk.media.audio import AudioError
@@ -61,13 +72,47 @@ REFUSALS = {"wrong_code", "rate_limited", "unknown_topic", "already_in_call", "n
 
 Input = Message | booth_flow.Event
 
+#: What the lights show in each state: (status light, call button lamp, end button lamp).
+LIGHTS: dict[State, tuple[Pattern, Pattern, Pattern]] = {
+    State.IDLE: (READY, READY, OFF),
+    State.CHOOSE: (BUSY, READY, READY),
+    State.CODE_ENTRY: (BUSY, OFF, READY),
+    State.CONSENT: (BUSY, READY, READY),
+    State.WAITING: (BUSY, BUSY, READY),
+    State.IN_CALL: (READY, OFF, READY),
+    State.ENDED: (READY, READY, OFF),
+    State.OFFLINE: (FAULT, OFF, OFF),
+    State.OUT_OF_SERVICE: (FAULT, OFF, OFF),
+    State.TECHNICIAN_PIN: (BUSY, OFF, READY),
+    State.TECHNICIAN: (BUSY, OFF, READY),
+}
+
 
 class Booth:
     """Runs the booth until :meth:`stop`; one instance per process."""
 
-    def __init__(self, config: BoothConfig) -> None:
+    def __init__(
+        self,
+        config: BoothConfig,
+        *,
+        hardware: BoothHardware | None = None,
+        on_state: Callable[[State], None] | None = None,
+    ) -> None:
         self.config = config
         self.flow = Flow()
+        self.hardware = hardware or null_hardware("no buttons or lights given")
+        self._status_light = StatusLight(self.hardware.status_led)
+        self._call_lamp = StatusLight(self.hardware.call_button.light, name="call button lamp")
+        self._end_lamp = StatusLight(self.hardware.end_button.light, name="end button lamp")
+        #: Lit exactly while the camera streams (a promise to the citizen, tested as such).
+        self.camera_light = CameraLight(self.hardware.camera_led)
+        self._on_state = on_state
+        self.hardware.call_button.when_pressed = self._on_call_button
+        self.hardware.end_button.when_pressed = lambda: self.post(booth_flow.Cancel())
+        if self.hardware.presence is not None:
+            presence = self.hardware.presence
+            presence.when_present = lambda: self.post(booth_flow.Presence(present=True))
+            presence.when_absent = lambda: self.post(booth_flow.Presence(present=False))
         #: The topics walk-ins can choose (id, name), fetched from the server when online.
         self.topics: list[tuple[str, str]] = []
         self.session_id: str | None = None
@@ -117,10 +162,34 @@ class Booth:
         """A tap, a button or a sensor: handled in order with the server's messages."""
         self._inbox.put_nowait(event)
 
+    def _on_call_button(self) -> None:
+        """The illuminated call button: with the end button held, the technician's way in;
+        otherwise the next step towards an advisor now (three presses from idle, as taps)."""
+        if self.hardware.end_button.is_pressed:
+            self.post(booth_flow.TechnicianGesture())
+            return
+        step = {
+            State.IDLE: booth_flow.Start(),
+            State.ENDED: booth_flow.Start(),
+            State.CHOOSE: booth_flow.ChooseWalkIn(topic_id=None),
+            State.CONSENT: booth_flow.Consent(),
+        }.get(self.flow.state)
+        if step is not None:
+            self.post(step)
+
+    def _show_state(self) -> None:
+        status, call, end = LIGHTS[self.flow.state]
+        self._status_light.show(status)
+        self._call_lamp.show(call)
+        self._end_lamp.show(end)
+        if self._on_state is not None:
+            self._on_state(self.flow.state)
+
     # ------------------------------------------------------------ running
 
     async def run(self) -> None:
         """Run until :meth:`stop` is called."""
+        self._show_state()
         tasks = [
             asyncio.create_task(self.link.run(), name="link"),
             asyncio.create_task(self._process_inbox(), name="inbox"),
@@ -223,6 +292,7 @@ class Booth:
         effects = self.flow.handle(event, time.monotonic())
         if self.flow.state is not before:
             log.info("booth %s -> %s", before, self.flow.state)
+            self._show_state()
         for effect in effects:
             await self._apply(effect)
         if self.flow.state not in (State.WAITING, State.IN_CALL) and (
@@ -392,6 +462,8 @@ class Booth:
         light follows ``camera_streaming``)."""
         if self.flow.camera_wanted and self.fanout is None:
             video, camera = self.config.video, self.config.camera
+            # The light goes on before the camera opens (the first frame could come at once).
+            self.camera_light.camera_streaming(True)
             try:
                 source = await open_video_source(
                     CameraChoice(
@@ -408,6 +480,7 @@ class Booth:
                 fanout = VideoFanout(source)
                 await fanout.start()
             except SourceError as exc:
+                self.camera_light.camera_streaming(False)
                 log.error("the camera cannot be used: %s", exc)
                 self.camera_fault = str(exc)
                 return
@@ -420,6 +493,7 @@ class Booth:
         if self.fanout is not None:
             fanout, self.fanout = self.fanout, None
             await fanout.close()
+            self.camera_light.camera_streaming(False)
 
     def _on_audio_error(self, error: AudioError) -> None:
         # A lost microphone or loudspeaker is reported, not fatal: the call goes on with video
@@ -494,6 +568,8 @@ class Booth:
             "call_requested_at": self.call_requested_at,
             "calls_completed": self.calls_completed,
             "camera_streaming": self.fanout is not None,
+            "camera_light": self.camera_light.streaming,
+            "hardware_unavailable": self.hardware.unavailable,
             "queue_position": self.queue_position,
             "audio_fault": self.audio_fault,
             "last_call_ended": self.last_call_ended,
