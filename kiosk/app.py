@@ -22,6 +22,7 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
 from kiosk import flow as booth_flow
+from kiosk import qr
 from kiosk.audio import loudspeaker_factory, open_microphone
 from kiosk.call import Call, CallError
 from kiosk.callstats import CallStatsSampler
@@ -142,6 +143,7 @@ class Booth:
         self._stopped = asyncio.Event()
         self._requested_once = False
         self._background: set[asyncio.Task[None]] = set()
+        self._qr_scan: asyncio.Task[None] | None = None
         self.link = ServerLink(
             url=config.websocket_url,
             credential=config.credential,
@@ -300,6 +302,7 @@ class Booth:
         ):
             await self._stop_media("ended")  # the visit is over, whatever ended it
         await self._follow_camera()
+        self._follow_qr_scan()
         just_ended = before is not State.ENDED and self.flow.state is State.ENDED
         if just_ended and self.config.repeat_calls and self.config.call_on_start:
             self._spawn(self._maybe_request_call(REPEAT_DELAY))
@@ -488,6 +491,23 @@ class Booth:
             self.fanout = fanout
         elif not self.flow.camera_wanted and self.fanout is not None and self.call is None:
             await self._close_camera()
+
+    def _follow_qr_scan(self) -> None:
+        """Read QR codes from the self-view while the code-entry screen is shown."""
+        wanted = self.flow.state is State.CODE_ENTRY and self.fanout is not None
+        if wanted and self._qr_scan is None:
+            fanout = self.fanout
+
+            def latest() -> Any:
+                return fanout.source.latest_preview if fanout is not None else None
+
+            self._qr_scan = asyncio.get_running_loop().create_task(
+                qr.scan(latest, lambda text: self.post(booth_flow.QrCodeRead(text))),
+                name="qr-scan",
+            )
+        elif not wanted and self._qr_scan is not None:
+            self._qr_scan.cancel()
+            self._qr_scan = None
 
     async def _close_camera(self) -> None:
         if self.fanout is not None:

@@ -160,7 +160,9 @@ def register(api: Api) -> None:
                     advisor=call.caller.name,
                     zone=request.app[CONFIG].timezone,
                 ),
-                "qr_svg": qr_svg(link),
+                # A phone opens the link (the page ignores the query); a booth's camera reads
+                # the code from it, so the citizen need not type it.
+                "qr_svg": qr_svg(f"{link}?code={code}"),
                 "note": "the link and the code are shown once; keep the invitation",
             },
             status=201,

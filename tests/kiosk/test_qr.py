@@ -1,0 +1,66 @@
+"""The booth reads an appointment's QR code (as the server prints it) from camera frames."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import av
+import numpy as np
+import segno
+
+from kiosk.flow import ChooseAppointment as Appointment
+from kiosk.flow import Flow, LinkUp, QrCodeRead, Start, State
+from kiosk.qr import read_codes, scan
+
+
+def _camera_frame(text: str, *, width: int = 1280, height: int = 720) -> av.VideoFrame:
+    """A grey scene with the QR code held up somewhat off-centre, as a camera would see it."""
+    modules = np.array(
+        [[1 if dark else 0 for dark in row] for row in segno.make(text, error="m").matrix],
+        dtype=np.uint8,
+    )
+    code = np.kron(1 - modules, np.ones((8, 8), dtype=np.uint8)) * 255
+    code = np.pad(code, 32, constant_values=255)  # the quiet zone: white paper around it
+    scene = np.full((height, width, 3), 96, dtype=np.uint8)
+    top, left = 120, 500
+    scene[top : top + code.shape[0], left : left + code.shape[1], :] = code[..., None]
+    return av.VideoFrame.from_ndarray(scene, format="rgb24")
+
+
+def test_the_invitations_qr_code_gives_the_code() -> None:
+    link = (
+        "https://video.example.org/join/3J0z7-Q2kT9u8dPqLw1xYb4sN5mA6cE0fH2gR3iK4lM?code=04711234"
+    )
+    frame = _camera_frame(link)
+    grey = frame.to_ndarray(format="gray")
+    assert read_codes(grey) == [link]
+    flow = Flow()
+    flow.handle(LinkUp(), 0.0)
+    flow.handle(Start(), 1.0)
+    flow.handle(Appointment(), 1.0)
+    flow.handle(QrCodeRead(link), 2.0)
+    assert flow.state is State.CONSENT
+    assert flow.visit.code == "04711234"
+
+
+def test_a_frame_without_a_code_reads_nothing() -> None:
+    blank = np.full((480, 640), 128, dtype=np.uint8)
+    assert read_codes(blank) == []
+
+
+async def test_scanning_reports_each_new_text_once() -> None:
+    frames: list[Any] = [None, _camera_frame("12345678"), _camera_frame("12345678")]
+    found: list[str] = []
+
+    def latest() -> Any:
+        return frames[0] if len(frames) == 1 else frames.pop(0)
+
+    task = asyncio.create_task(scan(latest, found.append, rate=100.0))
+    for _ in range(100):
+        if found:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)
+    task.cancel()
+    assert found == ["12345678"]
