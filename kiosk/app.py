@@ -44,6 +44,7 @@ from kiosk.media import SourceError, VideoFanout
 from kiosk.media.audio import AudioError
 from kiosk.media.choose import CameraChoice, CameraKind, open_video_source
 from kiosk.media.ratecontrol import RateController
+from kiosk.serverinfo import ServerInfo, fetch_server_info
 from protocol import (
     Answer,
     AppointmentJoin,
@@ -114,8 +115,8 @@ class Booth:
             presence = self.hardware.presence
             presence.when_present = lambda: self.post(booth_flow.Presence(present=True))
             presence.when_absent = lambda: self.post(booth_flow.Presence(present=False))
-        #: The topics walk-ins can choose (id, name), fetched from the server when online.
-        self.topics: list[tuple[str, str]] = []
+        #: The topics walk-ins can choose and the branding, fetched from the server when online.
+        self.info = ServerInfo()
         self.session_id: str | None = None
         #: Whether the media of a call run (between the server's call_started and the end).
         self.connected = False
@@ -239,6 +240,7 @@ class Booth:
     def _on_link_state(self, state: LinkState) -> None:
         if state is LinkState.ONLINE:
             self.post(booth_flow.LinkUp())
+            self._spawn(self._refresh_info())
             if self.flow.service_reason == "refused":  # the credential is accepted again
                 self.post(booth_flow.BackInService())
             self._spawn(self._maybe_request_call())
@@ -248,6 +250,11 @@ class Booth:
         elif state in (LinkState.OFFLINE, LinkState.CONNECTING):
             # The server ends a session whose participant disconnects; the flow follows it.
             self.post(booth_flow.LinkDown())
+
+    async def _refresh_info(self) -> None:
+        self.info = await fetch_server_info(
+            self.config.server_url, self.config.credential, self.info
+        )
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -590,6 +597,7 @@ class Booth:
             "camera_streaming": self.fanout is not None,
             "camera_light": self.camera_light.streaming,
             "hardware_unavailable": self.hardware.unavailable,
+            "topics": len(self.info.topics),
             "queue_position": self.queue_position,
             "audio_fault": self.audio_fault,
             "last_call_ended": self.last_call_ended,

@@ -1,0 +1,74 @@
+"""What the booth's screens need from the server besides signalling: the topics walk-ins can
+choose and the organisation's branding (name, colours, texts, logo). Fetched with the booth's
+own credential whenever the link comes up; a failure keeps what was there before."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+#: A logo bigger than this is not shown (the server refuses more than 256 KiB anyway).
+MAX_LOGO_BYTES = 512 * 1024
+TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+@dataclass
+class ServerInfo:
+    topics: list[tuple[str, str]] = field(default_factory=list)
+    organisation_name: str | None = None
+    primary_color: str | None = None
+    accent_color: str | None = None
+    #: The organisation's own texts: language -> key -> text.
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)
+    logo: bytes | None = None
+    logo_type: str | None = None
+
+
+async def fetch_server_info(server_url: str, credential: str, known: ServerInfo) -> ServerInfo:
+    """Topics and branding from the server; on any failure the ``known`` values stay."""
+    base = server_url.rstrip("/")
+    headers = {"Authorization": f"Bearer {credential}"}
+    info = ServerInfo(**vars(known))
+    try:
+        async with aiohttp.ClientSession(headers=headers, timeout=TIMEOUT) as http:
+            async with http.get(f"{base}/api/v1/topics") as response:
+                response.raise_for_status()
+                body: Any = await response.json()
+            info.topics = [
+                (str(t["id"]), str(t["name"])) for t in body["topics"] if t.get("active", True)
+            ]
+            async with http.get(f"{base}/api/v1/branding") as response:
+                response.raise_for_status()
+                branding: Any = await response.json()
+            info.organisation_name = branding.get("organisation_name")
+            info.primary_color = branding.get("primary_color")
+            info.accent_color = branding.get("accent_color")
+            texts = branding.get("texts") or {}
+            info.texts = {
+                str(lang): {str(k): str(v) for k, v in entries.items()}
+                for lang, entries in texts.items()
+                if isinstance(entries, dict)
+            }
+            logo_url = branding.get("logo_url")
+            info.logo, info.logo_type = None, None
+            if isinstance(logo_url, str) and logo_url.startswith("/"):
+                async with http.get(f"{base}{logo_url}") as response:
+                    response.raise_for_status()
+                    data = await response.content.read(MAX_LOGO_BYTES + 1)
+                    if len(data) <= MAX_LOGO_BYTES:
+                        info.logo, info.logo_type = data, response.content_type
+    except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+        log.warning("could not fetch topics and branding from the server: %s", exc)
+        return known
+    log.info(
+        "server info: %d topic(s), organisation %r, logo %s",
+        len(info.topics),
+        info.organisation_name,
+        "yes" if info.logo else "no",
+    )
+    return info

@@ -1,0 +1,46 @@
+"""The booth fetches the topics and the organisation's branding (logo included) with its own
+credential; when the server cannot be reached it keeps what it had."""
+
+from __future__ import annotations
+
+from kiosk.serverinfo import ServerInfo, fetch_server_info
+from server.keys import DATABASE
+from server.storage import create_topic, create_user, set_topic_active
+from tests.server.conftest import PASSWORD, MakeHarness, make_harness  # noqa: F401
+from tests.server.test_branding import make_png, upload
+
+
+async def test_topics_and_branding_reach_the_booth(make_harness: MakeHarness) -> None:  # noqa: F811
+    harness = await make_harness()
+    db = harness.app[DATABASE]
+    residence = await create_topic(db, "Residence permit")
+    closed = await create_topic(db, "Old service")
+    await set_topic_active(db, closed.id, False)
+    await create_user(db, username="admin1", password=PASSWORD, role="admin")
+    admin = await harness.login("admin1")
+    async with admin.put(
+        harness.url("/api/v1/branding"),
+        json={
+            "organisation_name": "Stadt Beispiel",
+            "primary_color": "#0b5cad",
+            "accent_color": "#006b5f",
+            "texts": {"de": {"booth_idle": "Willkommen im Bürgeramt"}},
+        },
+    ) as response:
+        assert response.status == 200, await response.text()
+    logo = make_png()
+    await upload(admin, harness, logo, "image/png")
+    await admin.close()
+
+    credential = await harness.add_booth("Info booth")
+    base = harness.url("/").rstrip("/")
+    info = await fetch_server_info(base, credential, ServerInfo())
+    assert info.topics == [(residence.id, "Residence permit")]
+    assert info.organisation_name == "Stadt Beispiel"
+    assert (info.primary_color, info.accent_color) == ("#0b5cad", "#006b5f")
+    assert info.texts["de"]["booth_idle"] == "Willkommen im Bürgeramt"
+    assert (info.logo, info.logo_type) == (logo, "image/png")
+
+    # A wrong credential (or a server that is away) leaves the booth with what it knew.
+    assert await fetch_server_info(base, "x.y", info) is info
+    assert await fetch_server_info("http://127.0.0.1:9", credential, info) is info
