@@ -134,6 +134,16 @@ def _build_api() -> Api:
         summary="Open the signalling WebSocket",
     )(websocket_handler)
 
+    @api.endpoint(
+        "GET",
+        "/relay",
+        allow=frozenset({Access.BOOTH}),
+        summary="Name the relay's addresses (no credentials) for a booth's network check",
+    )
+    async def relay(call: ApiCall) -> web.StreamResponse:
+        turn = call.request.app[CONFIG].turn
+        return web.json_response({"urls": list(turn.urls) if turn else []})
+
     @api.endpoint("GET", "/openapi.json", allow=USERS, summary="Read the API description")
     async def openapi(call: ApiCall) -> web.StreamResponse:
         return web.json_response(api.openapi(title="Videobooth", version=__version__))

@@ -191,12 +191,10 @@ async def make_harness(
 ) -> AsyncIterator[MakeHarness]:
     harnesses: list[Harness] = []
 
-    async def make(*, turn: bool = False, **settings: Any) -> Harness:
-        config = ServerConfig(
-            data_dir=tmp_path / "data",
-            turn=TurnConfig(urls=("turn:127.0.0.1:3478",), secret=TURN_SECRET) if turn else None,
-            **settings,
-        )
+    async def make(*, turn: bool | TurnConfig = False, **settings: Any) -> Harness:
+        if turn is True:
+            turn = TurnConfig(urls=("turn:127.0.0.1:3478",), secret=TURN_SECRET)
+        config = ServerConfig(data_dir=tmp_path / "data", turn=turn or None, **settings)
         app = create_app(config)
         client = await aiohttp_client(app)
         harnesses.append(Harness(client=client, app=app))
