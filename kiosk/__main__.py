@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kiosk.app import Booth
 from kiosk.config import BoothConfigError, DisplayMode, load_config
-from kiosk.flow import State
+from kiosk.flow import State, pin_digest
 from kiosk.hardware import open_hardware
 from kiosk.systemd import Notifier
 from kiosk.ui import Display, Screen, open_display
@@ -36,7 +36,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Run a Videobooth booth: connects to the server, asks for an advisor and "
         "streams the test-pattern camera.",
     )
-    parser.add_argument("--config", type=Path, required=True, help="the booth's TOML file")
+    parser.add_argument("--config", type=Path, help="the booth's TOML file")
+    parser.add_argument(
+        "--pin-digest",
+        action="store_true",
+        help="read a technician PIN from standard input and print the digest for the config",
+    )
     parser.add_argument("--call", action="store_true", help="ask for an advisor on start")
     parser.add_argument(
         "--repeat-call", action="store_true", help="ask again after every call (demo)"
@@ -114,6 +119,16 @@ async def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.pin_digest:
+        pin = sys.stdin.readline().strip()
+        if not (pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 12):
+            print("videobooth-booth: a PIN is 4 to 12 digits", file=sys.stderr)
+            return 2
+        print(pin_digest(pin))
+        return 0
+    if args.config is None:
+        print("videobooth-booth: --config is required", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

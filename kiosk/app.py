@@ -101,7 +101,7 @@ class Booth:
         on_state: Callable[[State], None] | None = None,
     ) -> None:
         self.config = config
-        self.flow = Flow()
+        self.flow = Flow(technician_pin_digest=config.technician_pin_digest)
         self.hardware = hardware or null_hardware("no buttons or lights given")
         self._status_light = StatusLight(self.hardware.status_led)
         self._call_lamp = StatusLight(self.hardware.call_button.light, name="call button lamp")

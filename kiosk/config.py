@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -206,6 +207,9 @@ class BoothConfig:
     reconnect_max_seconds: float = 30.0
     #: How often call statistics go to the server (and the advisor's call view).
     stats_seconds: float = 5.0
+    #: SHA-256 digest of the technician PIN (``videobooth-booth --pin-digest``); None: the
+    #: technician screen stays closed.
+    technician_pin_digest: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.server_url)
@@ -244,6 +248,7 @@ _KEYS = {
     "heartbeat_seconds",
     "reconnect_max_seconds",
     "stats_seconds",
+    "technician_pin_digest",
 }
 
 
@@ -379,6 +384,14 @@ def config_from_mapping(data: dict[str, Any]) -> BoothConfig:
         if not isinstance(data["status_file"], str):
             raise BoothConfigError("status_file: expected a path")
         kwargs["status_file"] = Path(data["status_file"])
+    if "technician_pin_digest" in data:
+        digest = data["technician_pin_digest"]
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise BoothConfigError(
+                "technician_pin_digest: expected 64 hex digits as printed by "
+                "'videobooth-booth --pin-digest'"
+            )
+        kwargs["technician_pin_digest"] = digest
     for key in ("heartbeat_seconds", "reconnect_max_seconds", "stats_seconds"):
         if key in data:
             value = data[key]

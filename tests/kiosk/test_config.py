@@ -46,3 +46,31 @@ def test_bad_settings_are_named(tmp_path: Path, text: str, message: str) -> None
         load_config(path)
     assert message in str(info.value)
     assert str(path) in str(info.value)
+
+
+def test_technician_pin_digest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+    import sys
+
+    from kiosk.__main__ import main
+    from kiosk.flow import pin_digest
+
+    sys_stdin = sys.stdin
+    try:
+        sys.stdin = io.StringIO("2468\n")
+        assert main(["--pin-digest"]) == 0
+    finally:
+        sys.stdin = sys_stdin
+    digest = capsys.readouterr().out.strip()
+    assert digest == pin_digest("2468")
+    path = tmp_path / "booth.toml"
+    path.write_text(
+        f'server_url = "http://127.0.0.1:1"\ncredential = "a.b"\n'
+        f'technician_pin_digest = "{digest}"\n'
+    )
+    assert load_config(path).technician_pin_digest == digest
+    path.write_text(
+        'server_url = "http://127.0.0.1:1"\ncredential = "a.b"\ntechnician_pin_digest = "2468"\n'
+    )
+    with pytest.raises(BoothConfigError, match="technician_pin_digest: expected 64 hex"):
+        load_config(path)
