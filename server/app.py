@@ -12,8 +12,9 @@ from pathlib import Path
 from aiohttp import web
 
 from protocol import IceServer
-from server import admin, appointments, auth, branding, calls, join, topics
+from server import admin, appointments, auth, branding, calls, fleet, join, topics
 from server.api import EVERYONE, USERS, Access, Api, ApiCall
+from server.boothauth import NonceStore
 from server.config import ServerConfig
 from server.guests import GuestPasses
 from server.http import error_middleware, security_headers_middleware
@@ -23,9 +24,11 @@ from server.keys import (
     CODE_LIMITER,
     CONFIG,
     DATABASE,
+    ENROL_LIMITER,
     GUESTS,
     JOIN_LIMITER,
     LOGIN_LIMITER,
+    NONCES,
     SWITCHBOARD,
     WALK_IN_LIMITER,
 )
@@ -124,6 +127,7 @@ def _build_api() -> Api:
     appointments.register(api)
     join.register(api)
     calls.register(api)
+    fleet.register(api)
     topics.register(api)
     admin.register(api)
     branding.register(api)
@@ -182,6 +186,8 @@ def create_app(config: ServerConfig) -> web.Application:
         RateLimiter(limit=CODE_GUESSES_PER_DAY, window=86_400.0),
     )
     app[GUESTS] = GuestPasses()
+    app[NONCES] = NonceStore()
+    app[ENROL_LIMITER] = RateLimiter(limit=10, window=600.0)
 
     def ice_for(conn: Connection, session: CallSession) -> list[IceServer]:
         return ice_servers_for(config.turn, f"{session.id}-{conn.participant_id[:8]}")

@@ -9,15 +9,17 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from server import boothauth
 from server.api import ANONYMOUS, USERS, Access, Api, ApiCall, Caller
 from server.http import ProblemError
-from server.keys import CONFIG, DATABASE, GUESTS, LOGIN_LIMITER
+from server.keys import CONFIG, DATABASE, GUESTS, LOGIN_LIMITER, NONCES
 from server.storage import (
     Role,
     authenticate_booth,
     authenticate_user,
     create_auth_session,
     delete_auth_session,
+    get_booth,
     user_for_token,
 )
 
@@ -32,6 +34,8 @@ async def caller_for(request: web.Request) -> Caller:
     """The caller, from a booth's bearer credential or a person's session cookie."""
     db = request.app[DATABASE]
     header = request.headers.get("Authorization", "")
+    if header.lower().startswith(boothauth.SCHEME + " "):
+        return await _signed_booth(request, header)
     if header:
         scheme, _, credential = header.partition(" ")
         if scheme.lower() != "bearer" or not credential or len(credential) > MAX_CREDENTIAL_CHARS:
@@ -51,6 +55,25 @@ async def caller_for(request: web.Request) -> Caller:
     return Caller(
         access=access, id=user.id, name=user.display_name or user.username, by_cookie=True
     )
+
+
+async def _signed_booth(request: web.Request, header: str) -> Caller:
+    """An enrolled booth: its signature over a nonce this server issued and has not seen back."""
+    signed = boothauth.parse_header(header) if len(header) <= MAX_CREDENTIAL_CHARS else None
+    if signed is None:
+        return ANONYMOUS
+    # The nonce is spent before anything else: a header is never good twice, even if wrong.
+    if not request.app[NONCES].spend(signed.nonce, signed.booth_id):
+        log.warning("refused a booth signature from %s: unknown, used or old nonce", request.remote)
+        return ANONYMOUS
+    booth = await get_booth(request.app[DATABASE], signed.booth_id)
+    if booth is None or booth.public_key is None or not boothauth.verify(booth.public_key, signed):
+        log.warning("refused a booth signature from %s: does not verify", request.remote)
+        return ANONYMOUS
+    if booth.revoked:
+        log.warning("refused booth %s: revoked", booth.id)
+        return ANONYMOUS
+    return Caller(access=Access.BOOTH, id=booth.id, name=booth.name)
 
 
 def _guest(request: web.Request) -> Caller:

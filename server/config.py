@@ -63,6 +63,8 @@ class ServerConfig:
     audit_retention_days: int = 90
     #: Citizens may ask for an advisor now from their own browser (the page at /now/).
     walk_in_web: bool = True
+    #: How long a booth's one-time enrolment token is valid.
+    enrolment_token_hours: float = 72.0
     #: The server's secret key (made on first start; default: server.key in data_dir).
     secret_key_file: Path | None = None
 
@@ -103,6 +105,7 @@ _TOP_KEYS = {
     "audit_retention_days",
     "walk_in_web",
     "secret_key_file",
+    "enrolment_token_hours",
 }
 
 
@@ -165,6 +168,11 @@ def config_from_mapping(data: dict[str, Any]) -> ServerConfig:
         if not 1 <= days <= 3650:
             raise ConfigError("audit_retention_days: must be between 1 and 3650")
         kwargs["audit_retention_days"] = days
+    if "enrolment_token_hours" in data:
+        hours = _typed(data, "enrolment_token_hours", (int, float))
+        if not 0.1 <= hours <= 24 * 30:
+            raise ConfigError("enrolment_token_hours: must be between 0.1 and 720")
+        kwargs["enrolment_token_hours"] = float(hours)
     if "secret_key_file" in data:
         kwargs["secret_key_file"] = Path(_typed(data, "secret_key_file", str))
     if "walk_in_web" in data:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api import Api
+from server.boothauth import NonceStore
 from server.config import ServerConfig
 from server.guests import GuestPasses
 from server.ratelimit import RateLimiter
@@ -20,3 +21,5 @@ GUESTS = web.AppKey("guests", GuestPasses)
 JOIN_LIMITER = web.AppKey("join_limiter", RateLimiter)
 WALK_IN_LIMITER = web.AppKey("walk_in_limiter", RateLimiter)
 CODE_LIMITER = web.AppKey("code_limiters", tuple[RateLimiter, ...])
+NONCES = web.AppKey("booth_nonces", NonceStore)
+ENROL_LIMITER = web.AppKey("enrol_limiter", RateLimiter)

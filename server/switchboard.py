@@ -247,6 +247,17 @@ class Switchboard:
         if conn.role is Role.ADVISOR:
             conn.send(self._queue_message(conn))
 
+    def online_booths(self) -> set[str]:
+        """The ids of the booths connected now."""
+        return {c.principal_id for c in self.connections.values() if c.role is Role.BOOTH}
+
+    def disconnect_booth(self, booth_id: str, reason: str) -> None:
+        """Close a booth's connection (revoked, say); its session ends as on any disconnect."""
+        for conn in list(self.connections.values()):
+            if conn.role is Role.BOOTH and conn.principal_id == booth_id:
+                self.unregister(conn)
+                conn.close(4003, reason)
+
     def unregister(self, conn: Connection) -> None:
         """Remove a connection and end its session (the peer is told why); an invited
         participant only leaves the call."""

@@ -42,6 +42,8 @@ __all__ = [
     "AuthSession",
     "Base",
     "Booth",
+    "BoothEnrolment",
+    "BoothHealth",
     "Branch",
     "Channel",
     "Role",
@@ -163,15 +165,25 @@ class AuthSession(Base):
 
 
 class Booth(Base):
-    """A booth that may connect to the server, found by id and checked by its secret's hash."""
+    """A booth that may connect to the server.
+
+    An enrolled booth proves itself by signing a fresh server nonce with its Ed25519 key (only
+    the public key is here). A booth added on the command line for development has a secret
+    instead, of which only the hash is kept.
+    """
 
     __tablename__ = "booths"
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     # SHA-256, not argon2: the secret is 32 random bytes, so nobody can guess it, and a fast
-    # hash keeps booth logins cheap.
-    secret_hash: Mapped[str] = mapped_column(String(SHA256_HEX_LENGTH))
+    # hash keeps booth logins cheap. None for a booth enrolled with a key (revision 0004).
+    secret_hash: Mapped[str | None] = mapped_column(String(SHA256_HEX_LENGTH))
+    #: The booth's Ed25519 public key, 64 hex digits; set by enrolment (revision 0004).
+    public_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: What the booth said of itself at enrolment (model, serial, ...), JSON; never personal.
+    hardware: Mapped[str | None] = mapped_column(Text())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Added in revision 0002; a booth without a branch takes no walk-ins or booth appointments.
@@ -380,3 +392,32 @@ class Asset(Base):
             f"Asset(name={self.name!r}, content_type={self.content_type!r}, "
             f"size={len(self.data)}, sha256={self.sha256[:12]!r})"
         )
+
+
+class BoothEnrolment(Base):
+    """A one-time enrolment token for a booth: only its hash is kept (revision 0004)."""
+
+    __tablename__ = "booth_enrolments"
+
+    token_hash: Mapped[str] = mapped_column(String(SHA256_HEX_LENGTH), primary_key=True)
+    booth_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("booths.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BoothHealth(Base):
+    """One health report of a booth (a heartbeat's figures), kept for a day or so."""
+
+    __tablename__ = "booth_health"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    booth_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("booths.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    state: Mapped[str] = mapped_column(String(32))
+    #: The report's figures as JSON (version, uptime, temperature, load, disk, self-tests).
+    data: Mapped[str] = mapped_column(Text())

@@ -389,8 +389,9 @@ async def authenticate_booth(db: Database, credential: str) -> Booth | None:
         return None
     async with db.session() as session:
         booth = await session.get(Booth, booth_id)
-    expected = booth.secret_hash if booth is not None else _NO_SECRET_HASH
-    matches = hmac.compare_digest(sha256_hex(secret), expected)
+    # A booth enrolled with a key has no secret: nothing matches (compared all the same).
+    expected = booth.secret_hash if booth is not None and booth.secret_hash else _NO_SECRET_HASH
+    matches = hmac.compare_digest(sha256_hex(secret), expected) and expected != _NO_SECRET_HASH
     if booth is None:
         logger.info("Booth login refused: unknown booth id %s", booth_id)
         return None

@@ -29,8 +29,11 @@ TABLES = {
     "audit_events",
     "settings",
     "assets",
+    "booth_enrolments",
+    "booth_health",
 }
-TABLES_0002 = TABLES - {"settings", "assets"}
+TABLES_0003 = TABLES - {"booth_enrolments", "booth_health"}
+TABLES_0002 = TABLES_0003 - {"settings", "assets"}
 TABLES_0001 = {"users", "auth_sessions", "booths"}
 
 
@@ -85,10 +88,10 @@ def _downgrade_to_base(connection: Connection) -> None:
     command.downgrade(alembic_config(connection), "base")
 
 
-HEAD = "0003"
+HEAD = "0004"
 
 
-def test_one_head_named_0003() -> None:
+def test_one_head_named_0004() -> None:
     scripts = ScriptDirectory.from_config(alembic_config())
     assert scripts.get_heads() == [HEAD]
 
@@ -111,6 +114,7 @@ async def test_constraint_names_match_the_models(url: str, engine: AsyncEngine) 
     assert found["booths"] == {
         "pk_booths",
         "uq_booths_name",
+        "uq_booths_public_key",
         "fk_booths_branch_id_branches",
         "ix_booths_branch_id",
     }

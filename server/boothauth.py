@@ -1,0 +1,95 @@
+"""Booths prove who they are by signing a fresh server nonce with their Ed25519 key.
+
+1. ``GET /api/v1/booth/challenge?booth=<id>`` gives a nonce: random, for that booth only, valid
+   for a minute, usable once.
+2. The booth sends ``Authorization: Signature booth=<id>,nonce=<nonce>,signature=<sig>`` where
+   ``sig`` is the base64url Ed25519 signature of :func:`signed_text`.
+
+The nonce is spent when it is checked, so a recorded header never works twice (replay), and
+only the holder of the private key can sign (the server keeps only the public key).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+log = logging.getLogger(__name__)
+
+SCHEME = "signature"
+NONCE_SECONDS = 60.0
+#: Nonces held at most (the oldest go first): bounded memory under a flood of challenges.
+MAX_NONCES = 10_000
+
+
+def signed_text(booth_id: str, nonce: str) -> bytes:
+    """What a booth signs to log in: the purpose, the booth and the server's nonce."""
+    return f"videobooth-booth-auth-v1\n{booth_id}\n{nonce}".encode()
+
+
+@dataclass(frozen=True)
+class SignedHeader:
+    booth_id: str
+    nonce: str
+    signature: bytes
+
+
+def parse_header(value: str) -> SignedHeader | None:
+    """The parts of a ``Signature`` Authorization header; None if it is not one."""
+    scheme, _, rest = value.partition(" ")
+    if scheme.lower() != SCHEME:
+        return None
+    fields: dict[str, str] = {}
+    for part in rest.split(","):
+        key, eq, val = part.strip().partition("=")
+        if not eq:
+            return None
+        fields[key] = val.strip('"')
+    try:
+        signature = base64.urlsafe_b64decode(fields["signature"] + "==")
+        return SignedHeader(fields["booth"], fields["nonce"], signature)
+    except (KeyError, ValueError, binascii.Error):
+        return None
+
+
+class NonceStore:
+    """The challenges handed out and not yet used, in memory."""
+
+    def __init__(self, clock: object = time.monotonic) -> None:
+        self._nonces: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._clock = clock
+
+    def _now(self) -> float:
+        clock = self._clock
+        assert callable(clock)
+        now: float = clock()
+        return now
+
+    def issue(self, booth_id: str) -> str:
+        nonce = secrets.token_urlsafe(24)
+        while len(self._nonces) >= MAX_NONCES:
+            self._nonces.popitem(last=False)
+        self._nonces[nonce] = (booth_id, self._now() + NONCE_SECONDS)
+        return nonce
+
+    def spend(self, nonce: str, booth_id: str) -> bool:
+        """True once for a nonce issued to ``booth_id`` and not expired; it is gone afterwards."""
+        entry = self._nonces.pop(nonce, None)
+        return entry is not None and entry[0] == booth_id and entry[1] > self._now()
+
+
+def verify(public_key_hex: str, header: SignedHeader) -> bool:
+    try:
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key_hex))
+        key.verify(header.signature, signed_text(header.booth_id, header.nonce))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
