@@ -43,6 +43,7 @@ class State(StrEnum):
     OUT_OF_SERVICE = "out_of_service"  # set remotely or by a fault
     TECHNICIAN_PIN = "technician_pin"
     TECHNICIAN = "technician"
+    ENROLMENT = "enrolment"  # first boot without a token: "scan the enrolment code"
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,23 @@ class PinEntered(Event):
     pin: str
 
 
+@dataclass(frozen=True)
+class EnrolmentNeeded(Event):
+    """The booth has no identity yet and no token: it must be shown the enrolment code."""
+
+
+@dataclass(frozen=True)
+class Enrolled(Event):
+    pass
+
+
+@dataclass(frozen=True)
+class EnrolmentFailed(Event):
+    """The server refused the enrolment; ``reason`` is its message for the technician."""
+
+    reason: str
+
+
 # ---------------------------------------------------------------- effects
 
 
@@ -250,6 +268,13 @@ class CancelWait(Effect):
 @dataclass(frozen=True)
 class HangUp(Effect):
     session_id: str
+
+
+@dataclass(frozen=True)
+class Enrol(Effect):
+    """Enrol with this token (read from the enrolment QR code)."""
+
+    token: str
 
 
 @dataclass(frozen=True)
@@ -296,6 +321,9 @@ class Flow:
     visit: Visit = field(default_factory=Visit)
     online: bool = False
     in_service: bool = True
+    enrolled: bool = True
+    #: Why the last enrolment failed (for the enrolment screen); None otherwise.
+    enrolment_problem: str | None = None
     service_reason: str | None = None
     present: bool = True
     #: When the current state was entered and when someone last touched the screen.
@@ -315,6 +343,7 @@ class Flow:
             State.WAITING,  # the self-view
             State.IN_CALL,
             State.TECHNICIAN,  # the preview
+            State.ENROLMENT,  # reads the enrolment QR code
         )
 
     @property
@@ -339,12 +368,26 @@ class Flow:
         match event:
             case LinkDown():
                 self.online = False
+                effects += self._leave(now, notify=False)  # ends where _resting_state says
+            case EnrolmentNeeded():
+                self.enrolled = False
                 effects += self._leave(now, notify=False)
-                self._enter(State.OFFLINE if self.in_service else State.OUT_OF_SERVICE, now)
+            case Enrolled():
+                self.enrolled = True
+                self.enrolment_problem = None
+                if self.state is State.ENROLMENT:
+                    self._enter(self._resting_state(), now)
+            case EnrolmentFailed():
+                self.enrolment_problem = event.reason
+            case QrCodeRead() if self.state is State.ENROLMENT:
+                token = event.text.strip()
+                if token.startswith("vbe_") and 36 <= len(token) <= 68:
+                    self.enrolment_problem = None
+                    effects.append(Enrol(token=token))
             case LinkUp():
                 self.online = True
                 if self.state is State.OFFLINE:
-                    self._enter(State.IDLE if self.in_service else State.OUT_OF_SERVICE, now)
+                    self._enter(self._resting_state(), now)
             case OutOfService():
                 self.in_service = False
                 self.service_reason = event.reason
@@ -355,7 +398,7 @@ class Flow:
                 self.in_service = True
                 self.service_reason = None
                 if self.state is State.OUT_OF_SERVICE:
-                    self._enter(State.IDLE if self.online else State.OFFLINE, now)
+                    self._enter(self._resting_state(), now)
             case Presence():
                 self.present = event.present
                 self.absent_since = None if event.present else now
@@ -365,6 +408,7 @@ class Flow:
                 State.IDLE,
                 State.OFFLINE,
                 State.OUT_OF_SERVICE,
+                State.ENROLMENT,
             ):
                 if self.technician_pin_digest is not None and now >= self.pin_locked_until:
                     self._enter(State.TECHNICIAN_PIN, now)
@@ -472,6 +516,8 @@ class Flow:
         self.visit = Visit()
 
     def _resting_state(self) -> State:
+        if not self.enrolled:
+            return State.ENROLMENT
         if not self.in_service:
             return State.OUT_OF_SERVICE
         return State.IDLE if self.online else State.OFFLINE

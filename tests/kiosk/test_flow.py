@@ -22,6 +22,10 @@ from kiosk.flow import (
     ChooseWalkIn,
     Consent,
     Digit,
+    Enrol,
+    Enrolled,
+    EnrolmentFailed,
+    EnrolmentNeeded,
     Event,
     Flow,
     HangUp,
@@ -173,6 +177,23 @@ def test_technician_mode_needs_the_pin_and_locks_after_wrong_ones() -> None:
     assert flow.state is State.TECHNICIAN_PIN
 
 
+def test_first_boot_without_a_token_reads_the_enrolment_code() -> None:
+    flow = Flow()
+    flow.handle(EnrolmentNeeded(), 0.0)
+    assert flow.state is State.ENROLMENT
+    assert flow.camera_wanted
+    assert flow.handle(QrCodeRead("https://example.com/"), 1.0) == []  # not a token
+    token = "vbe_" + "A" * 43
+    assert flow.handle(QrCodeRead(token), 2.0) == [Enrol(token=token)]
+    flow.handle(EnrolmentFailed("This enrolment token has expired; ask for a new one."), 3.0)
+    assert flow.state is State.ENROLMENT
+    assert flow.enrolment_problem is not None
+    flow.handle(Enrolled(), 4.0)
+    assert flow.state is State.OFFLINE  # enrolled; now the link comes up
+    flow.handle(LinkUp(), 5.0)
+    assert flow.state is State.IDLE
+
+
 def test_codes_from_qr_codes() -> None:
     assert code_from_qr("12345678") == "12345678"
     assert code_from_qr("1234 5678") == "12345678"
@@ -209,6 +230,9 @@ EVENTS = st.one_of(
     st.builds(Presence, st.booleans()),
     st.builds(TechnicianGesture),
     st.builds(PinEntered, st.sampled_from(["2468", "0000"])),
+    st.builds(EnrolmentNeeded),
+    st.builds(Enrolled),
+    st.builds(EnrolmentFailed, st.just("expired")),
 )
 STEPS = st.lists(st.tuples(EVENTS, st.floats(0, 120)), max_size=60)
 
@@ -226,6 +250,7 @@ def _run(steps: list[tuple[Event, float]]) -> tuple[Flow, float, list[object]]:
 def test_any_sequence_ends_at_idle_within_the_timeouts(steps: list[tuple[Event, float]]) -> None:
     flow, now, _ = _run(steps)
     # Once the server is reachable and the booth in service, time alone brings it back to idle.
+    flow.handle(Enrolled(), now)
     flow.handle(LinkUp(), now)
     flow.handle(BackInService(), now)
     flow.handle(Presence(present=True), now)
@@ -243,7 +268,7 @@ def test_after_a_call_nothing_of_it_remains(
     before: list[tuple[Event, float]], after: list[tuple[Event, float]]
 ) -> None:
     flow, now, _ = _run(before)
-    for event in (LinkUp(), BackInService(), Cancel(), Cancel(), Cancel(), Back()):
+    for event in (Enrolled(), LinkUp(), BackInService(), Cancel(), Cancel(), Cancel(), Back()):
         flow.handle(event, now)
     now += flow.timeouts.longest + 1
     flow.handle(Tick(), now)
@@ -279,7 +304,8 @@ def test_the_camera_runs_only_on_screens_that_show_it(steps: list[tuple[Event, f
         now += gap
         flow.handle(event, now)
         assert flow.camera_wanted == (
-            flow.state in (State.CODE_ENTRY, State.WAITING, State.IN_CALL, State.TECHNICIAN)
+            flow.state
+            in (State.CODE_ENTRY, State.WAITING, State.IN_CALL, State.TECHNICIAN, State.ENROLMENT)
         )
         if flow.state in (State.IDLE, State.OFFLINE, State.OUT_OF_SERVICE):
             assert flow.visit == Visit()
