@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
@@ -38,6 +39,15 @@ from kiosk.hardware import (
     Pattern,
     StatusLight,
     null_hardware,
+)
+from kiosk.identity import (
+    EnrolmentRefusedError,
+    Identity,
+    ServerAccess,
+    enrol,
+    forget_token,
+    load_identity,
+    ssl_setting,
 )
 from kiosk.link import LinkState, ServerLink
 from kiosk.media import SourceError, VideoFanout
@@ -145,9 +155,17 @@ class Booth:
         self._requested_once = False
         self._background: set[asyncio.Task[None]] = set()
         self._qr_scan: asyncio.Task[None] | None = None
+        self.access = ServerAccess(
+            server_url=config.server_url,
+            ssl=ssl_setting(config.server_ca_file, config.server_fingerprint),
+            credential=config.credential,
+        )
+        #: The token read from the enrolment QR code, handed to :meth:`_enrolment`.
+        self._scanned_tokens: asyncio.Queue[str] = asyncio.Queue()
+        self.enrolment_problem: str | None = None
         self.link = ServerLink(
             url=config.websocket_url,
-            credential=config.credential,
+            access=self.access,
             on_message=self._inbox.put_nowait,
             on_state=self._on_link_state,
             heartbeat_state=lambda: str(self.flow.state),
@@ -194,7 +212,7 @@ class Booth:
         """Run until :meth:`stop` is called."""
         self._show_state()
         tasks = [
-            asyncio.create_task(self.link.run(), name="link"),
+            asyncio.create_task(self._connect(), name="link"),
             asyncio.create_task(self._process_inbox(), name="inbox"),
             asyncio.create_task(self._tick(), name="flow-tick"),
         ]
@@ -215,6 +233,51 @@ class Booth:
                     await task
             if self.config.status_file is not None:
                 await self._write_status_once(self.config.status_file)
+
+    async def _connect(self) -> None:
+        """Make sure the booth has an identity (enrol if not), then keep the link up."""
+        if self.access.credential is None:
+            self.access.identity = await self._enrolment()
+        await self.link.run()
+
+    async def _enrolment(self) -> Identity:
+        """The enrolled identity: kept from an earlier boot, or got now with the token from
+        booth.toml, or with one read from the enrolment QR code (the screen asks for it)."""
+        directory = self.config.identity_dir
+        identity = await asyncio.to_thread(load_identity, directory)
+        if identity is not None:
+            return identity
+        token = self.config.enrolment_token
+        if token is None:
+            self.post(booth_flow.EnrolmentNeeded())
+        delay = 1.0
+        while True:
+            if token is None:
+                token = await self._scanned_tokens.get()
+            try:
+                identity = await enrol(self.access, directory, token)
+            except EnrolmentRefusedError as exc:
+                # A spent, expired or revoked token: say so and wait for another code.
+                log.error("enrolment refused: %s", exc)
+                self.enrolment_problem = str(exc)
+                self.post(booth_flow.EnrolmentNeeded())
+                self.post(booth_flow.EnrolmentFailed(str(exc)))
+                token = None
+                continue
+            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+                log.warning("cannot enrol yet (%s); trying again in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.reconnect_max_seconds)
+                continue
+            break
+        self.enrolment_problem = None
+        if self.config.enrolment_token is not None and self.config.source is not None:
+            try:
+                await asyncio.to_thread(forget_token, self.config.source)
+            except OSError as exc:  # a read-only boot partition: the token is spent anyway
+                log.warning("could not remove the spent token from %s: %s", self.config.source, exc)
+        self.post(booth_flow.Enrolled())
+        return identity
 
     def stop(self) -> None:
         self._stopped.set()
@@ -252,9 +315,7 @@ class Booth:
             self.post(booth_flow.LinkDown())
 
     async def _refresh_info(self) -> None:
-        self.info = await fetch_server_info(
-            self.config.server_url, self.config.credential, self.info
-        )
+        self.info = await fetch_server_info(self.access, self.info)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -331,6 +392,8 @@ class Booth:
             case booth_flow.HangUp():
                 self.link.send(Hangup(session_id=effect.session_id, reason="hangup"))
                 await self._stop_media("hangup")
+            case booth_flow.Enrol():
+                self._scanned_tokens.put_nowait(effect.token)
             case booth_flow.WipeVisit():
                 await self._stop_media("ended")
             case _:  # pragma: no cover - every effect is handled above
@@ -501,7 +564,7 @@ class Booth:
 
     def _follow_qr_scan(self) -> None:
         """Read QR codes from the self-view while the code-entry screen is shown."""
-        wanted = self.flow.state is State.CODE_ENTRY and self.fanout is not None
+        wanted = self.flow.state in (State.CODE_ENTRY, State.ENROLMENT) and self.fanout is not None
         if wanted and self._qr_scan is None:
             fanout = self.fanout
 
@@ -598,6 +661,8 @@ class Booth:
             "camera_light": self.camera_light.streaming,
             "hardware_unavailable": self.hardware.unavailable,
             "topics": len(self.info.topics),
+            "booth_id": self.access.identity.booth_id if self.access.identity else None,
+            "enrolment_problem": self.enrolment_problem,
             "queue_position": self.queue_position,
             "audio_fault": self.audio_fault,
             "last_call_ended": self.last_call_ended,

@@ -190,8 +190,21 @@ class BoothConfig:
     """What a booth needs to run; see the README's booth configuration section."""
 
     server_url: str
-    #: ``<booth id>.<secret>`` as printed by ``videobooth-server booth add``.
-    credential: str = field(repr=False)
+    #: Development option: ``<booth id>.<secret>`` as printed by ``videobooth-server booth
+    #: add``. Without it the booth enrols and logs in with its key (kiosk/identity.py).
+    credential: str | None = field(default=None, repr=False)
+    #: The one-time enrolment token (from the provisioning tool); deleted once spent.
+    enrolment_token: str | None = field(default=None, repr=False)
+    #: Where the booth keeps its key and identity (the persistent data partition).
+    identity_dir: Path = Path("/data/videobooth")
+    #: The organisation's CA certificate (PEM), or the server certificate's SHA-256
+    #: fingerprint, for checking the server; neither: the system's trust store.
+    server_ca_file: Path | None = None
+    server_fingerprint: str | None = None
+    #: The branch the technician provisioned the card for (shown in technician mode).
+    branch: str | None = None
+    #: The file this configuration came from (the spent token is deleted from it).
+    source: Path | None = None
     video: VideoConfig = VideoConfig()
     camera: CameraConfig = CameraConfig()
     audio: AudioConfig = AudioConfig()
@@ -217,11 +230,24 @@ class BoothConfig:
             raise BoothConfigError(
                 f"server_url: {self.server_url!r} must be an http:// or https:// URL"
             )
-        booth_id, dot, secret = self.credential.partition(".")
-        if not booth_id or not dot or not secret:
+        if self.credential is not None:
+            booth_id, dot, secret = self.credential.partition(".")
+            if not booth_id or not dot or not secret:
+                raise BoothConfigError(
+                    "credential: expected '<booth id>.<secret>' as printed by "
+                    "'videobooth-server booth add'"
+                )
+        if self.enrolment_token is not None and not re.fullmatch(
+            r"vbe_[A-Za-z0-9_-]{32,64}", self.enrolment_token
+        ):
+            raise BoothConfigError("enrolment_token: not an enrolment token (vbe_...)")
+        if self.server_ca_file is not None and self.server_fingerprint is not None:
+            raise BoothConfigError("set server_ca_file or server_fingerprint, not both")
+        if self.server_fingerprint is not None and not re.fullmatch(
+            r"sha256:([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}", self.server_fingerprint
+        ):
             raise BoothConfigError(
-                "credential: expected '<booth id>.<secret>' as printed by "
-                "'videobooth-server booth add'"
+                "server_fingerprint: expected sha256: and 32 colon-separated hex bytes"
             )
 
     @property
@@ -249,6 +275,11 @@ _KEYS = {
     "reconnect_max_seconds",
     "stats_seconds",
     "technician_pin_digest",
+    "enrolment_token",
+    "identity_dir",
+    "server_ca_file",
+    "server_fingerprint",
+    "branch",
 }
 
 
@@ -358,10 +389,19 @@ def config_from_mapping(data: dict[str, Any]) -> BoothConfig:
     unknown = sorted(set(data) - _KEYS)
     if unknown:
         raise BoothConfigError(f"unknown setting(s): {', '.join(unknown)}")
-    for key in ("server_url", "credential"):
-        if not isinstance(data.get(key), str):
-            raise BoothConfigError(f"{key}: required, as a string")
-    kwargs: dict[str, Any] = {"server_url": data["server_url"], "credential": data["credential"]}
+    if not isinstance(data.get("server_url"), str):
+        raise BoothConfigError("server_url: required, as a string")
+    kwargs: dict[str, Any] = {"server_url": data["server_url"]}
+    for key in ("credential", "enrolment_token", "server_fingerprint", "branch"):
+        if key in data:
+            if not isinstance(data[key], str):
+                raise BoothConfigError(f"{key}: expected a string")
+            kwargs[key] = data[key]
+    for key in ("identity_dir", "server_ca_file"):
+        if key in data:
+            if not isinstance(data[key], str):
+                raise BoothConfigError(f"{key}: expected a path")
+            kwargs[key] = Path(data[key])
     if "video" in data:
         kwargs["video"] = _video(data["video"])
     if "camera" in data:
@@ -411,6 +451,11 @@ def load_config(path: Path) -> BoothConfig:
     except tomllib.TOMLDecodeError as exc:
         raise BoothConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:
-        return config_from_mapping(data)
+        config = config_from_mapping(data)
     except BoothConfigError as exc:
         raise BoothConfigError(f"{path}: {exc}") from exc
+    # A CA file named relative to booth.toml lives next to it (on the boot partition).
+    ca = config.server_ca_file
+    if ca is not None and not ca.is_absolute():
+        ca = path.parent / ca
+    return replace(config, source=path, server_ca_file=ca)

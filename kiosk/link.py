@@ -11,6 +11,7 @@ from enum import StrEnum
 
 import aiohttp
 
+from kiosk.identity import ServerAccess
 from protocol import Heartbeat, Message, ProtocolError, decode_server, encode
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class ServerLink:
         self,
         *,
         url: str,
-        credential: str,
+        access: ServerAccess,
         on_message: Callable[[Message], None],
         on_state: Callable[[LinkState], None],
         heartbeat_state: Callable[[], str],
@@ -39,7 +40,7 @@ class ServerLink:
         reconnect_max_seconds: float = 30.0,
     ) -> None:
         self._url = url
-        self._credential = credential
+        self._access = access
         self._on_message = on_message
         self._on_state = on_state
         self._heartbeat_state = heartbeat_state
@@ -72,11 +73,12 @@ class ServerLink:
     async def run(self) -> None:
         """Connect, read, and reconnect after failures until :meth:`close`."""
         delay = 1.0
-        headers = {"Authorization": f"Bearer {self._credential}"}
-        async with aiohttp.ClientSession() as http:
+        async with self._access.session() as http:
             while not self._closing:
                 self._set_state(LinkState.CONNECTING)
                 try:
+                    # A fresh signed nonce for every connection (or the development secret).
+                    headers = await self._access.headers(http)
                     async with http.ws_connect(
                         self._url, headers=headers, heartbeat=self._heartbeat_seconds * 2
                     ) as ws:
@@ -93,7 +95,9 @@ class ServerLink:
                         delay = self._reconnect_max
                     else:
                         log.warning("server handshake failed: HTTP %d", exc.status)
-                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                except aiohttp.ClientResponseError as exc:  # the challenge was refused
+                    log.warning("the server refused a login challenge: HTTP %d", exc.status)
+                except (TimeoutError, aiohttp.ClientError, OSError, KeyError, ValueError) as exc:
                     log.warning("cannot reach the server at %s: %s", self._url, exc)
                 finally:
                     self._ws = None

@@ -10,11 +10,12 @@ from typing import Any
 
 import aiohttp
 
+from kiosk.identity import ServerAccess
+
 log = logging.getLogger(__name__)
 
 #: A logo bigger than this is not shown (the server refuses more than 256 KiB anyway).
 MAX_LOGO_BYTES = 512 * 1024
-TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
 @dataclass
@@ -29,20 +30,18 @@ class ServerInfo:
     logo_type: str | None = None
 
 
-async def fetch_server_info(server_url: str, credential: str, known: ServerInfo) -> ServerInfo:
+async def fetch_server_info(access: ServerAccess, known: ServerInfo) -> ServerInfo:
     """Topics and branding from the server; on any failure the ``known`` values stay."""
-    base = server_url.rstrip("/")
-    headers = {"Authorization": f"Bearer {credential}"}
     info = ServerInfo(**vars(known))
     try:
-        async with aiohttp.ClientSession(headers=headers, timeout=TIMEOUT) as http:
-            async with http.get(f"{base}/api/v1/topics") as response:
+        async with access.session() as http:
+            async with await access.get(http, "/api/v1/topics") as response:
                 response.raise_for_status()
                 body: Any = await response.json()
             info.topics = [
                 (str(t["id"]), str(t["name"])) for t in body["topics"] if t.get("active", True)
             ]
-            async with http.get(f"{base}/api/v1/branding") as response:
+            async with await access.get(http, "/api/v1/branding") as response:
                 response.raise_for_status()
                 branding: Any = await response.json()
             info.organisation_name = branding.get("organisation_name")
@@ -57,7 +56,7 @@ async def fetch_server_info(server_url: str, credential: str, known: ServerInfo)
             logo_url = branding.get("logo_url")
             info.logo, info.logo_type = None, None
             if isinstance(logo_url, str) and logo_url.startswith("/"):
-                async with http.get(f"{base}{logo_url}") as response:
+                async with await access.get(http, logo_url) as response:
                     response.raise_for_status()
                     data = await response.content.read(MAX_LOGO_BYTES + 1)
                     if len(data) <= MAX_LOGO_BYTES:

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from aioice import stun
 
+from kiosk.identity import ServerAccess
+
 log = logging.getLogger(__name__)
 
 TIMEOUT = 5.0
@@ -83,21 +85,19 @@ async def stun_round_trip(host: str, port: int) -> float:
         transport.close()
 
 
-async def network_checks(server_url: str, credential: str) -> list[Check]:
+async def network_checks(access: ServerAccess) -> list[Check]:
     """The server (reachable, accepts this booth) and every relay it names (answers STUN)."""
-    base = server_url.rstrip("/")
+    base = access.base
     checks: list[Check] = []
     relays: list[str] = []
-    timeout = aiohttp.ClientTimeout(total=TIMEOUT)
-    headers = {"Authorization": f"Bearer {credential}"}
     try:
-        async with aiohttp.ClientSession(timeout=timeout, headers=headers) as http:
+        async with access.session() as http:
             started = time.monotonic()
             async with http.get(f"{base}/api/v1/health") as response:
                 response.raise_for_status()
             rtt = (time.monotonic() - started) * 1000
             checks.append(Check("server", True, f"{base} answers in {rtt:.0f} ms"))
-            async with http.get(f"{base}/api/v1/relay") as response:
+            async with await access.get(http, "/api/v1/relay") as response:
                 if response.status in (401, 403):
                     checks.append(Check("credential", False, "the server refuses this booth"))
                     return checks

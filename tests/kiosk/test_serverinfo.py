@@ -3,6 +3,7 @@ credential; when the server cannot be reached it keeps what it had."""
 
 from __future__ import annotations
 
+from kiosk.identity import ServerAccess
 from kiosk.serverinfo import ServerInfo, fetch_server_info
 from server.keys import DATABASE
 from server.storage import create_topic, create_user, set_topic_active
@@ -34,7 +35,7 @@ async def test_topics_and_branding_reach_the_booth(make_harness: MakeHarness) ->
 
     credential = await harness.add_booth("Info booth")
     base = harness.url("/").rstrip("/")
-    info = await fetch_server_info(base, credential, ServerInfo())
+    info = await fetch_server_info(ServerAccess(base, credential=credential), ServerInfo())
     assert info.topics == [(residence.id, "Residence permit")]
     assert info.organisation_name == "Stadt Beispiel"
     assert (info.primary_color, info.accent_color) == ("#0b5cad", "#006b5f")
@@ -42,5 +43,6 @@ async def test_topics_and_branding_reach_the_booth(make_harness: MakeHarness) ->
     assert (info.logo, info.logo_type) == (logo, "image/png")
 
     # A wrong credential (or a server that is away) leaves the booth with what it knew.
-    assert await fetch_server_info(base, "x.y", info) is info
-    assert await fetch_server_info("http://127.0.0.1:9", credential, info) is info
+    assert await fetch_server_info(ServerAccess(base, credential="x.y"), info) is info
+    away = ServerAccess("http://127.0.0.1:9", credential=credential)
+    assert await fetch_server_info(away, info) is info

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+from kiosk.identity import ServerAccess
 from kiosk.technician import network_checks, relay_address, software_version
 from server.config import TurnConfig
 from tests.e2e.conftest import Coturn, coturn  # noqa: F401
@@ -37,7 +38,7 @@ async def test_network_check_reaches_server_and_relay(
     credential = await harness.add_booth("Technician booth")
     base = harness.url("/").rstrip("/")
 
-    checks = await network_checks(base, credential)
+    checks = await network_checks(ServerAccess(base, credential=credential))
     assert [(c.name, c.ok) for c in checks] == [
         ("server", True),
         ("credential", True),
@@ -45,12 +46,12 @@ async def test_network_check_reaches_server_and_relay(
     ], checks
     assert "answers in" in checks[2].detail
 
-    refused = await network_checks(base, "not.valid")
+    refused = await network_checks(ServerAccess(base, credential="not.valid"))
     assert [(c.name, c.ok) for c in refused] == [("server", True), ("credential", False)]
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    away = await network_checks(f"http://127.0.0.1:{port}", credential)
+    away = await network_checks(ServerAccess(f"http://127.0.0.1:{port}", credential=credential))
     assert [(c.name, c.ok) for c in away] == [("server", False)]
     assert "cannot be reached" in away[0].detail
