@@ -1,0 +1,169 @@
+"""Every booth screen in every language at several resolutions, rendered with SDL's dummy
+driver and saved under test-output/screens/ (look at them): no text overflows its box, every
+touch target is at least 15 mm, Arabic is right-aligned and shaped, and a walk-in is three taps
+from idle to waiting on the drawn screens."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+import pygame
+
+from kiosk.flow import LANGUAGES, Flow, LinkUp, State, Visit
+from kiosk.i18n import load_catalogue
+from kiosk.ui.screens import MIN_TARGET_MM, BoothScreens, Theme, View, target_at
+from kiosk.ui.text import Fonts
+
+OUT = Path(__file__).resolve().parents[2] / "test-output" / "screens"
+TOPICS = [("t1", "Aufenthaltstitel"), ("t2", "Kindergeld"), ("t3", "Wohngeld")]
+ALL_SIZES = [(800, 480), (1920, 1080)]
+MORE_SIZES = [(1280, 720), (1280, 800)]
+MAIN_SCREENS = [State.IDLE, State.CHOOSE, State.IN_CALL]
+
+
+def _picture(width: int, height: int, shade: int) -> np.ndarray:
+    ramp = np.linspace(40, 200, width, dtype=np.uint8)
+    frame = np.zeros((height, width, 3), dtype=np.uint8)
+    frame[..., 0] = ramp
+    frame[..., 1] = shade
+    frame[..., 2] = ramp[::-1]
+    return frame
+
+
+def _view(state: State, language: str) -> View:
+    visit = Visit(language=language)
+    if state is State.CODE_ENTRY:
+        visit = Visit(language=language, code="123456", problem="wrong_code")
+    elif state is State.WAITING:
+        visit = Visit(language=language, walk_in=True, queue_position=2, estimated_wait_seconds=360)
+    elif state is State.IN_CALL:
+        visit = Visit(language=language, chat=(("Alex", "Guten Tag! Wie kann ich helfen?"),))
+    return View(
+        state=state,
+        visit=visit,
+        topics=TOPICS,
+        remote_frame=_picture(640, 480, 90),
+        self_view=_picture(320, 240, 150),
+        technician={"server": "answers in 3 ms", "relay": "answers in 4 ms", "version": "0.1.0"},
+        pin_digits=3,
+        enrolment_problem=None,
+    )
+
+
+@pytest.fixture(scope="module")
+def screen_kit() -> tuple[object, Fonts]:
+    pygame.display.init()
+    pygame.font.init()
+    return load_catalogue(), Fonts()
+
+
+def _render(
+    kit: tuple[object, Fonts], size: tuple[int, int], state: State, language: str
+) -> tuple[pygame.Surface, BoothScreens, list]:
+    catalogue, fonts = kit
+    screens = BoothScreens(size, Theme(), catalogue, fonts=fonts)  # type: ignore[arg-type]
+    surface = pygame.Surface(size)
+    targets = screens.draw(surface, _view(state, language))
+    return surface, screens, targets
+
+
+def _cases() -> list[tuple[tuple[int, int], State, str]]:
+    cases = [(size, state, lang) for size in ALL_SIZES for state in State for lang in LANGUAGES]
+    cases += [
+        (size, state, lang) for size in MORE_SIZES for state in MAIN_SCREENS for lang in LANGUAGES
+    ]
+    return cases
+
+
+def test_every_screen_in_every_language_fits(screen_kit: tuple[object, Fonts]) -> None:
+    problems: list[str] = []
+    for size, state, language in _cases():
+        surface, screens, targets = _render(screen_kit, size, state, language)
+        folder = OUT / f"{size[0]}x{size[1]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pygame.image.save(surface, str(folder / f"{language}-{state.value}.png"))
+        problems += [f"{size} {overflow}" for overflow in screens.overflows]
+        for target in targets:
+            edge_mm = min(target.rect.width, target.rect.height) / screens.px_per_mm
+            if edge_mm < MIN_TARGET_MM - 0.01:
+                problems.append(
+                    f"{size} {state.value}/{language}: {target.label!r} {edge_mm:.1f} mm"
+                )
+            if not surface.get_rect().contains(target.rect):
+                problems.append(f"{size} {state.value}/{language}: {target.label!r} off screen")
+        # Nothing covers a text or another target (a layout that collides at some size).
+        for index, target in enumerate(targets):
+            for other in targets[index + 1 :]:
+                if target.rect.colliderect(other.rect):
+                    problems.append(
+                        f"{size} {state.value}/{language}: {target.label!r} overlaps {other.label!r}"
+                    )
+            for box, name in screens.text_boxes:
+                if target.rect.colliderect(box):
+                    problems.append(
+                        f"{size} {state.value}/{language}: {target.label!r} covers text {name!r}"
+                    )
+        if state not in (State.OFFLINE, State.OUT_OF_SERVICE, State.ENROLMENT):
+            assert targets, f"{state} has nothing to touch"
+    assert not problems, "\n".join(problems)
+
+
+def _ink_columns(
+    surface: pygame.Surface, box: pygame.Rect, background: tuple[int, int, int]
+) -> tuple[int, int]:
+    pixels = pygame.surfarray.array3d(surface.subsurface(box))
+    ink = np.any(np.abs(pixels.astype(int) - np.array(background)) > 40, axis=2)
+    columns = np.flatnonzero(ink.any(axis=1))
+    return int(columns.min()), int(columns.max())
+
+
+def test_arabic_is_right_aligned_and_shaped(screen_kit: tuple[object, Fonts]) -> None:
+    size = (800, 480)
+    arabic, screens, _ = _render(screen_kit, size, State.CONSENT, "ar")
+    german, _, _ = _render(screen_kit, size, State.CONSENT, "de")
+    title = pygame.Rect(0, 0, size[0], screens.margin + int(screens.title * 2.2))
+    theme = Theme()
+    left_ar, right_ar = _ink_columns(arabic, title, theme.background)
+    left_de, right_de = _ink_columns(german, title, theme.background)
+    assert right_ar >= size[0] - screens.margin - 4  # ends at the right margin
+    assert left_ar > size[0] // 3  # and the left side is empty
+    assert left_de <= screens.margin + 4  # German starts at the left margin
+    # Shaped: the joined word is narrower than its letters in isolated forms, one by one.
+    _, fonts = screen_kit
+    word = "الانتظار"
+    shaped = fonts.render(word, 40, (0, 0, 0), rtl=True).get_width()
+    isolated = sum(
+        fonts.get(40, rtl=True).render(letter, True, (0, 0, 0)).get_width() for letter in word
+    )
+    assert shaped < isolated
+    shaped_pixels = pygame.surfarray.array3d(fonts.render(word, 40, (0, 0, 0), rtl=True))
+    plain = pygame.surfarray.array3d(fonts.get(40).render(word, True, (0, 0, 0)))
+    assert shaped_pixels.shape != plain.shape or not np.array_equal(shaped_pixels, plain)
+
+
+def test_a_walk_in_is_three_taps_on_the_drawn_screens(screen_kit: tuple[object, Fonts]) -> None:
+    catalogue, fonts = screen_kit
+    screens = BoothScreens((800, 480), Theme(), catalogue, fonts=fonts)  # type: ignore[arg-type]
+    surface = pygame.Surface((800, 480))
+    booth = Flow()
+    booth.handle(LinkUp(), 0.0)
+    labels = ["Starten", "Kindergeld", "Zustimmen und anrufen"]  # German until chosen
+    taps = 0
+    for label in labels:
+        targets = screens.draw(surface, View(state=booth.state, visit=booth.visit, topics=TOPICS))
+        target = next(t for t in targets if t.label == label)
+        tapped = target_at(targets, target.rect.center)
+        assert tapped is not None
+        assert tapped.event is not None
+        booth.handle(tapped.event, 1.0)
+        taps += 1
+    assert booth.state is State.WAITING
+    assert booth.visit.topic_id == "t2"
+    assert taps == 3
