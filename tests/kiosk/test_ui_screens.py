@@ -103,7 +103,8 @@ def test_every_screen_in_every_language_fits(screen_kit: tuple[object, Fonts]) -
             for other in targets[index + 1 :]:
                 if target.rect.colliderect(other.rect):
                     problems.append(
-                        f"{size} {state.value}/{language}: {target.label!r} overlaps {other.label!r}"
+                        f"{size} {state.value}/{language}: "
+                        f"{target.label!r} overlaps {other.label!r}"
                     )
             for box, name in screens.text_boxes:
                 if target.rect.colliderect(box):
@@ -131,7 +132,7 @@ def test_arabic_is_right_aligned_and_shaped(screen_kit: tuple[object, Fonts]) ->
     title = pygame.Rect(0, 0, size[0], screens.margin + int(screens.title * 2.2))
     theme = Theme()
     left_ar, right_ar = _ink_columns(arabic, title, theme.background)
-    left_de, right_de = _ink_columns(german, title, theme.background)
+    left_de, _ = _ink_columns(german, title, theme.background)
     assert right_ar >= size[0] - screens.margin - 4  # ends at the right margin
     assert left_ar > size[0] // 3  # and the left side is empty
     assert left_de <= screens.margin + 4  # German starts at the left margin
