@@ -10,24 +10,16 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from kiosk.app import Booth
 from kiosk.config import BoothConfigError, DisplayMode, load_config
-from kiosk.flow import State, pin_digest
+from kiosk.flow import Event, State, pin_digest
 from kiosk.hardware import open_hardware
 from kiosk.systemd import Notifier
-from kiosk.ui import Display, Screen, open_display
+from kiosk.ui import Display, HeadlessDisplay, Screen, open_display
 
 log = logging.getLogger("kiosk")
-
-HEADLINES = {
-    State.OFFLINE: "No connection to the server - retrying",
-    State.IDLE: "Ready - press space or click to call an advisor",
-    State.WAITING: "Waiting for an advisor...",
-    State.IN_CALL: "In call - press Esc to hang up",
-    State.ENDED: "The call has ended. Nothing was stored.",
-    State.OUT_OF_SERVICE: "Out of service",
-}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -55,23 +47,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _drive_display(booth: Booth, display: Display) -> None:
+    headless = isinstance(display, HeadlessDisplay)
+    if not headless:  # pygame only where there is a screen
+        from kiosk.ui.booth_view import theme_for, view_of
+        from kiosk.ui.window import WindowDisplay
+    themed_for: object = None
+    background: set[asyncio.Task[None]] = set()
+
+    def spawn(work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        background.add(task)
+        task.add_done_callback(background.discard)
+
     while True:
-        for action in display.poll():
-            if action == "quit":
+        for item in display.poll():
+            if isinstance(item, Event):
+                booth.post(item)
+            elif item == "quit":
                 booth.stop()
-            elif action == "call":
+            elif item == "call":
                 booth.request_call()
-            elif action == "hangup":
-                await booth.hang_up()
-        call = booth.call
-        display.draw(
-            Screen(
-                state=str(booth.state),
-                headline=HEADLINES.get(booth.state, str(booth.state)),
-                remote_video=call.received.newest_video if call else None,
-                self_view=booth.fanout.source.latest_preview if booth.fanout else None,
-            )
-        )
+            elif item == "mute":
+                booth.toggle_mute()
+            elif item == "camera":
+                booth.toggle_camera()
+            elif item in ("volume_up", "volume_down"):
+                booth.change_volume(0.1 if item == "volume_up" else -0.1)
+            elif item == "tone":
+                spawn(booth.play_test_tone())
+            elif item == "network_check":
+                spawn(booth.run_network_check())
+            elif item == "restart":
+                booth.restart()
+        if headless:
+            await asyncio.sleep(1 / 4)
+            continue
+        if themed_for is not booth.info and isinstance(display, WindowDisplay):
+            themed_for = booth.info
+            display.set_theme(theme_for(booth.info))
+        display.draw(Screen(state=str(booth.state), headline="", view=view_of(booth)))
         await asyncio.sleep(1 / 20)
 
 
@@ -114,7 +128,7 @@ async def run(args: argparse.Namespace) -> int:
         display.close()
         await hardware.close()
     log.info("booth stopped")
-    return 0
+    return booth.exit_code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import av
 from aiortc.contrib.media import MediaRelay
-from aiortc.mediastreams import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
 
 from kiosk import flow as booth_flow
 from kiosk import qr
@@ -54,7 +55,9 @@ from kiosk.media import SourceError, VideoFanout
 from kiosk.media.audio import AudioError
 from kiosk.media.choose import CameraChoice, CameraKind, open_video_source
 from kiosk.media.ratecontrol import RateController
+from kiosk.media.tracks import MuteableTrack, ToneTrack
 from kiosk.serverinfo import ServerInfo, fetch_server_info
+from kiosk.technician import network_checks, software_version
 from protocol import (
     Answer,
     AppointmentJoin,
@@ -135,7 +138,11 @@ class Booth:
         #: ... and one with each further participant the advisor admitted (an interpreter).
         self.others: dict[str, Call] = {}
         #: The microphone, opened once per call and shared by every peer connection.
-        self.microphone: MediaStreamTrack | None = None
+        self.microphone: MuteableTrack | None = None
+        #: The citizen's in-call controls; reset when the visit ends.
+        self.muted = False
+        self.camera_off = False
+        self.volume = config.audio.volume
         self._audio_relay: MediaRelay | None = None
         #: The camera, encoded once for every peer; open only while a call runs.
         self.fanout: VideoFanout | None = None
@@ -155,6 +162,11 @@ class Booth:
         self._requested_once = False
         self._background: set[asyncio.Task[None]] = set()
         self._qr_scan: asyncio.Task[None] | None = None
+        #: Technician mode: the microphone level, the last network check, the exit code.
+        self._technician_task: asyncio.Task[None] | None = None
+        self.mic_level: float | None = None
+        self.network_report: list[str] = []
+        self.exit_code = 0
         self.access = ServerAccess(
             server_url=config.server_url,
             ssl=ssl_setting(config.server_ca_file, config.server_fingerprint),
@@ -182,6 +194,95 @@ class Booth:
     def post(self, event: booth_flow.Event) -> None:
         """A tap, a button or a sensor: handled in order with the server's messages."""
         self._inbox.put_nowait(event)
+
+    def _follow_technician(self) -> None:
+        """While the technician screen is shown, the microphone's level is measured."""
+        wanted = self.flow.state is State.TECHNICIAN
+        if wanted and self._technician_task is None:
+            self._technician_task = asyncio.get_running_loop().create_task(
+                self._measure_microphone(), name="technician-microphone"
+            )
+        elif not wanted and self._technician_task is not None:
+            self._technician_task.cancel()
+            self._technician_task = None
+            self.mic_level = None
+
+    async def _measure_microphone(self) -> None:
+        track = open_microphone(self.config.audio, self._on_audio_error)
+        try:
+            while True:
+                frame = await track.recv()
+                assert isinstance(frame, av.AudioFrame)
+                samples = frame.to_ndarray().astype("float64") / 32768.0
+                self.mic_level = float((samples**2).mean() ** 0.5) if samples.size else 0.0
+        except MediaStreamError:
+            self.mic_level = None
+        finally:
+            close = getattr(track, "close", None)
+            if close is not None:
+                await close()
+            else:
+                track.stop()
+
+    async def run_network_check(self) -> None:
+        self.network_report = ["…"]
+        checks = await network_checks(self.access)
+        self.network_report = [f"{'OK' if c.ok else 'FAULT'} {c.name}: {c.detail}" for c in checks]
+
+    async def play_test_tone(self, seconds: float = 1.5) -> None:
+        """A short tone through the loudspeaker (technician mode)."""
+        make = loudspeaker_factory(self.config.audio, self._on_audio_error)
+        if make is None:
+            self.network_report = [*self.network_report, "no loudspeaker configured"]
+            return
+        sink, tone = make(), ToneTrack()
+        task = asyncio.get_running_loop().create_task(sink.run(tone))
+        await asyncio.sleep(seconds)
+        tone.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, MediaStreamError):
+            await task
+        await sink.close()
+
+    def restart(self) -> None:
+        """Leave with a code that tells systemd to start the booth again."""
+        log.warning("restart asked for in technician mode")
+        self.exit_code = 3
+        self.stop()
+
+    def technician_info(self) -> dict[str, str]:
+        identity = self.access.identity
+        info = {
+            "version": software_version(),
+            "booth": identity.name
+            if identity
+            else ("development secret" if self.access.credential else "not enrolled"),
+            "branch": self.config.branch or "-",
+            "server": f"{self.config.server_url} ({self.link.state})",
+            "camera": self.camera_fault or ("on" if self.fanout else "off"),
+            "microphone": self.audio_fault
+            or (f"level {self.mic_level:.3f}" if self.mic_level is not None else "-"),
+            "buttons and lights": self.hardware.unavailable or "GPIO",
+        }
+        for index, line in enumerate(self.network_report):
+            info[f"check {index + 1}"] = line
+        return info
+
+    def toggle_mute(self) -> None:
+        self.muted = not self.muted
+        if self.microphone is not None:
+            self.microphone.muted = self.muted
+
+    def toggle_camera(self) -> None:
+        self.camera_off = not self.camera_off
+        if self.fanout is not None and hasattr(self.fanout.source, "blanked"):
+            self.fanout.source.blanked = self.camera_off
+
+    def change_volume(self, step: float) -> None:
+        self.volume = min(1.0, max(0.0, round(self.volume + step, 2)))
+        for leg in (self.call, *self.others.values()):
+            if leg is not None and leg.sink is not None:
+                leg.sink.volume = self.volume
 
     def _on_call_button(self) -> None:
         """The illuminated call button: with the end button held, the technician's way in;
@@ -371,6 +472,7 @@ class Booth:
             await self._stop_media("ended")  # the visit is over, whatever ended it
         await self._follow_camera()
         self._follow_qr_scan()
+        self._follow_technician()
         just_ended = before is not State.ENDED and self.flow.state is State.ENDED
         if just_ended and self.config.repeat_calls and self.config.call_on_start:
             self._spawn(self._maybe_request_call(REPEAT_DELAY))
@@ -513,7 +615,8 @@ class Booth:
         if self.fanout is None:
             raise CallError("the camera cannot be used")
         video = self.config.video
-        self.microphone = open_microphone(self.config.audio, self._on_audio_error)
+        self.microphone = MuteableTrack(open_microphone(self.config.audio, self._on_audio_error))
+        self.microphone.muted = self.muted
         self._audio_relay = MediaRelay()
         call = self._new_leg(started, started.peer)
         self.call = call
@@ -633,7 +736,9 @@ class Booth:
         if self.rate is not None:
             await self.rate.stop()
             self.rate = None
-        # Leaving a call wipes everything about it.
+        # Leaving a call wipes everything about it, the citizen's settings included.
+        self.muted = self.camera_off = False
+        self.volume = self.config.audio.volume
         self.call = None
         self.session_id = None
         self.connected = False

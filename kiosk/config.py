@@ -17,7 +17,8 @@ class BoothConfigError(ValueError):
 
 class DisplayMode(StrEnum):
     AUTO = "auto"  # a window where a display exists, headless otherwise
-    WINDOW = "window"
+    WINDOW = "window"  # a 1024x600 window (development)
+    FULLSCREEN = "fullscreen"  # the booth: the panel's own resolution
     HEADLESS = "headless"
 
 
@@ -414,7 +415,9 @@ def config_from_mapping(data: dict[str, Any]) -> BoothConfig:
         try:
             kwargs["display"] = DisplayMode(data["display"])
         except ValueError:
-            raise BoothConfigError("display: must be 'auto', 'window' or 'headless'") from None
+            raise BoothConfigError(
+                "display: must be 'auto', 'window', 'fullscreen' or 'headless'"
+            ) from None
     for key in ("call_on_start", "repeat_calls"):
         if key in data:
             if not isinstance(data[key], bool):

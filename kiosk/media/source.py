@@ -9,6 +9,7 @@ The picamera2 source encodes in the camera stack instead and only posts finished
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import av
+import numpy as np
 
 from kiosk.media.h264 import NAL_IDR, H264Encoder, nal_unit_types
 
@@ -62,6 +64,8 @@ class VideoSource(ABC):
         self.keyframes_requested = 0
         #: The newest captured frame, unencoded, for the booth's self-view (None before one).
         self.latest_preview: av.VideoFrame | None = None
+        #: The citizen turned the camera off: black frames go out instead of the picture.
+        self.blanked = False
 
     def request_keyframe(self) -> None:
         """Make the next frame an IDR (several requests before it make one IDR)."""
@@ -145,6 +149,9 @@ class EncoderSource(VideoSource):
         if (raw.width, raw.height) != (width, height) or raw.format.name != "yuv420p":
             # Scaled once, by swscale, to the size the rate controller chose.
             raw = raw.reformat(width=width, height=height, format="yuv420p")
+        if self.blanked:
+            # "Camera off" on the booth: the call goes on with black pictures.
+            raw = _black(width, height)
         encoder = self._encoder
         if encoder is None or (encoder.width, encoder.height) != (width, height):
             encoder = self._encoder = H264Encoder(width, height, self.fps, self._bitrate)
@@ -195,3 +202,9 @@ class EncoderSource(VideoSource):
             executor.shutdown(wait=False)
             self.latest_preview = None
             log.info("%s source stopped after %d frames", self.name, self.frames_encoded)
+
+
+@functools.lru_cache(maxsize=4)
+def _black(width: int, height: int) -> av.VideoFrame:
+    picture = np.zeros((height, width, 3), dtype=np.uint8)
+    return av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")

@@ -45,3 +45,33 @@ class ToneTrack(MediaStreamTrack):
         frame.pts = start
         frame.time_base = AUDIO_TIME_BASE
         return frame
+
+
+class MuteableTrack(MediaStreamTrack):
+    """Passes an audio track through, or silence while :attr:`muted` (the microphone button):
+    the peer keeps receiving packets, so the call does not look broken."""
+
+    kind = "audio"
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        super().__init__()
+        self.source = source
+        self.muted = False
+
+    async def recv(self) -> av.AudioFrame:
+        frame = await self.source.recv()
+        assert isinstance(frame, av.AudioFrame)
+        if self.muted:
+            for plane in frame.planes:
+                plane.update(bytes(plane.buffer_size))
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self.source.stop()
+
+    async def close(self) -> None:
+        self.stop()
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            await close()

@@ -20,6 +20,14 @@ class Screen:
     headline: str
     remote_video: Any = None  # av.VideoFrame (newest only) or None
     self_view: Any = None  # av.VideoFrame or None
+    #: The full view for the touchscreen (kiosk.ui.screens.View); None for simple displays.
+    view: Any = None
+
+
+#: What a display reports: a flow event (a tap on a target), or an action the booth carries
+#: out itself: "call", "quit", "mute", "camera", "volume_up", "volume_down", "tone",
+#: "network_check", "restart".
+Input = Any
 
 
 class Display(Protocol):
@@ -27,8 +35,8 @@ class Display(Protocol):
 
     def draw(self, screen: Screen) -> None: ...
 
-    def poll(self) -> list[str]:
-        """Inputs since the last poll: "call", "hangup", "quit"."""
+    def poll(self) -> list[Input]:
+        """Inputs since the last poll."""
         ...
 
     def close(self) -> None: ...
@@ -40,7 +48,7 @@ class HeadlessDisplay:
     def draw(self, screen: Screen) -> None:
         pass
 
-    def poll(self) -> list[str]:
+    def poll(self) -> list[Input]:
         return []
 
     def close(self) -> None:
@@ -57,4 +65,4 @@ def open_display(mode: DisplayMode, *, env: dict[str, str] | None = None) -> Dis
     from kiosk.ui.window import WindowDisplay
 
     log.info("display: window (mode %s)", mode)
-    return WindowDisplay()
+    return WindowDisplay(None if mode is DisplayMode.FULLSCREEN else (1024, 600))

@@ -1,64 +1,111 @@
-"""A pygame window: the advisor large, the self-view small, one line of status."""
+"""The booth's touchscreen: a pygame window (fullscreen on the booth) showing
+:mod:`kiosk.ui.screens`, and the taps, clicks and keys turned into the booth's inputs."""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
-import numpy as np
 import pygame
 
-from kiosk.ui.display import Screen
+from kiosk import flow
+from kiosk.i18n import load_catalogue
+from kiosk.ui.display import Input, Screen
+from kiosk.ui.screens import BoothScreens, Target, Theme, View, target_at
 
 log = logging.getLogger(__name__)
 
-SIZE = (1024, 600)
-BACKGROUND = (16, 24, 40)
-TEXT = (240, 240, 240)
+#: A press this long in the top corner opens the technician PIN screen (the hidden gesture).
+GESTURE_SECONDS = 3.0
+PIN_DIGITS = 12
 
 
 class WindowDisplay:
-    """The provisional booth window (the full touchscreen UI replaces it)."""
+    """Draws every frame from the booth's :class:`View`; touch and mouse both work."""
 
-    def __init__(self, size: tuple[int, int] = SIZE) -> None:
+    def __init__(self, size: tuple[int, int] | None = None, theme: Theme | None = None) -> None:
         pygame.display.init()
         pygame.font.init()
-        self._surface = pygame.display.set_mode(size)
+        if size is None:  # the booth: the panel's own resolution, no window frame
+            self._surface = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
+            pygame.mouse.set_visible(False)
+        else:
+            self._surface = pygame.display.set_mode(size)
         pygame.display.set_caption("Videobooth")
-        self._font = pygame.font.Font(None, 40)
-        self._size = size
+        self._size = self._surface.get_size()
+        self.screens = BoothScreens(self._size, theme or Theme(), load_catalogue())
+        self._targets: list[Target] = []
+        self._pin = ""
+        self._press: tuple[tuple[int, int], float] | None = None
+        log.info("booth screen %dx%d", *self._size)
 
-    def _blit_frame(self, frame: Any, rect: pygame.Rect) -> None:
-        # Scaled once, by swscale, straight to the target rectangle.
-        rgb = frame.to_ndarray(format="rgb24", width=rect.width, height=rect.height)
-        surface = pygame.surfarray.make_surface(np.ascontiguousarray(rgb.swapaxes(0, 1)))
-        self._surface.blit(surface, rect)
+    def set_theme(self, theme: Theme) -> None:
+        self.screens.theme = theme
 
     def draw(self, screen: Screen) -> None:
-        width, height = self._size
-        self._surface.fill(BACKGROUND)
-        if screen.remote_video is not None:
-            self._blit_frame(screen.remote_video, pygame.Rect(0, 0, width, height - 60))
-        if screen.self_view is not None:
-            small = pygame.Rect(width - 250, height - 250, 240, 180)
-            big = pygame.Rect((width - 640) // 2, 20, 640, 480)
-            self._blit_frame(screen.self_view, small if screen.remote_video is not None else big)
-        label = self._font.render(screen.headline, True, TEXT)
-        self._surface.blit(label, (20, height - 50))
+        view = screen.view
+        if not isinstance(view, View):
+            view = View(state=flow.State.OFFLINE)
+        if view.state is not flow.State.TECHNICIAN_PIN:
+            self._pin = ""
+        view.pin_digits = len(self._pin)
+        self._targets = self.screens.draw(self._surface, view)
         pygame.display.flip()
 
-    def poll(self) -> list[str]:
-        inputs: list[str] = []
+    def _corner(self, pos: tuple[int, int]) -> bool:
+        width, height = self._size
+        return pos[0] > width * 0.9 and pos[1] < height * 0.12
+
+    def poll(self) -> list[Input]:
+        inputs: list[Input] = []
         for event in pygame.event.get():
             if event.type == pygame.QUIT:
                 inputs.append("quit")
-            elif event.type == pygame.KEYDOWN and event.key in (pygame.K_SPACE, pygame.K_RETURN):
-                inputs.append("call")
-            elif event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE:
-                inputs.append("hangup")
             elif event.type == pygame.MOUSEBUTTONDOWN:
-                inputs.append("call")
+                self._press = (event.pos, time.monotonic())
+            elif event.type == pygame.MOUSEBUTTONUP:
+                press, self._press = self._press, None
+                held = press is not None and time.monotonic() - press[1] >= GESTURE_SECONDS
+                if held and press and self._corner(press[0]) and self._corner(event.pos):
+                    inputs.append(flow.TechnicianGesture())
+                    continue
+                inputs.extend(self._tap(event.pos))
+            elif event.type == pygame.KEYDOWN:
+                inputs.extend(self._key(event))
         return inputs
+
+    def _tap(self, pos: tuple[int, int]) -> list[Input]:
+        target = target_at(self._targets, pos)
+        if target is None:
+            return []
+        if target.action is not None and target.action.startswith("pin:"):
+            return self._pin_key(target.action.removeprefix("pin:"))
+        if target.event is not None:
+            return [target.event]
+        return [target.action] if target.action else []
+
+    def _pin_key(self, key: str) -> list[Input]:
+        if key == "delete":
+            self._pin = self._pin[:-1]
+        elif key == "ok":
+            pin, self._pin = self._pin, ""
+            return [flow.PinEntered(pin)]
+        elif len(self._pin) < PIN_DIGITS:
+            self._pin += key
+        return []
+
+    def _key(self, event: Any) -> list[Input]:
+        """A keyboard (development, and booths with a keypad): digits, Enter, Escape."""
+        if event.key == pygame.K_ESCAPE:
+            return [flow.Cancel()]
+        if event.key in (pygame.K_RETURN, pygame.K_KP_ENTER):
+            return ["call"]
+        if event.key == pygame.K_BACKSPACE:
+            return [flow.Backspace()]
+        if event.unicode and event.unicode.isdigit():
+            return [flow.Digit(event.unicode)]
+        return []
 
     def close(self) -> None:
         pygame.display.quit()

@@ -1,0 +1,52 @@
+"""From the running booth to what its screen shows: the view of each frame and the theme."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from typing import Any
+
+import pygame
+
+from kiosk.app import Booth
+from kiosk.flow import State
+from kiosk.serverinfo import ServerInfo
+from kiosk.ui.screens import Theme, View
+
+log = logging.getLogger(__name__)
+
+
+def rgb(frame: Any, width: int) -> Any:
+    """An av.VideoFrame as a small RGB array for the screen (scaled once, by swscale)."""
+    if frame is None:
+        return None
+    height = max(2, round(frame.height * width / max(1, frame.width)) // 2 * 2)
+    return frame.to_ndarray(format="rgb24", width=width, height=height)
+
+
+def theme_for(info: ServerInfo) -> Theme:
+    logo = None
+    if info.logo:
+        try:
+            logo = pygame.image.load(io.BytesIO(info.logo))
+        except (pygame.error, ValueError) as exc:
+            log.info("the organisation's logo cannot be shown on the booth: %s", exc)
+    return Theme.from_branding(info.organisation_name, info.primary_color, logo)
+
+
+def view_of(booth: Booth) -> View:
+    call = booth.call
+    return View(
+        state=booth.state,
+        visit=booth.flow.visit,
+        topics=booth.info.topics,
+        remote_frame=rgb(call.received.newest_video if call else None, 960),
+        self_view=rgb(booth.fanout.source.latest_preview if booth.fanout else None, 480),
+        muted=booth.muted,
+        camera_off=booth.camera_off,
+        volume=booth.volume,
+        technician=booth.technician_info() if booth.state is State.TECHNICIAN else {},
+        enrolment_problem=booth.flow.enrolment_problem,
+        now=time.monotonic(),
+    )
