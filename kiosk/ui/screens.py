@@ -551,7 +551,7 @@ class BoothScreens:
         for key in ("consent.recorded", "consent.chat", "consent.camera"):
             self.text(
                 surface,
-                "• " + self.t(key) if not self.rtl else self.t(key) + " •",
+                "• " + self.t(key),
                 pygame.Rect(content.x, y, content.width, line_h),
                 name=key,
             )
