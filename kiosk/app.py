@@ -41,6 +41,7 @@ from kiosk.hardware import (
     StatusLight,
     null_hardware,
 )
+from kiosk.health import collect_health
 from kiosk.identity import (
     EnrolmentRefusedError,
     Identity,
@@ -53,6 +54,7 @@ from kiosk.identity import (
 from kiosk.link import LinkState, ServerLink
 from kiosk.media import SourceError, VideoFanout
 from kiosk.media.audio import AudioError
+from kiosk.media.audio_playback import AlsaOutput
 from kiosk.media.choose import CameraChoice, CameraKind, open_video_source
 from kiosk.media.ratecontrol import RateController
 from kiosk.media.tracks import MuteableTrack, ToneTrack
@@ -61,13 +63,16 @@ from kiosk.technician import network_checks, software_version
 from protocol import (
     Answer,
     AppointmentJoin,
+    BoothCommand,
     CallCancel,
     CallRequest,
     CallStarted,
     CallWaiting,
     Chat,
+    CommandResult,
     Error,
     Hangup,
+    Heartbeat,
     IceCandidate,
     Message,
     ParticipantJoined,
@@ -167,6 +172,12 @@ class Booth:
         self.mic_level: float | None = None
         self.network_report: list[str] = []
         self.exit_code = 0
+        #: For the fleet's health view: when the booth started, its last self-test, the
+        #: server's round trip, and the last command's result.
+        self.started_at = time.monotonic()
+        self.self_test: dict[str, bool | None] = {}
+        self.server_rtt_ms: float | None = None
+        self._out_of_service_after_visit = False
         self.access = ServerAccess(
             server_url=config.server_url,
             ssl=ssl_setting(config.server_ca_file, config.server_fingerprint),
@@ -180,7 +191,7 @@ class Booth:
             access=self.access,
             on_message=self._inbox.put_nowait,
             on_state=self._on_link_state,
-            heartbeat_state=lambda: str(self.flow.state),
+            heartbeat=self._heartbeat,
             heartbeat_seconds=config.heartbeat_seconds,
             reconnect_max_seconds=config.reconnect_max_seconds,
         )
@@ -416,7 +427,123 @@ class Booth:
             self.post(booth_flow.LinkDown())
 
     async def _refresh_info(self) -> None:
+        started = time.monotonic()
         self.info = await fetch_server_info(self.access, self.info)
+        self.server_rtt_ms = (time.monotonic() - started) * 1000 / 3  # three requests
+
+    def _heartbeat(self) -> Heartbeat:
+        state = str(self.flow.state)
+        try:
+            health = collect_health(
+                state,
+                self.started_at,
+                self.self_test,
+                self.server_rtt_ms,
+                data_dir=self.config.identity_dir
+                if self.config.identity_dir.exists()
+                else Path("."),
+            )
+        except ValueError as exc:  # a reading out of bounds: the heartbeat goes without it
+            log.warning("health report left out: %s", exc)
+            return Heartbeat(state=state)
+        return Heartbeat(state=state, health=health)
+
+    async def _command(self, command: BoothCommand) -> None:
+        """An administrator's command from the fleet view; every one is answered."""
+        ok, detail = True, ""
+        busy = self.flow.busy or self.flow.state in (State.TECHNICIAN, State.TECHNICIAN_PIN)
+        match command.command:
+            case "out_of_service" if self.flow.busy:
+                # A citizen is using the booth: out of service once the visit is over.
+                self._out_of_service_after_visit = True
+                detail = "after the current visit"
+            case "out_of_service":
+                self.post(booth_flow.OutOfService(reason="remote"))
+                detail = "out of service"
+            case "in_service":
+                self._out_of_service_after_visit = False
+                if self.flow.service_reason == "remote":
+                    self.post(booth_flow.BackInService())
+                    detail = "in service"
+                elif self.flow.in_service:
+                    detail = "was not out of service"
+                else:
+                    ok, detail = False, f"out of service because: {self.flow.service_reason}"
+            case "self_test" if busy:
+                ok, detail = False, "someone is using the booth; try again later"
+            case "self_test":
+                self.self_test = await self.run_self_test()
+                ok = all(v is not False for v in self.self_test.values())
+                detail = ", ".join(
+                    f"{name} {'ok' if v else 'FAULT' if v is False else '-'}"
+                    for name, v in self.self_test.items()
+                )
+            case "restart" if busy:
+                ok, detail = False, "someone is using the booth; try again later"
+            case "restart":
+                detail = "restarting"
+        self.link.send(CommandResult(command_id=command.command_id, ok=ok, detail=detail))
+        if command.command == "restart" and ok:
+            await asyncio.sleep(0.5)  # let the answer go out
+            self.restart()
+
+    async def run_self_test(self) -> dict[str, bool | None]:
+        """Camera, microphone and loudspeaker: can each be opened and does it deliver?"""
+        results: dict[str, bool | None] = {}
+        if self.fanout is not None:
+            results["camera"] = self.camera_fault is None
+        else:
+            camera, video = self.config.camera, self.config.video
+            try:
+                source = await open_video_source(
+                    CameraChoice(
+                        kind=CameraKind(camera.kind),
+                        device=camera.device,
+                        input_format=camera.input_format,
+                    ),
+                    fps=video.fps,
+                    width=video.width,
+                    height=video.height,
+                    bitrate=video.bitrate,
+                    allow_test_pattern=camera.allow_test_pattern,
+                )
+                await source.start()
+                try:
+                    async with asyncio.timeout(5):
+                        await source.read()
+                finally:
+                    await source.stop()
+                results["camera"] = True
+            except (SourceError, TimeoutError) as exc:
+                log.error("self-test: camera: %s", exc)
+                results["camera"] = False
+        track = open_microphone(self.config.audio, self._on_audio_error)
+        try:
+            async with asyncio.timeout(3):
+                await track.recv()
+            results["microphone"] = True
+        except (MediaStreamError, TimeoutError, AudioError) as exc:
+            log.error("self-test: microphone: %s", exc)
+            results["microphone"] = False
+        finally:
+            close = getattr(track, "close", None)
+            if close is not None:
+                await close()
+            else:
+                track.stop()
+        if self.config.audio.playback == "none":
+            results["speaker"] = None
+        else:
+            output = AlsaOutput(self.config.audio.playback)
+            try:
+                await asyncio.to_thread(output.open, 48_000, 1)
+                results["speaker"] = True
+            except AudioError as exc:
+                log.error("self-test: speaker: %s", exc)
+                results["speaker"] = False
+            finally:
+                await asyncio.to_thread(output.close)
+        return results
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -473,6 +600,9 @@ class Booth:
         await self._follow_camera()
         self._follow_qr_scan()
         self._follow_technician()
+        if self._out_of_service_after_visit and not self.flow.busy:
+            self._out_of_service_after_visit = False
+            self.post(booth_flow.OutOfService(reason="remote"))
         just_ended = before is not State.ENDED and self.flow.state is State.ENDED
         if just_ended and self.config.repeat_calls and self.config.call_on_start:
             self._spawn(self._maybe_request_call(REPEAT_DELAY))
@@ -546,6 +676,8 @@ class Booth:
                 if message.session_id in ("local", self.session_id):
                     await self._stop_media(message.reason)
                     await self._feed(booth_flow.CallEnded(reason=message.reason))
+            case BoothCommand():
+                self._spawn(self._command(message))
             case Error():
                 log.warning("server refused %s: %s %s", message.ref, message.code, message.message)
                 refused = str(message.code) in REFUSALS

@@ -35,7 +35,7 @@ class ServerLink:
         access: ServerAccess,
         on_message: Callable[[Message], None],
         on_state: Callable[[LinkState], None],
-        heartbeat_state: Callable[[], str],
+        heartbeat: Callable[[], Heartbeat],
         heartbeat_seconds: float = 5.0,
         reconnect_max_seconds: float = 30.0,
     ) -> None:
@@ -43,7 +43,7 @@ class ServerLink:
         self._access = access
         self._on_message = on_message
         self._on_state = on_state
-        self._heartbeat_state = heartbeat_state
+        self._make_heartbeat = heartbeat
         self._heartbeat_seconds = heartbeat_seconds
         self._reconnect_max = reconnect_max_seconds
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -130,7 +130,7 @@ class ServerLink:
 
     async def _heartbeat(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while not ws.closed:
-            await ws.send_str(encode(Heartbeat(state=self._heartbeat_state())))
+            await ws.send_str(encode(self._make_heartbeat()))
             await asyncio.sleep(self._heartbeat_seconds)
 
     async def close(self) -> None:

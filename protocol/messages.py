@@ -214,11 +214,47 @@ class CallStats(Message):
     sender: str | None = None
 
 
+class BoothHealth(BaseModel):
+    """What a booth reports of itself with its heartbeat: figures and self-test results only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    #: The booth's software version ("unknown" when it is not installed as a package).
+    version: Annotated[str, Field(min_length=1, max_length=64)]
+    uptime_seconds: Annotated[float, Field(ge=0, le=10 * 365 * 86_400, allow_inf_nan=False)]
+    cpu_temperature_c: Annotated[float, Field(ge=-60, le=150, allow_inf_nan=False)] | None = None
+    load_1m: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)] | None = None
+    disk_free_mb: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = None
+    #: The last self-test of each device; None: not tested yet (or no such device).
+    camera_ok: bool | None = None
+    microphone_ok: bool | None = None
+    speaker_ok: bool | None = None
+    #: Round trip to the server as the booth last measured it.
+    server_rtt_ms: Annotated[float, Field(ge=0, le=600_000, allow_inf_nan=False)] | None = None
+    #: The booth's flow state (idle, in_call, out_of_service, ...).
+    state: Annotated[str, Field(min_length=1, max_length=32)]
+
+
 class Heartbeat(Message):
-    """Sent by clients every few seconds; the booth adds its state."""
+    """Sent by clients every few seconds; a booth adds its state and its health."""
 
     type: ClassVar[str] = "heartbeat"
     state: _ShortText | None = None
+    health: BoothHealth | None = None
+
+
+#: What an administrator can ask a booth to do (see :class:`BoothCommand`).
+BoothCommandName = Literal["out_of_service", "in_service", "restart", "self_test"]
+_CommandId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class CommandResult(Message):
+    """A booth's answer to a :class:`BoothCommand`."""
+
+    type: ClassVar[str] = "command_result"
+    command_id: _CommandId
+    ok: bool
+    detail: Annotated[str, Field(max_length=500)] = ""
 
 
 # ---------------------------------------------------------------- server -> client
@@ -311,6 +347,15 @@ class ParticipantLeft(Message):
     reason: str
 
 
+class BoothCommand(Message):
+    """To a booth: an administrator's command; the booth answers with a
+    :class:`CommandResult` naming ``command_id``."""
+
+    type: ClassVar[str] = "booth_command"
+    command: BoothCommandName
+    command_id: _CommandId
+
+
 class Error(Message):
     type: ClassVar[str] = "error"
     code: ErrorCode
@@ -335,6 +380,7 @@ CLIENT_MESSAGES: dict[str, type[Message]] = {
         Chat,
         CallStats,
         Heartbeat,
+        CommandResult,
     )
 }
 SERVER_MESSAGES: dict[str, type[Message]] = {
@@ -355,6 +401,7 @@ SERVER_MESSAGES: dict[str, type[Message]] = {
         Chat,
         CallStats,
         Heartbeat,
+        BoothCommand,
         Error,
     )
 }

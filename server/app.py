@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from protocol import IceServer
-from server import admin, appointments, auth, branding, calls, fleet, join, topics
+from server import admin, appointments, auth, branding, calls, fleet, fleet_health, join, topics
 from server.api import EVERYONE, USERS, Access, Api, ApiCall
 from server.boothauth import NonceStore
 from server.config import ServerConfig
@@ -39,6 +39,7 @@ from server.storage import (
     mark_appointment_done,
     purge_audit,
     purge_expired_sessions,
+    purge_health,
 )
 from server.switchboard import CallSession, Connection, Switchboard
 from server.turn import ice_servers_for
@@ -65,7 +66,8 @@ HOUSEKEEPING_SECONDS = 3600.0
 
 
 async def housekeeping(app: web.Application) -> None:
-    """One round: purge audit events past retention and expired login sessions.
+    """One round: purge audit events past retention, expired login sessions and old booth
+    health reports.
 
     The retention an administrator set wins over the configuration's.
     """
@@ -73,8 +75,14 @@ async def housekeeping(app: web.Application) -> None:
     days = await audit_retention_days(db) or config.audit_retention_days
     purged = await purge_audit(db, older_than=timedelta(days=days))
     sessions = await purge_expired_sessions(db)
-    if purged or sessions:
-        log.info("housekeeping: %d audit events, %d expired logins purged", purged, sessions)
+    health = await purge_health(db, older_than=fleet_health.HEALTH_RETENTION)
+    if purged or sessions or health:
+        log.info(
+            "housekeeping: %d audit events, %d expired logins, %d health reports purged",
+            purged,
+            sessions,
+            health,
+        )
 
 
 async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -128,6 +136,7 @@ def _build_api() -> Api:
     join.register(api)
     calls.register(api)
     fleet.register(api)
+    fleet_health.register(api)
     topics.register(api)
     admin.register(api)
     branding.register(api)
@@ -205,6 +214,7 @@ def create_app(config: ServerConfig) -> web.Application:
         task.add_done_callback(_finished(background, session.appointment_id))
 
     app[SWITCHBOARD] = Switchboard(
+        fleet=fleet_health.install(app),  # also serves /metrics
         on_call_ended=call_ended,
         ice_servers_for=ice_for,
         booth_ice_policy=config.effective_booth_ice_policy,

@@ -67,6 +67,8 @@ class ServerConfig:
     enrolment_token_hours: float = 72.0
     #: The server's secret key (made on first start; default: server.key in data_dir).
     secret_key_file: Path | None = None
+    #: Serve Prometheus figures at /metrics to requests bearing this token (None: no /metrics).
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def effective_database_url(self) -> str:
@@ -106,7 +108,11 @@ _TOP_KEYS = {
     "walk_in_web",
     "secret_key_file",
     "enrolment_token_hours",
+    "metrics_token",
 }
+
+#: Shortest metrics token: it guards figures about the service, so no guessable word.
+MIN_METRICS_TOKEN_CHARS = 16
 
 
 def _policy(value: Any, key: str) -> IceTransportPolicy:
@@ -175,6 +181,15 @@ def config_from_mapping(data: dict[str, Any]) -> ServerConfig:
         kwargs["enrolment_token_hours"] = float(hours)
     if "secret_key_file" in data:
         kwargs["secret_key_file"] = Path(_typed(data, "secret_key_file", str))
+    if "metrics_token" in data:
+        token = _typed(data, "metrics_token", str)
+        # It travels in an Authorization header: visible ASCII, no spaces.
+        if len(token) < MIN_METRICS_TOKEN_CHARS or not all("!" <= c <= "~" for c in token):
+            raise ConfigError(
+                f"metrics_token: use at least {MIN_METRICS_TOKEN_CHARS} ASCII characters "
+                "without spaces (e.g. from `openssl rand -hex 24`)"
+            )
+        kwargs["metrics_token"] = token
     if "walk_in_web" in data:
         kwargs["walk_in_web"] = _typed(data, "walk_in_web", bool)
     if "turn" in data:

@@ -18,12 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Protocol
 
 from protocol import (
     MAX_PARTICIPANTS,
     Admit,
     Answer,
     AppointmentJoin,
+    BoothHealth,
     CallAccept,
     CallCancel,
     CallRequest,
@@ -31,6 +33,7 @@ from protocol import (
     CallStats,
     CallWaiting,
     Chat,
+    CommandResult,
     ErrorCode,
     Hangup,
     Heartbeat,
@@ -83,6 +86,7 @@ _ALLOWED: dict[Role, frozenset[type[Message]]] = {
             Chat,
             CallStats,
             Heartbeat,
+            CommandResult,
         }
     ),
     Role.ADVISOR: frozenset(
@@ -128,6 +132,8 @@ class Connection:
     outbox: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     last_heartbeat: float = field(default_factory=time.monotonic)
     reported_state: str | None = None
+    #: For a booth: its latest health report (kept in memory; the fleet stores some).
+    health: BoothHealth | None = None
     #: For a citizen: the appointment its guest pass is for, and that appointment's advisor.
     appointment_id: str | None = None
     appointment_advisor: str | None = None
@@ -210,6 +216,19 @@ def _visible_to(session: CallSession, advisor: Connection) -> bool:
 IceServersFor = Callable[[Connection, CallSession], list[IceServer]]
 
 
+class FleetObserver(Protocol):
+    """Told about booths coming, going and reporting (:mod:`server.fleet_health`); it must
+    not block: whatever needs the database it runs beside the switchboard."""
+
+    def booth_connected(self, conn: Connection) -> None: ...
+
+    def booth_disconnected(self, conn: Connection) -> None: ...
+
+    def booth_reported(self, conn: Connection) -> None: ...
+
+    def command_result(self, conn: Connection, result: CommandResult) -> None: ...
+
+
 class Switchboard:
     """Routes signalling between the participants of a session, and only between them."""
 
@@ -220,10 +239,14 @@ class Switchboard:
         booth_ice_policy: IceTransportPolicy,
         browser_ice_policy: IceTransportPolicy,
         on_call_ended: Callable[[CallSession], None] | None = None,
+        fleet: FleetObserver | None = None,
     ) -> None:
         self._ice_servers_for = ice_servers_for
         #: Told about every call that was connected and has ended (records, not media).
         self._on_call_ended = on_call_ended
+        self._fleet = fleet
+        #: Messages refused with an error reply since the start (for /metrics).
+        self.signalling_errors = 0
         self._booth_ice_policy = booth_ice_policy
         self._browser_ice_policy = browser_ice_policy
         self.connections: dict[str, Connection] = {}
@@ -246,6 +269,8 @@ class Switchboard:
         log.info("%s connected", conn)
         if conn.role is Role.ADVISOR:
             conn.send(self._queue_message(conn))
+        elif conn.role is Role.BOOTH and self._fleet is not None:
+            self._fleet.booth_connected(conn)
 
     def online_booths(self) -> set[str]:
         """The ids of the booths connected now."""
@@ -269,6 +294,8 @@ class Switchboard:
         elif conn.session_id is not None:
             self._end_session(conn.session_id, "peer_disconnected", by=conn)
         log.info("%s disconnected", conn)
+        if conn.role is Role.BOOTH and self._fleet is not None:
+            self._fleet.booth_disconnected(conn)
 
     # ------------------------------------------------------------ messages
 
@@ -293,8 +320,17 @@ class Switchboard:
             )
         match message:
             case Heartbeat():
+                if message.health is not None and conn.role is not Role.BOOTH:
+                    raise ProtocolError(ErrorCode.NOT_ALLOWED, "only a booth reports its health")
                 conn.last_heartbeat = time.monotonic()
                 conn.reported_state = message.state
+                if message.health is not None:
+                    conn.health = message.health
+                    if self._fleet is not None:
+                        self._fleet.booth_reported(conn)
+            case CommandResult():
+                if self._fleet is not None:
+                    self._fleet.command_result(conn, message)
             case CallRequest():
                 if conn.role is Role.CITIZEN and not conn.walk_in:
                     raise ProtocolError(

@@ -120,6 +120,7 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
                 )
             except ProtocolError as exc:
                 errors += 1
+                switchboard.signalling_errors += 1
                 log.info("refused a message from %s: %s", conn, exc)
                 conn.send(Error(code=exc.code, message=exc.message, ref=ref))
                 if errors >= MAX_ERRORS:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from .common import insert_unique, rowcount, sha256_hex
 from .database import Database
@@ -209,6 +209,20 @@ async def health_since(db: Database, booth_id: str, since: datetime) -> list[Boo
     )
     async with db.session() as session:
         return list(await session.scalars(query))
+
+
+async def latest_health(db: Database) -> dict[str, BoothHealth]:
+    """Each booth's newest health report, by booth id (booths that never reported are absent)."""
+    newest = (
+        select(BoothHealth.booth_id, func.max(BoothHealth.at).label("at"))
+        .group_by(BoothHealth.booth_id)
+        .subquery()
+    )
+    query = select(BoothHealth).join(
+        newest, (BoothHealth.booth_id == newest.c.booth_id) & (BoothHealth.at == newest.c.at)
+    )
+    async with db.session() as session:
+        return {report.booth_id: report for report in await session.scalars(query)}
 
 
 async def purge_health(db: Database, *, older_than: timedelta) -> int:

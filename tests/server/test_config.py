@@ -42,6 +42,9 @@ def test_relay_makes_booths_relay_only(tmp_path: Path) -> None:
         ('[turn]\nurls = ["http://x"]\nsecret = "0123456789abcdef"\n', "not a turn:"),
         ('[turn]\nurls = ["turn:x"]\nsecret = "short"\n', "at least 16 characters"),
         ("port = \n", "not valid TOML"),
+        ('metrics_token = "short"\n', "metrics_token: use at least 16 ASCII characters"),
+        ('metrics_token = "with spaces in the token"\n', "without spaces"),
+        ("metrics_token = 1234567890123456\n", "metrics_token: expected str"),
     ],
 )
 def test_bad_settings_name_the_file_and_the_setting(
@@ -63,3 +66,12 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_overrides_ignore_unset_flags() -> None:
     config = ServerConfig().with_overrides(port=None, host="localhost")
     assert (config.host, config.port) == ("localhost", 8080)
+
+
+def test_metrics_token_is_read_and_kept_out_of_logs(tmp_path: Path) -> None:
+    assert load_config(None).metrics_token is None
+    path = tmp_path / "server.toml"
+    path.write_text('metrics_token = "0123456789abcdef0123"\n')
+    config = load_config(path)
+    assert config.metrics_token == "0123456789abcdef0123"
+    assert "0123456789abcdef0123" not in repr(config)

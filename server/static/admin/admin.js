@@ -1,8 +1,10 @@
-// The administration page: users, topics, branches, branding, settings and the audit log.
+// The administration page: users, topics, branches, the fleet (fleet.js), branding, settings
+// and the audit log.
 // Plain ES module, no dependencies, nothing loaded from outside this server; every text from
 // the server goes into the page with textContent, never as HTML.
 
 import { applyBranding } from "/static/js/branding.js";
+import { loadFleet, wireFleet } from "/static/admin/fleet.js";
 
 const $ = (id) => document.getElementById(id);
 const API = "/api/v1";
@@ -121,6 +123,7 @@ async function boot() {
   wireUsers();
   wireTopics();
   wireBranches();
+  wireFleet({ api, notice, problem, element, button, cell });
   wireBranding();
   wireSettings();
   wireAudit();
@@ -165,7 +168,7 @@ function enter(me) {
 
 async function loadEverything() {
   await loadTopics(); // users show topic names
-  await Promise.all([loadUsers(), loadBranches(), loadBranding(), loadSettings()]);
+  await Promise.all([loadUsers(), loadBranches(), loadFleet(), loadBranding(), loadSettings()]);
   await loadAudit(true); // actor names from the users
 }
 

@@ -1,0 +1,529 @@
+"""Booth health and remote control: which booths are online and what they report, the
+administrators' commands to them, and the service's figures for Prometheus at ``/metrics``.
+
+Booths heartbeat every ``heartbeat_seconds`` (15 s by default) with a health report. The latest
+report of each booth is kept in memory (on its connection, and here once it has gone); at most
+one a minute per booth is stored, for the history, and purged after :data:`HEALTH_RETENTION`.
+A booth is offline when its connection is gone or its last heartbeat is older than
+:data:`OFFLINE_AFTER_HEARTBEATS` intervals.
+
+Commands go only to a connected booth, which answers with a ``command_result``. Out of service
+is remembered (a setting, so it outlives a restart of the server) and told to the booth again
+whenever it connects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from protocol import BoothCommand, BoothCommandName, BoothHealth, CommandResult, Role
+from server.api import ADMINS, Api, ApiCall
+from server.http import ProblemError, problem
+from server.keys import CONFIG, DATABASE, SWITCHBOARD
+from server.storage import (
+    ActorKind,
+    Database,
+    get_booth,
+    get_setting,
+    health_since,
+    latest_health,
+    list_booths,
+    list_branches,
+    list_topics,
+    put_setting,
+    record_audit,
+    record_health,
+)
+from server.switchboard import Connection, SessionState, new_id
+
+log = logging.getLogger(__name__)
+
+#: A booth's health is stored at most this often (seconds); the newest is always in memory.
+RECORD_EVERY_SECONDS = 60.0
+#: Heartbeat intervals without a heartbeat after which a connected booth counts as offline.
+OFFLINE_AFTER_HEARTBEATS = 3
+#: Stored health reports older than this are purged by the housekeeping.
+HEALTH_RETENTION = timedelta(days=7)
+#: The health history an administrator can ask for, in hours.
+DEFAULT_HISTORY_HOURS, MAX_HISTORY_HOURS = 24, 168
+#: The setting that remembers which booths are out of service (a JSON list of booth ids).
+OUT_OF_SERVICE_KEY = "fleet.out_of_service"
+#: Commands sent and not answered yet that are remembered (to name the command of a result).
+MAX_OPEN_COMMANDS = 1000
+
+
+class FleetState(StrEnum):
+    """A booth as the fleet view and /metrics count it."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+    #: Set out of service by an administrator (online or not), or saying so itself.
+    OUT_OF_SERVICE = "out_of_service"
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    """A booth's answer to a command."""
+
+    command_id: str
+    #: The command it answers; None when this server did not send it (or no longer knows).
+    command: str | None
+    ok: bool
+    detail: str
+    at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "command_id": self.command_id,
+            "command": self.command,
+            "ok": self.ok,
+            "detail": self.detail,
+            "at": self.at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """What the server knows of a booth now: live while it is connected, else the last."""
+
+    online: bool
+    last_seen: datetime | None = None
+    reported_state: str | None = None
+    health: BoothHealth | None = None
+
+
+def _stored_health(state: str, data: str) -> BoothHealth | None:
+    """A stored report back as the booth sent it; None if it no longer reads as one."""
+    try:
+        figures = json.loads(data)
+        if not isinstance(figures, dict):
+            return None
+        return BoothHealth.model_validate_json(json.dumps({**figures, "state": state}))
+    except (ValueError, ValidationError):
+        return None
+
+
+class FleetMonitor:
+    """The fleet's live state; the switchboard reports booths to it (it never awaits there:
+    the database writes run beside it as tasks)."""
+
+    def __init__(self, *, database: Callable[[], Database], heartbeat_seconds: float) -> None:
+        self._database = database
+        #: Seconds without a heartbeat after which a connected booth is offline.
+        self.offline_after = OFFLINE_AFTER_HEARTBEATS * heartbeat_seconds
+        self._connections: dict[str, Connection] = {}
+        self._gone: dict[str, Sighting] = {}
+        self._recorded_at: dict[str, float] = {}
+        self._results: dict[str, CommandOutcome] = {}
+        self._open_commands: dict[str, tuple[str, str]] = {}  # id -> (booth id, command)
+        self._writes: set[asyncio.Task[None]] = set()
+        self._saving = asyncio.Lock()
+        #: The booths an administrator set out of service.
+        self.out_of_service: set[str] = set()
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def load(self) -> None:
+        """Read what outlives a restart: the booths out of service and each booth's last
+        stored report. A failure is logged; the server starts anyway."""
+        try:
+            db = self._database()
+            value = await get_setting(db, OUT_OF_SERVICE_KEY)
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                self.out_of_service = set(value)
+            elif value is not None:
+                log.warning("setting %s is not a list of booth ids; ignored", OUT_OF_SERVICE_KEY)
+            for booth_id, report in (await latest_health(db)).items():
+                self._gone.setdefault(
+                    booth_id,
+                    Sighting(
+                        online=False,
+                        last_seen=report.at,
+                        reported_state=report.state,
+                        health=_stored_health(report.state, report.data),
+                    ),
+                )
+        except Exception:
+            log.exception("could not read the fleet's stored state")
+
+    async def flush(self) -> None:
+        """Wait for the health reports being stored (at shutdown)."""
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+
+    # ------------------------------------------------------------ from the switchboard
+
+    def booth_connected(self, conn: Connection) -> None:
+        self._connections[conn.principal_id] = conn
+        if conn.principal_id in self.out_of_service:
+            log.info("booth %s connected while out of service: telling it again", conn.name)
+            self.send_command(conn.principal_id, "out_of_service")
+
+    def booth_disconnected(self, conn: Connection) -> None:
+        if self._connections.get(conn.principal_id) is conn:
+            del self._connections[conn.principal_id]
+        before = self._gone.get(conn.principal_id)
+        self._gone[conn.principal_id] = Sighting(
+            online=False,
+            last_seen=_wall_clock(conn.last_heartbeat),
+            reported_state=_reported_state(conn),
+            health=conn.health or (before.health if before else None),
+        )
+
+    def booth_reported(self, conn: Connection) -> None:
+        """A heartbeat with health: store it if the last stored one is a minute old."""
+        health, booth_id, now = conn.health, conn.principal_id, time.monotonic()
+        if health is None or now - self._recorded_at.get(booth_id, -math.inf) < (
+            RECORD_EVERY_SECONDS
+        ):
+            return
+        self._recorded_at[booth_id] = now
+        task = asyncio.get_running_loop().create_task(self._record(booth_id, health))
+        self._writes.add(task)
+        task.add_done_callback(self._recorded)
+
+    def command_result(self, conn: Connection, result: CommandResult) -> None:
+        sent = self._open_commands.get(result.command_id)
+        command: str | None = None
+        if sent is not None and sent[0] == conn.principal_id:
+            del self._open_commands[result.command_id]
+            command = sent[1]
+        self._results[conn.principal_id] = CommandOutcome(
+            command_id=result.command_id,
+            command=command,
+            ok=result.ok,
+            detail=result.detail,
+            at=datetime.now(UTC),
+        )
+        log.info(
+            "booth %s: command %s (%s) %s: %r",
+            conn.name,
+            command or "unknown",
+            result.command_id,
+            "done" if result.ok else "failed",
+            result.detail,
+        )
+
+    async def _record(self, booth_id: str, health: BoothHealth) -> None:
+        figures = health.model_dump(mode="json", exclude={"state"})
+        await record_health(self._database(), booth_id, state=health.state, data=figures)
+
+    def _recorded(self, task: asyncio.Task[None]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The report stays in memory; the next one is stored a minute later.
+            log.error("a booth's health report was not stored: %s", task.exception())
+
+    # ------------------------------------------------------------ questions and commands
+
+    def is_online(self, conn: Connection) -> bool:
+        return time.monotonic() - conn.last_heartbeat <= self.offline_after
+
+    def sighting(self, booth_id: str) -> Sighting:
+        conn = self._connections.get(booth_id)
+        gone = self._gone.get(booth_id)
+        if conn is None:
+            return gone or Sighting(online=False)
+        return Sighting(
+            online=self.is_online(conn),
+            last_seen=_wall_clock(conn.last_heartbeat),
+            reported_state=_reported_state(conn),
+            health=conn.health or (gone.health if gone else None),
+        )
+
+    def state_of(self, booth_id: str, sighting: Sighting) -> FleetState:
+        if booth_id in self.out_of_service:
+            return FleetState.OUT_OF_SERVICE
+        if not sighting.online:
+            return FleetState.OFFLINE
+        if sighting.reported_state == FleetState.OUT_OF_SERVICE:
+            return FleetState.OUT_OF_SERVICE
+        return FleetState.ONLINE
+
+    def last_result(self, booth_id: str) -> CommandOutcome | None:
+        return self._results.get(booth_id)
+
+    def send_command(self, booth_id: str, command: BoothCommandName) -> str | None:
+        """Send ``command`` to the booth; its id, or None when the booth is offline."""
+        conn = self._connections.get(booth_id)
+        if conn is None or not self.is_online(conn):
+            return None
+        command_id = new_id()
+        while len(self._open_commands) >= MAX_OPEN_COMMANDS:
+            del self._open_commands[next(iter(self._open_commands))]
+        self._open_commands[command_id] = (booth_id, command)
+        conn.send(BoothCommand(command=command, command_id=command_id))
+        log.info("booth %s: sent command %s (%s)", conn.name, command, command_id)
+        return command_id
+
+    async def set_out_of_service(self, booth_id: str, out: bool) -> None:
+        """Remember (in a setting) whether the booth is out of service."""
+        if out:
+            self.out_of_service.add(booth_id)
+        else:
+            self.out_of_service.discard(booth_id)
+        # One write at a time, each of the whole set as it is then: the last write wins and
+        # holds every change.
+        async with self._saving:
+            await put_setting(self._database(), OUT_OF_SERVICE_KEY, sorted(self.out_of_service))
+
+
+def _wall_clock(monotonic: float) -> datetime:
+    return datetime.now(UTC) - timedelta(seconds=time.monotonic() - monotonic)
+
+
+def _reported_state(conn: Connection) -> str | None:
+    return conn.reported_state or (conn.health.state if conn.health else None)
+
+
+FLEET = web.AppKey("fleet", FleetMonitor)
+
+
+def install(app: web.Application) -> FleetMonitor:
+    """Keep the fleet's live state for ``app`` (loaded once the database is open) and serve
+    ``/metrics``; the switchboard is to report booths to the monitor returned."""
+    monitor = FleetMonitor(
+        database=lambda: app[DATABASE], heartbeat_seconds=app[CONFIG].heartbeat_seconds
+    )
+    app[FLEET] = monitor
+
+    async def load(app: web.Application) -> None:
+        await monitor.load()
+
+    async def flush(app: web.Application) -> None:
+        await monitor.flush()
+
+    # on_startup runs after the cleanup contexts started, so the database is open by then.
+    app.on_startup.append(load)
+    app.on_shutdown.append(flush)
+    app.router.add_get("/metrics", metrics)
+    return monitor
+
+
+# ---------------------------------------------------------------- the API
+
+
+class CommandBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    command: BoothCommandName
+
+
+#: Commands that change what the server remembers of the booth.
+_SERVICE_COMMANDS: dict[str, bool] = {"out_of_service": True, "in_service": False}
+
+
+def _state_filter(raw: str | None) -> FleetState | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return FleetState(raw)
+    except ValueError:
+        choices = ", ".join(s.value for s in FleetState)
+        raise ProblemError(400, "Bad Request", f"state: one of {choices}, not {raw!r}") from None
+
+
+def _hours(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_HISTORY_HOURS
+    hours = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 4 else 0
+    if not 1 <= hours <= MAX_HISTORY_HOURS:
+        raise ProblemError(
+            400, "Bad Request", f"hours: a whole number from 1 to {MAX_HISTORY_HOURS}, not {raw!r}"
+        )
+    return hours
+
+
+def register(api: Api) -> None:
+    @api.endpoint(
+        "GET", "/fleet", allow=ADMINS, summary="See every booth's state, last sighting and health"
+    )
+    async def fleet(call: ApiCall) -> web.StreamResponse:
+        request = call.request
+        branch = request.query.get("branch") or None
+        if branch is not None and len(branch) > 64:
+            raise ProblemError(400, "Bad Request", "branch: a branch id (at most 64 characters)")
+        wanted = _state_filter(request.query.get("state"))
+        db, monitor = request.app[DATABASE], request.app[FLEET]
+        branches = {b.id: b for b in await list_branches(db)}
+        booths = []
+        for booth in await list_booths(db, include_revoked=False):
+            if branch is not None and booth.branch_id != branch:
+                continue
+            seen = monitor.sighting(booth.id)
+            state = monitor.state_of(booth.id, seen)
+            if wanted is not None and state is not wanted:
+                continue
+            outcome = monitor.last_result(booth.id)
+            home = branches.get(booth.branch_id) if booth.branch_id else None
+            booths.append(
+                {
+                    "id": booth.id,
+                    "name": booth.name,
+                    "branch_id": booth.branch_id,
+                    "branch_name": home.name if home else None,
+                    "enrolled": booth.public_key is not None,
+                    "state": state.value,
+                    "online": seen.online,
+                    "out_of_service": booth.id in monitor.out_of_service,
+                    "reported_state": seen.reported_state,
+                    "last_seen": seen.last_seen.isoformat() if seen.last_seen else None,
+                    "version": seen.health.version if seen.health else None,
+                    "health": seen.health.model_dump(mode="json") if seen.health else None,
+                    "last_command": outcome.as_json() if outcome else None,
+                }
+            )
+        return web.json_response(
+            {"booths": booths, "heartbeat_seconds": request.app[CONFIG].heartbeat_seconds}
+        )
+
+    @api.endpoint(
+        "GET", "/booths/{id}/health", allow=ADMINS, summary="Read a booth's stored health reports"
+    )
+    async def history(call: ApiCall) -> web.StreamResponse:
+        request, booth_id = call.request, call.request.match_info["id"]
+        hours = _hours(request.query.get("hours"))
+        db = request.app[DATABASE]
+        if await get_booth(db, booth_id) is None:
+            raise ProblemError(404, "Not Found", "no such booth")
+        reports = await health_since(db, booth_id, db.now() - timedelta(hours=hours))
+        rows = []
+        for report in reports:
+            health = _stored_health(report.state, report.data)
+            figures = health.model_dump(mode="json") if health else {"state": report.state}
+            rows.append({"at": report.at.isoformat(), **figures})
+        return web.json_response({"booth_id": booth_id, "hours": hours, "reports": rows})
+
+    @api.endpoint(
+        "POST",
+        "/booths/{id}/commands",
+        allow=ADMINS,
+        summary="Send a command to a connected booth",
+        body=CommandBody,
+    )
+    async def command(call: ApiCall) -> web.StreamResponse:
+        request, booth_id = call.request, call.request.match_info["id"]
+        name = call.body_as(CommandBody).command
+        db, monitor = request.app[DATABASE], request.app[FLEET]
+        booth = await get_booth(db, booth_id)
+        if booth is None or booth.revoked:
+            raise ProblemError(404, "Not Found", "no such booth")
+        offline = ProblemError(
+            409,
+            "Conflict",
+            f"The booth {booth.name!r} is offline; a command reaches only a connected booth. "
+            "Try again when the fleet shows it online.",
+        )
+        if not monitor.sighting(booth_id).online:
+            raise offline
+        if name in _SERVICE_COMMANDS:
+            await monitor.set_out_of_service(booth_id, _SERVICE_COMMANDS[name])
+        command_id = monitor.send_command(booth_id, name)
+        if command_id is None:  # it went while the setting was written
+            raise offline
+        await record_audit(
+            db,
+            actor_kind=ActorKind.USER,
+            actor_id=call.caller.id,
+            action=f"booth.command.{name}",
+            subject=booth_id,
+            detail=json.dumps({"command_id": command_id}),
+        )
+        return web.json_response(
+            {"command_id": command_id, "command": name, "booth_id": booth_id}, status=202
+        )
+
+
+# ---------------------------------------------------------------- /metrics
+
+
+def _label(value: str) -> str:
+    """A Prometheus label value, quoted and escaped."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _metric(name: str, help_text: str, kind: str, samples: Iterable[tuple[str, float]]) -> str:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    lines += [f"{name}{labels} {value:g}" for labels, value in samples]
+    return "\n".join(lines)
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """``GET /metrics``: the service's figures in Prometheus' text format, for a bearer of the
+    configured ``metrics_token`` (none configured: there is no such page)."""
+    token = request.app[CONFIG].metrics_token
+    if token is None:
+        raise web.HTTPNotFound()
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        refusal = problem(401, "Unauthorized", "send Authorization: Bearer <metrics_token>")
+        refusal.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return refusal
+
+    db, monitor, switchboard = request.app[DATABASE], request.app[FLEET], request.app[SWITCHBOARD]
+    booths = dict.fromkeys(FleetState, 0)
+    for booth in await list_booths(db, include_revoked=False):
+        if booth.public_key is None and booth.secret_hash is None:
+            continue  # added, not enrolled yet: it cannot be online, nor is it missed
+        booths[monitor.state_of(booth.id, monitor.sighting(booth.id))] += 1
+    # Every active topic has a line, waiting or not, so a queue's series never disappears.
+    waiting = {topic.name: 0 for topic in await list_topics(db, include_inactive=False)}
+    waiting.setdefault("none", 0)
+    active = 0
+    for session in switchboard.sessions.values():
+        if session.state is SessionState.ACTIVE:
+            active += 1
+        elif session.state is SessionState.WAITING:
+            queue = "appointment" if session.appointment_id else session.topic_name or "none"
+            waiting[queue] = waiting.get(queue, 0) + 1
+    roles = dict.fromkeys(Role, 0)
+    for conn in switchboard.connections.values():
+        roles[conn.role] += 1
+
+    text = "\n".join(
+        [
+            _metric(
+                "videobooth_booths",
+                "Booths by state (revoked booths and those not enrolled yet are not counted).",
+                "gauge",
+                ((f"{{state={_label(s.value)}}}", n) for s, n in booths.items()),
+            ),
+            _metric("videobooth_active_calls", "Calls in progress.", "gauge", [("", active)]),
+            _metric(
+                "videobooth_waiting_calls",
+                "Calls waiting for an advisor, by topic ('appointment': appointment lobbies).",
+                "gauge",
+                ((f"{{topic={_label(t)}}}", n) for t, n in sorted(waiting.items())),
+            ),
+            _metric(
+                "videobooth_signalling_errors_total",
+                "Signalling messages refused with an error reply since the server started.",
+                "counter",
+                [("", switchboard.signalling_errors)],
+            ),
+            _metric(
+                "videobooth_connections",
+                "Signalling connections open now, by role.",
+                "gauge",
+                ((f"{{role={_label(r.value)}}}", n) for r, n in roles.items()),
+            ),
+        ]
+    )
+    response = web.Response(text=text + "\n")
+    response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+    response.headers["Cache-Control"] = "no-store"
+    return response
