@@ -1,0 +1,1 @@
+"""The field technician's tool: writes a booth's configuration onto its boot partition."""
