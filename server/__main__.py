@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     turn.add_argument("--relay-ip", help="address relayed media leaves from (default: listening)")
     turn.add_argument("--port", type=int, default=3478, help="TURN port (default 3478)")
     turn.add_argument("--realm", default="videobooth", help="TURN realm (default videobooth)")
+    turn.add_argument("--tls-cert", type=Path, help="certificate chain (PEM) for TURN over TLS")
+    turn.add_argument("--tls-key", type=Path, help="its private key (PEM)")
+    turn.add_argument("--tls-port", type=int, default=443, help="TURN over TLS port (443)")
 
     user = commands.add_parser("user", help="advisor and administrator accounts")
     user_cmds = user.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -129,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
                         relay_ip=args.relay_ip,
                         port=args.port,
                         realm=args.realm,
+                        tls_cert=args.tls_cert,
+                        tls_key=args.tls_key,
+                        tls_port=args.tls_port,
                     )
                 ),
                 end="",

@@ -25,6 +25,11 @@ class RelaySettings:
     log_file: Path | None = None
     pid_file: Path | None = None
     verbose: bool = False
+    #: TURN over TLS (``turns:``, usually on 443, which firewalls let through): the
+    #: certificate chain and key coturn presents. Without them TLS stays off.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_port: int = 443
 
 
 def coturn_config(settings: RelaySettings) -> str:
@@ -46,10 +51,19 @@ def coturn_config(settings: RelaySettings) -> str:
         # Relayed traffic must never reach the data centre's own private networks.
         "denied-peer-ip=0.0.0.0-0.255.255.255",
         "denied-peer-ip=169.254.0.0-169.254.255.255",
-        "no-tls",
         "no-dtls",
         "simple-log",
     ]
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        lines += [
+            f"tls-listening-port={settings.tls_port}",
+            f"cert={settings.tls_cert}",
+            f"pkey={settings.tls_key}",
+            "no-tlsv1",
+            "no-tlsv1_1",
+        ]
+    else:
+        lines.append("no-tls")
     if settings.allow_loopback:
         lines.append("allow-loopback-peers")
     if settings.log_file is not None:
