@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import av
 from aiortc.contrib.media import MediaRelay
-from aiortc.mediastreams import MediaStreamError
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from kiosk import flow as booth_flow
 from kiosk import qr
@@ -52,7 +52,7 @@ from kiosk.identity import (
     ssl_setting,
 )
 from kiosk.link import LinkState, ServerLink
-from kiosk.media import SourceError, VideoFanout
+from kiosk.media import SourceError, VideoFanout, VideoSource
 from kiosk.media.audio import AudioError
 from kiosk.media.audio_playback import AlsaOutput
 from kiosk.media.choose import CameraChoice, CameraKind, open_video_source
@@ -229,11 +229,7 @@ class Booth:
         except MediaStreamError:
             self.mic_level = None
         finally:
-            close = getattr(track, "close", None)
-            if close is not None:
-                await close()
-            else:
-                track.stop()
+            await _close_track(track)
 
     async def run_network_check(self) -> None:
         self.network_report = ["…"]
@@ -493,20 +489,8 @@ class Booth:
         if self.fanout is not None:
             results["camera"] = self.camera_fault is None
         else:
-            camera, video = self.config.camera, self.config.video
             try:
-                source = await open_video_source(
-                    CameraChoice(
-                        kind=CameraKind(camera.kind),
-                        device=camera.device,
-                        input_format=camera.input_format,
-                    ),
-                    fps=video.fps,
-                    width=video.width,
-                    height=video.height,
-                    bitrate=video.bitrate,
-                    allow_test_pattern=camera.allow_test_pattern,
-                )
+                source = await self._open_camera_source()
                 await source.start()
                 try:
                     async with asyncio.timeout(5):
@@ -526,11 +510,7 @@ class Booth:
             log.error("self-test: microphone: %s", exc)
             results["microphone"] = False
         finally:
-            close = getattr(track, "close", None)
-            if close is not None:
-                await close()
-            else:
-                track.stop()
+            await _close_track(track)
         if self.config.audio.playback == "none":
             results["speaker"] = None
         else:
@@ -769,22 +749,10 @@ class Booth:
         """Open the camera when the flow's screen shows it; close it when not (the camera
         light follows ``camera_streaming``)."""
         if self.flow.camera_wanted and self.fanout is None:
-            video, camera = self.config.video, self.config.camera
             # The light goes on before the camera opens (the first frame could come at once).
             self.camera_light.camera_streaming(True)
             try:
-                source = await open_video_source(
-                    CameraChoice(
-                        kind=CameraKind(camera.kind),
-                        device=camera.device,
-                        input_format=camera.input_format,
-                    ),
-                    fps=video.fps,
-                    width=video.width,
-                    height=video.height,
-                    bitrate=video.bitrate,
-                    allow_test_pattern=camera.allow_test_pattern,
-                )
+                source = await self._open_camera_source()
                 fanout = VideoFanout(source)
                 await fanout.start()
             except SourceError as exc:
@@ -813,6 +781,19 @@ class Booth:
         elif not wanted and self._qr_scan is not None:
             self._qr_scan.cancel()
             self._qr_scan = None
+
+    async def _open_camera_source(self) -> VideoSource:
+        video, camera = self.config.video, self.config.camera
+        return await open_video_source(
+            CameraChoice(
+                kind=CameraKind(camera.kind), device=camera.device, input_format=camera.input_format
+            ),
+            fps=video.fps,
+            width=video.width,
+            height=video.height,
+            bitrate=video.bitrate,
+            allow_test_pattern=camera.allow_test_pattern,
+        )
 
     async def _close_camera(self) -> None:
         if self.fanout is not None:
@@ -858,11 +839,7 @@ class Booth:
         summary["other_participants"] = len(others)
         if self.microphone is not None:
             # A microphone must be released before the next call opens it again.
-            close = getattr(self.microphone, "close", None)
-            if close is not None:
-                await close()
-            else:
-                self.microphone.stop()
+            await _close_track(self.microphone)
             self.microphone = None
         self._audio_relay = None
         if self.rate is not None:
@@ -919,6 +896,15 @@ class Booth:
     async def _write_status_once(self, path: Path) -> None:
         text = json.dumps(await self.status(), indent=1, default=str)
         await asyncio.to_thread(_write_atomically, path, text)
+
+
+async def _close_track(track: MediaStreamTrack) -> None:
+    """Release a capture track: a microphone must be closed before it is opened again."""
+    close = getattr(track, "close", None)
+    if close is not None:
+        await close()
+    else:
+        track.stop()
 
 
 def _nothing() -> None:
