@@ -1,3 +1,5 @@
+"""``python -m provisioning``: the same as ``videobooth-provision``."""
+
 import sys
 
 from provisioning.cli import main
