@@ -59,7 +59,7 @@ from kiosk.media.choose import CameraChoice, CameraKind, open_video_source
 from kiosk.media.ratecontrol import RateController
 from kiosk.media.tracks import MuteableTrack, ToneTrack
 from kiosk.serverinfo import ServerInfo, fetch_server_info
-from kiosk.technician import network_checks, software_version
+from kiosk.technician import measure_round_trip, network_checks, software_version
 from protocol import (
     Answer,
     AppointmentJoin,
@@ -423,9 +423,8 @@ class Booth:
             self.post(booth_flow.LinkDown())
 
     async def _refresh_info(self) -> None:
-        started = time.monotonic()
         self.info = await fetch_server_info(self.access, self.info)
-        self.server_rtt_ms = (time.monotonic() - started) * 1000 / 3  # three requests
+        self.server_rtt_ms = await measure_round_trip(self.access)
 
     def _heartbeat(self) -> Heartbeat:
         state = str(self.flow.state)

@@ -33,6 +33,8 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from protocol.boothauth import booth_auth_text
+
 log = logging.getLogger(__name__)
 
 KEY_FILE = "booth.key"
@@ -46,12 +48,6 @@ class EnrolmentRefusedError(Exception):
 
 class IdentityError(Exception):
     """The stored identity cannot be used (damaged key file, ...)."""
-
-
-def signed_text(booth_id: str, nonce: str) -> bytes:
-    # The same text the server checks (server.boothauth.signed_text); the booth does not
-    # import the server.
-    return f"videobooth-booth-auth-v1\n{booth_id}\n{nonce}".encode()
 
 
 def load_or_create_key(directory: Path) -> Ed25519PrivateKey:
@@ -159,7 +155,7 @@ class ServerAccess:
         ) as response:
             response.raise_for_status()
             nonce = str((await response.json())["nonce"])
-        signature = self.identity.key.sign(signed_text(booth_id, nonce))
+        signature = self.identity.key.sign(booth_auth_text(booth_id, nonce))
         encoded = base64.urlsafe_b64encode(signature).decode().rstrip("=")
         return {"Authorization": f"Signature booth={booth_id},nonce={nonce},signature={encoded}"}
 

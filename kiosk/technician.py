@@ -10,13 +10,13 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 from aioice import stun
 
+from kiosk.health import package_version
 from kiosk.identity import ServerAccess
 
 log = logging.getLogger(__name__)
@@ -32,10 +32,7 @@ class Check:
 
 
 def software_version() -> str:
-    try:
-        return metadata.version("videobooth")
-    except metadata.PackageNotFoundError:
-        return "unknown (not installed as a package)"
+    return package_version()
 
 
 def relay_address(url: str) -> tuple[str, int, str] | None:
@@ -83,6 +80,19 @@ async def stun_round_trip(host: str, port: int) -> float:
         return time.monotonic() - started
     finally:
         transport.close()
+
+
+async def measure_round_trip(access: ServerAccess) -> float | None:
+    """Milliseconds for one ``GET /api/v1/health`` (a cheap request that needs no login);
+    None when the server does not answer."""
+    try:
+        async with access.session() as http:
+            started = time.monotonic()
+            async with http.get(f"{access.base}/api/v1/health") as response:
+                response.raise_for_status()
+            return (time.monotonic() - started) * 1000
+    except (aiohttp.ClientError, TimeoutError):
+        return None
 
 
 async def network_checks(access: ServerAccess) -> list[Check]:

@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from server.api import USERS, Access, Api, ApiCall, Caller
+from server.calls import base_url
 from server.http import ProblemError
 from server.keys import CONFIG, DATABASE
 from server.storage import (
@@ -99,11 +100,6 @@ def qr_svg(link: str) -> str:
     return buffer.getvalue().decode()
 
 
-def _base_url(request: web.Request) -> str:
-    configured = request.app[CONFIG].public_url
-    return configured or f"{request.scheme}://{request.host}"
-
-
 async def _own(call: ApiCall) -> Appointment:
     db = call.request.app[DATABASE]
     appointment = await get_appointment(db, call.request.match_info["id"])
@@ -146,7 +142,7 @@ def register(api: Api) -> None:
             citizen_label=body.citizen_label,
         )
         await _audit(call, "appointment.create", appointment.id)
-        link = f"{_base_url(request)}/join/{token}"
+        link = f"{base_url(request)}/join/{token}"
         return web.json_response(
             {
                 "appointment": appointment_json(appointment),

@@ -3,7 +3,8 @@
 1. ``GET /api/v1/booth/challenge?booth=<id>`` gives a nonce: random, for that booth only, valid
    for a minute, usable once.
 2. The booth sends ``Authorization: Signature booth=<id>,nonce=<nonce>,signature=<sig>`` where
-   ``sig`` is the base64url Ed25519 signature of :func:`signed_text`.
+   ``sig`` is the base64url Ed25519 signature of
+   :func:`protocol.boothauth.booth_auth_text`.
 
 The nonce is spent when it is checked, so a recorded header never works twice (replay), and
 only the holder of the private key can sign (the server keeps only the public key).
@@ -22,17 +23,14 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from protocol.boothauth import booth_auth_text
+
 log = logging.getLogger(__name__)
 
 SCHEME = "signature"
 NONCE_SECONDS = 60.0
 #: Nonces held at most (the oldest go first): bounded memory under a flood of challenges.
 MAX_NONCES = 10_000
-
-
-def signed_text(booth_id: str, nonce: str) -> bytes:
-    """What a booth signs to log in: the purpose, the booth and the server's nonce."""
-    return f"videobooth-booth-auth-v1\n{booth_id}\n{nonce}".encode()
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,7 @@ class NonceStore:
 def verify(public_key_hex: str, header: SignedHeader) -> bool:
     try:
         key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key_hex))
-        key.verify(header.signature, signed_text(header.booth_id, header.nonce))
+        key.verify(header.signature, booth_auth_text(header.booth_id, header.nonce))
     except (InvalidSignature, ValueError):
         return False
     return True

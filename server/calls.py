@@ -36,6 +36,7 @@ class WalkInBody(BaseModel):
 
 
 def base_url(request: web.Request) -> str:
+    """Where citizens reach this server: the configured public address, or as requested."""
     configured = request.app[CONFIG].public_url
     return configured or f"{request.scheme}://{request.host}"
 

@@ -229,6 +229,33 @@ class BoothProcess:
         return result
 
 
+def launch_booth(config: Path, prefix: Path, *extra: str) -> BoothProcess:
+    """A headless booth process for ``config``; status and log at ``prefix``.status.json/.log."""
+    status_file = prefix.with_name(prefix.name + ".status.json")
+    log = prefix.with_name(prefix.name + ".log")
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kiosk",
+                "--config",
+                str(config),
+                "--display",
+                "headless",
+                "--status-file",
+                str(status_file),
+                *extra,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+        )
+    return BoothProcess(status_file=status_file, log=log, process=process)
+
+
 @pytest.fixture
 def start_booth(tmp_path: Path) -> Iterator[Callable[..., BoothProcess]]:
     booths: list[BoothProcess] = []
@@ -241,29 +268,7 @@ def start_booth(tmp_path: Path) -> Iterator[Callable[..., BoothProcess]]:
             f'server_url = "{server.url}"\ncredential = "{credential}"\n'
             '[camera]\nkind = "test-pattern"\n'
         )
-        status_file = tmp_path / f"{slug}.status.json"
-        log = tmp_path / f"{slug}.log"
-        env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "kiosk",
-                    "--config",
-                    str(config),
-                    "--display",
-                    "headless",
-                    "--status-file",
-                    str(status_file),
-                    *extra,
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-                env=env,
-            )
-        booth = BoothProcess(status_file=status_file, log=log, process=process)
+        booth = launch_booth(config, tmp_path / slug, *extra)
         booths.append(booth)
         return booth
 

@@ -3,10 +3,8 @@ shows up healthy in the fleet API, takes commands, and after revocation is refus
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import REPO, BoothProcess, _run_cli, make_server, stop_process
+from tests.e2e.conftest import _run_cli, launch_booth, make_server, stop_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -74,27 +72,8 @@ async def test_a_booth_with_only_a_token_enrols_reports_and_obeys(tmp_path: Path
             "heartbeat_seconds = 1\n"
             '[camera]\nkind = "test-pattern"\nallow_test_pattern = true\n'
         )
-        status_file, log = tmp_path / "booth.status.json", tmp_path / "booth.log"
-        env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
-        with log.open("wb") as out:
-            booth_process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "kiosk",
-                    "--config",
-                    str(config),
-                    "--display",
-                    "headless",
-                    "--status-file",
-                    str(status_file),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-                env=env,
-            )
-        booth = BoothProcess(status_file=status_file, log=log, process=booth_process)
+        booth = launch_booth(config, tmp_path / "booth")
+        booth_process = booth.process
         status = booth.wait_for(
             lambda s: s.get("state") == "idle" and s.get("booth_id") == booth_id,
             30,

@@ -12,7 +12,7 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from server.boothauth import signed_text
+from protocol.boothauth import booth_auth_text
 from server.keys import DATABASE, SWITCHBOARD
 from server.storage import create_user, get_booth, new_enrolment_token
 from tests.server.conftest import PASSWORD, Harness
@@ -62,7 +62,7 @@ async def signed_header(
         ) as response,
     ):
         nonce = (await response.json())["nonce"]
-    signature = base64.urlsafe_b64encode(key.sign(signed_text(booth_id, nonce))).decode()
+    signature = base64.urlsafe_b64encode(key.sign(booth_auth_text(booth_id, nonce))).decode()
     return {"Authorization": f"Signature booth={booth_id},nonce={nonce},signature={signature}"}
 
 
