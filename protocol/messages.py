@@ -138,6 +138,15 @@ class Remove(Message):
     participant_id: _ParticipantId
 
 
+class Resume(Message):
+    """After a lost connection: take up the call (or the wait) ``session_id`` again with the
+    ``resume_token`` the server gave in ``call_waiting`` or ``call_started``."""
+
+    type: ClassVar[str] = "resume"
+    session_id: _SessionId
+    token: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
 class Offer(Message):
     """Session description for the peer connection with participant ``to``."""
 
@@ -147,6 +156,9 @@ class Offer(Message):
     #: The participant it is for (every call is a mesh of pairs); None: the one other party.
     to: _ParticipantId | None = None
     sender: str | None = None  # filled in by the server when relaying
+    #: A new peer connection that replaces the one the sender had with the receiver (after a
+    #: path that did not heal; aiortc cannot restart ICE on an existing connection).
+    restart: bool | None = None
 
 
 class Answer(Message):
@@ -290,11 +302,44 @@ class Queue(Message):
     waiting: list[WaitingCall]
 
 
+class Resumed(Message):
+    """The answer to :class:`Resume`: the participant is back in ``session_id`` under its
+    old ``participant_id``; ``peers`` are the others known now, ``away`` those of them whose
+    connection is lost for the moment."""
+
+    type: ClassVar[str] = "resumed"
+    session_id: str
+    participant_id: str
+    active: bool
+    peers: list[Peer] = []
+    away: list[str] = []
+    #: Fresh relay credentials, for a peer connection made anew after the resume.
+    ice_servers: list[IceServer] = []
+
+
+class ParticipantAway(Message):
+    """Someone's signalling connection dropped; the call waits for them to come back."""
+
+    type: ClassVar[str] = "participant_away"
+    session_id: str
+    participant_id: str
+
+
+class ParticipantBack(Message):
+    """Someone who was away is connected again (same participant id)."""
+
+    type: ClassVar[str] = "participant_back"
+    session_id: str
+    participant_id: str
+
+
 class CallWaiting(Message):
     """A booth's request is queued."""
 
     type: ClassVar[str] = "call_waiting"
     session_id: str
+    #: Keep it: after a lost connection it takes the wait up again (see :class:`Resume`).
+    resume_token: str | None = None
 
 
 class QueuePosition(Message):
@@ -320,6 +365,9 @@ class CallStarted(Message):
     ice_transport_policy: IceTransportPolicy
     peer: Peer
     peers: list[Peer] = []
+    #: Keep it: after a lost connection (or a restart of the server) it takes the call up
+    #: again (see :class:`Resume`).
+    resume_token: str | None = None
 
 
 class ParticipantWaiting(Message):
@@ -381,6 +429,7 @@ CLIENT_MESSAGES: dict[str, type[Message]] = {
         CallStats,
         Heartbeat,
         CommandResult,
+        Resume,
     )
 }
 SERVER_MESSAGES: dict[str, type[Message]] = {
@@ -394,6 +443,9 @@ SERVER_MESSAGES: dict[str, type[Message]] = {
         ParticipantWaiting,
         ParticipantJoined,
         ParticipantLeft,
+        ParticipantAway,
+        ParticipantBack,
+        Resumed,
         Offer,
         Answer,
         IceCandidate,

@@ -56,7 +56,11 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     config.data_dir.mkdir(parents=True, exist_ok=True)
     app[DATABASE] = await Database.open(config.effective_database_url)
-    app[DATABASE].code_key = load_or_create_key(config.effective_secret_key_file)
+    key = load_or_create_key(config.effective_secret_key_file)
+    app[DATABASE].code_key = key
+    # Resume tokens and guest passes are signed with the same key: both outlive a restart.
+    app[SWITCHBOARD].resume_key = key
+    app[GUESTS].key = key
     yield
     await app[DATABASE].close()
 
@@ -96,6 +100,24 @@ async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
     task = asyncio.create_task(loop(), name="housekeeping")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _away_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Every second: calls that waited too long for a lost participant end."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                app[SWITCHBOARD].expire_away()
+            except Exception:
+                log.exception("ending calls of lost participants failed")
+
+    task = asyncio.create_task(loop(), name="away")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -219,9 +241,11 @@ def create_app(config: ServerConfig) -> web.Application:
         ice_servers_for=ice_for,
         booth_ice_policy=config.effective_booth_ice_policy,
         browser_ice_policy=config.browser_ice_policy,
+        resume_grace_seconds=config.resume_grace_seconds,
     )
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_housekeeping_ctx)
+    app.cleanup_ctx.append(_away_ctx)
     app.on_shutdown.append(_on_shutdown)
 
     app.router.add_get("/", _index)

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 COOKIE_NAME = "vb_session"
 GUEST_COOKIE = "vb_guest"
 MAX_CREDENTIAL_CHARS = 512
+#: A guest pass carries its own signed record (ids, expiry, a name of up to 100 characters).
+MAX_GUEST_PASS_CHARS = 2048
 
 
 async def caller_for(request: web.Request) -> Caller:
@@ -78,7 +80,7 @@ async def _signed_booth(request: web.Request, header: str) -> Caller:
 
 def _guest(request: web.Request) -> Caller:
     token = request.cookies.get(GUEST_COOKIE)
-    if not token or len(token) > MAX_CREDENTIAL_CHARS:
+    if not token or len(token) > MAX_GUEST_PASS_CHARS:
         return ANONYMOUS
     guest = request.app[GUESTS].lookup(token, datetime.now(UTC))
     if guest is None:

@@ -69,6 +69,9 @@ class ServerConfig:
     secret_key_file: Path | None = None
     #: Serve Prometheus figures at /metrics to requests bearing this token (None: no /metrics).
     metrics_token: str | None = field(default=None, repr=False)
+    #: How long a call waits for a participant whose connection was lost before it ends
+    #: (0: a lost connection ends its call at once).
+    resume_grace_seconds: float = 60.0
 
     @property
     def effective_database_url(self) -> str:
@@ -99,6 +102,7 @@ _TOP_KEYS = {
     "cookie_secure",
     "session_hours",
     "heartbeat_seconds",
+    "resume_grace_seconds",
     "turn",
     "booth_ice_policy",
     "browser_ice_policy",
@@ -153,6 +157,11 @@ def config_from_mapping(data: dict[str, Any]) -> ServerConfig:
         kwargs["session_hours"] = float(_typed(data, "session_hours", (int, float)))
     if "heartbeat_seconds" in data:
         kwargs["heartbeat_seconds"] = float(_typed(data, "heartbeat_seconds", (int, float)))
+    if "resume_grace_seconds" in data:
+        grace = _typed(data, "resume_grace_seconds", (int, float))
+        if not 0 <= grace <= 3600:
+            raise ConfigError("resume_grace_seconds: must be between 0 and 3600")
+        kwargs["resume_grace_seconds"] = float(grace)
     if "booth_ice_policy" in data:
         kwargs["booth_ice_policy"] = _policy(data["booth_ice_policy"], "booth_ice_policy")
     if "browser_ice_policy" in data:

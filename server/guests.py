@@ -2,19 +2,21 @@
 
 A pass is for one of three things: an appointment (it lasts until the appointment's join window
 closes), a running call whose invitation link was opened (an interpreter), or asking for an
-advisor now on the walk-in page. Passes live in memory: they are short-lived, and a citizen
-whose pass is lost opens the link again.
+advisor now on the walk-in page. A pass is its own record, signed with the server's key: the
+server keeps nothing per pass, so a flood of passes costs no memory, and a citizen's pass (and
+with it the call) outlives a restart of the server.
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
-#: Passes held at most; beyond that the oldest goes (bounded memory under a flood).
-MAX_PASSES = 20_000
+from server.signed import sign, unsign
+
+_PURPOSE = "g1"
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,9 @@ class GuestPass:
 
 
 class GuestPasses:
-    def __init__(self) -> None:
-        # Keyed by the token's hash, so a memory dump does not hand out usable cookies.
-        self._passes: dict[str, GuestPass] = {}
+    def __init__(self, key: bytes | None = None) -> None:
+        #: The signing key; the server sets its own (server.key) when it starts.
+        self.key = key or secrets.token_bytes(32)
 
     def issue(
         self,
@@ -48,28 +50,32 @@ class GuestPasses:
         kinds = (appointment_id is not None) + (invited_to is not None) + walk_in
         if kinds != 1 or (appointment_id is None) != (advisor_id is None):
             raise ValueError("a guest pass is for one appointment, invitation or walk-in")
-        token = secrets.token_urlsafe(32)
-        if len(self._passes) >= MAX_PASSES:
-            self._passes.pop(next(iter(self._passes)))
-        self._passes[_hash(token)] = GuestPass(
-            id=secrets.token_hex(16),
-            expires_at=expires_at,
-            name=name,
-            appointment_id=appointment_id,
-            advisor_id=advisor_id,
-            invited_to=invited_to,
-            walk_in=walk_in,
-        )
-        return token
+        record = {
+            "i": secrets.token_hex(16),
+            "e": round(expires_at.timestamp()),
+            "n": name,
+            "ap": appointment_id,
+            "ad": advisor_id,
+            "inv": invited_to,
+            "w": walk_in,
+        }
+        return sign(self.key, _PURPOSE, record)
 
     def lookup(self, token: str, now: datetime) -> GuestPass | None:
-        key = _hash(token)
-        guest = self._passes.get(key)
-        if guest is not None and guest.expires_at <= now:
-            del self._passes[key]
+        """The pass ``token`` is, if this server signed it and it has not expired."""
+        record: Any = unsign(self.key, _PURPOSE, token)
+        if record is None:
             return None
-        return guest
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+        try:
+            guest = GuestPass(
+                id=str(record["i"]),
+                expires_at=datetime.fromtimestamp(int(record["e"]), UTC),
+                name=str(record["n"]),
+                appointment_id=record["ap"],
+                advisor_id=record["ad"],
+                invited_to=record["inv"],
+                walk_in=bool(record["w"]),
+            )
+        except (ValueError, KeyError, TypeError):  # pragma: no cover - we signed it
+            return None
+        return guest if guest.expires_at > now else None

@@ -43,6 +43,8 @@ from protocol import (
     LobbyJoin,
     Message,
     Offer,
+    ParticipantAway,
+    ParticipantBack,
     ParticipantJoined,
     ParticipantLeft,
     ParticipantWaiting,
@@ -51,11 +53,15 @@ from protocol import (
     Queue,
     QueuePosition,
     Remove,
+    Resume,
+    Resumed,
     Role,
     WaitingCall,
     encode,
 )
+from server import resume
 from server.ratelimit import TokenBucket
+from server.resume import Member, ResumeClaim
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,12 @@ CHAT_BURST, CHAT_RATE = 5.0, 0.5
 #: Open invitations one call may have at once, and how long a link is valid at most.
 MAX_INVITATIONS = 5
 INVITATION_SECONDS = 4 * 3600.0
+#: How long a call waits for a participant whose connection was lost (seconds), by default.
+RESUME_GRACE_SECONDS = 60.0
+#: Messages kept for a participant while it is away, delivered when it resumes.
+HELD_LIMIT = 256
+#: Ended sessions remembered, so that a resume token cannot bring one back.
+ENDED_REMEMBERED = 10_000
 
 _ALLOWED: dict[Role, frozenset[type[Message]]] = {
     Role.BOOTH: frozenset(
@@ -87,10 +99,11 @@ _ALLOWED: dict[Role, frozenset[type[Message]]] = {
             CallStats,
             Heartbeat,
             CommandResult,
+            Resume,
         }
     ),
     Role.ADVISOR: frozenset(
-        {CallAccept, Admit, Remove, Offer, Answer, IceCandidate, Hangup, Chat, Heartbeat}
+        {CallAccept, Admit, Remove, Offer, Answer, IceCandidate, Hangup, Chat, Heartbeat, Resume}
     ),
     Role.CITIZEN: frozenset(
         {
@@ -104,6 +117,7 @@ _ALLOWED: dict[Role, frozenset[type[Message]]] = {
             Chat,
             CallStats,
             Heartbeat,
+            Resume,
         }
     ),
 }
@@ -148,11 +162,21 @@ class Connection:
     chat_bucket: TokenBucket = field(
         default_factory=lambda: TokenBucket(rate=CHAT_RATE, burst=CHAT_BURST)
     )
+    #: Since when (monotonic) its connection is lost while its call waits for it to resume.
+    away_since: float | None = None
+    #: What was sent to it while away; a resumed connection gets it first.
+    held: deque[str] = field(default_factory=lambda: deque(maxlen=HELD_LIMIT))
 
     def send(self, message: Message) -> None:
         """Queue ``message``; a client that stopped reading is disconnected, not waited for."""
+        self.send_text(encode(message))
+
+    def send_text(self, text: str) -> None:
+        if self.away_since is not None:
+            self.held.append(text)
+            return
         try:
-            self.outbox.put_nowait(encode(message))
+            self.outbox.put_nowait(text)
         except asyncio.QueueFull:
             log.warning("closing %s %s: it stopped reading", self.role, self.participant_id)
             self.close(1008, "outbox full")
@@ -190,6 +214,58 @@ class CallSession:
 
     def member(self, participant_id: str) -> Connection | None:
         return next((c for c in self.participants() if c.participant_id == participant_id), None)
+
+    def replace(self, old: Connection, new: Connection) -> None:
+        """``new`` takes the place of ``old`` (a resumed connection)."""
+        if self.caller is old:
+            self.caller = new
+        elif self.advisor is old:
+            self.advisor = new
+        else:
+            self.guests[self.guests.index(old)] = new
+
+    def claim(self, conn: Connection) -> ResumeClaim:
+        """What ``conn``'s resume token says about this call."""
+        return ResumeClaim(
+            session_id=self.id,
+            me=_member(conn),
+            caller=_member(self.caller),
+            advisor=_member(self.advisor) if self.advisor is not None else None,
+            active=self.state is SessionState.ACTIVE,
+            waiting_since=self.waiting_since,
+            appointment_id=self.appointment_id,
+            advisor_id=self.advisor_id,
+            topic_id=self.topic_id,
+            topic_name=self.topic_name,
+            region=self.region,
+        )
+
+
+def _member(conn: Connection) -> Member:
+    return Member(
+        participant_id=conn.participant_id,
+        role=conn.role,
+        principal_id=conn.principal_id,
+        name=conn.name,
+    )
+
+
+def _stand_in(member: Member, session_id: str, since: float) -> Connection:
+    """A participant the call expects back (known from a resume token), not yet connected."""
+    conn = Connection(
+        role=member.role,
+        principal_id=member.principal_id,
+        name=member.name,
+        close=_no_close,
+        participant_id=member.participant_id,
+        session_id=session_id,
+    )
+    conn.away_since = since
+    return conn
+
+
+def _no_close(code: int, reason: str) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -240,7 +316,15 @@ class Switchboard:
         browser_ice_policy: IceTransportPolicy,
         on_call_ended: Callable[[CallSession], None] | None = None,
         fleet: FleetObserver | None = None,
+        resume_key: bytes | None = None,
+        resume_grace_seconds: float = RESUME_GRACE_SECONDS,
     ) -> None:
+        #: Signs resume tokens; without it (or with no grace) a lost connection ends its call.
+        self.resume_key = resume_key
+        self.resume_grace_seconds = resume_grace_seconds
+        #: Calls taken up again after a lost connection, since the start (for /metrics).
+        self.resumes = 0
+        self._ended: dict[str, None] = {}
         self._ice_servers_for = ice_servers_for
         #: Told about every call that was connected and has ended (records, not media).
         self._on_call_ended = on_call_ended
@@ -277,19 +361,31 @@ class Switchboard:
         return {c.principal_id for c in self.connections.values() if c.role is Role.BOOTH}
 
     def disconnect_booth(self, booth_id: str, reason: str) -> None:
-        """Close a booth's connection (revoked, say); its session ends as on any disconnect."""
+        """Close a booth's connection (revoked, say); its session ends at once."""
         for conn in list(self.connections.values()):
             if conn.role is Role.BOOTH and conn.principal_id == booth_id:
-                self.unregister(conn)
+                self.unregister(conn, resumable=False)
                 conn.close(4003, reason)
 
-    def unregister(self, conn: Connection) -> None:
-        """Remove a connection and end its session (the peer is told why); an invited
-        participant only leaves the call."""
-        if self.connections.pop(conn.participant_id, None) is None:
-            return
+    @property
+    def resumable(self) -> bool:
+        return self.resume_key is not None and self.resume_grace_seconds > 0
+
+    def unregister(self, conn: Connection, *, resumable: bool = True) -> None:
+        """Remove a connection. A participant of a call is away for a while (the call waits
+        for it to resume); otherwise, and once the wait is over, its session ends (the others
+        are told why) or, for an invited participant, it only leaves the call."""
+        if self.connections.get(conn.participant_id) is not conn:
+            return  # gone already, or its place was taken by a resumed connection
+        del self.connections[conn.participant_id]
         session = self.sessions.get(conn.session_id) if conn.session_id else None
-        if session is not None and (conn in session.guests or conn in session.pending):
+        if session is not None and conn in session.pending:
+            self._leave(session, conn, "peer_disconnected")
+        elif (
+            session is not None and resumable and self.resumable and conn in session.participants()
+        ):
+            self._away(session, conn)
+        elif session is not None and conn in session.guests:
             self._leave(session, conn, "peer_disconnected")
         elif conn.session_id is not None:
             self._end_session(conn.session_id, "peer_disconnected", by=conn)
@@ -328,6 +424,8 @@ class Switchboard:
                     conn.health = message.health
                     if self._fleet is not None:
                         self._fleet.booth_reported(conn)
+            case Resume():
+                self._resume(conn, message)
             case CommandResult():
                 if self._fleet is not None:
                     self._fleet.command_result(conn, message)
@@ -462,7 +560,7 @@ class Switchboard:
         self.sessions[session.id] = session
         booth.session_id = session.id
         log.info("session %s: %s waits for an advisor", session.id, booth)
-        booth.send(CallWaiting(session_id=session.id))
+        booth.send(CallWaiting(session_id=session.id, resume_token=self._token(session, booth)))
         self._broadcast_queue()
 
     def _lobby_join(self, citizen: Connection, appointment_id: str, advisor_id: str) -> None:
@@ -483,7 +581,7 @@ class Switchboard:
             citizen,
             session.appointment_id,
         )
-        citizen.send(CallWaiting(session_id=session.id))
+        citizen.send(CallWaiting(session_id=session.id, resume_token=self._token(session, citizen)))
         self._broadcast_queue()
 
     def _call_accept(self, advisor: Connection, session_id: str) -> None:
@@ -516,6 +614,7 @@ class Switchboard:
                     ice_transport_policy=policy,
                     peer=peer.peer(),
                     peers=[peer.peer()],
+                    resume_token=self._token(session, conn),
                 )
             )
         self._broadcast_queue()
@@ -591,6 +690,7 @@ class Switchboard:
                 ice_transport_policy=self._browser_ice_policy,
                 peer=advisor.peer(),
                 peers=[p.peer() for p in present],
+                resume_token=self._token(session, guest),
             )
         )
         for conn in present:
@@ -616,6 +716,126 @@ class Switchboard:
                     )
                 )
 
+    # ------------------------------------------------------------ lost connections
+
+    def _token(self, session: CallSession, conn: Connection) -> str | None:
+        if self.resume_key is None:
+            return None
+        return resume.issue(self.resume_key, session.claim(conn))
+
+    def _away(self, session: CallSession, conn: Connection) -> None:
+        """``conn``'s connection is lost: the call waits for it (media does not pass through
+        the server and may well go on meanwhile)."""
+        conn.away_since = time.monotonic()
+        log.info("session %s: %s is away; waiting for it to come back", session.id, conn)
+        if session.state is SessionState.ACTIVE:
+            for other in session.participants():
+                if other is not conn:
+                    other.send(
+                        ParticipantAway(session_id=session.id, participant_id=conn.participant_id)
+                    )
+
+    def expire_away(self, now: float | None = None) -> None:
+        """End what waited too long for a participant to come back (called every second)."""
+        now = time.monotonic() if now is None else now
+        limit = self.resume_grace_seconds
+        for session in list(self.sessions.values()):
+            for conn in session.participants():
+                if conn.away_since is None or now - conn.away_since < limit:
+                    continue
+                log.info("session %s: %s did not come back", session.id, conn)
+                if conn in session.guests:
+                    self._leave(session, conn, "connection_lost")
+                else:
+                    self._end_session(session.id, "connection_lost", by=conn)
+                    break
+
+    def _resume(self, conn: Connection, message: Resume) -> None:
+        """``conn`` takes up its call (or its wait) again under its old participant id."""
+        claim = resume.verify(self.resume_key, message.token) if self.resume_key else None
+        if (
+            claim is None
+            or claim.session_id != message.session_id
+            or claim.me.role is not conn.role
+            or claim.me.principal_id != conn.principal_id
+        ):
+            raise ProtocolError(ErrorCode.CANNOT_RESUME, "this call cannot be taken up again")
+        if conn.session_id is not None:
+            raise ProtocolError(ErrorCode.ALREADY_IN_CALL, "you are already waiting or in a call")
+        session = self.sessions.get(claim.session_id)
+        if session is None:
+            if claim.session_id in self._ended:
+                raise ProtocolError(ErrorCode.CANNOT_RESUME, "the call has ended")
+            session = self._rebuild(claim)
+        old = session.member(claim.me.participant_id)
+        if (
+            old is None
+            and claim.me not in (claim.caller, claim.advisor)
+            and session.state is SessionState.ACTIVE
+            and len(session.participants()) < MAX_PARTICIPANTS
+        ):
+            # An invited participant the rebuilt call did not know of yet.
+            old = _stand_in(claim.me, session.id, time.monotonic())
+            session.guests.append(old)
+        if old is None or old.principal_id != conn.principal_id or old.role is not conn.role:
+            raise ProtocolError(ErrorCode.CANNOT_RESUME, "the call has ended")
+        if self.connections.get(old.participant_id) is old:
+            # Its older connection has not noticed yet that it is gone: this one takes over.
+            del self.connections[old.participant_id]
+            old.session_id = None
+            old.close(4002, "taken up by a newer connection")
+        was_away = old.away_since is not None
+        del self.connections[conn.participant_id]
+        conn.participant_id = old.participant_id
+        conn.session_id = session.id
+        self.connections[conn.participant_id] = conn
+        session.replace(old, conn)
+        self.resumes += 1
+        log.info("session %s: %s resumed", session.id, conn)
+        others = [c for c in session.participants() if c is not conn]
+        conn.send(
+            Resumed(
+                session_id=session.id,
+                participant_id=conn.participant_id,
+                active=session.state is SessionState.ACTIVE,
+                peers=[c.peer() for c in others],
+                away=[c.participant_id for c in others if c.away_since is not None],
+                ice_servers=self._ice_servers_for(conn, session)
+                if session.state is SessionState.ACTIVE
+                else [],
+            )
+        )
+        for text in old.held:  # what happened meanwhile, in order
+            conn.send_text(text)
+        old.held.clear()
+        if session.state is SessionState.WAITING:
+            self._broadcast_queue()
+        elif was_away:
+            for other in others:
+                other.send(
+                    ParticipantBack(session_id=session.id, participant_id=conn.participant_id)
+                )
+
+    def _rebuild(self, claim: ResumeClaim) -> CallSession:
+        """A call the server lost (it restarted), rebuilt from a participant's token; the
+        others are expected back within the grace period."""
+        now = time.monotonic()
+        session = CallSession(
+            id=claim.session_id,
+            caller=_stand_in(claim.caller, claim.session_id, now),
+            advisor=_stand_in(claim.advisor, claim.session_id, now) if claim.advisor else None,
+            appointment_id=claim.appointment_id,
+            advisor_id=claim.advisor_id,
+            topic_id=claim.topic_id,
+            topic_name=claim.topic_name,
+            region=claim.region,
+            state=SessionState.ACTIVE if claim.active else SessionState.WAITING,
+            waiting_since=claim.waiting_since,
+        )
+        self.sessions[session.id] = session
+        log.info("session %s: rebuilt from a resume token (the server restarted)", session.id)
+        return session
+
     # ------------------------------------------------------------ ending
 
     def _end_session(self, session_id: str, reason: str, *, by: Connection) -> None:
@@ -625,6 +845,9 @@ class Switchboard:
         was_waiting = session.state is SessionState.WAITING
         session.state = SessionState.ENDED
         session.chat.clear()
+        self._ended[session.id] = None
+        while len(self._ended) > ENDED_REMEMBERED:
+            del self._ended[next(iter(self._ended))]
         for key in [k for k, inv in self._invitations.items() if inv.session_id == session_id]:
             del self._invitations[key]
         for conn in (*session.participants(), *session.pending):
