@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +75,16 @@ from protocol import (
     Hangup,
     Heartbeat,
     IceCandidate,
+    IceServer,
     Message,
+    ParticipantAway,
+    ParticipantBack,
     ParticipantJoined,
     ParticipantLeft,
     Peer,
     QueuePosition,
+    Resume,
+    Resumed,
     Welcome,
 )
 
@@ -90,7 +96,23 @@ TICK_SECONDS = 1.0
 #: Server refusals that send the citizen back a step (a wrong code, too many tries, ...).
 REFUSALS = {"wrong_code", "rate_limited", "unknown_topic", "already_in_call", "not_allowed"}
 
-Input = Message | booth_flow.Event
+#: Media silent this long makes the booth look into it (Chrome calls this "disconnected").
+MEDIA_SILENCE_SECONDS = 3.0
+#: A path that does not heal within this long after the server answered is made anew.
+REPAIR_CONFIRM_SECONDS = 2.0
+#: A connection made anew gets this long before it is made anew again.
+REPAIR_RETRY_SECONDS = 10.0
+WATCH_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Repair:
+    """Make the peer connection with ``participant_id`` anew (its path did not heal)."""
+
+    participant_id: str
+
+
+Input = Message | booth_flow.Event | Repair
 
 #: What the lights show in each state: (status light, call button lamp, end button lamp).
 LIGHTS: dict[State, tuple[Pattern, Pattern, Pattern]] = {
@@ -162,6 +184,20 @@ class Booth:
         self.calls_completed = 0
         self.last_call_ended: dict[str, Any] | None = None
         self.call_requested_at: float | None = None  # wall clock, for set-up time measurements
+        #: Takes the call (or the wait) up again after the link to the server was lost.
+        self.resume_token: str | None = None
+        #: Relay credentials from the latest resume, for connections made anew.
+        self._ice_servers: list[IceServer] | None = None
+        #: Participants whose own connection to the server is lost for the moment.
+        self.away: set[str] = set()
+        #: Since when the call's connection is broken (None: it is not); the call ends
+        #: after ``reconnect_limit_seconds`` of it.
+        self.trouble_since: float | None = None
+        self._server_seen_at = 0.0
+        self._probe: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        #: Peer connections made anew in this call (diagnostics, tests).
+        self.repairs = 0
         self._inbox: asyncio.Queue[Input] = asyncio.Queue()
         self._stopped = asyncio.Event()
         self._requested_once = False
@@ -410,6 +446,13 @@ class Booth:
 
     def _on_link_state(self, state: LinkState) -> None:
         if state is LinkState.ONLINE:
+            self._server_seen_at = time.monotonic()
+            if self.session_id is not None and self.resume_token is not None:
+                # First of all, before anything else goes out on this connection.
+                log.info("session %s: taking the call up again", self.session_id)
+                self.link.send(
+                    Resume(id="resume", session_id=self.session_id, token=self.resume_token)
+                )
             self.post(booth_flow.LinkUp())
             self._spawn(self._refresh_info())
             if self.flow.service_reason == "refused":  # the credential is accepted again
@@ -419,7 +462,7 @@ class Booth:
             self.post(booth_flow.OutOfService(reason="refused"))
             self.post(booth_flow.LinkDown())
         elif state in (LinkState.OFFLINE, LinkState.CONNECTING):
-            # The server ends a session whose participant disconnects; the flow follows it.
+            # A call or a wait goes on (the booth resumes it); anything else ends.
             self.post(booth_flow.LinkDown())
 
     async def _refresh_info(self) -> None:
@@ -553,6 +596,8 @@ class Booth:
             try:
                 if isinstance(item, booth_flow.Event):
                     await self._feed(item)
+                elif isinstance(item, Repair):
+                    await self._repair(item.participant_id)
                 else:
                     await self._handle(item)
             except CallError as exc:
@@ -625,6 +670,9 @@ class Booth:
                     self.link.send(CallCancel(session_id=message.session_id))
                     return
                 self.session_id = message.session_id
+                self.resume_token = message.resume_token
+                self.link.urgent = True
+                self._watch()
                 log.info("session %s: waiting for an advisor", message.session_id)
                 await self._feed(booth_flow.Waiting(session_id=message.session_id))
             case CallStarted():
@@ -632,6 +680,7 @@ class Booth:
                     self.link.send(Hangup(session_id=message.session_id, reason="gone"))
                     return
                 self.queue_position = None
+                self.resume_token = message.resume_token or self.resume_token
                 await self._feed(booth_flow.CallStarted(session_id=message.session_id))
                 await self._start_call(message)
             case Answer() if (leg := self._leg(message.session_id, message.sender)) is not None:
@@ -640,6 +689,16 @@ class Booth:
                 leg := self._leg(message.session_id, message.sender)
             ) is not None:
                 await leg.add_candidate(message)
+            case Resumed() if message.session_id == self.session_id:
+                self.participant_id = message.participant_id
+                self.away = set(message.away)
+                if message.ice_servers:
+                    self._ice_servers = message.ice_servers
+                log.info("session %s: resumed (%d away)", message.session_id, len(self.away))
+            case ParticipantAway() if message.session_id == self.session_id:
+                self.away.add(message.participant_id)
+            case ParticipantBack() if message.session_id == self.session_id:
+                self.away.discard(message.participant_id)
             case ParticipantJoined() if self.call and message.session_id == self.call.session_id:
                 await self._add_participant(message.peer)
             case ParticipantLeft() if message.participant_id in self.others:
@@ -657,6 +716,11 @@ class Booth:
                     await self._feed(booth_flow.CallEnded(reason=message.reason))
             case BoothCommand():
                 self._spawn(self._command(message))
+            case Error() if message.ref == "resume" and self.session_id is not None:
+                # The call ended while the booth was away (or cannot be taken up again).
+                log.warning("session %s: cannot resume: %s", self.session_id, message.message)
+                await self._stop_media("connection_lost")
+                await self._feed(booth_flow.CallEnded(reason="connection_lost"))
             case Error():
                 log.warning("server refused %s: %s %s", message.ref, message.code, message.message)
                 refused = str(message.code) in REFUSALS
@@ -673,11 +737,12 @@ class Booth:
             return self.call
         return self.others.get(sender)
 
-    def _new_leg(self, started: CallStarted, peer: Peer) -> Call:
+    def _new_leg(self, started: CallStarted, peer: Peer, *, primary: bool) -> Call:
         assert self.fanout is not None
         assert self._audio_relay is not None
         assert self.microphone is not None
-        primary = self.call is None
+        if self._ice_servers is not None:  # fresher relay credentials from a resume
+            started = started.model_copy(update={"ice_servers": self._ice_servers})
         return Call(
             started=started,
             peer=peer,
@@ -687,17 +752,8 @@ class Booth:
             loudspeaker=loudspeaker_factory(self.config.audio, self._on_audio_error),
             send=self.link.send,
             on_connected=self._on_connected if primary else _nothing,
-            on_failed=(
-                (lambda reason: self._inbox.put_nowait(Hangup(session_id="local", reason=reason)))
-                if primary
-                else lambda reason: self._inbox.put_nowait(
-                    ParticipantLeft(
-                        session_id=started.session_id,
-                        participant_id=peer.participant_id,
-                        reason=reason,
-                    )
-                )
-            ),
+            # A failed connection is made anew by the media watchdog (_watch_media).
+            on_failed=lambda reason: log.warning("connection with %s: %s", peer.name, reason),
         )
 
     async def _add_participant(self, peer: Peer) -> None:
@@ -706,7 +762,7 @@ class Booth:
         if peer.participant_id in self.others:
             return
         log.info("session %s: %s joins; offering to them", self.call.session_id, peer.name)
-        leg = self._new_leg(self.call.started, peer)
+        leg = self._new_leg(self.call.started, peer, primary=False)
         self.others[peer.participant_id] = leg
         await leg.start()
 
@@ -729,7 +785,7 @@ class Booth:
         self.microphone = MuteableTrack(open_microphone(self.config.audio, self._on_audio_error))
         self.microphone.muted = self.muted
         self._audio_relay = MediaRelay()
-        call = self._new_leg(started, started.peer)
+        call = self._new_leg(started, started.peer, primary=True)
         self.call = call
         await call.start()
         self.rate = RateController(
@@ -740,9 +796,116 @@ class Booth:
         self.rate.watch(call.video_sender)
         self.rate.start()
         self._stats_task = asyncio.create_task(self._report_stats(call), name="call-stats")
+        self._watch()
 
     def _on_connected(self) -> None:
         self.connected = True
+
+    # ------------------------------------------------------------ keeping the call up
+
+    @property
+    def reconnecting(self) -> bool:
+        """The call's connection is broken for the moment (the screens say so)."""
+        return self.session_id is not None and (
+            self.link.state is not LinkState.ONLINE or self.trouble_since is not None
+        )
+
+    def _watch(self) -> None:
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().create_task(
+                self._watch_media(), name="media-watchdog"
+            )
+
+    def _legs(self) -> list[Call]:
+        return [leg for leg in (self.call, *self.others.values()) if leg is not None]
+
+    async def _watch_media(self) -> None:
+        """Keep the call up without the citizen: a path that heals by itself (a short outage)
+        is left alone; media that stops while the server still answers (a relay restarted, a
+        path that will not come back) gets a new peer connection; a call broken for longer
+        than ``reconnect_limit_seconds`` ends with a clear message."""
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            now = time.monotonic()
+            troubled = self.link.state is not LinkState.ONLINE
+            for leg in self._legs():
+                silent_since = leg.media_seen_at()
+                failed = leg.pc.connectionState == "failed"
+                if not failed and now - silent_since < MEDIA_SILENCE_SECONDS:
+                    continue
+                troubled = True
+                peer = leg.peer.participant_id
+                if self.link.state is not LinkState.ONLINE or peer in self.away:
+                    continue  # nothing can be signalled now; the path may heal meanwhile
+                if leg.restart and now - leg.created_at < REPAIR_RETRY_SECONDS:
+                    continue  # a connection made anew gets its time
+                # The server answering after the media stopped tells a broken media path from
+                # a network that is down as a whole (which heals, or ends in failed).
+                answered = self._server_seen_at > silent_since
+                if failed or (answered and now - self._server_seen_at >= REPAIR_CONFIRM_SECONDS):
+                    self._inbox.put_nowait(Repair(peer))
+                elif not answered:
+                    self._probe_server()
+            if not troubled:
+                self.trouble_since = None
+            elif self.trouble_since is None:
+                self.trouble_since = now
+                log.warning("session %s: connection interrupted", self.session_id)
+            elif now - self.trouble_since >= self.config.reconnect_limit_seconds:
+                log.error(
+                    "session %s: connection not back after %.0f s; ending the call",
+                    self.session_id,
+                    now - self.trouble_since,
+                )
+                if self.session_id is not None:
+                    self.link.send(Hangup(session_id=self.session_id, reason="connection_lost"))
+                self._inbox.put_nowait(Hangup(session_id="local", reason="connection_lost"))
+                self.trouble_since = now  # once, not every half second until it is handled
+
+    def _probe_server(self) -> None:
+        if self._probe is not None and not self._probe.done():
+            return
+
+        async def probe() -> None:
+            try:
+                async with asyncio.timeout(2.0):
+                    answered = await measure_round_trip(self.access) is not None
+            except TimeoutError:
+                answered = False
+            if answered:
+                self._server_seen_at = time.monotonic()
+
+        self._probe = asyncio.get_running_loop().create_task(probe(), name="server-probe")
+
+    async def _repair(self, participant_id: str) -> None:
+        """A new peer connection with ``participant_id`` in place of the broken one (aiortc
+        cannot restart ICE on a connection); the other side swaps it in."""
+        old = next((leg for leg in self._legs() if leg.peer.participant_id == participant_id), None)
+        if old is None or self.session_id is None:
+            return
+        primary = old is self.call
+        leg = self._new_leg(old.started, old.peer, primary=primary)
+        if primary:
+            self.call = leg
+            self.connected = False
+        else:
+            self.others[participant_id] = leg
+        self.repairs += 1
+        log.warning(
+            "session %s: the connection with %s did not heal; making a new one",
+            self.session_id,
+            old.peer.name,
+        )
+        # Closing may wait on a relay that is gone: it must not hold up the new connection.
+        self._spawn(old.close())
+        await leg.start(restart=True)
+        if self.rate is not None:
+            if old.video_sender is not None:
+                self.rate.forget(old.video_sender)
+            self.rate.watch(leg.video_sender)
+        if primary and self._stats_task is not None:
+            self._stats_task.cancel()
+            self._stats_task = asyncio.create_task(self._report_stats(leg), name="call-stats")
 
     async def _follow_camera(self) -> None:
         """Open the camera when the flow's screen shows it; close it when not (the camera
@@ -820,11 +983,17 @@ class Booth:
         call, session_id = self.call, self.session_id
         if session_id is None and call is None:
             return
-        if self._stats_task is not None:
-            self._stats_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._stats_task
-            self._stats_task = None
+        for task in (self._stats_task, self._watchdog, self._probe):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._stats_task = self._watchdog = self._probe = None
+        self.link.urgent = False
+        self.resume_token = None
+        self._ice_servers = None
+        self.away = set()
+        self.trouble_since = None
         self.last_stats = None
         summary: dict[str, Any] = {"reason": reason, "ended_at": time.time()}
         if call is not None:
@@ -836,6 +1005,8 @@ class Booth:
         for leg in others.values():
             await leg.close()
         summary["other_participants"] = len(others)
+        summary["repairs"] = self.repairs
+        self.repairs = 0
         if self.microphone is not None:
             # A microphone must be released before the next call opens it again.
             await _close_track(self.microphone)
@@ -868,6 +1039,8 @@ class Booth:
             "camera_fault": self.camera_fault,
             "link": str(self.link.state),
             "session_id": self.session_id,
+            "reconnecting": self.reconnecting,
+            "repairs": self.repairs,
             "call_requested_at": self.call_requested_at,
             "calls_completed": self.calls_completed,
             "camera_streaming": self.fanout is not None,

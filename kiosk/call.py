@@ -45,6 +45,8 @@ class ReceivedMedia:
     video_frames: int = 0
     audio_frames: int = 0
     first_video_at: float | None = None
+    #: When the newest frame (video or audio) arrived: media flows while this keeps moving.
+    last_at: float | None = None
     newest_video: Any = None  # av.VideoFrame, only ever the newest
     _video_times: deque[float] = field(default_factory=lambda: deque(maxlen=240))
 
@@ -91,6 +93,9 @@ class Call:
         self.chat: deque[Chat] = deque(maxlen=50)
         self.sink: BoundedAudioSink | None = None
         self.video_sender: RTCRtpSender | None = None
+        #: Made anew for a connection that did not heal (its offer said "restart").
+        self.restart = False
+        self._sink_frames = 0
 
         ice_servers = [
             RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
@@ -113,8 +118,10 @@ class Call:
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
 
-    async def start(self) -> None:
-        """Add the booth's media, make the offer and send it."""
+    async def start(self, *, restart: bool = False) -> None:
+        """Add the booth's media, make the offer and send it; ``restart``: this connection
+        replaces one with the same participant that broke (the other side swaps it in)."""
+        self.restart = restart
         video = self.pc.addTransceiver(self.video_track, direction="sendrecv")
         capabilities = RTCRtpSender.getCapabilities("video")
         video.setCodecPreferences(
@@ -129,9 +136,15 @@ class Call:
                 session_id=self.session_id,
                 sdp=self.pc.localDescription.sdp,
                 to=self.peer.participant_id,
+                restart=True if restart else None,
             )
         )
-        log.info("session %s: offer sent to %s", self.session_id, self.peer.name)
+        log.info(
+            "session %s: %s sent to %s",
+            self.session_id,
+            "new connection's offer" if restart else "offer",
+            self.peer.name,
+        )
 
     async def accept_answer(self, sdp: str) -> None:
         if self.pc.signalingState != "have-local-offer":
@@ -173,8 +186,8 @@ class Call:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
+                now = received.last_at = time.monotonic()
                 if track.kind == "video":
-                    now = time.monotonic()
                     received.video_frames += 1
                     received._video_times.append(now)
                     received.newest_video = frame
@@ -187,6 +200,13 @@ class Call:
                         )
                 else:
                     received.audio_frames += 1
+
+    def media_seen_at(self) -> float:
+        """When media from the other side last arrived (or the connection was made)."""
+        if self.sink is not None and self.sink.frames_received != self._sink_frames:
+            self._sink_frames = self.sink.frames_received
+            self.received.last_at = time.monotonic()
+        return self.received.last_at or self.created_at
 
     def _on_connection_state(self) -> None:
         state = self.pc.connectionState

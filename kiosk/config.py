@@ -219,6 +219,9 @@ class BoothConfig:
     status_file: Path | None = None
     heartbeat_seconds: float = 5.0
     reconnect_max_seconds: float = 30.0
+    #: A call whose connection (to the server or to the others) stays broken this long ends
+    #: with a clear message; until then the booth reconnects by itself.
+    reconnect_limit_seconds: float = 60.0
     #: How often call statistics go to the server (and the advisor's call view).
     stats_seconds: float = 5.0
     #: SHA-256 digest of the technician PIN (``videobooth-booth --pin-digest``); None: the
@@ -274,6 +277,7 @@ _KEYS = {
     "status_file",
     "heartbeat_seconds",
     "reconnect_max_seconds",
+    "reconnect_limit_seconds",
     "stats_seconds",
     "technician_pin_digest",
     "enrolment_token",
@@ -435,7 +439,12 @@ def config_from_mapping(data: dict[str, Any]) -> BoothConfig:
                 "'videobooth-booth --pin-digest'"
             )
         kwargs["technician_pin_digest"] = digest
-    for key in ("heartbeat_seconds", "reconnect_max_seconds", "stats_seconds"):
+    for key in (
+        "heartbeat_seconds",
+        "reconnect_max_seconds",
+        "reconnect_limit_seconds",
+        "stats_seconds",
+    ):
         if key in data:
             value = data[key]
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:

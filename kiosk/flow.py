@@ -332,6 +332,9 @@ class Flow:
     absent_since: float | None = None
     wrong_pins: int = 0
     pin_locked_until: float = 0.0
+    #: Why the last call ended, while the "ended" screen shows it (a reason code such as
+    #: "connection_lost", never anything personal).
+    ended_reason: str | None = None
 
     # ------------------------------------------------------------ queries
 
@@ -366,6 +369,12 @@ class Flow:
         if not isinstance(event, (Tick, Presence, QueuePlace, ChatLine, LinkUp, LinkDown)):
             self.last_activity = now  # a touch or a button: someone is there
         match event:
+            case LinkDown() if self.state in (State.WAITING, State.IN_CALL) and (
+                self.visit.session_id is not None
+            ):
+                # The call (or the wait) goes on: the booth resumes it when the link is back,
+                # or ends it after its reconnect limit (CallEnded).
+                self.online = False
             case LinkDown():
                 self.online = False
                 effects += self._leave(now, notify=False)  # ends where _resting_state says
@@ -477,6 +486,7 @@ class Flow:
             case State.WAITING | State.IN_CALL, CallEnded():
                 self._wipe()
                 self._enter(State.ENDED, now)
+                self.ended_reason = event.reason
                 return [WipeVisit()]
             case State.IN_CALL, ChatLine():
                 lines = (*visit.chat, (event.sender, event.text))[-CHAT_LINES:]
@@ -508,6 +518,7 @@ class Flow:
     def _enter(self, state: State, now: float) -> None:
         if state is State.IDLE:
             self._wipe()  # the language too: the next person starts afresh
+        self.ended_reason = None
         self.state = state
         self.entered_at = now
         self.last_activity = now

@@ -16,6 +16,9 @@ from protocol import Heartbeat, Message, ProtocolError, decode_server, encode
 
 log = logging.getLogger(__name__)
 
+#: How soon a booth in a call tries again after losing the server.
+URGENT_RETRY_SECONDS = 0.5
+
 
 class LinkState(StrEnum):
     CONNECTING = "connecting"
@@ -49,6 +52,8 @@ class ServerLink:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._state = LinkState.CLOSED
         self._closing = False
+        #: While a call runs (or waits) the link comes back at once, not after a backoff.
+        self.urgent = False
 
     @property
     def state(self) -> LinkState:
@@ -105,6 +110,9 @@ class ServerLink:
                     break
                 if self._state is not LinkState.REFUSED:
                     self._set_state(LinkState.OFFLINE)
+                if self.urgent:  # a citizen is in a call: every second counts
+                    await asyncio.sleep(URGENT_RETRY_SECONDS)
+                    continue
                 # Full jitter, so a branch's booths do not all come back in the same second.
                 await asyncio.sleep(random.uniform(0.5, 1.0) * delay)
                 delay = min(delay * 2, self._reconnect_max)

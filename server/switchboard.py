@@ -166,6 +166,8 @@ class Connection:
     away_since: float | None = None
     #: What was sent to it while away; a resumed connection gets it first.
     held: deque[str] = field(default_factory=lambda: deque(maxlen=HELD_LIMIT))
+    #: Whether it has sent anything yet (a booth that resumes does so first of all).
+    spoke: bool = False
 
     def send(self, message: Message) -> None:
         """Queue ``message``; a client that stopped reading is disconnected, not waited for."""
@@ -414,6 +416,10 @@ class Switchboard:
             raise ProtocolError(
                 ErrorCode.NOT_ALLOWED, f"a {conn.role} may not send {message.type} messages"
             )
+        if not conn.spoke:
+            conn.spoke = True
+            if conn.role is Role.BOOTH and not isinstance(message, Resume):
+                self._gave_up(conn)
         match message:
             case Heartbeat():
                 if message.health is not None and conn.role is not Role.BOOTH:
@@ -734,6 +740,20 @@ class Switchboard:
                     other.send(
                         ParticipantAway(session_id=session.id, participant_id=conn.participant_id)
                     )
+
+    def _gave_up(self, booth: Connection) -> None:
+        """A booth that comes back without resuming has restarted: the call it was away from
+        is over, and the others learn so now rather than after the grace period."""
+        for session in list(self.sessions.values()):
+            for conn in session.participants():
+                if (
+                    conn.away_since is not None
+                    and conn.role is Role.BOOTH
+                    and conn.principal_id == booth.principal_id
+                ):
+                    log.info("session %s: %s restarted; the call is over", session.id, conn)
+                    self._end_session(session.id, "peer_disconnected", by=conn)
+                    break
 
     def expire_away(self, now: float | None = None) -> None:
         """End what waited too long for a participant to come back (called every second)."""

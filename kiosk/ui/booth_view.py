@@ -49,4 +49,6 @@ def view_of(booth: Booth) -> View:
         technician=booth.technician_info() if booth.state is State.TECHNICIAN else {},
         enrolment_problem=booth.flow.enrolment_problem,
         now=time.monotonic(),
+        reconnecting=booth.reconnecting,
+        ended_reason=booth.flow.ended_reason,
     )

@@ -25,6 +25,10 @@ from kiosk.ui.text import Colour, Fonts, fit
 #: Smallest touch target edge, in millimetres on the panel.
 MIN_TARGET_MM = 15.0
 #: Panel widths (mm) of common booth screens, by pixel width; others assume 96 dpi.
+#: Reasons a call ended that the "ended" screen explains as a lost connection.
+LOST_CONNECTION = frozenset(
+    {"connection_lost", "peer_disconnected", "connection_failed", "server_unreachable"}
+)
 PANEL_WIDTH_MM = {800: 154.0, 1024: 154.0, 1280: 217.0, 1920: 344.0}
 
 
@@ -83,6 +87,10 @@ class View:
     pin_digits: int = 0
     enrolment_problem: str | None = None
     now: float = 0.0
+    #: The connection to the server or to someone in the call is interrupted for the moment.
+    reconnecting: bool = False
+    #: Why the last call ended (the "ended" screen explains a lost connection).
+    ended_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -589,6 +597,8 @@ class BoothScreens:
         else:
             lines = [self.t("waiting.lobby")]
         self.text(surface, "\n".join(lines), info, size=int(self.body * 1.2), name="waiting info")
+        if view.reconnecting:
+            self._banner(surface, self.t("call.reconnecting"))
         self.button(
             surface,
             self.t("cancel"),
@@ -649,6 +659,15 @@ class BoothScreens:
         )
         self.button(surface, self.t("call.louder"), cells[3], action="volume_up", kind="secondary")
         self.button(surface, self.t("call.end"), cells[4], event=flow.Cancel(), kind="danger")
+        if view.reconnecting:
+            self._banner(surface, self.t("call.reconnecting"))
+
+    def _banner(self, surface: pygame.Surface, text: str) -> None:
+        """A band across the top of the screen that says what is going on."""
+        width, _ = self.size
+        band = pygame.Rect(0, 0, width, int(self.body * 2.6))
+        pygame.draw.rect(surface, self.theme.background, band)
+        self.text(surface, text, band.inflate(-2 * self.margin, -8), name="reconnecting")
 
     def _message(self, surface: pygame.Surface, title: str, body: str) -> pygame.Rect:
         y = self._header(surface, title)
@@ -660,7 +679,8 @@ class BoothScreens:
         return box
 
     def _draw_ended(self, surface: pygame.Surface, view: View) -> None:
-        self._message(surface, "ended.title", "ended.text")
+        lost = view.ended_reason in LOST_CONNECTION
+        self._message(surface, "ended.title", "ended.connection_lost" if lost else "ended.text")
         bottom = self._bottom_row()
         done = pygame.Rect(0, bottom.y, bottom.width // 3, bottom.height)
         done.centerx = bottom.centerx

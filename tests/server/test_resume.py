@@ -204,3 +204,12 @@ async def test_a_citizen_pass_and_wait_survive_a_restart(make_harness: MakeHarne
 
 async def _stop(client: TestClient[Any, Any]) -> None:
     await client.close()
+
+
+async def test_a_booth_that_restarts_ends_the_call_it_was_away_from(harness: Harness) -> None:
+    booth, advisor, _, _, credential = await _call(harness)
+    await booth.ws.close()
+    await advisor.receive_type("participant_away")
+    again = await harness.booth(credential)  # a new process: it knows of no call
+    await again.send(type="heartbeat", state="idle")
+    assert (await advisor.receive_type("hangup"))["reason"] == "peer_disconnected"

@@ -6,6 +6,9 @@ import { Mesh } from "/static/js/mesh.js";
 
 const $ = (id) => document.getElementById(id);
 const PROTOCOL_VERSION = 1;
+// A call whose signalling stays lost this long ends here (the server gives up after its own
+// grace period too); until then the workspace reconnects every second and resumes the call.
+const RECONNECT_LIMIT_MS = 90000;
 
 const state = {
   ws: null,
@@ -109,6 +112,12 @@ function connect() {
     state.reconnectDelay = 1000;
     $("connection-state").dataset.i18n = "online";
     $("connection-state").textContent = t("online");
+    const session = state.session;
+    // First of all: take the call up again (media went on meanwhile, peer to peer).
+    if (session && session.resumeToken) {
+      send("resume", { id: "resume", session_id: session.id, token: session.resumeToken });
+    }
+    if (session === null) loadAppointments(); // anything may have changed meanwhile
   };
   ws.onmessage = (event) => {
     let message;
@@ -119,10 +128,25 @@ function connect() {
       .catch((error) => console.error("handling", message.type, error));
   };
   ws.onclose = (event) => {
+    if (state.ws !== ws) return;
     $("connection-state").dataset.i18n = "offline";
     $("connection-state").textContent = t("offline");
-    if (state.session) endCall(t("call.server_lost"));
-    if (event.code === 1008 || event.code === 4001) return;
+    if (event.code === 1008 || event.code === 4001 || event.code === 4002) {
+      // Refused, or this call was taken up in another window: nothing to come back to.
+      if (state.session) endCall(t("call.server_lost"));
+      return;
+    }
+    const session = state.session;
+    if (session) {
+      session.lostAt = session.lostAt || Date.now();
+      if (Date.now() - session.lostAt > RECONNECT_LIMIT_MS) {
+        endCall(t("call.server_lost"));
+      } else {
+        updateCallState();
+        setTimeout(connect, 1000); // a call is going on: every second counts
+        return;
+      }
+    }
     setTimeout(connect, state.reconnectDelay);
     state.reconnectDelay = Math.min(state.reconnectDelay * 2, 30000);
   };
@@ -142,6 +166,23 @@ async function handle(message) {
   const mesh = state.session?.mesh;
   switch (message.type) {
     case "welcome": state.me = message.participant_id; break;
+    case "resumed":
+      if (inSession(message)) {
+        state.me = message.participant_id;
+        state.session.lostAt = null;
+        state.session.away = new Set(message.away);
+        updateCallState();
+      }
+      break;
+    case "participant_away":
+    case "participant_back":
+      if (inSession(message)) {
+        const away = state.session.away;
+        if (message.type === "participant_away") away.add(message.participant_id);
+        else away.delete(message.participant_id);
+        updateCallState();
+      }
+      break;
     case "queue": renderQueue(message.waiting); break;
     case "call_started": await startCall(message); break;
     case "offer": if (inSession(message)) await mesh.onOffer(message); break;
@@ -172,10 +213,14 @@ async function handle(message) {
     case "chat": showChat(message); break;
     case "hangup":
       if (inSession(message)) {
-        endCall(message.reason === "peer_disconnected" ? t("call.peer_lost") : t("call.peer_ended"));
+        const lost = ["peer_disconnected", "connection_lost"].includes(message.reason);
+        endCall(lost ? t("call.peer_lost") : t("call.peer_ended"));
       }
       break;
-    case "error": notice(t("server_refused", { message: message.message })); break;
+    case "error":
+      if (message.ref === "resume" && state.session) endCall(t("call.server_lost"));
+      else notice(t("server_refused", { message: message.message }));
+      break;
     default: break;
   }
 }
@@ -424,6 +469,9 @@ async function startCall(message) {
   state.session = {
     id: message.session_id, mesh, peer: message.peer,
     appointmentId: waiting ? waiting.appointment_id : null,
+    resumeToken: message.resume_token || null,
+    lostAt: null, // when the signalling connection was lost (null: it is up)
+    away: new Set(), // participants whose own signalling is lost for the moment
   };
   state.joinRequests.clear();
   renderJoinRequests();
@@ -476,7 +524,9 @@ function updateCallState() {
   if (!session) return;
   const leg = session.mesh.legs.get(session.peer.participant_id);
   let current = leg ? leg.pc.connectionState : "connecting";
-  if (session.mesh.reconnecting) current = "reconnecting";
+  if (session.mesh.reconnecting || session.lostAt || session.away.has(session.peer.participant_id)) {
+    current = "reconnecting";
+  }
   const pill = $("call-state");
   pill.dataset.state = current;
   pill.textContent = t(`call.state.${current}`);

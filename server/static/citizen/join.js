@@ -8,6 +8,9 @@ import { Mesh } from "/static/js/mesh.js";
 
 const $ = (id) => document.getElementById(id);
 const PROTOCOL_VERSION = 1;
+// A wait or call whose signalling stays lost this long ends here; until then the page
+// reconnects every second and takes it up again with its resume token.
+const RECONNECT_LIMIT_MS = 90000;
 
 const state = {
   mode: null, // "appointment" | "invitation" | "walk_in"
@@ -16,6 +19,8 @@ const state = {
   ws: null,
   me: null,
   waitingFor: null, // session id while waiting
+  resumeToken: null, // takes the wait or the call up again after a lost connection
+  lostAt: null, // when the signalling connection was lost during a wait or call
   position: null, // {position, estimated_wait_seconds} while waiting in a walk-in queue
   session: null, // {id, mesh, peer}
   meterStop: null,
@@ -197,10 +202,7 @@ function startMeter(stream) {
 function onJoin() {
   if (state.meterStop) state.meterStop();
   show("lobby-view");
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/api/v1/ws`);
-  state.ws = ws;
-  ws.onopen = () => {
+  openSocket(() => {
     if (state.mode === "walk_in") {
       const fields = {};
       if (!$("topic-select").hidden && $("topic-select").value) fields.topic_id = $("topic-select").value;
@@ -209,7 +211,14 @@ function onJoin() {
     } else {
       send("lobby_join");
     }
-  };
+  });
+}
+
+function openSocket(onOpen) {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/api/v1/ws`);
+  state.ws = ws;
+  ws.onopen = onOpen;
   ws.onmessage = (event) => {
     let message;
     try { message = JSON.parse(event.data); } catch { return; }
@@ -220,6 +229,17 @@ function onJoin() {
   };
   ws.onclose = () => {
     if (state.ws !== ws) return;
+    const sessionId = state.session?.id || state.waitingFor;
+    if (sessionId && state.resumeToken) {
+      state.lostAt = state.lostAt || Date.now();
+      if (Date.now() - state.lostAt <= RECONNECT_LIMIT_MS) {
+        updateCallState();
+        setTimeout(() => openSocket(() => send("resume", {
+          id: "resume", session_id: sessionId, token: state.resumeToken,
+        })), 1000);
+        return;
+      }
+    }
     if (state.session) endCall();
     else if (!$("ended-view").hidden) return;
     else notice(t("citizen.server_lost"));
@@ -240,7 +260,15 @@ async function handle(message) {
   const mesh = state.session?.mesh;
   switch (message.type) {
     case "welcome": state.me = message.participant_id; break;
-    case "call_waiting": state.waitingFor = message.session_id; break;
+    case "call_waiting":
+      state.waitingFor = message.session_id;
+      state.resumeToken = message.resume_token || null;
+      break;
+    case "resumed":
+      state.me = message.participant_id;
+      state.lostAt = null;
+      updateCallState();
+      break;
     case "queue_position":
       state.position = message;
       renderPosition();
@@ -253,7 +281,10 @@ async function handle(message) {
     case "participant_left": if (inSession(message)) mesh.remove(message.participant_id); break;
     case "chat": showChat(message); break;
     case "hangup": endCall(); break;
-    case "error": notice(t("server_refused", { message: message.message })); break;
+    case "error":
+      if (message.ref === "resume") { state.lostAt = null; endCall(); break; }
+      notice(t("server_refused", { message: message.message }));
+      break;
     default: break;
   }
 }
@@ -278,6 +309,7 @@ function cancelWait() {
 async function startCall(message) {
   state.position = null;
   state.waitingFor = null;
+  state.resumeToken = message.resume_token || state.resumeToken;
   const mesh = new Mesh({
     sessionId: message.session_id,
     config: message,
@@ -328,7 +360,7 @@ function updateCallState() {
   if (!session) return;
   const leg = session.mesh.legs.get(session.peer.participant_id);
   let current = leg ? leg.pc.connectionState : "connecting";
-  if (session.mesh.reconnecting) current = "reconnecting";
+  if (session.mesh.reconnecting || state.lostAt) current = "reconnecting";
   $("call-state").dataset.state = current;
   $("call-state").textContent = t(`call.state.${current}`);
   $("reconnecting").hidden = current !== "reconnecting";
@@ -344,6 +376,8 @@ function endCall() {
   state.session = null;
   state.position = null;
   state.waitingFor = null;
+  state.resumeToken = null;
+  state.lostAt = null;
   if (session) session.mesh.close();
   if (state.meterStop) state.meterStop();
   if (state.stream) for (const track of state.stream.getTracks()) track.stop();

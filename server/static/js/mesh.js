@@ -96,6 +96,9 @@ export class Mesh {
   }
 
   async onOffer(message) {
+    // "restart": the sender made a new connection in place of one that did not heal (a booth
+    // cannot restart ICE); the old one goes, the same person stays.
+    if (message.restart) this.replace(message.sender);
     const leg = this.leg(this.peerFor(message), false);
     await leg.pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
     await leg.pc.setLocalDescription(await leg.pc.createAnswer());
@@ -115,6 +118,13 @@ export class Mesh {
       sdpMid: message.sdp_mid ?? null,
       sdpMLineIndex: message.sdp_mline_index ?? 0,
     });
+  }
+
+  replace(participantId) {
+    const old = this.legs.get(participantId);
+    if (!old) return;
+    this.legs.delete(participantId);
+    old.pc.close();
   }
 
   remove(participantId) {
