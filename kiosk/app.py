@@ -96,6 +96,8 @@ TICK_SECONDS = 1.0
 #: Server refusals that send the citizen back a step (a wrong code, too many tries, ...).
 REFUSALS = {"wrong_code", "rate_limited", "unknown_topic", "already_in_call", "not_allowed"}
 
+#: A new peer connection that is not connected after this long counts as broken.
+SETUP_SECONDS = 15.0
 #: Media silent this long makes the booth look into it (Chrome calls this "disconnected").
 MEDIA_SILENCE_SECONDS = 3.0
 #: A path that does not heal within this long after the server answered is made anew.
@@ -829,8 +831,13 @@ class Booth:
             now = time.monotonic()
             troubled = self.link.state is not LinkState.ONLINE
             for leg in self._legs():
-                silent_since = leg.media_seen_at()
                 failed = leg.pc.connectionState == "failed"
+                if leg.connected_at is None and not failed:
+                    if now - leg.created_at < SETUP_SECONDS:
+                        continue  # still being set up
+                    silent_since = leg.created_at
+                else:
+                    silent_since = max(leg.media_seen_at(), leg.connected_at or 0.0)
                 if not failed and now - silent_since < MEDIA_SILENCE_SECONDS:
                     continue
                 troubled = True

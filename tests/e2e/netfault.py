@@ -1,0 +1,152 @@
+"""A booth's network path on loopback that a test can cut and restore.
+
+The booth reaches the server (TCP) and the relay (UDP) only through these forwarders. Cut, they
+forward nothing, like a branch's Wi-Fi that drops: UDP datagrams are dropped, TCP bytes are held
+(as TCP would retransmit them) and new connections wait. Restored, everything flows again.
+They run on their own event loop in a thread, so a test can use them from anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from typing import Any
+
+
+class PathCut:
+    """TCP forwarders (to the server) and UDP forwarders (to the relay) on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._open = asyncio.Event()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._call(self._set_open)
+        self._servers: list[Any] = []
+        self.dropped = 0
+
+    # ------------------------------------------------------------ control
+
+    def cut(self) -> None:
+        self._call(self._open.clear)
+
+    def restore(self) -> None:
+        self._call(self._set_open)
+
+    @property
+    def is_cut(self) -> bool:
+        return not self._open.is_set()
+
+    def tcp(self, target_port: int) -> int:
+        """A TCP port that forwards to 127.0.0.1:``target_port``."""
+        return self._run(self._tcp(target_port))
+
+    def udp(self, target_port: int) -> int:
+        """A UDP port that forwards to 127.0.0.1:``target_port`` (one upstream socket per
+        client address, as a NAT would)."""
+        return self._run(self._udp(target_port))
+
+    def close(self) -> None:
+        async def stop() -> None:
+            for server in self._servers:
+                server.close()
+
+        self._run(stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    # ------------------------------------------------------------ inside the loop
+
+    def _set_open(self) -> None:
+        self._open.set()
+
+    def _call(self, function: Any) -> None:
+        done = threading.Event()
+
+        def run() -> None:
+            function()
+            done.set()
+
+        self._loop.call_soon_threadsafe(run)
+        done.wait(5)
+
+    def _run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)
+
+    async def _tcp(self, target_port: int) -> int:
+        async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await reader.read(65536):
+                    await self._open.wait()
+                    writer.write(data)
+                    await writer.drain()
+            with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+                writer.close()
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._open.wait()  # a new connection waits while the path is cut
+            try:
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
+            except OSError:
+                writer.close()
+                return
+            await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+        server = await asyncio.start_server(accept, "127.0.0.1", 0)
+        self._servers.append(server)
+        port: int = server.sockets[0].getsockname()[1]
+        return port
+
+    async def _udp(self, target_port: int) -> int:
+        loop = asyncio.get_running_loop()
+        path = self
+        upstreams: dict[tuple[str, int], asyncio.DatagramTransport] = {}
+        pending: dict[tuple[str, int], list[bytes]] = {}
+        connecting: set[asyncio.Task[None]] = set()
+
+        class Front(asyncio.DatagramProtocol):
+            transport: Any
+
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                self.transport = transport  # for datagrams, though not typed so
+
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                if path.is_cut:
+                    path.dropped += 1
+                    return
+                upstream = upstreams.get(addr)
+                if upstream is not None:
+                    upstream.sendto(data)
+                elif addr in pending:
+                    pending[addr].append(data)
+                else:
+                    pending[addr] = [data]
+                    task = loop.create_task(self._connect(addr))
+                    connecting.add(task)
+                    task.add_done_callback(connecting.discard)
+
+            async def _connect(self, addr: tuple[str, int]) -> None:
+                front = self
+
+                class Back(asyncio.DatagramProtocol):
+                    def datagram_received(self, data: bytes, _: tuple[str, int]) -> None:
+                        if path.is_cut:
+                            path.dropped += 1
+                            return
+                        front.transport.sendto(data, addr)
+
+                transport, _ = await loop.create_datagram_endpoint(
+                    Back, remote_addr=("127.0.0.1", target_port)
+                )
+                upstreams[addr] = transport
+                for data in pending.pop(addr):
+                    transport.sendto(data)
+
+        transport, _ = await loop.create_datagram_endpoint(
+            Front, local_addr=("127.0.0.1", 0), family=socket.AF_INET
+        )
+        self._servers.append(transport)
+        port: int = transport.get_extra_info("sockname")[1]
+        return port
