@@ -157,6 +157,25 @@ def test_server_loss_and_remote_out_of_service() -> None:
     assert flow.state is State.IDLE
 
 
+def test_a_call_or_wait_goes_on_while_the_server_is_away() -> None:
+    flow = online_flow()
+    for event in (Start(), ChooseWalkIn(), Consent(), Waiting("s5"), CallStarted("s5")):
+        flow.handle(event, 1.0)
+    assert flow.handle(LinkDown(), 2.0) == []  # the booth resumes the call on its own
+    assert flow.state is State.IN_CALL
+    flow.handle(LinkUp(), 3.0)
+    assert flow.handle(CallEnded("connection_lost"), 4.0) == [WipeVisit()]
+    assert (flow.state, flow.ended_reason) == (State.ENDED, "connection_lost")
+    flow.handle(Start(), 5.0)
+    assert flow.ended_reason is None
+    # A request the server never answered has nothing to resume: it ends.
+    for event in (Start(), ChooseWalkIn(), Consent()):
+        flow.handle(event, 6.0)
+    assert flow.state is State.WAITING
+    flow.handle(LinkDown(), 7.0)
+    assert flow.state is State.OFFLINE
+
+
 def test_technician_mode_needs_the_pin_and_locks_after_wrong_ones() -> None:
     flow = online_flow()
     flow.handle(TechnicianGesture(), 1.0)

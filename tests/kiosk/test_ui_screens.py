@@ -54,6 +54,9 @@ def _view(state: State, language: str) -> View:
         technician={"server": "answers in 3 ms", "relay": "answers in 4 ms", "version": "0.1.0"},
         pin_digits=3,
         enrolment_problem=None,
+        # The longest texts: the call and the wait while reconnecting, a lost call's end.
+        reconnecting=state in (State.WAITING, State.IN_CALL),
+        ended_reason="connection_lost",
     )
 
 
