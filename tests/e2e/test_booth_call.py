@@ -87,9 +87,10 @@ async def test_booth_call_through_relay_to_advisor_browser(
             and s.get("call", {}).get("selected_pair") is not None
             and s["call"].get("video_fps_received", 0) >= 15
             and s["call"].get("audio_packets_received", 0) > 50
+            and s["call"].get("audio_packets_sent", 0) > 50
         ),
         20,
-        "the booth to receive the browser's camera at >= 15 fps and its audio",
+        "the booth to receive the browser's camera at >= 15 fps and audio both ways",
     )
     call = status["call"]
     pair = call["selected_pair"]
