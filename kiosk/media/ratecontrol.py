@@ -66,6 +66,8 @@ class PeerFeedback:
     rtt: float | None = None
     remb: int | None = None
     reports: int = 0
+    #: ``reports`` at the last tick: a receiver that sent none since is not heard from.
+    reports_seen: int = 0
     worst_loss: float = 0.0
     #: Packets the receiver asked to have sent again (NACK), and sent, since the last tick.
     nacked: int = 0
@@ -205,7 +207,12 @@ class RateController:
     def tick(self) -> Decision | None:
         """One control interval: decide from all receivers, apply if worth an IDR."""
         reporting = {k: p for k, p in self._peers.items() if p.reports}
-        if not reporting:
+        # A receiver that went quiet (the path is down) says nothing about the bandwidth:
+        # hold everything until it reports again, rather than read silence as a clean line.
+        silent = [p for p in reporting.values() if p.reports == p.reports_seen]
+        for peer in reporting.values():
+            peer.reports_seen = peer.reports
+        if not reporting or silent:
             return None
         loss = max(self._interval_loss(k, p) for k, p in reporting.items())
         rembs = [p.remb for p in reporting.values() if p.remb is not None]

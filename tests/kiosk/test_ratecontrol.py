@@ -86,11 +86,14 @@ async def test_controller_applies_only_changes_worth_an_idr() -> None:
     controller.tick()  # +8 %: below the 10 % worth an IDR
     assert source.bitrate == 1_000_000
     clock.now += 5
+    assert controller.tick() is None  # no report since the last tick: silence is not "clean"
+    feedback.reports += 1
     controller.tick()  # now +16 % in all
     assert source.bitrate > 1_100_000
     feedback.loss = 0.5
     for _ in range(12):
         clock.now += 5
+        feedback.reports += 1
         controller.tick()
     assert (source.width, source.height) == (320, 240)  # stepped down twice
     assert source.fps == 30  # the frame rate is never traded
