@@ -278,6 +278,8 @@ class Welcome(Message):
     role: Role
     name: str
     heartbeat_seconds: float
+    #: How long a call waits for a participant whose connection was lost (0: it does not).
+    resume_grace_seconds: float = 0.0
 
 
 class WaitingCall(BaseModel):

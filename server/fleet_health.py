@@ -516,6 +516,27 @@ async def metrics(request: web.Request) -> web.StreamResponse:
                 [("", switchboard.signalling_errors)],
             ),
             _metric(
+                "videobooth_resumes_total",
+                "Calls or waits taken up again after a lost connection since the server started.",
+                "counter",
+                [("", switchboard.resumes)],
+            ),
+            _metric(
+                "videobooth_participants_away",
+                "Participants of calls whose connection is lost for the moment.",
+                "gauge",
+                [
+                    (
+                        "",
+                        sum(
+                            c.away_since is not None
+                            for s in switchboard.sessions.values()
+                            for c in s.participants()
+                        ),
+                    )
+                ],
+            ),
+            _metric(
                 "videobooth_connections",
                 "Signalling connections open now, by role.",
                 "gauge",

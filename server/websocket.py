@@ -92,6 +92,7 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
             role=role,
             name=conn.name,
             heartbeat_seconds=config.heartbeat_seconds,
+            resume_grace_seconds=switchboard.resume_grace_seconds if switchboard.resumable else 0,
         )
     )
     switchboard.register(conn)

@@ -592,6 +592,8 @@ async def test_metrics_count_booths_calls_and_errors(make_harness: MakeHarness) 
         'videobooth_waiting_calls{topic="none"} 0',
         "# TYPE videobooth_signalling_errors_total counter",
         "videobooth_signalling_errors_total 1",
+        "videobooth_resumes_total 0",
+        "videobooth_participants_away 0",
         'videobooth_connections{role="booth"} 2',
         'videobooth_connections{role="advisor"} 1',
         'videobooth_connections{role="citizen"} 0',

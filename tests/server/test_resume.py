@@ -50,7 +50,9 @@ async def test_a_lost_booth_resumes_its_call_under_its_old_id(harness: Harness) 
     await advisor.send(type="chat", session_id=session_id, text="Are you still there?")
 
     again = await harness.booth(credential)
-    assert (await again.receive_type("welcome"))["participant_id"] != booth_id
+    welcome = await again.receive_type("welcome")
+    assert welcome["participant_id"] != booth_id
+    assert welcome["resume_grace_seconds"] == 60
     await again.send(type="resume", session_id=session_id, token=started["resume_token"])
     resumed = await again.receive_type("resumed")
     assert resumed["participant_id"] == booth_id

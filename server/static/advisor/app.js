@@ -6,9 +6,9 @@ import { Mesh } from "/static/js/mesh.js";
 
 const $ = (id) => document.getElementById(id);
 const PROTOCOL_VERSION = 1;
-// A call whose signalling stays lost this long ends here (the server gives up after its own
-// grace period too); until then the workspace reconnects every second and resumes the call.
-const RECONNECT_LIMIT_MS = 90000;
+// A call whose signalling stays lost longer than the server waits for it (its welcome says how
+// long) ends here; until then the workspace reconnects every second and resumes the call.
+let reconnectLimitMs = 90000;
 
 const state = {
   ws: null,
@@ -139,7 +139,7 @@ function connect() {
     const session = state.session;
     if (session) {
       session.lostAt = session.lostAt || Date.now();
-      if (Date.now() - session.lostAt > RECONNECT_LIMIT_MS) {
+      if (Date.now() - session.lostAt > reconnectLimitMs) {
         endCall(t("call.server_lost"));
       } else {
         updateCallState();
@@ -165,7 +165,11 @@ function inSession(message) {
 async function handle(message) {
   const mesh = state.session?.mesh;
   switch (message.type) {
-    case "welcome": state.me = message.participant_id; break;
+    case "welcome":
+      state.me = message.participant_id;
+      // A little longer than the server waits: its verdict (resumed or ended) comes first.
+      if (message.resume_grace_seconds) reconnectLimitMs = (message.resume_grace_seconds + 10) * 1000;
+      break;
     case "resumed":
       if (inSession(message)) {
         state.me = message.participant_id;

@@ -8,9 +8,9 @@ import { Mesh } from "/static/js/mesh.js";
 
 const $ = (id) => document.getElementById(id);
 const PROTOCOL_VERSION = 1;
-// A wait or call whose signalling stays lost this long ends here; until then the page
-// reconnects every second and takes it up again with its resume token.
-const RECONNECT_LIMIT_MS = 90000;
+// A wait or call whose signalling stays lost longer than the server waits for it (its welcome
+// says how long) ends here; until then the page reconnects every second and takes it up again.
+let reconnectLimitMs = 90000;
 
 const state = {
   mode: null, // "appointment" | "invitation" | "walk_in"
@@ -232,7 +232,7 @@ function openSocket(onOpen) {
     const sessionId = state.session?.id || state.waitingFor;
     if (sessionId && state.resumeToken) {
       state.lostAt = state.lostAt || Date.now();
-      if (Date.now() - state.lostAt <= RECONNECT_LIMIT_MS) {
+      if (Date.now() - state.lostAt <= reconnectLimitMs) {
         updateCallState();
         setTimeout(() => openSocket(() => send("resume", {
           id: "resume", session_id: sessionId, token: state.resumeToken,
@@ -259,7 +259,11 @@ function inSession(message) {
 async function handle(message) {
   const mesh = state.session?.mesh;
   switch (message.type) {
-    case "welcome": state.me = message.participant_id; break;
+    case "welcome":
+      state.me = message.participant_id;
+      // A little longer than the server waits: its verdict (resumed or ended) comes first.
+      if (message.resume_grace_seconds) reconnectLimitMs = (message.resume_grace_seconds + 10) * 1000;
+      break;
     case "call_waiting":
       state.waitingFor = message.session_id;
       state.resumeToken = message.resume_token || null;
