@@ -131,6 +131,8 @@ class FleetMonitor:
         self._open_commands: dict[str, tuple[str, str]] = {}  # id -> (booth id, command)
         self._writes: set[asyncio.Task[None]] = set()
         self._saving = asyncio.Lock()
+        #: Health reports are stored one at a time (see :meth:`_record`).
+        self._recording = asyncio.Lock()
         #: The booths an administrator set out of service.
         self.out_of_service: set[str] = set()
 
@@ -219,7 +221,12 @@ class FleetMonitor:
 
     async def _record(self, booth_id: str, health: BoothHealth) -> None:
         figures = health.model_dump(mode="json", exclude={"state"})
-        await record_health(self._database(), booth_id, state=health.state, data=figures)
+        # One write at a time: when hundreds of booths connect at once (after a restart of the
+        # server, say), their first reports would otherwise all wait on SQLite's single write
+        # lock from every pooled connection, and those past the busy timeout fail ("database
+        # is locked"). In turn, each is a short transaction.
+        async with self._recording:
+            await record_health(self._database(), booth_id, state=health.state, data=figures)
 
     def _recorded(self, task: asyncio.Task[None]) -> None:
         self._writes.discard(task)

@@ -882,29 +882,46 @@ class Switchboard:
 
     # ------------------------------------------------------------ queue
 
-    def _queue_message(self, advisor: Connection) -> Queue:
-        waiting = [
-            WaitingCall(
-                session_id=s.id,
-                caller_id=s.caller.principal_id,
-                caller_name=s.caller.name,
-                caller_role=s.caller.role,
-                appointment_id=s.appointment_id,
-                topic_id=s.topic_id,
-                topic_name=s.topic_name,
-                region=s.region,
-                waiting_since=s.waiting_since,
+    def _waiting_calls(self) -> list[tuple[CallSession, WaitingCall]]:
+        """The waiting calls, oldest first, each described once."""
+        waiting = sorted(
+            (s for s in self.sessions.values() if s.state is SessionState.WAITING),
+            key=lambda s: s.waiting_since,
+        )
+        return [
+            (
+                s,
+                WaitingCall(
+                    session_id=s.id,
+                    caller_id=s.caller.principal_id,
+                    caller_name=s.caller.name,
+                    caller_role=s.caller.role,
+                    appointment_id=s.appointment_id,
+                    topic_id=s.topic_id,
+                    topic_name=s.topic_name,
+                    region=s.region,
+                    waiting_since=s.waiting_since,
+                ),
             )
-            for s in self.sessions.values()
-            if s.state is SessionState.WAITING and _visible_to(s, advisor)
+            for s in waiting
         ]
-        waiting.sort(key=lambda w: w.waiting_since)
-        return Queue(waiting=waiting)
+
+    def _queue_message(self, advisor: Connection) -> Queue:
+        return Queue(waiting=[w for s, w in self._waiting_calls() if _visible_to(s, advisor)])
 
     def _broadcast_queue(self) -> None:
+        # Every advisor sees a selection of the same waiting calls (usually all of them): each
+        # call is described once and each distinct selection encoded once, not per advisor.
+        waiting = self._waiting_calls()
+        encoded: dict[tuple[str, ...], str] = {}
         for conn in self.connections.values():
             if conn.role is Role.ADVISOR:
-                conn.send(self._queue_message(conn))
+                visible = [w for s, w in waiting if _visible_to(s, conn)]
+                key = tuple(w.session_id for w in visible)
+                text = encoded.get(key)
+                if text is None:
+                    text = encoded[key] = encode(Queue(waiting=visible))
+                conn.send_text(text)
         self._tell_positions()
 
     def _tell_positions(self) -> None:
