@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Window over which the received frame rate is computed.
 FPS_WINDOW_SECONDS = 2.0
+#: No frame from the other side for this long is an interruption of the media.
+GAP_SECONDS = 1.0
 
 
 @dataclass
@@ -47,6 +49,10 @@ class ReceivedMedia:
     first_video_at: float | None = None
     #: When the newest frame (video or audio) arrived: media flows while this keeps moving.
     last_at: float | None = None
+    #: Interruptions (no frame for :data:`GAP_SECONDS`), and when media last came back (wall
+    #: clock; also the first frame of a connection made anew), for diagnostics and tests.
+    gaps: int = 0
+    resumed_at: float | None = None
     newest_video: Any = None  # av.VideoFrame, only ever the newest
     _video_times: deque[float] = field(default_factory=lambda: deque(maxlen=240))
 
@@ -186,7 +192,19 @@ class Call:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
-                now = received.last_at = time.monotonic()
+                now = time.monotonic()
+                if received.last_at is None and self.restart:
+                    received.resumed_at = time.time()
+                elif received.last_at is not None and now - received.last_at > GAP_SECONDS:
+                    received.gaps += 1
+                    received.resumed_at = time.time()
+                    log.info(
+                        "session %s: media from %s again after %.1f s",
+                        self.session_id,
+                        self.peer.name,
+                        now - received.last_at,
+                    )
+                received.last_at = now
                 if track.kind == "video":
                     received.video_frames += 1
                     received._video_times.append(now)
@@ -229,6 +247,8 @@ class Call:
                 self.sink.frames_received if self.sink else self.received.audio_frames
             ),
             "chat_lines": len(self.chat),  # how many, never what
+            "media_gaps": self.received.gaps,
+            "media_resumed_at": self.received.resumed_at,
             "video_frames_sent": self.video_track.frames_sent,
             "keyframes_requested": self.video_track.source.keyframes_requested,
         }

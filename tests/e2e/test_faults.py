@@ -86,8 +86,14 @@ class Call:
             return at - restored if at > restored else None
 
         async def booth() -> float | None:
+            # The booth notes when media came back (first frame after a gap, or of a new
+            # connection); its status file is written every half second.
+            call = self.booth.status().get("call", {})
+            resumed = call.get("media_resumed_at")
+            if resumed is not None and resumed > restored:
+                return float(resumed - restored)
             frames, updated = self.booth_frames()
-            return max(0.0, updated - restored) if frames > frames_then else None
+            return max(0.0, updated - restored) if frames > frames_then + 30 else None
 
         at_advisor = await poll(advisor, timeout, "a new frame at the advisor")
         at_booth = await poll(booth, timeout, "a new frame at the booth")
