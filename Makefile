@@ -3,5 +3,6 @@ run:
 	./scripts/demo
 test:
 	./scripts/test
+# make bench [SOAK=minutes] [ARGS="--quick ..."]: every benchmark; ./scripts/bench --help
 bench:
-	./scripts/bench
+	./scripts/bench $(if $(SOAK),--soak-minutes $(SOAK)) $(ARGS)

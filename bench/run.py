@@ -1,4 +1,5 @@
-"""``make bench``: the booth's media benchmarks, each beside a reference measured in the same run.
+"""``make bench``: every benchmark of the project, each figure beside a reference measured in
+the same run; one table at the end, the results as JSON (``bench/results.json``).
 
 1. Booth CPU per call-second: the booth's packet path (test pattern encoded once by libx264
    ultrafast, aiortc only packetizes) against aiortc's own path (the same raw frames, aiortc
@@ -6,101 +7,59 @@
 2. Glass-to-glass latency: the stamp's capture time in each frame against the time the receiver
    decoded it, through coturn on 127.0.0.1 (relay-only on both sides), against a direct
    loopback call as the reference.
+3. Relay CPU per call-second: coturn's CPU (/proc) while it relays the latency run's call, and
+   while it relays a booth <-> Chromium call (video and audio both ways), each against the
+   booth's own CPU over the same seconds.
+4. Call set-up time: booth request to the first decoded frame at the advisor (Chromium) and at
+   the booth, over N consecutive calls on the real stack (server, coturn, booth, Chromium),
+   against the same calls made from a citizen's Chromium (walk-in page), in alternating blocks.
+5. Server capacity: bench/load.py (500 booths, 50 call set-ups/s), when it is there.
+6. Soak (only with --soak-minutes): one booth call held for minutes, every process's memory
+   growth against the 50 MB goal.
 
-Prints a table, writes ``bench/results.json``. Needs coturn (``turnserver``) for the relay run.
+Needs coturn (apt-get install coturn) and Chromium (apt-get install chromium). The machine's
+other work shows in the numbers: run on a quiet machine for figures to quote.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import hmac
+import asyncio
+import dataclasses
 import json
 import os
-import secrets
-import shutil
-import socket
+import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from server.relay import RelaySettings, coturn_config  # noqa: E402 - needs the path above
+from bench.procs import cpu_seconds  # noqa: E402 - needs the path above
+from bench.stack import BenchError, running_stack, start_coturn, turn_credentials  # noqa: E402
+from tests.e2e.conftest import stop_process  # noqa: E402
 
 PEER = [sys.executable, str(REPO / "bench" / "peer.py")]
+PARTS = ("cpu", "latency", "setup", "load")
+
+Row = dict[str, Any]
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Coturn:
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("turnserver")
-        if binary is None:
-            raise SystemExit("bench: coturn (turnserver) is not installed: apt-get install coturn")
-        self.port, self.secret = _free_udp_port(), secrets.token_hex(16)
-        log = workdir / "turn.log"
-        conf = workdir / "turn.conf"
-        conf.write_text(
-            coturn_config(
-                RelaySettings(
-                    secret=self.secret,
-                    port=self.port,
-                    realm="bench",
-                    min_port=49300,
-                    max_port=49400,
-                    allow_loopback=True,
-                    log_file=log,
-                    pid_file=workdir / "turn.pid",
-                    verbose=True,
-                )
-            )
-        )
-        self.process = subprocess.Popen(
-            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 10
-        while not (log.exists() and "listener opened" in log.read_text(errors="replace")):
-            if time.monotonic() > deadline:
-                self.stop()
-                raise SystemExit("bench: coturn did not start")
-            time.sleep(0.1)
-
-    def args(self) -> list[str]:
-        user = f"{int(time.time()) + 3600}:bench"
-        password = base64.b64encode(
-            hmac.new(self.secret.encode(), user.encode(), hashlib.sha1).digest()
-        ).decode()
-        return [
-            "--turn",
-            f"turn:127.0.0.1:{self.port}?transport=udp",
-            "--turn-user",
-            user,
-            "--turn-pass",
-            password,
-        ]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
+def progress(text: str) -> None:
+    print(text, flush=True)
 
 
 def _line(process: subprocess.Popen[str]) -> dict[str, Any]:
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line:
-        raise SystemExit(f"bench: a peer exited early (code {process.wait()})")
+        raise BenchError(f"a benchmark peer exited early (code {process.wait()})")
     result: dict[str, Any] = json.loads(line)
     return result
 
@@ -111,8 +70,16 @@ def _send(process: subprocess.Popen[str], data: dict[str, Any]) -> None:
     process.stdin.flush()
 
 
-def call(path: str, seconds: float, extra: list[str], warmup: float = 3.0) -> dict[str, Any]:
-    """One benchmark call; returns the sender's CPU and the receiver's latencies."""
+def call(
+    path: str,
+    seconds: float,
+    extra: list[str],
+    *,
+    warmup: float = 3.0,
+    watch: int | None = None,
+) -> dict[str, Any]:
+    """One benchmark call between two aiortc peers; returns the sender's CPU, the receiver's
+    latencies and, with ``watch``, that process's CPU seconds over the measured time."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
     def spawn(*words: str) -> subprocess.Popen[str]:
@@ -132,105 +99,355 @@ def call(path: str, seconds: float, extra: list[str], warmup: float = 3.0) -> di
         time.sleep(warmup)
         for peer in (sender, receiver):
             _send(peer, {"measure": True})
+        watched = cpu_seconds(watch) if watch is not None else 0.0
         time.sleep(seconds)
+        if watch is not None:
+            watched = cpu_seconds(watch) - watched
         for peer in (sender, receiver):
             _send(peer, {"stop": True})
         sent, received = _line(sender), _line(receiver)
     finally:
         for peer in (sender, receiver):
             peer.wait(timeout=30)
-    return {**sent, **received}
+    return {**sent, **received, "watched_cpu_seconds": watched}
 
 
-def percentile(values: list[int], p: float) -> float:
+def percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
     return float(ordered[index])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
-    parser.add_argument("--cpu-seconds", type=float, default=20.0)
-    parser.add_argument("--latency-seconds", type=float, default=60.0)
-    parser.add_argument("--output", type=Path, default=REPO / "bench" / "results.json")
-    args = parser.parse_args()
+def row(
+    figure: str,
+    value: float,
+    reference: float,
+    reference_is: str,
+    goal: str = "",
+    *,
+    ratio: bool = True,
+) -> Row:
+    """One line of the table; ``ratio=False`` where value / reference means nothing."""
+    return {
+        "figure": figure,
+        "value": value,
+        "reference": reference,
+        "reference_is": reference_is,
+        "ratio": value / reference if ratio and reference else None,
+        "goal": goal,
+    }
 
-    rows: list[dict[str, Any]] = []
-    print(f"booth CPU: packet path, {args.cpu_seconds:.0f} s ...", flush=True)
-    packets = call("packets", args.cpu_seconds, [])
-    print(f"booth CPU: aiortc's own encoder, {args.cpu_seconds:.0f} s ...", flush=True)
-    reference = call("aiortc", args.cpu_seconds, [])
-    print(
-        f"booth CPU: pre-encoded packets (hardware encoder), {args.cpu_seconds:.0f} s ...",
-        flush=True,
-    )
-    replay = call("replay", args.cpu_seconds, [])
+
+# ------------------------------------------------------------------ the benchmarks
+
+
+def booth_cpu(seconds: float) -> tuple[list[Row], dict[str, Any]]:
+    """The booth's packet paths against aiortc's encoder; also returns the packet path's run
+    (a direct loopback call: the latency's reference)."""
+    progress(f"booth CPU: packet path, {seconds:g} s ...")
+    packets = call("packets", seconds, [])
+    progress(f"booth CPU: aiortc's own encoder, {seconds:g} s ...")
+    reference = call("aiortc", seconds, [])
+    progress(f"booth CPU: pre-encoded packets (hardware encoder), {seconds:g} s ...")
+    replay = call("replay", seconds, [])
     theirs = reference["cpu_seconds"] / reference["seconds"]
-    for label, run in (("x264 on the booth's CPU", packets), ("hardware-encoded (Pi 4)", replay)):
-        ours = run["cpu_seconds"] / run["seconds"]
-        rows.append(
-            {
-                "figure": f"booth CPU s/call-s, packet path, {label}",
-                "value": ours,
-                "reference": theirs,
-                "reference_is": "aiortc encodes the same frames",
-                "ratio": ours / theirs,
-                "goal": "ratio <= 0.25",
-            }
+    rows = [
+        row(
+            f"booth CPU s/call-s, packet path, {label}",
+            run["cpu_seconds"] / run["seconds"],
+            theirs,
+            "aiortc encodes the same frames",
+            "ratio <= 0.25",
         )
+        for label, run in (
+            ("x264 on the booth's CPU", packets),
+            ("hardware-encoded (Pi 4)", replay),
+        )
+    ]
+    return rows, packets
 
-    with tempfile.TemporaryDirectory() as workdir:
-        coturn = Coturn(Path(workdir))
+
+def latency_and_relay(
+    seconds: float, direct: dict[str, Any] | None
+) -> tuple[list[Row], dict[str, float]]:
+    """Glass-to-glass through coturn (against ``direct``, a loopback call's result, or one run
+    now) and coturn's CPU over the same call."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
+        coturn = start_coturn(Path(workdir))
         try:
-            print(f"latency through coturn, {args.latency_seconds:.0f} s ...", flush=True)
-            relayed = call("packets", args.latency_seconds, coturn.args())
+            user, password = turn_credentials(coturn)
+            turn = ["--turn", coturn.url, "--turn-user", user, "--turn-pass", password]
+            progress(f"latency and relay CPU through coturn, {seconds:g} s ...")
+            relayed = call("packets", seconds, turn, watch=coturn.process.pid)
+            if direct is None:
+                progress(f"latency, direct loopback reference, {seconds:g} s ...")
+                direct = call("packets", seconds, [])
         finally:
-            coturn.stop()
-    latencies = relayed["latencies_ms"]
-    direct_latencies = packets["latencies_ms"]
-    for p, goal in ((50, "<= 80 ms"), (95, ""), (99, "<= 150 ms")):
-        value = percentile(latencies, p)
-        ref = percentile(direct_latencies, p)
-        rows.append(
-            {
-                "figure": f"glass-to-glass p{p} ms, via coturn",
-                "value": value,
-                "reference": ref,
-                "reference_is": "direct loopback, no relay",
-                "ratio": value / ref if ref else None,
-                "goal": goal,
-            }
+            stop_process(coturn.process)
+    latencies, direct_latencies = relayed["latencies_ms"], direct["latencies_ms"]
+    if not latencies or not direct_latencies:
+        raise BenchError("no frame with a readable stamp arrived: the latency run is broken")
+    rows = [
+        row(
+            f"glass-to-glass p{p} ms, via coturn",
+            percentile(latencies, p),
+            percentile(direct_latencies, p),
+            "direct loopback, no relay",
+            goal,
         )
+        for p, goal in ((50, "<= 80 ms"), (95, ""), (99, "<= 150 ms"))
+    ]
     rows.append(
-        {
-            "figure": "frames measured via coturn (unreadable stamps)",
-            "value": len(latencies),
-            "reference": relayed["unreadable"],
-            "reference_is": "unreadable",
-            "ratio": None,
-            "goal": ">= 60 s of frames",
-        }
-    )
-
-    print()
-    print(f"{'figure':52} {'value':>10} {'reference':>10} {'ratio':>7}  goal")
-    for row in rows:
-        ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
-        print(
-            f"{row['figure']:52} {row['value']:>10.3f} {row['reference']:>10.3f} {ratio:>7}"
-            f"  {row['goal']}"
+        row(
+            "frames measured via coturn (unreadable stamps)",
+            len(latencies),
+            relayed["unreadable"],
+            "unreadable",
+            f">= {seconds:g} s of frames",
+            ratio=False,
         )
+    )
+    rows.append(
+        row(
+            "relay CPU s/call-s, coturn, aiortc call, video one way",
+            relayed["watched_cpu_seconds"] / relayed["seconds"],
+            relayed["cpu_seconds"] / relayed["seconds"],
+            "the booth's packet path, same call",
+            "<= 0.0036 (~280 calls/core)",
+        )
+    )
+    return rows, {"p50": percentile(latencies, 50), "mean": statistics.mean(latencies)}
+
+
+async def on_the_stack(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
+    """Set-up time, relay CPU of a real call and the soak, on one running stack."""
+    from bench.setup_time import set_up_times
+    from bench.soak import GROWTH_GOAL_MB, soak
+
+    rows: list[Row] = []
+    details: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
+        async with running_stack(Path(workdir)) as stack:
+            await stack.login_advisor()
+            if "setup" not in args.skip:
+                progress(f"call set-up: {args.calls} booth and {args.calls} citizen calls ...")
+                booth, citizen, held = await set_up_times(
+                    stack, args.calls, hold_seconds=args.hold_seconds, progress=progress
+                )
+                for side, ours, theirs, caller in (
+                    ("advisor", booth.at_advisor, citizen.at_advisor, "advisor"),
+                    ("booth", booth.at_caller, citizen.at_caller, "citizen"),
+                ):
+                    for p in (50, 95):
+                        rows.append(
+                            row(
+                                f"call set-up p{p} s ({len(ours)} calls), booth request -> "
+                                f"1st frame at {side}",
+                                percentile(ours, p),
+                                percentile(theirs, p),
+                                f"citizen's Chromium calls, 1st frame at {caller}",
+                            )
+                        )
+                details["setup_seconds"] = {
+                    "booth": vars(booth),
+                    "citizen": vars(citizen),
+                    "advisor_accept_click_to_first_frame_p50": {
+                        "booth": percentile(booth.accept_to_advisor, 50),
+                        "citizen": percentile(citizen.accept_to_advisor, 50),
+                    },
+                }
+                if held is not None:
+                    rows.append(
+                        row(
+                            "relay CPU s/call-s, coturn, booth <-> Chromium, A+V both ways",
+                            held.coturn_cpu / held.seconds,
+                            held.booth_cpu / held.seconds,
+                            "the booth process, same call",
+                            "<= 0.0036 (~280 calls/core)",
+                        )
+                    )
+                    details["held_call"] = vars(held)
+            if args.soak_minutes > 0:
+                progress(f"soak: one booth call for {args.soak_minutes:g} min ...")
+                result = await soak(
+                    stack, args.soak_minutes, interval=args.soak_interval, progress=progress
+                )
+                minutes = f"soak {args.soak_minutes:g} min"
+                rows += [
+                    row(
+                        f"{minutes}: RSS growth MB, {name} ({result.start_mb(name):.0f} MB)",
+                        result.growth_mb(name),
+                        result.settled_growth_mb(name),
+                        f"growth after the first {result.warmup_minutes:g} min",
+                        f"<= {GROWTH_GOAL_MB:g} MB",
+                        ratio=False,
+                    )
+                    for name in result.samples
+                ]
+                rows.append(
+                    row(
+                        f"{minutes}: call still up at the end (1 = yes)",
+                        float(result.call_survived),
+                        1.0,
+                        "a call that lasts",
+                        "1",
+                        ratio=False,
+                    )
+                )
+                details["soak_rss_bytes"] = {
+                    "interval_seconds": result.interval,
+                    "samples": result.samples,
+                }
+    return rows, details
+
+
+def server_capacity(quick: bool) -> list[Row]:
+    """bench/load.py's rows: one server, 500 booths, 50 call set-ups a second (a tenth of
+    that with ``quick``)."""
+    try:
+        from bench.load import LoadSettings, bench_rows
+    except ModuleNotFoundError as exc:
+        if exc.name != "bench.load":
+            raise
+        progress("server capacity: bench/load.py is not there: skipped")
+        return []
+    settings = LoadSettings()
+    if quick:
+        settings = dataclasses.replace(settings, booths=50, advisors=10, rate=5.0, seconds=5.0)
+    progress(f"server capacity: {settings.booths} booths, {settings.rate:g} call set-ups/s ...")
+    return bench_rows(settings, progress=progress)
+
+
+# ------------------------------------------------------------------ command line
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="./scripts/bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run of everything in about two minutes (3 calls, short media runs); "
+        "written to bench/results-quick.json unless --output is given",
+    )
+    parser.add_argument("--cpu-seconds", type=float, help="per booth CPU run (default 20)")
+    parser.add_argument("--latency-seconds", type=float, help="latency run (default 60)")
+    parser.add_argument("--calls", type=int, help="calls per set-up series (default 20)")
+    parser.add_argument(
+        "--hold-seconds", type=float, help="the relay CPU call's length (default 20)"
+    )
+    parser.add_argument(
+        "--soak-minutes",
+        type=float,
+        default=0.0,
+        help="hold one booth call this long and report memory growth (default 0: no soak)",
+    )
+    parser.add_argument(
+        "--soak-interval", type=float, default=10.0, help="seconds between memory samples"
+    )
+    parser.add_argument(
+        "--skip", nargs="+", choices=PARTS, default=[], help="leave these benchmarks out"
+    )
+    parser.add_argument("--output", type=Path, help="the JSON file (default bench/results.json)")
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the results in the JSON file as a Markdown table (for the README) and exit",
+    )
+    args = parser.parse_args(argv)
+    full = {"cpu_seconds": 20.0, "latency_seconds": 60.0, "calls": 20, "hold_seconds": 20.0}
+    quick = {"cpu_seconds": 3.0, "latency_seconds": 5.0, "calls": 3, "hold_seconds": 5.0}
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.output is None:
+        args.output = REPO / "bench" / ("results-quick.json" if args.quick else "results.json")
+    if args.calls < 1:
+        parser.error("--calls must be at least 1")
+    return args
+
+
+def table(rows: list[Row], *, markdown: bool = False) -> str:
+    """The rows aligned for a terminal, or as a Markdown table for the README."""
+    width = max([len(r["figure"]) for r in rows] + [6])
+    if markdown:
+        lines = [
+            "| figure | value | reference (same run) | ratio | goal |",
+            "|---|---|---|---|---|",
+        ]
+    else:
+        lines = [
+            f"{'figure':{width}} {'value':>9} {'reference':>9} {'ratio':>6}  goal; reference is"
+        ]
+    for r in rows:
+        value, reference = _number(r["value"]), _number(r["reference"])
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
+        if markdown:
+            lines.append(
+                f"| {r['figure']} | {value} | {reference} ({r['reference_is']}) | {ratio} "
+                f"| {r['goal'] or '-'} |"
+            )
+        else:
+            lines.append(
+                f"{r['figure']:{width}} {value:>9} {reference:>9} {ratio:>6}  "
+                f"{r['goal'] or '-'}; {r['reference_is']}"
+            )
+    return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.4f}" if abs(value) < 0.1 else f"{value:.3f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.markdown:
+        saved = json.loads(args.output.read_text())
+        print(f"`{saved['command']}`, {saved['when']}:\n")
+        print(table(saved["rows"], markdown=True))
+        return 0
+    command = shlex.join(["./scripts/bench", *(sys.argv[1:] if argv is None else argv)])
+    started = time.monotonic()
+    rows: list[Row] = []
+    details: dict[str, Any] = {}
+    try:
+        direct = None
+        if "cpu" not in args.skip:
+            cpu_rows, direct = booth_cpu(args.cpu_seconds)
+            rows += cpu_rows
+        if "latency" not in args.skip:
+            latency_rows, details["latency_ms"] = latency_and_relay(args.latency_seconds, direct)
+            rows += latency_rows
+        if "setup" not in args.skip or args.soak_minutes > 0:
+            stack_rows, stack_details = asyncio.run(on_the_stack(args))
+            rows += stack_rows
+            details.update(stack_details)
+        if "load" not in args.skip:
+            rows += server_capacity(args.quick)
+    except (BenchError, AssertionError) as exc:
+        print(f"bench: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    print()
+    print(table(rows))
     result = {
-        "command": "make bench",
+        "command": command,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-        "rows": rows,
-        "latency_ms": {
-            "relay": {"p50": percentile(latencies, 50), "mean": statistics.mean(latencies)}
+        "minutes": round((time.monotonic() - started) / 60, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "load_average": os.getloadavg(),
         },
+        "rows": rows,
+        **details,
     }
     args.output.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"\nwritten to {args.output.relative_to(REPO)}")
+    print(f"\n{command}: written to {args.output}")
     return 0
 
 

@@ -62,23 +62,29 @@ class Coturn:
         return f"turn:127.0.0.1:{self.port}?transport=udp"
 
 
-@pytest.fixture
-def coturn(tmp_path: Path) -> Iterator[Coturn]:
-    turnserver = require("turnserver", "the TURN relay (Debian package coturn)")
+def start_coturn(
+    turnserver: str,
+    directory: Path,
+    *,
+    min_port: int = RELAY_MIN_PORT,
+    max_port: int = RELAY_MAX_PORT,
+) -> Coturn:
+    """coturn on 127.0.0.1 (``use-auth-secret``), its files in ``directory``; also used by
+    bench/, which passes its own relay port range."""
     port, secret = free_port(socket.SOCK_DGRAM), secrets.token_hex(24)
-    log = tmp_path / "turnserver.log"
-    conf = tmp_path / "turnserver.conf"
+    log = directory / "turnserver.log"
+    conf = directory / "turnserver.conf"
     conf.write_text(
         coturn_config(
             RelaySettings(
                 secret=secret,
                 port=port,
                 realm="videobooth.test",
-                min_port=RELAY_MIN_PORT,
-                max_port=RELAY_MAX_PORT,
+                min_port=min_port,
+                max_port=max_port,
                 allow_loopback=True,
                 log_file=log,
-                pid_file=tmp_path / "turnserver.pid",
+                pid_file=directory / "turnserver.pid",
                 verbose=True,
             )
         )
@@ -86,13 +92,24 @@ def coturn(tmp_path: Path) -> Iterator[Coturn]:
     process = subprocess.Popen(
         [turnserver, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    wait_until(
-        lambda: log.exists() and "listener opened on" in log.read_text(errors="replace"),
-        10,
-        "coturn to listen",
-    )
-    yield Coturn(port=port, secret=secret, log=log, process=process)
-    stop_process(process)
+    try:
+        wait_until(
+            lambda: log.exists() and "listener opened on" in log.read_text(errors="replace"),
+            10,
+            "coturn to listen",
+        )
+    except AssertionError:
+        stop_process(process)
+        raise
+    return Coturn(port=port, secret=secret, log=log, process=process)
+
+
+@pytest.fixture
+def coturn(tmp_path: Path) -> Iterator[Coturn]:
+    turnserver = require("turnserver", "the TURN relay (Debian package coturn)")
+    relay = start_coturn(turnserver, tmp_path)
+    yield relay
+    stop_process(relay.process)
 
 
 def _run_cli(args: list[str], *, stdin: str | None = None) -> str:

@@ -1,0 +1,1 @@
+"""The project's benchmarks: ``make bench`` runs :mod:`bench.run`."""

@@ -1,0 +1,58 @@
+"""``make bench`` still runs: a shortened ``./scripts/bench --quick`` (one booth call, one
+citizen call, a three-second soak) writes its table and JSON.
+
+The figures are printed, not asserted: tests never assert wall-clock speed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.components import CHROMIUM, require
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
+    require("turnserver", "the TURN relay (Debian package coturn)")
+    require(CHROMIUM, "the advisor's browser (Debian package chromium)")
+    output = tmp_path / "results.json"
+    # bench/load.py has its own test (tests/server/test_load.py); the aiortc-only runs (CPU,
+    # latency) are bench/peer.py, which the set-up calls do not need.
+    args = ["--quick", "--skip", "cpu", "latency", "load", "--calls", "1", "--hold-seconds", "1"]
+    args += ["--soak-minutes", "0.05", "--soak-interval", "1"]
+    result = subprocess.run(
+        [sys.executable, "bench/run.py", *args, "--output", str(output)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=140,
+        check=False,
+    )
+    print(result.stdout)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+    saved = json.loads(output.read_text())
+    assert saved["command"].startswith("./scripts/bench --quick --skip cpu latency load")
+    figures = [row["figure"] for row in saved["rows"]]
+    for start in (
+        "call set-up p50 s (1 calls), booth request -> 1st frame at advisor",
+        "call set-up p95 s (1 calls), booth request -> 1st frame at booth",
+        "relay CPU s/call-s, coturn, booth <-> Chromium",
+        "soak 0.05 min: RSS growth MB, booth",
+        "soak 0.05 min: RSS growth MB, chromium",
+    ):
+        assert any(figure.startswith(start) for figure in figures), (start, figures)
+    for row in saved["rows"]:
+        assert set(row) == {"figure", "value", "reference", "reference_is", "ratio", "goal"}
+    setup = saved["setup_seconds"]
+    assert 0 < setup["booth"]["at_advisor"][0] < 30
+    assert 0 < setup["citizen"]["at_caller"][0] < 30
+    assert "call set-up p50" in result.stdout  # the table is printed
