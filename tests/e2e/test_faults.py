@@ -34,6 +34,7 @@ from tests.e2e.conftest import (
     wait_until,
 )
 from tests.e2e.netfault import PathCut
+from tests.report import show
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -304,12 +305,7 @@ def _report(request: pytest.FixtureRequest, rows: list[dict[str, Any]]) -> None:
             f"{row['fault']:40} {cell(row['survived']):>8} {cell(row.get('advisor_s')):>8} "
             f"{cell(row.get('booth_s')):>8}  {json.dumps(other)} / {row['goal']}"
         )
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    for line in lines:
-        if reporter is not None:
-            reporter.write_line(line)
-        else:  # pragma: no cover
-            print(line)
+    show(request.config, lines)
     output = REPO / "test-output"
     output.mkdir(exist_ok=True)
     (output / "faults.json").write_text(json.dumps(rows, indent=1) + "\n")

@@ -11,7 +11,9 @@ import time
 from typing import Any
 
 import aiohttp
+import pytest
 
+from tests.report import show
 from tests.server.conftest import Harness
 
 CASES = 10_000
@@ -19,7 +21,7 @@ SEED = 20261128
 
 
 def _hostile(rng: random.Random, session_id: str, other_participant: str) -> str | bytes:
-    kind = rng.randrange(12)
+    kind = rng.randrange(13)
     if kind == 0:
         return bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 200)))
     if kind == 1:
@@ -71,6 +73,15 @@ def _hostile(rng: random.Random, session_id: str, other_participant: str) -> str
         )
     if kind == 10:
         return json.dumps({"v": 1, "type": "appointment_join", "code": str(rng.randrange(10**8))})
+    if kind == 11:  # taking over someone's call with a forged or mangled resume token
+        token = rng.choice(
+            [
+                "r1.e30.AAAA",
+                "r1." + "A" * rng.randrange(1, 3000) + ".x",
+                "".join(chr(rng.randrange(33, 127)) for _ in range(rng.randrange(1, 200))),
+            ]
+        )
+        return json.dumps({"v": 1, "type": "resume", "session_id": session_id, "token": token})
     return json.dumps(
         {
             "v": 1,
@@ -83,7 +94,7 @@ def _hostile(rng: random.Random, session_id: str, other_participant: str) -> str
 
 
 async def test_ten_thousand_hostile_messages_leave_the_server_and_the_call_standing(
-    harness: Harness,
+    harness: Harness, request: pytest.FixtureRequest
 ) -> None:
     # A real call between a booth and an advisor.
     await harness.add_advisor("alice")
@@ -129,9 +140,13 @@ async def test_ten_thousand_hostile_messages_leave_the_server_and_the_call_stand
     finally:
         await http.close()
     elapsed = time.monotonic() - begun
-    print(
-        f"\nfuzz: {sent} hostile messages in {elapsed:.1f} s, {errors} error replies read, "
-        f"{closed} connections closed as abusive or ended"
+    show(
+        request.config,
+        [
+            "",
+            f"fuzz: {sent} hostile messages in {elapsed:.1f} s, {errors} error replies read, "
+            f"{closed} connections closed as abusive or ended",
+        ],
     )
     assert sent >= CASES
     assert closed > 1  # abusive connections were cut

@@ -1,0 +1,14 @@
+"""Figures a test shows in the run's output whether or not it passes (and without ``-s``)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def show(config: pytest.Config, lines: list[str]) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    for line in lines:
+        if reporter is not None:
+            reporter.write_line(line)
+        else:  # pragma: no cover - pytest always has one when it prints anything
+            print(line)
