@@ -141,6 +141,7 @@ class PathCut:
                     Back, remote_addr=("127.0.0.1", target_port)
                 )
                 upstreams[addr] = transport
+                path._servers.append(transport)  # closed with the path
                 for data in pending.pop(addr):
                     transport.sendto(data)
 
