@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -305,6 +306,20 @@ async def browser() -> AsyncIterator[Any]:
             yield instance
         finally:
             await instance.close()
+
+
+def appointment_start() -> str:
+    """A start time for the appointment form, a minute ahead and on today's date.
+
+    The workspace lists the appointments of the advisor's day, so an appointment made just
+    before midnight would land on tomorrow's list: close to midnight, wait for the new day.
+    """
+    now = datetime.now()
+    if (now + timedelta(minutes=3)).date() != now.date():
+        midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time())
+        time.sleep((midnight - now).total_seconds() + 1)
+        now = datetime.now()
+    return (now + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
 
 
 async def login_advisor(browser: Any, server: Server) -> Any:

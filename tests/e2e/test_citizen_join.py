@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Server, login_advisor, poll
+from tests.e2e.conftest import Server, appointment_start, login_advisor, poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -24,7 +23,7 @@ async def test_citizen_joins_in_three_clicks_and_is_admitted(
 ) -> None:
     advisor = await login_advisor(browser, relayed_server)
     # The advisor makes the appointment in the workspace and gets the invitation once.
-    starts = (datetime.now() + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
+    starts = appointment_start()
     await advisor.get_by_text("New appointment").click()
     await advisor.get_by_label("Date and time").fill(starts)
     await advisor.get_by_role("button", name="Create appointment").click()

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import BoothProcess, Server, login_advisor, poll
+from tests.e2e.conftest import BoothProcess, Server, appointment_start, login_advisor, poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -141,7 +140,7 @@ async def test_advisor_by_keyboard_only(
 async def test_citizen_joins_by_keyboard_only(relayed_server: Server, browser: Any) -> None:
     started = time.monotonic()
     advisor = await login_advisor(browser, relayed_server)
-    starts = (datetime.now() + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
+    starts = appointment_start()
     await advisor.get_by_text("New appointment").click()
     await advisor.get_by_label("Date and time").fill(starts)
     await advisor.get_by_role("button", name="Create appointment").click()

@@ -176,6 +176,7 @@ async function handle(message) {
         state.session.lostAt = null;
         state.session.away = new Set(message.away);
         updateCallState();
+        flushChat();
       }
       break;
     case "participant_away":
@@ -475,6 +476,7 @@ async function startCall(message) {
     appointmentId: waiting ? waiting.appointment_id : null,
     resumeToken: message.resume_token || null,
     lostAt: null, // when the signalling connection was lost (null: it is up)
+    outbox: [], // chat typed while the connection was lost
     away: new Set(), // participants whose own signalling is lost for the moment
   };
   state.joinRequests.clear();
@@ -626,8 +628,16 @@ function sendChat(event) {
   const input = $("chat-input");
   const text = input.value.trim();
   if (!state.session || !text) return;
-  send("chat", { session_id: state.session.id, text });
+  state.session.outbox.push({ session_id: state.session.id, text });
+  flushChat();
   input.value = "";
+}
+
+function flushChat() {
+  // What the advisor typed while the connection was lost goes out after the resume, in order.
+  const session = state.session;
+  if (!session || session.lostAt || !state.ws || state.ws.readyState !== WebSocket.OPEN) return;
+  for (const fields of session.outbox.splice(0)) send("chat", fields);
 }
 
 function showChat(message) {

@@ -25,6 +25,7 @@ const state = {
   session: null, // {id, mesh, peer}
   meterStop: null,
   inbox: Promise.resolve(),
+  outbox: [], // chat typed while the connection was lost, sent once the call is taken up again
 };
 
 function show(view) {
@@ -272,6 +273,7 @@ async function handle(message) {
       state.me = message.participant_id;
       state.lostAt = null;
       updateCallState();
+      flushChat();
       break;
     case "queue_position":
       state.position = message;
@@ -381,6 +383,7 @@ function endCall() {
   state.position = null;
   state.waitingFor = null;
   state.resumeToken = null;
+  state.outbox = [];
   state.lostAt = null;
   if (session) session.mesh.close();
   if (state.meterStop) state.meterStop();
@@ -407,8 +410,17 @@ function sendChat(event) {
   event.preventDefault();
   const text = $("chat-input").value.trim();
   if (!state.session || !text) return;
-  send("chat", { session_id: state.session.id, text });
+  state.outbox.push({ session_id: state.session.id, text });
+  flushChat();
   $("chat-input").value = "";
+}
+
+function flushChat() {
+  // What the citizen typed while the connection was lost goes out after the resume, in order.
+  if (state.lostAt || !state.ws || state.ws.readyState !== WebSocket.OPEN) return;
+  for (const fields of state.outbox.splice(0)) {
+    if (inSession(fields)) send("chat", fields);
+  }
 }
 
 function showChat(message) {
