@@ -52,10 +52,17 @@ class PathCut:
         async def stop() -> None:
             for server in self._servers:
                 server.close()
+            pumps = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in pumps:
+                task.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
 
         self._run(stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            # Its self-pipe and selector go with it (else collected during a later test).
+            self._loop.close()
 
     # ------------------------------------------------------------ inside the loop
 
