@@ -38,7 +38,7 @@ class WindowDisplay:
         self._targets: list[Target] = []
         self._pin = ""
         self._press: tuple[tuple[int, int], float] | None = None
-        log.info("booth screen %dx%d", *self._size)
+        log.info("booth screen %dx%d through %s", *self._size, pygame.display.get_driver())
 
     def set_theme(self, theme: Theme) -> None:
         self.screens.theme = theme

@@ -119,6 +119,27 @@ def test_outputs(image: Path) -> None:
     assert types == ["c", "83", "83"], table  # boot FAT, root, data
 
 
+def test_same_inputs_give_the_same_bytes(image: Path, tmp_path: Path) -> None:
+    """A second build of this tree (same SOURCE_DATE_EPOCH, same cached base root) makes the
+    same card image, block map, manifest, kernel and initramfs, byte for byte."""
+    again = tmp_path / "again"
+    command = [str(BUILD), "--variant", "generic", "--out", str(again), "--cache", str(CACHE)]
+    started = time.monotonic()
+    done = subprocess.run(
+        [*command, "--compression", "zst"],
+        capture_output=True,
+        text=True,
+        timeout=BUILD_SECONDS,
+        check=False,
+    )
+    print(f"second image build: {time.monotonic() - started:.0f} s")
+    assert done.returncode == 0, f"images/build failed:\n{(done.stdout + done.stderr)[-3000:]}"
+    first = (image / "SHA256SUMS").read_text().splitlines()
+    second = (again / "SHA256SUMS").read_text().splitlines()
+    assert len(first) >= 6, first
+    assert sorted(first) == sorted(second), "\n".join(sorted(set(first) ^ set(second)))
+
+
 def _provision(image: Path, card: Path) -> None:
     """booth.toml as a technician writes it, with the test pattern for the camera."""
     devices = card.parent / "devices.toml"
