@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -26,6 +27,12 @@ class WindowDisplay:
 
     def __init__(self, size: tuple[int, int] | None = None, theme: Theme | None = None) -> None:
         pygame.display.init()
+        if pygame.display.get_driver() == "KMSDRM":
+            # Straight on KMS/DRM, SDL presents frames with a renderer on EGL; its first choice,
+            # desktop OpenGL, is missing on the booth image (no libGL), and SDL then takes GL
+            # calls from the GLES library: every frame black. OpenGL ES 2 is what the Pi's GPU
+            # and Mesa's software fallback speak.
+            os.environ.setdefault("SDL_RENDER_DRIVER", "opengles2")
         pygame.font.init()
         if size is None:  # the booth: the panel's own resolution, no window frame
             self._surface = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
