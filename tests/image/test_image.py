@@ -144,6 +144,9 @@ def test_same_inputs_give_the_same_bytes(image: Path, tmp_path: Path) -> None:
     )
     print(f"second image build: {time.monotonic() - started:.0f} s")
     assert done.returncode == 0, f"images/build failed:\n{(done.stdout + done.stderr)[-3000:]}"
+    # The commit names the build (file system ids, version): both builds must see the same one.
+    heads = [(out / "manifest.txt").read_text().splitlines()[0] for out in (image, again)]
+    assert heads[0] == heads[1], f"the repository moved on between the two builds: {heads}"
     first = (image / "SHA256SUMS").read_text().splitlines()
     second = (again / "SHA256SUMS").read_text().splitlines()
     assert len(first) >= 6, first
