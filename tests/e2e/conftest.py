@@ -308,7 +308,7 @@ async def browser() -> AsyncIterator[Any]:
             await instance.close()
 
 
-def appointment_start() -> str:
+async def appointment_start() -> str:
     """A start time for the appointment form, a minute ahead and on today's date.
 
     The workspace lists the appointments of the advisor's day, so an appointment made just
@@ -317,7 +317,7 @@ def appointment_start() -> str:
     now = datetime.now()
     if (now + timedelta(minutes=3)).date() != now.date():
         midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time())
-        time.sleep((midnight - now).total_seconds() + 1)
+        await asyncio.sleep((midnight - now).total_seconds() + 1)
         now = datetime.now()
     return (now + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
 

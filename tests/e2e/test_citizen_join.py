@@ -23,7 +23,7 @@ async def test_citizen_joins_in_three_clicks_and_is_admitted(
 ) -> None:
     advisor = await login_advisor(browser, relayed_server)
     # The advisor makes the appointment in the workspace and gets the invitation once.
-    starts = appointment_start()
+    starts = await appointment_start()
     await advisor.get_by_text("New appointment").click()
     await advisor.get_by_label("Date and time").fill(starts)
     await advisor.get_by_role("button", name="Create appointment").click()

@@ -140,7 +140,7 @@ async def test_advisor_by_keyboard_only(
 async def test_citizen_joins_by_keyboard_only(relayed_server: Server, browser: Any) -> None:
     started = time.monotonic()
     advisor = await login_advisor(browser, relayed_server)
-    starts = appointment_start()
+    starts = await appointment_start()
     await advisor.get_by_text("New appointment").click()
     await advisor.get_by_label("Date and time").fill(starts)
     await advisor.get_by_role("button", name="Create appointment").click()

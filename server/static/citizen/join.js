@@ -418,9 +418,7 @@ function sendChat(event) {
 function flushChat() {
   // What the citizen typed while the connection was lost goes out after the resume, in order.
   if (state.lostAt || !state.ws || state.ws.readyState !== WebSocket.OPEN) return;
-  for (const fields of state.outbox.splice(0)) {
-    if (inSession(fields)) send("chat", fields);
-  }
+  for (const fields of state.outbox.splice(0)) send("chat", fields);
 }
 
 function showChat(message) {
