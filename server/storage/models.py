@@ -45,6 +45,7 @@ __all__ = [
     "BoothEnrolment",
     "BoothHealth",
     "Branch",
+    "CallEnding",
     "Channel",
     "Role",
     "Setting",
@@ -421,3 +422,15 @@ class BoothHealth(Base):
     state: Mapped[str] = mapped_column(String(32))
     #: The report's figures as JSON (version, uptime, temperature, load, disk, self-tests).
     data: Mapped[str] = mapped_column(Text())
+
+
+class CallEnding(Base):
+    """A call that ended (``participant_id`` empty) or a participant who left or was removed
+    from a call that goes on (revision 0005). Kept as long as a resume token can name it, so
+    that no token takes either up again, also after a restart."""
+
+    __tablename__ = "call_endings"
+
+    session_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    participant_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
