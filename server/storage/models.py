@@ -1,7 +1,8 @@
 """The tables of the server's database, as SQLAlchemy typed ORM classes.
 
 Users, login sessions and booths (revision 0001); branches, topics, appointments and the audit
-log (revision 0002); settings and uploaded assets (revision 0003).
+log (revision 0002); settings and uploaded assets (revision 0003); a user's duty to change a
+generated password and topic names per language (revision 0006).
 
 Types are portable between SQLite and PostgreSQL: ids are uuid4 hex strings, times are stored
 in UTC and always come back timezone-aware, roles are a short string with a CHECK constraint.
@@ -29,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -140,6 +142,11 @@ class User(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     disabled: Mapped[bool] = mapped_column(Boolean(), default=False)
+    #: Set with a generated password (revision 0006): every page but the one to change it is
+    #: closed until the user has chosen their own.
+    must_change_password: Mapped[bool] = mapped_column(
+        Boolean(), default=False, server_default=false()
+    )
 
     def __repr__(self) -> str:
         return f"User(id={self.id!r}, username={self.username!r}, role={self.role.value!r})"
@@ -235,6 +242,9 @@ class Topic(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     active: Mapped[bool] = mapped_column(Boolean(), default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    #: The name in other languages, JSON ``{"ar": "...", ...}`` (revision 0006); the citizen's
+    #: language falls back to ``name``.
+    names: Mapped[str | None] = mapped_column(Text())
 
     def __repr__(self) -> str:
         return f"Topic(id={self.id!r}, name={self.name!r}, active={self.active})"
