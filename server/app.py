@@ -5,14 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from protocol import IceServer
-from server import admin, appointments, auth, branding, calls, fleet, fleet_health, join, topics
+from server import (
+    admin,
+    appointments,
+    auth,
+    branding,
+    calls,
+    fleet,
+    fleet_health,
+    join,
+    resume,
+    topics,
+)
 from server.api import EVERYONE, USERS, Access, Api, ApiCall
 from server.boothauth import NonceStore
 from server.config import ServerConfig
@@ -36,10 +48,13 @@ from server.ratelimit import RateLimiter
 from server.storage import (
     Database,
     audit_retention_days,
+    call_endings_since,
     mark_appointment_done,
     purge_audit,
+    purge_call_endings,
     purge_expired_sessions,
     purge_health,
+    record_call_ending,
 )
 from server.switchboard import CallSession, Connection, Switchboard
 from server.turn import ice_servers_for
@@ -61,6 +76,10 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     # Resume tokens and guest passes are signed with the same key: both outlive a restart.
     app[SWITCHBOARD].resume_key = key
     app[GUESTS].key = key
+    # What ended before a restart stays ended: no old resume token brings it back.
+    since = datetime.now(UTC) - timedelta(seconds=resume.TOKEN_SECONDS)
+    endings = await call_endings_since(app[DATABASE], since)
+    app[SWITCHBOARD].remember_endings((s, p, at.timestamp()) for s, p, at in endings)
     yield
     await app[DATABASE].close()
 
@@ -80,6 +99,7 @@ async def housekeeping(app: web.Application) -> None:
     purged = await purge_audit(db, older_than=timedelta(days=days))
     sessions = await purge_expired_sessions(db)
     health = await purge_health(db, older_than=fleet_health.HEALTH_RETENTION)
+    await purge_call_endings(db, older_than=timedelta(seconds=resume.TOKEN_SECONDS))
     if purged or sessions or health:
         log.info(
             "housekeeping: %d audit events, %d expired logins, %d health reports purged",
@@ -114,6 +134,7 @@ async def _away_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(1.0)
             try:
                 app[SWITCHBOARD].expire_away()
+                app[SWITCHBOARD].forget_old_endings()
             except Exception:
                 log.exception("ending calls of lost participants failed")
 
@@ -186,17 +207,13 @@ def _build_api() -> Api:
     return api
 
 
-async def _mark_done(db: Database, appointment_id: str) -> None:
-    await mark_appointment_done(db, appointment_id)
-
-
 def _finished(
-    tasks: set[asyncio.Task[None]], appointment_id: str
-) -> Callable[[asyncio.Task[None]], None]:
-    def done(task: asyncio.Task[None]) -> None:
+    tasks: set[asyncio.Task[object]], what: str
+) -> Callable[[asyncio.Task[object]], None]:
+    def done(task: asyncio.Task[object]) -> None:
         tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("appointment %s not marked done: %s", appointment_id, task.exception())
+            log.error("%s: %s", what, task.exception())
 
     return done
 
@@ -223,21 +240,31 @@ def create_app(config: ServerConfig) -> web.Application:
     def ice_for(conn: Connection, session: CallSession) -> list[IceServer]:
         return ice_servers_for(config.turn, f"{session.id}-{conn.participant_id[:8]}")
 
-    background: set[asyncio.Task[None]] = set()
+    background: set[asyncio.Task[object]] = set()
+
+    def beside(work: Coroutine[Any, Any, object], what: str) -> None:
+        # The switchboard never awaits; its database writes run beside it.
+        task = asyncio.get_running_loop().create_task(work)
+        background.add(task)
+        task.add_done_callback(_finished(background, what))
 
     def call_ended(session: CallSession) -> None:
-        if session.appointment_id is None:
-            return
-        # The switchboard never awaits; the database write runs beside it.
-        task = asyncio.get_running_loop().create_task(
-            _mark_done(app[DATABASE], session.appointment_id)
+        if session.appointment_id is not None:
+            beside(
+                mark_appointment_done(app[DATABASE], session.appointment_id),
+                f"appointment {session.appointment_id} not marked done",
+            )
+
+    def ending(session_id: str, participant_id: str) -> None:
+        beside(
+            record_call_ending(app[DATABASE], session_id, participant_id),
+            f"session {session_id}: ending not recorded",
         )
-        background.add(task)
-        task.add_done_callback(_finished(background, session.appointment_id))
 
     app[SWITCHBOARD] = Switchboard(
         fleet=fleet_health.install(app),  # also serves /metrics
         on_call_ended=call_ended,
+        on_ending=ending,
         ice_servers_for=ice_for,
         booth_ice_policy=config.effective_booth_ice_policy,
         browser_ice_policy=config.browser_ice_policy,

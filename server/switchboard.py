@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -82,8 +82,11 @@ INVITATION_SECONDS = 4 * 3600.0
 RESUME_GRACE_SECONDS = 60.0
 #: Messages kept for a participant while it is away, delivered when it resumes.
 HELD_LIMIT = 256
-#: Ended sessions remembered, so that a resume token cannot bring one back.
-ENDED_REMEMBERED = 10_000
+#: Endings remembered at most (calls that ended, participants who left one), so that no resume
+#: token brings one back; each is forgotten anyway once no token can name it any more.
+ENDINGS_REMEMBERED = 200_000
+#: The participant id that stands for the whole call in the endings.
+WHOLE_CALL = ""
 
 _ALLOWED: dict[Role, frozenset[type[Message]]] = {
     Role.BOOTH: frozenset(
@@ -317,6 +320,7 @@ class Switchboard:
         booth_ice_policy: IceTransportPolicy,
         browser_ice_policy: IceTransportPolicy,
         on_call_ended: Callable[[CallSession], None] | None = None,
+        on_ending: Callable[[str, str], None] | None = None,
         fleet: FleetObserver | None = None,
         resume_key: bytes | None = None,
         resume_grace_seconds: float = RESUME_GRACE_SECONDS,
@@ -326,7 +330,11 @@ class Switchboard:
         self.resume_grace_seconds = resume_grace_seconds
         #: Calls taken up again after a lost connection, since the start (for /metrics).
         self.resumes = 0
-        self._ended: dict[str, None] = {}
+        #: (session id, participant id or WHOLE_CALL) -> when (epoch seconds): calls that
+        #: ended and participants who left a call that goes on. No token takes these up again.
+        self._endings: dict[tuple[str, str], float] = {}
+        #: Told about every new ending, to keep it across a restart (it must not block).
+        self._on_ending = on_ending
         self._ice_servers_for = ice_servers_for
         #: Told about every call that was connected and has ended (records, not media).
         self._on_call_ended = on_call_ended
@@ -712,6 +720,8 @@ class Switchboard:
         else:  # pragma: no cover - callers check membership
             return
         guest.session_id = None
+        if was_in_call:  # its token must not bring it back (it was removed, say)
+            self._finish(session.id, guest.participant_id)
         log.info("session %s: %s left: %s", session.id, guest, reason)
         told = session.participants() if was_in_call else [session.advisor]
         for conn in told:
@@ -728,6 +738,32 @@ class Switchboard:
         if self.resume_key is None:
             return None
         return resume.issue(self.resume_key, session.claim(conn))
+
+    def _finish(self, session_id: str, participant_id: str = WHOLE_CALL) -> None:
+        """Remember that the call ended (or that the participant is finished in it)."""
+        key = (session_id, participant_id)
+        if key in self._endings:
+            return
+        self._endings[key] = time.time()
+        while len(self._endings) > ENDINGS_REMEMBERED:
+            del self._endings[next(iter(self._endings))]
+        if self._on_ending is not None:
+            self._on_ending(session_id, participant_id)
+
+    def remember_endings(self, endings: Iterable[tuple[str, str, float]]) -> None:
+        """Endings recorded before a restart (session id, participant id, epoch seconds),
+        oldest first: their tokens stay useless."""
+        for session_id, participant_id, at in endings:
+            self._endings.setdefault((session_id, participant_id), at)
+
+    def forget_old_endings(self, now: float | None = None) -> None:
+        """Forget the endings no resume token can name any more (the oldest come first)."""
+        oldest = (time.time() if now is None else now) - resume.TOKEN_SECONDS
+        while self._endings:
+            key = next(iter(self._endings))
+            if self._endings[key] >= oldest:
+                break
+            del self._endings[key]
 
     def _away(self, session: CallSession, conn: Connection) -> None:
         """``conn``'s connection is lost: the call waits for it (media does not pass through
@@ -782,10 +818,14 @@ class Switchboard:
             raise ProtocolError(ErrorCode.CANNOT_RESUME, "this call cannot be taken up again")
         if conn.session_id is not None:
             raise ProtocolError(ErrorCode.ALREADY_IN_CALL, "you are already waiting or in a call")
+        if (claim.session_id, WHOLE_CALL) in self._endings:
+            raise ProtocolError(ErrorCode.CANNOT_RESUME, "the call has ended")
+        if (claim.session_id, claim.me.participant_id) in self._endings:
+            raise ProtocolError(
+                ErrorCode.CANNOT_RESUME, "you left this call; it cannot be taken up again"
+            )
         session = self.sessions.get(claim.session_id)
         if session is None:
-            if claim.session_id in self._ended:
-                raise ProtocolError(ErrorCode.CANNOT_RESUME, "the call has ended")
             session = self._rebuild(claim)
         old = session.member(claim.me.participant_id)
         if (
@@ -865,9 +905,7 @@ class Switchboard:
         was_waiting = session.state is SessionState.WAITING
         session.state = SessionState.ENDED
         session.chat.clear()
-        self._ended[session.id] = None
-        while len(self._ended) > ENDED_REMEMBERED:
-            del self._ended[next(iter(self._ended))]
+        self._finish(session.id)
         for key in [k for k, inv in self._invitations.items() if inv.session_id == session_id]:
             del self._invitations[key]
         for conn in (*session.participants(), *session.pending):

@@ -1,7 +1,7 @@
 """Persistence for the server (SQLAlchemy 2 + Alembic): users, login sessions and booths
 (:mod:`.stores`); branches, topics, appointments and the audit log (:mod:`.domain`); settings
 and uploaded assets (:mod:`.settings`); administrative changes with rules across records
-(:mod:`.administration`).
+(:mod:`.administration`); calls that ended and participants who left one (:mod:`.calls`).
 
 Open the database with ``await Database.open(url)``; it migrates the schema to the newest
 revision. The functions below each run one transaction on it.
@@ -21,6 +21,7 @@ from .administration import (
     update_user,
     user_topic_ids,
 )
+from .calls import WHOLE_CALL, call_endings_since, purge_call_endings, record_call_ending
 from .database import Database, migrate, open_database
 from .domain import (
     JOIN_CLOSES_AFTER_END,
@@ -130,7 +131,6 @@ from .stores import (
     purge_expired_sessions,
     revoke_booth,
     set_password,
-    set_user_disabled,
     user_for_token,
 )
 
@@ -145,6 +145,7 @@ __all__ = [
     "MIN_AUDIT_RETENTION_DAYS",
     "MIN_DURATION_MINUTES",
     "MIN_PASSWORD_LENGTH",
+    "WHOLE_CALL",
     "ActorKind",
     "Appointment",
     "AppointmentStatus",
@@ -178,6 +179,7 @@ __all__ = [
     "authenticate_user",
     "booth_region",
     "branch_usage",
+    "call_endings_since",
     "cancel_appointment",
     "create_appointment",
     "create_auth_session",
@@ -221,11 +223,13 @@ __all__ = [
     "normalize_username",
     "open_database",
     "purge_audit",
+    "purge_call_endings",
     "purge_expired_sessions",
     "purge_health",
     "put_asset",
     "put_setting",
     "record_audit",
+    "record_call_ending",
     "record_health",
     "rename_booth",
     "rename_branch",
@@ -236,7 +240,6 @@ __all__ = [
     "set_booth_branch",
     "set_password",
     "set_topic_active",
-    "set_user_disabled",
     "set_user_topics",
     "topics_for_user",
     "update_branch",

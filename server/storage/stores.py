@@ -44,7 +44,6 @@ __all__ = [
     "purge_expired_sessions",
     "revoke_booth",
     "set_password",
-    "set_user_disabled",
     "user_for_token",
 ]
 
@@ -220,23 +219,6 @@ async def set_password(db: Database, user_id: str, password: str) -> None:
         ended = await session.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
         await session.commit()
     logger.info("Password of user %s changed; %d login session(s) ended", user_id, rowcount(ended))
-
-
-async def set_user_disabled(db: Database, user_id: str, disabled: bool) -> None:
-    """Disable or enable a user. Disabling also ends all of the user's login sessions.
-
-    Raises :class:`NotFoundError` for an unknown user.
-    """
-    async with db.session() as session:
-        result = await session.execute(
-            update(User).where(User.id == user_id).values(disabled=disabled)
-        )
-        if rowcount(result) == 0:
-            raise NotFoundError(f"No user with id {user_id!r}.")
-        if disabled:
-            await session.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
-        await session.commit()
-    logger.info("User %s %s", user_id, "disabled" if disabled else "enabled")
 
 
 # ---------------------------------------------------------------------------------------------

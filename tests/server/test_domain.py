@@ -29,6 +29,7 @@ from server.storage import (
     create_branch,
     create_topic,
     create_user,
+    disable_user,
     domain,
     get_appointment,
     get_booth,
@@ -45,7 +46,6 @@ from server.storage import (
     rename_topic,
     set_booth_branch,
     set_topic_active,
-    set_user_disabled,
     set_user_topics,
     topics_for_user,
 )
@@ -435,7 +435,7 @@ async def test_other_invalid_appointments(db: Database, advisor: User) -> None:
             channel="either",
             topic_id=topic.id,
         )
-    await set_user_disabled(db, advisor.id, True)
+    await disable_user(db, advisor.id)
     with pytest.raises(InvalidValueError, match="'alice' is disabled"):
         await book(db, advisor)
     assert await list_appointments(db, include_cancelled=True) == []

@@ -30,6 +30,8 @@ from server.storage import (
     create_booth,
     create_user,
     delete_auth_session,
+    disable_user,
+    enable_user,
     get_booth,
     get_booth_by_name,
     get_user,
@@ -41,7 +43,6 @@ from server.storage import (
     purge_expired_sessions,
     revoke_booth,
     set_password,
-    set_user_disabled,
     user_for_token,
 )
 from server.storage.models import new_id
@@ -211,12 +212,12 @@ async def test_authenticate_user(db: Database) -> None:
 
 async def test_disabled_user_cannot_log_in(db: Database) -> None:
     user = await add_user(db)
-    await set_user_disabled(db, user.id, True)
+    await disable_user(db, user.id)
     assert await authenticate_user(db, "alice", PASSWORD) is None
-    await set_user_disabled(db, user.id, False)
+    await enable_user(db, user.id)
     assert await authenticate_user(db, "alice", PASSWORD) is not None
     with pytest.raises(NotFoundError):
-        await set_user_disabled(db, new_id(), True)
+        await disable_user(db, new_id())
 
 
 async def test_login_upgrades_an_outdated_hash(db: Database) -> None:
@@ -330,8 +331,8 @@ async def test_logout(db: Database) -> None:
 async def test_disabling_a_user_ends_the_sessions(db: Database) -> None:
     user = await add_user(db)
     token = await create_auth_session(db, user, HOUR)
-    await set_user_disabled(db, user.id, True)
-    await set_user_disabled(db, user.id, False)
+    await disable_user(db, user.id)
+    await enable_user(db, user.id)
     assert await user_for_token(db, token) is None
 
 

@@ -1,0 +1,63 @@
+"""Call endings: the calls that ended and the participants who left a call that goes on.
+
+A resume token can take a call up again for 12 hours, also after a restart of the server, so
+the server must remember for as long what no token may bring back: a call that ended, and a
+participant who hung up or was removed (their token is still signed and unexpired). The
+switchboard keeps the same facts in memory; these rows let a restarted server know them too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from .common import rowcount
+from .database import Database
+from .models import CallEnding
+
+__all__ = ["WHOLE_CALL", "call_endings_since", "purge_call_endings", "record_call_ending"]
+
+logger = logging.getLogger(__name__)
+
+#: The participant id of a row that stands for the whole call.
+WHOLE_CALL = ""
+
+
+async def record_call_ending(
+    db: Database, session_id: str, participant_id: str = WHOLE_CALL, *, at: datetime | None = None
+) -> None:
+    """Remember that the call ended (``participant_id`` empty) or that the participant is
+    finished in it. Recording the same ending twice keeps the first."""
+    record = CallEnding(session_id=session_id, participant_id=participant_id, at=at or db.now())
+    async with db.session() as session:
+        session.add(record)
+        with contextlib.suppress(IntegrityError):  # known already
+            await session.commit()
+
+
+async def call_endings_since(db: Database, since: datetime) -> list[tuple[str, str, datetime]]:
+    """The endings recorded since ``since``, oldest first: (session id, participant id, when)."""
+    query = (
+        select(CallEnding.session_id, CallEnding.participant_id, CallEnding.at)
+        .where(CallEnding.at >= since)
+        .order_by(CallEnding.at)
+    )
+    async with db.session() as session:
+        return [(s, p, at) for s, p, at in await session.execute(query)]
+
+
+async def purge_call_endings(db: Database, *, older_than: timedelta) -> int:
+    """Forget endings no token can name any more; return how many."""
+    async with db.session() as session:
+        result = await session.execute(
+            delete(CallEnding).where(CallEnding.at < db.now() - older_than)
+        )
+        await session.commit()
+    count = rowcount(result)
+    if count:
+        logger.info("Purged %d call ending(s)", count)
+    return count
