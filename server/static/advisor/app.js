@@ -175,6 +175,8 @@ async function handle(message) {
         state.me = message.participant_id;
         state.session.lostAt = null;
         state.session.away = new Set(message.away);
+        // Who is in the call now, as the server says: nobody else is answered.
+        state.session.mesh.knowOnly(message.peers);
         updateCallState();
         flushChat();
       }
@@ -204,6 +206,7 @@ async function handle(message) {
       if (inSession(message)) {
         state.joinRequests.delete(message.peer.participant_id);
         renderJoinRequests();
+        tileFor(message.peer); // with its "remove" control, before any media arrives
         await mesh.offerTo(message.peer); // whoever is in the call offers to the newcomer
       }
       break;
@@ -500,24 +503,39 @@ function showRemote(peer, stream, track) {
   if (peer.participant_id === session.peer.participant_id) {
     video = $("remote-video");
   } else {
-    let tile = document.querySelector(`#tiles li[data-participant-id="${CSS.escape(peer.participant_id)}"]`);
-    if (!tile) {
-      tile = document.createElement("li");
-      tile.dataset.participantId = peer.participant_id;
-      video = document.createElement("video");
-      video.autoplay = true;
-      video.playsInline = true;
-      video.setAttribute("aria-label", t("call.video_of", { name: peer.name }));
-      const caption = document.createElement("span");
-      caption.textContent = peer.name;
-      tile.append(video, caption);
-      $("tiles").append(tile);
-    }
-    video = tile.querySelector("video");
+    video = tileFor(peer).querySelector("video");
   }
   if (video.srcObject !== stream) video.srcObject = stream;
   if (track.kind === "video") watchFirstFrame(video);
   updateCallState();
+}
+
+// Someone admitted into the call (an interpreter, a colleague): a tile with their video and a
+// control that takes them out of the call again.
+function tileFor(peer) {
+  const existing = document.querySelector(`#tiles li[data-participant-id="${CSS.escape(peer.participant_id)}"]`);
+  if (existing) return existing;
+  const tile = document.createElement("li");
+  tile.dataset.participantId = peer.participant_id;
+  const video = document.createElement("video");
+  video.autoplay = true;
+  video.playsInline = true;
+  video.setAttribute("aria-label", t("call.video_of", { name: peer.name }));
+  const caption = document.createElement("span");
+  caption.textContent = peer.name;
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "secondary remove";
+  remove.textContent = t("call.remove");
+  remove.setAttribute("aria-label", t("call.remove_label", { name: peer.name }));
+  remove.addEventListener("click", () => {
+    if (!state.session || !confirm(t("call.remove_confirm", { name: peer.name }))) return;
+    remove.disabled = true;
+    send("remove", { session_id: state.session.id, participant_id: peer.participant_id });
+  });
+  tile.append(video, caption, remove);
+  $("tiles").append(tile);
+  return tile;
 }
 
 function removeTile(participantId) {

@@ -272,6 +272,10 @@ async function handle(message) {
     case "resumed":
       state.me = message.participant_id;
       state.lostAt = null;
+      // Who is in the call now, as the server says: nobody else is answered.
+      if (state.session && message.session_id === state.session.id) {
+        state.session.mesh.knowOnly(message.peers);
+      }
       updateCallState();
       flushChat();
       break;

@@ -1,6 +1,8 @@
 // One call's peer connections: one with each other participant (a mesh of up to four).
 // Whoever is already in a call offers to the one who joins; the server relays each offer,
-// answer and candidate only to the participant named in "to".
+// answer and candidate only to the participant named in "to". Only participants the server
+// announced (call_started, participant_joined, resumed) are answered: an offer from anyone
+// else is dropped, so nothing is ever sent to a person the page shows no tile for.
 
 export class Mesh {
   // sessionId: the call; config: {ice_servers, ice_transport_policy} from call_started;
@@ -26,6 +28,13 @@ export class Mesh {
 
   know(peers) {
     for (const peer of peers) this.known.set(peer.participant_id, peer);
+  }
+
+  // The server says who is in the call now (a resume): anyone else's connection goes.
+  knowOnly(peers) {
+    const present = new Set(peers.map((peer) => peer.participant_id));
+    for (const id of [...this.known.keys()]) if (!present.has(id)) this.remove(id);
+    this.know(peers);
   }
 
   leg(peer, offerer) {
@@ -60,11 +69,9 @@ export class Mesh {
         if (leg.offerer && peer.role !== "booth") this.restart(leg);
       } else if (ice === "connected" || ice === "completed") this.onState(peer, "connected");
     };
-    pc.onconnectionstatechange = () => {
-      if (pc.connectionState === "connecting" || pc.connectionState === "new") {
-        this.onState(peer, "connecting");
-      }
-    };
+    // Every change is told: "connected" comes after ICE connects (DTLS), and a page that
+    // showed "connecting" until then must hear of it.
+    pc.onconnectionstatechange = () => this.onState(peer, pc.connectionState);
     for (const track of this.localStream.getTracks()) pc.addTrack(track, this.localStream);
     return leg;
   }
@@ -90,16 +97,16 @@ export class Mesh {
     this.sendDescription("offer", leg);
   }
 
-  peerFor(message) {
-    return this.known.get(message.sender)
-      || { participant_id: message.sender, role: "citizen", name: "" };
-  }
-
   async onOffer(message) {
+    const peer = this.known.get(message.sender);
+    if (!peer) {
+      console.warn("ignored an offer from a participant the server did not announce");
+      return;
+    }
     // "restart": the sender made a new connection in place of one that did not heal (a booth
     // cannot restart ICE); the old one goes, the same person stays.
     if (message.restart) this.replace(message.sender);
-    const leg = this.leg(this.peerFor(message), false);
+    const leg = this.leg(peer, false);
     await leg.pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
     await leg.pc.setLocalDescription(await leg.pc.createAnswer());
     this.sendDescription("answer", leg);
@@ -127,12 +134,16 @@ export class Mesh {
     old.pc.close();
   }
 
+  // The participant left or was removed: its connection closes and it is not answered again.
   remove(participantId) {
+    const peer = this.known.get(participantId);
+    this.known.delete(participantId);
     const leg = this.legs.get(participantId);
-    if (!leg) return;
-    this.legs.delete(participantId);
-    leg.pc.close();
-    this.onGone(leg.peer);
+    if (leg) {
+      this.legs.delete(participantId);
+      leg.pc.close();
+    }
+    if (peer || leg) this.onGone(peer || leg.peer);
   }
 
   close() {
