@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,8 @@ class Repair:
 
 
 Input = Message | booth_flow.Event | Repair
+#: Opens the booth's camera and returns it started (:func:`open_video_source` by default).
+CameraOpener = Callable[[], Awaitable[VideoSource]]
 
 #: What the lights show in each state: (status light, call button lamp, end button lamp).
 LIGHTS: dict[State, tuple[Pattern, Pattern, Pattern]] = {
@@ -129,6 +131,8 @@ LIGHTS: dict[State, tuple[Pattern, Pattern, Pattern]] = {
     State.OUT_OF_SERVICE: (FAULT, OFF, OFF),
     State.TECHNICIAN_PIN: (BUSY, OFF, READY),
     State.TECHNICIAN: (BUSY, OFF, READY),
+    # Not set up yet: waiting for the technician's enrolment code; the buttons do nothing.
+    State.ENROLMENT: (BUSY, OFF, OFF),
 }
 
 
@@ -141,14 +145,18 @@ class Booth:
         *,
         hardware: BoothHardware | None = None,
         on_state: Callable[[State], None] | None = None,
+        camera: CameraOpener | None = None,
     ) -> None:
         self.config = config
+        #: Opens the camera; the configured one unless a stand-in is given (tests).
+        self._open_camera = camera or self._open_configured_camera
         self.flow = Flow(technician_pin_digest=config.technician_pin_digest)
         self.hardware = hardware or null_hardware("no buttons or lights given")
         self._status_light = StatusLight(self.hardware.status_led)
         self._call_lamp = StatusLight(self.hardware.call_button.light, name="call button lamp")
         self._end_lamp = StatusLight(self.hardware.end_button.light, name="end button lamp")
-        #: Lit exactly while the camera streams (a promise to the citizen, tested as such).
+        #: Lit exactly while the camera's picture can go out: the camera streams and the citizen
+        #: has not turned it off (a promise to the citizen, tested as such).
         self.camera_light = CameraLight(self.hardware.camera_led)
         self._on_state = on_state
         self.hardware.call_button.when_pressed = self._on_call_button
@@ -319,9 +327,16 @@ class Booth:
             self.microphone.muted = self.muted
 
     def toggle_camera(self) -> None:
+        """The citizen's camera button: black pictures go out, and the camera light goes out."""
         self.camera_off = not self.camera_off
-        if self.fanout is not None and hasattr(self.fanout.source, "blanked"):
+        if self.fanout is not None:
             self.fanout.source.blanked = self.camera_off
+        self._light_camera()
+        log.info("session %s: camera %s", self.session_id, "off" if self.camera_off else "on")
+
+    def _light_camera(self) -> None:
+        """The camera light follows the camera and the citizen's camera button."""
+        self.camera_light.camera_streaming(self.fanout is not None and not self.camera_off)
 
     def change_volume(self, step: float) -> None:
         self.volume = min(1.0, max(0.0, round(self.volume + step, 2)))
@@ -534,7 +549,7 @@ class Booth:
             results["camera"] = self.camera_fault is None
         else:
             try:
-                source = await self._open_camera_source()
+                source = await self._open_camera()
                 await source.start()
                 try:
                     async with asyncio.timeout(5):
@@ -919,9 +934,10 @@ class Booth:
         light follows ``camera_streaming``)."""
         if self.flow.camera_wanted and self.fanout is None:
             # The light goes on before the camera opens (the first frame could come at once).
-            self.camera_light.camera_streaming(True)
+            self.camera_light.camera_streaming(not self.camera_off)
             try:
-                source = await self._open_camera_source()
+                source = await self._open_camera()
+                source.blanked = self.camera_off
                 fanout = VideoFanout(source)
                 await fanout.start()
             except SourceError as exc:
@@ -951,7 +967,7 @@ class Booth:
             self._qr_scan.cancel()
             self._qr_scan = None
 
-    async def _open_camera_source(self) -> VideoSource:
+    async def _open_configured_camera(self) -> VideoSource:
         video, camera = self.config.video, self.config.camera
         return await open_video_source(
             CameraChoice(
@@ -1024,6 +1040,9 @@ class Booth:
             self.rate = None
         # Leaving a call wipes everything about it, the citizen's settings included.
         self.muted = self.camera_off = False
+        if self.fanout is not None:
+            self.fanout.source.blanked = False
+            self._light_camera()
         self.volume = self.config.audio.volume
         self.call = None
         self.session_id = None

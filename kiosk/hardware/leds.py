@@ -1,8 +1,9 @@
 """What the booth's lights say: status patterns as data, and the two lights' contracts.
 
 A status light (the status LED, a button's lamp) shows one :class:`Pattern` at a time. The
-camera light is a promise to the person in the booth: lit exactly while the camera streams,
-so it follows the camera and nothing else.
+camera light is a promise to the person in the booth: lit exactly while the camera's picture
+can go out (the camera streams and the citizen has not turned it off), so it follows the
+camera and the camera button and nothing else.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class StatusLight:
 
 
 class CameraLight:
-    """The light that says the camera is on: lit exactly while the camera streams."""
+    """The light that says the camera is on: lit exactly while its picture can go out."""
 
     def __init__(self, led: Led) -> None:
         self._led = led
@@ -92,7 +93,7 @@ class CameraLight:
         return self._streaming
 
     def camera_streaming(self, streaming: bool) -> None:
-        """Report whether the camera streams now; the light follows at once."""
+        """Report whether the camera's picture goes out now; the light follows at once."""
         if streaming != self._streaming:
             log.info("camera light: %s", "on" if streaming else "off")
         self._streaming = streaming

@@ -1,11 +1,13 @@
 """A stand-in for the ``picamera2`` package, for tests and machines without a Pi camera.
 
 It implements the part of picamera2's documented API that :class:`Picamera2Source` uses, with
-the same threads: a started camera renders test-pattern frames at its ``FrameRate`` in a thread
-of its own, running encoders hand each access unit to their outputs' ``outputframe(...)`` from
-that thread (as picamera2's software encoder does), and ``capture_array`` blocks for the next
-frame. The encoder is libx264 (:class:`kiosk.media.h264.H264Encoder`): Annex B, SPS/PPS before
-every IDR, as picamera2's ``H264Encoder`` with ``repeat=True``.
+the same threads and order: a started camera renders test-pattern frames at its ``FrameRate``
+in a thread of its own into a request's buffers, calls ``pre_callback(request)`` (which may
+draw into them through ``MappedArray``), then makes the buffers what ``capture_array`` returns,
+then has running encoders encode them and hand each access unit to their outputs'
+``outputframe(...)`` from that thread (as picamera2's software encoder does). The encoder is
+libx264 (:class:`kiosk.media.h264.H264Encoder`): Annex B, SPS/PPS before every IDR, as
+picamera2's ``H264Encoder`` with ``repeat=True``.
 
 Use it like the module::
 
@@ -187,6 +189,33 @@ class H264Encoder:
             return len(packets)
 
 
+class FakeRequest:
+    """Like ``picamera2.CompletedRequest``: one frame's buffers, per stream name."""
+
+    def __init__(self, buffers: dict[str, npt.NDArray[np.uint8]], config: dict[str, Any]) -> None:
+        self.buffers = buffers
+        self.config = config
+
+
+class MappedArray:
+    """Like ``picamera2.MappedArray``: a writable view of a request's stream buffer (YUV420:
+    ``height * 3 / 2`` rows of ``stride`` bytes), as a context manager."""
+
+    def __init__(self, request: FakeRequest, stream: str, reshape: bool = True) -> None:
+        if stream not in request.buffers:
+            raise RuntimeError(f"Stream {stream!r} is not defined")
+        self._request = request
+        self._stream = stream
+        self.array: npt.NDArray[np.uint8] | None = None
+
+    def __enter__(self) -> MappedArray:
+        self.array = self._request.buffers[self._stream]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.array = None
+
+
 class FakeCamera:
     """Like ``picamera2.Picamera2``; made by ``FakePicamera2().Picamera2(camera_num)``."""
 
@@ -207,6 +236,8 @@ class FakeCamera:
         self._frame_ready = threading.Condition()
         self._frame_count = 0
         self._latest: dict[str, npt.NDArray[np.uint8]] = {}
+        #: Called with each completed request before anything copies or encodes it.
+        self.pre_callback: Any = None
         #: Camera frames rendered since the camera was opened.
         self.frames_rendered = 0
         #: Encoded frames handed to outputs since the camera was opened.
@@ -367,9 +398,18 @@ class FakeCamera:
             frame = pattern.render(
                 Stamp(self.frames_rendered & 0xFFFF_FFFF, int(time.time() * 1000) & 0xFFFF_FFFF)
             )
-            latest = {"main": _yuv420_buffer(frame, self.camera_config["main"])}
+            main = self.camera_config["main"]
+            latest = {"main": _yuv420_buffer(frame, main)}
             if self.camera_config.get("lores") is not None:
                 latest["lores"] = _yuv420_buffer(frame, self.camera_config["lores"])
+            callback = self.pre_callback
+            if callback is not None:
+                # As picamera2: before the application's copies and the encoders.
+                try:
+                    callback(FakeRequest(latest, self.camera_config))
+                except Exception:
+                    log.exception("fake camera %d: pre_callback failed", self.camera_num)
+                frame = _frame_from_buffer(latest["main"], main)
             with self._frame_ready:
                 self._latest = latest
                 self.frames_rendered += 1
@@ -398,6 +438,7 @@ class FakePicamera2:
         self.Picamera2 = functools.partial(FakeCamera, fake=self)
         self.encoders = SimpleNamespace(H264Encoder=H264Encoder)
         self.outputs = SimpleNamespace(Output=Output)
+        self.MappedArray = MappedArray
 
 
 def _split_headers(data: bytes) -> tuple[bytes, bytes]:
@@ -409,6 +450,25 @@ def _split_headers(data: bytes) -> tuple[bytes, bytes]:
             return data[:cut], data[cut:]
         position = data.find(b"\x00\x00\x01", position + 3)
     return data, b""
+
+
+def _frame_from_buffer(buffer: npt.NDArray[np.uint8], stream: dict[str, Any]) -> av.VideoFrame:
+    """A camera's YUV420 buffer for ``stream`` as a ``yuv420p`` frame (what the encoder gets)."""
+    width, height = stream["size"]
+    flat = buffer.reshape(-1)
+    stride = stream["stride"]
+    half_stride, half_width, half_height = stride // 2, width // 2, height // 2
+    u_start = height * stride
+    v_start = u_start + half_height * half_stride
+    planes = (
+        flat[:u_start].reshape(height, stride)[:, :width],
+        flat[u_start:v_start].reshape(half_height, half_stride)[:, :half_width],
+        flat[v_start : v_start + half_height * half_stride].reshape(half_height, half_stride)[
+            :, :half_width
+        ],
+    )
+    packed = np.concatenate([plane.reshape(-1) for plane in planes])
+    return av.VideoFrame.from_ndarray(packed.reshape(height * 3 // 2, width), format="yuv420p")
 
 
 def _stride(width: int, fmt: str) -> int:

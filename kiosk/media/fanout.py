@@ -2,7 +2,8 @@
 
 Each peer connection gets its own :class:`FanoutTrack`; all of them share one
 :class:`VideoSource`, read by one pump. A track starts at an IDR (it asks for one), and a
-keyframe request from any receiver reaches the source.
+keyframe request from any receiver reaches the source. Without a peer the pump encodes
+nothing but keeps the self-view fresh (:meth:`VideoSource.next_preview`).
 """
 
 from __future__ import annotations
@@ -106,7 +107,6 @@ class VideoFanout:
         self._tracks: list[FanoutTrack] = []
         self._pump: asyncio.Task[None] | None = None
         self._started = False
-        self._has_subscribers = asyncio.Event()
 
     @property
     def subscribers(self) -> int:
@@ -123,7 +123,6 @@ class VideoFanout:
         """A new track for one more peer; it starts at the next IDR, which it asks for."""
         track = FanoutTrack(self)
         self._tracks.append(track)
-        self._has_subscribers.set()
         if self.source.frames_encoded:
             self.source.request_keyframe()  # the encoder's first frame is an IDR anyway
         return track
@@ -131,14 +130,15 @@ class VideoFanout:
     def _unsubscribe(self, track: FanoutTrack) -> None:
         with contextlib.suppress(ValueError):
             self._tracks.remove(track)
-        if not self._tracks:
-            self._has_subscribers.clear()
 
     async def _run(self) -> None:
         try:
             while True:
-                # No peer, no encoding (the camera stays open for the next one).
-                await self._has_subscribers.wait()
+                if not self._tracks:
+                    # No peer, no encoding; but the self-view and the QR code scanner (the
+                    # waiting, code-entry and enrolment screens) still need the camera's frames.
+                    await self.source.next_preview()
+                    continue
                 frame = await self.source.read()
                 for track in list(self._tracks):
                     track._offer(frame)

@@ -6,6 +6,12 @@ repeated before every IDR (``repeat=True``) and an IDR every two seconds, which 
 packetizes. The main stream (YUV420 at the size sent) feeds the encoder; a small ``lores`` stream
 of the same shape feeds the booth's self-view (:attr:`latest_preview`).
 
+"Camera off" (:attr:`blanked`) is kept in the camera stack: picamera2 hands every completed
+request to our ``pre_callback`` before anything copies or encodes it, and while blanked that
+fills both streams' buffers with black (``MappedArray``, as picamera2's overlay examples draw).
+So the encoder never gets a picture captured after the citizen turned the camera off, and the
+self-view is black too; frames the encoder already has are dropped up to a fresh IDR.
+
 Threads: picamera2 calls our output from its own threads (the camera thread, or the hardware
 encoder's poll thread); finished frames reach the event loop only through
 ``loop.call_soon_threadsafe`` into a bounded queue. Blocking camera calls (open, configure,
@@ -45,6 +51,8 @@ NAL_SLICE = 1
 _START_CODE = b"\x00\x00\x01"
 #: How long the self-view thread waits for one lores frame before it looks again.
 PREVIEW_WAIT = 0.5
+#: Video black and neutral chroma in limited-range YUV (what the encoder expects).
+_Y_BLACK, _C_NEUTRAL = 16, 128
 
 
 def import_picamera2() -> Any:
@@ -92,6 +100,14 @@ def _nal_units(data: bytes) -> list[bytes]:
         position = data.find(_START_CODE, position + 3)
     ends = [start - 3 for start in starts[1:]] + [len(data)]
     return [data[start:end].rstrip(b"\x00") for start, end in zip(starts, ends, strict=True)]
+
+
+def blacken_yuv420(array: npt.NDArray[np.uint8]) -> None:
+    """Make a picamera2 ``YUV420`` buffer (``height * 3 / 2`` rows of ``stride`` bytes) black,
+    in place: the luma rows video black, the chroma rows (U then V) neutral."""
+    height = array.shape[0] * 2 // 3
+    array[:height] = _Y_BLACK
+    array[height:] = _C_NEUTRAL
 
 
 class _AccessUnits:
@@ -198,6 +214,8 @@ class Picamera2Source(VideoSource):
         self._started_at = 0.0
         self._resync = False
         self._failure: str | None = None
+        # Set by the self-view thread's frames (on the loop), for next_preview.
+        self._preview_arrived = asyncio.Event()
         #: Frames dropped because the reader fell behind (and until the next IDR).
         self.frames_dropped = 0
 
@@ -262,6 +280,20 @@ class Picamera2Source(VideoSource):
             raise SourceError(self._failure or f"the {self.name} source stopped")
         return frame
 
+    async def next_preview(self) -> None:
+        if self._executor is None:
+            raise SourceError(f"the {self.name} source is not started")
+        if self._failure is not None:
+            raise SourceError(self._failure)
+        # The self-view thread captures by itself; this only waits for its next frame.
+        self._preview_arrived.clear()
+        try:
+            await asyncio.wait_for(self._preview_arrived.wait(), self.frame_timeout)
+        except TimeoutError:
+            raise SourceError(
+                f"{self._what} delivered no self-view frame for {self.frame_timeout:g} s"
+            ) from None
+
     async def stop(self) -> None:
         executor, self._executor = self._executor, None
         if executor is None:
@@ -301,6 +333,21 @@ class Picamera2Source(VideoSource):
     def set_resolution(self, width: int, height: int) -> None:
         super().set_resolution(width, height)
         self._schedule_reconfigure()
+
+    def _blanking_changed(self, blanked: bool) -> None:
+        if not blanked:
+            return  # the camera's next requests are the picture again
+        # What is queued or inside the encoder was captured before "camera off": drop it and
+        # start the receivers again at an IDR of a blackened request.
+        queue = self._queue
+        if queue is not None:
+            while not queue.empty():
+                if queue.get_nowait() is None:
+                    queue.put_nowait(None)  # a failure stays reported
+                    break
+                self.frames_dropped += 1
+        self._resync = True
+        self.request_keyframe()
 
     def _schedule_reconfigure(self) -> None:
         loop, executor = self._loop, self._executor
@@ -376,6 +423,7 @@ class Picamera2Source(VideoSource):
     def _show_preview(self, frame: av.VideoFrame) -> None:
         if self._executor is not None:
             self.latest_preview = frame
+            self._preview_arrived.set()
 
     def _end(self, reason: str) -> None:
         """Make :meth:`read` raise :class:`SourceError` with ``reason`` (runs on the loop)."""
@@ -398,6 +446,8 @@ class Picamera2Source(VideoSource):
         except Exception as exc:
             raise SourceError(f"{self._what} cannot be opened: {_reason(exc)}") from exc
         try:
+            # Before the camera starts: not one request escapes blanking.
+            camera.pre_callback = self._blank_request
             self._configure(camera)
             self._start_encoder(camera)
             camera.start()
@@ -407,6 +457,15 @@ class Picamera2Source(VideoSource):
             self._encoder = None
             raise SourceError(f"{self._what} cannot start: {_reason(exc)}") from exc
         self._camera = camera
+
+    def _blank_request(self, request: Any) -> None:
+        """picamera2's ``pre_callback`` (its camera thread), for each completed request before
+        the encoders and ``capture_array`` see it: black while the camera is off."""
+        if not self._blanked:
+            return
+        for stream in ("main", "lores"):
+            with self._module.MappedArray(request, stream) as mapped:
+                blacken_yuv420(mapped.array)
 
     def _configure(self, camera: Any) -> None:
         width, height = self.width, self.height

@@ -64,8 +64,30 @@ class VideoSource(ABC):
         self.keyframes_requested = 0
         #: The newest captured frame, unencoded, for the booth's self-view (None before one).
         self.latest_preview: av.VideoFrame | None = None
-        #: The citizen turned the camera off: black frames go out instead of the picture.
-        self.blanked = False
+        self._blanked = False
+
+    @property
+    def blanked(self) -> bool:
+        """The citizen turned the camera off: black pictures go out instead of the camera's.
+
+        Every source keeps this promise (the contract, tested for each in
+        tests/security/test_security_camera_blanking.py): once set, no picture captured
+        afterwards is sent, and the self-view (:attr:`latest_preview`) turns black too. Frames
+        captured before may still follow for a moment; the call goes on with black pictures.
+        """
+        return self._blanked
+
+    @blanked.setter
+    def blanked(self, value: bool) -> None:
+        if value == self._blanked:
+            return
+        self._blanked = value
+        log.info("%s source: camera %s", self.name, "off (black pictures)" if value else "on")
+        self._blanking_changed(value)
+
+    def _blanking_changed(self, blanked: bool) -> None:  # noqa: B027 - an optional hook
+        """Called on the event loop when :attr:`blanked` changes; sources whose pictures are
+        made elsewhere (the Pi camera's own encoder) act on it here."""
 
     def request_keyframe(self) -> None:
         """Make the next frame an IDR (several requests before it make one IDR)."""
@@ -97,6 +119,12 @@ class VideoSource(ABC):
         """The next access unit, when the camera has it."""
 
     @abstractmethod
+    async def next_preview(self) -> None:
+        """Wait for the next self-view frame (:attr:`latest_preview`) while nobody reads encoded
+        frames: the waiting screen's self-view and the QR code scanner need pictures before
+        any call has a peer. Raises :class:`SourceError` like :meth:`read`."""
+
+    @abstractmethod
     async def stop(self) -> None:
         """Close the camera; safe to call twice."""
 
@@ -114,6 +142,8 @@ class EncoderSource(VideoSource):
         self._encoder: H264Encoder | None = None
         self._started_at = 0.0
         self._frame_index = 0
+        #: Frames taken from the camera, for the self-view or to be encoded.
+        self.frames_captured = 0
 
     @abstractmethod
     def _capture(self) -> av.VideoFrame:
@@ -142,16 +172,27 @@ class EncoderSource(VideoSource):
         self._started_at = time.monotonic()
         log.info("%s source started at %dx%d@%d", self.name, self.width, self.height, self.fps)
 
-    def _encode_next(self, keyframe: bool) -> EncodedFrame | None:
+    def _next_picture(self) -> av.VideoFrame:
+        """The next frame at the size to send, black while :attr:`blanked` (worker thread)."""
         raw = self._capture()
-        capture_time = time.time()
+        self.frames_captured += 1
         width, height = self.width, self.height
+        # Read after the capture: a frame captured before "camera off" but sent after is black.
+        if self._blanked:
+            # "Camera off" on the booth: the call goes on with black pictures.
+            return _black(width, height)
         if (raw.width, raw.height) != (width, height) or raw.format.name != "yuv420p":
             # Scaled once, by swscale, to the size the rate controller chose.
             raw = raw.reformat(width=width, height=height, format="yuv420p")
-        if self.blanked:
-            # "Camera off" on the booth: the call goes on with black pictures.
-            raw = _black(width, height)
+        return raw
+
+    def _preview_next(self) -> None:
+        self.latest_preview = self._next_picture()
+
+    def _encode_next(self, keyframe: bool) -> EncodedFrame | None:
+        raw = self._next_picture()
+        capture_time = time.time()
+        width, height = raw.width, raw.height
         encoder = self._encoder
         if encoder is None or (encoder.width, encoder.height) != (width, height):
             encoder = self._encoder = H264Encoder(width, height, self.fps, self._bitrate)
@@ -173,6 +214,18 @@ class EncoderSource(VideoSource):
             width=width,
             height=height,
         )
+
+    async def next_preview(self) -> None:
+        executor = self._executor
+        if executor is None:
+            raise SourceError(f"the {self.name} source is not started")
+        await self._wait_for_frame()
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._preview_next)
+        except SourceError:
+            raise
+        except RuntimeError as exc:  # the executor was shut down by stop()
+            raise SourceError(f"the {self.name} source stopped") from exc
 
     async def read(self) -> EncodedFrame:
         executor = self._executor
@@ -201,7 +254,12 @@ class EncoderSource(VideoSource):
         finally:
             executor.shutdown(wait=False)
             self.latest_preview = None
-            log.info("%s source stopped after %d frames", self.name, self.frames_encoded)
+            log.info(
+                "%s source stopped after %d frames captured, %d encoded",
+                self.name,
+                self.frames_captured,
+                self.frames_encoded,
+            )
 
 
 @functools.lru_cache(maxsize=4)

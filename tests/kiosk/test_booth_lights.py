@@ -20,9 +20,9 @@ pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 class LightWatch:
-    """Samples the booth every few milliseconds: a streaming camera with a dark light is a
-    broken promise, and a lit light with no camera a false alarm (allowed only while the
-    camera is being opened or closed)."""
+    """Samples the booth every few milliseconds: a streaming camera (not turned off by the
+    citizen) with a dark light is a broken promise, and a lit light with no camera a false
+    alarm (allowed only while the camera is being opened or closed)."""
 
     def __init__(self, booth: Booth, fake: FakeHardware) -> None:
         self.booth, self.fake = booth, fake
@@ -31,7 +31,8 @@ class LightWatch:
 
     async def run(self) -> None:
         while True:
-            if self.booth.fanout is not None and not self.fake.camera_led.is_lit:
+            showing = self.booth.fanout is not None and not self.booth.camera_off
+            if showing and not self.fake.camera_led.is_lit:
                 self.dark_while_streaming += 1
             self.samples += 1
             await asyncio.sleep(0.005)

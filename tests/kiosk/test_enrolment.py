@@ -1,6 +1,7 @@
 """A real booth enrols against an in-process server: with the token from booth.toml (which is
-then deleted from the file), or with the token read from the enrolment QR code; it comes back
-after a restart with its stored key, and a revoked booth is out of service."""
+then deleted from the file), or with the token read from the enrolment QR code (shown to its
+camera); it comes back after a restart with its stored key, and a revoked booth is out of
+service."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from kiosk.app import Booth
 from kiosk.config import load_config
 from kiosk.flow import QrCodeRead, State
 from kiosk.identity import IDENTITY_FILE, KEY_FILE
+from kiosk.media import PyAVSource
 from server.keys import DATABASE
 from server.storage import create_user
+from tests.kiosk.conftest import qr_video
 from tests.server.conftest import PASSWORD, Harness, MakeHarness, make_harness  # noqa: F401
 
 
@@ -124,6 +127,37 @@ async def test_enrolment_by_scanning_the_code(
 
     booth.post(QrCodeRead(added["enrolment_token"]))
     await _until(lambda: booth.state is State.IDLE, "idle after enrolment")
+    assert booth.fanout is None  # the camera is off again
+    booth.stop()
+    await task
+    await admin.close()
+
+
+async def test_enrolment_reads_the_code_through_the_camera(
+    make_harness: MakeHarness,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The enrolment screen's QR code reaches the booth as camera frames: a PyAV source
+    showing the code stands in for the camera, and nothing is handed to the flow directly."""
+    harness = await make_harness()
+    admin = await _admin(harness)
+    added = await _new_booth(admin, harness, "Booth C")
+    video = qr_video(tmp_path / "enrolment-code.mp4", added["enrolment_token"])
+    opened: list[PyAVSource] = []
+
+    async def camera() -> PyAVSource:
+        source = PyAVSource(url=str(video), width=640, height=480, fps=15, loop=True)
+        await source.start()
+        opened.append(source)
+        return source
+
+    booth = Booth(load_config(_boot_file(tmp_path, harness, None)), camera=camera)
+    task = await _run(booth)
+    await _until(lambda: booth.state is State.ENROLMENT, "the enrolment screen")
+    await _until(lambda: booth.state is State.IDLE, "enrolment with the code the camera saw")
+    assert booth.access.identity is not None
+    assert booth.access.identity.booth_id == added["booth"]["id"]
+    assert opened and opened[0].frames_captured > 0
     assert booth.fanout is None  # the camera is off again
     booth.stop()
     await task

@@ -14,7 +14,15 @@ import pytest
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
-from kiosk.media import TestPatternSource, VideoFanout, nal_unit_types, read_stamp
+from kiosk.media import (
+    Picamera2Source,
+    TestPatternSource,
+    VideoFanout,
+    VideoSource,
+    nal_unit_types,
+    read_stamp,
+)
+from kiosk.media.fake_picamera2 import FakePicamera2
 from kiosk.media.h264 import NAL_IDR, NAL_PPS, NAL_SPS, H264Encoder
 
 FPS = 30
@@ -173,3 +181,35 @@ async def test_a_peer_that_stops_reading_is_resynchronised(fanout: VideoFanout) 
         packets.append(await sleeper.recv())
         assert len(packets) < 40
     assert sleeper.frames_dropped > 0
+
+
+@pytest.mark.parametrize("kind", ["test-pattern", "picamera2"])
+async def test_without_a_peer_the_self_view_still_gets_frames(kind: str) -> None:
+    """The waiting, code-entry and enrolment screens show (and scan) the camera before any
+    call has a peer: the pump keeps the self-view fresh but encodes nothing for nobody."""
+    source: VideoSource
+    if kind == "picamera2":
+        source = Picamera2Source(
+            width=320, height=240, fps=FPS, preview_width=160, picamera2_module=FakePicamera2()
+        )
+    else:
+        source = TestPatternSource(width=320, height=240, fps=FPS, bitrate=300_000)
+    fanout = VideoFanout(source)
+    await fanout.start()
+    try:
+        seen: set[int] = set()
+        for _ in range(100):
+            preview = source.latest_preview
+            if preview is not None:
+                stamp = read_stamp(preview.to_ndarray(format="rgb24"))
+                if stamp is not None:
+                    seen.add(stamp.frame_number)
+            if len(seen) >= 5:
+                break
+            await asyncio.sleep(0.02)
+        assert len(seen) >= 5, f"{kind}: the self-view got {len(seen)} frames"
+        if isinstance(source, TestPatternSource):
+            assert source.frames_encoded == 0
+            assert source.frames_captured >= 5
+    finally:
+        await fanout.close()
