@@ -2,7 +2,8 @@
 
 Every change is written to the audit log with metadata only (who, what, which record, which
 fields): never a password, not even a generated one. Generated passwords are returned once, in
-the response that made them.
+the response that made them, and must be changed by their user at the next login
+(:mod:`server.account`).
 
 Two rules protect access to the administration itself: administrators cannot disable
 themselves or take away their own role (someone else has to), and the last enabled
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server.api import ADMINS, Api, ApiCall
 from server.http import ProblemError
-from server.keys import CONFIG, DATABASE
+from server.keys import CONFIG, DATABASE, SWITCHBOARD
 from server.storage import (
     MAX_AUDIT_RETENTION_DAYS,
     MIN_AUDIT_RETENTION_DAYS,
@@ -48,6 +49,7 @@ from server.storage import (
     record_audit,
     search_audit,
     set_audit_retention_days,
+    set_must_change_password,
     set_password,
     update_branch,
     update_user,
@@ -113,6 +115,7 @@ def user_json(user: User, topic_ids: list[str]) -> dict[str, Any]:
         "display_name": user.display_name,
         "role": user.role.value,
         "disabled": user.disabled,
+        "must_change_password": user.must_change_password,
         "created_at": user.created_at.isoformat(),
         "topic_ids": topic_ids,
     }
@@ -224,6 +227,10 @@ def _register_users(api: Api) -> None:
             role=body.role,
             display_name=body.display_name,
         )
+        if generated:
+            # The administrator has seen it: only the user should know their password.
+            await set_must_change_password(call.request.app[DATABASE], user.id, True)
+            user.must_change_password = True
         await _audit(
             call,
             "user.create",
@@ -234,7 +241,10 @@ def _register_users(api: Api) -> None:
         result: dict[str, Any] = {"user": user_json(user, [])}
         if generated:
             result["password"] = password
-            result["note"] = "the password is shown once: hand it to the user now"
+            result["note"] = (
+                "the password is shown once: hand it to the user now; they choose their own "
+                "at their first login"
+            )
         return web.json_response(result, status=201)
 
     @api.endpoint(
@@ -275,6 +285,8 @@ def _register_users(api: Api) -> None:
         db = call.request.app[DATABASE]
         with _conflicts():
             user = await disable_user(db, user_id)
+        # Their open workspaces close now; a call they are in ends.
+        call.request.app[SWITCHBOARD].end_logins(user.id, reason="account disabled")
         await _audit(call, "user.disable", user.id)
         topics = await user_topic_ids(db)
         return web.json_response({"user": user_json(user, topics.get(user.id, []))})
@@ -299,13 +311,17 @@ def _register_users(api: Api) -> None:
         if await get_user(db, user_id) is None:
             raise ProblemError(404, "Not Found", "no such user")
         password = _new_password()
+        # The flag first: should the second step fail, the old password is changed at the next
+        # login, which is harmless; the other order could leave a generated password for good.
+        await set_must_change_password(db, user_id, True)
         await set_password(db, user_id, password)
+        call.request.app[SWITCHBOARD].end_logins(user_id, reason="password reset")
         await _audit(call, "user.password_reset", user_id)
         return web.json_response(
             {
                 "password": password,
                 "note": "the password is shown once: hand it to the user now; "
-                "their open logins have ended",
+                "their open logins have ended, and they choose their own at the next login",
             }
         )
 

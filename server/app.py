@@ -14,6 +14,7 @@ from aiohttp import web
 
 from protocol import IceServer
 from server import (
+    account,
     admin,
     appointments,
     auth,
@@ -175,6 +176,7 @@ def _build_api() -> Api:
         return web.json_response({"status": "ok"})
 
     auth.register(api)
+    account.register(api)
     appointments.register(api)
     join.register(api)
     calls.register(api)
@@ -283,5 +285,5 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
     api = _build_api()
     app[API] = api
-    api.install(app, auth.caller_for)
+    api.install(app, account.gated(auth.caller_for))
     return app

@@ -1,10 +1,17 @@
 """The organisation's branding: name, colours, texts per language and the logo.
 
-Anyone may read it (the citizens' page and booths show it before anybody logs in);
-administrators change it. Colours must carry white text with the contrast WCAG 2.1 AA asks
-for (4.5:1), so pages and booths can put labels on them without checking again. Texts are
-plain text, shown with ``textContent``; markup characters are refused rather than escaped, so
-what the administrator typed is what everybody sees.
+Anyone may read it (the citizens' page and booths show it before anybody logs in), together
+with the organisation's time zone, in which every page shows times; administrators change it.
+Colours must carry white text with the contrast WCAG 2.1 AA asks for (4.5:1), so pages and
+booths can put labels on them without checking again. Texts are plain text, shown with
+``textContent``; markup characters are refused rather than escaped, so what the administrator
+typed is what everybody sees.
+
+The pages and the booth show an organisation's text in the visitor's language; without one
+they keep their built-in text, except for the privacy notice: an organisation's notice is
+always shown, in English or German (the first that exists) when there is none in the visitor's
+language. The pages (``/static/js/branding.js``) and the booth (``kiosk/ui/branded.py``)
+follow this rule.
 
 The logo is a PNG (checked: signature, header, chunks, at most 2048 x 2048 pixels) or an SVG
 cleaned by :mod:`server.svg`, and is served with its own strict Content-Security-Policy.
@@ -26,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.api import ADMINS, EVERYONE, PREFIX, Api, ApiCall
 from server.http import ProblemError
-from server.keys import DATABASE
+from server.keys import CONFIG, DATABASE
 from server.storage import (
     ActorKind,
     Database,
@@ -289,6 +296,8 @@ def register(api: Api) -> None:
                 "logo_url": logo_url(await asset_digest(db, LOGO_ASSET)),
                 "languages": list(LANGUAGES),
                 "text_limits": TEXT_LIMITS,
+                # Every page shows times in the organisation's zone, as the invitations do.
+                "timezone": call.request.app[CONFIG].timezone,
             }
         )
 

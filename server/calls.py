@@ -15,7 +15,7 @@ from server.api import USERS, Access, Api, ApiCall
 from server.auth import GUEST_COOKIE
 from server.http import ProblemError
 from server.keys import CONFIG, DATABASE, GUESTS, SWITCHBOARD, WALK_IN_LIMITER
-from server.storage import ActorKind, list_regions, list_topics, record_audit
+from server.storage import ActorKind, list_regions, list_topics, record_audit, topic_names
 from server.switchboard import INVITATION_SECONDS
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,9 @@ def register(api: Api) -> None:
         db = request.app[DATABASE]
         token = request.app[GUESTS].issue(walk_in=True, expires_at=datetime.now(UTC) + WALK_IN_PASS)
         topics = [
-            {"id": t.id, "name": t.name} for t in await list_topics(db, include_inactive=False)
+            # The page shows the name in the citizen's language, the topic's own otherwise.
+            {"id": t.id, "name": t.name, "names": topic_names(t)}
+            for t in await list_topics(db, include_inactive=False)
         ]
         response = web.json_response({"topics": topics, "regions": await list_regions(db)})
         set_guest_cookie(request, response, token, int(WALK_IN_PASS.total_seconds()))

@@ -132,7 +132,8 @@ def register(api: Api) -> None:
         except EnrolmentError as exc:
             limiter.record_failure(key)
             log.warning("enrolment refused from %s: %s", request.remote, exc)
-            raise ProblemError(403, "Forbidden", str(exc)) from None
+            # The reason as a code as well: the booth explains it in its visitor's language.
+            raise ProblemError(403, "Forbidden", str(exc), reason=exc.reason.value) from None
         await record_audit(
             db,
             actor_kind=ActorKind.BOOTH,

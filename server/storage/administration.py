@@ -39,6 +39,7 @@ __all__ = [
     "disable_user",
     "enable_user",
     "search_audit",
+    "set_must_change_password",
     "update_branch",
     "update_user",
     "user_topic_ids",
@@ -152,6 +153,19 @@ async def enable_user(db: Database, user_id: str) -> User:
     assert user is not None
     logger.info("User %s enabled", user_id)
     return user
+
+
+async def set_must_change_password(db: Database, user_id: str, must: bool) -> None:
+    """Make the user change their password at the next request (a generated one), or no
+    longer. Raises :class:`NotFoundError` for an unknown user."""
+    async with db.session() as session:
+        result = await session.execute(
+            update(User).where(User.id == user_id).values(must_change_password=must)
+        )
+        if rowcount(result) == 0:
+            raise NotFoundError(f"No user with id {user_id!r}.")
+        await session.commit()
+    logger.info("User %s must change the password: %s", user_id, "yes" if must else "no")
 
 
 async def user_topic_ids(db: Database) -> dict[str, list[str]]:

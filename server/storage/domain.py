@@ -16,6 +16,7 @@ in a deployment of branch offices. Callers limit how many codes a client may try
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import re
 import secrets
@@ -50,6 +51,7 @@ __all__ = [
     "JOIN_OPENS_BEFORE_START",
     "MAX_DURATION_MINUTES",
     "MIN_DURATION_MINUTES",
+    "TOPIC_LANGUAGES",
     "appointment_by_code",
     "appointment_by_token",
     "cancel_appointment",
@@ -72,7 +74,10 @@ __all__ = [
     "rename_topic",
     "set_booth_branch",
     "set_topic_active",
+    "set_topic_names",
     "set_user_topics",
+    "topic_name",
+    "topic_names",
     "topics_for_user",
 ]
 
@@ -265,6 +270,52 @@ async def rename_topic(db: Database, topic_id: str, name: str) -> Topic:
     cleaned = _clean_text(name, "topic name", _NAME_MAX)
     duplicate = DuplicateError(f"A topic named {cleaned!r} already exists; choose another name.")
     return await _update_topic(db, topic_id, {"name": cleaned}, duplicate)
+
+
+#: The languages a topic can have a name in: those of the booth and the citizens' page.
+TOPIC_LANGUAGES = ("de", "en", "tr", "uk", "ru", "ar")
+
+
+def topic_names(topic: Topic) -> dict[str, str]:
+    """The topic's names per language (``{}`` without any, or if the stored JSON is damaged)."""
+    if not topic.names:
+        return {}
+    try:
+        stored = json.loads(topic.names)
+    except ValueError:
+        logger.warning("Topic %s: its names per language are not valid JSON", topic.id)
+        return {}
+    if not isinstance(stored, dict):
+        return {}
+    return {
+        str(k): str(v)
+        for k, v in stored.items()
+        if k in TOPIC_LANGUAGES and isinstance(v, str) and v
+    }
+
+
+def topic_name(topic: Topic, language: str) -> str:
+    """The topic's name in *language*, or its own name when it has none in that language."""
+    return topic_names(topic).get(language) or topic.name
+
+
+async def set_topic_names(db: Database, topic_id: str, names: dict[str, str]) -> Topic:
+    """Make *names* (language -> name) the topic's names per language; an empty name removes
+    that language. Return the topic.
+
+    Raises :class:`InvalidValueError` for a language not in :data:`TOPIC_LANGUAGES` or a
+    malformed name, and :class:`NotFoundError` for an unknown topic.
+    """
+    cleaned: dict[str, str] = {}
+    for language, name in names.items():
+        if language not in TOPIC_LANGUAGES:
+            raise InvalidValueError(
+                f"No topic names in {language!r}: use one of {', '.join(TOPIC_LANGUAGES)}."
+            )
+        if name.strip():
+            cleaned[language] = _clean_text(name, f"topic name in {language!r}", _NAME_MAX)
+    stored = json.dumps(cleaned, ensure_ascii=False, sort_keys=True) if cleaned else None
+    return await _update_topic(db, topic_id, {"names": stored}, None)
 
 
 async def set_topic_active(db: Database, topic_id: str, active: bool) -> Topic:

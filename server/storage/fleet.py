@@ -13,6 +13,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -33,8 +34,26 @@ _PUBLIC_KEY = re.compile(r"^[0-9a-f]{64}$")
 MAX_HARDWARE_CHARS = 2000
 
 
+class EnrolmentRefusal(StrEnum):
+    """Why an enrolment was refused, for a booth to explain in its own language."""
+
+    # (S105: these name reasons, they are no secrets)
+    NOT_A_TOKEN = "not_a_token"  # noqa: S105
+    BAD_REQUEST = "bad_request"  # a malformed key or hardware description: a booth's bug
+    TOKEN_UNKNOWN = "token_unknown"  # noqa: S105
+    TOKEN_USED = "token_used"  # noqa: S105
+    TOKEN_EXPIRED = "token_expired"  # noqa: S105
+    BOOTH_REVOKED = "booth_revoked"
+    KEY_TAKEN = "key_taken"
+
+
 class EnrolmentError(StorageError):
-    """The enrolment cannot go ahead; the message says why (shown to the technician)."""
+    """The enrolment cannot go ahead; the message says why (shown to the technician), and
+    :attr:`reason` says it as a code."""
+
+    def __init__(self, message: str, reason: EnrolmentRefusal) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -91,7 +110,9 @@ async def new_enrolment_token(
         if booth is None:
             raise NotFoundError(f"No booth with id {booth_id!r}.")
         if booth.revoked:
-            raise EnrolmentError("This booth is revoked; add a new booth instead.")
+            raise EnrolmentError(
+                "This booth is revoked; add a new booth instead.", EnrolmentRefusal.BOOTH_REVOKED
+            )
         await session.execute(
             delete(BoothEnrolment).where(
                 BoothEnrolment.booth_id == booth_id, BoothEnrolment.used_at.is_(None)
@@ -117,12 +138,16 @@ async def enrol_booth(db: Database, token: str, public_key: str, hardware: dict[
     already in use) and changes nothing then.
     """
     if not isinstance(token, str) or not _TOKEN.fullmatch(token):
-        raise EnrolmentError("This is not an enrolment token; scan the code again.")
+        raise EnrolmentError(
+            "This is not an enrolment token; scan the code again.", EnrolmentRefusal.NOT_A_TOKEN
+        )
     if not isinstance(public_key, str) or not _PUBLIC_KEY.fullmatch(public_key):
-        raise EnrolmentError("The public key must be 64 hex digits (an Ed25519 key).")
+        raise EnrolmentError(
+            "The public key must be 64 hex digits (an Ed25519 key).", EnrolmentRefusal.BAD_REQUEST
+        )
     facts = json.dumps(hardware, sort_keys=True, ensure_ascii=True)
     if len(facts) > MAX_HARDWARE_CHARS:
-        raise EnrolmentError("The hardware description is too long.")
+        raise EnrolmentError("The hardware description is too long.", EnrolmentRefusal.BAD_REQUEST)
     now = db.now()
     async with db.session() as session:
         # Spend the token first (write first: on SQLite this takes the lock), then check.
@@ -136,27 +161,42 @@ async def enrol_booth(db: Database, token: str, public_key: str, hardware: dict[
             .values(used_at=now)
         )
         enrolment = await session.get(BoothEnrolment, sha256_hex(token))
-        refusal: str | None = None
+        refusal: tuple[str, EnrolmentRefusal] | None = None
         booth: Booth | None = None
         if rowcount(result) == 0:
             if enrolment is None:
-                refusal = "This enrolment token is not known; ask for a new one."
+                refusal = (
+                    "This enrolment token is not known; ask for a new one.",
+                    EnrolmentRefusal.TOKEN_UNKNOWN,
+                )
             elif enrolment.used_at is not None:
-                refusal = "This enrolment token was already used; ask for a new one."
+                refusal = (
+                    "This enrolment token was already used; ask for a new one.",
+                    EnrolmentRefusal.TOKEN_USED,
+                )
             else:
-                refusal = "This enrolment token has expired; ask for a new one."
+                refusal = (
+                    "This enrolment token has expired; ask for a new one.",
+                    EnrolmentRefusal.TOKEN_EXPIRED,
+                )
         else:
             assert enrolment is not None
             booth = await session.get(Booth, enrolment.booth_id)
             if booth is None or booth.revoked:
-                refusal = "This booth is revoked; it cannot be enrolled."
+                refusal = (
+                    "This booth is revoked; it cannot be enrolled.",
+                    EnrolmentRefusal.BOOTH_REVOKED,
+                )
             elif await session.scalar(
                 select(Booth.id).where(Booth.public_key == public_key, Booth.id != booth.id)
             ):
-                refusal = "This key already belongs to another booth."
+                refusal = (
+                    "This key already belongs to another booth.",
+                    EnrolmentRefusal.KEY_TAKEN,
+                )
         if refusal is not None:
             await session.rollback()  # the token stays as it was
-            raise EnrolmentError(refusal)
+            raise EnrolmentError(*refusal)
         assert booth is not None
         booth.public_key = public_key
         booth.enrolled_at = now

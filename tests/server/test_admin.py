@@ -408,6 +408,48 @@ async def test_topics_are_renamed_and_switched_off_and_on(
     assert json.loads(events[0].detail or "") == {"active": False, "fields": ["active"]}
 
 
+async def test_topics_have_a_name_per_language(
+    harness: Harness, admin: aiohttp.ClientSession
+) -> None:
+    names = {"de": "Wohngeld", "ar": "إعانة السكن", "tr": " "}  # blank: no Turkish name
+    status, topic = await call(
+        admin, harness, "POST", "/topics", {"name": "Housing benefit", "names": names}
+    )
+    assert status == 201, topic
+    assert topic["names"] == {"de": "Wohngeld", "ar": "إعانة السكن"}
+    path = f"/topics/{topic['id']}"
+    status, changed = await call(admin, harness, "PATCH", path, {"names": {"uk": "Житлова"}})
+    assert (status, changed["names"], changed["name"]) == (
+        200,
+        {"uk": "Житлова"},
+        "Housing benefit",
+    )
+    for body, words in [
+        ({"names": {"xx": "Name"}}, "use one of de, en, tr, uk, ru, ar"),
+        ({"names": {"de": "a" * 101}}, "at most 100"),
+        ({"names": {"de": "Zeile\nzwei"}}, "control characters"),
+    ]:
+        status, problem = await call(admin, harness, "PATCH", path, body)
+        assert status == 400 and words in problem["detail"], (body, problem)
+    await call(admin, harness, "PATCH", path, {"names": {"ar": "إعانة السكن"}})
+
+    # A booth and a walk-in's page get the names too.
+    credential = await harness.add_booth("Names booth")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {credential}"}) as booth:
+        _, offered = await call(booth, harness, "GET", "/topics")
+    assert offered["topics"] == [
+        {
+            "id": topic["id"],
+            "name": "Housing benefit",
+            "names": {"ar": "إعانة السكن"},
+            "active": True,
+        }
+    ]
+    async with aiohttp.ClientSession() as citizen:
+        _, walk_in = await call(citizen, harness, "POST", "/walk-in", {})
+    assert walk_in["topics"][0]["names"] == {"ar": "إعانة السكن"}
+
+
 # --- settings and housekeeping -------------------------------------------------------------
 
 

@@ -124,6 +124,7 @@ async def test_a_token_works_once(harness: Harness) -> None:
     status, body = await _enrol(harness, added["enrolment_token"], second)
     assert status == 403
     assert body["detail"] == "This enrolment token was already used; ask for a new one."
+    assert body["reason"] == "token_used"  # the booth says it in its visitor's language
     stored = await get_booth(harness.app[DATABASE], added["booth"]["id"])
     assert stored is not None
     assert stored.public_key == public_hex(first)  # unchanged
@@ -137,11 +138,11 @@ async def test_an_expired_token_is_refused(harness: Harness) -> None:
     token, _ = await new_enrolment_token(db, added["booth"]["id"], ttl=timedelta(seconds=-1))
     status, body = await _enrol(harness, token, Ed25519PrivateKey.generate())
     assert status == 403
-    assert "expired" in body["detail"]
+    assert "expired" in body["detail"] and body["reason"] == "token_expired"
     # The first token was replaced by the new one and no longer works either.
     status, body = await _enrol(harness, added["enrolment_token"], Ed25519PrivateKey.generate())
     assert status == 403
-    assert "not known" in body["detail"]
+    assert "not known" in body["detail"] and body["reason"] == "token_unknown"
     stored = await get_booth(db, added["booth"]["id"])
     assert stored is not None
     assert stored.public_key is None
@@ -155,7 +156,7 @@ async def test_a_revoked_booth_cannot_enrol(harness: Harness) -> None:
         pass
     status, body = await _enrol(harness, added["enrolment_token"], Ed25519PrivateKey.generate())
     assert status == 403
-    assert "revoked" in body["detail"]
+    assert "revoked" in body["detail"] and body["reason"] == "booth_revoked"
     async with admin.post(
         harness.url(f"/api/v1/booths/{added['booth']['id']}/enrolment"), json={}
     ) as response:
