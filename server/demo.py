@@ -1,8 +1,10 @@
 """``videobooth-demo``: the whole system on one machine (server, relay if present, one booth).
 
-It prepares a data folder (SQLite database, a demo advisor, a demo booth), starts coturn on
-127.0.0.1 when it is installed, the server, and a booth showing the test pattern, then prints
-the advisor's address. Ctrl-C stops everything it started, in reverse order.
+It first checks that the ports it needs on 127.0.0.1 are free (a second demo on a busy port
+would otherwise talk to the first one's server), then prepares a data folder (SQLite database,
+a demo advisor, a demo booth), starts coturn on 127.0.0.1 when it is installed, the server, and
+a booth showing the test pattern, and prints the advisor's address once its own server answers.
+Ctrl-C stops everything it started, in reverse order.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -38,13 +41,55 @@ log = logging.getLogger("demo")
 
 ADVISOR = "advisor"
 BOOTH = "Demo booth"
+#: The demo's processes listen on this address only.
+HOST = "127.0.0.1"
+
+
+class DemoError(Exception):
+    """The demo cannot start; the message says why and what to do."""
 
 
 def free_port() -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def port_taken(port: int, kind: socket.SocketKind = socket.SOCK_STREAM) -> bool:
+    """Whether something already uses ``port`` of 127.0.0.1 (TCP, or UDP with ``kind``).
+
+    TCP is bound like the server binds (address reuse on), so a port left in TIME_WAIT by a
+    demo that just stopped counts as free, as it is for the server.
+    """
+    with socket.socket(socket.AF_INET, kind) as sock:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return True
+            raise
+    return False
+
+
+def check_ports(server_port: int, relay_port: int | None) -> None:
+    """Raise :class:`DemoError` naming the first port the demo needs that is taken."""
+    if port_taken(server_port):
+        raise DemoError(
+            f"TCP port {server_port} on {HOST} is taken, so the server cannot start there (is "
+            f"another Videobooth demo or server running?); stop it, or choose another port "
+            f"with --port {server_port + 1}"
+        )
+    if relay_port is not None:
+        for kind, name in ((socket.SOCK_DGRAM, "UDP"), (socket.SOCK_STREAM, "TCP")):
+            if port_taken(relay_port, kind):
+                raise DemoError(
+                    f"{name} port {relay_port} on {HOST} is taken, so the relay cannot start "
+                    "there; start the demo again (it picks a free relay port each time), or "
+                    "leave the relay out with --relay off"
+                )
 
 
 async def _prepare(data_dir: Path, reset_password: bool) -> tuple[str | None, str]:
@@ -76,16 +121,21 @@ async def _prepare(data_dir: Path, reset_password: bool) -> tuple[str | None, st
         await db.close()
 
 
-def _wait_http(url: str, timeout: float) -> None:
+def _wait_http(url: str, server: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait until ``server`` answers at ``url``; :class:`DemoError` when it stopped or stays
+    silent (an answer while it is not running would come from someone else's server)."""
     deadline = time.monotonic() + timeout
     while True:
+        code = server.poll()
+        if code is not None:
+            raise DemoError(f"the server stopped before it answered (exit code {code}); see above")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
-                if response.status == 200:
+                if response.status == 200 and server.poll() is None:
                     return
-        except OSError:
+        except OSError as exc:
             if time.monotonic() > deadline:
-                raise
+                raise DemoError(f"the server does not answer at {url}: {exc}") from exc
         time.sleep(0.2)
 
 
@@ -109,6 +159,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        return _run(args)
+    except DemoError as exc:
+        print(f"videobooth-demo: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    turnserver = shutil.which("turnserver") if args.relay == "auto" else None
+    turn_port = free_port() if turnserver else 0
+    # Before anything is prepared or started: say which port is taken, and stop.
+    check_ports(args.port, turn_port if turnserver else None)
 
     data_dir: Path = args.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -116,9 +178,8 @@ def main(argv: list[str] | None = None) -> int:
 
     server_toml = [f'data_dir = "{data_dir}"', f"port = {args.port}"]
     processes: list[tuple[str, subprocess.Popen[bytes]]] = []
-    turnserver = shutil.which("turnserver")
-    if args.relay == "auto" and turnserver:
-        turn_port, secret = free_port(), secrets.token_hex(24)
+    if turnserver:
+        secret = secrets.token_hex(24)
         turn_conf = data_dir / "turnserver.conf"
         turn_conf.write_text(
             coturn_config(
@@ -150,20 +211,16 @@ def main(argv: list[str] | None = None) -> int:
 
     booth_file = data_dir / "booth.toml"
     booth_file.write_text(
-        f'server_url = "http://127.0.0.1:{args.port}"\ncredential = "{credential}"\n'
+        f'server_url = "http://{HOST}:{args.port}"\ncredential = "{credential}"\n'
         '[camera]\nkind = "test-pattern"\n'
     )
     booth_file.chmod(0o600)
 
     python = sys.executable
     try:
-        processes.append(
-            (
-                "server",
-                subprocess.Popen([python, "-m", "server", "--config", str(config_file), "serve"]),
-            )
-        )
-        _wait_http(f"http://127.0.0.1:{args.port}/api/v1/health", timeout=30)
+        server = subprocess.Popen([python, "-m", "server", "--config", str(config_file), "serve"])
+        processes.append(("server", server))
+        _wait_http(f"http://{HOST}:{args.port}/api/v1/health", server, timeout=30)
         processes.append(
             (
                 "booth",

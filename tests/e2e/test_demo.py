@@ -1,7 +1,9 @@
-"""The README's first command: the demo starts everything, works, and Ctrl-C stops it all."""
+"""The README's first command: the demo starts everything, works, and Ctrl-C stops it all; a
+second demo on a busy port says which port is taken and starts nothing."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
@@ -9,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -85,3 +88,59 @@ async def test_demo_runs_server_and_booth_and_stops_cleanly(tmp_path: Path) -> N
     # Everything it started is gone: the port is free again.
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    """Another server on the port: it answers the health check as a running demo would."""
+
+    def do_GET(self) -> None:
+        body = b'{"status": "ok"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_second_demo_on_a_busy_port_says_which_port_and_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    port = other.server_address[1]
+    serving = threading.Thread(target=other.serve_forever, daemon=True)
+    serving.start()
+    data_dir = tmp_path / "second-demo"
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "server.demo",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(port),
+                "--display",
+                "headless",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"},
+            timeout=60,
+            check=False,
+        )
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert result.returncode == 1, result.stdout + result.stderr
+    # Not a word of a running demo or a password (they would belong to the other server) ...
+    assert "running" not in result.stdout and "Password" not in result.stdout, result.stdout
+    # ... one line naming the port and what to do, and no traceback.
+    assert f"TCP port {port} on 127.0.0.1 is taken" in result.stderr, result.stderr
+    assert "--port" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert not data_dir.exists()  # nothing prepared
