@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -48,6 +49,9 @@ class Caller:
     name: str = ""
     #: Authenticated by the session cookie (so writes need a same-origin check).
     by_cookie: bool = False
+    #: For a person: the id of the login session, and until when it lasts.
+    login: str | None = None
+    login_expires_at: datetime | None = None
     #: For a citizen: the appointment of the guest pass and its advisor ...
     appointment_id: str | None = None
     appointment_advisor: str | None = None

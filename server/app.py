@@ -18,6 +18,7 @@ from server import (
     admin,
     appointments,
     auth,
+    boothcode,
     branding,
     calls,
     fleet,
@@ -135,6 +136,7 @@ async def _away_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(1.0)
             try:
                 app[SWITCHBOARD].expire_away()
+                app[SWITCHBOARD].expire_logins()
                 app[SWITCHBOARD].forget_old_endings()
             except Exception:
                 log.exception("ending calls of lost participants failed")
@@ -185,6 +187,7 @@ def _build_api() -> Api:
     topics.register(api)
     admin.register(api)
     branding.register(api)
+    boothcode.register(api)
     api.endpoint(
         "GET",
         "/ws",

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from server import boothauth
 from server.api import ANONYMOUS, USERS, Access, Api, ApiCall, Caller
 from server.http import ProblemError
-from server.keys import CONFIG, DATABASE, GUESTS, LOGIN_LIMITER, NONCES
+from server.keys import CONFIG, DATABASE, GUESTS, LOGIN_LIMITER, NONCES, SWITCHBOARD
 from server.storage import (
     Role,
     authenticate_booth,
@@ -20,7 +20,7 @@ from server.storage import (
     create_auth_session,
     delete_auth_session,
     get_booth,
-    user_for_token,
+    login_for_token,
 )
 
 log = logging.getLogger(__name__)
@@ -48,14 +48,20 @@ async def caller_for(request: web.Request) -> Caller:
             return ANONYMOUS
         return Caller(access=Access.BOOTH, id=booth.id, name=booth.name)
     token = request.cookies.get(COOKIE_NAME)
-    user = None
+    login = None
     if token and len(token) <= MAX_CREDENTIAL_CHARS:
-        user = await user_for_token(db, token)
-    if user is None:
+        login = await login_for_token(db, token)
+    if login is None:
         return _guest(request)
+    user = login.user
     access = Access.ADMIN if user.role is Role.ADMIN else Access.ADVISOR
     return Caller(
-        access=access, id=user.id, name=user.display_name or user.username, by_cookie=True
+        access=access,
+        id=user.id,
+        name=user.display_name or user.username,
+        by_cookie=True,
+        login=login.id,
+        login_expires_at=login.expires_at,
     )
 
 
@@ -163,6 +169,11 @@ def register(api: Api) -> None:
     async def logout(call: ApiCall) -> web.StreamResponse:
         token = call.request.cookies.get(COOKIE_NAME, "")
         await delete_auth_session(call.request.app[DATABASE], token)
+        if call.caller.id is not None and call.caller.login is not None:
+            # This login's live connections end with it (its other logins go on).
+            call.request.app[SWITCHBOARD].end_logins(
+                call.caller.id, login=call.caller.login, reason="logged out"
+            )
         response = web.json_response({"ok": True})
         response.del_cookie(COOKIE_NAME, path="/")
         return response

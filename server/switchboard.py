@@ -171,6 +171,9 @@ class Connection:
     held: deque[str] = field(default_factory=lambda: deque(maxlen=HELD_LIMIT))
     #: Whether it has sent anything yet (a booth that resumes does so first of all).
     spoke: bool = False
+    #: For a person: the login session it was opened with, and when that login expires.
+    login: str | None = None
+    login_expires_at: datetime | None = None
 
     def send(self, message: Message) -> None:
         """Queue ``message``; a client that stopped reading is disconnected, not waited for."""
@@ -369,6 +372,34 @@ class Switchboard:
     def online_booths(self) -> set[str]:
         """The ids of the booths connected now."""
         return {c.principal_id for c in self.connections.values() if c.role is Role.BOOTH}
+
+    def end_logins(self, user_id: str, *, login: str | None = None, reason: str) -> int:
+        """Close the live connections of the user's logins (only of ``login`` when given) at
+        once: the account was disabled, its password reset, or the login ended. Their calls
+        end now rather than waiting for them to come back. Returns how many were closed."""
+        closed = [
+            conn
+            for conn in self.connections.values()
+            if conn.role is Role.ADVISOR
+            and conn.principal_id == user_id
+            and (login is None or conn.login == login)
+        ]
+        for conn in closed:
+            self.close_login(conn, reason)
+        return len(closed)
+
+    def close_login(self, conn: Connection, reason: str) -> None:
+        """``conn``'s login is no longer valid: it goes, and its call ends (no resume)."""
+        log.info("closing %s: %s", conn, reason)
+        self.unregister(conn, resumable=False)
+        conn.close(4003, reason)
+
+    def expire_logins(self, now: datetime | None = None) -> None:
+        """Close the connections whose login has expired (called every second)."""
+        now = now or datetime.now(UTC)
+        for conn in list(self.connections.values()):
+            if conn.login_expires_at is not None and conn.login_expires_at <= now:
+                self.close_login(conn, "login expired")
 
     def disconnect_booth(self, booth_id: str, reason: str) -> None:
         """Close a booth's connection (revoked, say); its session ends at once."""

@@ -9,24 +9,29 @@ import logging
 from aiohttp import WSMsgType, web
 
 from protocol import (
+    Admit,
     AppointmentJoin,
+    CallAccept,
     CallRequest,
     Error,
     ErrorCode,
     ProtocolError,
+    Remove,
+    Resume,
     Role,
     Welcome,
     decode_client,
 )
 from server.api import Access, ApiCall
+from server.boothcode import CodeRefusal, CodeRefusedError, appointment_for_code
 from server.http import check_same_origin
-from server.keys import CODE_LIMITER, CONFIG, DATABASE, SWITCHBOARD
+from server.keys import CONFIG, DATABASE, SWITCHBOARD
 from server.ratelimit import TokenBucket
 from server.storage import (
-    appointment_by_code,
     booth_region,
     get_topic,
     list_regions,
+    login_by_id,
     topics_for_user,
 )
 from server.switchboard import Connection
@@ -36,6 +41,9 @@ log = logging.getLogger(__name__)
 #: Frames up to this size are read and refused with an error reply (the protocol allows
 #: 64 KiB); anything larger is a protocol violation and closes the connection (1009).
 TRANSPORT_MAX_BYTES = 4 * 1024 * 1024
+#: What a person does on its socket that needs its login to be valid at that moment: taking a
+#: call, letting someone in or out, taking a call up again (which hands out relay credentials).
+PRIVILEGED = (CallAccept, Admit, Remove, Resume)
 #: Refused messages a connection may send before it is closed as abusive.
 MAX_ERRORS = 50
 #: Wrong appointment codes a booth (or an address) may enter per window before it waits, and
@@ -81,6 +89,8 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
         close=close,
         appointment_id=caller.appointment_id,
         appointment_advisor=caller.appointment_advisor,
+        login=caller.login,
+        login_expires_at=caller.login_expires_at,
     )
     writer = asyncio.create_task(_drain(ws, conn), name=f"ws-writer-{conn.participant_id[:8]}")
     bucket = TokenBucket(rate=MESSAGE_RATE, burst=MESSAGE_BURST)
@@ -108,6 +118,16 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
                     raise ProtocolError(ErrorCode.RATE_LIMITED, "too many messages; slow down")
                 message = decode_client(frame.data)
                 ref = message.id
+                # Disabled, reset or logged out on another node or directly in the database:
+                # the login is checked again before it takes, joins or changes a call.
+                if (
+                    conn.login is not None
+                    and isinstance(message, PRIVILEGED)
+                    and await login_by_id(db, conn.login) is None
+                ):
+                    switchboard.close_login(conn, "your login has ended")
+                    await ws.close(code=4003, message=b"your login has ended")
+                    break
                 topic = appointment = region = None
                 if isinstance(message, CallRequest):
                     if message.topic_id is not None:
@@ -163,24 +183,17 @@ async def _region(request: web.Request, region: str) -> str:
 
 
 async def _appointment(request: web.Request, conn: Connection, code: str) -> tuple[str, str]:
-    """The appointment a booth's code opens; wrong codes count against the booth and address.
-
-    A code is one of 10**8; the limit (CODE_GUESSES per CODE_WINDOW seconds, per booth and per
-    address) keeps guessing hopeless: see tests/server/test_join.py for the arithmetic.
-    """
-    limiters = request.app[CODE_LIMITER]
-    keys = (f"booth:{conn.principal_id}", f"ip:{request.remote}")
-    wait = max(limiter.blocked_for(k) for limiter in limiters for k in keys)
-    if wait > 0:
-        raise ProtocolError(
-            ErrorCode.RATE_LIMITED, f"too many wrong codes; try again in {int(wait) + 1} seconds"
+    """The appointment a booth's code opens; wrong codes count against the booth and address
+    (the same check as the booth's code check right after entry: server/boothcode.py)."""
+    try:
+        found = await appointment_for_code(request, conn.principal_id, code)
+    except CodeRefusedError as exc:
+        error = (
+            ErrorCode.RATE_LIMITED
+            if exc.refusal is CodeRefusal.RATE_LIMITED
+            else ErrorCode.WRONG_CODE
         )
-    found = await appointment_by_code(request.app[DATABASE], code.replace(" ", ""))
-    if found is None:
-        for limiter in limiters:
-            for key in keys:
-                limiter.record_failure(key)
-        raise ProtocolError(ErrorCode.WRONG_CODE, "this code opens no appointment now")
+        raise ProtocolError(error, exc.message) from None
     return found.id, found.advisor_id
 
 

@@ -121,6 +121,7 @@ from .settings import (
     set_audit_retention_days,
 )
 from .stores import (
+    Login,
     authenticate_booth,
     authenticate_user,
     create_auth_session,
@@ -133,6 +134,8 @@ from .stores import (
     get_user_by_username,
     list_booths,
     list_users,
+    login_by_id,
+    login_for_token,
     normalize_username,
     purge_expired_sessions,
     revoke_booth,
@@ -170,6 +173,7 @@ __all__ = [
     "EnrolmentError",
     "EnrolmentRefusal",
     "InvalidValueError",
+    "Login",
     "NewBooth",
     "NotFoundError",
     "Role",
@@ -223,6 +227,8 @@ __all__ = [
     "list_regions",
     "list_topics",
     "list_users",
+    "login_by_id",
+    "login_for_token",
     "mark_appointment_done",
     "migrate",
     "move_appointment",

@@ -11,7 +11,8 @@ import hmac
 import logging
 import re
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
@@ -28,6 +29,7 @@ from .passwords import (
 )
 
 __all__ = [
+    "Login",
     "authenticate_booth",
     "authenticate_user",
     "create_auth_session",
@@ -40,6 +42,8 @@ __all__ = [
     "get_user_by_username",
     "list_booths",
     "list_users",
+    "login_by_id",
+    "login_for_token",
     "normalize_username",
     "purge_expired_sessions",
     "revoke_booth",
@@ -255,15 +259,41 @@ async def create_auth_session(db: Database, user: User, ttl: timedelta) -> str:
     return token
 
 
+@dataclass(frozen=True)
+class Login:
+    """A login session that is valid now: whose it is, its id and until when it lasts.
+
+    The id is the SHA-256 of the session's token (what the database stores): it names the
+    login, for example to close its live connections, without being able to act as it.
+    """
+
+    user: User
+    id: str
+    expires_at: datetime
+
+
 async def user_for_token(db: Database, token: str) -> User | None:
     """Return the user whose login session has *token*.
 
     None if the token is unknown, malformed or expired, or the user is disabled. Records the
     time of use, at most once a minute.
     """
+    login = await login_for_token(db, token)
+    return login.user if login is not None else None
+
+
+async def login_for_token(db: Database, token: str) -> Login | None:
+    """The login session with *token*, if it is valid now (see :func:`user_for_token`)."""
     token_hash = _token_hash(token)
-    if token_hash is None:
+    return await login_by_id(db, token_hash) if token_hash is not None else None
+
+
+async def login_by_id(db: Database, login_id: str) -> Login | None:
+    """The login session with this id (:attr:`Login.id`), if it is still valid: not ended,
+    not expired and its user not disabled."""
+    if len(login_id) != 64:
         return None
+    token_hash = login_id
     now = db.now()
     async with db.session() as session:
         row = (
@@ -278,6 +308,7 @@ async def user_for_token(db: Database, token: str) -> User | None:
         record, user = row
     if record.expires_at <= now or user.disabled:
         return None
+    login = Login(user=user, id=token_hash, expires_at=record.expires_at)
     if now - record.last_seen_at >= _LAST_SEEN_RESOLUTION:
         # A transaction of its own, starting with the write (see _insert).
         async with db.session() as session:
@@ -287,7 +318,7 @@ async def user_for_token(db: Database, token: str) -> User | None:
                 .values(last_seen_at=now)
             )
             await session.commit()
-    return user
+    return login
 
 
 async def delete_auth_session(db: Database, token: str) -> bool:

@@ -87,6 +87,14 @@ async function onLogin(event) {
   enterWorkspace(result.body);
 }
 
+function loginEnded() {
+  state.ws = null;
+  $("who").hidden = true;
+  $("logout").hidden = true;
+  show("login-view");
+  notice(t("login.ended"));
+}
+
 async function onLogout() {
   await api("/api/v1/auth/logout", { method: "POST", body: "{}" });
   if (state.ws) state.ws.close();
@@ -131,6 +139,12 @@ function connect() {
     if (state.ws !== ws) return;
     $("connection-state").dataset.i18n = "offline";
     $("connection-state").textContent = t("offline");
+    if (event.code === 4003) {
+      // The login ended (logged out elsewhere, disabled, password reset, expired).
+      if (state.session) endCall("");
+      loginEnded();
+      return;
+    }
     if (event.code === 1008 || event.code === 4001 || event.code === 4002) {
       // Refused, or this call was taken up in another window: nothing to come back to.
       if (state.session) endCall(t("call.server_lost"));
