@@ -93,6 +93,9 @@ log = logging.getLogger(__name__)
 STATUS_INTERVAL = 0.5
 REPEAT_DELAY = 2.0
 TICK_SECONDS = 1.0
+#: How often topics and branding are fetched again while online: a changed privacy notice
+#: reaches every booth within this long.
+INFO_REFRESH_SECONDS = 300.0
 #: Server refusals that send the citizen back a step (a wrong code, too many tries, ...).
 REFUSALS = {"wrong_code", "rate_limited", "unknown_topic", "already_in_call", "not_allowed"}
 
@@ -376,6 +379,7 @@ class Booth:
             asyncio.create_task(self._connect(), name="link"),
             asyncio.create_task(self._process_inbox(), name="inbox"),
             asyncio.create_task(self._tick(), name="flow-tick"),
+            asyncio.create_task(self._keep_info_fresh(), name="server-info"),
         ]
         if self.config.status_file is not None:
             tasks.append(asyncio.create_task(self._write_status(self.config.status_file)))
@@ -422,7 +426,7 @@ class Booth:
                 log.error("enrolment refused: %s", exc)
                 self.enrolment_problem = str(exc)
                 self.post(booth_flow.EnrolmentNeeded())
-                self.post(booth_flow.EnrolmentFailed(str(exc)))
+                self.post(booth_flow.EnrolmentFailed(exc.reason))
                 token = None
                 continue
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
@@ -485,6 +489,13 @@ class Booth:
     async def _refresh_info(self) -> None:
         self.info = await fetch_server_info(self.access, self.info)
         self.server_rtt_ms = await measure_round_trip(self.access)
+
+    async def _keep_info_fresh(self) -> None:
+        # Besides every time the link comes up (_on_link_state).
+        while True:
+            await asyncio.sleep(INFO_REFRESH_SECONDS)
+            if self.link.state is LinkState.ONLINE:
+                await self._refresh_info()
 
     def _heartbeat(self) -> Heartbeat:
         state = str(self.flow.state)

@@ -12,8 +12,9 @@ Rules that hold in every state:
   a half-finished screen for the next person);
 * someone walking away (the presence sensor) while choosing or waiting is taken as leaving,
   after a grace period;
-* leaving a visit wipes everything about it: code, language, topic, chat, queue place; the
-  camera is wanted only on screens that show it.
+* leaving a visit wipes everything about it: code, language, topic, chat, queue place (the end
+  of a call keeps only the language, for its "ended" screen, until idle); the camera is wanted
+  only on screens that show it.
 """
 
 from __future__ import annotations
@@ -237,7 +238,9 @@ class Enrolled(Event):
 
 @dataclass(frozen=True)
 class EnrolmentFailed(Event):
-    """The server refused the enrolment; ``reason`` is its message for the technician."""
+    """The server refused the enrolment; ``reason`` says why as a code (``token_used``,
+    ``token_expired``, ``token_unknown``, ``booth_revoked``, ...; ``refused`` otherwise), which the
+    enrolment screen explains in the booth's languages."""
 
     reason: str
 
@@ -322,7 +325,7 @@ class Flow:
     online: bool = False
     in_service: bool = True
     enrolled: bool = True
-    #: Why the last enrolment failed (for the enrolment screen); None otherwise.
+    #: Why the last enrolment failed, as :class:`EnrolmentFailed` says it; None otherwise.
     enrolment_problem: str | None = None
     service_reason: str | None = None
     present: bool = True
@@ -484,7 +487,7 @@ class Flow:
                 self.visit = replace(visit, session_id=event.session_id, queue_position=None)
                 self._enter(State.IN_CALL, now)
             case State.WAITING | State.IN_CALL, CallEnded():
-                self._wipe()
+                self._wipe(keep_language=True)
                 self._enter(State.ENDED, now)
                 self.ended_reason = event.reason
                 return [WipeVisit()]
@@ -495,7 +498,7 @@ class Flow:
                 effects: list[Effect] = []
                 if visit.session_id is not None:
                     effects.append(HangUp(session_id=visit.session_id))
-                self._wipe()
+                self._wipe(keep_language=True)
                 self._enter(State.ENDED, now)
                 return [*effects, WipeVisit()]
             case State.ENDED, Start() | Cancel() | Back():
@@ -523,8 +526,10 @@ class Flow:
         self.entered_at = now
         self.last_activity = now
 
-    def _wipe(self) -> None:
-        self.visit = Visit()
+    def _wipe(self, *, keep_language: bool = False) -> None:
+        # The end screen still speaks to the person who was there, in their language; idle
+        # forgets that too.
+        self.visit = Visit(language=self.visit.language) if keep_language else Visit()
 
     def _resting_state(self) -> State:
         if not self.enrolled:

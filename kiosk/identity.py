@@ -43,7 +43,13 @@ TIMEOUT = aiohttp.ClientTimeout(total=15)
 
 
 class EnrolmentRefusedError(Exception):
-    """The server refused the enrolment; the message is its reason."""
+    """The server refused the enrolment; the message is its reason (English, for the log) and
+    :attr:`reason` the same as a code for the screen (``token_used``, ``token_expired``, ...;
+    ``refused`` when the server gave none)."""
+
+    def __init__(self, message: str, reason: str = "refused") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class IdentityError(Exception):
@@ -178,7 +184,11 @@ async def enrol(access: ServerAccess, directory: Path, token: str) -> Identity:
         answer: Any = await response.json(content_type=None)
         if response.status != 200:
             detail = answer.get("detail") if isinstance(answer, dict) else None
-            raise EnrolmentRefusedError(detail or f"the server answered HTTP {response.status}")
+            reason = answer.get("reason") if isinstance(answer, dict) else None
+            raise EnrolmentRefusedError(
+                detail or f"the server answered HTTP {response.status}",
+                reason if isinstance(reason, str) and reason.isidentifier() else "refused",
+            )
     _save_identity(directory, answer["booth_id"], answer["name"])
     log.info("enrolled as booth %s (%s)", answer["booth_id"], answer["name"])
     return Identity(str(answer["booth_id"]), str(answer["name"]), key)

@@ -1,6 +1,7 @@
 """What the booth's screens need from the server besides signalling: the topics walk-ins can
-choose and the organisation's branding (name, colours, texts, logo). Fetched with the booth's
-own credential whenever the link comes up; a failure keeps what was there before."""
+choose (with their names per language) and the organisation's branding (name, colours, texts,
+logo). Fetched with the booth's own credential whenever the link comes up and every few minutes
+while it is up; a failure keeps what was there before."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ MAX_LOGO_BYTES = 512 * 1024
 
 @dataclass
 class ServerInfo:
+    #: (id, the topic's own name), in the server's order.
     topics: list[tuple[str, str]] = field(default_factory=list)
+    #: topic id -> language -> the topic's name in that language (where it has one).
+    topic_names: dict[str, dict[str, str]] = field(default_factory=dict)
     organisation_name: str | None = None
     primary_color: str | None = None
     accent_color: str | None = None
@@ -38,9 +42,13 @@ async def fetch_server_info(access: ServerAccess, known: ServerInfo) -> ServerIn
             async with await access.get(http, "/api/v1/topics") as response:
                 response.raise_for_status()
                 body: Any = await response.json()
-            info.topics = [
-                (str(t["id"]), str(t["name"])) for t in body["topics"] if t.get("active", True)
-            ]
+            offered = [t for t in body["topics"] if t.get("active", True)]
+            info.topics = [(str(t["id"]), str(t["name"])) for t in offered]
+            info.topic_names = {
+                str(t["id"]): {str(k): str(v) for k, v in t["names"].items() if v}
+                for t in offered
+                if isinstance(t.get("names"), dict)
+            }
             async with await access.get(http, "/api/v1/branding") as response:
                 response.raise_for_status()
                 branding: Any = await response.json()
@@ -71,3 +79,12 @@ async def fetch_server_info(access: ServerAccess, known: ServerInfo) -> ServerIn
         "yes" if info.logo else "no",
     )
     return info
+
+
+def topics_in(info: ServerInfo, language: str) -> list[tuple[str, str]]:
+    """The topics as a visitor in *language* reads them: the name in that language where the
+    topic has one, its own name otherwise."""
+    return [
+        (topic_id, info.topic_names.get(topic_id, {}).get(language) or name)
+        for topic_id, name in info.topics
+    ]

@@ -10,7 +10,7 @@ typed is what everybody sees.
 The pages and the booth show an organisation's text in the visitor's language; without one
 they keep their built-in text, except for the privacy notice: an organisation's notice is
 always shown, in English or German (the first that exists) when there is none in the visitor's
-language. The pages (``/static/js/branding.js``) and the booth (``kiosk/ui/branded.py``)
+language. The pages (``/static/js/branding.js``) and the booth (``kiosk/ui/screens.py``)
 follow this rule.
 
 The logo is a PNG (checked: signature, header, chunks, at most 2048 x 2048 pixels) or an SVG

@@ -11,7 +11,7 @@ import pygame
 
 from kiosk.app import Booth
 from kiosk.flow import State
-from kiosk.serverinfo import ServerInfo
+from kiosk.serverinfo import ServerInfo, topics_in
 from kiosk.ui.screens import Theme, View
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def theme_for(info: ServerInfo) -> Theme:
             logo = pygame.image.load(io.BytesIO(info.logo))
         except (pygame.error, ValueError) as exc:
             log.info("the organisation's logo cannot be shown on the booth: %s", exc)
-    return Theme.from_branding(info.organisation_name, info.primary_color, logo)
+    return Theme.from_branding(info.organisation_name, info.primary_color, logo, info.texts)
 
 
 def view_of(booth: Booth) -> View:
@@ -40,7 +40,7 @@ def view_of(booth: Booth) -> View:
     return View(
         state=booth.state,
         visit=booth.flow.visit,
-        topics=booth.info.topics,
+        topics=topics_in(booth.info, booth.flow.visit.language),
         remote_frame=rgb(call.received.newest_video if call else None, 960),
         self_view=rgb(booth.fanout.source.latest_preview if booth.fanout else None, 480),
         muted=booth.muted,

@@ -5,6 +5,11 @@ carries the flow event it stands for (or an action the booth handles itself: mut
 ...). Sizes come from the panel's physical size: every target is at least 15 mm, text is large
 and high-contrast, and the layout mirrors for Arabic. Text that does not fit its box after
 stepping the font down is recorded in :attr:`BoothScreens.overflows` (the tests demand none).
+
+The organisation's own texts (:attr:`Theme.texts`) take the place of the built-in ones on the
+idle, consent and ended screens in the visitor's language; where it wrote none in that
+language the built-in text stays, except for its privacy notice, which is shown in English or
+German (or any language it exists in) rather than not at all.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numpy as np
 import pygame
 
 from kiosk import flow
-from kiosk.flow import State, Visit
+from kiosk.flow import LANGUAGES, State, Visit
 from kiosk.i18n import LANGUAGES_IN_ORDER, Catalogue, rtl
 from kiosk.ui.text import Colour, Fonts, fit
 
@@ -30,6 +35,14 @@ LOST_CONNECTION = frozenset(
     {"connection_lost", "peer_disconnected", "connection_failed", "server_unreachable"}
 )
 PANEL_WIDTH_MM = {800: 154.0, 1024: 154.0, 1280: 217.0, 1920: 344.0}
+#: The organisation's texts that are shown in another language rather than not at all, and the
+#: languages looked at first then (the server's branding module states the same rule).
+ALWAYS_SHOWN = frozenset({"privacy_notice"})
+FALLBACK_LANGUAGES = ("en", "de")
+#: Why an enrolment was refused (the server's codes) with a text of their own on the screen.
+ENROLMENT_REFUSALS = frozenset(
+    {"token_used", "token_expired", "token_unknown", "booth_revoked", "key_taken", "not_a_token"}
+)
 
 
 def _hex(colour: str, default: Colour) -> Colour:
@@ -57,10 +70,17 @@ class Theme:
     problem: Colour = (255, 244, 206)
     organisation: str = "Videobooth"
     logo: pygame.Surface | None = None
+    #: The organisation's texts: language -> key (welcome, booth_idle, privacy_notice, ended)
+    #: -> text.
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def from_branding(
-        cls, name: str | None, primary: str | None, logo: pygame.Surface | None = None
+        cls,
+        name: str | None,
+        primary: str | None,
+        logo: pygame.Surface | None = None,
+        texts: dict[str, dict[str, str]] | None = None,
     ) -> Theme:
         """The organisation's theme; its colours were checked for contrast by the server."""
         default = cls()
@@ -68,7 +88,20 @@ class Theme:
             primary=_hex(primary or "", default.primary),
             organisation=name or default.organisation,
             logo=logo,
+            texts=texts or {},
         )
+
+    def text_for(self, language: str, key: str) -> tuple[str, str] | None:
+        """The organisation's text *key* for a visitor in *language*, and the language it is
+        written in; None where the built-in text stays."""
+        order = [language]
+        if key in ALWAYS_SHOWN:
+            order += [*FALLBACK_LANGUAGES, *LANGUAGES]
+        for candidate in order:
+            text = self.texts.get(candidate, {}).get(key, "").strip()
+            if text:
+                return text, candidate
+        return None
 
 
 @dataclass
@@ -144,6 +177,8 @@ class BoothScreens:
         self.overflows: list[str] = []
         #: The text boxes of the last frame outside buttons (tests check nothing covers them).
         self.text_boxes: list[tuple[pygame.Rect, str]] = []
+        #: Every text of the last frame, labels included, as drawn (tests read the screen).
+        self.drawn: list[str] = []
         self._targets: list[Target] = []
         self._state = State.IDLE
         self._language = "de"
@@ -153,6 +188,7 @@ class BoothScreens:
     def draw(self, surface: pygame.Surface, view: View) -> list[Target]:
         self._targets = []
         self.text_boxes = []
+        self.drawn = []
         self._state = view.state
         self._language = view.visit.language
         surface.fill(self.theme.background)
@@ -192,6 +228,7 @@ class BoothScreens:
         record: bool = True,
     ) -> None:
         is_rtl = self.rtl if language_rtl is None else language_rtl
+        self.drawn.append(text)
         if record:
             self.text_boxes.append((box.copy(), name or text[:30]))
         fitted = fit(
@@ -333,17 +370,28 @@ class BoothScreens:
         sub_box = pygame.Rect(
             content.x, title_box.bottom, content.width, middle_h - title_box.height
         )
+        # The organisation's welcome and idle text, or the built-in ones.
+        welcome = self.theme.text_for(self._language, "welcome")
         self.text(
             surface,
-            self.t("idle.title"),
+            welcome[0] if welcome else self.t("idle.title"),
             title_box,
             size=int(self.title * 1.3),
             bold=True,
             centre=True,
             middle=True,
-            name="idle.title",
+            name="welcome" if welcome else "idle.title",
+            min_mm=3.0,
         )
-        self.text(surface, self.t("idle.subtitle"), sub_box, centre=True, name="idle.subtitle")
+        idle = self.theme.text_for(self._language, "booth_idle")
+        self.text(
+            surface,
+            idle[0] if idle else self.t("idle.subtitle"),
+            sub_box,
+            centre=True,
+            name="booth_idle" if idle else "idle.subtitle",
+            min_mm=3.0,
+        )
         # Calm motion: a soft ring around Start that slowly grows and fades, every 4 s.
         phase = (view.now % 4.0) / 4.0
         grow = int(phase * self.margin // 2) * 2
@@ -555,15 +603,29 @@ class BoothScreens:
         y = self._header(surface, "consent.title")
         content = self._content()
         bottom = self._bottom_row(max(self.min_target, int(self.min_target * 1.15)))
-        line_h = (bottom.y - self.margin - y) // 3
-        for key in ("consent.recorded", "consent.chat", "consent.camera"):
+        notice = self.theme.text_for(self._language, "privacy_notice")
+        if notice is not None:
+            # The organisation's notice in place of the built-in points; it may be long (up to
+            # 1000 characters), so it may be set smaller than other text.
+            text, language = notice
             self.text(
                 surface,
-                "• " + self.t(key),
-                pygame.Rect(content.x, y, content.width, line_h),
-                name=key,
+                text,
+                pygame.Rect(content.x, y, content.width, bottom.y - self.margin - y),
+                name="privacy_notice",
+                language_rtl=rtl(language),
+                min_mm=2.8,
             )
-            y += line_h
+        else:
+            line_h = (bottom.y - self.margin - y) // 3
+            for key in ("consent.recorded", "consent.chat", "consent.camera"):
+                self.text(
+                    surface,
+                    "• " + self.t(key),
+                    pygame.Rect(content.x, y, content.width, line_h),
+                    name=key,
+                )
+                y += line_h
         back, agree = self._row(bottom, 3)[0], pygame.Rect(0, bottom.y, 0, bottom.height)
         agree.x = back.right + self.margin // 2
         agree.width = bottom.right - agree.x
@@ -669,18 +731,34 @@ class BoothScreens:
         pygame.draw.rect(surface, self.theme.background, band)
         self.text(surface, text, band.inflate(-2 * self.margin, -8), name="reconnecting")
 
-    def _message(self, surface: pygame.Surface, title: str, body: str) -> pygame.Rect:
+    def _message(
+        self, surface: pygame.Surface, title: str, body: str, text: str | None = None
+    ) -> pygame.Rect:
+        """A title and a text: the catalogue's *body*, or *text* given instead of it."""
         y = self._header(surface, title)
         content = self._content()
         box = pygame.Rect(
             content.x, y, content.width, content.bottom - y - self.min_target - self.margin
         )
-        self.text(surface, self.t(body), box, size=int(self.body * 1.15), name=body)
+        self.text(
+            surface,
+            self.t(body) if text is None else text,
+            box,
+            size=int(self.body * 1.15),
+            name=body,
+            min_mm=3.0 if text is not None else 3.5,
+        )
         return box
 
     def _draw_ended(self, surface: pygame.Surface, view: View) -> None:
         lost = view.ended_reason in LOST_CONNECTION
-        self._message(surface, "ended.title", "ended.connection_lost" if lost else "ended.text")
+        own = self.theme.text_for(self._language, "ended")
+        if lost:
+            # What happened and what to do first; the organisation's words after it.
+            text = self.t("ended.connection_lost") + (f"\n\n{own[0]}" if own else "")
+            self._message(surface, "ended.title", "ended.connection_lost", text)
+        else:
+            self._message(surface, "ended.title", "ended.text", own[0] if own else None)
         bottom = self._bottom_row()
         done = pygame.Rect(0, bottom.y, bottom.width // 3, bottom.height)
         done.centerx = bottom.centerx
@@ -764,16 +842,13 @@ class BoothScreens:
         )
         y += text_h
         if view.enrolment_problem:
-            box = pygame.Rect(content.x, y, content.width, int(self.body * 2.6))
+            # What went wrong and what to do, in the booth's language (the server's English
+            # message is in the log and the status file).
+            reason = view.enrolment_problem
+            key = f"enrol.{reason if reason in ENROLMENT_REFUSALS else 'refused'}"
+            box = pygame.Rect(content.x, y, content.width, int(self.body * 4.4))
             pygame.draw.rect(surface, self.theme.problem, box)
-            # The server's message is English; technicians read it, citizens never see this.
-            self.text(
-                surface,
-                view.enrolment_problem,
-                box.inflate(-8, -8),
-                name="enrolment problem",
-                language_rtl=False,
-            )
+            self.text(surface, self.t(key), box.inflate(-8, -8), name=key, min_mm=3.0)
             y = box.bottom + self.margin // 2
         self.frame(
             surface,

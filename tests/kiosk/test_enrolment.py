@@ -122,7 +122,8 @@ async def test_enrolment_by_scanning_the_code(
     await other_task
     booth.post(QrCodeRead(spent["enrolment_token"]))
     await _until(lambda: booth.flow.enrolment_problem is not None, "the refusal")
-    assert "already used" in (booth.flow.enrolment_problem or "")
+    assert booth.flow.enrolment_problem == "token_used"  # the screen explains it
+    assert "already used" in (booth.enrolment_problem or "")  # the technician's status
     assert booth.state is State.ENROLMENT
 
     booth.post(QrCodeRead(added["enrolment_token"]))

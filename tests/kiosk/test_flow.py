@@ -100,7 +100,8 @@ def test_an_appointment_by_keypad_then_a_call_and_its_end() -> None:
     effects = flow.handle(Cancel(), 9.0)  # the end button
     assert effects == [HangUp(session_id="s2"), WipeVisit()]
     assert flow.state is State.ENDED
-    assert flow.visit == Visit()  # code, language, chat: gone
+    # Code and chat: gone; the language stays for the end screen, until idle.
+    assert flow.visit == Visit(language="tr")
     assert not flow.camera_wanted
     flow.handle(Tick(), 9.0 + flow.timeouts.ended)
     assert flow.state is State.IDLE

@@ -4,9 +4,9 @@ credential; when the server cannot be reached it keeps what it had."""
 from __future__ import annotations
 
 from kiosk.identity import ServerAccess
-from kiosk.serverinfo import ServerInfo, fetch_server_info
+from kiosk.serverinfo import ServerInfo, fetch_server_info, topics_in
 from server.keys import DATABASE
-from server.storage import create_topic, create_user, set_topic_active
+from server.storage import create_topic, create_user, set_topic_active, set_topic_names
 from tests.server.conftest import PASSWORD, MakeHarness, make_harness  # noqa: F401
 from tests.server.test_branding import make_png, upload
 
@@ -15,6 +15,7 @@ async def test_topics_and_branding_reach_the_booth(make_harness: MakeHarness) ->
     harness = await make_harness()
     db = harness.app[DATABASE]
     residence = await create_topic(db, "Residence permit")
+    await set_topic_names(db, residence.id, {"ar": "تصريح الإقامة", "de": "Aufenthaltstitel"})
     closed = await create_topic(db, "Old service")
     await set_topic_active(db, closed.id, False)
     await create_user(db, username="admin1", password=PASSWORD, role="admin")
@@ -37,6 +38,10 @@ async def test_topics_and_branding_reach_the_booth(make_harness: MakeHarness) ->
     base = harness.url("/").rstrip("/")
     info = await fetch_server_info(ServerAccess(base, credential=credential), ServerInfo())
     assert info.topics == [(residence.id, "Residence permit")]
+    # Each visitor reads the topics in their language, the topic's own name where it has none.
+    assert topics_in(info, "ar") == [(residence.id, "تصريح الإقامة")]
+    assert topics_in(info, "de") == [(residence.id, "Aufenthaltstitel")]
+    assert topics_in(info, "tr") == [(residence.id, "Residence permit")]
     assert info.organisation_name == "Stadt Beispiel"
     assert (info.primary_color, info.accent_color) == ("#0b5cad", "#006b5f")
     assert info.texts["de"]["booth_idle"] == "Willkommen im Bürgeramt"
