@@ -234,6 +234,12 @@ class BoothConfig:
             raise BoothConfigError(
                 f"server_url: {self.server_url!r} must be an http:// or https:// URL"
             )
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            # An address copied from a browser (…/advisor/): every request would be a 404.
+            raise BoothConfigError(
+                f"server_url: {self.server_url!r}: give the server's address without a path, "
+                f"e.g. {parts.scheme}://{parts.netloc}"
+            )
         if self.credential is not None:
             booth_id, dot, secret = self.credential.partition(".")
             if not booth_id or not dot or not secret:
@@ -258,7 +264,7 @@ class BoothConfig:
     def websocket_url(self) -> str:
         parts = urlsplit(self.server_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
-        return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}/api/v1/ws"
+        return f"{scheme}://{parts.netloc}/api/v1/ws"
 
     def with_overrides(self, **changes: Any) -> BoothConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -3,7 +3,7 @@
 The booth reads the same file at every start (:func:`kiosk.config.load_config`); this module
 holds a card to the stricter rules of the field::
 
-    server_url = "https://video.example.org"   # https; http only to 127.0.0.1 or localhost
+    server_url = "https://video.example.org"   # https (http only to 127.0.0.1), no path
     server_ca_file = "videobooth-ca.pem"       # the organisation's CA (PEM) next to booth.toml,
     # server_fingerprint = "sha256:AB:CD:..."  # or the server certificate's SHA-256 (one of them)
     branch = "Branch 12"                       # 1 to 100 printable characters
@@ -101,6 +101,13 @@ def check_server_url(url: str) -> str:
     if parts.query or parts.fragment:
         raise BootConfigError(
             f"{url!r}: give the server's address only, without ?... or #...", setting="server_url"
+        )
+    if parts.path not in ("", "/"):
+        # Copied from a browser (…/advisor/): the booth would find no API there (HTTP 404).
+        raise BootConfigError(
+            f"{url!r}: give the server's address without a path, e.g. "
+            f"{parts.scheme}://{parts.netloc}",
+            setting="server_url",
         )
     if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
         raise BootConfigError(

@@ -29,6 +29,11 @@ def test_minimal_config_and_websocket_url(tmp_path: Path) -> None:
         ('credential = "a.b"\n', "server_url: required"),
         ('server_url = "ftp://x"\ncredential = "a.b"\n', "must be an http:// or https:// URL"),
         ('server_url = "http://x"\ncredential = "nodot"\n', "expected '<booth id>.<secret>'"),
+        (
+            'server_url = "https://vb.example.org/advisor/"\ncredential = "a.b"\n',
+            "server_url: 'https://vb.example.org/advisor/': give the server's address without a "
+            "path, e.g. https://vb.example.org",
+        ),
         (GOOD + "colour = 1\n", "unknown setting(s): colour"),
         (GOOD + "[video]\nfps = 500\n", "video.fps: expected a whole number from 5 to 60"),
         (GOOD + "[video]\nwidth = 641\n", "must be even"),

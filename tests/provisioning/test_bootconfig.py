@@ -66,7 +66,7 @@ def full_config() -> BootConfig:
         "[video]\nwidth = 1280\nheight = 720\n"
     )
     return BootConfig(
-        server_url="https://video.example.org:8443/booths",
+        server_url="https://video.example.org:8443",
         branch='Zweigstelle "Nord" \\ 12 — Ümlaut',
         server_ca_file=CA_NAME,
         enrolment_token=TOKEN,
@@ -176,6 +176,11 @@ def test_the_booth_reads_what_the_tool_writes_and_forgets_the_token(tmp_path: Pa
         (
             'server_url = "https://video.example.org:99999"\nbranch = "B"\n',
             "server_url: 'https://video.example.org:99999' has an invalid port",
+        ),
+        (
+            'server_url = "https://video.example.org/advisor/"\nbranch = "B"\n',
+            "server_url: 'https://video.example.org/advisor/': give the server's address "
+            "without a path, e.g. https://video.example.org",
         ),
         ('branch = "B"\n', "server_url: missing"),
         ('server_url = "https://video.example.org"\n', "branch: missing"),

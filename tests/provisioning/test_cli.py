@@ -562,6 +562,16 @@ def test_a_mounted_boot_partition(
             id="http-edited-by-hand",
         ),
         pytest.param(
+            lambda d: (d / "booth.toml").write_text(
+                (d / "booth.toml")
+                .read_text()
+                .replace("https://video.example.org", "https://video.example.org/advisor/")
+            ),
+            "{d}: booth.toml: server_url: 'https://video.example.org/advisor/': give the "
+            "server's address without a path, e.g. https://video.example.org",
+            id="path-edited-by-hand",
+        ),
+        pytest.param(
             lambda d: (d / "booth.toml").write_bytes(b"\xff\xfe"),
             "{d}: booth.toml is not UTF-8 text",
             id="not-text",
@@ -635,6 +645,27 @@ def test_usage_errors_are_one_line_with_exit_status_2(
     code, out, err = run(capsys, "prepare", "--help")
     assert (code, err) == (0, "")
     assert "TARGET is the card's boot partition" in out
+
+
+def test_a_server_address_with_a_path_is_refused_before_anything_is_written(
+    capsys: pytest.CaptureFixture[str], card: Path
+) -> None:
+    """An address copied from the browser (the advisor page) would leave the booth on 404s."""
+    before = digest(card)
+    args = prepare_args(card, "--fingerprint", "sha256:" + "AB:" * 31 + "AB")
+    args[args.index(SERVER)] = "https://video.example.org/advisor/"
+    assert run(capsys, *args) == (
+        2,
+        "",
+        f"{PROG}: --server-url: 'https://video.example.org/advisor/': give the server's address "
+        "without a path, e.g. https://video.example.org\n",
+    )
+    assert digest(card) == before
+    # The server's address itself, with or without the last slash, is fine.
+    for address in (SERVER, SERVER + "/"):
+        args[args.index("--server-url") + 1] = address
+        code, _, err = run(capsys, *args, "--quiet")
+        assert code == 0, err
 
 
 def test_a_real_process_prints_no_traceback(card: Path) -> None:
