@@ -29,6 +29,7 @@ from kiosk import qr
 from kiosk.audio import loudspeaker_factory, open_microphone
 from kiosk.call import Call, CallError
 from kiosk.callstats import CallStatsSampler
+from kiosk.codecheck import check_code
 from kiosk.config import BoothConfig
 from kiosk.flow import Effect, Flow, State
 from kiosk.hardware import (
@@ -665,6 +666,9 @@ class Booth:
                 self.call_requested_at = time.time()
                 if not self.link.send(CallRequest(topic_id=effect.topic_id)):
                     await self._feed(booth_flow.CallEnded(reason="server_unreachable"))
+            case booth_flow.CheckCode():
+                # The keypad waits; taps and the server's messages go on meanwhile.
+                self._spawn(self._check_code(effect.code))
             case booth_flow.JoinAppointment():
                 self.call_requested_at = time.time()
                 if not self.link.send(AppointmentJoin(code=effect.code)):
@@ -682,6 +686,10 @@ class Booth:
                 await self._stop_media("ended")
             case _:  # pragma: no cover - every effect is handled above
                 log.error("unhandled effect %s", effect)
+
+    async def _check_code(self, code: str) -> None:
+        result = await check_code(self.access, code)
+        self.post(booth_flow.CodeChecked(code=code, refusal=result.refusal))
 
     async def _handle(self, message: Message) -> None:
         match message:

@@ -178,6 +178,16 @@ class CallEnded(Event):
 
 
 @dataclass(frozen=True)
+class CodeChecked(Event):
+    """The server's answer to :class:`CheckCode` for ``code``: ``refusal`` None when the code
+    opens an appointment now (or the server could not say: joining checks it again), else why
+    not (``wrong_code``, ``rate_limited``)."""
+
+    code: str
+    refusal: str | None = None
+
+
+@dataclass(frozen=True)
 class Refused(Event):
     """The server refused the request: a wrong code, too many tries, an unknown topic."""
 
@@ -259,6 +269,14 @@ class RequestCall(Effect):
 
 
 @dataclass(frozen=True)
+class CheckCode(Effect):
+    """Ask the server whether ``code`` opens an appointment now (answered by
+    :class:`CodeChecked`), before the citizen is asked to consent."""
+
+    code: str
+
+
+@dataclass(frozen=True)
 class JoinAppointment(Effect):
     code: str
 
@@ -302,6 +320,8 @@ class Visit:
     chat: tuple[tuple[str, str], ...] = ()
     #: A message for the current screen ("this code opens no appointment now").
     problem: str | None = None
+    #: The code the server is checking now (the keypad waits for its answer).
+    checking: str | None = None
 
 
 #: Chat lines the call screen keeps (older ones scroll away; none outlive the call).
@@ -444,20 +464,32 @@ class Flow:
                 self._enter(State.CODE_ENTRY, now)
             case State.CHOOSE, Back():
                 return self._leave(now, notify=False)
+            case State.CODE_ENTRY, CodeChecked() if event.code == visit.checking:
+                if event.refusal is None:
+                    self.visit = replace(visit, checking=None, problem=None)
+                    self._enter(State.CONSENT, now)
+                else:
+                    # Refused before the consent screen: the keypad says why, empty again.
+                    self.visit = replace(visit, checking=None, code="", problem=event.refusal)
+            case State.CODE_ENTRY, _ if visit.checking is not None and not isinstance(
+                event, Back | Cancel
+            ):
+                pass  # the keypad waits for the server's answer
             case State.CODE_ENTRY, Digit() if event.digit.isdigit() and len(event.digit) == 1:
                 if len(visit.code) < CODE_DIGITS:
                     self.visit = replace(visit, code=visit.code + event.digit, problem=None)
             case State.CODE_ENTRY, Backspace():
                 self.visit = replace(visit, code=visit.code[:-1], problem=None)
             case State.CODE_ENTRY, SubmitCode() if len(visit.code) == CODE_DIGITS:
-                self._enter(State.CONSENT, now)
+                self.visit = replace(visit, checking=visit.code, problem=None)
+                return [CheckCode(code=visit.code)]
             case State.CODE_ENTRY, QrCodeRead():
                 code = code_from_qr(event.text)
                 if code is not None:
-                    self.visit = replace(visit, code=code, problem=None)
-                    self._enter(State.CONSENT, now)
+                    self.visit = replace(visit, code=code, checking=code, problem=None)
+                    return [CheckCode(code=code)]
             case State.CODE_ENTRY, Back():
-                self.visit = replace(visit, code="", problem=None)
+                self.visit = replace(visit, code="", problem=None, checking=None)
                 self._enter(State.CHOOSE, now)
             case State.CONSENT, Consent():
                 self.visit = replace(visit, problem=None)

@@ -1,22 +1,27 @@
 """The booth (kiosk/app.py) against an in-process server: every state has its lights (an
-enrolment refusal used to end in ``KeyError: State.ENROLMENT``), and the waiting screen's
-self-view gets camera frames before any call has a peer."""
+enrolment refusal used to end in ``KeyError: State.ENROLMENT``), the waiting screen's
+self-view gets camera frames before any call has a peer, and an appointment code (typed, or a
+QR code shown to the camera) is checked with the server before the consent screen."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kiosk.app import LIGHTS, Booth
 from kiosk.config import BoothConfig, CameraConfig
-from kiosk.flow import State
+from kiosk.flow import ChooseAppointment, Consent, Digit, Start, State, SubmitCode
 from kiosk.hardware import BUSY, FakeHardware
-from kiosk.media import read_stamp
+from kiosk.media import PyAVSource, read_stamp
+from server.keys import SWITCHBOARD
+from tests.kiosk.conftest import qr_video
 from tests.kiosk.test_booth_lights import LightWatch, _until, booth_with_server  # noqa: F401
 from tests.server.conftest import Harness, MakeHarness, Peer, make_harness  # noqa: F401
+from tests.server.test_join import _code_for
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
 
@@ -78,3 +83,76 @@ async def test_the_waiting_screen_shows_the_camera_before_the_call(
     assert len(seen) >= 5, "the self-view does not move"
     assert booth.fanout.subscribers == 0  # nobody receives video yet
     assert source.frames_encoded == 0  # and nothing was encoded for nobody
+
+
+async def _booth(
+    harness: Harness, name: str, **kwargs: Any
+) -> tuple[Booth, list[State], asyncio.Task[None]]:
+    config = BoothConfig(
+        server_url=harness.url("/").rstrip("/"),
+        credential=await harness.add_booth(name),
+        camera=CameraConfig(kind="test-pattern", allow_test_pattern=True),
+    )
+    states: list[State] = []
+    booth = Booth(config, hardware=FakeHardware().hardware, on_state=states.append, **kwargs)
+    task = asyncio.create_task(booth.run())
+    await _until(lambda: booth.state is State.IDLE, "the booth to be idle")
+    return booth, states, task
+
+
+async def _type(booth: Booth, code: str) -> None:
+    for event in (Start(), ChooseAppointment(), *(Digit(d) for d in code), SubmitCode()):
+        booth.post(event)
+
+
+async def test_a_wrong_code_is_refused_before_the_consent_screen(
+    make_harness: MakeHarness,  # noqa: F811
+) -> None:
+    harness = await make_harness()
+    await harness.add_advisor("alice")
+    code = await _code_for(harness, "alice")
+    booth, states, task = await _booth(harness, "Keypad booth")
+    try:
+        wrong = "87654321" if code != "87654321" else "12345678"
+        await _type(booth, wrong)
+        await _until(lambda: booth.flow.visit.problem == "wrong_code", "the refusal")
+        assert booth.state is State.CODE_ENTRY
+        assert booth.flow.visit.code == ""  # the keypad is empty again, saying why
+        assert State.CONSENT not in states
+        assert harness.app[SWITCHBOARD].sessions == {}
+
+        # The right code goes on to the consent screen, and from there to the lobby.
+        for event in (*(Digit(d) for d in code), SubmitCode()):
+            booth.post(event)
+        await _until(lambda: booth.state is State.CONSENT, "the consent screen")
+        booth.post(Consent())
+        await _until(lambda: booth.session_id is not None, "the appointment's lobby")
+    finally:
+        booth.stop()
+        await task
+
+
+async def test_an_appointment_qr_code_shown_to_the_camera_is_checked_then_consented(
+    make_harness: MakeHarness,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    harness = await make_harness()
+    await harness.add_advisor("alice")
+    code = await _code_for(harness, "alice")
+    video = qr_video(tmp_path / "invitation.mp4", f"https://vb.example.org/join/t0k3n?code={code}")
+
+    async def camera() -> PyAVSource:
+        source = PyAVSource(url=str(video), width=640, height=480, fps=15, loop=True)
+        await source.start()
+        return source
+
+    booth, states, task = await _booth(harness, "QR booth", camera=camera)
+    try:
+        booth.post(Start())
+        booth.post(ChooseAppointment())
+        await _until(lambda: booth.state is State.CONSENT, "the code read and checked", 20.0)
+        assert booth.flow.visit.code == code
+        assert states.index(State.CODE_ENTRY) < states.index(State.CONSENT)
+    finally:
+        booth.stop()
+        await task

@@ -13,13 +13,16 @@ from kiosk.flow import (
     LANGUAGES,
     Back,
     BackInService,
+    Backspace,
     CallEnded,
     CallStarted,
     Cancel,
     CancelWait,
     ChatLine,
+    CheckCode,
     ChooseAppointment,
     ChooseWalkIn,
+    CodeChecked,
     Consent,
     Digit,
     Enrol,
@@ -90,7 +93,10 @@ def test_an_appointment_by_keypad_then_a_call_and_its_end() -> None:
     flow.handle(Digit("8"), 3.0)
     flow.handle(Digit("9"), 3.0)  # a ninth is ignored
     assert flow.visit.code == "12345678"
-    flow.handle(SubmitCode(), 4.0)
+    assert flow.handle(SubmitCode(), 4.0) == [CheckCode(code="12345678")]
+    assert flow.state is State.CODE_ENTRY  # until the server has checked the code
+    flow.handle(CodeChecked(code="12345678"), 4.5)
+    assert flow.state is State.CONSENT
     assert flow.handle(Consent(), 5.0) == [JoinAppointment(code="12345678")]
     flow.handle(Waiting(session_id="s2"), 6.0)
     flow.handle(CallStarted(session_id="s2"), 7.0)
@@ -107,11 +113,44 @@ def test_an_appointment_by_keypad_then_a_call_and_its_end() -> None:
     assert flow.state is State.IDLE
 
 
-def test_a_wrong_code_goes_back_to_the_keypad_with_the_reason() -> None:
+def test_a_wrong_code_is_refused_on_the_keypad_before_consent() -> None:
     flow = online_flow()
     flow.handle(Start(), 1.0)
     flow.handle(ChooseAppointment(), 1.0)
-    flow.handle(QrCodeRead("https://video.example.org/join/abc?code=87654321"), 2.0)
+    for digit in "12345678":
+        flow.handle(Digit(digit), 2.0)
+    assert flow.handle(SubmitCode(), 2.0) == [CheckCode(code="12345678")]
+    # While the server checks, the keypad waits (a stray tap changes nothing) ...
+    flow.handle(Backspace(), 2.1)
+    flow.handle(Digit("9"), 2.1)
+    assert (flow.visit.code, flow.visit.checking) == ("12345678", "12345678")
+    # ... an answer for another code is not this one's ...
+    flow.handle(CodeChecked(code="00000000"), 2.2)
+    assert flow.state is State.CODE_ENTRY and flow.visit.checking == "12345678"
+    # ... and the refusal is shown on the keypad, which is empty again: no consent screen.
+    assert flow.handle(CodeChecked(code="12345678", refusal="wrong_code"), 2.3) == []
+    assert flow.state is State.CODE_ENTRY
+    assert (flow.visit.code, flow.visit.problem, flow.visit.checking) == ("", "wrong_code", None)
+    flow.handle(Digit("1"), 3.0)  # typing again clears the message
+    assert flow.visit.problem is None
+    # Going back while the server checks forgets the check: its late answer does nothing.
+    for digit in "2345678":
+        flow.handle(Digit(digit), 3.0)
+    flow.handle(SubmitCode(), 3.0)
+    flow.handle(Back(), 3.1)
+    assert flow.state is State.CHOOSE
+    flow.handle(CodeChecked(code="12345678"), 3.2)
+    assert flow.state is State.CHOOSE
+
+
+def test_a_code_refused_when_joining_goes_back_to_the_keypad_with_the_reason() -> None:
+    flow = online_flow()
+    flow.handle(Start(), 1.0)
+    flow.handle(ChooseAppointment(), 1.0)
+    code = "87654321"
+    effects = flow.handle(QrCodeRead(f"https://video.example.org/join/abc?code={code}"), 2.0)
+    assert effects == [CheckCode(code=code)]
+    flow.handle(CodeChecked(code=code), 2.5)  # it opened one a moment ago
     assert flow.state is State.CONSENT
     flow.handle(Consent(), 3.0)
     flow.handle(Refused(code="wrong_code", message="this code opens no appointment now"), 4.0)
@@ -232,8 +271,14 @@ EVENTS = st.one_of(
     st.builds(ChooseWalkIn, st.sampled_from([None, "t1"])),
     st.builds(ChooseAppointment),
     st.builds(Digit, st.sampled_from(["0", "7", "x", "12"])),
+    st.builds(Backspace),
     st.builds(SubmitCode),
     st.builds(QrCodeRead, st.sampled_from(["12345678", "junk", "a?code=87654321"])),
+    st.builds(
+        CodeChecked,
+        st.sampled_from(["12345678", "87654321", "70000000"]),
+        st.sampled_from([None, "wrong_code", "rate_limited"]),
+    ),
     st.builds(Consent),
     st.builds(Back),
     st.builds(Cancel),
