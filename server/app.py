@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,10 +44,11 @@ from server.keys import (
     JOIN_LIMITER,
     LOGIN_LIMITER,
     NONCES,
+    PASSWORD_WORK,
     SWITCHBOARD,
     WALK_IN_LIMITER,
 )
-from server.ratelimit import RateLimiter
+from server.ratelimit import RateLimiter, WorkGate
 from server.storage import (
     Database,
     audit_retention_days,
@@ -85,6 +87,13 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[DATABASE].close()
 
+
+#: Wrong logins per account and per address within the window before they must wait.
+LOGIN_FAILURES, LOGIN_WINDOW = 10, 300.0
+#: Password checks (argon2id, about 0.1 s of a core each) running at once and waiting: a burst
+#: of logins uses at most this many cores and is refused beyond the queue ("busy").
+PASSWORD_SLOTS = max(1, (os.cpu_count() or 2) // 2)
+PASSWORD_QUEUE = 16
 
 #: How often old audit events and expired login sessions are purged.
 HOUSEKEEPING_SECONDS = 3600.0
@@ -230,7 +239,8 @@ def create_app(config: ServerConfig) -> web.Application:
         client_max_size=64 * 1024,
     )
     app[CONFIG] = config
-    app[LOGIN_LIMITER] = RateLimiter(limit=10, window=300.0)
+    app[LOGIN_LIMITER] = RateLimiter(limit=LOGIN_FAILURES, window=LOGIN_WINDOW)
+    app[PASSWORD_WORK] = WorkGate(slots=PASSWORD_SLOTS, queue=PASSWORD_QUEUE)
     app[JOIN_LIMITER] = RateLimiter(limit=10, window=300.0)
     # Walk-in passes per address: a family or an office behind one address, not a script.
     app[WALK_IN_LIMITER] = RateLimiter(limit=20, window=3600.0)

@@ -12,13 +12,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from server import boothauth
 from server.api import ANONYMOUS, USERS, Access, Api, ApiCall, Caller
 from server.http import ProblemError
-from server.keys import CONFIG, DATABASE, GUESTS, LOGIN_LIMITER, NONCES, SWITCHBOARD
+from server.keys import (
+    CONFIG,
+    DATABASE,
+    GUESTS,
+    LOGIN_LIMITER,
+    NONCES,
+    PASSWORD_WORK,
+    SWITCHBOARD,
+)
+from server.ratelimit import BusyError
 from server.storage import (
     Role,
     authenticate_booth,
     authenticate_user,
     create_auth_session,
     delete_auth_session,
+    fold_username,
     get_booth,
     login_for_token,
 )
@@ -30,6 +40,8 @@ GUEST_COOKIE = "vb_guest"
 MAX_CREDENTIAL_CHARS = 512
 #: A guest pass carries its own signed record (ids, expiry, a name of up to 100 characters).
 MAX_GUEST_PASS_CHARS = 2048
+#: Seconds a login refused because the server is busy checking passwords should wait.
+LOGIN_BUSY_RETRY_SECONDS = 2
 
 
 async def caller_for(request: web.Request) -> Caller:
@@ -123,7 +135,9 @@ def register(api: Api) -> None:
     async def login(call: ApiCall) -> web.StreamResponse:
         request, body = call.request, call.body_as(LoginBody)
         limiter = request.app[LOGIN_LIMITER]
-        keys = (f"user:{body.username.lower()}", f"ip:{request.remote}")
+        # The account's key is the username as it is looked up, so "carol " and "CAROL" are
+        # carol too.
+        keys = (f"user:{fold_username(body.username)}", f"ip:{request.remote}")
         wait = max(limiter.blocked_for(k) for k in keys)
         if wait > 0:
             raise ProblemError(
@@ -132,15 +146,30 @@ def register(api: Api) -> None:
                 f"too many failed logins; try again in {int(wait) + 1} seconds",
                 retry_after=int(wait) + 1,
             )
+        # Counted before the password is checked, so that a burst of attempts sent at once
+        # meets the limit like attempts sent one by one; a correct login takes it back.
+        for key in keys:
+            limiter.record_failure(key)
         db = request.app[DATABASE]
-        user = await authenticate_user(db, body.username, body.password)
-        if user is None:
+        try:
+            async with request.app[PASSWORD_WORK].slot():
+                user = await authenticate_user(db, body.username, body.password)
+        except BusyError:
             for key in keys:
-                limiter.record_failure(key)
+                limiter.forgive(key)
+            log.warning("login refused from %s: too many password checks waiting", request.remote)
+            raise ProblemError(
+                503,
+                "Service Unavailable",
+                "the server is busy checking passwords; try again in a few seconds",
+                retry_after=LOGIN_BUSY_RETRY_SECONDS,
+            ) from None
+        if user is None:
             # The username stays out of the log: people type their password into it by mistake.
             log.info("failed login from %s", request.remote)
             raise ProblemError(401, "Unauthorized", "wrong username or password")
         limiter.reset(keys[0])
+        limiter.forgive(keys[1])
 
         config = request.app[CONFIG]
         ttl = timedelta(hours=config.session_hours)

@@ -8,7 +8,7 @@ from server.api import Api
 from server.boothauth import NonceStore
 from server.config import ServerConfig
 from server.guests import GuestPasses
-from server.ratelimit import RateLimiter
+from server.ratelimit import RateLimiter, WorkGate
 from server.storage import Database
 from server.switchboard import Switchboard
 
@@ -16,6 +16,7 @@ CONFIG = web.AppKey("config", ServerConfig)
 DATABASE = web.AppKey("database", Database)
 SWITCHBOARD = web.AppKey("switchboard", Switchboard)
 LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
+PASSWORD_WORK = web.AppKey("password_work", WorkGate)
 API = web.AppKey("api", Api)
 GUESTS = web.AppKey("guests", GuestPasses)
 JOIN_LIMITER = web.AppKey("join_limiter", RateLimiter)

@@ -1,10 +1,13 @@
-"""A small sliding-window limiter for failures (logins, later join codes)."""
+"""Limits: a sliding-window limiter for failures (logins, join codes), a token bucket for
+message rates and a gate for expensive work (password hashes)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 
 class RateLimiter:
@@ -51,6 +54,15 @@ class RateLimiter:
     def reset(self, key: str) -> None:
         self._events.pop(key, None)
 
+    def forgive(self, key: str) -> None:
+        """Take back the newest failure recorded for ``key`` (an attempt counted in advance
+        that turned out not to be one)."""
+        events = self._events.get(key)
+        if events:
+            events.pop()
+            if not events:
+                del self._events[key]
+
 
 class TokenBucket:
     """Per-connection message rate: ``rate`` per second with bursts up to ``burst``."""
@@ -72,3 +84,46 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
         return False
+
+
+class BusyError(Exception):
+    """A :class:`WorkGate` is full: the work is refused rather than queued without end."""
+
+
+class WorkGate:
+    """Expensive work (password hashes) with at most ``slots`` pieces running at once and at
+    most ``queue`` waiting for a slot; more is refused at once with :class:`BusyError`.
+
+    A burst of logins then costs ``slots`` cores at most, whatever its size: the event loop
+    and everything else keep their share of the machine, and a login that gets a slot waits
+    behind at most ``queue`` others.
+    """
+
+    def __init__(self, *, slots: int, queue: int) -> None:
+        self.slots = slots
+        self._queue = queue
+        self._semaphore = asyncio.Semaphore(slots)
+        self._waiting = 0
+        #: Running now, the most ever running at once, and refused since the start.
+        self.running = 0
+        self.peak = 0
+        self.refused = 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold a slot for the work inside; raises :class:`BusyError` when the queue is full."""
+        if self._waiting >= self._queue:
+            self.refused += 1
+            raise BusyError("too much of this work is waiting")
+        self._waiting += 1
+        try:
+            await self._semaphore.acquire()
+        finally:
+            self._waiting -= 1
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            yield
+        finally:
+            self.running -= 1
+            self._semaphore.release()

@@ -11,6 +11,7 @@ import hmac
 import logging
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,6 +37,7 @@ __all__ = [
     "create_booth",
     "create_user",
     "delete_auth_session",
+    "fold_username",
     "get_booth",
     "get_booth_by_name",
     "get_user",
@@ -73,12 +75,18 @@ _NO_SECRET_HASH = sha256_hex("no booth has this secret")
 # Users
 
 
+def fold_username(username: str) -> str:
+    """*username* in the one form every comparison uses: NFKC-normalised, trimmed and
+    case-folded (so "Carol ", "CAROL" and its full-width spelling are all "carol")."""
+    return unicodedata.normalize("NFKC", username).strip().casefold()
+
+
 def normalize_username(username: str) -> str:
-    """Return *username* as stored: trimmed and lower-cased.
+    """Return *username* as stored: :func:`fold_username`'s form.
 
     Raises :class:`InvalidValueError` unless it is 3 to 64 characters of ``a-z 0-9 . _ -``.
     """
-    name = username.strip().lower()
+    name = fold_username(username)
     if not _USERNAME.fullmatch(name):
         raise InvalidValueError(
             f"Invalid username {username[:80]!r}: use 3 to 64 characters, "
