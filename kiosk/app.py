@@ -48,6 +48,7 @@ from kiosk.identity import (
     EnrolmentRefusedError,
     Identity,
     ServerAccess,
+    ServerNotFoundError,
     enrol,
     forget_token,
     load_identity,
@@ -430,6 +431,14 @@ class Booth:
                 self.post(booth_flow.EnrolmentFailed(exc.reason))
                 token = None
                 continue
+            except ServerNotFoundError as exc:
+                # A wrong address: the screen says so; the card is corrected, or the proxy.
+                log.error("cannot enrol: %s; trying again in %.0f s", exc, delay)
+                self.enrolment_problem = str(exc)
+                self.post(booth_flow.ServerNotFound())
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.reconnect_max_seconds)
+                continue
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
                 log.warning("cannot enrol yet (%s); trying again in %.0f s", exc, delay)
                 await asyncio.sleep(delay)
@@ -480,6 +489,9 @@ class Booth:
             if self.flow.service_reason == "refused":  # the credential is accepted again
                 self.post(booth_flow.BackInService())
             self._spawn(self._maybe_request_call())
+        elif state is LinkState.NOT_FOUND:
+            self.post(booth_flow.ServerNotFound())
+            self.post(booth_flow.LinkDown())
         elif state is LinkState.REFUSED:
             self.post(booth_flow.OutOfService(reason="refused"))
             self.post(booth_flow.LinkDown())

@@ -237,6 +237,12 @@ class PinEntered(Event):
 
 
 @dataclass(frozen=True)
+class ServerNotFound(Event):
+    """The server's address answers, but no Videobooth server is there (HTTP 404): the screens
+    say that booth.toml's address is wrong, until the server is reached."""
+
+
+@dataclass(frozen=True)
 class EnrolmentNeeded(Event):
     """The booth has no identity yet and no token: it must be shown the enrolment code."""
 
@@ -348,6 +354,8 @@ class Flow:
     #: Why the last enrolment failed, as :class:`EnrolmentFailed` says it; None otherwise.
     enrolment_problem: str | None = None
     service_reason: str | None = None
+    #: The server's address answered HTTP 404 (see :class:`ServerNotFound`).
+    server_not_found: bool = False
     present: bool = True
     #: When the current state was entered and when someone last touched the screen.
     entered_at: float = 0.0
@@ -389,7 +397,9 @@ class Flow:
     def handle(self, event: Event, now: float) -> list[Effect]:
         """Apply ``event`` at time ``now`` (seconds, monotonic); return what to do."""
         effects: list[Effect] = []
-        if not isinstance(event, (Tick, Presence, QueuePlace, ChatLine, LinkUp, LinkDown)):
+        if not isinstance(
+            event, (Tick, Presence, QueuePlace, ChatLine, LinkUp, LinkDown, ServerNotFound)
+        ):
             self.last_activity = now  # a touch or a button: someone is there
         match event:
             case LinkDown() if self.state in (State.WAITING, State.IN_CALL) and (
@@ -404,9 +414,12 @@ class Flow:
             case EnrolmentNeeded():
                 self.enrolled = False
                 effects += self._leave(now, notify=False)
+            case ServerNotFound():
+                self.server_not_found = True
             case Enrolled():
                 self.enrolled = True
                 self.enrolment_problem = None
+                self.server_not_found = False
                 if self.state is State.ENROLMENT:
                     self._enter(self._resting_state(), now)
             case EnrolmentFailed():
@@ -418,6 +431,7 @@ class Flow:
                     effects.append(Enrol(token=token))
             case LinkUp():
                 self.online = True
+                self.server_not_found = False
                 if self.state is State.OFFLINE:
                     self._enter(self._resting_state(), now)
             case OutOfService():

@@ -52,6 +52,11 @@ class EnrolmentRefusedError(Exception):
         self.reason = reason
 
 
+class ServerNotFoundError(Exception):
+    """The server's address answers, but no Videobooth server is there (HTTP 404): booth.toml's
+    ``server_url`` names the wrong host (or a path in front of the API)."""
+
+
 class IdentityError(Exception):
     """The stored identity cannot be used (damaged key file, ...)."""
 
@@ -181,6 +186,11 @@ async def enrol(access: ServerAccess, directory: Path, token: str) -> Identity:
         access.session() as http,
         http.post(f"{access.base}/api/v1/enrol", json=body) as response,
     ):
+        if response.status == 404:
+            raise ServerNotFoundError(
+                f"{access.base} answered HTTP 404 to the enrolment: it is not a Videobooth "
+                "server; correct server_url in booth.toml (the server's address, no path)"
+            )
         answer: Any = await response.json(content_type=None)
         if response.status != 200:
             detail = answer.get("detail") if isinstance(answer, dict) else None

@@ -25,6 +25,8 @@ class LinkState(StrEnum):
     ONLINE = "online"
     OFFLINE = "offline"
     REFUSED = "refused"  # the server does not accept this booth's credential
+    #: The address answers, but no Videobooth server is there (HTTP 404): server_url is wrong.
+    NOT_FOUND = "not_found"
     CLOSED = "closed"
 
 
@@ -98,17 +100,22 @@ class ServerLink:
                         )
                         self._set_state(LinkState.REFUSED)
                         delay = self._reconnect_max
+                    elif exc.status == 404:
+                        self._not_found()
                     else:
                         log.warning("server handshake failed: HTTP %d", exc.status)
                 except aiohttp.ClientResponseError as exc:  # the challenge was refused
-                    log.warning("the server refused a login challenge: HTTP %d", exc.status)
+                    if exc.status == 404:
+                        self._not_found()
+                    else:
+                        log.warning("the server refused a login challenge: HTTP %d", exc.status)
                 except (TimeoutError, aiohttp.ClientError, OSError, KeyError, ValueError) as exc:
                     log.warning("cannot reach the server at %s: %s", self._url, exc)
                 finally:
                     self._ws = None
                 if self._closing:
                     break
-                if self._state is not LinkState.REFUSED:
+                if self._state not in (LinkState.REFUSED, LinkState.NOT_FOUND):
                     self._set_state(LinkState.OFFLINE)
                 if self.urgent:  # a citizen is in a call: every second counts
                     await asyncio.sleep(URGENT_RETRY_SECONDS)
@@ -117,6 +124,14 @@ class ServerLink:
                 await asyncio.sleep(random.uniform(0.5, 1.0) * delay)
                 delay = min(delay * 2, self._reconnect_max)
         self._set_state(LinkState.CLOSED)
+
+    def _not_found(self) -> None:
+        log.error(
+            "%s answered HTTP 404: no Videobooth server there; correct server_url in booth.toml "
+            "(the server's address, without a path)",
+            self._url,
+        )
+        self._set_state(LinkState.NOT_FOUND)
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         beat = asyncio.create_task(self._heartbeat(ws))

@@ -51,4 +51,5 @@ def view_of(booth: Booth) -> View:
         now=time.monotonic(),
         reconnecting=booth.reconnecting,
         ended_reason=booth.flow.ended_reason,
+        server_not_found=booth.flow.server_not_found,
     )

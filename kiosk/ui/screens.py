@@ -124,6 +124,8 @@ class View:
     reconnecting: bool = False
     #: Why the last call ended (the "ended" screen explains a lost connection).
     ended_reason: str | None = None
+    #: The server's address answered HTTP 404: booth.toml names the wrong address.
+    server_not_found: bool = False
 
 
 @dataclass(frozen=True)
@@ -574,6 +576,16 @@ class BoothScreens:
         back = pygame.Rect(
             text.x, self._content().bottom - self.min_target, text.width, self.min_target
         )
+        if view.visit.checking:
+            checking_h = int(self.body * 1.8)
+            self.text(
+                surface,
+                self.t("code.checking"),
+                pygame.Rect(text.x, y, text.width, checking_h),
+                colour=self.theme.muted,
+                name="code.checking",
+            )
+            y += checking_h
         if view.visit.problem:
             key = "code.rate_limited" if view.visit.problem == "rate_limited" else "code.wrong_code"
             box = pygame.Rect(text.x, y, text.width, int(self.body * 3.6))
@@ -765,7 +777,9 @@ class BoothScreens:
         self.button(surface, self.t("ended.done"), done, event=flow.Start(), mirror=False)
 
     def _draw_offline(self, surface: pygame.Surface, view: View) -> None:
-        self._message(surface, "offline.title", "offline.text")
+        # A wrong address is not a passing outage: say what must be corrected.
+        body = "offline.not_found" if view.server_not_found else "offline.text"
+        self._message(surface, "offline.title", body)
 
     def _draw_out_of_service(self, surface: pygame.Surface, view: View) -> None:
         self._message(surface, "oos.title", "oos.text")
@@ -841,7 +855,18 @@ class BoothScreens:
             name="enrol.text",
         )
         y += text_h
-        if view.enrolment_problem:
+        if view.server_not_found:
+            box = pygame.Rect(content.x, y, content.width, int(self.body * 4.4))
+            pygame.draw.rect(surface, self.theme.problem, box)
+            self.text(
+                surface,
+                self.t("offline.not_found"),
+                box.inflate(-8, -8),
+                name="offline.not_found",
+                min_mm=3.0,
+            )
+            y = box.bottom + self.margin // 2
+        elif view.enrolment_problem:
             # What went wrong and what to do, in the booth's language (the server's English
             # message is in the log and the status file).
             reason = view.enrolment_problem

@@ -1,21 +1,28 @@
 """The booth (kiosk/app.py) against an in-process server: every state has its lights (an
 enrolment refusal used to end in ``KeyError: State.ENROLMENT``), the waiting screen's
 self-view gets camera frames before any call has a peer, and an appointment code (typed, or a
-QR code shown to the camera) is checked with the server before the consent screen."""
+QR code shown to the camera) is checked with the server before the consent screen; an address
+that answers 404 is explained on the screen instead of a raw error."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from kiosk.app import LIGHTS, Booth
 from kiosk.config import BoothConfig, CameraConfig
 from kiosk.flow import ChooseAppointment, Consent, Digit, Start, State, SubmitCode
 from kiosk.hardware import BUSY, FakeHardware
+from kiosk.i18n import load_catalogue
+from kiosk.link import LinkState
 from kiosk.media import PyAVSource, read_stamp
 from server.keys import SWITCHBOARD
 from tests.kiosk.conftest import qr_video
@@ -153,6 +160,77 @@ async def test_an_appointment_qr_code_shown_to_the_camera_is_checked_then_consen
         await _until(lambda: booth.state is State.CONSENT, "the code read and checked", 20.0)
         assert booth.flow.visit.code == code
         assert states.index(State.CODE_ENTRY) < states.index(State.CONSENT)
+    finally:
+        booth.stop()
+        await task
+
+
+@pytest.fixture
+async def no_videobooth_here(
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
+) -> str:
+    """An address that answers, but with 404 to everything (a web server without Videobooth)."""
+    server = await aiohttp_server(web.Application())
+    return str(server.make_url("/")).rstrip("/")
+
+
+def _screen_text(booth: Booth) -> list[str]:
+    """Every text the booth's screen shows now (drawn with SDL's dummy driver)."""
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    import pygame
+
+    from kiosk.ui.booth_view import view_of
+    from kiosk.ui.screens import BoothScreens, Theme
+
+    pygame.display.init()
+    pygame.font.init()
+    screens = BoothScreens((1024, 600), Theme(), load_catalogue())
+    screens.draw(pygame.Surface((1024, 600)), view_of(booth))
+    return screens.drawn
+
+
+async def test_a_server_address_that_answers_404_is_explained_on_the_screen(
+    no_videobooth_here: str,
+) -> None:
+    config = BoothConfig(
+        server_url=no_videobooth_here,
+        credential="b00th.s3cret",
+        camera=CameraConfig(kind="test-pattern", allow_test_pattern=True),
+    )
+    booth = Booth(config, hardware=FakeHardware().hardware)
+    task = asyncio.create_task(booth.run())
+    try:
+        await _until(lambda: booth.flow.server_not_found, "the booth to notice the 404")
+        assert booth.state is State.OFFLINE
+        assert booth.link.state is LinkState.NOT_FOUND
+        shown = _screen_text(booth)
+        assert load_catalogue().text("de", "offline.not_found") in shown
+        assert not any("404: Not Found" in text for text in shown)
+    finally:
+        booth.stop()
+        await task
+
+
+async def test_enrolment_at_an_address_that_answers_404_is_explained_and_retried(
+    no_videobooth_here: str, tmp_path: Path
+) -> None:
+    config = BoothConfig(
+        server_url=no_videobooth_here,
+        enrolment_token="vbe_" + "T" * 43,
+        identity_dir=tmp_path / "data",
+        camera=CameraConfig(kind="test-pattern", allow_test_pattern=True),
+        reconnect_max_seconds=1.0,
+    )
+    booth = Booth(config, hardware=FakeHardware().hardware)
+    task = asyncio.create_task(booth.run())
+    try:
+        await _until(lambda: booth.flow.server_not_found, "the booth to notice the 404")
+        assert booth.state is State.OFFLINE  # enrolling with the card's token, not connected
+        assert "not a Videobooth server" in (booth.enrolment_problem or "")
+        shown = _screen_text(booth)
+        assert load_catalogue().text("de", "offline.not_found") in shown
+        # The token is kept for when the address is right: it is not a refusal.
+        assert booth.flow.enrolment_problem is None
     finally:
         booth.stop()
         await task

@@ -43,6 +43,7 @@ from kiosk.flow import (
     QueuePlace,
     Refused,
     RequestCall,
+    ServerNotFound,
     Start,
     State,
     SubmitCode,
@@ -253,6 +254,21 @@ def test_first_boot_without_a_token_reads_the_enrolment_code() -> None:
     assert flow.state is State.IDLE
 
 
+def test_a_wrong_server_address_is_said_until_the_server_is_reached() -> None:
+    flow = Flow()
+    flow.handle(ServerNotFound(), 0.0)
+    assert flow.server_not_found and flow.state is State.OFFLINE
+    flow.handle(Tick(), 1.0)
+    assert flow.server_not_found
+    flow.handle(LinkUp(), 2.0)
+    assert not flow.server_not_found and flow.state is State.IDLE
+    flow.handle(EnrolmentNeeded(), 3.0)
+    flow.handle(ServerNotFound(), 4.0)
+    assert flow.state is State.ENROLMENT and flow.server_not_found
+    flow.handle(Enrolled(), 5.0)
+    assert not flow.server_not_found
+
+
 def test_codes_from_qr_codes() -> None:
     assert code_from_qr("12345678") == "12345678"
     assert code_from_qr("1234 5678") == "12345678"
@@ -290,6 +306,7 @@ EVENTS = st.one_of(
     st.builds(ChatLine, st.just("Alex"), st.text(max_size=20)),
     st.builds(LinkUp),
     st.builds(LinkDown),
+    st.builds(ServerNotFound),
     st.builds(OutOfService, st.just("maintenance")),
     st.builds(BackInService),
     st.builds(Presence, st.booleans()),

@@ -171,3 +171,34 @@ def test_a_walk_in_is_three_taps_on_the_drawn_screens(screen_kit: tuple[object, 
     assert booth.state is State.WAITING
     assert booth.visit.topic_id == "t2"
     assert taps == 3
+
+
+def test_a_wrong_server_address_and_a_code_check_are_explained_in_every_language(
+    screen_kit: tuple[object, Fonts],
+) -> None:
+    """A server address that answers 404 is a technician's job, said on the offline and the
+    enrolment screens; while a code is checked the keypad says so."""
+    catalogue, fonts = screen_kit
+    problems: list[str] = []
+    for size in ALL_SIZES:
+        for language in LANGUAGES:
+            for state, key in (
+                (State.OFFLINE, "offline.not_found"),
+                (State.ENROLMENT, "offline.not_found"),
+                (State.CODE_ENTRY, "code.checking"),
+            ):
+                visit = Visit(language=language)
+                if state is State.CODE_ENTRY:
+                    visit = Visit(language=language, code="12345678", checking="12345678")
+                view = View(state=state, visit=visit, server_not_found=True)
+                screens = BoothScreens(size, Theme(), catalogue, fonts=fonts)  # type: ignore[arg-type]
+                surface = pygame.Surface(size)
+                screens.draw(surface, view)
+                folder = OUT / f"{size[0]}x{size[1]}"
+                folder.mkdir(parents=True, exist_ok=True)
+                pygame.image.save(surface, str(folder / f"{language}-{state.value}-{key}.png"))
+                expected = catalogue.text(language, key)  # type: ignore[attr-defined]
+                if expected == key or expected not in screens.drawn:
+                    problems.append(f"{size} {state.value}/{language}: {key} not shown")
+                problems += [f"{size} {overflow}" for overflow in screens.overflows]
+    assert not problems, "\n".join(problems)
