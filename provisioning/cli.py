@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
         "--server-url",
         required=True,
         metavar="URL",
-        help="the Videobooth server, https://... (http only to 127.0.0.1 or localhost)",
+        help="the Videobooth server's address, https://host[:port] without a path (http only "
+        "to 127.0.0.1 or localhost)",
     )
     trust = prepare.add_mutually_exclusive_group(required=True)
     trust.add_argument(
