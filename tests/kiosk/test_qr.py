@@ -9,8 +9,8 @@ import av
 import numpy as np
 import segno
 
+from kiosk.flow import CheckCode, CodeChecked, Flow, LinkUp, QrCodeRead, Start, State
 from kiosk.flow import ChooseAppointment as Appointment
-from kiosk.flow import Flow, LinkUp, QrCodeRead, Start, State
 from kiosk.qr import read_codes, scan
 
 
@@ -39,7 +39,8 @@ def test_the_invitations_qr_code_gives_the_code() -> None:
     flow.handle(LinkUp(), 0.0)
     flow.handle(Start(), 1.0)
     flow.handle(Appointment(), 1.0)
-    flow.handle(QrCodeRead(link), 2.0)
+    assert flow.handle(QrCodeRead(link), 2.0) == [CheckCode(code="04711234")]
+    flow.handle(CodeChecked(code="04711234"), 2.5)  # the server says it opens one now
     assert flow.state is State.CONSENT
     assert flow.visit.code == "04711234"
 
