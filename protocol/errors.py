@@ -30,6 +30,8 @@ class ErrorCode(StrEnum):
     ALREADY_IN_CALL = "already_in_call"
     CALL_FULL = "call_full"
     RATE_LIMITED = "rate_limited"
+    #: Too many people wait for an advisor now (in all, or from one address): try later.
+    QUEUE_FULL = "queue_full"
     #: A resume token that is not valid, not this participant's, or for a call that ended.
     CANNOT_RESUME = "cannot_resume"
     INTERNAL = "internal_error"

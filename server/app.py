@@ -284,6 +284,8 @@ def create_app(config: ServerConfig) -> web.Application:
         booth_ice_policy=config.effective_booth_ice_policy,
         browser_ice_policy=config.browser_ice_policy,
         resume_grace_seconds=config.resume_grace_seconds,
+        walk_in_queue_limit=config.walk_in_queue_limit,
+        walk_ins_per_address=config.walk_ins_per_address,
     )
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_housekeeping_ctx)

@@ -72,6 +72,10 @@ class ServerConfig:
     #: How long a call waits for a participant whose connection was lost before it ends
     #: (0: a lost connection ends its call at once).
     resume_grace_seconds: float = 60.0
+    #: Citizens who may wait for an advisor now from their own browsers at once: in all, and
+    #: from one address (a family or an office behind one router).
+    walk_in_queue_limit: int = 300
+    walk_ins_per_address: int = 3
 
     @property
     def effective_database_url(self) -> str:
@@ -110,6 +114,8 @@ _TOP_KEYS = {
     "timezone",
     "audit_retention_days",
     "walk_in_web",
+    "walk_in_queue_limit",
+    "walk_ins_per_address",
     "secret_key_file",
     "enrolment_token_hours",
     "metrics_token",
@@ -201,6 +207,12 @@ def config_from_mapping(data: dict[str, Any]) -> ServerConfig:
         kwargs["metrics_token"] = token
     if "walk_in_web" in data:
         kwargs["walk_in_web"] = _typed(data, "walk_in_web", bool)
+    for key, low, high in (("walk_in_queue_limit", 1, 100_000), ("walk_ins_per_address", 1, 100)):
+        if key in data:
+            value = _typed(data, key, int)
+            if not low <= value <= high:
+                raise ConfigError(f"{key}: must be between {low} and {high}")
+            kwargs[key] = value
     if "turn" in data:
         turn = _typed(data, "turn", dict)
         extra = sorted(set(turn) - {"urls", "secret", "ttl_seconds"})

@@ -65,6 +65,9 @@ from server.resume import Member, ResumeClaim
 
 log = logging.getLogger(__name__)
 
+#: Queue updates to advisors (and places to those waiting) go out at most this often: a burst
+#: of changes is one update with all of them, not one full list per change.
+QUEUE_UPDATE_SECONDS = 0.25
 #: Messages a connection may have queued for sending before it counts as stuck and is closed.
 OUTBOX_LIMIT = 256
 #: Estimated wait per caller ahead before any call was accepted (seconds).
@@ -174,6 +177,10 @@ class Connection:
     #: For a person: the login session it was opened with, and when that login expires.
     login: str | None = None
     login_expires_at: datetime | None = None
+    #: The client's address (walk-ins from one address are limited).
+    address: str | None = None
+    #: For a waiting caller: the place and estimate it was told last (told again on change).
+    told_place: tuple[int, int] | None = None
 
     def send(self, message: Message) -> None:
         """Queue ``message``; a client that stopped reading is disconnected, not waited for."""
@@ -327,7 +334,14 @@ class Switchboard:
         fleet: FleetObserver | None = None,
         resume_key: bytes | None = None,
         resume_grace_seconds: float = RESUME_GRACE_SECONDS,
+        walk_in_queue_limit: int = 300,
+        walk_ins_per_address: int = 3,
     ) -> None:
+        #: Citizens' browsers waiting for an advisor now, at most: in all and per address.
+        self.walk_in_queue_limit = walk_in_queue_limit
+        self.walk_ins_per_address = walk_ins_per_address
+        self._queue_due: asyncio.TimerHandle | None = None
+        self._queue_sent_at = -QUEUE_UPDATE_SECONDS
         #: Signs resume tokens; without it (or with no grace) a lost connection ends its call.
         self.resume_key = resume_key
         self.resume_grace_seconds = resume_grace_seconds
@@ -355,11 +369,12 @@ class Switchboard:
     # ------------------------------------------------------------ connections
 
     def register(self, conn: Connection) -> None:
-        """Add a connection; a booth that connects again replaces its older connection."""
-        if conn.role is Role.BOOTH:
+        """Add a connection. A booth, or a citizen's guest pass, has one connection at a
+        time: a newer one replaces the older (whose call waits for a resume)."""
+        if conn.role in (Role.BOOTH, Role.CITIZEN):
             for other in list(self.connections.values()):
-                if other.role is Role.BOOTH and other.principal_id == conn.principal_id:
-                    log.info("booth %s connected again; closing its older connection", conn.name)
+                if other.role is conn.role and other.principal_id == conn.principal_id:
+                    log.info("%s connected again; closing its older connection", conn)
                     self.unregister(other)
                     other.close(4001, "replaced by a newer connection")
         self.connections[conn.participant_id] = conn
@@ -451,6 +466,11 @@ class Switchboard:
         advisor id) a booth's code opened and ``region`` a citizen's checked region, all looked
         up by the caller (they need the database, and this method never awaits).
         """
+        if self.connections.get(conn.participant_id) is not conn:
+            # Replaced or closed, with messages still in flight: it no longer acts (it would
+            # leave a call behind with nobody on the line).
+            log.debug("ignored %s from %s: the connection is closing", message.type, conn)
+            return
         if type(message) not in _ALLOWED[conn.role]:
             raise ProtocolError(
                 ErrorCode.NOT_ALLOWED, f"a {conn.role} may not send {message.type} messages"
@@ -594,11 +614,58 @@ class Switchboard:
             raise ProtocolError(ErrorCode.SESSION_NOT_WAITING, "the call has not started yet")
         return session
 
+    def _take_over_pass(self, conn: Connection) -> None:
+        """``conn``'s guest pass waits or talks once at a time. On a page whose connection is
+        lost (reloaded, say) that wait or call is over now: the citizen starts again here. On
+        a live page it goes on, and ``conn`` is refused."""
+        for session in list(self.sessions.values()):
+            for other in (*session.participants(), *session.pending):
+                if other.role is not Role.CITIZEN or other.principal_id != conn.principal_id:
+                    continue
+                if other.away_since is None:
+                    raise ProtocolError(
+                        ErrorCode.ALREADY_IN_CALL,
+                        "you are already waiting or in a call on another page",
+                    )
+                log.info("session %s: %s started again on a new page", session.id, other)
+                if other is session.caller:
+                    self._end_session(session.id, "peer_disconnected", by=other)
+                else:
+                    self._leave(session, other, "peer_disconnected")
+                break
+
+    def _check_may_wait(self, conn: Connection) -> None:
+        """A guest pass waits or talks once at a time; citizens asking for an advisor now
+        from their browsers are limited in all and per address."""
+        if conn.session_id is not None:
+            raise ProtocolError(ErrorCode.ALREADY_IN_CALL, "you are already waiting or in a call")
+        if conn.role is not Role.CITIZEN:
+            return
+        self._take_over_pass(conn)
+        if not conn.walk_in:
+            return
+        waiting = [
+            s.caller
+            for s in self.sessions.values()
+            if s.state is SessionState.WAITING and s.caller.walk_in
+        ]
+        if len(waiting) >= self.walk_in_queue_limit:
+            log.warning("walk-in queue full (%d waiting); refused %s", len(waiting), conn)
+            raise ProtocolError(
+                ErrorCode.QUEUE_FULL,
+                "too many people are waiting right now; please try again in a few minutes",
+            )
+        if sum(c.address == conn.address for c in waiting) >= self.walk_ins_per_address:
+            raise ProtocolError(
+                ErrorCode.QUEUE_FULL,
+                "too many people from your network are waiting already; "
+                "please try again when one of them has been served",
+            )
+
     def _call_request(
         self, booth: Connection, topic: tuple[str, str] | None, region: str | None
     ) -> None:
-        if booth.session_id is not None:
-            raise ProtocolError(ErrorCode.ALREADY_IN_CALL, "you are already waiting or in a call")
+        self._check_may_wait(booth)
         session = CallSession(id=new_id(), caller=booth, region=region)
         if topic is not None:
             session.topic_id, session.topic_name = topic
@@ -610,8 +677,7 @@ class Switchboard:
 
     def _lobby_join(self, citizen: Connection, appointment_id: str, advisor_id: str) -> None:
         """A citizen's browser or a booth waits in an appointment's lobby."""
-        if citizen.session_id is not None:
-            raise ProtocolError(ErrorCode.ALREADY_IN_CALL, "you are already waiting or in a call")
+        self._check_may_wait(citizen)
         session = CallSession(
             id=new_id(),
             caller=citizen,
@@ -701,8 +767,7 @@ class Switchboard:
         return invitation
 
     def _ask_to_join(self, guest: Connection, session_id: str) -> None:
-        if guest.session_id is not None:
-            raise ProtocolError(ErrorCode.ALREADY_IN_CALL, "you are already waiting or in a call")
+        self._check_may_wait(guest)
         session = self.sessions.get(session_id)
         if session is None or session.advisor is None or session.state is not SessionState.ACTIVE:
             raise ProtocolError(ErrorCode.UNKNOWN_SESSION, "this call has ended")
@@ -979,6 +1044,19 @@ class Switchboard:
         return Queue(waiting=[w for s, w in self._waiting_calls() if _visible_to(s, advisor)])
 
     def _broadcast_queue(self) -> None:
+        """The queue changed: advisors (and those waiting) hear of it now, or, when an update
+        went out less than QUEUE_UPDATE_SECONDS ago, in one update when that time is up."""
+        if self._queue_due is not None:
+            return  # the update on its way will carry this change too
+        wait = self._queue_sent_at + QUEUE_UPDATE_SECONDS - time.monotonic()
+        if wait <= 0:
+            self._send_queue()
+        else:
+            self._queue_due = asyncio.get_running_loop().call_later(wait, self._send_queue)
+
+    def _send_queue(self) -> None:
+        self._queue_due = None
+        self._queue_sent_at = time.monotonic()
         # Every advisor sees a selection of the same waiting calls (usually all of them): each
         # call is described once and each distinct selection encoded once, not per advisor.
         waiting = self._waiting_calls()
@@ -1008,15 +1086,20 @@ class Switchboard:
         for session in walk_ins:
             queue = (session.topic_id, session.region)
             place = places[queue] = places.get(queue, 0) + 1
+            told = (place, round(place * self.average_wait))
+            if session.caller.told_place == told:
+                continue  # nothing new for this one
+            session.caller.told_place = told
             session.caller.send(
                 QueuePosition(
-                    session_id=session.id,
-                    position=place,
-                    estimated_wait_seconds=round(place * self.average_wait),
+                    session_id=session.id, position=told[0], estimated_wait_seconds=told[1]
                 )
             )
 
     def close_all(self) -> None:
         """Close every connection (server shutdown)."""
+        if self._queue_due is not None:
+            self._queue_due.cancel()
+            self._queue_due = None
         for conn in list(self.connections.values()):
             conn.close(1001, "server shutting down")

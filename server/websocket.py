@@ -91,6 +91,7 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
         appointment_advisor=caller.appointment_advisor,
         login=caller.login,
         login_expires_at=caller.login_expires_at,
+        address=request.remote,
     )
     writer = asyncio.create_task(_drain(ws, conn), name=f"ws-writer-{conn.participant_id[:8]}")
     bucket = TokenBucket(rate=MESSAGE_RATE, burst=MESSAGE_BURST)
