@@ -480,6 +480,9 @@ def decode(raw: str | bytes, registry: dict[str, type[Message]]) -> Message:
         data: Any = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(ErrorCode.BAD_JSON, f"not valid JSON: {exc}") from exc
+    except RecursionError:
+        # Thousands of nested brackets fit in one frame: a bad message, not a server fault.
+        raise ProtocolError(ErrorCode.BAD_JSON, "not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ProtocolError(ErrorCode.NOT_AN_OBJECT, "a message must be a JSON object")
     version = data.pop("v", None)
@@ -495,6 +498,10 @@ def decode(raw: str | bytes, registry: dict[str, type[Message]]) -> Message:
     try:
         # Validate from JSON text so that strict mode still reads ISO dates and the like.
         return model.model_validate_json(json.dumps(data))
+    except RecursionError:
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE, f"invalid {kind} message: nested too deeply"
+        ) from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or kind

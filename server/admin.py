@@ -169,7 +169,8 @@ def _int_query(call: ApiCall, name: str, default: int, low: int, high: int) -> i
     raw = call.request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # isdigit() alone takes "²" and other digits int() refuses: ASCII digits only.
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise ProblemError(400, "Bad Request", f"{name}: give a whole number from {low} to {high}")
     return int(raw)
 

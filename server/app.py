@@ -32,7 +32,7 @@ from server.api import EVERYONE, USERS, Access, Api, ApiCall
 from server.boothauth import NonceStore
 from server.config import ServerConfig
 from server.guests import GuestPasses
-from server.http import error_middleware, security_headers_middleware
+from server.http import error_middleware, hide_server_versions, security_headers_middleware
 from server.keyfile import load_or_create_key
 from server.keys import (
     API,
@@ -291,6 +291,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.cleanup_ctx.append(_housekeeping_ctx)
     app.cleanup_ctx.append(_away_ctx)
     app.on_shutdown.append(_on_shutdown)
+    app.on_response_prepare.append(hide_server_versions)
 
     app.router.add_get("/", _index)
     app.router.add_get("/advisor/", _advisor_page)

@@ -19,7 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from server.api import USERS, Access, Api, ApiCall, Caller
 from server.calls import base_url
 from server.http import ProblemError
-from server.keys import CONFIG, DATABASE
+from server.keys import CONFIG, DATABASE, SWITCHBOARD
 from server.storage import (
     ActorKind,
     Appointment,
@@ -205,5 +205,7 @@ def register(api: Api) -> None:
     async def cancel(call: ApiCall) -> web.StreamResponse:
         appointment = await _own(call)
         cancelled = await cancel_appointment(call.request.app[DATABASE], appointment.id)
+        # Its guest passes die with it: the citizens' pages close and its lobby empties.
+        call.request.app[SWITCHBOARD].appointment_cancelled(appointment.id)
         await _audit(call, "appointment.cancel", appointment.id)
         return web.json_response({"appointment": appointment_json(cancelled)})

@@ -23,12 +23,14 @@ from server.keys import (
 )
 from server.ratelimit import BusyError
 from server.storage import (
+    AppointmentStatus,
     Role,
     authenticate_booth,
     authenticate_user,
     create_auth_session,
     delete_auth_session,
     fold_username,
+    get_appointment,
     get_booth,
     login_for_token,
 )
@@ -64,7 +66,7 @@ async def caller_for(request: web.Request) -> Caller:
     if token and len(token) <= MAX_CREDENTIAL_CHARS:
         login = await login_for_token(db, token)
     if login is None:
-        return _guest(request)
+        return await _guest(request)
     user = login.user
     access = Access.ADMIN if user.role is Role.ADMIN else Access.ADVISOR
     return Caller(
@@ -96,13 +98,19 @@ async def _signed_booth(request: web.Request, header: str) -> Caller:
     return Caller(access=Access.BOOTH, id=booth.id, name=booth.name)
 
 
-def _guest(request: web.Request) -> Caller:
+async def _guest(request: web.Request) -> Caller:
     token = request.cookies.get(GUEST_COOKIE)
     if not token or len(token) > MAX_GUEST_PASS_CHARS:
         return ANONYMOUS
     guest = request.app[GUESTS].lookup(token, datetime.now(UTC))
     if guest is None:
         return ANONYMOUS
+    if guest.appointment_id is not None:
+        # The pass is a signed record the server keeps no copy of: it dies with its
+        # appointment because the appointment is looked up each time.
+        appointment = await get_appointment(request.app[DATABASE], guest.appointment_id)
+        if appointment is None or appointment.status is AppointmentStatus.CANCELLED:
+            return ANONYMOUS
     return Caller(
         access=Access.CITIZEN,
         id=guest.id,

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,17 @@ async def security_headers_middleware(request: web.Request, handler: Handler) ->
         if request.path.startswith("/api/"):
             response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+#: What the ``Server`` header says: the product, not its versions or the Python and aiohttp
+#: behind it (they would tell an attacker which published flaws to try).
+SERVER_HEADER = "Videobooth"
+
+
+async def hide_server_versions(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: every response, static files and WebSocket handshakes
+    included, names the product only."""
+    response.headers[hdrs.SERVER] = SERVER_HEADER
 
 
 def check_same_origin(request: web.Request) -> None:

@@ -416,6 +416,17 @@ class Switchboard:
             if conn.login_expires_at is not None and conn.login_expires_at <= now:
                 self.close_login(conn, "login expired")
 
+    def appointment_cancelled(self, appointment_id: str) -> None:
+        """The appointment was cancelled: the citizens whose passes are for it go (their
+        pages close, a wait ends) and a booth waiting in its lobby is told."""
+        for conn in list(self.connections.values()):
+            if conn.role is Role.CITIZEN and conn.appointment_id == appointment_id:
+                self.close_login(conn, "the appointment was cancelled")
+        for session in list(self.sessions.values()):
+            if session.appointment_id == appointment_id and session.state is SessionState.WAITING:
+                self._end_session(session.id, "cancelled", by=session.caller)
+                session.caller.send(Hangup(session_id=session.id, reason="cancelled"))
+
     def disconnect_booth(self, booth_id: str, reason: str) -> None:
         """Close a booth's connection (revoked, say); its session ends at once."""
         for conn in list(self.connections.values()):

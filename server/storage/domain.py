@@ -89,6 +89,8 @@ JOIN_CLOSES_AFTER_END = timedelta(minutes=30)
 """How long after its planned end an appointment can still be joined (overrun, reconnects)."""
 MIN_DURATION_MINUTES = 5
 MAX_DURATION_MINUTES = 240
+#: How far ahead an appointment can be made (and times stay far from the calendar's end).
+MAX_BOOKING_AHEAD = timedelta(days=2 * 366)
 JOIN_CODE_LENGTH = 8
 
 _NAME_MAX = 100
@@ -129,7 +131,10 @@ def _aware(value: datetime, what: str) -> datetime:
         raise InvalidValueError(
             f"The {what} has no time zone; pass a timezone-aware time (for example in UTC)."
         )
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # the first or last day the calendar knows, with an offset
+        raise InvalidValueError(f"The {what} {value.isoformat()} is out of range.") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -513,6 +518,11 @@ def _clean_label(label: str | None) -> str | None:
 
 
 def _check_not_over(db: Database, starts_at: datetime, duration_minutes: int) -> None:
+    if starts_at > db.now() + MAX_BOOKING_AHEAD:
+        raise InvalidValueError(
+            f"The appointment at {starts_at.isoformat()} is too far ahead; appointments can be "
+            f"made at most {MAX_BOOKING_AHEAD.days} days ahead."
+        )
     if _window(starts_at, duration_minutes)[1] <= db.now():
         raise InvalidValueError(
             f"The appointment at {starts_at.isoformat()} would already be over; "
