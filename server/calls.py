@@ -97,7 +97,10 @@ def register(api: Api) -> None:
         request = call.request
         if not request.app[CONFIG].walk_in_web:
             raise ProblemError(
-                404, "Not Found", "This service takes calls by appointment or at a booth only."
+                404,
+                "Not Found",
+                "This service takes calls by appointment or at a booth only.",
+                reason="walk_in_off",
             )
         limiter, key = request.app[WALK_IN_LIMITER], f"ip:{request.remote}"
         wait = limiter.blocked_for(key)
@@ -107,6 +110,7 @@ def register(api: Api) -> None:
                 "Too Many Requests",
                 f"too many requests from this address; try again in {int(wait) + 1} seconds",
                 retry_after=int(wait) + 1,
+                reason="rate_limited",
             )
         limiter.record_failure(key)  # every pass counts: the limit bounds passes per address
         db = request.app[DATABASE]

@@ -39,9 +39,13 @@ SECURITY_HEADERS = {
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
-    """An ``application/problem+json`` response."""
+    """An ``application/problem+json`` response; ``retry_after`` (seconds) also goes into the
+    ``Retry-After`` header, where HTTP clients look for it."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return web.json_response(body, status=status, content_type="application/problem+json")
+    response = web.json_response(body, status=status, content_type="application/problem+json")
+    if isinstance(extra.get("retry_after"), int):
+        response.headers[hdrs.RETRY_AFTER] = str(extra["retry_after"])
+    return response
 
 
 class ProblemError(web.HTTPException):

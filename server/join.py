@@ -15,10 +15,36 @@ from server.api import Access, Api, ApiCall
 from server.calls import set_guest_cookie
 from server.http import ProblemError
 from server.keys import DATABASE, GUESTS, JOIN_LIMITER, SWITCHBOARD
-from server.storage import ActorKind, appointment_by_token, get_user, join_window, record_audit
+from server.storage import (
+    ActorKind,
+    LinkState,
+    appointment_for_link,
+    get_user,
+    join_window,
+    record_audit,
+)
 from server.switchboard import INVITATION_SECONDS
 
 log = logging.getLogger(__name__)
+
+
+_REFUSALS = {
+    LinkState.TOO_EARLY: (
+        409,
+        "Conflict",
+        "It is too early: the link opens 15 minutes before the appointment.",
+    ),
+    LinkState.OVER: (
+        410,
+        "Gone",
+        "This appointment is over. Please contact the office if you need another one.",
+    ),
+    LinkState.CANCELLED: (
+        410,
+        "Gone",
+        "This appointment was cancelled. Please contact the office to make a new one.",
+    ),
+}
 
 
 class JoinBody(BaseModel):
@@ -46,6 +72,7 @@ def register(api: Api) -> None:
                 "Too Many Requests",
                 f"too many invalid links; try again in {int(wait) + 1} seconds",
                 retry_after=int(wait) + 1,
+                reason="rate_limited",
             )
         db = request.app[DATABASE]
         invitation = request.app[SWITCHBOARD].invitation(body.token)
@@ -66,16 +93,20 @@ def register(api: Api) -> None:
             response = web.json_response({"kind": "invitation", "label": invitation.label})
             set_guest_cookie(request, response, token, ttl)
             return response
-        appointment = await appointment_by_token(db, body.token)
+        state, appointment = await appointment_for_link(db, body.token)
         if appointment is None:
-            limiter.record_failure(key)
+            limiter.record_failure(key)  # guessing links: counted
             raise ProblemError(
                 404,
                 "Not Found",
-                "This link does not open a call right now. It works from 15 minutes before "
-                "the appointment until 30 minutes after its end, unless it was cancelled.",
+                "This link is not known, or the call it was made for has ended. Check that the "
+                "whole link was copied, or ask the office for a new one.",
+                reason=state.value,
             )
-        _, closes = join_window(appointment)
+        opens, closes = join_window(appointment)
+        if state is not LinkState.OPEN:
+            # The page says this in the citizen's language from the reason (and the time).
+            raise ProblemError(*_REFUSALS[state], reason=state.value, opens_at=opens.isoformat())
         advisor = await get_user(db, appointment.advisor_id)
         token = request.app[GUESTS].issue(
             appointment_id=appointment.id, advisor_id=appointment.advisor_id, expires_at=closes

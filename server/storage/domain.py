@@ -22,6 +22,7 @@ import re
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, insert, select, text, update
@@ -52,8 +53,10 @@ __all__ = [
     "MAX_DURATION_MINUTES",
     "MIN_DURATION_MINUTES",
     "TOPIC_LANGUAGES",
+    "LinkState",
     "appointment_by_code",
     "appointment_by_token",
+    "appointment_for_link",
     "cancel_appointment",
     "create_appointment",
     "create_branch",
@@ -62,6 +65,7 @@ __all__ = [
     "get_branch",
     "get_topic",
     "join_window",
+    "link_state",
     "list_appointments",
     "list_audit",
     "list_branches",
@@ -474,9 +478,10 @@ async def _lock_join_codes(session: AsyncSession, db: Database) -> None:
 async def _scheduled_meeting(
     session: AsyncSession, window: tuple[datetime, datetime], *, exclude: str | None = None
 ) -> list[Appointment]:
-    """The scheduled appointments whose join window overlaps *window*."""
+    """The appointments that can be joined (scheduled or done) whose join window overlaps
+    *window*: their codes must differ, and a code looks among them."""
     query = select(Appointment).where(
-        Appointment.status == AppointmentStatus.SCHEDULED,
+        Appointment.status.in_(_OPEN_STATUSES),
         Appointment.starts_at > window[0] - _LONGEST_WINDOW,
         Appointment.starts_at < window[1] + JOIN_OPENS_BEFORE_START,
     )
@@ -640,21 +645,46 @@ async def get_appointment(db: Database, appointment_id: str) -> Appointment | No
         return await session.get(Appointment, appointment_id)
 
 
-def _joinable(appointment: Appointment | None, now: datetime) -> bool:
-    if appointment is None or appointment.status is not AppointmentStatus.SCHEDULED:
-        return False
+class LinkState(StrEnum):
+    """Whether an appointment's link or code opens it now, and if not, why."""
+
+    OPEN = "open"
+    UNKNOWN = "unknown_link"
+    TOO_EARLY = "too_early"
+    OVER = "over"
+    CANCELLED = "cancelled"
+
+
+#: An appointment whose call took place (done) opens again within its window: a citizen whose
+#: call dropped, or who was asked to come back, rejoins with the same link or code.
+_OPEN_STATUSES = (AppointmentStatus.SCHEDULED, AppointmentStatus.DONE)
+
+
+def link_state(appointment: Appointment, now: datetime) -> LinkState:
+    """Whether *appointment*'s link opens it at *now*, and if not, why."""
+    if appointment.status is AppointmentStatus.CANCELLED:
+        return LinkState.CANCELLED
     opens_at, closes_at = join_window(appointment)
-    return opens_at <= now < closes_at
+    if now < opens_at:
+        return LinkState.TOO_EARLY
+    if now >= closes_at:
+        return LinkState.OVER
+    return LinkState.OPEN
 
 
-async def appointment_by_token(db: Database, token: str) -> Appointment | None:
-    """Return the appointment whose join link has *token*, if it can be joined now.
+def _joinable(appointment: Appointment | None, now: datetime) -> bool:
+    return appointment is not None and link_state(appointment, now) is LinkState.OPEN
 
-    None for an unknown or malformed token, a cancelled or finished appointment, and outside
-    the join window. Never raises for bad input.
+
+async def appointment_for_link(db: Database, token: str) -> tuple[LinkState, Appointment | None]:
+    """The appointment whose join link has *token*, and whether the link opens it now.
+
+    ``(UNKNOWN, None)`` for an unknown or malformed token; otherwise the appointment with its
+    state (open, too early, over, cancelled): whoever holds the link may know which, and may
+    be told what to do. Never raises for bad input.
     """
     if not isinstance(token, str) or not _JOIN_TOKEN.fullmatch(token):
-        return None
+        return LinkState.UNKNOWN, None
     token_hash = sha256_hex(token)
     async with db.session() as session:
         appointment = await session.scalar(
@@ -662,11 +692,22 @@ async def appointment_by_token(db: Database, token: str) -> Appointment | None:
         )
     if appointment is None or not hmac.compare_digest(appointment.join_token_hash, token_hash):
         logger.info("Join by link refused: unknown token")
-        return None
-    if not _joinable(appointment, db.now()):
-        logger.info("Join by link refused for appointment %s: not open now", appointment.id)
-        return None
-    return appointment
+        return LinkState.UNKNOWN, None
+    state = link_state(appointment, db.now())
+    if state is not LinkState.OPEN:
+        logger.info("Join by link refused for appointment %s: %s", appointment.id, state.value)
+    return state, appointment
+
+
+async def appointment_by_token(db: Database, token: str) -> Appointment | None:
+    """Return the appointment whose join link has *token*, if it can be joined now.
+
+    None for an unknown or malformed token, a cancelled appointment, and outside the join
+    window (an appointment whose call took place opens again within it). Never raises for bad
+    input.
+    """
+    state, appointment = await appointment_for_link(db, token)
+    return appointment if state is LinkState.OPEN else None
 
 
 async def appointment_by_code(db: Database, code: str) -> Appointment | None:
@@ -772,7 +813,8 @@ async def cancel_appointment(db: Database, appointment_id: str) -> Appointment:
 
 
 async def mark_appointment_done(db: Database, appointment_id: str) -> Appointment:
-    """Record that the consultation took place; its link and code stop working. Return it.
+    """Record that the consultation took place; its link and code still open it within its
+    join window (a citizen may come back). Return it.
 
     Marking twice is allowed. Raises :class:`NotFoundError` for an unknown appointment and
     :class:`InvalidValueError` for a cancelled one.

@@ -19,10 +19,12 @@ from server.storage import (
     Database,
     DuplicateError,
     InvalidValueError,
+    LinkState,
     NotFoundError,
     User,
     appointment_by_code,
     appointment_by_token,
+    appointment_for_link,
     cancel_appointment,
     create_appointment,
     create_booth,
@@ -223,7 +225,12 @@ async def test_create_and_join_within_the_window(
     assert await appointment_by_code(db, code) is None
 
 
-async def test_cancelled_and_done_appointments_cannot_be_joined(
+async def _link(db: Database, token: str) -> tuple[LinkState, str | None]:
+    state, appointment = await appointment_for_link(db, token)
+    return state, appointment.id if appointment else None
+
+
+async def test_cancelled_appointments_cannot_be_joined_and_done_ones_can_within_the_window(
     db: Database, advisor: User, clock: ManualClock
 ) -> None:
     first, token1, code1 = await book(db, advisor)
@@ -236,9 +243,21 @@ async def test_cancelled_and_done_appointments_cannot_be_joined(
     assert await appointment_by_token(db, token1) is None
     assert await appointment_by_code(db, code1) is None
 
-    await mark_appointment_done(db, second.id)
+    assert await _link(db, token1) == (LinkState.CANCELLED, cancelled.id)
+
+    # The call took place; the citizen may come back (a dropped call) until the window closes.
+    done = await mark_appointment_done(db, second.id)
+    assert done.status is AppointmentStatus.DONE
+    assert (await appointment_by_token(db, token2) or first).id == done.id
+    assert (await appointment_by_code(db, code2) or first).id == done.id
+    clock.now = join_window(done)[1]
     assert await appointment_by_token(db, token2) is None
     assert await appointment_by_code(db, code2) is None
+    assert await _link(db, token2) == (LinkState.OVER, done.id)
+    clock.now = join_window(done)[0] - timedelta(seconds=1)
+    assert await _link(db, token2) == (LinkState.TOO_EARLY, done.id)
+    assert await _link(db, "x" * 43) == (LinkState.UNKNOWN, None)
+    clock.now = START
 
     with pytest.raises(InvalidValueError, match="is done already"):
         await cancel_appointment(db, second.id)

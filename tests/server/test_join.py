@@ -100,8 +100,12 @@ async def test_a_link_outside_its_window_does_not_open(harness: Harness) -> None
         aiohttp.ClientSession() as http,
         http.post(harness.url("/api/v1/join"), json={"token": token}) as r,
     ):
-        assert r.status == 404
-        assert "15 minutes before" in (await r.json())["detail"]
+        assert r.status == 409
+        refusal = await r.json()
+        assert refusal["reason"] == "too_early"
+        assert "15 minutes before" in refusal["detail"]
+        opens = datetime.fromisoformat(refusal["opens_at"])
+        assert timedelta(minutes=104) < opens - datetime.now(UTC) <= timedelta(minutes=105)
 
 
 async def _code_for(harness: Harness, username: str) -> str:
