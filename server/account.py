@@ -16,15 +16,17 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from protocol import Role
 from server.api import PREFIX, USERS, Api, ApiCall, Caller, CallerLookup
 from server.auth import COOKIE_NAME
 from server.http import ProblemError
-from server.keys import CONFIG, DATABASE
+from server.keys import CONFIG, DATABASE, SWITCHBOARD
 from server.ratelimit import RateLimiter
 from server.storage import (
     ActorKind,
     create_auth_session,
     get_user,
+    login_for_token,
     record_audit,
     set_must_change_password,
     set_password,
@@ -146,6 +148,17 @@ def register(api: Api) -> None:
         )
         ttl = timedelta(hours=config.session_hours)
         token = await create_auth_session(db, user, ttl)
+        login = await login_for_token(db, token)
+        assert login is not None
+        # The other logins' live connections go now; this browser's carry on with its new login.
+        switchboard = request.app[SWITCHBOARD]
+        for conn in list(switchboard.connections.values()):
+            if conn.role is not Role.ADVISOR or conn.principal_id != user.id:
+                continue
+            if call.caller.login is not None and conn.login == call.caller.login:
+                conn.login, conn.login_expires_at = login.id, login.expires_at
+            else:
+                switchboard.close_login(conn, "password changed")
         log.info("user %s changed their password; their other logins ended", user.username)
         response = web.json_response({"ok": True, "note": "your other logins have ended"})
         response.set_cookie(

@@ -27,12 +27,33 @@ def _is_ltr(char: str) -> bool:
     return unicodedata.bidirectional(char) in ("L", "EN", "AN")
 
 
+def _directions(line: str) -> list[bool]:
+    """Each character's direction (True: right to left). Spaces and punctuation between two
+    left-to-right characters are left to right (an e-mail address, "Art. 6"); elsewhere they go
+    with the right-to-left paragraph."""
+    strong = [False if _is_ltr(c) else True if _is_rtl(c) else None for c in line]
+    after: list[bool | None] = [None] * len(line)
+    following: bool | None = None
+    for index in range(len(line) - 1, -1, -1):
+        after[index] = following
+        if strong[index] is not None:
+            following = strong[index]
+    directions, before = [], None
+    for index, direction in enumerate(strong):
+        if direction is None:
+            direction = not (before is False and after[index] is False)
+        else:
+            before = direction
+        directions.append(direction)
+    return directions
+
+
 def runs(line: str) -> list[tuple[str, bool]]:
     """The line's runs in logical order: (text, right_to_left). Spaces and punctuation go
-    with the right-to-left text around them (the paragraph is right to left)."""
+    with the right-to-left text around them (the paragraph is right to left), except inside
+    left-to-right text."""
     result: list[tuple[str, bool]] = []
-    for char in line:
-        rtl = not _is_ltr(char)
+    for char, rtl in zip(line, _directions(line), strict=True):
         if result and result[-1][1] == rtl:
             result[-1] = (result[-1][0] + char, rtl)
         else:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -308,17 +309,24 @@ async def browser() -> AsyncIterator[Any]:
             await instance.close()
 
 
-async def appointment_start() -> str:
-    """A start time for the appointment form, a minute ahead and on today's date.
+#: The time zone of these tests' servers (the default): the pages take and show times in it.
+SERVER_ZONE = ZoneInfo("Europe/Berlin")
 
-    The workspace lists the appointments of the advisor's day, so an appointment made just
+
+async def appointment_start() -> str:
+    """A start time for the appointment form, a minute ahead and on today's date, as the
+    organisation's clock reads it (the form takes times in the server's zone).
+
+    The workspace lists the appointments of the organisation's day, so an appointment made just
     before midnight would land on tomorrow's list: close to midnight, wait for the new day.
     """
-    now = datetime.now()
+    now = datetime.now(SERVER_ZONE)
     if (now + timedelta(minutes=3)).date() != now.date():
-        midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time())
+        midnight = datetime.combine(
+            now.date() + timedelta(days=1), datetime.min.time(), tzinfo=SERVER_ZONE
+        )
         await asyncio.sleep((midnight - now).total_seconds() + 1)
-        now = datetime.now()
+        now = datetime.now(SERVER_ZONE)
     return (now + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
 
 

@@ -142,3 +142,25 @@ async def test_a_password_reset_by_an_administrator_must_be_changed_too(
         assert (await call(http, harness, "GET", "/topics"))[0] == 403
     finally:
         await http.close()
+
+
+async def test_changing_the_password_closes_the_other_logins_sockets_not_this_ones(
+    harness: Harness,
+) -> None:
+    await harness.add_advisor("alice")
+    here, laptop = await harness.advisor("alice"), await harness.advisor("alice")
+    booth = await harness.booth(await harness.add_booth("Booth A"))
+    change = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    status, _ = await call(here.http, harness, "POST", "/account/password", change)
+    assert status == 200
+
+    while True:  # the laptop's workspace is closed at once
+        frame = await laptop.ws.receive(timeout=5)
+        if frame.type is aiohttp.WSMsgType.CLOSE:
+            break
+    assert (frame.data, frame.extra) == (4003, "password changed")
+    # This browser's workspace carries on with its new login: it can still take a call.
+    await booth.send(type="call_request")
+    session_id = (await booth.receive_type("call_waiting"))["session_id"]
+    await here.send(type="call_accept", session_id=session_id)
+    assert (await here.receive_type("call_started"))["session_id"] == session_id

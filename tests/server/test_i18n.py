@@ -11,7 +11,7 @@ import pytest
 
 STATIC = Path(__file__).resolve().parents[2] / "server" / "static"
 CATALOGUES = sorted((STATIC / "i18n").glob("*.json"))
-PAGES = [STATIC / "advisor", STATIC / "citizen"]
+PAGES = [STATIC / "advisor", STATIC / "citizen", STATIC / "admin", STATIC / "js"]
 #: Keys the scripts build at run time: call.state.<RTCPeerConnection state> and the like.
 DYNAMIC = {
     "call.state.new",

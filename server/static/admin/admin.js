@@ -1,23 +1,28 @@
 // The administration page: users, topics, branches, the fleet (fleet.js), branding, settings
-// and the audit log.
+// and the audit log, in English or German (the same message catalogues as the other pages).
 // Plain ES module, no dependencies, nothing loaded from outside this server; every text from
 // the server goes into the page with textContent, never as HTML.
 
-import { applyBranding } from "/static/js/branding.js";
-import { loadFleet, wireFleet } from "/static/admin/fleet.js";
+import { changePassword, fetchAccount } from "/static/js/account.js";
+import { applyBranding, ready as brandingReady } from "/static/js/branding.js";
+import { chosenLanguage, languagePicker, setLanguage, t } from "/static/js/i18n.js";
+import { Clock } from "/static/js/time.js";
+import { loadFleet, renderFleetTexts, setBranchChoices, wireFleet } from "/static/admin/fleet.js";
 
 const $ = (id) => document.getElementById(id);
 const API = "/api/v1";
 const MAX_LOGO_BYTES = 256 * 1024;
 const MIN_CONTRAST = 4.5;
 const COLOUR = /^#[0-9a-fA-F]{6}$/;
+// Each language by its own name: whoever reads it, reads it in that language.
 const LANGUAGE_NAMES = { de: "Deutsch", en: "English", tr: "Türkçe", uk: "Українська", ru: "Русский", ar: "العربية" };
-const TEXT_LABELS = {
-  welcome: "Welcome (citizens' page and booth)",
-  privacy_notice: "Privacy notice",
-  booth_idle: "Booth, while idle",
-  ended: "After the call",
-};
+const TOPIC_LANGUAGES = ["de", "en", "tr", "uk", "ru", "ar"];
+const TEXT_LABELS = () => ({
+  welcome: t("admin.branding.text.welcome"),
+  privacy_notice: t("admin.branding.text.privacy_notice"),
+  booth_idle: t("admin.branding.text.booth_idle"),
+  ended: t("admin.branding.text.ended"),
+});
 
 const state = {
   me: null,
@@ -26,9 +31,11 @@ const state = {
   branches: [],
   branding: null,
   texts: {}, // language -> key -> text, as edited
+  settings: null,
   auditNext: null,
   editingUser: null,
   editingBranch: null,
+  clock: new Clock(), // times in the organisation's zone, as on every page
 };
 
 // ------------------------------------------------------------------ helpers
@@ -41,8 +48,9 @@ function notice(text, { error = false } = {}) {
 }
 
 function problem(result, what) {
-  const detail = result.body && result.body.detail;
-  notice(`${what}: ${detail || `the server answered ${result.status}`}`, { error: true });
+  const detail = (result.body && result.body.detail)
+    || (result.status ? t("admin.server_answered", { status: result.status }) : t("admin.unreachable"));
+  notice(t("admin.problem", { what, detail }), { error: true });
 }
 
 async function api(path, { method = "GET", body, raw, contentType } = {}) {
@@ -58,12 +66,12 @@ async function api(path, { method = "GET", body, raw, contentType } = {}) {
   try {
     response = await fetch(API + path, options);
   } catch {
-    return { ok: false, status: 0, body: { detail: "the server cannot be reached" } };
+    return { ok: false, status: 0, body: null };
   }
   let data = null;
   try { data = await response.json(); } catch { /* empty body */ }
   if (response.status === 401 && state.me && path !== "/auth/login") {
-    showLogin("Your login has ended; please log in again.");
+    showLogin(t("admin.login_ended"));
   }
   return { ok: response.ok, status: response.status, body: data };
 }
@@ -112,24 +120,50 @@ function showLogin(message) {
   state.me = null;
   $("who").hidden = true;
   $("logout").hidden = true;
+  $("change-password").hidden = true;
   show("login-view");
   if (message) notice(message, { error: true });
 }
 
 async function boot() {
+  await setLanguage(chosenLanguage());
+  document.title = `Videobooth · ${t("admin.title")}`;
+  languagePicker($("language"), renderTexts);
+  state.clock = new Clock((await brandingReady)?.timezone);
   $("login-form").addEventListener("submit", onLogin);
   $("logout").addEventListener("click", onLogout);
   $("not-admin-logout").addEventListener("click", onLogout);
+  $("change-password").addEventListener("click", async () => {
+    if (await changePassword()) notice(t("account.changed"));
+  });
   wireUsers();
   wireTopics();
   wireBranches();
-  wireFleet({ api, notice, problem, element, button, cell });
+  wireFleet({ api, notice, problem, element, button, cell, clock: () => state.clock });
   wireBranding();
   wireSettings();
   wireAudit();
   const me = await api("/me");
   if (me.ok) enter(me.body);
   else showLogin();
+}
+
+// Everything drawn from data again, in the language just chosen.
+function renderTexts() {
+  document.title = `Videobooth · ${t("admin.title")}`;
+  if (!state.me) return;
+  renderNotAdmin();
+  if (state.me.role !== "admin") return;
+  renderUsers();
+  renderTopics();
+  renderBranches();
+  renderFleetTexts();
+  if (state.branding) {
+    fillTextLanguages();
+    renderTextFields();
+  }
+  if (state.settings) renderSettings(state.settings);
+  loadAudit(true);
 }
 
 async function onLogin(event) {
@@ -140,7 +174,7 @@ async function onLogin(event) {
   });
   $("password").value = "";
   if (!result.ok) {
-    problem(result, "Login failed");
+    problem(result, t("admin.login_failed"));
     return;
   }
   notice("");
@@ -152,13 +186,27 @@ async function onLogout() {
   location.reload();
 }
 
-function enter(me) {
+function renderNotAdmin() {
+  const me = state.me;
+  $("not-admin-text").textContent = t("admin.not_admin.text", { name: me.name || me.username || "" });
+}
+
+async function enter(me) {
   state.me = me;
   $("who").textContent = me.name || me.username || "";
   $("who").hidden = false;
   $("logout").hidden = false;
+  $("change-password").hidden = false;
+  // A password an administrator generated is changed before anything else (the server
+  // refuses everything else until then).
+  const account = await fetchAccount();
+  if (account && account.must_change_password) {
+    show(null);
+    await changePassword({ required: true });
+    notice(t("account.changed"));
+  }
   if (me.role !== "admin") {
-    $("not-admin-name").textContent = me.name || me.username || "this user";
+    renderNotAdmin();
     show("not-admin-view");
     return;
   }
@@ -196,14 +244,18 @@ function hideSecret() {
 
 async function loadUsers() {
   const result = await api("/users");
-  if (!result.ok) return problem(result, "Users could not be loaded");
+  if (!result.ok) return problem(result, t("admin.users.load_failed"));
   state.users = result.body.users;
   renderUsers();
 }
 
 function topicNames(ids) {
-  const names = ids.map((id) => state.topics.find((t) => t.id === id)?.name).filter(Boolean);
+  const names = ids.map((id) => state.topics.find((topic) => topic.id === id)?.name).filter(Boolean);
   return names.length ? names.join(", ") : "–";
+}
+
+function roleName(role) {
+  return role === "admin" ? t("admin.role.admin") : t("admin.role.advisor");
 }
 
 function renderUsers() {
@@ -212,24 +264,31 @@ function renderUsers() {
   for (const user of state.users) {
     const row = document.createElement("tr");
     const self = state.me && user.id === state.me.id;
-    cell(row, user.username + (self ? " (you)" : ""));
+    cell(row, self ? t("admin.users.you", { name: user.username }) : user.username);
     cell(row, user.display_name);
-    cell(row, user.role === "admin" ? "Administrator" : "Advisor");
-    cell(row, element("span", {
-      text: user.disabled ? "disabled" : "active",
+    cell(row, roleName(user.role));
+    const status = cell(row, element("span", {
+      text: user.disabled ? t("admin.users.disabled") : t("admin.users.active"),
       className: user.disabled ? "pill off" : "pill",
     }));
+    if (user.must_change_password) {
+      status.append(" ", element("span", { text: t("admin.users.must_change"), className: "hint" }));
+    }
     cell(row, topicNames(user.topic_ids));
     const actions = cell(row, "");
     actions.className = "actions";
-    actions.append(button("Edit", () => editUser(user), { label: `Edit ${user.username}` }));
+    actions.append(button(t("admin.edit"), () => editUser(user), { label: t("admin.edit_label", { name: user.username }) }));
     if (!self) {
       actions.append(user.disabled
-        ? button("Enable", () => setDisabled(user, false), { className: "secondary", label: `Enable ${user.username}` })
-        : button("Disable", () => setDisabled(user, true), { className: "danger", label: `Disable ${user.username}` }));
+        ? button(t("admin.users.enable"), () => setDisabled(user, false), {
+          className: "secondary", label: t("admin.users.enable_label", { name: user.username }),
+        })
+        : button(t("admin.users.disable"), () => setDisabled(user, true), {
+          className: "danger", label: t("admin.users.disable_label", { name: user.username }),
+        }));
     }
-    actions.append(button("Reset password", () => resetPassword(user), {
-      className: "secondary", label: `Reset the password of ${user.username}`,
+    actions.append(button(t("admin.users.reset"), () => resetPassword(user), {
+      className: "secondary", label: t("admin.users.reset_label", { name: user.username }),
     }));
     body.append(row);
   }
@@ -243,18 +302,20 @@ async function createUser(event) {
   if (display) body.display_name = display;
   if (password) body.password = password;
   const result = await api("/users", { method: "POST", body });
-  if (!result.ok) return problem(result, "The user was not created");
+  if (!result.ok) return problem(result, t("admin.users.not_created"));
   $("user-form").reset();
   $("new-password").value = "";
-  notice(`User ${result.body.user.username} created.`);
-  if (result.body.password) showSecret(`Password for ${result.body.user.username}:`, result.body.password);
+  notice(t("admin.users.created", { name: result.body.user.username }));
+  if (result.body.password) {
+    showSecret(t("admin.users.password_for", { name: result.body.user.username }), result.body.password);
+  }
   await loadUsers();
   loadAudit(true);
 }
 
 function editUser(user) {
   state.editingUser = user;
-  $("user-dialog-name").textContent = user.username;
+  $("user-dialog-title").textContent = t("admin.users.edit_title", { name: user.username });
   $("edit-display-name").value = user.display_name;
   $("edit-role").value = user.role;
   const self = state.me && user.id === state.me.id;
@@ -267,7 +328,7 @@ function editUser(user) {
     const label = document.createElement("label");
     const box = element("input", { attrs: { type: "checkbox", value: topic.id } });
     box.checked = user.topic_ids.includes(topic.id);
-    label.append(box, document.createTextNode(topic.active ? topic.name : `${topic.name} (inactive)`));
+    label.append(box, document.createTextNode(topic.active ? topic.name : t("admin.topics.inactive_name", { name: topic.name })));
     list.append(label);
   }
   $("user-dialog").showModal();
@@ -283,36 +344,37 @@ async function saveUser(event) {
   if (!$("edit-role").disabled && $("edit-role").value !== user.role) change.role = $("edit-role").value;
   if (Object.keys(change).length) {
     const result = await api(`/users/${encodeURIComponent(user.id)}`, { method: "PATCH", body: change });
-    if (!result.ok) return problem(result, `${user.username} was not changed`);
+    if (!result.ok) return problem(result, t("admin.not_changed", { name: user.username }));
   }
   const topicIds = [...$("edit-topics-list").querySelectorAll("input:checked")].map((box) => box.value);
   const sameTopics = topicIds.length === user.topic_ids.length && topicIds.every((id) => user.topic_ids.includes(id));
   if (!sameTopics) {
     const result = await api(`/advisors/${encodeURIComponent(user.id)}/topics`, { method: "PUT", body: { topic_ids: topicIds } });
-    if (!result.ok) return problem(result, `The topics of ${user.username} were not changed`);
+    if (!result.ok) return problem(result, t("admin.users.topics_not_changed", { name: user.username }));
   }
   $("user-dialog").close();
-  notice(`${user.username} saved.`);
+  notice(t("admin.saved", { name: user.username }));
   await loadUsers();
   loadAudit(true);
 }
 
 async function setDisabled(user, disabled) {
-  if (disabled && !confirm(`Disable ${user.username}? Their open logins end at once.`)) return;
+  if (disabled && !confirm(t("admin.users.disable_confirm", { name: user.username }))) return;
   const verb = disabled ? "disable" : "enable";
   const result = await api(`/users/${encodeURIComponent(user.id)}/${verb}`, { method: "POST", body: {} });
-  if (!result.ok) return problem(result, `${user.username} was not ${verb}d`);
-  notice(`${user.username} ${verb}d.`);
+  if (!result.ok) return problem(result, t("admin.not_changed", { name: user.username }));
+  notice(disabled ? t("admin.users.disabled_notice", { name: user.username }) : t("admin.users.enabled_notice", { name: user.username }));
   await loadUsers();
   loadAudit(true);
 }
 
 async function resetPassword(user) {
-  if (!confirm(`Give ${user.username} a new password? Their current password and open logins stop working.`)) return;
+  if (!confirm(t("admin.users.reset_confirm", { name: user.username }))) return;
   const result = await api(`/users/${encodeURIComponent(user.id)}/password`, { method: "POST", body: {} });
-  if (!result.ok) return problem(result, "The password was not reset");
-  notice(`New password for ${user.username} made.`);
-  showSecret(`New password for ${user.username}:`, result.body.password);
+  if (!result.ok) return problem(result, t("admin.users.not_reset"));
+  notice(t("admin.users.reset_notice", { name: user.username }));
+  showSecret(t("admin.users.new_password_for", { name: user.username }), result.body.password);
+  await loadUsers();
   loadAudit(true);
 }
 
@@ -322,9 +384,9 @@ function wireTopics() {
   $("topic-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const result = await api("/topics", { method: "POST", body: { name: $("new-topic").value.trim() } });
-    if (!result.ok) return problem(result, "The topic was not added");
+    if (!result.ok) return problem(result, t("admin.topics.not_added"));
     $("new-topic").value = "";
-    notice(`Topic ${result.body.name} added.`);
+    notice(t("admin.topics.added", { name: result.body.name }));
     await loadTopics();
     loadAudit(true);
   });
@@ -332,7 +394,7 @@ function wireTopics() {
 
 async function loadTopics() {
   const result = await api("/topics");
-  if (!result.ok) return problem(result, "Topics could not be loaded");
+  if (!result.ok) return problem(result, t("admin.topics.load_failed"));
   state.topics = result.body.topics;
   renderTopics();
   if (state.users.length) renderUsers();
@@ -341,29 +403,69 @@ async function loadTopics() {
 function renderTopics() {
   const list = $("topics");
   list.replaceChildren();
-  if (!state.topics.length) list.append(element("li", { text: "No topics yet.", className: "hint" }));
+  if (!state.topics.length) list.append(element("li", { text: t("admin.topics.none"), className: "hint" }));
   state.topics.forEach((topic, index) => {
     const item = document.createElement("li");
+    const line = element("div", { className: "topic-line" });
     const id = `topic-name-${index}`;
-    const label = element("label", { text: "Name", className: "visually-hidden", attrs: { for: id } });
+    const label = element("label", { text: t("admin.topics.name"), className: "visually-hidden", attrs: { for: id } });
     const input = element("input", { attrs: { id, maxlength: "100", autocomplete: "off" } });
     input.value = topic.name;
-    const status = element("span", { text: topic.active ? "active" : "inactive", className: topic.active ? "pill" : "pill off" });
-    const rename = button("Rename", () => changeTopic(topic, { name: input.value.trim() }), {
-      className: "secondary", label: `Rename ${topic.name}`,
+    const status = element("span", {
+      text: topic.active ? t("admin.topics.active") : t("admin.topics.inactive"),
+      className: topic.active ? "pill" : "pill off",
     });
-    const toggle = button(topic.active ? "Deactivate" : "Activate", () => changeTopic(topic, { active: !topic.active }), {
-      className: "secondary", label: `${topic.active ? "Deactivate" : "Activate"} ${topic.name}`,
+    const rename = button(t("admin.topics.rename"), () => changeTopic(topic, { name: input.value.trim() }), {
+      className: "secondary", label: t("admin.topics.rename_label", { name: topic.name }),
     });
-    item.append(label, input, status, rename, toggle);
+    const toggle = topic.active
+      ? button(t("admin.topics.deactivate"), () => changeTopic(topic, { active: false }), {
+        className: "secondary", label: t("admin.topics.deactivate_label", { name: topic.name }),
+      })
+      : button(t("admin.topics.activate"), () => changeTopic(topic, { active: true }), {
+        className: "secondary", label: t("admin.topics.activate_label", { name: topic.name }),
+      });
+    line.append(label, input, status, rename, toggle);
+    item.append(line, topicNamesForm(topic, index));
     list.append(item);
   });
 }
 
+// The topic's name in each language of the booth and the citizens' page.
+function topicNamesForm(topic, index) {
+  const names = topic.names || {};
+  const details = element("details", { className: "topic-names" });
+  const filled = TOPIC_LANGUAGES.filter((language) => names[language]).length;
+  details.append(element("summary", {
+    text: t("admin.topics.names", { count: filled, total: TOPIC_LANGUAGES.length }),
+    attrs: { "aria-label": t("admin.topics.names_label", { name: topic.name }) },
+  }));
+  const form = element("form", { className: "names-grid" });
+  for (const language of TOPIC_LANGUAGES) {
+    const id = `topic-${index}-name-${language}`;
+    form.append(element("label", { text: LANGUAGE_NAMES[language], attrs: { for: id, lang: language } }));
+    const input = element("input", {
+      attrs: { id, maxlength: "100", autocomplete: "off", lang: language, dir: language === "ar" ? "rtl" : "ltr", "data-language": language },
+    });
+    input.value = names[language] || "";
+    input.placeholder = topic.name;
+    form.append(input);
+  }
+  form.append(element("button", { text: t("admin.topics.save_names"), attrs: { type: "submit", "aria-label": t("admin.topics.save_names_label", { name: topic.name }) } }));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const given = {};
+    for (const input of form.querySelectorAll("input[data-language]")) given[input.dataset.language] = input.value.trim();
+    changeTopic(topic, { names: given });
+  });
+  details.append(form);
+  return details;
+}
+
 async function changeTopic(topic, change) {
   const result = await api(`/topics/${encodeURIComponent(topic.id)}`, { method: "PATCH", body: change });
-  if (!result.ok) return problem(result, `${topic.name} was not changed`);
-  notice(`Topic ${result.body.name} saved.`);
+  if (!result.ok) return problem(result, t("admin.not_changed", { name: topic.name }));
+  notice(t("admin.topics.saved", { name: result.body.name }));
   await loadTopics();
   loadAudit(true);
 }
@@ -375,9 +477,9 @@ function wireBranches() {
     event.preventDefault();
     const body = { name: $("new-branch-name").value.trim(), region: $("new-branch-region").value.trim() };
     const result = await api("/branches", { method: "POST", body });
-    if (!result.ok) return problem(result, "The branch was not added");
+    if (!result.ok) return problem(result, t("admin.branches.not_added"));
     $("branch-form").reset();
-    notice(`Branch ${result.body.branch.name} added.`);
+    notice(t("admin.branches.added", { name: result.body.branch.name }));
     await loadBranches();
     loadAudit(true);
   });
@@ -387,8 +489,14 @@ function wireBranches() {
 
 async function loadBranches() {
   const result = await api("/branches");
-  if (!result.ok) return problem(result, "Branches could not be loaded");
+  if (!result.ok) return problem(result, t("admin.branches.load_failed"));
   state.branches = result.body.branches;
+  renderBranches();
+  // Every branch menu on the page (the fleet's filter, adding and moving a booth) at once.
+  setBranchChoices(state.branches);
+}
+
+function renderBranches() {
   const body = $("branches");
   body.replaceChildren();
   for (const branch of state.branches) {
@@ -399,11 +507,11 @@ async function loadBranches() {
     cell(row, String(branch.appointments));
     const actions = cell(row, "");
     actions.className = "actions";
-    actions.append(button("Edit", () => editBranch(branch), { label: `Edit ${branch.name}` }));
+    actions.append(button(t("admin.edit"), () => editBranch(branch), { label: t("admin.edit_label", { name: branch.name }) }));
     const inUse = branch.booths > 0 || branch.appointments > 0;
-    const remove = button("Delete", () => deleteBranch(branch), {
+    const remove = button(t("admin.delete"), () => deleteBranch(branch), {
       className: "danger",
-      label: inUse ? `${branch.name} cannot be deleted: booths or appointments refer to it` : `Delete ${branch.name}`,
+      label: inUse ? t("admin.branches.in_use", { name: branch.name }) : t("admin.delete_label", { name: branch.name }),
     });
     remove.disabled = inUse;
     actions.append(remove);
@@ -429,22 +537,28 @@ async function saveBranch(event) {
   if (region !== branch.region) change.region = region;
   if (Object.keys(change).length) {
     const result = await api(`/branches/${encodeURIComponent(branch.id)}`, { method: "PATCH", body: change });
-    if (!result.ok) return problem(result, `${branch.name} was not changed`);
-    notice(`Branch ${result.body.branch.name} saved.`);
+    if (!result.ok) return problem(result, t("admin.not_changed", { name: branch.name }));
+    notice(t("admin.branches.saved", { name: result.body.branch.name }));
   }
   $("branch-dialog").close();
   await loadBranches();
+  loadFleet(); // the booths' branch names
   loadAudit(true);
 }
 
 async function deleteBranch(branch) {
-  if (!confirm(`Delete the branch ${branch.name}?`)) return;
+  if (!confirm(t("admin.branches.delete_confirm", { name: branch.name }))) return;
   const result = await api(`/branches/${encodeURIComponent(branch.id)}`, { method: "DELETE" });
-  if (!result.ok) return problem(result, `${branch.name} was not deleted`);
-  notice(`Branch ${branch.name} deleted.`);
+  if (!result.ok) return problem(result, t("admin.branches.not_deleted", { name: branch.name }));
+  notice(t("admin.branches.deleted", { name: branch.name }));
   await loadBranches();
   loadAudit(true);
 }
+
+// The fleet changes how many booths a branch has.
+document.addEventListener("fleet-changed", () => {
+  if (state.me && state.me.role === "admin") loadBranches();
+});
 
 // ------------------------------------------------------------------ branding
 
@@ -468,7 +582,7 @@ function wireBranding() {
 
 async function loadBranding() {
   const result = await api("/branding");
-  if (!result.ok) return problem(result, "The branding could not be loaded");
+  if (!result.ok) return problem(result, t("admin.branding.load_failed"));
   const branding = result.body;
   state.branding = branding;
   state.texts = structuredClone(branding.texts || {});
@@ -477,26 +591,37 @@ async function loadBranding() {
     $(`brand-${which}-text`).value = branding[`${which}_color`];
     $(`brand-${which}-picker`).value = branding[`${which}_color`];
   }
-  const select = $("text-language");
-  if (!select.options.length) {
-    for (const language of branding.languages) {
-      select.append(element("option", { text: `${LANGUAGE_NAMES[language] || language} (${language})`, attrs: { value: language } }));
-    }
-  }
+  fillTextLanguages();
   renderTextFields();
   renderLogo(branding.logo_url);
   updatePreview();
 }
 
+function fillTextLanguages() {
+  const select = $("text-language");
+  const chosen = select.value;
+  select.replaceChildren();
+  for (const language of state.branding.languages) {
+    const written = state.texts[language] && Object.values(state.texts[language]).some((text) => text && text.trim());
+    const name = `${LANGUAGE_NAMES[language] || language} (${language})`;
+    select.append(element("option", {
+      text: written ? t("admin.branding.language_written", { language: name }) : name,
+      attrs: { value: language },
+    }));
+  }
+  select.value = chosen || state.branding.languages[0];
+}
+
 function renderTextFields() {
   const language = $("text-language").value;
   const limits = (state.branding && state.branding.text_limits) || {};
+  const labels = TEXT_LABELS();
   const fields = $("text-fields");
   fields.replaceChildren();
   for (const [key, limit] of Object.entries(limits)) {
     const id = `text-${key}`;
-    const label = element("label", { text: `${TEXT_LABELS[key] || key} `, attrs: { for: id } });
-    label.append(element("span", { text: `(at most ${limit} characters)`, className: "hint" }));
+    const label = element("label", { text: `${labels[key] || key} `, attrs: { for: id } });
+    label.append(element("span", { text: t("admin.branding.limit", { limit }), className: "hint" }));
     const area = element("textarea", { attrs: { id, maxlength: String(limit), rows: limit > 300 ? "5" : "2", lang: language } });
     if (language === "ar") area.dir = "rtl";
     area.value = (state.texts[language] && state.texts[language][key]) || "";
@@ -514,7 +639,7 @@ function showContrast(which) {
   const value = $(`brand-${which}-text`).value;
   const output = $(`brand-${which}-contrast`);
   if (!COLOUR.test(value)) {
-    output.textContent = "Give a colour as #RRGGBB.";
+    output.textContent = t("admin.branding.colour_format");
     output.classList.add("fail");
     return null;
   }
@@ -522,8 +647,8 @@ function showContrast(which) {
   const shown = (Math.floor(ratio * 100) / 100).toFixed(2);
   const passes = ratio >= MIN_CONTRAST;
   output.textContent = passes
-    ? `Contrast with white text ${shown}:1 – passes AA`
-    : `Contrast with white text ${shown}:1 – too low, AA needs ${MIN_CONTRAST}:1; choose a darker colour`;
+    ? t("admin.branding.contrast_ok", { ratio: shown })
+    : t("admin.branding.contrast_low", { ratio: shown, minimum: MIN_CONTRAST });
   output.classList.toggle("fail", !passes);
   return value;
 }
@@ -538,7 +663,7 @@ function updatePreview() {
   const language = $("text-language").value;
   const welcome = state.texts[language] && state.texts[language].welcome;
   const preview = $("preview-welcome");
-  preview.textContent = welcome || "(built-in welcome text)";
+  preview.textContent = welcome || t("admin.branding.preview_welcome");
   preview.lang = language || "en";
   preview.dir = language === "ar" ? "rtl" : "ltr";
 }
@@ -557,8 +682,8 @@ async function saveBranding(event) {
     texts,
   };
   const result = await api("/branding", { method: "PUT", body });
-  if (!result.ok) return problem(result, "The branding was not saved");
-  notice("Branding saved.");
+  if (!result.ok) return problem(result, t("admin.branding.not_saved"));
+  notice(t("admin.branding.saved"));
   await loadBranding();
   applyBranding(state.branding);
   loadAudit(true);
@@ -607,15 +732,15 @@ async function uploadLogo(event) {
   const file = $("logo-file").files[0];
   if (!file) return;
   const type = logoType(file);
-  if (!type) return notice("Choose a PNG or SVG file.", { error: true });
-  if (file.size > MAX_LOGO_BYTES) return notice("The file is too large: at most 256 KiB.", { error: true });
+  if (!type) return notice(t("admin.logo.wrong_type"), { error: true });
+  if (file.size > MAX_LOGO_BYTES) return notice(t("admin.logo.too_large"), { error: true });
   const result = await api("/branding/logo", { method: "PUT", raw: file, contentType: type });
-  if (!result.ok) return problem(result, "The logo was not uploaded");
+  if (!result.ok) return problem(result, t("admin.logo.not_uploaded"));
   const removed = result.body.removed || { elements: [], attributes: [] };
   const dropped = [...removed.elements, ...removed.attributes.map((a) => `${a}=`)];
   notice(dropped.length
-    ? `Logo uploaded. Removed from the SVG for safety: ${dropped.join(", ")}.`
-    : "Logo uploaded.");
+    ? t("admin.logo.uploaded_cleaned", { removed: dropped.join(", ") })
+    : t("admin.logo.uploaded"));
   $("logo-form").reset();
   previewLogo();
   await loadBranding();
@@ -624,10 +749,10 @@ async function uploadLogo(event) {
 }
 
 async function removeLogo() {
-  if (!confirm("Remove the logo?")) return;
+  if (!confirm(t("admin.logo.remove_confirm"))) return;
   const result = await api("/branding/logo", { method: "DELETE" });
-  if (!result.ok) return problem(result, "The logo was not removed");
-  notice("Logo removed.");
+  if (!result.ok) return problem(result, t("admin.logo.not_removed"));
+  notice(t("admin.logo.removed"));
   await loadBranding();
   applyBranding(state.branding);
   loadAudit(true);
@@ -639,31 +764,32 @@ function wireSettings() {
   $("settings-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const days = Number($("retention").value);
-    if (!Number.isInteger(days)) return notice("Give a whole number of days from 1 to 3650.", { error: true });
+    if (!Number.isInteger(days)) return notice(t("admin.settings.days_format"), { error: true });
     await saveRetention(days);
   });
   $("retention-reset").addEventListener("click", () => saveRetention(null));
 }
 
 function renderSettings(settings) {
+  state.settings = settings;
   $("retention").value = settings.audit_retention_days;
   $("retention-source").textContent = settings.audit_retention_source === "setting"
-    ? `Set here. The server's configuration says ${settings.audit_retention_configured} days.`
-    : "The server's configured default.";
+    ? t("admin.settings.source_here", { days: settings.audit_retention_configured })
+    : t("admin.settings.source_default");
   $("retention-reset").disabled = settings.audit_retention_source !== "setting";
 }
 
 async function loadSettings() {
   const result = await api("/settings");
-  if (!result.ok) return problem(result, "The settings could not be loaded");
+  if (!result.ok) return problem(result, t("admin.settings.load_failed"));
   renderSettings(result.body);
 }
 
 async function saveRetention(days) {
   const result = await api("/settings", { method: "PUT", body: { audit_retention_days: days } });
-  if (!result.ok) return problem(result, "The settings were not saved");
+  if (!result.ok) return problem(result, t("admin.settings.not_saved"));
   renderSettings(result.body);
-  notice("Settings saved. Older audit events are deleted within the hour.");
+  notice(t("admin.settings.saved"));
   loadAudit(true);
 }
 
@@ -687,7 +813,7 @@ function subjectName(event) {
   const id = event.subject;
   if (!id) return "";
   const known = state.users.find((u) => u.id === id)?.username
-    || state.topics.find((t) => t.id === id)?.name
+    || state.topics.find((topic) => topic.id === id)?.name
     || state.branches.find((b) => b.id === id)?.name;
   return known ? `${known} (${id.slice(0, 8)})` : id;
 }
@@ -698,12 +824,12 @@ async function loadAudit(fresh) {
   if (action) params.set("action", action);
   if (!fresh && state.auditNext) params.set("before", state.auditNext);
   const result = await api(`/audit?${params}`);
-  if (!result.ok) return problem(result, "The audit log could not be loaded");
+  if (!result.ok) return problem(result, t("admin.audit.load_failed"));
   const body = $("audit");
   if (fresh) body.replaceChildren();
   for (const event of result.body.events) {
     const row = document.createElement("tr");
-    cell(row, element("time", { text: new Date(event.at).toLocaleString(), attrs: { datetime: event.at } }));
+    cell(row, element("time", { text: state.clock.dateTime(event.at), attrs: { datetime: event.at } }));
     cell(row, actorName(event));
     cell(row, event.action);
     cell(row, subjectName(event));

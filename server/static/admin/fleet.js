@@ -1,42 +1,67 @@
 // The fleet section of the administration page: every booth's status and health, a booth's
-// last 24 hours, remote commands, and adding a booth with its one-time enrolment code.
+// last 24 hours, remote commands, and a booth's whole life: adding it with its one-time
+// enrolment code, a new code (a replacement device, a lost or spent code), renaming or moving
+// it to another branch, and revoking it.
 // Text from the server goes into the page with textContent only; the chart is SVG built with
 // DOM calls and styled from style.css (the Content-Security-Policy allows no inline styles).
+
+import { t } from "/static/js/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 const REFRESH_MS = 15000;
 const HISTORY_HOURS = 24;
-const STATUS = { online: "Online", offline: "Offline", out_of_service: "Out of service" };
-const TESTS = [["camera_ok", "camera"], ["microphone_ok", "microphone"], ["speaker_ok", "speaker"]];
 const BUSY = new Set(["choose", "code_entry", "consent", "waiting", "in_call"]);
-const COMMANDS = {
-  out_of_service: {
-    label: "Set out of service",
-    done: "set out of service",
-    confirm: (b) => `Set ${b.name} out of service? It finishes a running call, then shows “out of service” until you put it back in service.`,
-  },
-  in_service: {
-    label: "Back in service",
-    done: "put back in service",
-    confirm: (b) => `Put ${b.name} back in service? Citizens can use it again at once.`,
-  },
-  restart: {
-    label: "Restart",
-    done: "told to restart",
-    confirm: (b) => `Restart the booth software of ${b.name}? It refuses while a call runs.`,
-  },
-  self_test: {
-    label: "Run self test",
-    done: "told to run its self test",
-    confirm: (b) => `Run the self test on ${b.name}? It checks camera, microphone and loudspeaker (not during a call).`,
-  },
-};
 
-// Helpers from admin.js: api, notice, problem, element, button, cell.
+function statusName(state) {
+  const names = {
+    online: t("admin.fleet.state.online"),
+    offline: t("admin.fleet.state.offline"),
+    out_of_service: t("admin.fleet.state.out_of_service"),
+  };
+  return names[state] || state;
+}
+
+function testNames() {
+  return [
+    ["camera_ok", t("admin.fleet.test.camera")],
+    ["microphone_ok", t("admin.fleet.test.microphone")],
+    ["speaker_ok", t("admin.fleet.test.speaker")],
+  ];
+}
+
+function commands() {
+  return {
+    out_of_service: {
+      label: t("admin.fleet.command.out_of_service"),
+      done: t("admin.fleet.command.out_of_service_done"),
+      confirm: (b) => t("admin.fleet.command.out_of_service_confirm", { name: b.name }),
+    },
+    in_service: {
+      label: t("admin.fleet.command.in_service"),
+      done: t("admin.fleet.command.in_service_done"),
+      confirm: (b) => t("admin.fleet.command.in_service_confirm", { name: b.name }),
+    },
+    restart: {
+      label: t("admin.fleet.command.restart"),
+      done: t("admin.fleet.command.restart_done"),
+      confirm: (b) => t("admin.fleet.command.restart_confirm", { name: b.name }),
+    },
+    self_test: {
+      label: t("admin.fleet.command.self_test"),
+      done: t("admin.fleet.command.self_test_done"),
+      confirm: (b) => t("admin.fleet.command.self_test_confirm", { name: b.name }),
+    },
+  };
+}
+
+// Helpers from admin.js: api, notice, problem, element, button, cell, clock.
 let ui = null;
 let timer = null;
 let historyOf = null;
+let lastBooths = [];
+let editing = null;
+let updatedAt = null;
 
 export function wireFleet(helpers) {
   ui = helpers;
@@ -48,8 +73,15 @@ export function wireFleet(helpers) {
   $("fleet-state").addEventListener("change", () => loadFleet());
   $("fleet-history-close").addEventListener("click", closeHistory);
   $("booth-form").addEventListener("submit", addBooth);
+  $("booth-edit-form").addEventListener("submit", saveBooth);
+  $("booth-cancel").addEventListener("click", () => $("booth-dialog").close());
   $("enrolment-done").addEventListener("click", hideEnrolment);
   $("enrolment-copy").addEventListener("click", () => navigator.clipboard.writeText($("enrolment-token").textContent));
+}
+
+// The booths' own count and names changed (added, moved, revoked): the branches list says so.
+function changed() {
+  document.dispatchEvent(new CustomEvent("fleet-changed"));
 }
 
 // ------------------------------------------------------------------ the list
@@ -61,57 +93,67 @@ export async function loadFleet() {
       if (!document.hidden && !$("admin-view").hidden) loadFleet();
     }, REFRESH_MS);
   }
-  await loadBranchChoices();
   const params = new URLSearchParams();
   if ($("fleet-branch").value) params.set("branch", $("fleet-branch").value);
   if ($("fleet-state").value) params.set("state", $("fleet-state").value);
   const result = await ui.api(`/fleet?${params}`);
-  if (!result.ok) return ui.problem(result, "The fleet could not be loaded");
-  renderFleet(result.body.booths);
-  $("fleet-updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
+  if (!result.ok) return ui.problem(result, t("admin.fleet.load_failed"));
+  lastBooths = result.body.booths;
+  updatedAt = new Date();
+  renderFleet(lastBooths);
   if (historyOf) {
-    const still = result.body.booths.find((b) => b.id === historyOf.id);
+    const still = lastBooths.find((b) => b.id === historyOf.id);
     if (still) historyOf = still;
   }
 }
 
-async function loadBranchChoices() {
-  const result = await ui.api("/branches");
-  if (!result.ok) return;
-  for (const select of [$("fleet-branch"), $("new-booth-branch")]) {
+/** The page's branches, for every branch menu of the fleet (called whenever they change). */
+export function setBranchChoices(branches) {
+  for (const select of [$("fleet-branch"), $("new-booth-branch"), $("edit-booth-branch")]) {
     const chosen = select.value;
     const first = select.options[0];
     select.replaceChildren(first);
-    for (const branch of result.body.branches) {
+    for (const branch of branches) {
       select.append(ui.element("option", { text: branch.name, attrs: { value: branch.id } }));
     }
     select.value = [...select.options].some((o) => o.value === chosen) ? chosen : "";
   }
 }
 
+/** Draw the fleet again in the page's language. */
+export function renderFleetTexts() {
+  renderFleet(lastBooths);
+  if (historyOf) showHistory(historyOf);
+}
+
 function formatTemperature(health) {
-  const t = health && health.cpu_temperature_c;
-  return typeof t === "number" ? `${t.toFixed(1)} °C` : "–";
+  const value = health && health.cpu_temperature_c;
+  return typeof value === "number" ? `${value.toFixed(1)} °C` : "–";
 }
 
 function formatTests(health) {
   if (!health) return "–";
-  const parts = TESTS.map(([field, name]) => {
+  const parts = testNames().map(([field, name]) => {
     const value = health[field];
-    return `${name} ${value === true ? "ok" : value === false ? "FAILED" : "not tested"}`;
+    const result = value === true ? t("admin.fleet.test.ok") : value === false ? t("admin.fleet.test.failed") : t("admin.fleet.test.untested");
+    return `${name} ${result}`;
   });
   return parts.join(", ");
 }
 
 function formatTime(iso) {
-  if (!iso) return ui.element("span", { text: "never", className: "hint" });
-  return ui.element("time", { text: new Date(iso).toLocaleString(), attrs: { datetime: iso } });
+  if (!iso) return ui.element("span", { text: t("admin.fleet.never"), className: "hint" });
+  return ui.element("time", { text: ui.clock().dateTime(iso), attrs: { datetime: iso } });
 }
 
 function formatCommand(last) {
   if (!last) return "–";
-  const what = last.command ? last.command.replaceAll("_", " ") : "command";
-  const node = ui.element("span", { text: `${what}: ${last.ok ? "done" : "failed"}`, className: last.ok ? "" : "fail" });
+  const known = commands()[last.command];
+  const what = known ? known.label : (last.command || "").replaceAll("_", " ");
+  const node = ui.element("span", {
+    text: `${what}: ${last.ok ? t("admin.fleet.command_ok") : t("admin.fleet.command_failed_result")}`,
+    className: last.ok ? "" : "fail",
+  });
   if (last.detail) node.append(ui.element("span", { text: ` – ${last.detail}`, className: "hint" }));
   return node;
 }
@@ -119,54 +161,116 @@ function formatCommand(last) {
 function renderFleet(booths) {
   const body = $("fleet");
   body.replaceChildren();
+  const commandList = commands();
   for (const booth of booths) {
     const row = document.createElement("tr");
+    row.dataset.boothId = booth.id;
     ui.cell(row, booth.name);
     ui.cell(row, booth.branch_name || "–");
     const status = ui.cell(row, ui.element("span", {
-      text: STATUS[booth.state] || booth.state,
+      text: statusName(booth.state),
       className: `pill status-${booth.state}`,
     }));
-    if (!booth.enrolled && !booth.online) status.append(" ", ui.element("span", { text: "not enrolled yet", className: "hint" }));
+    if (!booth.enrolled && !booth.online) status.append(" ", ui.element("span", { text: t("admin.fleet.not_enrolled"), className: "hint" }));
     ui.cell(row, formatTime(booth.last_seen));
     ui.cell(row, booth.version || "–");
     const hot = booth.health && booth.health.cpu_temperature_c >= 80;
     ui.cell(row, formatTemperature(booth.health)).className = hot ? "fail" : "";
-    const failed = booth.health && TESTS.some(([field]) => booth.health[field] === false);
+    const failed = booth.health && testNames().some(([field]) => booth.health[field] === false);
     ui.cell(row, formatTests(booth.health)).className = failed ? "fail" : "";
     ui.cell(row, formatCommand(booth.last_command));
     const actions = ui.cell(row, "");
     actions.className = "actions";
-    actions.append(ui.button("Last 24 hours", () => showHistory(booth), {
-      className: "secondary", label: `Last 24 hours of ${booth.name}`,
+    actions.append(ui.button(t("admin.fleet.history"), () => showHistory(booth), {
+      className: "secondary", label: t("admin.fleet.history_label", { name: booth.name }),
     }));
     const service = booth.out_of_service ? "in_service" : "out_of_service";
     for (const command of [service, "restart", "self_test"]) {
-      const node = ui.button(COMMANDS[command].label, () => sendCommand(booth, command), {
+      const node = ui.button(commandList[command].label, () => sendCommand(booth, command), {
         className: command === "out_of_service" || command === "restart" ? "danger" : "secondary",
         label: booth.online
-          ? `${COMMANDS[command].label}: ${booth.name}`
-          : `${COMMANDS[command].label}: ${booth.name} is offline`,
+          ? t("admin.fleet.command_label", { command: commandList[command].label, name: booth.name })
+          : t("admin.fleet.command_offline_label", { command: commandList[command].label, name: booth.name }),
       });
       node.disabled = !booth.online;
       actions.append(node);
     }
+    actions.append(
+      ui.button(t("admin.edit"), () => editBooth(booth), {
+        className: "secondary", label: t("admin.fleet.edit_label", { name: booth.name }),
+      }),
+      ui.button(t("admin.fleet.new_code"), () => newEnrolmentCode(booth), {
+        className: "secondary", label: t("admin.fleet.new_code_label", { name: booth.name }),
+      }),
+      ui.button(t("admin.fleet.revoke"), () => revokeBooth(booth), {
+        className: "danger", label: t("admin.fleet.revoke_label", { name: booth.name }),
+      }),
+    );
     body.append(row);
   }
   $("fleet-empty").hidden = booths.length > 0;
+  $("fleet-updated").textContent = updatedAt ? t("admin.fleet.updated", { time: ui.clock().time(updatedAt) }) : "";
 }
 
 async function sendCommand(booth, command) {
-  if (!confirm(COMMANDS[command].confirm(booth))) return;
+  const chosen = commands()[command];
+  if (!confirm(chosen.confirm(booth))) return;
   const result = await ui.api(`/booths/${encodeURIComponent(booth.id)}/commands`, {
     method: "POST",
     body: { command },
   });
-  if (!result.ok) return ui.problem(result, `${booth.name} was not ${COMMANDS[command].done}`);
-  ui.notice(`${booth.name} ${COMMANDS[command].done}; its answer shows under “Last command”.`);
+  if (!result.ok) return ui.problem(result, t("admin.fleet.command_not_sent", { name: booth.name }));
+  ui.notice(t("admin.fleet.command_sent", { name: booth.name, done: chosen.done }));
   await loadFleet();
   // The booth answers within seconds: look again shortly.
   setTimeout(() => loadFleet(), 3000);
+}
+
+// ------------------------------------------------------------------ a booth's life
+
+function editBooth(booth) {
+  editing = booth;
+  $("booth-dialog-title").textContent = t("admin.fleet.edit_title", { name: booth.name });
+  $("edit-booth-name").value = booth.name;
+  $("edit-booth-branch").value = booth.branch_id || "";
+  $("booth-dialog").showModal();
+}
+
+async function saveBooth(event) {
+  event.preventDefault();
+  const booth = editing;
+  if (!booth) return;
+  const change = {};
+  const name = $("edit-booth-name").value.trim();
+  const branch = $("edit-booth-branch").value;
+  if (name !== booth.name) change.name = name;
+  if (branch !== (booth.branch_id || "")) change.branch_id = branch; // "" takes it out of any branch
+  if (Object.keys(change).length) {
+    const result = await ui.api(`/booths/${encodeURIComponent(booth.id)}`, { method: "PATCH", body: change });
+    if (!result.ok) return ui.problem(result, t("admin.not_changed", { name: booth.name }));
+    ui.notice(t("admin.fleet.saved", { name: result.body.name }));
+    changed();
+  }
+  $("booth-dialog").close();
+  await loadFleet();
+}
+
+async function newEnrolmentCode(booth) {
+  if (!confirm(t("admin.fleet.new_code_confirm", { name: booth.name }))) return;
+  const result = await ui.api(`/booths/${encodeURIComponent(booth.id)}/enrolment`, { method: "POST", body: {} });
+  if (!result.ok) return ui.problem(result, t("admin.fleet.new_code_failed", { name: booth.name }));
+  showEnrolment(result.body);
+  ui.notice(t("admin.fleet.new_code_made", { name: booth.name }));
+}
+
+async function revokeBooth(booth) {
+  if (!confirm(t("admin.fleet.revoke_confirm", { name: booth.name }))) return;
+  const result = await ui.api(`/booths/${encodeURIComponent(booth.id)}/revoke`, { method: "POST", body: {} });
+  if (!result.ok) return ui.problem(result, t("admin.fleet.not_revoked", { name: booth.name }));
+  if (historyOf && historyOf.id === booth.id) closeHistory();
+  ui.notice(t("admin.fleet.revoked", { name: booth.name }));
+  changed();
+  await loadFleet();
 }
 
 // ------------------------------------------------------------------ the last 24 hours
@@ -178,10 +282,10 @@ function closeHistory() {
 
 async function showHistory(booth) {
   const result = await ui.api(`/booths/${encodeURIComponent(booth.id)}/health?hours=${HISTORY_HOURS}`);
-  if (!result.ok) return ui.problem(result, `The history of ${booth.name} could not be loaded`);
+  if (!result.ok) return ui.problem(result, t("admin.fleet.history_failed", { name: booth.name }));
   historyOf = booth;
   const reports = result.body.reports;
-  $("fleet-history-name").textContent = booth.name;
+  $("fleet-history-title").textContent = t("admin.fleet.history_title", { name: booth.name });
   $("fleet-history-empty").hidden = reports.length > 0;
   $("fleet-history-chart").hidden = reports.length === 0;
   renderChart(reports);
@@ -210,16 +314,16 @@ function renderChart(reports) {
   const end = Date.now();
   const start = end - HISTORY_HOURS * 3600 * 1000;
   const x = (ms) => ((Math.min(Math.max(ms, start), end) - start) / (end - start)) * width;
-  const temperatures = reports.map((r) => r.cpu_temperature_c).filter((t) => typeof t === "number");
+  const temperatures = reports.map((r) => r.cpu_temperature_c).filter((value) => typeof value === "number");
   const low = temperatures.length ? Math.min(...temperatures) : 0;
   const high = temperatures.length ? Math.max(...temperatures) : 1;
   const span = Math.max(high - low, 1);
-  const y = (t) => 4 + (1 - (t - low) / span) * (line - 8);
+  const y = (value) => 4 + (1 - (value - low) / span) * (line - 8);
 
   const figure = svg("svg", { viewBox: `0 0 ${width} ${line + gap + band}`, role: "img" }, "spark");
   const summary = temperatures.length
-    ? `CPU temperature from ${low.toFixed(1)} to ${high.toFixed(1)} °C over the last ${HISTORY_HOURS} hours`
-    : `No temperature readings in the last ${HISTORY_HOURS} hours`;
+    ? t("admin.fleet.chart_summary", { low: low.toFixed(1), high: high.toFixed(1), hours: HISTORY_HOURS })
+    : t("admin.fleet.chart_no_readings", { hours: HISTORY_HOURS });
   figure.setAttribute("aria-label", summary);
   const title = svg("title");
   title.textContent = summary;
@@ -256,22 +360,24 @@ function renderChart(reports) {
       height: band,
     }, stateClass(report.state));
     const tip = svg("title");
-    tip.textContent = `${new Date(from).toLocaleTimeString()}: ${report.state}`;
+    tip.textContent = `${ui.clock().time(new Date(from))}: ${report.state}`;
     rect.append(tip);
     figure.append(rect);
   });
   $("fleet-history-svg").replaceChildren(figure);
   $("fleet-history-range").textContent = temperatures.length
-    ? `${low.toFixed(1)} to ${high.toFixed(1)} °C`
-    : "no readings";
+    ? t("admin.fleet.chart_line", { low: low.toFixed(1), high: high.toFixed(1) })
+    : t("admin.fleet.chart_line_none");
 }
 
 function renderHours(reports) {
+  const clock = ui.clock();
   const hours = new Map();
   for (const report of reports) {
+    // The hour in the organisation's zone (zones differ from UTC by whole quarter hours).
     const at = new Date(report.at);
-    at.setMinutes(0, 0, 0);
-    const key = at.getTime();
+    const minutes = clock.parts(at).minute;
+    const key = Math.floor(at.getTime() / 60000) * 60000 - minutes * 60000;
     if (!hours.has(key)) hours.set(key, []);
     hours.get(key).push(report);
   }
@@ -283,8 +389,7 @@ function renderHours(reports) {
   };
   for (const [key, list] of [...hours.entries()].sort((a, b) => b[0] - a[0])) {
     const row = document.createElement("tr");
-    const from = new Date(key);
-    ui.cell(row, `${from.toLocaleDateString()} ${from.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`);
+    ui.cell(row, clock.dateTime(new Date(key)));
     ui.cell(row, [...new Set(list.map((r) => r.state.replaceAll("_", " ")))].join(", "));
     const temperature = maximum(list, "cpu_temperature_c");
     ui.cell(row, temperature === null ? "–" : `${temperature.toFixed(1)} °C`);
@@ -304,17 +409,18 @@ async function addBooth(event) {
   const body = { name: $("new-booth-name").value.trim() };
   if ($("new-booth-branch").value) body.branch_id = $("new-booth-branch").value;
   const result = await ui.api("/booths", { method: "POST", body });
-  if (!result.ok) return ui.problem(result, "The booth was not added");
+  if (!result.ok) return ui.problem(result, t("admin.fleet.not_added"));
   $("booth-form").reset();
   showEnrolment(result.body);
-  ui.notice(`Booth ${result.body.booth.name} added; enrol it with the code shown.`);
+  ui.notice(t("admin.fleet.added", { name: result.body.booth.name }));
+  changed();
   await loadFleet();
 }
 
 function showEnrolment(answer) {
-  $("enrolment-name").textContent = answer.booth.name;
+  $("enrolment-for").textContent = t("admin.fleet.enrolment_for", { name: answer.booth.name });
   $("enrolment-token").textContent = answer.enrolment_token;
-  $("enrolment-expires").textContent = new Date(answer.expires_at).toLocaleString();
+  $("enrolment-hint").textContent = t("admin.fleet.enrolment_hint", { until: ui.clock().dateTime(answer.expires_at) });
   // As an image: an SVG shown by <img> cannot run anything, and no server text becomes markup.
   $("enrolment-qr").src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(answer.qr_svg)}`;
   $("enrolment").hidden = false;

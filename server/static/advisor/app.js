@@ -1,8 +1,11 @@
 // The advisor's workspace: log in, see waiting calls, take one, talk, hang up.
 // Plain ES module, no dependencies, nothing loaded from outside this server.
 
+import { changePassword, fetchAccount } from "/static/js/account.js";
+import { ready as brandingReady } from "/static/js/branding.js";
 import { chosenLanguage, languagePicker, setLanguage, t } from "/static/js/i18n.js";
 import { Mesh } from "/static/js/mesh.js";
+import { Clock } from "/static/js/time.js";
 
 const $ = (id) => document.getElementById(id);
 const PROTOCOL_VERSION = 1;
@@ -22,6 +25,7 @@ const state = {
   appointments: [],
   lobby: new Map(), // appointment id -> waiting entry
   completed: new Set(), // appointments whose call ended in this workspace
+  clock: new Clock(), // times in the organisation's zone, as the invitations say them
 };
 
 function show(view) {
@@ -51,7 +55,10 @@ async function api(path, options = {}) {
 
 async function boot() {
   await setLanguage(chosenLanguage());
+  state.clock = new Clock((await brandingReady)?.timezone);
   languagePicker($("language"), () => {
+    renderAppointments();
+    renderZone();
     renderQueue(state.waiting, { quiet: true });
     renderJoinRequests();
     if (state.session) updateCallState();
@@ -59,11 +66,14 @@ async function boot() {
   setInterval(() => renderQueue(state.waiting, { quiet: true }), 15000); // waiting times
   $("login-form").addEventListener("submit", onLogin);
   $("logout").addEventListener("click", onLogout);
+  $("change-password").addEventListener("click", onChangePassword);
   $("hangup").addEventListener("click", () => hangUp("advisor_hangup"));
   $("mute").addEventListener("click", toggleMute);
   $("camera").addEventListener("click", toggleCamera);
   $("chat-form").addEventListener("submit", sendChat);
   $("appointment-form").addEventListener("submit", createAppointment);
+  defaultStart();
+  renderZone();
   $("invitation-copy").addEventListener("click", () => navigator.clipboard.writeText($("invitation-text").value));
   $("invite-form").addEventListener("submit", createInvitation);
   $("invite-copy").addEventListener("click", () => navigator.clipboard.writeText($("invite-link").href));
@@ -91,8 +101,13 @@ function loginEnded() {
   state.ws = null;
   $("who").hidden = true;
   $("logout").hidden = true;
+  $("change-password").hidden = true;
   show("login-view");
   notice(t("login.ended"));
+}
+
+async function onChangePassword() {
+  if (await changePassword()) notice(t("account.changed"));
 }
 
 async function onLogout() {
@@ -101,10 +116,19 @@ async function onLogout() {
   location.reload();
 }
 
-function enterWorkspace(me) {
+async function enterWorkspace(me) {
   $("who").textContent = me.name;
   $("who").hidden = false;
   $("logout").hidden = false;
+  $("change-password").hidden = false;
+  // A password an administrator generated is changed before anything else (the server
+  // refuses everything else until then).
+  const account = await fetchAccount();
+  if (account && account.must_change_password) {
+    show("password");
+    await changePassword({ required: true });
+    notice(t("account.changed"));
+  }
   show("queue-view");
   connect();
   loadAppointments();
@@ -385,9 +409,18 @@ async function accept_(sessionId, button) {
 
 // ------------------------------------------------------------------ appointments
 
+// The form starts at the next quarter hour; times are the organisation's, as in the invitation.
+function defaultStart() {
+  if (!$("appointment-start").value) $("appointment-start").value = state.clock.nextQuarterHour();
+}
+
+function renderZone() {
+  $("appointment-zone").hidden = !state.clock.foreign;
+  $("appointment-zone").textContent = t("appointments.zone", { zone: state.clock.zone });
+}
+
 async function loadAppointments() {
-  const today = new Date();
-  const day = `${today.getFullYear()}-${String(today.getMonth() + 1).padStart(2, "0")}-${String(today.getDate()).padStart(2, "0")}`;
+  const day = state.clock.today(); // the organisation's day, which the server lists
   const result = await api(`/api/v1/appointments?day=${day}`);
   if (result.ok) {
     state.appointments = result.body.appointments;
@@ -416,8 +449,7 @@ function renderAppointments() {
     item.dataset.appointmentId = appointment.id;
     const when = document.createElement("span");
     when.className = "name";
-    const start = new Date(appointment.starts_at);
-    when.textContent = `${start.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })} · ${appointment.duration_minutes} min` +
+    when.textContent = `${state.clock.time(appointment.starts_at)} · ${appointment.duration_minutes} min` +
       (appointment.citizen_label ? ` · ${appointment.citizen_label}` : "");
     const status = document.createElement("span");
     const current = appointmentState(appointment);
@@ -443,8 +475,8 @@ function renderAppointments() {
 
 async function createAppointment(event) {
   event.preventDefault();
-  const start = new Date($("appointment-start").value);
-  if (Number.isNaN(start.getTime())) { notice(t("appointments.choose_time")); return; }
+  const start = state.clock.fromInput($("appointment-start").value);
+  if (!start || Number.isNaN(start.getTime())) { notice(t("appointments.choose_time")); return; }
   const label = $("appointment-label").value.trim();
   const result = await api("/api/v1/appointments", {
     method: "POST",
@@ -465,6 +497,7 @@ async function createAppointment(event) {
   $("invitation-text").value = `${created.invitation.de}\n\n${created.invitation.en}`;
   $("invitation").hidden = false;
   $("appointment-form").reset();
+  defaultStart();
   loadAppointments();
 }
 

@@ -3,8 +3,10 @@
 // interpreter) and, at /now/, asking for an advisor now on a topic (a walk-in).
 // Plain ES module, no dependencies, nothing loaded from outside this server.
 
+import { ready as brandingReady, showBrandTexts } from "/static/js/branding.js";
 import { chosenLanguage, languagePicker, setLanguage, t } from "/static/js/i18n.js";
 import { Mesh } from "/static/js/mesh.js";
+import { Clock } from "/static/js/time.js";
 
 const $ = (id) => document.getElementById(id);
 const PROTOCOL_VERSION = 1;
@@ -26,6 +28,8 @@ const state = {
   meterStop: null,
   inbox: Promise.resolve(),
   outbox: [], // chat typed while the connection was lost, sent once the call is taken up again
+  branding: null, // the organisation's texts (welcome, privacy notice, after the call)
+  clock: new Clock(), // times in the organisation's zone, as the invitation says them
 };
 
 function show(view) {
@@ -42,6 +46,9 @@ function notice(text) {
 async function boot() {
   await setLanguage(chosenLanguage());
   languagePicker($("language"), renderTexts);
+  state.branding = await brandingReady;
+  state.clock = new Clock(state.branding?.timezone);
+  showBrandTexts(state.branding);
   $("consent").addEventListener("click", onConsent);
   $("join").addEventListener("click", onJoin);
   $("camera-select").addEventListener("change", restartPreview);
@@ -84,9 +91,9 @@ function fillWalkInChoice(body) {
   for (const topic of body.topics) {
     const option = document.createElement("option");
     option.value = topic.id;
-    option.textContent = topic.name;
     topics.append(option);
   }
+  nameTopics();
   topics.parentElement.querySelector("label[for=topic-select]").hidden = body.topics.length === 0;
   topics.hidden = body.topics.length === 0;
   const regions = $("region-select");
@@ -100,18 +107,29 @@ function fillWalkInChoice(body) {
   $("region-choice").hidden = body.regions.length < 2;
 }
 
+// A topic's name in the page's language, its own name where it has none there.
+function nameTopics() {
+  const language = document.documentElement.lang;
+  const topics = state.details?.topics || [];
+  for (const option of $("topic-select").options) {
+    const topic = topics.find((t_) => t_.id === option.value);
+    if (topic) option.textContent = (topic.names && topic.names[language]) || topic.name;
+  }
+}
+
 // Texts that depend on the link and the language.
 function renderTexts() {
+  showBrandTexts(state.branding);
   const details = state.details;
   if (!details) return;
+  if (state.mode === "walk_in") nameTopics();
   let title, lobby;
   if (state.mode === "appointment") {
     title = t("citizen.appointment_with", { name: details.advisor_name });
     lobby = t("citizen.lobby_appointment", { name: details.advisor_name });
-    const start = new Date(details.starts_at);
     $("when").textContent = t("citizen.when", {
-      date: start.toLocaleDateString(document.documentElement.lang),
-      time: start.toLocaleTimeString(document.documentElement.lang, { hour: "2-digit", minute: "2-digit" }),
+      date: state.clock.date(details.starts_at),
+      time: state.clock.time(details.starts_at),
       minutes: details.duration_minutes,
     });
   } else if (state.mode === "invitation") {

@@ -6,9 +6,12 @@
 // - <img data-brand="logo"> gets the logo and loses its `hidden` attribute (it stays hidden
 //   when there is no logo); an empty alt is kept (decorative, next to the name), a missing one
 //   becomes "<name> logo";
-// - elements with data-brand-text="welcome" (or privacy_notice, booth_idle, ended) get that
-//   text in the language of their closest lang attribute, if the organisation set one; the
-//   built-in text stays otherwise;
+// - elements with data-brand-text="welcome" (or privacy_notice, booth_idle, ended) show that
+//   text in the language of the page around them (its closest lang attribute) and are hidden
+//   while the organisation wrote none; the element named by their data-brand-replaces (the
+//   built-in text) is hidden while they show. The privacy notice is shown in English or German
+//   (or any language it exists in) rather than not at all, marked with its own lang. Pages
+//   call showBrandTexts again when their language changes;
 // - the colours become --brand-primary and --brand-accent on :root. Use them with a fallback,
 //   `background: var(--brand-primary, #0b5cad)`. Both carry white text at WCAG AA (the server
 //   refuses others).
@@ -32,14 +35,47 @@ export async function loadBranding() {
   }
 }
 
-/** The organisation's text for `key` in `language`, or null. */
+// Shown in another language rather than not at all (the booth and server/branding.py agree).
+const ALWAYS_SHOWN = new Set(["privacy_notice"]);
+const FALLBACK_LANGUAGES = ["en", "de"];
+
+/** The organisation's text for `key` for a visitor in `language` as {text, language} (the
+ * language it is written in), or null where the built-in text stays. */
+export function brandTextIn(branding, language, key) {
+  const all = (branding && branding.texts) || {};
+  const order = [language];
+  if (ALWAYS_SHOWN.has(key)) order.push(...FALLBACK_LANGUAGES, ...((branding && branding.languages) || Object.keys(all)));
+  for (const candidate of order) {
+    const text = all[candidate] && all[candidate][key];
+    if (typeof text === "string" && text.trim()) return { text, language: candidate };
+  }
+  return null;
+}
+
+/** The organisation's text for `key` for a visitor in `language`, or null. */
 export function brandText(branding, language, key) {
-  const texts = branding && branding.texts && branding.texts[language];
-  return (texts && typeof texts[key] === "string" && texts[key]) || null;
+  const found = brandTextIn(branding, language, key);
+  return found ? found.text : null;
+}
+
+/** Show the organisation's texts in the data-brand-text elements under `root` (see above). */
+export function showBrandTexts(branding, root = document) {
+  for (const element of root.querySelectorAll("[data-brand-text]")) {
+    // The page's language, not the element's own (which names the text shown last).
+    const found = brandTextIn(branding, languageOf(element.parentElement), element.dataset.brandText);
+    element.textContent = found ? found.text : ""; // an administrator's text: never markup
+    if (found) {
+      element.lang = found.language;
+      element.dir = found.language === "ar" ? "rtl" : "ltr";
+    }
+    element.hidden = !found;
+    const builtIn = element.dataset.brandReplaces && document.getElementById(element.dataset.brandReplaces);
+    if (builtIn) builtIn.hidden = Boolean(found);
+  }
 }
 
 function languageOf(element) {
-  const scope = element.closest("[lang]");
+  const scope = element && element.closest("[lang]");
   return (scope ? scope.getAttribute("lang") : "").split("-")[0].toLowerCase();
 }
 
@@ -70,10 +106,7 @@ export function applyBranding(branding, root = document) {
     image.src = logo;
     image.hidden = false;
   }
-  for (const element of root.querySelectorAll("[data-brand-text]")) {
-    const text = brandText(branding, languageOf(element), element.dataset.brandText);
-    if (text) element.textContent = text;
-  }
+  showBrandTexts(branding, root);
 }
 
 async function start() {

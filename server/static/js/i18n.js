@@ -24,7 +24,7 @@ async function fetchCatalogue(lang) {
   return response.ok ? response.json() : {};
 }
 
-// t("key", {name: "Ana"}) -> the text with {name} filled in; the key itself if none exists.
+// t(key, {name: "Ana"}) -> the text with {name} filled in; the key itself if none exists.
 export function t(key, values = {}) {
   const text = catalogue[key] ?? fallback[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
