@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from protocol import ErrorCode
+from server.storage import LinkState
+
 STATIC = Path(__file__).resolve().parents[2] / "server" / "static"
 CATALOGUES = sorted((STATIC / "i18n").glob("*.json"))
 PAGES = [STATIC / "advisor", STATIC / "citizen", STATIC / "admin", STATIC / "js"]
@@ -28,6 +31,24 @@ DYNAMIC = {
     "state.done",
     "state.cancelled",
     "state.not_arrived",
+    # The citizen page says a refusal by its reason code: why a link does not open ...
+    *(f"citizen.refused.{state.value}" for state in LinkState if state is not LinkState.OPEN),
+    "citizen.refused.walk_in_off",
+    "citizen.refused.rate_limited",
+    # ... and the socket errors a citizen can meet, by their code.
+    *(
+        f"citizen.error.{code.value}"
+        for code in (
+            ErrorCode.QUEUE_FULL,
+            ErrorCode.ALREADY_IN_CALL,
+            ErrorCode.RATE_LIMITED,
+            ErrorCode.UNKNOWN_TOPIC,
+            ErrorCode.UNKNOWN_REGION,
+            ErrorCode.CALL_FULL,
+            ErrorCode.UNKNOWN_SESSION,
+            ErrorCode.NOT_ALLOWED,
+        )
+    ),
 }
 
 

@@ -54,6 +54,8 @@ async function boot() {
   $("camera-select").addEventListener("change", restartPreview);
   $("mic-select").addEventListener("change", restartPreview);
   $("hangup").addEventListener("click", hangUp);
+  // The link opens the appointment again until its window closes: join again from here.
+  $("rejoin").addEventListener("click", () => location.reload());
   $("cancel-wait").addEventListener("click", cancelWait);
   $("mute").addEventListener("click", () => toggle("mute", "audio", "call.unmute", "call.mute"));
   $("camera").addEventListener("click", () => toggle("camera", "video", "call.camera_on", "call.camera_off"));
@@ -65,7 +67,7 @@ async function boot() {
     : await post("/api/v1/join", { token: decodeURIComponent(location.pathname.split("/").pop() || "") });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
-    notice(body.detail || t("citizen.link_unusable"));
+    notice(refusal(body));
     return;
   }
   state.mode = walkIn ? "walk_in" : body.kind;
@@ -246,8 +248,16 @@ function openSocket(onOpen) {
       .then(() => handle(message))
       .catch((error) => console.error("handling", message.type, error));
   };
-  ws.onclose = () => {
+  ws.onclose = (event) => {
     if (state.ws !== ws) return;
+    if (event.code === 4001 || event.code === 4003) {
+      // 4001: the same link was opened on another page, which goes on; 4003: the pass no
+      // longer opens anything (the appointment was cancelled). Nothing to come back to.
+      state.ws = null;
+      endCall();
+      notice(event.code === 4001 ? t("citizen.replaced") : t("citizen.pass_ended"));
+      return;
+    }
     const sessionId = state.session?.id || state.waitingFor;
     if (sessionId && state.resumeToken) {
       state.lostAt = state.lostAt || Date.now();
@@ -308,10 +318,13 @@ async function handle(message) {
     case "participant_joined": if (inSession(message)) await mesh.offerTo(message.peer); break;
     case "participant_left": if (inSession(message)) mesh.remove(message.participant_id); break;
     case "chat": showChat(message); break;
-    case "hangup": endCall(); break;
+    case "hangup":
+      endCall();
+      if (message.reason === "removed") notice(t("citizen.removed"));
+      break;
     case "error":
       if (message.ref === "resume") { state.lostAt = null; endCall(); break; }
-      notice(t("server_refused", { message: message.message }));
+      notice(refusal({ reason: message.code, detail: message.message }, "citizen.error."));
       break;
     default: break;
   }
@@ -399,6 +412,19 @@ function hangUp() {
   endCall();
 }
 
+// What the server refused, in the citizen's language and with what to do: a text per reason
+// (problem details' "reason", a socket error's "code"); the server's own words otherwise.
+function refusal(body, prefix = "citizen.refused.") {
+  const key = `${prefix}${body?.reason}`;
+  if (body?.reason && t(key) !== key) {
+    return t(key, {
+      time: body.opens_at ? state.clock.time(body.opens_at) : "",
+      seconds: body.retry_after ?? 60,
+    });
+  }
+  return body?.detail ? t("server_refused", { message: body.detail }) : t("citizen.link_unusable");
+}
+
 function endCall() {
   const session = state.session;
   state.session = null;
@@ -416,6 +442,7 @@ function endCall() {
   $("tiles").replaceChildren();
   $("chat-log").replaceChildren();
   if (state.ws) { const ws = state.ws; state.ws = null; ws.close(); }
+  $("rejoin").hidden = state.mode !== "appointment";
   show("ended-view");
 }
 
