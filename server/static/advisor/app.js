@@ -185,9 +185,17 @@ function connect() {
         return;
       }
     }
-    setTimeout(connect, state.reconnectDelay);
+    setTimeout(reconnect, state.reconnectDelay);
     state.reconnectDelay = Math.min(state.reconnectDelay * 2, 30000);
   };
+}
+
+// A socket refused at its handshake says nothing about why: ask whether the login still holds
+// (it expired while the workspace was away, say) before trying again.
+async function reconnect() {
+  const me = await api("/api/v1/me").catch(() => ({ ok: false, status: 0 }));
+  if (me.status === 401) loginEnded();
+  else connect();
 }
 
 function send(type, fields = {}) {
