@@ -49,7 +49,7 @@ class BoothScreen:
             view.visit = replace(view.visit, language=language)
         self.display.set_theme(theme_for(self.booth.info))
         self.display.draw(Screen(state=str(self.booth.state), headline="", view=view))
-        return list(self.display.screens.drawn)
+        return list(getattr(self.display.screens, "drawn", []))
 
     def save(self, name: str, language: str | None = None) -> tuple[Path, list[str]]:
         """Draw and save the screen as ``<name>.png``; the file and every text on it."""

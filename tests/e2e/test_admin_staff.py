@@ -19,7 +19,7 @@ from kiosk.flow import Back, LanguageChosen, State
 from server.app import STATIC_DIR
 from tests.e2e.admin_pages import admin_page, server_with_admin
 from tests.e2e.booth_screen import SCREENSHOTS, booth_config, running_booth
-from tests.e2e.conftest import SERVER_ZONE, Server, poll
+from tests.e2e.conftest import SERVER_ZONE, Server, appointment_start, poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -257,42 +257,75 @@ def _clock(text: str) -> str:
     return f"{hour:02d}:{match.group(2)}"
 
 
-async def test_times_are_the_organisations_and_the_form_starts_at_the_next_quarter_hour(
+#: The server's zone is Europe/Berlin; these browsers are in New York, six hours behind.
+ELSEWHERE = {"timezone_id": "America/New_York", "locale": "en-GB"}
+
+
+async def test_the_appointment_form_starts_at_the_next_quarter_hour(
     browser: Any, tmp_path: Path
 ) -> None:
-    # The server's zone is Europe/Berlin; this advisor's and this citizen's browsers are in
-    # New York, six hours behind.
     server, _ = server_with_admin(tmp_path)
-    elsewhere = {"timezone_id": "America/New_York", "locale": "en-GB"}
     try:
-        page = await _workspace(browser, server, "advisor", server.advisor_password, **elsewhere)
+        page = await _workspace(browser, server, "advisor", server.advisor_password, **ELSEWHERE)
         await page.wait_for_selector("#queue-view:not([hidden])")
         before = datetime.now(SERVER_ZONE)
         start = await page.locator("#appointment-start").input_value()
         after = datetime.now(SERVER_ZONE)
-        # The page was drawn a moment before: the quarter hour then or now.
+        # The page was drawn a moment before: the quarter hour then or now, on the
+        # organisation's clock.
         wanted = {_next_quarter_hour(before), _next_quarter_hour(after)}
         assert start in wanted or start < min(wanted), (start, wanted)
         assert start >= before.strftime("%Y-%m-%dT%H:%M"), (start, before)
         assert "Europe/Berlin" in str(await page.locator("#appointment-zone").text_content())
-
+        # Made at once, without choosing a time; the form offers the next one again.
         await page.get_by_text("New appointment").click()
+        await page.get_by_role("button", name="Create appointment").click()
+        await page.wait_for_selector("#invitation:not([hidden])")
+        assert _clock(await page.locator("#appointments li .name").first.inner_text()) == start[-5:]
+        assert await page.locator("#appointment-start").input_value() >= start
+    finally:
+        server.stop()
+
+
+async def test_times_are_the_organisations_on_every_page(browser: Any, tmp_path: Path) -> None:
+    server, password = server_with_admin(tmp_path)
+    try:
+        page = await _workspace(browser, server, "advisor", server.advisor_password, **ELSEWHERE)
+        await page.wait_for_selector("#queue-view:not([hidden])")
+        start = await appointment_start()  # on the organisation's clock
+        await page.get_by_text("New appointment").click()
+        await page.get_by_label("Date and time").fill(start)
         await page.get_by_role("button", name="Create appointment").click()
         await page.wait_for_selector("#invitation:not([hidden])")
         hour_minute = start[-5:]
         listed = await page.locator("#appointments li .name").first.inner_text()
         invitation = await page.input_value("#invitation-text")
         link = await page.inner_text("#invitation-link")
-        assert _clock(listed) == hour_minute, listed
+        # The workspace's list and the invitation (written by the server) agree.
         assert f"um {hour_minute} " in invitation and f"at {hour_minute} " in invitation
+        assert _clock(listed) == hour_minute, (listed, invitation)
         await page.screenshot(path=str(OUT / "times-advisor.png"))
 
-        citizen = await (await browser.new_context(**elsewhere)).new_page()
+        citizen = await (await browser.new_context(**ELSEWHERE)).new_page()
         await citizen.goto(link)
         await citizen.wait_for_selector("#welcome-view:not([hidden])")
         when = await citizen.locator("#when").inner_text()
         assert _clock(when) == hour_minute, when
         await citizen.screenshot(path=str(OUT / "times-citizen.png"))
+
+        # The administration page's audit log: the appointment was made now, Berlin time.
+        admin = await (await browser.new_context(**ELSEWHERE)).new_page()
+        await admin.goto(f"{server.url}/admin/")
+        await admin.locator("#username").fill("admin1")
+        await admin.locator("#password").fill(password)
+        await admin.locator("#login-form button[type=submit]").click()
+        await admin.wait_for_selector("#audit tr")
+        logged = await admin.locator("#audit tr time").first.inner_text()
+        now = datetime.now(SERVER_ZONE)
+        assert _clock(logged) in {
+            now.strftime("%H:%M"),
+            datetime.fromtimestamp(now.timestamp() - 60, SERVER_ZONE).strftime("%H:%M"),
+        }, logged
 
         async def listed_after_reload() -> bool:
             await page.reload()

@@ -85,7 +85,7 @@ async def _texts_on(page: Any) -> dict[str, Any]:
             """() => Object.fromEntries(['brand-welcome', 'brand-privacy', 'brand-ended',
                  'privacy-built-in', 'ended-built-in'].map(id => {
                    const el = document.getElementById(id);
-                   return [id, {hidden: el.hidden, text: el.innerText, lang: el.lang}];
+                   return [id, el && {hidden: el.hidden, text: el.innerText, lang: el.lang}];
                  }))"""
         )
     )
@@ -106,6 +106,8 @@ async def test_the_organisations_texts_on_the_citizen_pages(browser: Any, tmp_pa
             # The appointment's link: welcome and the privacy notice before agreeing.
             await page.goto(await _join_link(advisor, server))
             await page.wait_for_selector("#welcome-view:not([hidden])")
+            main = await page.inner_text("main")
+            assert own["welcome"] in main and own["privacy_notice"] in main, main
             shown = await _texts_on(page)
             assert shown["brand-welcome"] == {
                 "hidden": False,
