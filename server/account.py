@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 from typing import Annotated
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from protocol import Role
 from server.api import PREFIX, USERS, Api, ApiCall, Caller, CallerLookup
-from server.auth import COOKIE_NAME
+from server.auth import LOGIN_BUSY_RETRY_SECONDS, start_login
 from server.http import ProblemError
-from server.keys import CONFIG, DATABASE, SWITCHBOARD
-from server.ratelimit import RateLimiter
+from server.keys import DATABASE, PASSWORD_WORK, SWITCHBOARD
+from server.ratelimit import BusyError, RateLimiter
 from server.storage import (
     ActorKind,
-    create_auth_session,
     get_user,
-    login_for_token,
     record_audit,
     set_must_change_password,
     set_password,
@@ -112,7 +108,7 @@ def register(api: Api) -> None:
     )
     async def change_password(call: ApiCall) -> web.StreamResponse:
         request, body = call.request, call.body_as(PasswordChange)
-        db, config = request.app[DATABASE], request.app[CONFIG]
+        db = request.app[DATABASE]
         assert call.caller.id is not None
         key = f"user:{call.caller.id}"
         wait = wrong.blocked_for(key)
@@ -126,8 +122,20 @@ def register(api: Api) -> None:
         user = await get_user(db, call.caller.id)
         if user is None:
             raise ProblemError(401, "Unauthorized", "log in first")
-        # Hashing takes a tenth of a second: off the event loop.
-        if not await asyncio.to_thread(verify_password, user.password_hash, body.current_password):
+        # Hashing takes a tenth of a second: off the event loop, and in turn with logins.
+        try:
+            async with request.app[PASSWORD_WORK].slot():
+                matches = await asyncio.to_thread(
+                    verify_password, user.password_hash, body.current_password
+                )
+        except BusyError:
+            raise ProblemError(
+                503,
+                "Service Unavailable",
+                "the server is busy checking passwords; try again in a few seconds",
+                retry_after=LOGIN_BUSY_RETRY_SECONDS,
+            ) from None
+        if not matches:
             wrong.record_failure(key)
             raise ProblemError(
                 400, "Bad Request", "current_password: that is not your current password"
@@ -146,28 +154,12 @@ def register(api: Api) -> None:
             action="user.password_change",
             subject=user.id,
         )
-        ttl = timedelta(hours=config.session_hours)
-        token = await create_auth_session(db, user, ttl)
-        login = await login_for_token(db, token)
-        assert login is not None
+        response = web.json_response({"ok": True, "note": "your other logins have ended"})
+        login = await start_login(request, user, response)
         # The other logins' live connections go now; this browser's carry on with its new login.
         switchboard = request.app[SWITCHBOARD]
-        for conn in list(switchboard.connections.values()):
-            if conn.role is not Role.ADVISOR or conn.principal_id != user.id:
-                continue
-            if call.caller.login is not None and conn.login == call.caller.login:
-                conn.login, conn.login_expires_at = login.id, login.expires_at
-            else:
-                switchboard.close_login(conn, "password changed")
+        if call.caller.login is not None:
+            switchboard.renew_login(call.caller.login, login.id, login.expires_at)
+        switchboard.end_logins(user.id, keep=login.id, reason="password changed")
         log.info("user %s changed their password; their other logins ended", user.username)
-        response = web.json_response({"ok": True, "note": "your other logins have ended"})
-        response.set_cookie(
-            COOKIE_NAME,
-            token,
-            max_age=int(ttl.total_seconds()),
-            httponly=True,
-            secure=config.cookie_secure,
-            samesite="Strict",
-            path="/",
-        )
         return response

@@ -24,7 +24,9 @@ from server.keys import (
 from server.ratelimit import BusyError
 from server.storage import (
     AppointmentStatus,
+    Login,
     Role,
+    User,
     authenticate_booth,
     authenticate_user,
     create_auth_session,
@@ -123,6 +125,25 @@ async def _guest(request: web.Request) -> Caller:
     )
 
 
+async def start_login(request: web.Request, user: User, response: web.StreamResponse) -> Login:
+    """A new login session for ``user``, its cookie set on ``response``; returns the login."""
+    db, config = request.app[DATABASE], request.app[CONFIG]
+    ttl = timedelta(hours=config.session_hours)
+    token = await create_auth_session(db, user, ttl)
+    response.set_cookie(
+        COOKIE_NAME,
+        token,
+        max_age=int(ttl.total_seconds()),
+        httponly=True,
+        secure=config.cookie_secure,
+        samesite="Strict",
+        path="/",
+    )
+    login = await login_for_token(db, token)
+    assert login is not None  # made just now
+    return login
+
+
 class LoginBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -179,9 +200,6 @@ def register(api: Api) -> None:
         limiter.reset(keys[0])
         limiter.forgive(keys[1])
 
-        config = request.app[CONFIG]
-        ttl = timedelta(hours=config.session_hours)
-        token = await create_auth_session(db, user, ttl)
         log.info("user %s logged in from %s", user.username, request.remote)
         response = web.json_response(
             {
@@ -191,15 +209,7 @@ def register(api: Api) -> None:
                 "role": user.role.value,
             }
         )
-        response.set_cookie(
-            COOKIE_NAME,
-            token,
-            max_age=int(ttl.total_seconds()),
-            httponly=True,
-            secure=config.cookie_secure,
-            samesite="Strict",
-            path="/",
-        )
+        await start_login(request, user, response)
         return response
 
     @api.endpoint("POST", "/auth/logout", allow=USERS, summary="Log out")

@@ -388,20 +388,31 @@ class Switchboard:
         """The ids of the booths connected now."""
         return {c.principal_id for c in self.connections.values() if c.role is Role.BOOTH}
 
-    def end_logins(self, user_id: str, *, login: str | None = None, reason: str) -> int:
-        """Close the live connections of the user's logins (only of ``login`` when given) at
-        once: the account was disabled, its password reset, or the login ended. Their calls
-        end now rather than waiting for them to come back. Returns how many were closed."""
+    def end_logins(
+        self, user_id: str, *, login: str | None = None, keep: str | None = None, reason: str
+    ) -> int:
+        """Close the live connections of the user's logins (only of ``login`` when given; all
+        but ``keep``'s when that is given) at once: the account was disabled, its password
+        changed, or the login ended. Their calls end now rather than waiting for them to come
+        back. Returns how many were closed."""
         closed = [
             conn
             for conn in self.connections.values()
             if conn.role is Role.ADVISOR
             and conn.principal_id == user_id
             and (login is None or conn.login == login)
+            and (keep is None or conn.login != keep)
         ]
         for conn in closed:
             self.close_login(conn, reason)
         return len(closed)
+
+    def renew_login(self, old: str, new: str, expires_at: datetime) -> None:
+        """The connections of login ``old`` carry on under ``new`` (the page that changed its
+        password got a new login)."""
+        for conn in self.connections.values():
+            if conn.login == old:
+                conn.login, conn.login_expires_at = new, expires_at
 
     def close_login(self, conn: Connection, reason: str) -> None:
         """``conn``'s login is no longer valid: it goes, and its call ends (no resume)."""

@@ -40,7 +40,8 @@ async def test_security_a_cancelled_appointment_kills_its_guest_pass(harness: Ha
     async with citizen.http.get(harness.url("/api/v1/ws")) as response:
         assert response.status == 401
     async with citizen.http.post(harness.url("/api/v1/join"), json={"token": token}) as response:
-        assert response.status == 404
+        assert response.status == 410
+        assert (await response.json())["reason"] == "cancelled"
 
 
 async def test_security_deeply_nested_json_is_a_counted_error_not_a_traceback(
