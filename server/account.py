@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server.api import PREFIX, USERS, Api, ApiCall, Caller, CallerLookup
 from server.auth import LOGIN_BUSY_RETRY_SECONDS, start_login
-from server.http import ProblemError
+from server.http import ProblemError, check_not_blocked
 from server.keys import DATABASE, PASSWORD_WORK, SWITCHBOARD
 from server.ratelimit import BusyError, RateLimiter
 from server.storage import (
@@ -111,14 +111,7 @@ def register(api: Api) -> None:
         db = request.app[DATABASE]
         assert call.caller.id is not None
         key = f"user:{call.caller.id}"
-        wait = wrong.blocked_for(key)
-        if wait > 0:
-            raise ProblemError(
-                429,
-                "Too Many Requests",
-                f"too many wrong passwords; try again in {int(wait) + 1} seconds",
-                retry_after=int(wait) + 1,
-            )
+        check_not_blocked(wrong, [key], "wrong passwords")
         user = await get_user(db, call.caller.id)
         if user is None:
             raise ProblemError(401, "Unauthorized", "log in first")

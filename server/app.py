@@ -221,6 +221,24 @@ def _build_api() -> Api:
     return api
 
 
+#: How long a stopping server waits for the switchboard's database writes still under way.
+WRITES_AT_SHUTDOWN_SECONDS = 5.0
+
+
+def _finish_writes_ctx(
+    tasks: set[asyncio.Task[object]],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Before the database closes, the writes started beside the switchboard (a call's end, a
+    finished participant) finish: they are what a restarted server must know."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        yield
+        if tasks:
+            await asyncio.wait(set(tasks), timeout=WRITES_AT_SHUTDOWN_SECONDS)
+
+    return ctx
+
+
 def _finished(
     tasks: set[asyncio.Task[object]], what: str
 ) -> Callable[[asyncio.Task[object]], None]:
@@ -288,6 +306,7 @@ def create_app(config: ServerConfig) -> web.Application:
         walk_ins_per_address=config.walk_ins_per_address,
     )
     app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_finish_writes_ctx(background))
     app.cleanup_ctx.append(_housekeeping_ctx)
     app.cleanup_ctx.append(_away_ctx)
     app.on_shutdown.append(_on_shutdown)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server import boothauth
 from server.api import ANONYMOUS, USERS, Access, Api, ApiCall, Caller
-from server.http import ProblemError
+from server.http import ProblemError, check_not_blocked
 from server.keys import (
     CONFIG,
     DATABASE,
@@ -167,14 +167,7 @@ def register(api: Api) -> None:
         # The account's key is the username as it is looked up, so "carol " and "CAROL" are
         # carol too.
         keys = (f"user:{fold_username(body.username)}", f"ip:{request.remote}")
-        wait = max(limiter.blocked_for(k) for k in keys)
-        if wait > 0:
-            raise ProblemError(
-                429,
-                "Too Many Requests",
-                f"too many failed logins; try again in {int(wait) + 1} seconds",
-                retry_after=int(wait) + 1,
-            )
+        check_not_blocked(limiter, keys, "failed logins")
         # Counted before the password is checked, so that a burst of attempts sent at once
         # meets the limit like attempts sent one by one; a correct login takes it back.
         for key in keys:

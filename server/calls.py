@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from protocol import ProtocolError
 from server.api import USERS, Access, Api, ApiCall
 from server.auth import GUEST_COOKIE
-from server.http import ProblemError
+from server.http import ProblemError, check_not_blocked
 from server.keys import CONFIG, DATABASE, GUESTS, SWITCHBOARD, WALK_IN_LIMITER
 from server.storage import ActorKind, list_regions, list_topics, record_audit, topic_names
 from server.switchboard import INVITATION_SECONDS
@@ -103,15 +103,7 @@ def register(api: Api) -> None:
                 reason="walk_in_off",
             )
         limiter, key = request.app[WALK_IN_LIMITER], f"ip:{request.remote}"
-        wait = limiter.blocked_for(key)
-        if wait > 0:
-            raise ProblemError(
-                429,
-                "Too Many Requests",
-                f"too many requests from this address; try again in {int(wait) + 1} seconds",
-                retry_after=int(wait) + 1,
-                reason="rate_limited",
-            )
+        check_not_blocked(limiter, [key], "requests from this address")
         limiter.record_failure(key)  # every pass counts: the limit bounds passes per address
         db = request.app[DATABASE]
         token = request.app[GUESTS].issue(walk_in=True, expires_at=datetime.now(UTC) + WALK_IN_PASS)

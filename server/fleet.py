@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server.api import ADMINS, EVERYONE, Access, Api, ApiCall
 from server.appointments import qr_svg
-from server.http import ProblemError
+from server.http import ProblemError, check_not_blocked
 from server.keys import CONFIG, DATABASE, ENROL_LIMITER, NONCES, SWITCHBOARD
 from server.storage import (
     ActorKind,
@@ -118,14 +118,7 @@ def register(api: Api) -> None:
     async def enrol(call: ApiCall) -> web.StreamResponse:
         request, body = call.request, call.body_as(EnrolBody)
         limiter, key = request.app[ENROL_LIMITER], f"ip:{request.remote}"
-        wait = limiter.blocked_for(key)
-        if wait > 0:
-            raise ProblemError(
-                429,
-                "Too Many Requests",
-                f"too many failed enrolments; try again in {int(wait) + 1} seconds",
-                retry_after=int(wait) + 1,
-            )
+        check_not_blocked(limiter, [key], "failed enrolments")
         db = request.app[DATABASE]
         try:
             booth = await enrol_booth(db, body.token, body.public_key, dict(body.hardware))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import hdrs, web
+
+from server.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,21 @@ async def hide_server_versions(request: web.Request, response: web.StreamRespons
     """``on_response_prepare``: every response, static files and WebSocket handshakes
     included, names the product only."""
     response.headers[hdrs.SERVER] = SERVER_HEADER
+
+
+def check_not_blocked(limiter: RateLimiter, keys: Iterable[str], what: str) -> None:
+    """Refuse with 429 and when to try again (``reason`` rate_limited, the pages translate
+    it) while any of ``keys`` is over ``limiter``'s limit; ``what`` names what was too many."""
+    wait = max((limiter.blocked_for(key) for key in keys), default=0.0)
+    if wait > 0:
+        seconds = int(wait) + 1
+        raise ProblemError(
+            429,
+            "Too Many Requests",
+            f"too many {what}; try again in {seconds} seconds",
+            retry_after=seconds,
+            reason="rate_limited",
+        )
 
 
 def check_same_origin(request: web.Request) -> None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server.api import Access, Api, ApiCall
 from server.calls import set_guest_cookie
-from server.http import ProblemError
+from server.http import ProblemError, check_not_blocked
 from server.keys import DATABASE, GUESTS, JOIN_LIMITER, SWITCHBOARD
 from server.storage import (
     ActorKind,
@@ -65,15 +65,7 @@ def register(api: Api) -> None:
         request, body = call.request, call.body_as(JoinBody)
         limiter = request.app[JOIN_LIMITER]
         key = f"ip:{request.remote}"
-        wait = limiter.blocked_for(key)
-        if wait > 0:
-            raise ProblemError(
-                429,
-                "Too Many Requests",
-                f"too many invalid links; try again in {int(wait) + 1} seconds",
-                retry_after=int(wait) + 1,
-                reason="rate_limited",
-            )
+        check_not_blocked(limiter, [key], "invalid links")
         db = request.app[DATABASE]
         invitation = request.app[SWITCHBOARD].invitation(body.token)
         if invitation is not None:

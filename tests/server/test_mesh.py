@@ -191,7 +191,7 @@ async def test_walk_ins_queue_per_topic_and_region(harness: Harness) -> None:
     booth = await harness.booth(await harness.add_booth("Booth without a branch"))
 
     citizen, offer = await _walk_in(harness)
-    assert offer["topics"] == [{"id": topic.id, "name": "Residence permit"}]
+    assert offer["topics"] == [{"id": topic.id, "name": "Residence permit", "names": {}}]
     assert offer["regions"] == ["North", "South"]
     await citizen.send(type="call_request", topic_id=topic.id, region="Atlantis")
     assert (await citizen.receive_type("error"))["code"] == "unknown_region"
