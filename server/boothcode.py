@@ -64,12 +64,17 @@ async def appointment_for_code(request: web.Request, booth_id: str, code: str) -
             f"too many wrong codes; try again in {seconds} seconds",
             retry_after=seconds,
         )
+    # Counted before the lookup, so that guesses sent at once meet the limit like guesses sent
+    # one by one; a right code takes it back.
+    for limiter in limiters:
+        for key in keys:
+            limiter.record_failure(key)
     found = await appointment_by_code(request.app[DATABASE], code.replace(" ", ""))
     if found is None:
-        for limiter in limiters:
-            for key in keys:
-                limiter.record_failure(key)
         raise CodeRefusedError(CodeRefusal.WRONG_CODE, WRONG_CODE_MESSAGE)
+    for limiter in limiters:
+        for key in keys:
+            limiter.forgive(key)
     return found
 
 

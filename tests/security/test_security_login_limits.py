@@ -12,6 +12,7 @@ import aiohttp
 
 from server.app import LOGIN_FAILURES, PASSWORD_SLOTS
 from server.keys import PASSWORD_WORK
+from server.websocket import CODE_GUESSES
 from tests.security.conftest import Harness
 from tests.server.conftest import PASSWORD
 
@@ -82,3 +83,21 @@ async def test_security_a_burst_from_many_addresses_runs_few_password_checks_at_
     )
     assert set(statuses) <= {401, 503}
     assert gate.peak <= PASSWORD_SLOTS
+
+
+async def test_security_a_burst_of_booth_codes_meets_the_limit(harness: Harness) -> None:
+    credential = await harness.add_booth("Booth A")
+    headers = {"Authorization": f"Bearer {credential}"}
+
+    async def guess(http: aiohttp.ClientSession, n: int) -> int:
+        async with http.post(
+            harness.url("/api/v1/booth/code-check"), json={"code": f"{n:08d}"}, headers=headers
+        ) as response:
+            await response.read()
+            return response.status
+
+    async with aiohttp.ClientSession() as http:
+        statuses = Counter(await asyncio.gather(*(guess(http, n) for n in range(30))))
+    print(f"\n30 codes at once from one booth: {dict(statuses)}")
+    assert statuses[404] <= CODE_GUESSES  # only as many looked up as the limit allows
+    assert statuses[404] + statuses[429] == 30
