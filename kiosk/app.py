@@ -26,9 +26,10 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from kiosk import flow as booth_flow
 from kiosk import qr
-from kiosk.audio import loudspeaker_factory, open_microphone
+from kiosk.audio import check_audio, loudspeaker_factory, open_microphone
 from kiosk.call import Call, CallError
 from kiosk.callstats import CallStatsSampler
+from kiosk.clock import ClockReading, explain_connection_error, read_clock
 from kiosk.codecheck import check_code
 from kiosk.config import BoothConfig
 from kiosk.flow import Effect, Flow, State
@@ -61,6 +62,7 @@ from kiosk.media.audio_playback import AlsaOutput
 from kiosk.media.choose import CameraChoice, CameraKind, open_video_source
 from kiosk.media.ratecontrol import RateController
 from kiosk.media.tracks import MuteableTrack, ToneTrack
+from kiosk.platform import LIGHT_SETTINGS, PlatformReport
 from kiosk.serverinfo import ServerInfo, fetch_server_info
 from kiosk.technician import measure_round_trip, network_checks, software_version
 from protocol import (
@@ -151,8 +153,13 @@ class Booth:
         hardware: BoothHardware | None = None,
         on_state: Callable[[State], None] | None = None,
         camera: CameraOpener | None = None,
+        clock: Callable[[], ClockReading] = read_clock,
     ) -> None:
         self.config = config
+        #: Reads the booth's clock (synchronised or not); a stand-in in tests.
+        self.read_clock = clock
+        #: The start self-tests' results (pin driver, lights, ALSA, clock); None until done.
+        self.platform: PlatformReport | None = None
         #: Opens the camera; the configured one unless a stand-in is given (tests).
         self._open_camera = camera or self._open_configured_camera
         self.flow = Flow(technician_pin_digest=config.technician_pin_digest)
@@ -245,6 +252,7 @@ class Booth:
             heartbeat=self._heartbeat,
             heartbeat_seconds=config.heartbeat_seconds,
             reconnect_max_seconds=config.reconnect_max_seconds,
+            clock=clock,
         )
 
     # ------------------------------------------------------------ state
@@ -284,7 +292,7 @@ class Booth:
 
     async def run_network_check(self) -> None:
         self.network_report = ["…"]
-        checks = await network_checks(self.access)
+        checks = await network_checks(self.access, clock=self.read_clock)
         self.network_report = [f"{'OK' if c.ok else 'FAULT'} {c.name}: {c.detail}" for c in checks]
 
     async def play_test_tone(self, seconds: float = 1.5) -> None:
@@ -316,15 +324,34 @@ class Booth:
             if identity
             else ("development secret" if self.access.credential else "not enrolled"),
             "branch": self.config.branch or "-",
-            "server": f"{self.config.server_url} ({self.link.state})",
+            "server": f"{self.config.server_url} ({self.link.state})"
+            + (f": {self.link.problem}" if self.link.problem else ""),
+            "clock": self.read_clock().describe(),
             "camera": self.camera_fault or ("on" if self.fanout else "off"),
             "microphone": self.audio_fault
             or (f"level {self.mic_level:.3f}" if self.mic_level is not None else "-"),
-            "buttons and lights": self.hardware.unavailable or "GPIO",
+            "buttons and lights": self._describe_gpio(),
         }
+        if self.platform is not None:
+            audio = self.platform.audio
+            for name, check in (("capture", audio.capture), ("playback", audio.playback)):
+                if check.device is not None:
+                    result = "opens" if check.ok else f"FAULT: {check.detail}"
+                    info[f"ALSA {name}"] = f"{check.device!r} {result}"
         for index, line in enumerate(self.network_report):
             info[f"check {index + 1}"] = line
         return info
+
+    def _describe_gpio(self) -> str:
+        """The pin driver and the lights' read-back, or why there are no buttons and lights."""
+        hardware = self.hardware
+        if hardware.pin_driver == "none":
+            return f"off ({hardware.unavailable})" if hardware.unavailable else "off"
+        if not hardware.readback:
+            return f"pins driven by {hardware.pin_driver}"
+        bad = [name for name, ok in hardware.readback.items() if not ok]
+        lines = f"FAULT: {', '.join(bad)} did not read back" if bad else "lights read back ok"
+        return f"pins driven by {hardware.pin_driver}; {lines}"
 
     def toggle_mute(self) -> None:
         self.muted = not self.muted
@@ -382,6 +409,7 @@ class Booth:
             asyncio.create_task(self._process_inbox(), name="inbox"),
             asyncio.create_task(self._tick(), name="flow-tick"),
             asyncio.create_task(self._keep_info_fresh(), name="server-info"),
+            asyncio.create_task(self.check_platform(), name="platform-check"),
         ]
         if self.config.status_file is not None:
             tasks.append(asyncio.create_task(self._write_status(self.config.status_file)))
@@ -440,7 +468,8 @@ class Booth:
                 delay = min(delay * 2, self.config.reconnect_max_seconds)
                 continue
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-                log.warning("cannot enrol yet (%s); trying again in %.0f s", exc, delay)
+                reason = explain_connection_error(exc, self.read_clock())
+                log.warning("cannot enrol yet (%s); trying again in %.0f s", reason, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.config.reconnect_max_seconds)
                 continue
@@ -510,8 +539,33 @@ class Booth:
             if self.link.state is LinkState.ONLINE:
                 await self._refresh_info()
 
+    async def check_platform(self) -> PlatformReport:
+        """The start self-tests: the pin driver and the lights' read-back (done when the pins
+        were opened), the configured ALSA devices, the clock; then the platform line."""
+        audio = await check_audio(self.config.audio)
+        clock = await asyncio.to_thread(self.read_clock)
+        if not clock.synchronised:
+            log.warning("clock: %s", clock.describe())
+        hardware = self.config.hardware
+        report = PlatformReport(
+            pin_driver=self.hardware.pin_driver,
+            readback=dict(self.hardware.readback),
+            lights_configured=any(getattr(hardware, name) is not None for name in LIGHT_SETTINGS),
+            audio=audio,
+            clock=clock,
+        )
+        self.platform = report
+        self.self_test.update(
+            microphone=audio.capture.ok, speaker=audio.playback.ok, lights=report.lights_ok
+        )
+        report.log()
+        return report
+
     def _heartbeat(self) -> Heartbeat:
         state = str(self.flow.state)
+        audio_problem = self.audio_fault
+        if audio_problem is None and self.platform is not None:
+            audio_problem = self.platform.audio.problem
         try:
             health = collect_health(
                 state,
@@ -521,6 +575,9 @@ class Booth:
                 data_dir=self.config.identity_dir
                 if self.config.identity_dir.exists()
                 else Path("."),
+                pin_driver=self.hardware.pin_driver,
+                clock_synchronised=self.read_clock().synchronised,
+                audio_problem=audio_problem,
             )
         except ValueError as exc:  # a reading out of bounds: the heartbeat goes without it
             log.warning("health report left out: %s", exc)
@@ -567,7 +624,8 @@ class Booth:
             self.restart()
 
     async def run_self_test(self) -> dict[str, bool | None]:
-        """Camera, microphone and loudspeaker: can each be opened and does it deliver?"""
+        """Camera, microphone and loudspeaker: can each be opened and does it deliver? The
+        lights: does each line read back as driven?"""
         results: dict[str, bool | None] = {}
         if self.fanout is not None:
             results["camera"] = self.camera_fault is None
@@ -606,6 +664,13 @@ class Booth:
                 results["speaker"] = False
             finally:
                 await asyncio.to_thread(output.close)
+        readback = await asyncio.to_thread(self.hardware.check_lights)
+        # The check left the lights off: show what they showed before.
+        for light in (self._status_light, self._call_lamp, self._end_lamp):
+            light.refresh()
+        self._light_camera()
+        if readback:
+            results["lights"] = all(readback.values())
         return results
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:

@@ -57,6 +57,16 @@ class AudioConfig:
     max_latency_ms: float = 60.0
 
 
+class PinFactoryKind(StrEnum):
+    """Which gpiozero pin driver drives the pins; ``auto`` takes the first that works."""
+
+    AUTO = "auto"
+    LGPIO = "lgpio"  # /dev/gpiochip* through lgpio: every Pi, PWM; the only one on a Pi 5
+    RPIGPIO = "rpigpio"  # RPi.GPIO: Pi 4 and older, software PWM
+    NATIVE = "native"  # gpiozero's own register access: Pi 4 and older, no PWM
+    MOCK = "mock"  # gpiozero's mock pins (demos, a booth without GPIO that must say so)
+
+
 class PresenceKind(StrEnum):
     """What tells the booth that someone stands in front of it."""
 
@@ -110,10 +120,26 @@ class HardwareConfig:
     bounce_ms: int = 30
     #: Below 1 the LEDs are dimmed with PWM (an illuminated button glares in a dim booth).
     led_brightness: float = 1.0
+    #: The pin driver: "auto" (lgpio, then rpigpio, then native; each fallback logged), or one
+    #: of them, which is then that driver or an error.
+    pin_factory: PinFactoryKind = PinFactoryKind.AUTO
+    #: The gpiochip lgpio opens; None: gpiozero's choice (4 on a Pi 5 that has it, else 0). On a
+    #: board that is not a Raspberry Pi it must be set: pins are then the chip's line offsets.
+    gpio_chip: int | None = None
 
     def __post_init__(self) -> None:
         self._check_pins()
         self._check_presence()
+        try:
+            object.__setattr__(self, "pin_factory", PinFactoryKind(self.pin_factory))
+        except ValueError:
+            allowed = ", ".join(k.value for k in PinFactoryKind)
+            raise BoothConfigError(f"hardware.pin_factory: must be one of {allowed}") from None
+        chip = self.gpio_chip
+        if chip is not None and (
+            not isinstance(chip, int) or isinstance(chip, bool) or not 0 <= chip <= 63
+        ):
+            raise BoothConfigError("hardware.gpio_chip: expected a gpiochip number from 0 to 63")
         distance = self.presence_distance_m
         if not _is_number(distance) or not 0.1 <= distance <= 4.0:
             raise BoothConfigError(
@@ -385,12 +411,15 @@ def _hardware(data: Any) -> HardwareConfig:
         "presence_distance_m",
         "bounce_ms",
         "led_brightness",
+        "pin_factory",
+        "gpio_chip",
     }
     unknown = sorted(set(data) - known)
     if unknown:
         raise BoothConfigError(f"unknown setting(s) in [hardware]: {', '.join(unknown)}")
-    if "presence" in data and not isinstance(data["presence"], str):
-        raise BoothConfigError("hardware.presence: expected a string")
+    for key in ("presence", "pin_factory"):
+        if key in data and not isinstance(data[key], str):
+            raise BoothConfigError(f"hardware.{key}: expected a string")
     # Ranges, duplicate pins and the presence sensor's pins are checked by the dataclass, so a
     # configuration built in code gets the same messages.
     return HardwareConfig(**data)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import shutil
 import time
 from importlib import metadata
@@ -25,7 +26,12 @@ THERMAL_DIR = Path("/sys/class/thermal")
 #: The distribution whose version the booth reports.
 PACKAGE = "videobooth"
 #: Self-test names and the report's fields for them.
-SELF_TESTS = {"camera": "camera_ok", "microphone": "microphone_ok", "speaker": "speaker_ok"}
+SELF_TESTS = {
+    "camera": "camera_ok",
+    "microphone": "microphone_ok",
+    "speaker": "speaker_ok",
+    "lights": "lights_ok",
+}
 
 # The protocol's bounds (protocol.messages.BoothHealth); a reading outside is no reading.
 _TEMPERATURE_C = (-60.0, 150.0)
@@ -44,13 +50,18 @@ def collect_health(
     data_dir: Path,
     thermal_dir: Path = THERMAL_DIR,
     package: str = PACKAGE,
+    pin_driver: str | None = None,
+    clock_synchronised: bool | None = None,
+    audio_problem: str | None = None,
 ) -> BoothHealth:
     """The booth's health now.
 
     ``state`` is the flow's state, ``started_at`` the :func:`time.monotonic` reading taken when
     the booth started, ``self_test`` the last self-test's results by device (``camera``,
-    ``microphone``, ``speaker``; None or absent: not tested), ``server_rtt_ms`` the last
-    measured round trip to the server, and ``data_dir`` the directory whose free space counts.
+    ``microphone``, ``speaker``, ``lights``; None or absent: not tested), ``server_rtt_ms`` the
+    last measured round trip to the server, and ``data_dir`` the directory whose free space
+    counts. ``pin_driver``, ``clock_synchronised`` and ``audio_problem`` are the platform's
+    state (:mod:`kiosk.platform`); None: not known yet.
     """
     results = {field: self_test.get(name) for name, field in SELF_TESTS.items()}
     return BoothHealth(
@@ -64,6 +75,10 @@ def collect_health(
         speaker_ok=results["speaker_ok"],
         server_rtt_ms=_within(server_rtt_ms, _RTT_MS),
         state=state[:32] or "unknown",
+        pin_driver=re.sub(r"[^a-z0-9]", "", (pin_driver or "").lower())[:16] or None,
+        lights_ok=results["lights_ok"],
+        clock_synchronised=clock_synchronised,
+        audio_problem=audio_problem[:500] if audio_problem else None,
     )
 
 

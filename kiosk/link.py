@@ -11,6 +11,12 @@ from enum import StrEnum
 
 import aiohttp
 
+from kiosk.clock import (
+    ClockReading,
+    certificate_not_yet_valid,
+    explain_connection_error,
+    read_clock,
+)
 from kiosk.identity import ServerAccess
 from protocol import Heartbeat, Message, ProtocolError, decode_server, encode
 
@@ -43,8 +49,13 @@ class ServerLink:
         heartbeat: Callable[[], Heartbeat],
         heartbeat_seconds: float = 5.0,
         reconnect_max_seconds: float = 30.0,
+        clock: Callable[[], ClockReading] = read_clock,
     ) -> None:
         self._url = url
+        self._clock = clock
+        #: Why the last connection failed, for technician mode ("clock not set: ..."); None
+        #: while online.
+        self.problem: str | None = None
         self._access = access
         self._on_message = on_message
         self._on_state = on_state
@@ -90,6 +101,7 @@ class ServerLink:
                         self._url, headers=headers, heartbeat=self._heartbeat_seconds * 2
                     ) as ws:
                         self._ws = ws
+                        self.problem = None
                         self._set_state(LinkState.ONLINE)
                         delay = 1.0
                         await self._read(ws)
@@ -98,6 +110,7 @@ class ServerLink:
                         log.error(
                             "the server refused this booth's credential (HTTP %d)", exc.status
                         )
+                        self.problem = f"the server refuses this booth (HTTP {exc.status})"
                         self._set_state(LinkState.REFUSED)
                         delay = self._reconnect_max
                     elif exc.status == 404:
@@ -110,7 +123,10 @@ class ServerLink:
                     else:
                         log.warning("the server refused a login challenge: HTTP %d", exc.status)
                 except (TimeoutError, aiohttp.ClientError, OSError, KeyError, ValueError) as exc:
-                    log.warning("cannot reach the server at %s: %s", self._url, exc)
+                    self.problem = explain_connection_error(exc, self._clock())
+                    # A clock that is not set does not heal by retrying: an error, not a warning.
+                    level = logging.ERROR if certificate_not_yet_valid(exc) else logging.WARNING
+                    log.log(level, "cannot reach the server at %s: %s", self._url, self.problem)
                 finally:
                     self._ws = None
                 if self._closing:
@@ -126,6 +142,7 @@ class ServerLink:
         self._set_state(LinkState.CLOSED)
 
     def _not_found(self) -> None:
+        self.problem = "no Videobooth server at this address (HTTP 404): correct server_url"
         log.error(
             "%s answered HTTP 404: no Videobooth server there; correct server_url in booth.toml "
             "(the server's address, without a path)",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aioice import stun
 
+from kiosk.clock import ClockReading, explain_connection_error, read_clock
 from kiosk.health import package_version
 from kiosk.identity import ServerAccess
 
@@ -95,8 +97,14 @@ async def measure_round_trip(access: ServerAccess) -> float | None:
         return None
 
 
-async def network_checks(access: ServerAccess) -> list[Check]:
-    """The server (reachable, accepts this booth) and every relay it names (answers STUN)."""
+async def network_checks(
+    access: ServerAccess, *, clock: Callable[[], ClockReading] = read_clock
+) -> list[Check]:
+    """The server (reachable, accepts this booth) and every relay it names (answers STUN).
+
+    A server certificate refused as not valid yet on a clock that is not set says "clock not
+    set" (``clock`` reads the booth's clock).
+    """
     base = access.base
     checks: list[Check] = []
     relays: list[str] = []
@@ -115,7 +123,8 @@ async def network_checks(access: ServerAccess) -> list[Check]:
                 relays = list((await response.json())["urls"])
             checks.append(Check("credential", True, "the server accepts this booth"))
     except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
-        checks.append(Check("server", False, f"{base} cannot be reached: {exc or 'timeout'}"))
+        reason = explain_connection_error(exc, clock()) if str(exc) else "timeout"
+        checks.append(Check("server", False, f"{base} cannot be reached: {reason}"))
         return checks
     if not relays:
         checks.append(Check("relay", True, "no relay configured (direct connections only)"))

@@ -245,6 +245,18 @@ class BoothHealth(BaseModel):
     server_rtt_ms: Annotated[float, Field(ge=0, le=600_000, allow_inf_nan=False)] | None = None
     #: The booth's flow state (idle, in_call, out_of_service, ...).
     state: Annotated[str, Field(min_length=1, max_length=32)]
+    # Added later, so optional: a booth that predates them sends none.
+    #: The pin driver of the buttons and lights: "lgpio", "rpigpio", "native", "mock", or
+    #: "none" when no driver drives them.
+    pin_driver: (
+        Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[a-z0-9]+$")] | None
+    ) = None
+    #: Whether every configured light's line read back as driven; None: no light configured.
+    lights_ok: bool | None = None
+    #: Whether the booth's clock is synchronised (a Pi has no real-time clock).
+    clock_synchronised: bool | None = None
+    #: Why the configured microphone or loudspeaker does not open (ALSA), for the technician.
+    audio_problem: Annotated[str, Field(max_length=500)] | None = None
 
 
 class Heartbeat(Message):

@@ -20,6 +20,8 @@ class FakeLed:
         self.blink_times: tuple[float, float] | None = None
         self.history: list[str] = []
         self.closed = False
+        #: What :meth:`check_line` finds: set False for a light whose line does not follow.
+        self.line_follows = True
 
     def on(self) -> None:
         self._set("on")
@@ -34,6 +36,14 @@ class FakeLed:
     def is_lit(self) -> bool:
         """On, or blinking (a blinking lamp is lit in every cycle)."""
         return not self.closed and self.mode != "off"
+
+    def check_line(self) -> bool | None:
+        """Records "checked" and leaves the light off, as on GPIO; :attr:`line_follows`."""
+        if self.closed:
+            return None
+        self.history.append("checked")
+        self.mode, self.blink_times = "off", None
+        return self.line_follows
 
     def close(self) -> None:
         if not self.closed:
@@ -121,4 +131,5 @@ class FakeHardware:
             camera_led=self.camera_led,
             status_led=self.status_led,
             presence=self.presence,
+            pin_driver="mock",  # pins that are not real, as gpiozero's mock pins
         )

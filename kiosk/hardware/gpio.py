@@ -1,6 +1,7 @@
 """gpiozero behind the hardware protocols: buttons, LEDs and presence sensors on GPIO pins.
 
-The only module that imports gpiozero. Pins are BCM numbers, checked by the configuration.
+gpiozero is imported only here and in :mod:`kiosk.hardware.pins`, which chooses the pin
+driver. Pins are BCM numbers, checked by the configuration.
 gpiozero reports events from its own threads (the pin driver's edge thread, a sensor's
 sampling thread); each event is handed to the event loop with ``call_soon_threadsafe`` and the
 callback runs there, so the booth never sees a foreign thread.
@@ -17,11 +18,12 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from gpiozero import LED, PWMLED, Device, DistanceSensor, MotionSensor
+from gpiozero import LED, PWMLED, DistanceSensor, MotionSensor
 from gpiozero import Button as ZeroButton
 from gpiozero.exc import PWMSoftwareFallback
 
 from kiosk.config import HardwareConfig, PresenceKind
+from kiosk.hardware.pins import PinDriver, choose_pin_driver
 from kiosk.hardware.protocols import (
     BoothHardware,
     Button,
@@ -115,6 +117,35 @@ class GpioLed:
     @property
     def is_lit(self) -> bool:
         return not self._closed and bool(self._device.is_lit)
+
+    def check_line(self) -> bool | None:
+        """Drive the line high, then low, reading each level back through the pin driver.
+
+        lgpio reads an output line's level from the GPIO character device, so a line the
+        driver cannot drive (another driver, the wrong chip) reads back wrong. Leaves the
+        light off: the caller shows its pattern again.
+        """
+        if self._closed:
+            return None
+        device = self._device
+        if self._dimmed:
+            device.source = None
+        device.off()  # also ends a blink's thread, which would change the line meanwhile
+        pin = device.pin
+        frequency = pin.frequency
+        if frequency is not None:
+            # A PWM pin reports its duty cycle, not the line: read the line without PWM.
+            pin.frequency = None
+        try:
+            matched = True
+            for level in (True, False):
+                pin.state = level
+                matched = matched and bool(pin.state) is level
+            return matched
+        finally:
+            if frequency is not None:
+                pin.frequency = frequency
+            device.off()
 
     def close(self) -> None:
         if self._closed:
@@ -240,25 +271,6 @@ class GpioPresenceSensor:
         self._device.close()
 
 
-def resolve_pin_factory(pin_factory: Any = None) -> Any:
-    """The pin factory given, else gpiozero's default; :class:`HardwareError` if none works."""
-    if pin_factory is not None:
-        return pin_factory
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            Device.ensure_pin_factory()
-        except Exception as exc:
-            # gpiozero tries each driver in turn and warns why each one could not be used.
-            tried = "; ".join(str(w.message) for w in caught)
-            raise HardwareError(
-                f"no GPIO pin driver can be used here: {exc}" + (f" ({tried})" if tried else "")
-            ) from exc
-    for warning in caught:
-        log.debug("hardware: %s", warning.message)
-    return Device.pin_factory
-
-
 def _open(label: str, make: Callable[[], T]) -> T:
     try:
         return make()
@@ -272,11 +284,25 @@ def open_gpio_hardware(
 ) -> BoothHardware:
     """The parts ``config`` wires, on GPIO; the others are stand-ins.
 
-    Blocks (claims pins, waits for the presence sensor's first reading): call it in a worker
-    thread. Raises :class:`HardwareError` naming the part that cannot be used; whatever was
+    The pin driver is ``pin_factory`` if given, else chosen by
+    :func:`kiosk.hardware.pins.choose_pin_driver`. Once every part is open, each wired light's
+    line is driven and read back (:attr:`BoothHardware.readback`). Blocks (claims pins, waits
+    for the presence sensor's first reading): call it in a worker thread. Raises
+    :class:`HardwareError` naming the driver or the part that cannot be used; whatever was
     opened before it is closed again.
     """
-    factory = resolve_pin_factory(pin_factory)
+    driver = choose_pin_driver(config, given=pin_factory)
+    try:
+        return _open_parts(config, loop=loop, driver=driver)
+    except BaseException:
+        driver.close()
+        raise
+
+
+def _open_parts(
+    config: HardwareConfig, *, loop: asyncio.AbstractEventLoop, driver: PinDriver
+) -> BoothHardware:
+    factory = driver.factory
     bounce = config.bounce_ms / 1000 or None
     opened: list[Button | Led | PresenceSensor] = []
 
@@ -319,12 +345,15 @@ def open_gpio_hardware(
             camera_led=led("camera_led"),
             status_led=led("status_led"),
             presence=_presence(config, loop=loop, pin_factory=factory, opened=opened),
+            pin_driver=driver.name,
+            release=driver.close,
         )
     except BaseException:
         close_parts(opened)
         raise
     wired = ", ".join(f"{name} GPIO{pin}" for name, pin in config.pins.items())
-    log.info("hardware: on GPIO through %s: %s", type(factory).__name__, wired)
+    log.info("hardware: on GPIO through %s: %s", driver.name, wired)
+    hardware.readback = hardware.check_lights()
     return hardware
 
 

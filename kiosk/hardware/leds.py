@@ -79,6 +79,10 @@ class StatusLight:
         self._pattern = pattern
         pattern.show(self._led)
 
+    def refresh(self) -> None:
+        """Show the current pattern again (after a line check left the light off)."""
+        self._pattern.show(self._led)
+
 
 class CameraLight:
     """The light that says the camera is on: lit exactly while its picture can go out."""

@@ -40,6 +40,14 @@ class Led(Protocol):
     @property
     def is_lit(self) -> bool: ...
 
+    def check_line(self) -> bool | None:
+        """Drive the light's line high and low and read it back through the pin driver.
+
+        True when it read back as driven, False when not, None for a light that is not wired
+        (or is closed). Leaves the light off. Blocks briefly: call it off the event loop.
+        """
+        ...
+
     def close(self) -> None:
         """Turn off and release the pin; later calls do nothing. Safe to call twice."""
         ...
@@ -95,6 +103,9 @@ class NullLed:
     def is_lit(self) -> bool:
         return False
 
+    def check_line(self) -> bool | None:
+        return None
+
     def close(self) -> None:
         pass
 
@@ -132,7 +143,51 @@ class BoothHardware:
     presence: PresenceSensor | None = None
     #: Why the buttons and lights do nothing; None when they are on GPIO.
     unavailable: str | None = None
+    #: The pin driver that drives the pins ("lgpio", "rpigpio", "native", "mock"); "none"
+    #: when no driver does (nothing wired, or no driver could).
+    pin_driver: str = "none"
+    #: The wired lights' lines as read back when they were opened, by setting name
+    #: (``status_led``, ``call_button_led``, ...): whether each read back as driven.
+    readback: dict[str, bool] = field(default_factory=dict)
+    #: Releases the pin driver once every part is closed (None: nothing to release).
+    release: Callable[[], None] | None = field(default=None, repr=False)
     _closed: bool = field(default=False, init=False, repr=False)
+
+    @property
+    def lights(self) -> dict[str, Led]:
+        """Every light by its setting's name, wired or a stand-in."""
+        return {
+            "call_button_led": self.call_button.light,
+            "end_button_led": self.end_button.light,
+            "camera_led": self.camera_led,
+            "status_led": self.status_led,
+        }
+
+    def check_lights(self) -> dict[str, bool]:
+        """Drive and read back every wired light's line (:meth:`Led.check_line`).
+
+        Blocks (call it in a worker thread) and leaves the lights off: whoever shows patterns
+        on them shows them again. A light whose check fails with an error counts as not
+        matching, and the error is logged.
+        """
+        results: dict[str, bool] = {}
+        for name, light in self.lights.items():
+            try:
+                matched = light.check_line()
+            except Exception as exc:
+                log.error("hardware: %s: its line cannot be read back: %s", name, exc)
+                matched = False
+            if matched is None:
+                continue
+            if not matched:
+                log.error(
+                    "hardware: %s: its line did not read back as driven through %s; check that "
+                    "the pin driver drives this board's GPIO (hardware.pin_factory, gpio_chip)",
+                    name,
+                    self.pin_driver,
+                )
+            results[name] = matched
+        return results
 
     @property
     def parts(self) -> list[Button | Led | PresenceSensor]:
@@ -154,6 +209,11 @@ class BoothHardware:
         # gpiozero joins its blink, hold and sampling threads on close (a button's takes up to
         # 0.1 s): in worker threads, all at once, not on the loop.
         await asyncio.gather(*(asyncio.to_thread(close_parts, [part]) for part in self.parts))
+        if self.release is not None:
+            try:
+                await asyncio.to_thread(self.release)
+            except Exception:
+                log.exception("hardware: releasing the pin driver failed")
 
 
 def close_parts(parts: list[Button | Led | PresenceSensor]) -> None:
@@ -182,7 +242,7 @@ async def open_hardware(config: HardwareConfig, *, pin_factory: Any = None) -> B
     Nothing wired, gpiozero missing, no pin driver (not a Pi) or a pin that cannot be claimed:
     every part becomes a stand-in that does nothing, and why is logged once and kept in
     :attr:`BoothHardware.unavailable`. ``pin_factory`` is a gpiozero pin factory (tests pass
-    ``MockFactory``); by default gpiozero chooses (``$GPIOZERO_PIN_FACTORY``, then lgpio, ...).
+    ``MockFactory``); by default ``config.pin_factory`` chooses (see :mod:`kiosk.hardware.pins`).
     Callbacks run on the running loop. Opening blocks on the pin driver, so it runs in a thread.
     """
     if not config.configured:

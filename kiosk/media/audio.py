@@ -20,6 +20,7 @@ into the event loop.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import math
 import threading
@@ -68,6 +69,85 @@ def error_reason(exc: BaseException) -> str:
     if strerror:
         return str(strerror)
     return str(exc) or type(exc).__name__
+
+
+#: Where Linux lists the libraries this process has loaded.
+PROCESS_MAPS = Path("/proc/self/maps")
+
+
+def loaded_libasound(maps: Path = PROCESS_MAPS) -> Path | None:
+    """The libasound PyAV loaded: the PyAV wheel's own copy, or the system's; None if none."""
+    try:
+        lines = maps.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        path = fields[5].strip() if len(fields) == 6 else ""
+        if "/libasound" in path and ".so" in path:
+            return Path(path)
+    return None
+
+
+def alsa_configuration_problem(library: Path | None = None) -> str | None:
+    """Why ALSA cannot know any device, when that is why: its configuration is not found.
+
+    The PyAV wheel brings its own libasound, which looks for ``alsa.conf`` under the directory
+    it was built with (``/tmp/vendor/share/alsa`` and the like) unless ``ALSA_CONFIG_DIR``
+    names another; without it not even ``default`` exists. ``library`` is the libasound to ask
+    (default: the one loaded with PyAV). None when the configuration is there, or the library
+    cannot be asked.
+    """
+    library = library or loaded_libasound()
+    if library is None:
+        return None
+    try:
+        topdir_of = ctypes.CDLL(str(library)).snd_config_topdir
+    except (OSError, AttributeError):
+        return None
+    topdir_of.restype = ctypes.c_char_p
+    raw = topdir_of()
+    if not raw:
+        return None
+    conf = Path(raw.decode(errors="replace")) / "alsa.conf"
+    if conf.is_file():
+        return None
+    return (
+        f"ALSA finds no configuration: {conf} does not exist (the libasound PyAV loaded, "
+        f"{library.name}, looks there); set ALSA_CONFIG_DIR=/usr/share/alsa in the booth's "
+        "environment (and ALSA_PLUGIN_DIR to the system's alsa-lib directory for PipeWire)"
+    )
+
+
+def capture_failure(device: str, exc: BaseException) -> AudioDeviceError:
+    """The error for a capture device that cannot be opened, with what a technician does."""
+    problem = alsa_configuration_problem()
+    if problem is not None:
+        return AudioDeviceError(f"cannot open the microphone {device!r}: {problem}")
+    return AudioDeviceError(
+        f"cannot open the microphone {device!r}: {error_reason(exc)} "
+        "(list the capture devices with 'arecord -L'; ALSA's own message is in the log)"
+    )
+
+
+def open_capture(device: str, options: dict[str, str] | None = None) -> Any:
+    """An ALSA capture device opened through PyAV (blocks); :class:`AudioDeviceError` if not."""
+    try:
+        return av.open(device, format="alsa", options=options or {})
+    except (av.FFmpegError, OSError) as exc:
+        raise capture_failure(device, exc) from exc
+
+
+def check_capture(device: str) -> None:
+    """Open the capture device ``device`` and close it again (blocks; the start self-test).
+
+    Raises :class:`AudioDeviceError` naming the device and, where that is why, ALSA's missing
+    configuration.
+    """
+    container = open_capture(
+        device, {"sample_rate": str(AUDIO_SAMPLE_RATE), "ch_layout": _channel_layout(1)}
+    )
+    container.close()
 
 
 def _dbfs(ratio: float) -> float:
@@ -302,15 +382,9 @@ class AlsaMicrophoneTrack(_AudioSourceTrack):
 
     def _read_device(self, post: Callable[..., None]) -> None:
         try:
-            container = av.open(self.device, format="alsa", options=self._options)
-        except (av.FFmpegError, OSError) as exc:
-            post(
-                self._fail,
-                AudioDeviceError(
-                    f"cannot open the microphone {self.device!r}: {error_reason(exc)} "
-                    "(list the capture devices with 'arecord -L')"
-                ),
-            )
+            container = open_capture(self.device, self._options)
+        except AudioDeviceError as exc:
+            post(self._fail, exc)
             return
         captured = 0
         try:

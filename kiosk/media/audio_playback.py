@@ -34,6 +34,7 @@ from kiosk.media.audio import (
     AudioDeviceError,
     AudioError,
     ErrorCallback,
+    alsa_configuration_problem,
     error_reason,
 )
 
@@ -127,9 +128,14 @@ class AlsaOutput:
             if container is not None:
                 with contextlib.suppress(av.FFmpegError, OSError):
                     container.close()
+            problem = alsa_configuration_problem()
+            if problem is not None:
+                raise AudioDeviceError(
+                    f"cannot open the loudspeaker {self.device!r}: {problem}"
+                ) from exc
             raise AudioDeviceError(
                 f"cannot open the loudspeaker {self.device!r}: {error_reason(exc)} "
-                "(list the playback devices with 'aplay -L')"
+                "(list the playback devices with 'aplay -L'; ALSA's own message is in the log)"
             ) from exc
         self._container, self._stream = container, stream
         self._layout, self._sample_rate = layout, sample_rate

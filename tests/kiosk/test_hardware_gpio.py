@@ -23,6 +23,7 @@ from kiosk.hardware import (
     NullLed,
     StatusLight,
     open_hardware,
+    pins,
 )
 from kiosk.hardware.gpio import GpioButton, GpioLed, GpioPresenceSensor, open_gpio_hardware
 
@@ -312,10 +313,23 @@ async def test_no_pin_driver_leaves_the_booth_on_stand_ins(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(Device, "pin_factory", None)
-    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "no-such-driver")
+    # gpiozero's own choice is not asked: this machine is no Raspberry Pi, and says so.
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    monkeypatch.setattr(pins, "read_board", pins.Board)
     hardware = await open_hardware(WIRED)
     assert hardware.unavailable == (
-        "no GPIO pin driver can be used here: Unable to find pin factory 'no-such-driver'"
+        "no GPIO pin driver can be used on this board (not a Raspberry Pi): lgpio: this is not "
+        "a Raspberry Pi (no board revision in /proc/device-tree or /proc/cpuinfo): set "
+        "hardware.gpio_chip to drive that gpiochip's lines by offset; rpigpio: RPi.GPIO drives "
+        "a Raspberry Pi's pins only; native: gpiozero's native driver drives a Raspberry Pi's "
+        "pins only"
     )
+    assert hardware.pin_driver == "none"
     assert Device.pin_factory is None
-    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
+    # Each fallback is a warning with its reason; the end an error.
+    assert [r.levelno for r in caplog.records if r.levelno >= logging.WARNING] == [
+        logging.WARNING,
+        logging.WARNING,
+        logging.WARNING,
+        logging.ERROR,
+    ]

@@ -82,6 +82,10 @@ def test_a_machine_without_any_reading_still_reports(
         "speaker_ok": None,
         "server_rtt_ms": None,
         "state": "unknown",
+        "pin_driver": None,
+        "lights_ok": None,
+        "clock_synchronised": None,
+        "audio_problem": None,
     }
 
 
