@@ -112,9 +112,10 @@ def certificate_not_yet_valid(exc: BaseException) -> bool:
         if error is None or id(error) in seen:
             continue
         seen.add(id(error))
+        # aiohttp's certificate error is an SSLCertVerificationError too, without the code.
         if (
             isinstance(error, ssl.SSLCertVerificationError)
-            and error.verify_code == CERT_NOT_YET_VALID
+            and getattr(error, "verify_code", None) == CERT_NOT_YET_VALID
         ):
             return True
         # aiohttp's ClientConnectorCertificateError keeps the ssl error as certificate_error.
