@@ -296,6 +296,14 @@ def _reported_state(conn: Connection) -> str | None:
     return conn.reported_state or (conn.health.state if conn.health else None)
 
 
+#: Platform faults /metrics counts among the online booths, by the health field that says so.
+PLATFORM_FAULTS: dict[str, Callable[[BoothHealth], bool]] = {
+    "clock_not_set": lambda h: h.clock_synchronised is False,
+    "lights": lambda h: h.lights_ok is False,
+    "audio": lambda h: h.audio_problem is not None,
+}
+
+
 FLEET = web.AppKey("fleet", FleetMonitor)
 
 
@@ -483,10 +491,15 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 
     db, monitor, switchboard = request.app[DATABASE], request.app[FLEET], request.app[SWITCHBOARD]
     booths = dict.fromkeys(FleetState, 0)
+    faults = dict.fromkeys(PLATFORM_FAULTS, 0)
     for booth in await list_booths(db, include_revoked=False):
         if booth.public_key is None and booth.secret_hash is None:
             continue  # added, not enrolled yet: it cannot be online, nor is it missed
-        booths[monitor.state_of(booth.id, monitor.sighting(booth.id))] += 1
+        seen = monitor.sighting(booth.id)
+        booths[monitor.state_of(booth.id, seen)] += 1
+        if seen.online and seen.health is not None:
+            for fault, found in PLATFORM_FAULTS.items():
+                faults[fault] += found(seen.health)
     # Every active topic has a line, waiting or not, so a queue's series never disappears.
     waiting = {topic.name: 0 for topic in await list_topics(db, include_inactive=False)}
     waiting.setdefault("none", 0)
@@ -508,6 +521,13 @@ async def metrics(request: web.Request) -> web.StreamResponse:
                 "Booths by state (revoked booths and those not enrolled yet are not counted).",
                 "gauge",
                 ((f"{{state={_label(s.value)}}}", n) for s, n in booths.items()),
+            ),
+            _metric(
+                "videobooth_booth_platform_faults",
+                "Online booths whose clock is not set, whose lights do not read back, or whose "
+                "microphone or loudspeaker does not open.",
+                "gauge",
+                ((f"{{fault={_label(f)}}}", n) for f, n in faults.items()),
             ),
             _metric("videobooth_active_calls", "Calls in progress.", "gauge", [("", active)]),
             _metric(

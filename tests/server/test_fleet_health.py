@@ -137,7 +137,9 @@ async def test_heartbeats_with_health_show_up_in_the_fleet(
     entry = fleet["Booth A"]
     assert (entry["id"], entry["state"], entry["online"]) == (booth_id, "online", True)
     assert (entry["version"], entry["reported_state"]) == ("1.4.2", "idle")
-    assert entry["health"] == {**HEALTH, "disk_free_mb": 12000.0}
+    # A booth that predates the platform's fields reports them as not known.
+    platform = dict.fromkeys(("pin_driver", "lights_ok", "clock_synchronised", "audio_problem"))
+    assert entry["health"] == {**HEALTH, "disk_free_mb": 12000.0, **platform}
     seen = datetime.fromisoformat(entry["last_seen"])
     assert abs((datetime.now(UTC) - seen).total_seconds()) < 5
     assert (fleet["Booth B"]["state"], fleet["Booth B"]["health"]) == ("online", None)
@@ -154,6 +156,38 @@ async def test_heartbeats_with_health_show_up_in_the_fleet(
     stored = await health_since(harness.app[DATABASE], booth_id, since)
     assert [r.state for r in stored] == ["idle"]
     assert RECORD_EVERY_SECONDS == 60.0
+
+
+async def test_a_booths_platform_shows_in_the_fleet_and_its_faults_are_counted(
+    make_harness: MakeHarness,
+) -> None:
+    harness = await make_harness(metrics_token=METRICS_TOKEN)
+    admin = await _admin(harness)
+    _, _, peer = await _booth(harness, "Booth A")
+    platform = {
+        "pin_driver": "lgpio",
+        "lights_ok": False,
+        "clock_synchronised": False,
+        "audio_problem": "cannot open the microphone 'default': ALSA finds no configuration",
+    }
+    await peer.send(type="heartbeat", state="idle", health={**HEALTH, **platform})
+
+    async def reported() -> bool:
+        return (await _fleet(harness, admin))["Booth A"]["health"] is not None
+
+    await _until(reported)
+    health = (await _fleet(harness, admin))["Booth A"]["health"]
+    assert {k: health[k] for k in platform} == platform
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            harness.url("/metrics"), headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        ) as response,
+    ):
+        lines = set((await response.text()).splitlines())
+    for fault in ("clock_not_set", "lights", "audio"):
+        assert f'videobooth_booth_platform_faults{{fault="{fault}"}} 1' in lines
+    await admin.close()
 
 
 async def test_bad_health_is_refused_and_counted(harness: Harness) -> None:

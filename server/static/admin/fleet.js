@@ -27,6 +27,7 @@ function testNames() {
     ["camera_ok", t("admin.fleet.test.camera")],
     ["microphone_ok", t("admin.fleet.test.microphone")],
     ["speaker_ok", t("admin.fleet.test.speaker")],
+    ["lights_ok", t("admin.fleet.test.lights")],
   ];
 }
 
@@ -133,12 +134,29 @@ function formatTemperature(health) {
 
 function formatTests(health) {
   if (!health) return "–";
-  const parts = testNames().map(([field, name]) => {
+  // No light wired (or a booth from before lights were tested): nothing to say about lights.
+  const tested = testNames().filter(([field]) => field !== "lights_ok" || typeof health[field] === "boolean");
+  const parts = tested.map(([field, name]) => {
     const value = health[field];
     const result = value === true ? t("admin.fleet.test.ok") : value === false ? t("admin.fleet.test.failed") : t("admin.fleet.test.untested");
     return `${name} ${result}`;
   });
-  return parts.join(", ");
+  const node = ui.element("span", { text: parts.join(", ") });
+  // The platform under the tests: which pin driver drives the buttons and lights, a clock
+  // that no time server has set (its TLS fails), and why the audio does not open.
+  // Booths that predate these fields send none, and nothing is shown for them.
+  if (health.pin_driver) {
+    node.append(ui.element("span", { text: ` · ${t("admin.fleet.pin_driver", { driver: health.pin_driver })}`, className: "hint" }));
+  }
+  if (health.clock_synchronised === false) {
+    node.append(ui.element("span", { text: ` · ${t("admin.fleet.clock_not_set")}`, className: "fail" }));
+  }
+  if (health.audio_problem) node.append(ui.element("div", { text: health.audio_problem, className: "hint" }));
+  return node;
+}
+
+function platformFailed(health) {
+  return testNames().some(([field]) => health[field] === false) || health.clock_synchronised === false;
 }
 
 function formatTime(iso) {
@@ -176,7 +194,7 @@ function renderFleet(booths) {
     ui.cell(row, booth.version || "–");
     const hot = booth.health && booth.health.cpu_temperature_c >= 80;
     ui.cell(row, formatTemperature(booth.health)).className = hot ? "fail" : "";
-    const failed = booth.health && testNames().some(([field]) => booth.health[field] === false);
+    const failed = booth.health && platformFailed(booth.health);
     ui.cell(row, formatTests(booth.health)).className = failed ? "fail" : "";
     ui.cell(row, formatCommand(booth.last_command));
     const actions = ui.cell(row, "");
