@@ -1,13 +1,27 @@
 """A stand-in for the ``picamera2`` package, for tests and machines without a Pi camera.
 
-It implements the part of picamera2's documented API that :class:`Picamera2Source` uses, with
-the same threads and order: a started camera renders test-pattern frames at its ``FrameRate``
-in a thread of its own into a request's buffers, calls ``pre_callback(request)`` (which may
-draw into them through ``MappedArray``), then makes the buffers what ``capture_array`` returns,
-then has running encoders encode them and hand each access unit to their outputs'
-``outputframe(...)`` from that thread (as picamera2's software encoder does). The encoder is
-libx264 (:class:`kiosk.media.h264.H264Encoder`): Annex B, SPS/PPS before every IDR, as
-picamera2's ``H264Encoder`` with ``repeat=True``.
+It implements the part of picamera2's API that :class:`Picamera2Source` uses, with the same
+threads, order and failures as picamera2 0.3.38 (``tests/kiosk/test_picamera2_real.py`` runs
+the same checks against the real wheel). A started camera renders test-pattern frames at its
+``FrameRate`` in one thread, which stands for libcamera and picamera2's event loop together: it
+calls ``pre_callback(request)`` (which may draw into the buffers through ``MappedArray``), then
+runs the queued jobs (``capture_array``, ``stop``), then has the running encoders encode the
+frame and hand each access unit to their outputs' ``outputframe(...)``.
+
+As in picamera2:
+
+- jobs run in order, and one waiting for a frame holds up the rest: a ``capture_array`` that
+  timed out stays queued, and ``stop()`` (a job too, waited for without a timeout) returns only
+  after a frame came. ``cancel_all_and_flush()`` cancels them; ``close()`` ends the camera
+  thread first and then stops the camera without a job.
+- an exception in the camera thread (an encoder, ``pre_callback``) ends it: no more frames,
+  captures or encodes, and ``stop()`` waits for ever.
+- ``close()`` does not stop encoders.
+- on a Pi 5 (``platform="pisp"``, the default) ``encoders.H264Encoder`` is libav's: libx264 in
+  the camera thread, and its ``force_key_frame()`` sets ``pict_type = "I"`` on the next frame,
+  which PyAV 14 and later refuse with ``TypeError`` (so the camera thread ends). On a Pi 4
+  (``platform="vc4"``) it is the V4L2 encoder: ``force_key_frame()`` works, and buffers of 64
+  bytes or less without a picture are dropped (``_check_for_picture``).
 
 Use it like the module::
 
@@ -16,12 +30,16 @@ Use it like the module::
 
 and drive it with the helpers: ``FakePicamera2(cameras=0)`` has no camera (``Picamera2(0)``
 fails as on a Pi without one), ``fake.fail_next_start = True`` makes the next ``start()`` fail,
-``fake.cameras`` lists the cameras opened, ``camera.frames_delivered`` counts encoded frames
-handed to outputs and ``encoder.output_threads`` names the threads that delivered them.
+``fake.headers_apart = True`` has encoders send SPS and PPS in a buffer of their own,
+``fake.cameras`` lists the cameras opened, ``camera.disconnect()`` stops the frames as a loose
+cable does, ``camera.processing`` says whether the camera thread runs, ``camera.frames_delivered``
+counts encoded frames handed to outputs and ``encoder.output_threads`` names the threads that
+delivered them.
 
 Differences from picamera2, all on paths a well-behaved caller does not take: ``start()``
-without a configuration raises instead of using the preview configuration; ``capture_array``
-on a stopped camera raises instead of waiting for ever; only ``main`` and ``lores`` exist.
+without a configuration raises instead of using the preview configuration; only ``main`` and
+``lores`` exist; the V4L2 encoder hands frames to its outputs from the camera thread, not from a
+poll thread of its own; jobs are only ``capture_array`` and ``stop``.
 """
 
 from __future__ import annotations
@@ -30,6 +48,7 @@ import functools
 import logging
 import threading
 import time
+from concurrent.futures import CancelledError, Future
 from types import SimpleNamespace
 from typing import Any
 
@@ -46,6 +65,10 @@ log = logging.getLogger(__name__)
 
 #: Row alignment of YUV420 buffers, in bytes: camera buffers have padded rows.
 STRIDE_ALIGN = 64
+#: Encoded buffers this long or shorter must hold a picture to reach the outputs (V4L2).
+SMALL_BUFFER = 64
+_FOUR_BYTE_START = b"\x00\x00\x00\x01"
+_NAL_SLICE = 1
 
 
 class Output:
@@ -74,8 +97,8 @@ class Output:
         """One encoded frame; ``timestamp`` in microseconds since the encoder's first frame."""
 
 
-class H264Encoder:
-    """Like ``picamera2.encoders.H264Encoder``, encoding with libx264."""
+class Encoder:
+    """Like ``picamera2.encoders.Encoder``: what both H.264 encoders share (libx264 here)."""
 
     def __init__(
         self,
@@ -83,7 +106,6 @@ class H264Encoder:
         repeat: bool = True,
         iperiod: int | None = None,
         framerate: float | None = None,
-        enable_sps_framerate: bool = False,
         qp: int | None = None,
         profile: str | None = None,
     ) -> None:
@@ -165,7 +187,7 @@ class H264Encoder:
             out.outputframe(frame, keyframe, timestamp, packet, audio)
 
     def _encode(self, frame: av.VideoFrame, capture_us: int) -> int:
-        """Encode one camera frame (camera thread); the number of access units delivered."""
+        """Encode one camera frame (camera thread); the number of buffers delivered."""
         with self._lock:
             x264 = self._x264
             if not self._running or x264 is None:
@@ -173,20 +195,82 @@ class H264Encoder:
             keyframe = bool(self.iperiod) and self.frames_encoded % (self.iperiod or 1) == 0
             if self._key_frames_requested > self._key_frames_generated:
                 self._key_frames_generated += 1
+                self._force_key_frame(frame)
                 keyframe = True
             if self._first_us is None:
                 self._first_us = capture_us
             timestamp = capture_us - self._first_us
             packets = x264.encode(frame, keyframe=keyframe)
             self.frames_encoded += 1
+            delivered = 0
             for packet in packets:
                 data = bytes(packet)
                 keyframe = NAL_IDR in nal_unit_types(data)
-                if self._headers_apart and keyframe:
-                    headers, data = _split_headers(data)
-                    self.outputframe(headers, False, timestamp)
-                self.outputframe(data, keyframe, timestamp)
-            return len(packets)
+                buffers = _split_headers(data) if self._headers_apart and keyframe else (data,)
+                for buffer in buffers:
+                    if self._reaches_outputs(buffer):
+                        self.outputframe(buffer, keyframe and buffer is buffers[-1], timestamp)
+                        delivered += 1
+            return delivered
+
+    def _force_key_frame(self, frame: av.VideoFrame) -> None:
+        """Called on the frame that answers ``force_key_frame()``."""
+
+    def _reaches_outputs(self, buffer: bytes) -> bool:
+        return True
+
+
+class H264Encoder(Encoder):
+    """Like picamera2's ``H264Encoder`` on a Pi 4 (the V4L2 hardware encoder)."""
+
+    def __init__(
+        self,
+        bitrate: int | None = None,
+        repeat: bool = True,
+        iperiod: int | None = None,
+        framerate: float | None = None,
+        enable_sps_framerate: bool = False,
+        qp: int | None = None,
+        profile: str | None = None,
+    ) -> None:
+        super().__init__(bitrate, repeat, iperiod, framerate, qp, profile)
+
+    def _reaches_outputs(self, buffer: bytes) -> bool:
+        return self._check_for_picture(buffer)
+
+    def _check_for_picture(self, buffer: bytes) -> bool:
+        """Whether an encoded buffer goes to the outputs: picamera2's V4L2 encoder drops short
+        ones (SPS and PPS sent apart at low bitrates) unless a four-byte start code in them
+        begins a picture's NAL unit."""
+        if len(buffer) > SMALL_BUFFER:
+            return True
+        position = buffer.find(_FOUR_BYTE_START)
+        while position != -1 and position + 4 < len(buffer):
+            if buffer[position + 4] & 0x1F in (_NAL_SLICE, NAL_IDR):
+                return True
+            position = buffer.find(_FOUR_BYTE_START, position + 4)
+        return False
+
+
+class LibavH264Encoder(Encoder):
+    """Like picamera2's ``LibavH264Encoder``, its ``H264Encoder`` on a Pi 5 (libx264)."""
+
+    def __init__(
+        self,
+        bitrate: int | None = None,
+        repeat: bool = True,
+        iperiod: int = 30,
+        framerate: float = 30,
+        qp: int | None = None,
+        profile: str | None = None,
+    ) -> None:
+        super().__init__(bitrate, repeat, iperiod, framerate, qp, profile)
+        #: libx264's threads (0: its choice, with frame threading).
+        self.threads = 0
+
+    def _force_key_frame(self, frame: av.VideoFrame) -> None:
+        # What picamera2 0.3.38 does; PyAV 14 and later raise TypeError (the camera thread ends).
+        frame.pict_type = "I"  # type: ignore[assignment]  # deliberately, as picamera2
 
 
 class FakeRequest:
@@ -216,6 +300,22 @@ class MappedArray:
         self.array = None
 
 
+class Job:
+    """Like ``picamera2.job.Job``: an operation queued for the camera thread."""
+
+    def __init__(self, stream: str | None) -> None:
+        #: The stream to capture, or None to stop the camera.
+        self.stream = stream
+        self._future: Future[Any] = Future()
+        self._future.set_running_or_notify_cancel()
+
+    def get_result(self, timeout: float | None = None) -> Any:
+        return self._future.result(timeout=timeout)
+
+    def cancel(self) -> None:
+        self._future.set_exception(CancelledError())
+
+
 class FakeCamera:
     """Like ``picamera2.Picamera2``; made by ``FakePicamera2().Picamera2(camera_num)``."""
 
@@ -230,12 +330,17 @@ class FakeCamera:
         self.is_open = True
         self.started = False
         self.camera_config: dict[str, Any] = {}
-        self._encoders: set[H264Encoder] = set()
+        self._encoders: set[Encoder] = set()
         self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._frame_ready = threading.Condition()
-        self._frame_count = 0
-        self._latest: dict[str, npt.NDArray[np.uint8]] = {}
+        self._abort = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._jobs: list[Job] = []
+        # The last frame's buffers, until a capture takes them (picamera2 keeps one request).
+        self._held: dict[str, npt.NDArray[np.uint8]] | None = None
+        self._connected = True
+        self._due = 0.0
+        self._pattern: TestPattern | None = None
         #: Called with each completed request before anything copies or encodes it.
         self.pre_callback: Any = None
         #: Camera frames rendered since the camera was opened.
@@ -292,34 +397,42 @@ class FakeCamera:
             self.configure(config)
         if not self.camera_config:
             raise RuntimeError("Camera has not been configured")
+        if self._thread is None:  # as picamera2 starts its event loop before the camera
+            self._abort.clear()
+            self._thread = threading.Thread(
+                target=self._run, name=f"fake-picamera2-{self.camera_num}"
+            )
+            self._thread.start()
         if self.started:
             return
         if self._fake.fail_next_start:
             self._fake.fail_next_start = False
             raise RuntimeError("Failed to start camera: Device or resource busy")
-        fps = float(self.camera_config["controls"].get("FrameRate", 30.0))
         width, height = self.camera_config["main"]["size"]
-        pattern = TestPattern(width, height)
-        self._stopping.clear()
-        self.started = True
-        self._thread = threading.Thread(
-            target=self._run, args=(pattern, fps), name=f"fake-picamera2-{self.camera_num}"
-        )
-        self._thread.start()
+        with self._lock:
+            self._pattern = TestPattern(width, height)
+            self._due = time.monotonic()
+            self.started = True
+        self._wake.set()
 
     def stop(self) -> None:
-        thread, self._thread = self._thread, None
-        if not self.started or thread is None:
+        if not self.started:
             return
-        self._stopping.set()
-        thread.join()
-        with self._frame_ready:
-            self.started = False
-            self._frame_ready.notify_all()
+        if self._thread is not None:
+            # A job, as in picamera2: it waits behind the queued ones, without a timeout.
+            self._dispatch(None, immediate=True).get_result()
+        else:
+            self._stop_now()
+
+    def cancel_all_and_flush(self) -> None:
+        with self._lock:
+            for job in self._jobs:
+                job.cancel()
+            self._jobs = []
 
     def start_encoder(
         self,
-        encoder: H264Encoder | None = None,
+        encoder: Encoder | None = None,
         output: Output | None = None,
         pts: Any = None,
         quality: Any = None,
@@ -343,89 +456,154 @@ class FakeCamera:
         if encoder.framerate is None:
             encoder.framerate = min(30.0, float(self.camera_config["controls"]["FrameRate"]))
         encoder.start(quality=quality)
-        self._encoders.add(encoder)
+        with self._lock:
+            self._encoders.add(encoder)
 
-    def stop_encoder(self, encoders: H264Encoder | list[H264Encoder] | None = None) -> None:
+    def stop_encoder(self, encoders: Encoder | list[Encoder] | None = None) -> None:
         if encoders is None:
             chosen = list(self._encoders)
-        elif isinstance(encoders, H264Encoder):
+        elif isinstance(encoders, Encoder):
             chosen = [encoders]
         else:
             chosen = list(encoders)
         for encoder in chosen:
             encoder.stop()
-            self._encoders.remove(encoder)
+        with self._lock:
+            self._encoders.difference_update(chosen)
 
     @property
-    def encoders(self) -> set[H264Encoder]:
+    def encoders(self) -> set[Encoder]:
         return self._encoders
 
     def capture_array(self, name: str = "main", wait: float | bool | None = None) -> Any:
-        """The next frame of stream ``name`` (YUV420: ``height * 3 / 2`` rows of ``stride``)."""
+        """The next frame of stream ``name`` (YUV420: ``height * 3 / 2`` rows of ``stride``);
+        with ``wait=False`` the :class:`Job` that captures it (see :meth:`wait`)."""
         if self.camera_config.get(name) is None:
             raise RuntimeError(f"Stream {name!r} is not defined")
-        timeout = None if wait is None or wait is True else float(wait)
-        with self._frame_ready:
-            seen = self._frame_count
-            arrived = self._frame_ready.wait_for(
-                lambda: self._frame_count != seen or not self.started, timeout
-            )
-            if not arrived:
-                raise TimeoutError(f"no {name} frame within {timeout} s")
-            if not self.started:
-                raise RuntimeError("the camera is not running")
-            return self._latest[name].copy()
+        job = self._dispatch(name)
+        if wait is False:
+            return job
+        return job.get_result(None if wait is None or wait is True else float(wait))
+
+    def wait(self, job: Job, timeout: float | None = None) -> Any:
+        return job.get_result(timeout)
 
     def close(self) -> None:
         if not self.is_open:
             return
-        self.stop()
-        for encoder in list(self._encoders):
-            if encoder.running:
-                encoder.stop()
-        self._encoders.clear()
+        # As picamera2: the event loop ends first, then the camera stops without a job.
+        # The encoders go on running.
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._abort.set()
+            self._wake.set()
+            thread.join()
+        self._stop_now()
         self.is_open = False
         self.camera_config = {}
 
-    def _run(self, pattern: TestPattern, fps: float) -> None:
-        period = 1 / fps
-        due = time.monotonic()
-        while not self._stopping.wait(max(0.0, due - time.monotonic())):
-            now = time.monotonic()
+    # -- helpers for tests ----------------------------------------------------------------
+
+    def disconnect(self) -> None:
+        """No more frames, as when the camera's cable comes loose (the thread goes on)."""
+        self._connected = False
+
+    @property
+    def processing(self) -> bool:
+        """Whether the camera thread runs (an exception in it ends it)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the camera thread ----------------------------------------------------------------
+
+    def _dispatch(self, stream: str | None, immediate: bool = False) -> Job:
+        with self._lock:
+            first = not self._jobs
+            job = Job(stream)
+            self._jobs.append(job)
+            if first and (immediate or self._held is not None):
+                self._wake.set()
+        return job
+
+    def _stop_now(self) -> None:
+        with self._lock:
+            self.started = False
+            self._held = None
+
+    def _run(self) -> None:
+        try:
+            while not self._abort.is_set():
+                self._wake.wait(self._until_next_frame())
+                self._wake.clear()
+                if self._abort.is_set():
+                    break
+                self._step()
+        except Exception:  # as picamera2's event loop: the thread ends
+            log.exception("fake camera %d: the camera thread ends", self.camera_num)
+
+    def _until_next_frame(self) -> float | None:
+        if not (self.started and self._connected):
+            return None
+        return max(0.0, self._due - time.monotonic())
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        rendered = None
+        if self.started and self._connected and now >= self._due:
             # A late thread skips frames rather than bursting, as a sensor does.
-            due = max(due + period, now)
-            capture_us = int(now * 1_000_000)
-            frame = pattern.render(
-                Stamp(self.frames_rendered & 0xFFFF_FFFF, int(time.time() * 1000) & 0xFFFF_FFFF)
-            )
-            main = self.camera_config["main"]
-            latest = {"main": _yuv420_buffer(frame, main)}
-            if self.camera_config.get("lores") is not None:
-                latest["lores"] = _yuv420_buffer(frame, self.camera_config["lores"])
-            callback = self.pre_callback
-            if callback is not None:
-                # As picamera2: before the application's copies and the encoders.
-                try:
-                    callback(FakeRequest(latest, self.camera_config))
-                except Exception:
-                    log.exception("fake camera %d: pre_callback failed", self.camera_num)
-                frame = _frame_from_buffer(latest["main"], main)
-            with self._frame_ready:
-                self._latest = latest
+            fps = float(self.camera_config["controls"].get("FrameRate", 30.0))
+            self._due = max(self._due + 1 / fps, now)
+            rendered = self._render(int(now * 1_000_000))
+        with self._lock:
+            if rendered is not None:
+                self._held = rendered[0]
                 self.frames_rendered += 1
-                self._frame_count += 1
-                self._frame_ready.notify_all()
-            for encoder in list(self._encoders):
-                try:
-                    self.frames_delivered += encoder._encode(frame, capture_us)
-                except Exception:  # picamera2's thread survives a failing encoder too
-                    log.exception("fake camera %d: encoder failed", self.camera_num)
+            self._run_jobs()
+            encoders = list(self._encoders)
+        if rendered is not None:
+            for encoder in encoders:
+                self.frames_delivered += encoder._encode(rendered[1], rendered[2])
+
+    def _render(self, capture_us: int) -> tuple[dict[str, npt.NDArray[np.uint8]], Any, int]:
+        pattern = self._pattern
+        assert pattern is not None
+        frame = pattern.render(
+            Stamp(self.frames_rendered & 0xFFFF_FFFF, int(time.time() * 1000) & 0xFFFF_FFFF)
+        )
+        main = self.camera_config["main"]
+        buffers = {"main": _yuv420_buffer(frame, main)}
+        if self.camera_config.get("lores") is not None:
+            buffers["lores"] = _yuv420_buffer(frame, self.camera_config["lores"])
+        callback = self.pre_callback
+        if callback is not None:  # as picamera2: before the captures and the encoders
+            callback(FakeRequest(buffers, self.camera_config))
+            frame = _frame_from_buffer(buffers["main"], main)
+        return buffers, frame, capture_us
+
+    def _run_jobs(self) -> None:
+        """Run the queued jobs in order, up to one that needs a frame not there (under lock)."""
+        while self._jobs:
+            job = self._jobs[0]
+            if job.stream is None:
+                self.started = False
+                self._held = None
+                result = None
+            elif self._held is None:
+                break
+            else:
+                result = self._held[job.stream].copy()
+                self._held = None
+            self._jobs.pop(0)
+            job._future.set_result(result)
 
 
 class FakePicamera2:
-    """The fake ``picamera2`` module: ``Picamera2``, ``encoders`` and ``outputs``."""
+    """The fake ``picamera2`` module: ``Picamera2``, ``encoders``, ``outputs`` and
+    ``MappedArray``; ``platform`` is ``"pisp"`` (a Pi 5: libav encodes) or ``"vc4"`` (a Pi 4:
+    the V4L2 hardware encoder)."""
 
-    def __init__(self, *, cameras: int = 1) -> None:
+    def __init__(self, *, cameras: int = 1, platform: str = "pisp") -> None:
+        if platform not in ("pisp", "vc4"):
+            raise ValueError(f"platform is 'pisp' or 'vc4', not {platform!r}")
         #: Cameras attached; ``Picamera2(n)`` fails for ``n`` at or above this.
         self.camera_count = cameras
         #: Make the next camera ``start()`` fail (then this resets to False).
@@ -436,20 +614,24 @@ class FakePicamera2:
         #: Every camera opened, in order.
         self.cameras: list[FakeCamera] = []
         self.Picamera2 = functools.partial(FakeCamera, fake=self)
-        self.encoders = SimpleNamespace(H264Encoder=H264Encoder)
+        self.encoders = SimpleNamespace(
+            Encoder=Encoder,
+            H264Encoder=LibavH264Encoder if platform == "pisp" else H264Encoder,
+            LibavH264Encoder=LibavH264Encoder,
+        )
         self.outputs = SimpleNamespace(Output=Output)
         self.MappedArray = MappedArray
 
 
-def _split_headers(data: bytes) -> tuple[bytes, bytes]:
+def _split_headers(data: bytes) -> tuple[bytes, ...]:
     """An access unit split before its first NAL unit that is not an SPS or a PPS."""
     position = data.find(b"\x00\x00\x01")
     while position != -1 and position + 3 < len(data):
         if data[position + 3] & 0x1F not in (NAL_SPS, NAL_PPS):
             cut = position - 1 if position and data[position - 1] == 0 else position
-            return data[:cut], data[cut:]
+            return (data[:cut], data[cut:]) if cut else (data,)
         position = data.find(b"\x00\x00\x01", position + 3)
-    return data, b""
+    return (data,)
 
 
 def _frame_from_buffer(buffer: npt.NDArray[np.uint8], stream: dict[str, Any]) -> av.VideoFrame:

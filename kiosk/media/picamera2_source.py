@@ -6,6 +6,17 @@ repeated before every IDR (``repeat=True``) and an IDR every two seconds, which 
 packetizes. The main stream (YUV420 at the size sent) feeds the encoder; a small ``lores`` stream
 of the same shape feeds the booth's self-view (:attr:`latest_preview`).
 
+Where picamera2 0.3.38 falls short of a live call, the encoder is adjusted here:
+
+- the libav encoder's ``force_key_frame()`` sets ``frame.pict_type = "I"``, which PyAV 14 and
+  later refuse with a ``TypeError`` raised in picamera2's processing thread, which then dies (no
+  frames, no self-view). With it a keyframe is asked for by restarting the encoder, whose first
+  frame is an IDR; the V4L2 encoder's ``force_key_frame()`` works and is used.
+- the libav encoder lets libx264 pick its thread count with frame threading, which holds back a
+  frame per extra thread; one thread sends each frame as it is captured.
+- the V4L2 encoder drops buffers of 64 bytes or less without a picture (SPS and PPS sent apart);
+  the source keeps them and sends them with the next picture (:class:`_AccessUnits`).
+
 "Camera off" (:attr:`blanked`) is kept in the camera stack: picamera2 hands every completed
 request to our ``pre_callback`` before anything copies or encodes it, and while blanked that
 fills both streams' buffers with black (``MappedArray``, as picamera2's overlay examples draw).
@@ -16,6 +27,14 @@ Threads: picamera2 calls our output from its own threads (the camera thread, or 
 encoder's poll thread); finished frames reach the event loop only through
 ``loop.call_soon_threadsafe`` into a bounded queue. Blocking camera calls (open, configure,
 start, stop) run in one worker thread; the self-view is captured by a thread of its own.
+
+Stopping must not hang when frames stopped coming (a loose cable, a dead camera thread): a
+``capture_array`` that timed out stays queued in picamera2 and ``Picamera2.stop()`` would wait
+behind it for a frame. So the self-view thread is ended and its queued captures cancelled
+(``cancel_all_and_flush()``) before any stop, and the camera is released with ``close()``, which
+stops picamera2's event loop before the camera and does not wait for it. ``close()`` leaves
+encoders running (``/dev/video11`` on a Pi 4, libav on a Pi 5): the source stops its encoder
+first, also when the camera failed to start.
 
 picamera2 is imported here only, and only when the source starts, so that the rest of the booth
 imports on any machine; tests pass :class:`kiosk.media.fake_picamera2.FakePicamera2` instead.
@@ -46,6 +65,11 @@ NOT_INSTALLED = (
     "picamera2 is not installed (it needs a Raspberry Pi; install the videobooth[pi] extra)"
 )
 
+NO_LIBCAMERA = (
+    "picamera2 cannot be imported: libcamera's Python binding is missing (Raspberry Pi OS "
+    "package python3-libcamera; the venv must see the system's site-packages)"
+)
+
 #: H.264 ``nal_unit_type`` of a slice of a non-IDR picture.
 NAL_SLICE = 1
 _START_CODE = b"\x00\x00\x01"
@@ -65,6 +89,8 @@ def import_picamera2() -> Any:
     except ImportError as exc:
         if exc.name == "picamera2":
             raise SourceError(NOT_INSTALLED) from exc
+        if exc.name == "libcamera":
+            raise SourceError(NO_LIBCAMERA) from exc
         raise SourceError(f"picamera2 cannot be imported: {exc}") from exc
     except Exception as exc:  # picamera2 probes the hardware on import
         raise SourceError(f"picamera2 cannot be imported: {exc}") from exc
@@ -166,10 +192,12 @@ class Picamera2Source(VideoSource):
     ``bitrate`` and :meth:`set_resolution` restart the encoder (picamera2 encoders take their
     bitrate when they start); a new size also reconfigures the camera. Either costs a frame or
     two and starts again with an IDR, so the rate controller should change them in steps.
-    Keyframe requests use the encoder's ``force_key_frame()`` (picamera2 0.3.32 and later),
-    else restart it. ``profile`` goes to the encoder (``"baseline"``: what browsers expect
-    from WebRTC; ``None`` keeps picamera2's choice). :meth:`read` raises :class:`SourceError`
-    when no frame came for ``frame_timeout`` seconds (a camera cable come loose, a hung encoder).
+    Keyframe requests use the V4L2 encoder's ``force_key_frame()`` (picamera2 0.3.32 and later);
+    the libav encoder (whose ``force_key_frame()`` fails with PyAV 14 and later) and older
+    picamera2 restart the encoder instead. ``profile`` goes to the encoder (``"baseline"``:
+    what browsers expect from WebRTC; ``None`` keeps picamera2's choice). :meth:`read` raises
+    :class:`SourceError` when no frame came for ``frame_timeout`` seconds (a camera cable come
+    loose, a hung encoder).
     """
 
     name = "picamera2"
@@ -206,6 +234,8 @@ class Picamera2Source(VideoSource):
         self._reconfigure_scheduled = False
         self._preview_thread: threading.Thread | None = None
         self._preview_stop = threading.Event()
+        # Keyframes by an encoder restart, not force_key_frame() (see the module docstring).
+        self._keyframe_by_restart = False
         # Frames of an encoder run other than the current one are stale: they are dropped.
         self._generation = 0
         self._pts_generation = -1
@@ -234,7 +264,6 @@ class Picamera2Source(VideoSource):
         self._failure = None
         self._resync = False
         self._started_at = time.monotonic()
-        self._preview_stop = threading.Event()
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="picamera2-control")
         try:
             await loop.run_in_executor(executor, self._open)
@@ -246,13 +275,6 @@ class Picamera2Source(VideoSource):
             executor.shutdown(wait=False)
             raise
         self._executor = executor
-        self._preview_thread = threading.Thread(
-            target=self._capture_previews,
-            args=(self._camera, self._preview_stop, loop),
-            name=f"picamera2-preview-{self.camera_num}",
-            daemon=True,
-        )
-        self._preview_thread.start()
         log.info(
             "%s started at %dx%d@%d, %d bit/s, with %s",
             self._what,
@@ -314,9 +336,9 @@ class Picamera2Source(VideoSource):
         if already_pending or encoder is None:
             return  # one IDR answers every request made before it
         force_key_frame = getattr(encoder, "force_key_frame", None)
-        if callable(force_key_frame):
+        if callable(force_key_frame) and not self._keyframe_by_restart:
             force_key_frame()
-        else:  # picamera2 before 0.3.32: a new encoder run starts with an IDR
+        else:  # a new encoder run starts with an IDR
             self._restart_encoder = True
             self._schedule_reconfigure()
 
@@ -452,11 +474,10 @@ class Picamera2Source(VideoSource):
             self._start_encoder(camera)
             camera.start()
         except Exception as exc:
-            with contextlib.suppress(Exception):
-                camera.close()
-            self._encoder = None
+            self._release(camera)  # close() alone would leave the encoder running
             raise SourceError(f"{self._what} cannot start: {_reason(exc)}") from exc
         self._camera = camera
+        self._start_previews(camera)
 
     def _blank_request(self, request: Any) -> None:
         """picamera2's ``pre_callback`` (its camera thread), for each completed request before
@@ -484,9 +505,22 @@ class Picamera2Source(VideoSource):
         width, height, bitrate = self.width, self.height, self._bitrate
         self._generation += 1
         kwargs: dict[str, Any] = {"profile": self.profile} if self.profile else {}
-        encoder = self._module.encoders.H264Encoder(
+        encoders = self._module.encoders
+        encoder_type = encoders.H264Encoder
+        libav = getattr(encoders, "LibavH264Encoder", None)
+        software = libav is not None and issubclass(encoder_type, libav)
+        if hasattr(encoder_type, "_check_for_picture"):
+            # The V4L2 encoder drops buffers of SPS and PPS without a picture; _AccessUnits
+            # sends them with the next picture, which a late receiver needs to start from.
+            encoder_type = type(
+                "Picamera2SourceH264Encoder", (encoder_type,), {"_check_for_picture": _keep}
+            )
+        encoder = encoder_type(
             bitrate=bitrate, repeat=True, iperiod=2 * self.fps, framerate=self.fps, **kwargs
         )
+        if software:
+            encoder.threads = 1  # libx264's frame threads hold back a frame per extra thread
+        self._keyframe_by_restart = software
         camera.start_encoder(encoder, self._make_output(self._generation, (width, height)))
         self._encoder = encoder
         self._applied = (width, height, bitrate)
@@ -535,45 +569,84 @@ class Picamera2Source(VideoSource):
                 height,
                 bitrate,
             )
+            self._stop_previews(camera)
             self._stop_encoder(camera)
             camera.stop()
             self._configure(camera)
             self._start_encoder(camera)
             camera.start()
+            self._start_previews(camera)
         elif bitrate != old_bitrate or self._restart_encoder:
             log.info("%s: encoder restarted at %d bit/s", self._what, bitrate)
             self._stop_encoder(camera)
             self._start_encoder(camera)
 
     def _close(self) -> None:
-        self._preview_stop.set()
         camera, self._camera = self._camera, None
         if camera is None:
+            self._stop_previews(None)
             return
-        for action, step in (("stop the encoder", self._stop_encoder), ("stop", _stop)):
+        self._release(camera)
+
+    def _release(self, camera: Any) -> None:
+        """Stop the self-view and the encoder, then close the camera; each step is tried."""
+        # Not camera.stop(): it would wait behind picamera2's queued jobs, and for ever if its
+        # event loop died. close() stops the event loop first, then the camera.
+        steps = (
+            ("stop the self-view", self._stop_previews),
+            ("stop the encoder", self._stop_encoder),
+            ("close", _close_camera),
+        )
+        for action, step in steps:
             try:
                 step(camera)
             except Exception as exc:  # closing goes on: the camera must be released
                 log.warning("%s: cannot %s: %s", self._what, action, exc)
-        thread = self._preview_thread
-        if thread is not None:
-            thread.join(timeout=2 * PREVIEW_WAIT)
-        try:
-            camera.close()
-        except Exception as exc:
-            log.warning("%s: cannot close: %s", self._what, exc)
 
     # -- the self-view thread ---------------------------------------------------------------
+
+    def _start_previews(self, camera: Any) -> None:
+        loop = self._loop
+        assert loop is not None
+        stop = self._preview_stop = threading.Event()
+        thread = self._preview_thread = threading.Thread(
+            target=self._capture_previews,
+            args=(camera, stop, loop),
+            name=f"picamera2-preview-{self.camera_num}",
+            daemon=True,
+        )
+        thread.start()
+
+    def _stop_previews(self, camera: Any) -> None:
+        """End the self-view thread and cancel its captures still queued in picamera2 (a
+        capture that timed out stays queued, and every later job waits behind it)."""
+        thread, self._preview_thread = self._preview_thread, None
+        self._preview_stop.set()
+        if camera is not None:
+            camera.cancel_all_and_flush()  # wakes a capture waiting now
+        if thread is not None:
+            thread.join(timeout=2 * PREVIEW_WAIT)
+        if camera is not None:
+            camera.cancel_all_and_flush()  # one queued just before the thread saw the stop
 
     def _capture_previews(
         self, camera: Any, stop: threading.Event, loop: asyncio.AbstractEventLoop
     ) -> None:
+        # One capture at a time: one that times out stays queued in picamera2, so it is waited
+        # for again rather than asked for anew (they would pile up while frames do not come).
+        job = None
         while not stop.is_set():
             try:
-                array = camera.capture_array("lores", wait=PREVIEW_WAIT)
+                if job is None:
+                    job = camera.capture_array("lores", wait=False)
+                array = camera.wait(job, timeout=PREVIEW_WAIT)
+                job = None
                 width, height = self._lores_size
                 frame = yuv420_frame(array, width, height)
-            except Exception as exc:  # a timeout while the camera restarts, or it stopped
+            except TimeoutError:
+                continue  # no frame yet: look at the stop flag, then wait for the same one
+            except Exception as exc:  # cancelled (the camera stops or restarts), or it failed
+                job = None
                 if stop.is_set():
                     break
                 log.debug("%s: no self-view frame: %s", self._what, exc)
@@ -585,8 +658,14 @@ class Picamera2Source(VideoSource):
                 break
 
 
-def _stop(camera: Any) -> None:
-    camera.stop()
+def _close_camera(camera: Any) -> None:
+    camera.close()
+
+
+def _keep(encoder: Any, buffer: bytes) -> bool:
+    """Every encoded buffer goes to the output (``_check_for_picture`` of picamera2's V4L2
+    encoder)."""
+    return True
 
 
 def _reason(exc: BaseException) -> str:
