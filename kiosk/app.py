@@ -29,7 +29,12 @@ from kiosk import qr
 from kiosk.audio import check_audio, loudspeaker_factory, open_microphone
 from kiosk.call import Call, CallError
 from kiosk.callstats import CallStatsSampler
-from kiosk.clock import ClockReading, explain_connection_error, read_clock
+from kiosk.clock import (
+    CLOCK_NOT_SET_BRIEFLY,
+    ClockReading,
+    explain_connection_error,
+    read_clock,
+)
 from kiosk.codecheck import check_code
 from kiosk.config import BoothConfig
 from kiosk.flow import Effect, Flow, State
@@ -324,23 +329,27 @@ class Booth:
             if identity
             else ("development secret" if self.access.credential else "not enrolled"),
             "branch": self.config.branch or "-",
-            "server": f"{self.config.server_url} ({self.link.state})"
-            + (f": {self.link.problem}" if self.link.problem else ""),
+            "server": f"{self.config.server_url} ({self.link.state})" + self._link_problem(),
             "clock": self.read_clock().describe(),
             "camera": self.camera_fault or ("on" if self.fanout else "off"),
             "microphone": self.audio_fault
             or (f"level {self.mic_level:.3f}" if self.mic_level is not None else "-"),
             "buttons and lights": self._describe_gpio(),
         }
-        if self.platform is not None:
-            audio = self.platform.audio
-            for name, check in (("capture", audio.capture), ("playback", audio.playback)):
-                if check.device is not None:
-                    result = "opens" if check.ok else f"FAULT: {check.detail}"
-                    info[f"ALSA {name}"] = f"{check.device!r} {result}"
+        alsa = self.platform.audio.summary() if self.platform is not None else None
+        if alsa is not None:
+            info["ALSA"] = alsa
         for index, line in enumerate(self.network_report):
             info[f"check {index + 1}"] = line
         return info
+
+    def _link_problem(self) -> str:
+        problem = self.link.problem
+        if problem is None:
+            return ""
+        if problem.startswith("clock not set"):
+            return f": {CLOCK_NOT_SET_BRIEFLY}"  # the clock's own line says the rest
+        return f": {problem}"
 
     def _describe_gpio(self) -> str:
         """The pin driver and the lights' read-back, or why there are no buttons and lights."""

@@ -11,7 +11,13 @@ from pathlib import Path
 from aiortc.mediastreams import MediaStreamTrack
 
 from kiosk.config import AudioConfig
-from kiosk.media.audio import AlsaMicrophoneTrack, AudioError, WavFileTrack, check_capture
+from kiosk.media.audio import (
+    AlsaConfigError,
+    AlsaMicrophoneTrack,
+    AudioError,
+    WavFileTrack,
+    check_capture,
+)
 from kiosk.media.audio_playback import AlsaOutput, BoundedAudioSink
 from kiosk.media.tracks import ToneTrack
 
@@ -31,6 +37,8 @@ class DeviceCheck:
     ok: bool | None
     #: "opened", or why not (naming ALSA_CONFIG_DIR when ALSA's configuration is missing).
     detail: str
+    #: Why not, in a few words for a screen (the cause and the setting; the log has the rest).
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,24 @@ class AudioCheck:
         """Why a configured device did not open (both, when neither did); None if all did."""
         failures = [check.detail for _, check in self._named() if check.ok is False]
         return "; ".join(failures) or None
+
+    def summary(self) -> str | None:
+        """One line for technician mode; None when no ALSA device is configured."""
+        named = [(name, check) for name, check in self._named() if check.device is not None]
+        if not named:
+            return None
+        failed = [check.reason for _, check in named if not check.ok]
+        if len(failed) > 1 and len(set(failed)) == 1:  # one cause (ALSA's configuration): once
+            parts = [
+                f"{name} {check.device!r} {'opens' if check.ok else 'FAULT'}"
+                for name, check in named
+            ]
+            return ", ".join(parts) + f": {failed[0]}"
+        parts = [
+            f"{name} {check.device!r} " + ("opens" if check.ok else f"FAULT: {check.reason}")
+            for name, check in named
+        ]
+        return "; ".join(parts)
 
     def _named(self) -> list[tuple[str, DeviceCheck]]:
         return [("capture", self.capture), ("playback", self.playback)]
@@ -80,12 +106,16 @@ async def _check_device(
             await asyncio.to_thread(opener, device)
     except AudioError as exc:
         log.error("audio: the %s %r cannot be opened: %s", label, device, exc)
-        return DeviceCheck(device, False, str(exc))
+        if isinstance(exc, AlsaConfigError):
+            reason = exc.short
+        else:
+            reason = str(exc).removeprefix(f"cannot open the {label} {device!r}: ")
+        return DeviceCheck(device, False, str(exc), reason)
     except TimeoutError:
         # The worker thread is left to finish; ALSA cannot be interrupted.
         detail = f"the {label} {device!r} did not open within {seconds:g} s"
         log.error("audio: %s", detail)
-        return DeviceCheck(device, False, detail)
+        return DeviceCheck(device, False, detail, f"did not open within {seconds:g} s")
     log.info("audio: the %s %r opens", label, device)
     return DeviceCheck(device, True, "opened")
 

@@ -48,7 +48,7 @@ class ClockReading:
     state: ClockState
     #: What the clock said (UTC).
     now: datetime
-    #: Why: "the kernel says synchronised", "it says 1970-01-01, before 2026-01-01", ...
+    #: Why: "the kernel says so", "before 2026-01-01: never set", ...
     reason: str
 
     @property
@@ -57,7 +57,7 @@ class ClockReading:
 
     def describe(self) -> str:
         """One line for technician mode: the state, the time, and why."""
-        return f"{self.state} ({self.now:%Y-%m-%d %H:%M} UTC; {self.reason})"
+        return f"{self.state}, {self.now:%Y-%m-%d %H:%M} UTC ({self.reason})"
 
 
 def kernel_clock_status() -> int | None:
@@ -86,21 +86,19 @@ def read_clock(
     moment = datetime.fromtimestamp(now(), UTC)
     if moment < earliest:
         return ClockReading(
-            ClockState.UNSYNCHRONISED,
-            moment,
-            f"it says {moment:%Y-%m-%d}, before {earliest:%Y-%m-%d}: no time server has set it",
+            ClockState.UNSYNCHRONISED, moment, f"before {earliest:%Y-%m-%d}: never set"
         )
     status = kernel_status()
     if status is not None and status != TIME_ERROR:
-        return ClockReading(ClockState.SYNCHRONISED, moment, "the kernel says synchronised")
+        return ClockReading(ClockState.SYNCHRONISED, moment, "the kernel says so")
     try:
         flagged = timesync_flag.exists()
     except OSError:
         flagged = False
     if flagged:
-        return ClockReading(ClockState.SYNCHRONISED, moment, "systemd-timesyncd synchronised it")
-    known = "the kernel says not synchronised" if status is not None else "no status to read"
-    return ClockReading(ClockState.UNSYNCHRONISED, moment, f"{known}; no time server has set it")
+        return ClockReading(ClockState.SYNCHRONISED, moment, "systemd-timesyncd says so")
+    said = "the kernel" if status is not None else "no status to read; the year"
+    return ClockReading(ClockState.UNSYNCHRONISED, moment, f"{said} says so; no time server yet")
 
 
 def certificate_not_yet_valid(exc: BaseException) -> bool:
@@ -126,21 +124,30 @@ def certificate_not_yet_valid(exc: BaseException) -> bool:
     return False
 
 
-def explain_connection_error(exc: BaseException, clock: ClockReading) -> str:
+#: What a screen says of a connection refused because the clock is not set.
+CLOCK_NOT_SET_BRIEFLY = "clock not set: give the booth a time server (NTP)"
+
+
+def explain_connection_error(
+    exc: BaseException, clock: ClockReading, *, briefly: bool = False
+) -> str:
     """Why a connection failed, for the log and technician mode.
 
     A certificate that is not valid yet on a clock that is not synchronised: "clock not set",
-    with what the clock says and what to do. With a synchronised clock the certificate's own
-    start date is wrong, and that is said instead. Anything else: the error's own text.
+    with what the clock says and what to do (``briefly``: only what to do, for a screen that
+    shows the clock beside it). With a synchronised clock the certificate's own start date is
+    wrong, and that is said instead. Anything else: the error's own text.
     """
     if not certificate_not_yet_valid(exc):
         return str(exc) or type(exc).__name__
     if not clock.synchronised:
+        if briefly:
+            return CLOCK_NOT_SET_BRIEFLY
         return (
             f"clock not set: the booth's clock says {clock.now:%Y-%m-%d %H:%M} UTC "
-            f"({clock.reason}), so the server's certificate is not valid yet by it; the booth "
-            "needs a time server (NTP from DHCP, or the image's NTP setting) and connects by "
-            "itself once its clock is set"
+            f"({clock.reason}), so the server's certificate is not valid yet; give the booth a "
+            "time server (NTP from DHCP, or the image's NTP setting): it connects by itself once "
+            "its clock is set"
         )
     return (
         "the server's certificate is not valid yet, and the booth's clock is synchronised "

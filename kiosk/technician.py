@@ -123,7 +123,7 @@ async def network_checks(
                 relays = list((await response.json())["urls"])
             checks.append(Check("credential", True, "the server accepts this booth"))
     except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
-        reason = explain_connection_error(exc, clock()) if str(exc) else "timeout"
+        reason = explain_connection_error(exc, clock(), briefly=True) if str(exc) else "timeout"
         checks.append(Check("server", False, f"{base} cannot be reached: {reason}"))
         return checks
     if not relays:

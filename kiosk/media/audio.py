@@ -10,6 +10,7 @@ The audio errors (playback in :mod:`kiosk.media.audio_playback` raises the same)
 
     AudioError
      ├── AudioDeviceError (also OSError)  an ALSA device cannot be opened, or failed
+     │    └── AlsaConfigError             ... because ALSA finds no configuration at all
      └── AudioFileError (also OSError)    an audio file cannot be opened or decoded
 
 A track whose device fails ends (``recv()`` raises ``MediaStreamError``) and says why in its
@@ -53,6 +54,13 @@ class AudioError(Exception):
 
 class AudioDeviceError(AudioError, OSError):
     """An audio device cannot be opened or has failed; the message names the device."""
+
+
+class AlsaConfigError(AudioDeviceError):
+    """No ALSA device can be opened: ALSA finds no configuration (``ALSA_CONFIG_DIR``)."""
+
+    #: What a screen says: the cause and the setting, without the paths.
+    short = "ALSA finds no configuration: set ALSA_CONFIG_DIR=/usr/share/alsa"
 
 
 class AudioFileError(AudioError, OSError):
@@ -113,9 +121,9 @@ def alsa_configuration_problem(library: Path | None = None) -> str | None:
     if conf.is_file():
         return None
     return (
-        f"ALSA finds no configuration: {conf} does not exist (the libasound PyAV loaded, "
-        f"{library.name}, looks there); set ALSA_CONFIG_DIR=/usr/share/alsa in the booth's "
-        "environment (and ALSA_PLUGIN_DIR to the system's alsa-lib directory for PipeWire)"
+        f"ALSA finds no configuration: the libasound PyAV loaded ({library.name}) looks for "
+        f"{conf}, which does not exist; set ALSA_CONFIG_DIR=/usr/share/alsa (and ALSA_PLUGIN_DIR "
+        "to the system's alsa-lib directory, for PipeWire's plugin) in the booth's environment"
     )
 
 
@@ -123,7 +131,7 @@ def capture_failure(device: str, exc: BaseException) -> AudioDeviceError:
     """The error for a capture device that cannot be opened, with what a technician does."""
     problem = alsa_configuration_problem()
     if problem is not None:
-        return AudioDeviceError(f"cannot open the microphone {device!r}: {problem}")
+        return AlsaConfigError(f"cannot open the microphone {device!r}: {problem}")
     return AudioDeviceError(
         f"cannot open the microphone {device!r}: {error_reason(exc)} "
         "(list the capture devices with 'arecord -L'; ALSA's own message is in the log)"

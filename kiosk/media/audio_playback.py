@@ -31,6 +31,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from kiosk.media.audio import (
     RELEASE_TIMEOUT,
+    AlsaConfigError,
     AudioDeviceError,
     AudioError,
     ErrorCallback,
@@ -130,7 +131,7 @@ class AlsaOutput:
                     container.close()
             problem = alsa_configuration_problem()
             if problem is not None:
-                raise AudioDeviceError(
+                raise AlsaConfigError(
                     f"cannot open the loudspeaker {self.device!r}: {problem}"
                 ) from exc
             raise AudioDeviceError(

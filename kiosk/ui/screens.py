@@ -817,13 +817,30 @@ class BoothScreens:
         )
 
     def _draw_technician(self, surface: pygame.Surface, view: View) -> None:
-        y = self._header(surface, "tech.title")
         content = self._content()
+        # A one-line title (the checks need the room); the overflow test holds every language.
+        title = int(self.title * 1.25)
+        self.text(
+            surface,
+            self.t("tech.title"),
+            pygame.Rect(content.x, content.y, content.width, title),
+            size=self.title,
+            bold=True,
+            name="tech.title",
+        )
+        y = content.y + title + self.margin // 2
         bottom = self._bottom_row()
-        half = content.width // 2
-        checks = pygame.Rect(content.x, y, half - self.margin // 2, bottom.y - y - self.margin)
+        # The checks get three quarters: a booth in trouble (no clock, no ALSA configuration) has
+        # a dozen long lines, each saying what to do; the preview needs only to show a picture.
+        split = content.width * 3 // 4
+        checks = pygame.Rect(
+            content.x, y, split - self.margin // 2, bottom.y - y - self.margin // 2
+        )
         preview = pygame.Rect(
-            content.x + half + self.margin // 2, y, half - self.margin // 2, checks.height
+            content.x + split + self.margin // 2,
+            y,
+            content.width - split - self.margin // 2,
+            checks.height,
         )
         checks, preview = self._mirror(checks), self._mirror(preview)
         lines = [f"{name}: {value}" for name, value in view.technician.items()]
@@ -834,6 +851,7 @@ class BoothScreens:
             size=max(14, int(self.body * 0.8)),
             name="technician checks",
             language_rtl=False,
+            min_mm=2.5,  # read by a technician standing at the panel, not by a visitor
         )
         self.frame(surface, view.self_view, preview)
         cells = self._row(bottom, 4)

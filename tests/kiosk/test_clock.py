@@ -43,12 +43,12 @@ from protocol import Heartbeat
 EPOCH = ClockReading(
     ClockState.UNSYNCHRONISED,
     datetime(1970, 1, 1, 0, 0, 42, tzinfo=UTC),
-    "it says 1970-01-01, before 2026-01-01: no time server has set it",
+    "before 2026-01-01: never set",
 )
 
 
 def synchronised_now() -> ClockReading:
-    return ClockReading(ClockState.SYNCHRONISED, datetime.now(UTC), "the kernel says synchronised")
+    return ClockReading(ClockState.SYNCHRONISED, datetime.now(UTC), "the kernel says so")
 
 
 # ---------------------------------------------------------------- reading the clock
@@ -57,10 +57,9 @@ def synchronised_now() -> ClockReading:
 def test_a_clock_before_the_release_is_not_set_whatever_the_kernel_says() -> None:
     reading = read_clock(now=lambda: 42.0, kernel_status=lambda: 0)
     assert reading.state is ClockState.UNSYNCHRONISED
-    assert reading.reason == "it says 1970-01-01, before 2026-01-01: no time server has set it"
-    assert reading.describe() == (
-        "unsynchronised (1970-01-01 00:00 UTC; it says 1970-01-01, before 2026-01-01: no time "
-        "server has set it)"
+    assert reading.reason == "before 2026-01-01: never set"
+    assert (
+        reading.describe() == "unsynchronised, 1970-01-01 00:00 UTC (before 2026-01-01: never set)"
     )
 
 
@@ -70,18 +69,18 @@ def test_the_kernel_or_timesyncd_says_whether_the_clock_is_synchronised(tmp_path
     synced = read_clock(now=lambda: now, kernel_status=lambda: 0, timesync_flag=flag)
     assert (synced.state, synced.reason) == (
         ClockState.SYNCHRONISED,
-        "the kernel says synchronised",
+        "the kernel says so",
     )
     unsynced = read_clock(now=lambda: now, kernel_status=lambda: TIME_ERROR, timesync_flag=flag)
     assert (unsynced.state, unsynced.reason) == (
         ClockState.UNSYNCHRONISED,
-        "the kernel says not synchronised; no time server has set it",
+        "the kernel says so; no time server yet",
     )
     flag.touch()
     by_timesyncd = read_clock(now=lambda: now, kernel_status=lambda: None, timesync_flag=flag)
     assert (by_timesyncd.state, by_timesyncd.reason) == (
         ClockState.SYNCHRONISED,
-        "systemd-timesyncd synchronised it",
+        "systemd-timesyncd says so",
     )
 
 
@@ -196,10 +195,9 @@ async def test_a_certificate_not_yet_valid_on_an_unset_clock_is_clock_not_set(
 ) -> None:
     problem = await _link_problem(future_server, EPOCH)
     assert problem == (
-        "clock not set: the booth's clock says 1970-01-01 00:00 UTC (it says 1970-01-01, before "
-        "2026-01-01: no time server has set it), so the server's certificate is not valid yet by "
-        "it; the booth needs a time server (NTP from DHCP, or the image's NTP setting) and "
-        "connects by itself once its clock is set"
+        "clock not set: the booth's clock says 1970-01-01 00:00 UTC (before 2026-01-01: never "
+        "set), so the server's certificate is not valid yet; give the booth a time server (NTP "
+        "from DHCP, or the image's NTP setting): it connects by itself once its clock is set"
     )
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert [r.getMessage() for r in errors] == [
@@ -226,7 +224,9 @@ async def test_technician_mode_says_clock_not_set(future_server: FutureServer) -
     )
     checks = await network_checks(access, clock=lambda: EPOCH)
     assert [(c.name, c.ok) for c in checks] == [("server", False)]
-    assert checks[0].detail.startswith(f"{future_server.url} cannot be reached: clock not set: ")
+    assert checks[0].detail == (
+        f"{future_server.url} cannot be reached: clock not set: give the booth a time server (NTP)"
+    )
 
 
 async def test_other_connection_errors_keep_their_own_words(future_server: FutureServer) -> None:

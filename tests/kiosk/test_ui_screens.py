@@ -202,3 +202,38 @@ def test_a_wrong_server_address_and_a_code_check_are_explained_in_every_language
                     problems.append(f"{size} {state.value}/{language}: {key} not shown")
                 problems += [f"{size} {overflow}" for overflow in screens.overflows]
     assert not problems, "\n".join(problems)
+
+
+#: Technician mode on a Pi that came up with no time server and no ALSA configuration, its
+#: lights not reading back, after a network check: the longest it says.
+TROUBLED_TECHNICIAN = {
+    "version": "0.1.0",
+    "booth": "Booth 1 Mitte",
+    "branch": "Mitte",
+    "server": "https://video.example.org (offline): clock not set: give the booth a time "
+    "server (NTP)",
+    "clock": "unsynchronised, 1970-01-01 00:00 UTC (before 2026-01-01: never set)",
+    "camera": "off",
+    "microphone": "-",
+    "buttons and lights": "pins driven by lgpio; FAULT: status_led, camera_led did not read back",
+    "ALSA": "capture 'default' FAULT, playback 'default' FAULT: ALSA finds no configuration: "
+    "set ALSA_CONFIG_DIR=/usr/share/alsa",
+    "check 1": "FAULT server: https://video.example.org cannot be reached: clock not set: give "
+    "the booth a time server (NTP)",
+    "check 2": "OK relay: no relay configured (direct connections only)",
+}
+
+
+@pytest.mark.parametrize("size", [*ALL_SIZES, *MORE_SIZES])
+def test_hardware_technician_screen_fits_a_troubled_platform(
+    screen_kit: tuple[object, Fonts], size: tuple[int, int]
+) -> None:
+    catalogue, fonts = screen_kit
+    screens = BoothScreens(size, Theme(), catalogue, fonts=fonts)  # type: ignore[arg-type]
+    surface = pygame.Surface(size)
+    view = _view(State.TECHNICIAN, "en")
+    screens.draw(surface, View(**{**view.__dict__, "technician": TROUBLED_TECHNICIAN}))
+    folder = OUT / f"{size[0]}x{size[1]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    pygame.image.save(surface, str(folder / "en-technician-troubled.png"))
+    assert not screens.overflows
