@@ -1177,6 +1177,8 @@ class Booth:
             "camera_streaming": self.fanout is not None,
             "camera_light": self.camera_light.streaming,
             "hardware_unavailable": self.hardware.unavailable,
+            "platform": self.platform.line() if self.platform is not None else None,
+            "link_problem": self.link.problem,
             "topics": len(self.info.topics),
             "booth_id": self.access.identity.booth_id if self.access.identity else None,
             "enrolment_problem": self.enrolment_problem,
