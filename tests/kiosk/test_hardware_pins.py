@@ -22,10 +22,11 @@ from typing import Any
 
 import pytest
 from gpiozero import Device
+from gpiozero.exc import PinUnknownPi
 from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 
 from kiosk.config import HardwareConfig, PinFactoryKind
-from kiosk.hardware import READY, FakeHardware, HardwareError, StatusLight, open_hardware
+from kiosk.hardware import READY, FakeHardware, HardwareError, StatusLight, open_hardware, pins
 from kiosk.hardware.gpio import GpioLed
 from kiosk.hardware.pins import MAKERS, Board, PinDriverError, choose_pin_driver
 
@@ -291,3 +292,15 @@ def test_hardware_fake_lights_are_read_back_like_gpio_ones() -> None:
     assert fakes.status_led.mode == "off"
     fakes.camera_led.line_follows = False
     assert fakes.hardware.check_lights()["camera_led"] is False
+
+
+def test_hardware_board_is_read_from_the_pi_revision(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pins, "get_pi_revision", lambda: 0xC04170)
+    assert pins.read_board() == PI5
+    assert PI5.description == "Raspberry Pi 5B (BCM2712, revision c04170)"
+
+    def no_revision() -> int:
+        raise PinUnknownPi("unable to locate Pi revision in /proc/device-tree or /proc/cpuinfo")
+
+    monkeypatch.setattr(pins, "get_pi_revision", no_revision)
+    assert pins.read_board() == Board()
