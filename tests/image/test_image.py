@@ -53,6 +53,7 @@ TOOLS = {
     "cpio": "packs the generic variant's initramfs (cpio)",
     "debugfs": "reads the data partition after the boot (e2fsprogs)",
     "e2fsck": "replays the data partition's journal after the boot (e2fsprogs)",
+    "dtc": "gives QEMU's device tree a Raspberry Pi board revision (device-tree-compiler)",
 }
 #: What videobooth-health must report (see images/rootfs/usr/lib/videobooth/health).
 EXPECTED = {
@@ -60,8 +61,14 @@ EXPECTED = {
     # pygame full screen straight on KMS/DRM, at the panel's own resolution (QEMU's virtio GPU
     # set to a 7-inch booth panel's 1024x600)
     "display": "kmsdrm:1024x600",
-    # PipeWire's echo canceller is the default microphone and speaker (QEMU's HDA codec)
+    # PipeWire's echo canceller is the default microphone and speaker (QEMU's HDA codec) ...
     "audio": "echo-cancel",
+    # ... and the booth itself opened both through ALSA (its PyAV's own libasound)
+    "alsa": "capture+playback",
+    # gpiozero's lgpio factory drives the status light on QEMU's PL061 GPIO controller, under
+    # the service's sandbox, and reads the line back
+    "gpio": "lgpio",
+    "gpio_readback": "ok",
     "root": "read-only",
     "data": "writable",
     "sysrq": "0",
@@ -74,6 +81,12 @@ EXPECTED = {
     "journal": "volatile",
     "result": "ok",
 }
+#: The status light's GPIO: a line of QEMU's PL061 controller (/dev/gpiochip0); line 3 is its
+#: power button.
+STATUS_LED_GPIO = 5
+#: A Raspberry Pi 4 B's board revision, which gpiozero needs to map its pins: QEMU's device
+#: tree gets it as the Pi's firmware sets it (/proc/device-tree/system/linux,revision).
+PI4_REVISION = 0xC03111
 #: Fewer colours than this on the panel is not a booth screen (black, or one colour).
 MIN_COLOURS = 16
 HEALTH = re.compile(r"videobooth-health:((?: [a-z_]+=\S*)+)")
@@ -158,7 +171,12 @@ def test_same_inputs_give_the_same_bytes(image: Path, tmp_path: Path) -> None:
 def _provision(image: Path, card: Path) -> None:
     """booth.toml as a technician writes it, with the test pattern for the camera."""
     devices = card.parent / "devices.toml"
-    devices.write_text('[camera]\nkind = "test-pattern"\n[audio]\ncapture = "tone"\n')
+    devices.write_text(
+        '[camera]\nkind = "test-pattern"\n'
+        # The booth's own ALSA devices: PipeWire's (its echo canceller) through ALSA's default.
+        '[audio]\ncapture = "default"\nplayback = "default"\n'
+        f"[hardware]\nstatus_led = {STATUS_LED_GPIO}\n"
+    )
     settings = {
         "--server-url": "http://127.0.0.1:8080",
         "--branch": "CI smoke boot",
@@ -245,8 +263,28 @@ def _screenshot(qmp: Path, ppm: Path, seconds: float = 60) -> int:
     return colours
 
 
+def _device_tree(qemu: str, machine: list[str], tmp_path: Path) -> Path:
+    """QEMU's own device tree for ``machine``, with a Raspberry Pi 4 B's board revision."""
+    dtb, dts = tmp_path / "virt.dtb", tmp_path / "virt.dts"
+    dump = [qemu, machine[0], f"{machine[1]},dumpdtb={dtb}", *machine[2:], "-net", "none"]
+    subprocess.run(dump, check=True, capture_output=True)
+    text = subprocess.run(
+        ["dtc", "-q", "-I", "dtb", "-O", "dts", str(dtb)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    dts.write_text(text + f"\n/ {{ system {{ linux,revision = <{PI4_REVISION:#x}>; }}; }};\n")
+    patched = tmp_path / "booth-pi4.dtb"
+    subprocess.run(
+        ["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", str(patched), str(dts)], check=True
+    )
+    return patched
+
+
 def test_boot(image: Path, tmp_path: Path) -> None:
     qemu = require("qemu-system-aarch64", "boots the image (qemu-system-arm)")
+    require("dtc", TOOLS["dtc"])
     card = tmp_path / "card.img"
     os.replace(image / "booth.img", card)
     _provision(image, card)
@@ -257,7 +295,8 @@ def test_boot(image: Path, tmp_path: Path) -> None:
     # Show systemd's progress on the console (the image's own command line is quiet).
     quiet = ("quiet", "loglevel=3")
     cmdline = [arg for arg in cmdline if arg not in quiet] + ["systemd.show_status=1"]
-    command = [qemu, "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1536"]
+    machine = ["-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1536"]
+    command = [qemu, *machine, "-dtb", str(_device_tree(qemu, machine, tmp_path))]
     command += ["-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot"]
     command += ["-kernel", str(image / "booth-vmlinuz"), "-initrd", str(image / "booth-initrd.img")]
     command += ["-append", " ".join(cmdline)]
