@@ -569,13 +569,12 @@ class Picamera2Source(VideoSource):
                 height,
                 bitrate,
             )
-            self._stop_previews(camera)
-            self._stop_encoder(camera)
-            camera.stop()
-            self._configure(camera)
-            self._start_encoder(camera)
-            camera.start()
-            self._start_previews(camera)
+            # Released and opened again at the new size: camera.stop() would wait in picamera2's
+            # processing thread, which a failed encoder or a lost camera may have ended (then
+            # for ever); close() stops that thread first. It costs a moment of video, once.
+            self._camera = None
+            self._release(camera)
+            self._open()
         elif bitrate != old_bitrate or self._restart_encoder:
             log.info("%s: encoder restarted at %d bit/s", self._what, bitrate)
             self._stop_encoder(camera)

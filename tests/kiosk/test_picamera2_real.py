@@ -607,6 +607,36 @@ async def test_hardware_stop_returns_after_the_camera_thread_died(pi5: Any) -> N
     assert camera.encoders == set()
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+async def test_hardware_a_resolution_change_after_the_camera_thread_died_reopens_it(
+    pi5: Any,
+) -> None:
+    # The rate controller steps the resolution down on a bad line: with picamera2's processing
+    # thread gone, camera.stop() would never return; the camera is closed and opened anew.
+    source = _source(pi5)
+    await source.start()
+    first = _only_camera(pi5)
+    await source.read()
+
+    def fail(request: Any) -> None:
+        raise RuntimeError("the processing thread fails")
+
+    first.pre_callback = fail
+    await _until(lambda: not _processing(first), "the processing thread ended")
+    source.set_resolution(WIDTH // 2, HEIGHT // 2)
+
+    async def smaller() -> EncodedFrame:
+        while True:
+            frame = await source.read()
+            if (frame.width, frame.height) == (WIDTH // 2, HEIGHT // 2):
+                return frame
+
+    frame = await asyncio.wait_for(smaller(), STOP_BOUND)
+    assert _idr_with_headers(frame)
+    assert not first.is_open and first.encoders == set()
+    await _stop_within_bound(source, pi5.cameras[-1])
+
+
 # -- item: a failed start -------------------------------------------------------------------
 
 
