@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from server.storage import (
     migrate,
     revoke_booth,
 )
+from server.systemd import SystemdNotifier
 
 log = logging.getLogger("server")
 
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "serve":
-            return _serve(config)
+            return _serve(config, SystemdNotifier.from_environ(os.environ))
         if args.command == "turn-config":
             if config.turn is None:
                 print("videobooth-server: the configuration has no [turn] section", file=sys.stderr)
@@ -188,7 +190,8 @@ async def _booth(db: Database, args: argparse.Namespace) -> int:
     return 2
 
 
-def _serve(config: ServerConfig) -> int:
+def _serve(config: ServerConfig, systemd: SystemdNotifier) -> int:
+    systemd.status("starting: opening the database")
     # A missing or damaged key is said in one line before anything listens.
     config.data_dir.mkdir(parents=True, exist_ok=True)
     load_or_create_key(config.effective_secret_key_file)
@@ -197,15 +200,16 @@ def _serve(config: ServerConfig) -> int:
         ", ".join(config.turn.urls) if config.turn else "none (direct ICE only)",
         config.effective_booth_ice_policy,
     )
-    web.run_app(
-        create_app(config),
-        host=config.host,
-        port=config.port,
-        print=lambda _: print(
-            f"Videobooth server on http://{config.host}:{config.port}/", flush=True
-        ),
-        access_log=None,
-    )
+    app = create_app(config)
+    systemd.attach(app)
+    url = f"http://{config.host}:{config.port}/"
+
+    def listening(_: object) -> None:
+        # run_app prints once every site listens: the moment a Type=notify unit is started.
+        print(f"Videobooth server on {url}", flush=True)
+        systemd.ready(f"listening on {url}")
+
+    web.run_app(app, host=config.host, port=config.port, print=listening, access_log=None)
     return 0
 
 
