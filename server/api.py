@@ -115,9 +115,14 @@ class Api:
 
         return register
 
-    def install(self, app: web.Application, caller_for: CallerLookup) -> None:
+    def install(
+        self, app: web.Application, caller_for: CallerLookup, *, public_url: str | None = None
+    ) -> None:
+        """Route every endpoint; cookie writes must come from ``public_url``'s origin (when
+        set; else from the address the request came to)."""
         for endpoint in self.endpoints:
-            app.router.add_route(endpoint.method, endpoint.path, _guard(endpoint, caller_for))
+            guard = _guard(endpoint, caller_for, public_url)
+            app.router.add_route(endpoint.method, endpoint.path, guard)
 
     def openapi(self, *, title: str, version: str) -> dict[str, Any]:
         """The OpenAPI 3.1 document of every registered endpoint."""
@@ -156,7 +161,7 @@ class Api:
 
 
 def _guard(
-    endpoint: Endpoint, caller_for: CallerLookup
+    endpoint: Endpoint, caller_for: CallerLookup, public_url: str | None
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         caller = await caller_for(request)
@@ -169,7 +174,7 @@ def _guard(
         if request.method not in ("GET", "HEAD", "OPTIONS") and (
             caller.by_cookie or caller.access is Access.ANONYMOUS
         ):
-            check_same_origin(request)
+            check_same_origin(request, public_url)
         body: BaseModel | None = None
         if endpoint.body is not None:
             body = await _parse(request, endpoint.body)

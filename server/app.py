@@ -32,7 +32,12 @@ from server.api import EVERYONE, USERS, Access, Api, ApiCall
 from server.boothauth import NonceStore
 from server.config import ServerConfig
 from server.guests import GuestPasses
-from server.http import error_middleware, hide_server_versions, security_headers_middleware
+from server.http import (
+    error_middleware,
+    forwarded_middleware,
+    hide_server_versions,
+    security_headers_middleware,
+)
 from server.keyfile import load_or_create_key
 from server.keys import (
     API,
@@ -252,8 +257,14 @@ def _finished(
 
 def create_app(config: ServerConfig) -> web.Application:
     """Build the server application for ``config``."""
+    forwarded = forwarded_middleware(config.trusted_proxies)
     app = web.Application(
-        middlewares=[security_headers_middleware, error_middleware],
+        # The client's real address first: every limit and log line below sees it.
+        middlewares=[
+            *([forwarded] if forwarded else []),
+            security_headers_middleware(https=config.https),
+            error_middleware,
+        ],
         client_max_size=64 * 1024,
     )
     app[CONFIG] = config
@@ -320,5 +331,5 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
     api = _build_api()
     app[API] = api
-    api.install(app, account.gated(auth.caller_for))
+    api.install(app, account.gated(auth.caller_for), public_url=config.public_url)
     return app

@@ -135,7 +135,7 @@ async def start_login(request: web.Request, user: User, response: web.StreamResp
         token,
         max_age=int(ttl.total_seconds()),
         httponly=True,
-        secure=config.cookie_secure,
+        secure=config.effective_cookie_secure,
         samesite="Strict",
         path="/",
     )

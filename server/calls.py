@@ -47,7 +47,7 @@ def set_guest_cookie(request: web.Request, response: web.Response, token: str, t
         token,
         max_age=max(60, ttl),
         httponly=True,
-        secure=request.app[CONFIG].cookie_secure,
+        secure=request.app[CONFIG].effective_cookie_secure,
         samesite="Strict",
         path="/",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -46,7 +47,8 @@ class ServerConfig:
     port: int = 8080
     data_dir: Path = Path("data")
     database_url: str | None = None
-    #: Set the ``Secure`` flag on the session cookie (required behind HTTPS).
+    #: Set the ``Secure`` flag on the session cookie (required behind HTTPS; always on when
+    #: public_url is https).
     cookie_secure: bool = False
     session_hours: float = 12.0
     heartbeat_seconds: float = 15.0
@@ -76,6 +78,18 @@ class ServerConfig:
     #: from one address (a family or an office behind one router).
     walk_in_queue_limit: int = 300
     walk_ins_per_address: int = 3
+    #: The reverse proxies (addresses or networks) whose X-Forwarded-For, -Proto and -Host
+    #: headers name the client; from anyone else those headers are ignored.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @property
+    def https(self) -> bool:
+        """Whether clients reach the server over HTTPS (its public_url says so)."""
+        return (self.public_url or "").startswith("https://")
+
+    @property
+    def effective_cookie_secure(self) -> bool:
+        return self.cookie_secure or self.https
 
     @property
     def effective_database_url(self) -> str:
@@ -116,6 +130,7 @@ _TOP_KEYS = {
     "walk_in_web",
     "walk_in_queue_limit",
     "walk_ins_per_address",
+    "trusted_proxies",
     "secret_key_file",
     "enrolment_token_hours",
     "metrics_token",
@@ -213,6 +228,17 @@ def config_from_mapping(data: dict[str, Any]) -> ServerConfig:
             if not low <= value <= high:
                 raise ConfigError(f"{key}: must be between {low} and {high}")
             kwargs[key] = value
+    if "trusted_proxies" in data:
+        proxies = _typed(data, "trusted_proxies", list)
+        for entry in proxies:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"trusted_proxies: {entry!r} is not an IP address or network "
+                    "(e.g. 10.0.2.10 or 10.0.2.0/24)"
+                ) from None
+        kwargs["trusted_proxies"] = tuple(str(entry) for entry in proxies)
     if "turn" in data:
         turn = _typed(data, "turn", dict)
         extra = sorted(set(turn) - {"urls", "secret", "ttl_seconds"})

@@ -1,12 +1,16 @@
-"""HTTP plumbing: problem-details errors (RFC 9457), security headers, same-origin checks."""
+"""HTTP plumbing: problem-details errors (RFC 9457), security headers, same-origin checks, and
+the client's real address behind the organisation's reverse proxy."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 from aiohttp import hdrs, web
+from aiohttp.typedefs import Middleware
+from aiohttp_remotes import XForwardedFiltered
 
 from server.ratelimit import RateLimiter
 
@@ -78,15 +82,54 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return problem(500, "Internal Server Error", "the server failed; see its log")
 
 
-@web.middleware
-async def security_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    if not response.prepared:
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.path.startswith("/api/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-    return response
+#: Browsers that saw the server over HTTPS keep to HTTPS for a year (HSTS).
+HSTS = "max-age=31536000"
+
+
+def security_headers_middleware(*, https: bool) -> Middleware:
+    """The security headers on every response; HSTS too when clients come over HTTPS."""
+    headers = {**SECURITY_HEADERS, **({"Strict-Transport-Security": HSTS} if https else {})}
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if not response.prepared:
+            for name, value in headers.items():
+                response.headers.setdefault(name, value)
+            if request.path.startswith("/api/"):
+                response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return middleware
+
+
+class _FromTrustedProxies(XForwardedFiltered):
+    """aiohttp-remotes' X-Forwarded-* handling (the client is the right-most address that is
+    not one of the proxies), for requests that come from a trusted proxy only: anyone else who
+    sends these headers is taken for who it is."""
+
+    def __init__(self, proxies: Sequence[str]) -> None:
+        super().__init__({ip_network(proxy, strict=False) for proxy in proxies})
+        self._proxies = [ip_network(proxy, strict=False) for proxy in proxies]
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        try:
+            address = ip_address(peer[0]) if peer else None
+        except ValueError:  # a Unix socket: not a proxy of ours
+            address = None
+        if address is None or not any(address in proxy for proxy in self._proxies):
+            return await handler(request)
+        return await super().middleware(request, handler)
+
+
+def forwarded_middleware(trusted_proxies: Sequence[str]) -> Middleware | None:
+    """The middleware that takes the client's address, scheme and host from the headers of
+    ``trusted_proxies`` (none configured: None, the connection's own address counts)."""
+    if not trusted_proxies:
+        return None
+    return _FromTrustedProxies(trusted_proxies).middleware
 
 
 #: What the ``Server`` header says: the product, not its versions or the Python and aiohttp
@@ -115,15 +158,17 @@ def check_not_blocked(limiter: RateLimiter, keys: Iterable[str], what: str) -> N
         )
 
 
-def check_same_origin(request: web.Request) -> None:
+def check_same_origin(request: web.Request, public_url: str | None = None) -> None:
     """Refuse cross-site requests that carry cookies (CSRF, cross-site WebSocket hijacking).
 
     Browsers always send ``Origin`` on cross-origin writes and WebSocket handshakes; it must
-    name this very server. Non-browser clients (booths) send none and authenticate otherwise.
+    name this very server: its ``public_url`` when one is configured (behind a proxy the
+    browser's origin is the proxy's https address), else the address the request came to.
+    Non-browser clients (booths) send none and authenticate otherwise.
     """
     origin = request.headers.get("Origin")
     if origin is None:
         return
-    expected = f"{request.scheme}://{request.host}"
+    expected = public_url.rstrip("/") if public_url else f"{request.scheme}://{request.host}"
     if origin != expected:
         raise ProblemError(403, "Forbidden", f"cross-origin request from {origin} refused")

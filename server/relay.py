@@ -7,8 +7,32 @@ demo and the tests start coturn on 127.0.0.1 from it.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+
+#: Where relayed media must never go (coturn's denied-peer-ip): this host, the data centre's
+#: and every other private network, link-local, carrier-grade NAT, IETF-reserved and
+#: documentation-free special ranges, and their IPv6 counterparts. A participant's credentials
+#: reach the peers of a call through the relay's public address, nothing else.
+DENIED_PEERS = (
+    "0.0.0.0/8",  # "this network"
+    "10.0.0.0/8",  # private (RFC 1918)
+    "100.64.0.0/10",  # carrier-grade NAT (RFC 6598)
+    "127.0.0.0/8",  # loopback
+    "169.254.0.0/16",  # link-local
+    "172.16.0.0/12",  # private (RFC 1918)
+    "192.0.0.0/24",  # IETF protocol assignments
+    "192.168.0.0/16",  # private (RFC 1918)
+    "198.18.0.0/15",  # benchmarking
+    "240.0.0.0/4",  # reserved, and the broadcast address
+    "::1/128",  # loopback
+    "::/128",  # unspecified
+    "::ffff:0:0/96",  # IPv4-mapped: the IPv4 ranges above in disguise
+    "64:ff9b::/96",  # NAT64: IPv4 in disguise
+    "fc00::/7",  # unique local (ULA)
+    "fe80::/10",  # link-local
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +54,17 @@ class RelaySettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_port: int = 443
+    #: Networks the relay may reach although they are private (allowed-peer-ip): the advisors'
+    #: office network, where the operator routes media to it through the relay. The relay's
+    #: own address is always allowed (two participants relayed by it meet there).
+    allowed_peers: tuple[str, ...] = ()
+
+
+def _range(network: str) -> str:
+    """A network as coturn writes peer ranges: ``first-last``."""
+    net = ipaddress.ip_network(network, strict=False)
+    first, last = net[0], net[-1]
+    return str(first) if first == last else f"{first}-{last}"
 
 
 def coturn_config(settings: RelaySettings) -> str:
@@ -48,11 +83,17 @@ def coturn_config(settings: RelaySettings) -> str:
         "fingerprint",
         "no-cli",
         "no-multicast-peers",
-        # Relayed traffic must never reach the data centre's own private networks.
-        "denied-peer-ip=0.0.0.0-0.255.255.255",
-        "denied-peer-ip=169.254.0.0-169.254.255.255",
+        # Media goes over UDP between the participants' relayed addresses: no TCP relaying
+        # (which would let credentials open TCP connections to anything allowed).
+        "no-tcp-relay",
         "no-dtls",
         "simple-log",
+        # Relayed traffic must never reach the data centre's own or any private network.
+        *(f"denied-peer-ip={_range(network)}" for network in DENIED_PEERS),
+        # allowed-peer-ip wins over denied-peer-ip: the relay's own address, and what the
+        # operator allowed.
+        f"allowed-peer-ip={settings.relay_ip or settings.listening_ip}",
+        *(f"allowed-peer-ip={_range(network)}" for network in settings.allowed_peers),
     ]
     if settings.tls_cert is not None and settings.tls_key is not None:
         lines += [

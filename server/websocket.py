@@ -59,7 +59,7 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
     request, caller = call.request, call.caller
     if caller.by_cookie:
         # Browsers send Origin on every WebSocket handshake: refuse cross-site hijacking.
-        check_same_origin(request)
+        check_same_origin(request, request.app[CONFIG].public_url)
     role = {Access.BOOTH: Role.BOOTH, Access.CITIZEN: Role.CITIZEN}.get(caller.access, Role.ADVISOR)
 
     config = request.app[CONFIG]
