@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from server.app import create_app
+from server.backup import BackupError, check_backup, create_backup, restore_backup
 from server.config import ConfigError, ServerConfig, load_config
 from server.keyfile import KeyFileError, load_or_create_key
 from server.relay import RelaySettings, coturn_config
@@ -82,7 +83,65 @@ def _parser() -> argparse.ArgumentParser:
     booth_cmds.add_parser("list", help="list booths")
     revoke = booth_cmds.add_parser("revoke", help="revoke a booth's credential")
     revoke.add_argument("booth_id")
+
+    backup = commands.add_parser(
+        "backup",
+        help="write the database and the server key into one archive (the server may run)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=BACKUP_HELP,
+    )
+    backup.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path(),
+        metavar="PATH",
+        help="the archive file, or a folder for videobooth-backup-<UTC time>.tar "
+        "(default: the current folder)",
+    )
+    backup.add_argument("--force", action="store_true", help="replace an archive of that name")
+
+    restore = commands.add_parser(
+        "restore",
+        help="restore a backup archive into this configuration's database and key file",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=RESTORE_HELP,
+    )
+    restore.add_argument("archive", type=Path, help="the archive 'backup' wrote")
+    restore.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the database and server key that are there (PostgreSQL: drop its tables)",
+    )
+    restore.add_argument(
+        "--check", action="store_true", help="only read and check the archive; change nothing"
+    )
     return parser
+
+
+BACKUP_HELP = """\
+Write one archive (a tar file, mode 0600) with everything this server cannot lose:
+  - the database: SQLite copied with its online backup API, PostgreSQL with pg_dump
+    (the password goes to pg_dump in a private file, never on its command line);
+    branding (logo, colours, texts) is in the database and comes with it;
+  - the server key (server.key), without which join codes already sent stop working;
+  - a manifest: format, server version, schema revision, time, SHA-256 of every file.
+The server may keep running. The archive holds personal data and the key: keep it where
+only operators can read it, e.g.
+  videobooth-server --config /etc/videobooth/server.toml backup -o /var/backups/videobooth/
+"""
+
+RESTORE_HELP = """\
+Restore an archive made by 'backup' into the database and key file that the configuration
+names (--config, --data-dir). First the whole archive is checked (manifest, SHA-256 of every
+file, a schema this server knows); a damaged archive changes nothing. An archive from an
+older version is migrated. Stop the server first.
+
+Without --force an existing database (PostgreSQL: one with tables) or server key is left
+alone and the restore refused. PostgreSQL: create the empty database first (createdb -O
+<role> <name>); the backup is loaded in one transaction, as the role in database_url.
+Check a backup without restoring it: videobooth-server restore --check ARCHIVE
+"""
 
 
 async def _with_db(config: ServerConfig, work: Callable[[Database], Awaitable[int]]) -> int:
@@ -165,10 +224,23 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_with_db(config, add_user))
         if args.command == "booth":
             return asyncio.run(_with_db(config, lambda db: _booth(db, args)))
-    except (StorageError, KeyFileError) as exc:
+        if args.command == "backup":
+            asyncio.run(create_backup(config, args.output, replace=args.force, progress=_say))
+            return 0
+        if args.command == "restore":
+            if args.check:
+                asyncio.run(check_backup(args.archive, progress=_say))
+            else:
+                asyncio.run(restore_backup(config, args.archive, replace=args.force, progress=_say))
+            return 0
+    except (StorageError, KeyFileError, BackupError) as exc:
         print(f"videobooth-server: {exc}", file=sys.stderr)
         return 1
     return 2
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 async def _booth(db: Database, args: argparse.Namespace) -> int:
