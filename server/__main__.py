@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import ipaddress
 import logging
 import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -18,6 +20,7 @@ from server.app import create_app
 from server.backup import BackupError, check_backup, create_backup, restore_backup
 from server.config import ConfigError, ServerConfig, load_config
 from server.keyfile import KeyFileError, load_or_create_key
+from server.proxy import ProxySettings, nginx_site
 from server.relay import RelaySettings, coturn_config
 from server.storage import (
     Database,
@@ -60,6 +63,33 @@ def _parser() -> argparse.ArgumentParser:
     turn.add_argument("--tls-cert", type=Path, help="certificate chain (PEM) for TURN over TLS")
     turn.add_argument("--tls-key", type=Path, help="its private key (PEM)")
     turn.add_argument("--tls-port", type=int, default=443, help="TURN over TLS port (443)")
+    turn.add_argument(
+        "--allow-peer",
+        action="append",
+        default=[],
+        metavar="NETWORK",
+        help="a private network the relay may reach (e.g. the advisors' office, 10.20.0.0/16); "
+        "repeatable. Every private, loopback, link-local and CGNAT range is denied otherwise",
+    )
+
+    proxy = commands.add_parser(
+        "proxy-config",
+        help="print an nginx site: the TLS proxy in front of this server",
+        description="Prints an nginx site for Debian's nginx (/etc/nginx/sites-available/): "
+        "HTTPS with the organisation's certificate (BSI TR-02102-2 settings), the WebSocket "
+        "upgrade, idle timeouts for signalling, and the client's address for the server. "
+        "List the proxy's address in the server's trusted_proxies.",
+    )
+    proxy.add_argument(
+        "--server-name", help="the name clients use (default: the host of public_url)"
+    )
+    proxy.add_argument("--certificate", type=Path, required=True, help="certificate chain (PEM)")
+    proxy.add_argument("--key", type=Path, required=True, help="its private key (PEM)")
+    proxy.add_argument(
+        "--upstream",
+        help="where nginx reaches this server, host:port (default: host and port of the config)",
+    )
+    proxy.add_argument("--listen", default="443", help="what nginx listens on (default 443)")
 
     user = commands.add_parser("user", help="advisor and administrator accounts")
     user_cmds = user.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -153,6 +183,30 @@ async def _with_db(config: ServerConfig, work: Callable[[Database], Awaitable[in
         await db.close()
 
 
+def _networks(values: list[str]) -> list[str]:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"--allow-peer: {value!r} is not a network (e.g. 10.20.0.0/16)"
+            ) from None
+    return values
+
+
+def _proxy_settings(config: ServerConfig, args: argparse.Namespace) -> ProxySettings:
+    name = args.server_name or urlsplit(config.public_url or "").hostname
+    if not name:
+        raise ConfigError("proxy-config: give --server-name, or set public_url in the config")
+    return ProxySettings(
+        server_name=name,
+        certificate=args.certificate.resolve(),
+        key=args.key.resolve(),
+        upstream=args.upstream or f"{config.host}:{config.port}",
+        listen=args.listen,
+    )
+
+
 def _read_password(args: argparse.Namespace) -> tuple[str, bool]:
     if args.generate:
         return secrets.token_urlsafe(15), True
@@ -196,10 +250,14 @@ def main(argv: list[str] | None = None) -> int:
                         tls_cert=args.tls_cert,
                         tls_key=args.tls_key,
                         tls_port=args.tls_port,
+                        allowed_peers=tuple(_networks(args.allow_peer)),
                     )
                 ),
                 end="",
             )
+            return 0
+        if args.command == "proxy-config":
+            print(nginx_site(_proxy_settings(config, args)), end="")
             return 0
         if args.command == "migrate":
             asyncio.run(migrate(config.effective_database_url))
@@ -233,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 asyncio.run(restore_backup(config, args.archive, replace=args.force, progress=_say))
             return 0
+    except ConfigError as exc:
+        print(f"videobooth-server: {exc}", file=sys.stderr)
+        return 2
     except (StorageError, KeyFileError, BackupError) as exc:
         print(f"videobooth-server: {exc}", file=sys.stderr)
         return 1

@@ -248,14 +248,18 @@ class BoothProcess:
         return result
 
 
-def launch_booth(config: Path, prefix: Path, *extra: str) -> BoothProcess:
-    """A headless booth process for ``config``; status and log at ``prefix``.status.json/.log."""
+def launch_booth(
+    config: Path, prefix: Path, *extra: str, wrapper: tuple[str, ...] = ()
+) -> BoothProcess:
+    """A headless booth process for ``config``; status and log at ``prefix``.status.json/.log.
+    ``wrapper`` runs it inside something (``ip netns exec <branch>``)."""
     status_file = prefix.with_name(prefix.name + ".status.json")
     log = prefix.with_name(prefix.name + ".log")
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
+                *wrapper,
                 sys.executable,
                 "-m",
                 "kiosk",
