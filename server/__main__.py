@@ -123,8 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     backup.add_argument(
         "-o",
         "--output",
-        type=Path,
-        default=Path(),
+        default=".",
         metavar="PATH",
         help="the archive file, or a folder for videobooth-backup-<UTC time>.tar "
         "(default: the current folder)",

@@ -548,6 +548,9 @@ def test_backup_is_never_written_to_standard_output_nor_left_half_written(
         f"videobooth-server: there is no server key at {source.data_dir / 'server.key'}"
     )
     assert list(out.iterdir()) == []
+    assert source.refused("backup", "-o", f"{out}/missing/") == (
+        f"videobooth-server: the folder {out}/missing/ does not exist"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
