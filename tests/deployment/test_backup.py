@@ -470,6 +470,17 @@ def test_backup_restore_onto_an_existing_installation_needs_force(
     target = make_source(tmp_path / "target", revision="head")
     target.ok("user", "add", "someone", "--password-stdin", stdin="a long password here\n")
     database = target.data_dir / "videobooth.db"
+
+    # Not even --force while a server runs on it.
+    target.server.start()
+    try:
+        line = target.refused("restore", "--force", str(sqlite_archive))
+    finally:
+        target.server.stop()
+    port = target.server.port
+    assert line.startswith(f"videobooth-server: something answers on 127.0.0.1:{port}")
+    assert "stop the server" in line
+
     # A write the old database's log still holds (as after a crash): it must not be replayed
     # into the restored file.
     subprocess.run(
@@ -495,16 +506,7 @@ def test_backup_restore_onto_an_existing_installation_needs_force(
         "the backup, stop the server and add --force"
     )
     assert snapshot(target.root) == before
-
-    # Not even --force while a server runs on it.
-    target.server.start()
-    try:
-        line = target.refused("restore", "--force", str(sqlite_archive))
-    finally:
-        target.server.stop()
-    port = target.server.port
-    assert line.startswith(f"videobooth-server: something answers on 127.0.0.1:{port}")
-    assert "stop the server" in line
+    assert Path(f"{database}-wal").stat().st_size > 0
 
     target.ok("restore", "--force", str(sqlite_archive))
     assert users_in(database) == ["admin", "advisor"]
