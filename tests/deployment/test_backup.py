@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import os
+import pwd
 import secrets
 import shutil
 import sqlite3
@@ -553,6 +555,19 @@ def test_backup_is_never_written_to_standard_output_nor_left_half_written(
     assert source.refused("backup", "-o", f"{out}/missing/") == (
         f"videobooth-server: the folder {out}/missing/ does not exist"
     )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a restore by root, as an operator runs it")
+def test_backup_restored_by_root_belongs_to_the_service_user(
+    tmp_path: Path, sqlite_archive: Path
+) -> None:
+    target = install(tmp_path / "target")
+    service = pwd.getpwnam("nobody")  # stands in for the package's videobooth account
+    os.chown(target.data_dir, service.pw_uid, service.pw_gid)
+    target.ok("restore", str(sqlite_archive))
+    for name in ("videobooth.db", "server.key"):
+        owner = (target.data_dir / name).stat()
+        assert (owner.st_uid, owner.st_gid) == (service.pw_uid, service.pw_gid), name
 
 
 # ---------------------------------------------------------------------------------------------
