@@ -523,6 +523,15 @@ def test_package_contents(debs: Debs) -> None:
     assert b"debian/videobooth-server/opt" not in files
 
 
+def test_package_same_commit_same_bytes(debs: Debs, tmp_path: Path) -> None:
+    """A third build of this tree with the first one's version is the same file, byte for byte
+    (SOURCE_DATE_EPOCH from the commit; no build folder, time or order in it)."""
+    again = _build(tmp_path, "--version", Debs.version(debs.first))
+    assert again.name == debs.first.name
+    digests = [hashlib.sha256(deb.read_bytes()).hexdigest() for deb in (debs.first, again)]
+    assert digests[0] == digests[1], "the same commit built two different packages"
+
+
 def test_package_installs_on_a_fresh_debian_and_serves(debian: Installation) -> None:
     c = debian.container
     c.apt("update")
