@@ -63,7 +63,7 @@ TOOLS = {
     "dh": "builds the package (debhelper)",
     "dh_virtualenv": "puts the server's Python into the package (dh-virtualenv)",
 }
-#: The PATH and nothing else of this process's environment inside the container.
+#: The environment of commands inside the container: this, and this machine's proxy settings.
 INSIDE_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/root",
@@ -151,6 +151,13 @@ def _host_mirror(suite: str, default: str) -> str:
             if suite in fields.get("suites", []) and fields.get("uris"):
                 return fields["uris"][0]
     return default
+
+
+def _host_apt_setting(name: str) -> str:
+    """A setting of this machine's apt configuration, or ''."""
+    done = subprocess.run(["apt-config", "dump", name], capture_output=True, text=True, check=False)
+    found = re.search(rf'^{re.escape(name)} "(.*)";$', done.stdout, re.MULTILINE | re.IGNORECASE)
+    return found.group(1) if found else ""
 
 
 def _debian_root() -> Path:
@@ -290,6 +297,7 @@ class Container:
                 "env",
                 "-i",
                 *(f"{k}={v}" for k, v in INSIDE_ENV.items()),
+                *(f"{k}={v}" for k, v in os.environ.items() if k.lower().endswith("_proxy")),
                 *command,
             ],
             input=stdin,
@@ -360,9 +368,13 @@ class Container:
 
     def apt(self, *args: str) -> str:
         """apt-get (this machine's network reaches Debian's archive); its output."""
-        done = self.run(
-            ["apt-get", "-y", "-o", "DPkg::Lock::Timeout=120", *args], check=False, timeout=600
-        )
+        options = ["-o", "DPkg::Lock::Timeout=120"]
+        # How this machine reaches the archive: its proxy, and a snapshot mirror's old dates.
+        for name in ("Acquire::http::Proxy", "Acquire::https::Proxy", "Acquire::Check-Valid-Until"):
+            value = _host_apt_setting(name)
+            if value:
+                options += ["-o", f"{name}={value}"]
+        done = self.run(["apt-get", "-y", *options, *args], check=False, timeout=600)
         output = done.stdout + done.stderr
         assert done.returncode == 0, f"apt-get {' '.join(args)} failed:\n{output[-4000:]}"
         return output
@@ -385,12 +397,10 @@ class Container:
                 self.process.wait()
 
 
-@dataclass
+@dataclass(frozen=True)
 class Installation:
     container: Container
     debs: Debs
-    #: What the first installation's apt printed.
-    install_output: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -420,8 +430,8 @@ def debian(debs: Debs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ins
     for deb in (debs.first, debs.second):
         shutil.copy(deb, packages / deb.name)
         (packages / deb.name).chmod(0o644)
-    # apt's daily timers would take the package lock while the test installs (and find no
-    # network); an administrator's first apt run does not race them either.
+    # apt's daily timers could take the package lock in the middle of the test (to find no
+    # network in here).
     for timer in ("apt-daily.timer", "apt-daily-upgrade.timer"):
         (root / "etc/systemd/system" / timer).symlink_to("/dev/null")
     container = Container(root, folder / "console.log")
@@ -535,10 +545,10 @@ def test_package_same_commit_same_bytes(debs: Debs, tmp_path: Path) -> None:
 def test_package_installs_on_a_fresh_debian_and_serves(debian: Installation) -> None:
     c = debian.container
     c.apt("update")
-    debian.install_output = c.apt("install", f"/srv/videobooth/{debian.debs.first.name}")
-    print(debian.install_output[-3000:])
-    assert "videobooth-server: bringing the database up to date" in debian.install_output
-    assert "database schema is up to date" in debian.install_output
+    output = c.apt("install", f"/srv/videobooth/{debian.debs.first.name}")
+    print(output[-3000:])
+    assert "videobooth-server: bringing the database up to date" in output
+    assert "database schema is up to date" in output
 
     # The user, its folders and the configuration.
     assert c.out("getent", "passwd", "videobooth").strip().split(":")[5:] == [
