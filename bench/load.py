@@ -52,6 +52,7 @@ import aiohttp  # noqa: E402 - needs the path above
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from yarl import URL  # noqa: E402
 
+from bench.procs import cpu_seconds, percentile, rss_bytes  # noqa: E402
 from kiosk.identity import Identity, ServerAccess, public_key_hex  # noqa: E402
 from protocol import (  # noqa: E402
     Answer,
@@ -311,15 +312,6 @@ def _row(
     }
 
 
-def percentile(values: list[float], p: float) -> float:
-    """The ``p``-th percentile (nearest rank); 0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return float(ordered[index])
-
-
 # ---------------------------------------------------------------- the server process
 
 
@@ -331,17 +323,8 @@ def _free_port() -> int:
 
 
 def rss_kib(pid: int) -> int:
-    """Resident memory of process ``pid`` (VmRSS), KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """Resident memory of process ``pid``, KiB."""
+    return rss_bytes(pid) // 1024
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import Any
 
 import aioice.ice
 import av
+import psutil
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
@@ -101,7 +102,7 @@ async def _read_line() -> dict[str, Any]:
 
 
 def _cpu_seconds() -> float:
-    times = __import__("os").times()
+    times = psutil.Process().cpu_times()
     return float(times.user + times.system)
 
 

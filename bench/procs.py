@@ -1,25 +1,23 @@
-"""What a process costs, read from ``/proc``: CPU seconds, resident memory, its children."""
+"""What a process costs (CPU seconds, resident memory, its descendants), through psutil, and the
+percentiles of a run's figures, through :mod:`statistics`."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
-from pathlib import Path
+import statistics
+from collections.abc import Iterable, Sequence
 
-TICKS = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
+import psutil
 
 
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of ``pid`` (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    # After the command name: state is field 3, utime 14 and stime 15 (1-based, proc(5)).
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 def rss_bytes(pid: int) -> int:
     """Resident set size of ``pid`` in bytes."""
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+    return int(psutil.Process(pid).memory_info().rss)
 
 
 def total_rss(pids: Iterable[int]) -> int:
@@ -28,7 +26,7 @@ def total_rss(pids: Iterable[int]) -> int:
     for pid in pids:
         try:
             total += rss_bytes(pid)
-        except (FileNotFoundError, ProcessLookupError):
+        except psutil.NoSuchProcess:
             continue
     return total
 
@@ -36,23 +34,21 @@ def total_rss(pids: Iterable[int]) -> int:
 def descendants(root: int, name: str | None = None) -> list[int]:
     """Every process below ``root`` (children, their children, ...), optionally only those
     whose command name starts with ``name``."""
-    parents: dict[int, int] = {}
-    names: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    found = []
+    for child in psutil.Process(root).children(recursive=True):
         try:
-            text = (entry / "stat").read_text()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            if name is None or child.name().startswith(name):
+                found.append(child.pid)
+        except psutil.NoSuchProcess:
             continue
-        head, tail = text.rsplit(")", 1)
-        parents[int(entry.name)] = int(tail.split()[1])
-        names[int(entry.name)] = head.split("(", 1)[1]
-    found: list[int] = []
-    frontier = [root]
-    while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent]
-        found += children
-        frontier += children
-    return [pid for pid in found if name is None or names[pid].startswith(name)]
+    return found
+
+
+def percentile(values: Sequence[float], p: int) -> float:
+    """The ``p``-th percentile (1 to 99) of ``values``, between the nearest ranks as
+    :func:`statistics.quantiles` computes it inclusively; 0 for no values."""
+    if not 1 <= p <= 99:
+        raise ValueError(f"a percentile from 1 to 99, not {p}")
+    if len(values) < 2:
+        return float(values[0]) if values else 0.0
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]

@@ -34,14 +34,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.procs import cpu_seconds  # noqa: E402 - needs the path above
+from bench.procs import cpu_seconds, percentile  # noqa: E402 - needs the path above
 from bench.stack import BenchError, running_stack, start_coturn, turn_credentials  # noqa: E402
 from tests.e2e.conftest import stop_process  # noqa: E402
 
@@ -110,12 +109,6 @@ def call(
         for peer in (sender, receiver):
             peer.wait(timeout=30)
     return {**sent, **received, "watched_cpu_seconds": watched}
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return float(ordered[index])
 
 
 def row(
