@@ -13,7 +13,7 @@ the same run; one table at the end, the results as JSON (``bench/results.json``)
 4. Call set-up time: booth request to the first decoded frame at the advisor (Chromium) and at
    the booth, over N consecutive calls on the real stack (server, coturn, booth, Chromium),
    against the same calls made from a citizen's Chromium (walk-in page), in alternating blocks.
-5. Server capacity: bench/load.py (500 booths, 50 call set-ups/s), when it is there.
+5. Server capacity: bench/load/ (500 booths, 50 call set-ups/s), when it is there.
 6. Soak (only with --soak-minutes): one booth call held for minutes, every process's memory
    growth against the 50 MB goal.
 
@@ -295,14 +295,14 @@ async def on_the_stack(args: argparse.Namespace) -> tuple[list[Row], dict[str, A
 
 
 def server_capacity(quick: bool) -> list[Row]:
-    """bench/load.py's rows: one server, 500 booths, 50 call set-ups a second (a tenth of
+    """bench.load's rows: one server, 500 booths, 50 call set-ups a second (a tenth of
     that with ``quick``)."""
     try:
         from bench.load import LoadSettings, bench_rows
     except ModuleNotFoundError as exc:
         if exc.name != "bench.load":
             raise
-        progress("server capacity: bench/load.py is not there: skipped")
+        progress("server capacity: bench/load is not there: skipped")
         return []
     settings = LoadSettings()
     if quick:

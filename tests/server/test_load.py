@@ -1,6 +1,6 @@
 """Load: one real server process holds 500 connected booths (signed logins, heartbeats with
 health) while it sets up 50 calls a second, with the advisors' API called meanwhile
-(bench/load.py does the work; ``python -m bench.load`` runs the same with longer defaults).
+(bench/load/ does the work; ``python -m bench.load`` runs the same with longer defaults).
 
 The figures (memory per idle booth, set-up and API latency, each beside its reference) are
 printed as a table in the test output. Asserted are the functional properties only: every

@@ -1,0 +1,7 @@
+"""``python -m bench.load``: the server load benchmark."""
+
+import sys
+
+from bench.load import main
+
+sys.exit(main())
