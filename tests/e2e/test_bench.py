@@ -24,7 +24,7 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     require("turnserver", "the TURN relay (Debian package coturn)")
     require(CHROMIUM, "the advisor's browser (Debian package chromium)")
     output = tmp_path / "results.json"
-    # bench/load.py has its own test (tests/server/test_load.py); the aiortc-only runs (CPU,
+    # bench/load/ has its own test (tests/server/test_load.py); the aiortc-only runs (CPU,
     # latency) are bench/peer.py, which the set-up calls do not need.
     args = ["--quick", "--skip", "cpu", "latency", "load", "--calls", "1", "--hold-seconds", "1"]
     args += ["--soak-minutes", "0.05", "--soak-interval", "1"]
