@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv and installs the project with its development extras; re-runs only when
-# pyproject.toml changed. Sourced by scripts/demo and scripts/test.
+# pyproject.toml changed. Then node_modules for the web pages' checks (npm ci, re-run only when
+# package-lock.json changed). Sourced by scripts/demo and scripts/test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,4 +30,24 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[dev]"
   echo "$want" > "$stamp"
+fi
+
+# The web pages' lint and unit tests (ESLint, node --test) need Node.js 18.18 or newer and npm;
+# their packages (package-lock.json, development only: nothing from npm is served) go into
+# node_modules with `npm ci`, again whenever package-lock.json is newer than the installation
+# (npm's own node_modules/.package-lock.json). NODE_READY says whether they can run.
+NODE_READY=no
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "videobooth: Node.js and npm are missing: the web pages' lint and unit tests need them" \
+    "(sudo apt-get install nodejs npm)" >&2
+elif ! node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+    process.exit(a > 18 || (a === 18 && b >= 18) ? 0 : 1)'; then
+  echo "videobooth: Node.js $(node --version) is too old for ESLint 9: 18.18 or newer is needed" \
+    "(Debian 12's nodejs package has 18.19 and later)" >&2
+else
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    echo "videobooth: installing the web pages' lint and test tools into node_modules (npm ci)" >&2
+    npm ci --no-audit --no-fund --loglevel=error >&2
+  fi
+  NODE_READY=yes
 fi
