@@ -16,8 +16,8 @@ from kiosk.app import Booth
 from kiosk.config import BoothConfigError, DisplayMode, load_config
 from kiosk.flow import Event, State, pin_digest
 from kiosk.hardware import open_hardware
-from kiosk.systemd import Notifier
 from kiosk.ui import Display, HeadlessDisplay, Screen, open_display
+from protocol.systemd import Notifier
 
 log = logging.getLogger("kiosk")
 

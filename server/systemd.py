@@ -1,121 +1,24 @@
-"""Telling systemd how the server is doing (``sd_notify``), without libsystemd.
+"""The server's systemd notifications: :class:`protocol.systemd.Notifier` (``sd_notify``, shared
+with the booth) plus the hooks that tie it to the aiohttp application's life.
 
 The packaged unit (``Type=notify``, ``WatchdogSec=``) counts the server as started once it says
-``READY=1``, after it listens; ``STATUS=`` lines show in ``systemctl status``; ``STOPPING=1``
-marks a shutdown on purpose. The watchdog pings come from the event loop itself, so a loop that
-hangs (a blocking call, a deadlock) stops them and systemd restarts the server; a thread pinging
-would keep a dead server alive.
-
-The protocol is one datagram to the AF_UNIX socket named by ``$NOTIFY_SOCKET`` (a path, or an
-abstract name written with a leading ``@``). Outside systemd every method does nothing. The
-booth has its own (``kiosk/systemd.py``): the server never imports the booth.
+``READY=1``, after its sites listen (the entry point says it then); the watchdog is pinged while
+the application runs, and ``STOPPING=1`` is the first step of a shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import os
-import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-log = logging.getLogger(__name__)
+from protocol.systemd import Notifier
 
 
-class SystemdNotifier:
-    """Sends notifications to systemd; built with :meth:`from_environ` in the entry point."""
-
-    def __init__(self, address: str | None, *, watchdog_usec: int | None = None) -> None:
-        self._name = address
-        self._address = _socket_address(address) if address else None
-        #: Seconds between watchdog pings: half the watchdog timeout, as systemd advises.
-        self.watchdog_interval = watchdog_usec / 2_000_000 if watchdog_usec else None
-        self._failing = False
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str], *, pid: int | None = None) -> SystemdNotifier:
-        """Read ``NOTIFY_SOCKET``, ``WATCHDOG_USEC`` and ``WATCHDOG_PID`` as sd_notify does.
-
-        The watchdog is ours only if ``WATCHDOG_PID`` is unset or names this process (``pid``,
-        default :func:`os.getpid`): a child that inherited the environment must not ping for
-        its parent.
-        """
-        address = environ.get("NOTIFY_SOCKET") or None
-        if address is not None and not address.startswith(("/", "@")):
-            log.warning("systemd: NOTIFY_SOCKET %r is not a socket path; not notifying", address)
-            address = None
-        watchdog_usec: int | None = None
-        raw_usec, raw_pid = environ.get("WATCHDOG_USEC"), environ.get("WATCHDOG_PID")
-        if raw_usec:
-            me = os.getpid() if pid is None else pid
-            try:
-                usec, owner = int(raw_usec), (int(raw_pid) if raw_pid else me)
-            except ValueError:
-                log.warning(
-                    "systemd: WATCHDOG_USEC %r or WATCHDOG_PID %r unreadable; no watchdog",
-                    raw_usec,
-                    raw_pid,
-                )
-            else:
-                if usec > 0 and owner == me:
-                    watchdog_usec = usec
-        return cls(address, watchdog_usec=watchdog_usec)
-
-    @property
-    def enabled(self) -> bool:
-        """Whether the server runs under systemd with a notify socket."""
-        return self._address is not None
-
-    def notify(self, *assignments: str) -> bool:
-        """Send ``KEY=value`` lines in one datagram; False if not sent (never raises)."""
-        if self._address is None:
-            return False
-        payload = "\n".join(assignments).encode()
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-                # Never block the loop: if systemd cannot take the datagram now, it is dropped.
-                sock.setblocking(False)
-                sock.sendto(payload, self._address)
-        except OSError as exc:
-            if not self._failing:
-                log.warning("systemd: cannot notify %s: %s", self._name, exc)
-            self._failing = True
-            return False
-        if self._failing:
-            log.info("systemd: notifying %s works again", self._name)
-        self._failing = False
-        return True
-
-    def ready(self, status: str) -> bool:
-        """The server listens (a ``Type=notify`` unit counts as started from here)."""
-        return self.notify("READY=1", _status(status))
-
-    def status(self, text: str) -> bool:
-        """A one-line status for ``systemctl status``."""
-        return self.notify(_status(text))
-
-    def stopping(self, status: str) -> bool:
-        """The server is shutting down on purpose."""
-        return self.notify("STOPPING=1", _status(status))
-
-    def watchdog(self) -> bool:
-        """One watchdog ping: the event loop is alive."""
-        return self.notify("WATCHDOG=1")
-
-    async def watchdog_task(self) -> None:
-        """Ping every :attr:`watchdog_interval` from the running loop until cancelled; returns
-        at once when systemd set no watchdog for this process."""
-        interval = self.watchdog_interval
-        if interval is None or not self.enabled:
-            log.debug("systemd: no watchdog for this process")
-            return
-        log.info("systemd: watchdog ping every %.1f s", interval)
-        while True:
-            self.watchdog()
-            await asyncio.sleep(interval)
+class SystemdNotifier(Notifier):
+    """A :class:`~protocol.systemd.Notifier` that can follow an aiohttp application."""
 
     def attach(self, app: web.Application) -> None:
         """Ping the watchdog while ``app`` runs and say ``STOPPING=1`` when it shuts down.
@@ -136,14 +39,3 @@ class SystemdNotifier:
 
     async def _on_shutdown(self, app: web.Application) -> None:
         self.stopping("stopping: closing connections")
-
-
-def _status(text: str) -> str:
-    return "STATUS=" + " ".join(text.split())
-
-
-def _socket_address(address: str) -> bytes:
-    """``$NOTIFY_SOCKET`` as a socket address: ``@name`` is the abstract ``\\0name``."""
-    if address.startswith("@"):
-        return b"\0" + os.fsencode(address[1:])
-    return os.fsencode(address)

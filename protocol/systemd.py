@@ -1,12 +1,15 @@
-"""Telling systemd how the booth is doing (``sd_notify``), without libsystemd.
+"""Telling systemd how a service is doing (``sd_notify``), without libsystemd.
 
-A service with ``Type=notify`` is started once it says ``READY=1``; ``STATUS=`` shows in
-``systemctl status``; with ``WatchdogSec=`` systemd restarts a booth that stops pinging. The
-pings come from the event loop itself, so a hung loop (a blocking call, a deadlock) stops them
-and the booth is restarted; a thread pinging would keep a dead booth alive.
+Both the server and the booth run as ``Type=notify`` units: a unit counts as started once it
+says ``READY=1``; ``STATUS=`` lines show in ``systemctl status``; ``STOPPING=1`` marks a shutdown
+on purpose; with ``WatchdogSec=`` systemd restarts a process that stops pinging. The pings come
+from the event loop itself, so a loop that hangs (a blocking call, a deadlock) stops them and the
+process is restarted; a thread pinging would keep a dead process alive.
 
 The protocol is one datagram to the AF_UNIX socket named by ``$NOTIFY_SOCKET`` (a path, or an
-abstract name written with a leading ``@``). Outside systemd every method does nothing.
+abstract name written with a leading ``@``). Outside systemd every method does nothing and
+nothing raises. It lives here because this package is the only one both the server and the
+booth import; the server adds its aiohttp hooks in ``server/systemd.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import os
 import socket
 from collections.abc import Mapping
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +35,16 @@ class Notifier:
         self._failing = False
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str], *, pid: int | None = None) -> Notifier:
-        """Read ``NOTIFY_SOCKET``, ``WATCHDOG_USEC`` and ``WATCHDOG_PID`` (as sd_notify does).
+    def from_environ(cls, environ: Mapping[str, str], *, pid: int | None = None) -> Self:
+        """Read ``NOTIFY_SOCKET``, ``WATCHDOG_USEC`` and ``WATCHDOG_PID`` as sd_notify does.
 
-        The watchdog is ours only if ``WATCHDOG_PID`` is unset or names this process
-        (``pid``, default :func:`os.getpid`): a child that inherited the environment must
-        not ping for its parent.
+        The watchdog is ours only if ``WATCHDOG_PID`` is unset or names this process (``pid``,
+        default :func:`os.getpid`): a child that inherited the environment must not ping for
+        its parent.
         """
         address = environ.get("NOTIFY_SOCKET") or None
         if address is not None and not address.startswith(("/", "@")):
-            log.warning("systemd: NOTIFY_SOCKET %r is not supported; not notifying", address)
+            log.warning("systemd: NOTIFY_SOCKET %r is not a socket path; not notifying", address)
             address = None
         watchdog_usec: int | None = None
         raw_usec, raw_pid = environ.get("WATCHDOG_USEC"), environ.get("WATCHDOG_PID")
@@ -61,7 +65,7 @@ class Notifier:
 
     @property
     def enabled(self) -> bool:
-        """Whether the booth runs under systemd with a notify socket."""
+        """Whether this process runs under systemd with a notify socket."""
         return self._address is not None
 
     def notify(self, *assignments: str) -> bool:
@@ -71,7 +75,7 @@ class Notifier:
         payload = "\n".join(assignments).encode()
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-                # Never block the loop: if systemd cannot take the datagram now, drop it.
+                # Never block the loop: if systemd cannot take the datagram now, it is dropped.
                 sock.setblocking(False)
                 sock.sendto(payload, self._address)
         except OSError as exc:
@@ -80,32 +84,32 @@ class Notifier:
             self._failing = True
             return False
         if self._failing:
-            log.info("systemd: notifying works again")
+            log.info("systemd: notifying %s works again", self._name)
         self._failing = False
         return True
 
-    def ready(self) -> bool:
-        """The booth is up (``Type=notify`` services count as started from here)."""
-        return self.notify("READY=1")
+    def ready(self, status: str | None = None) -> bool:
+        """The service is up (a ``Type=notify`` unit counts as started from here)."""
+        return self.notify("READY=1", *_status(status))
 
     def status(self, text: str) -> bool:
         """A one-line status for ``systemctl status``."""
-        return self.notify("STATUS=" + " ".join(text.split()))
+        return self.notify(*_status(text))
 
-    def stopping(self) -> bool:
-        """The booth is shutting down on purpose."""
-        return self.notify("STOPPING=1")
+    def stopping(self, status: str | None = None) -> bool:
+        """The service is shutting down on purpose."""
+        return self.notify("STOPPING=1", *_status(status))
 
     def watchdog(self) -> bool:
-        """One watchdog ping: the booth is alive."""
+        """One watchdog ping: the event loop is alive."""
         return self.notify("WATCHDOG=1")
 
     async def watchdog_task(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        """Ping the watchdog every :attr:`watchdog_interval` from ``loop`` until cancelled.
+        """Ping every :attr:`watchdog_interval` from the running loop until cancelled; returns
+        at once when systemd set no watchdog for this process.
 
-        ``loop`` is the loop whose health the pings vouch for, the running one; it is checked,
-        because pinging from any other loop would keep a hung booth alive. Returns at once
-        when systemd set no watchdog for this process.
+        ``loop``, when given, is the loop whose health the pings vouch for; it must be the
+        running one, because pinging from any other loop would keep a hung process alive.
         """
         running = asyncio.get_running_loop()
         if loop is not None and loop is not running:
@@ -118,6 +122,11 @@ class Notifier:
         while True:
             self.watchdog()
             await asyncio.sleep(interval)
+
+
+def _status(text: str | None) -> tuple[str, ...]:
+    """``STATUS=`` with ``text`` on one line (systemd shows one), or nothing."""
+    return () if text is None else ("STATUS=" + " ".join(text.split()),)
 
 
 def _socket_address(address: str) -> bytes:

@@ -1,5 +1,6 @@
-"""sd_notify against a real AF_UNIX datagram socket, as systemd listens: a path and an abstract
-name; the watchdog pings come from the event loop and stop when it hangs."""
+"""sd_notify (shared by the booth and the server) against a real AF_UNIX datagram socket, as
+systemd listens: a path and an abstract name; the watchdog pings come from the event loop and
+stop when it hangs. The server's aiohttp hooks and a real server process: tests/server."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.systemd import Notifier
+from protocol.systemd import Notifier
 
 
 class Listener:
@@ -93,7 +94,7 @@ async def test_a_hung_loop_stops_the_pings(listener: Listener) -> None:
         await asyncio.sleep(0.05)
         assert listener.drain()  # alive: pinging
         time.sleep(0.2)  # the loop hangs in a blocking call, five watchdog intervals
-        assert listener.drain() == []  # so systemd hears nothing and restarts the booth
+        assert listener.drain() == []  # so systemd hears nothing and restarts the process
         await asyncio.sleep(0.05)
         assert listener.drain()  # and a loop that recovers pings again
     finally:
@@ -142,7 +143,7 @@ def test_unsupported_or_unreadable_settings_disable_quietly(
     notifier = Notifier.from_environ({"NOTIFY_SOCKET": "vsock:2:1234", "WATCHDOG_USEC": "x"})
     assert not notifier.enabled and notifier.watchdog_interval is None
     assert [r.getMessage() for r in caplog.records] == [
-        "systemd: NOTIFY_SOCKET 'vsock:2:1234' is not supported; not notifying",
+        "systemd: NOTIFY_SOCKET 'vsock:2:1234' is not a socket path; not notifying",
         "systemd: WATCHDOG_USEC 'x' or WATCHDOG_PID None unreadable; no watchdog",
     ]
 
@@ -150,7 +151,7 @@ def test_unsupported_or_unreadable_settings_disable_quietly(
 def test_a_missing_socket_is_logged_once_per_outage(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="kiosk.systemd")
+    caplog.set_level(logging.INFO, logger="protocol.systemd")
     path = tmp_path / "n"
     notifier = Notifier(str(path))
     assert not notifier.watchdog()
@@ -162,4 +163,4 @@ def test_a_missing_socket_is_logged_once_per_outage(
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2
     assert messages[0].startswith(f"systemd: cannot notify {path}: ")
-    assert messages[1] == "systemd: notifying works again"
+    assert messages[1] == f"systemd: notifying {path} works again"
