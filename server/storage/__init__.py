@@ -1,90 +1,97 @@
-"""Persistence for the server (SQLAlchemy 2 + Alembic): users, login sessions and booths
-(:mod:`.stores`); branches, topics, appointments and the audit log (:mod:`.domain`); settings
-and uploaded assets (:mod:`.settings`); administrative changes with rules across records
-(:mod:`.administration`); calls that ended and participants who left one (:mod:`.calls`).
+"""Persistence for the server (SQLAlchemy 2 + Alembic), one module per thing stored:
+
+- :mod:`.users`: advisors and administrators (the last enabled administrator stays one)
+- :mod:`.logins`: login sessions, a browser's cookie token stored as its hash
+- :mod:`.booths`: booths, their enrolment with a one-time token, logins with a secret
+- :mod:`.booth_health`: the booths' health reports
+- :mod:`.branches`: branch offices and regions (a branch in use cannot be deleted)
+- :mod:`.topics`: topics, their names per language, and who serves which
+- :mod:`.appointments`: booking, join windows, finding one by its link or code
+- :mod:`.join_codes`: the link tokens and 8-digit codes that open an appointment
+- :mod:`.audit`: the audit log
+- :mod:`.settings`: settings an administrator changed, and uploaded assets (the logo)
+- :mod:`.call_endings`: calls that ended and participants who left one
+
+Beside them: :mod:`.database` (opening, migrating, sessions), :mod:`.models` (the tables),
+:mod:`.errors` (the error tree), :mod:`.passwords` (hashing), :mod:`.validation` (checks of
+names, texts, times and choices that the stores share) and :mod:`.common` (how they write).
 
 Open the database with ``await Database.open(url)``; it migrates the schema to the newest
-revision. The functions below each run one transaction on it.
+revision. The functions below each run one transaction on it. Import them from this package:
+its names are the stable ones.
 """
 
 from __future__ import annotations
 
-from .administration import (
-    BranchUsage,
-    ConflictError,
-    branch_usage,
-    delete_branch,
-    disable_user,
-    enable_user,
-    search_audit,
-    set_must_change_password,
-    update_branch,
-    update_user,
-    user_topic_ids,
-)
-from .calls import WHOLE_CALL, call_endings_since, purge_call_endings, record_call_ending
-from .database import Database, migrate, open_database
-from .domain import (
+from .appointments import (
     JOIN_CLOSES_AFTER_END,
-    JOIN_CODE_LENGTH,
     JOIN_OPENS_BEFORE_START,
     MAX_DURATION_MINUTES,
     MIN_DURATION_MINUTES,
-    TOPIC_LANGUAGES,
     LinkState,
     appointment_by_code,
     appointment_by_token,
     appointment_for_link,
-    booth_region,
     cancel_appointment,
     create_appointment,
-    create_branch,
-    create_topic,
     get_appointment,
-    get_branch,
-    get_topic,
     join_window,
     link_state,
     list_appointments,
-    list_audit,
-    list_branches,
-    list_regions,
-    list_topics,
     mark_appointment_done,
     move_appointment,
-    purge_audit,
-    record_audit,
-    rename_branch,
-    rename_topic,
-    set_booth_branch,
-    set_topic_active,
-    set_topic_names,
-    set_user_topics,
-    topic_name,
-    topic_names,
-    topics_for_user,
 )
+from .audit import list_audit, purge_audit, record_audit, search_audit
+from .booth_health import health_since, latest_health, purge_health, record_health
+from .booths import (
+    NewBooth,
+    add_booth_for_enrolment,
+    authenticate_booth,
+    create_booth,
+    enrol_booth,
+    get_booth,
+    get_booth_by_name,
+    hardware_facts,
+    list_booths,
+    new_enrolment_token,
+    rename_booth,
+    revoke_booth,
+    set_booth_branch,
+)
+from .branches import (
+    BranchUsage,
+    booth_region,
+    branch_usage,
+    create_branch,
+    delete_branch,
+    get_branch,
+    list_branches,
+    list_regions,
+    rename_branch,
+    update_branch,
+)
+from .call_endings import WHOLE_CALL, call_endings_since, purge_call_endings, record_call_ending
+from .database import Database, migrate, open_database
 from .errors import (
+    ConflictError,
     DatabaseError,
     DuplicateError,
+    EnrolmentError,
+    EnrolmentRefusal,
     InvalidValueError,
     NotFoundError,
     StorageError,
     WeakPasswordError,
 )
-from .fleet import (
-    EnrolmentError,
-    EnrolmentRefusal,
-    NewBooth,
-    add_booth_for_enrolment,
-    enrol_booth,
-    hardware_facts,
-    health_since,
-    latest_health,
-    new_enrolment_token,
-    purge_health,
-    record_health,
-    rename_booth,
+from .join_codes import JOIN_CODE_LENGTH
+from .logins import (
+    Login,
+    create_auth_session,
+    delete_auth_session,
+    login_by_id,
+    login_for_token,
+    purge_expired_sessions,
+    user_for_token,
 )
 from .models import (
     ActorKind,
@@ -123,28 +130,33 @@ from .settings import (
     put_setting,
     set_audit_retention_days,
 )
-from .stores import (
-    Login,
-    authenticate_booth,
+from .topics import (
+    TOPIC_LANGUAGES,
+    create_topic,
+    get_topic,
+    list_topics,
+    rename_topic,
+    set_topic_active,
+    set_topic_names,
+    set_user_topics,
+    topic_name,
+    topic_names,
+    topics_for_user,
+    user_topic_ids,
+)
+from .users import (
     authenticate_user,
-    create_auth_session,
-    create_booth,
     create_user,
-    delete_auth_session,
+    disable_user,
+    enable_user,
     fold_username,
-    get_booth,
-    get_booth_by_name,
     get_user,
     get_user_by_username,
-    list_booths,
     list_users,
-    login_by_id,
-    login_for_token,
     normalize_username,
-    purge_expired_sessions,
-    revoke_booth,
+    set_must_change_password,
     set_password,
-    user_for_token,
+    update_user,
 )
 
 __all__ = [

@@ -1,19 +1,24 @@
-"""Helpers every store module uses: hashing, inserting with a duplicate check, row counts."""
+"""What every store module does the same way: hashing stored secrets, inserting with a
+duplicate check, waiting for an advisory lock, counting changed rows."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result
+from sqlalchemy import CursorResult, Result, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from .database import Database
 from .errors import DuplicateError
 from .models import Base
 
+__all__ = ["advisory_lock", "insert_unique", "rowcount", "sha256_hex"]
+
 
 def sha256_hex(value: str) -> str:
+    """The SHA-256 of *value* (ASCII) in hex: how tokens and secrets are stored."""
     return hashlib.sha256(value.encode("ascii")).hexdigest()
 
 
@@ -30,6 +35,17 @@ async def insert_unique(db: Database, record: Base, duplicate: DuplicateError) -
             raise duplicate from exc
 
 
+async def advisory_lock(session: AsyncSession, db: Database, lock_id: int) -> None:
+    """On PostgreSQL, wait for the advisory lock *lock_id* until the transaction ends, so
+    transactions checking the same rule (on any server node) run one after the other.
+
+    SQLite needs none: the first write of a transaction takes the database's one write lock.
+    """
+    if db.dialect_name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+
+
 def rowcount(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed."""
     # UPDATE and DELETE give a CursorResult; the session's signature only says Result.
     return cast(CursorResult[Any], result).rowcount

@@ -177,8 +177,8 @@ def _reason(exc: SQLAlchemyError) -> str:
 class Database:
     """The server's database: an async engine and a session factory.
 
-    Open it with :meth:`open`; use :meth:`session` for queries, or the functions in
-    :mod:`server.storage.stores`; call :meth:`close` at shutdown.
+    Open it with :meth:`open`; use :meth:`session` for queries, or the functions of
+    :mod:`server.storage` (one module per thing stored); call :meth:`close` at shutdown.
 
     *clock* returns the current time in UTC; the stores read it for every timestamp and
     expiry check, so tests can pass a clock they move by hand.
@@ -193,7 +193,7 @@ class Database:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._clock = clock
         self._closed = False
-        #: The server's secret for keyed hashes of join codes (see ``domain``); kept outside
+        #: The server's secret for keyed hashes of join codes (see ``join_codes``); kept outside
         #: the database, so a copy of the database alone cannot be used to find codes.
         self.code_key: bytes | None = None
 

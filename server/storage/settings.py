@@ -1,7 +1,7 @@
 """Settings an administrator changed (JSON values by key) and uploaded assets (the logo).
 
-Plain async functions that take the :class:`~server.storage.database.Database`, like
-:mod:`server.storage.stores`; each call is one transaction. A setting nobody changed has no
+Plain async functions that take the :class:`~server.storage.database.Database`, like the
+other store modules; each call is one transaction. A setting nobody changed has no
 row: readers fall back to the server's configuration or a built-in default. Writes replace the
 whole value in one statement (``INSERT ... ON CONFLICT DO UPDATE`` on both backends), so two
 administrators saving at once leave one complete value, never a mix.

@@ -32,9 +32,9 @@ from server.storage import (
     create_topic,
     create_user,
     disable_user,
-    domain,
     get_appointment,
     get_booth,
+    join_codes,
     join_window,
     list_appointments,
     list_audit,
@@ -98,7 +98,7 @@ def fixed_codes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     def next_code() -> str:
         return codes.pop(0)
 
-    monkeypatch.setattr(domain, "_new_join_code", next_code)
+    monkeypatch.setattr(join_codes, "new_join_code", next_code)
     yield codes
     assert codes == [], "not every planned code was drawn"
 

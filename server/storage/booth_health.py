@@ -1,0 +1,72 @@
+"""Booths' health reports: the figures of a booth's heartbeat (version, uptime, temperature,
+load, disk, self-tests), kept for a day or so to draw each booth's recent history.
+
+Plain async functions that take the :class:`~server.storage.database.Database`; each call is
+one transaction. What the figures mean is :mod:`server.fleet_health`'s business.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+
+from .common import rowcount
+from .database import Database
+from .models import BoothHealth, new_id
+from .validation import clean_text
+
+__all__ = ["health_since", "latest_health", "purge_health", "record_health"]
+
+_STATE_MAX = 32
+
+
+async def record_health(db: Database, booth_id: str, *, state: str, data: dict[str, Any]) -> None:
+    """Keep one health report (figures only; :func:`purge_health` drops old ones)."""
+    report = BoothHealth(
+        id=new_id(),
+        booth_id=booth_id,
+        at=db.now(),
+        state=clean_text(state, "state", _STATE_MAX),
+        data=json.dumps(data, sort_keys=True),
+    )
+    async with db.session() as session:
+        session.add(report)
+        await session.commit()
+
+
+async def health_since(db: Database, booth_id: str, since: datetime) -> list[BoothHealth]:
+    """The booth's health reports from ``since`` on, oldest first."""
+    query = (
+        select(BoothHealth)
+        .where(BoothHealth.booth_id == booth_id, BoothHealth.at >= since)
+        .order_by(BoothHealth.at)
+    )
+    async with db.session() as session:
+        return list(await session.scalars(query))
+
+
+async def latest_health(db: Database) -> dict[str, BoothHealth]:
+    """Each booth's newest health report, by booth id (booths that never reported are absent)."""
+    newest = (
+        select(BoothHealth.booth_id, func.max(BoothHealth.at).label("at"))
+        .group_by(BoothHealth.booth_id)
+        .subquery()
+    )
+    query = select(BoothHealth).join(
+        newest, (BoothHealth.booth_id == newest.c.booth_id) & (BoothHealth.at == newest.c.at)
+    )
+    async with db.session() as session:
+        return {report.booth_id: report for report in await session.scalars(query)}
+
+
+async def purge_health(db: Database, *, older_than: timedelta) -> int:
+    """Delete the health reports older than *older_than*; return how many there were."""
+    async with db.session() as session:
+        result = await session.execute(
+            delete(BoothHealth).where(BoothHealth.at < db.now() - older_than)
+        )
+        await session.commit()
+    return rowcount(result)
