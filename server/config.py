@@ -1,14 +1,30 @@
-"""Server configuration: a frozen dataclass read once from a TOML file and command-line flags."""
+"""Server configuration: a frozen, strict pydantic model read once from a TOML file and
+command-line flags. Unknown keys are errors (a typo must not pass unnoticed), and every refusal
+names the setting and why (:func:`config_from_mapping` turns pydantic's errors into one
+:class:`ConfigError` line)."""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
 import tomllib
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import ErrorDetails
 
 from protocol import IceTransportPolicy
 
@@ -19,68 +35,168 @@ class ConfigError(ValueError):
     """The configuration cannot be used; the message says which setting and why."""
 
 
-@dataclass(frozen=True)
-class TurnConfig:
+#: A number of seconds or hours: an integer or a float from TOML, never a boolean or a string.
+Number = Annotated[float, Field(strict=True)]
+
+
+def _one_or_many(value: Any) -> Any:
+    """A single URL may be written without a list."""
+    return [value] if isinstance(value, str) else value
+
+
+def _ice_policy(value: Any) -> Any:
+    if isinstance(value, IceTransportPolicy):
+        return value
+    try:
+        return IceTransportPolicy(value)
+    except ValueError:
+        raise ValueError(f"must be 'all' or 'relay', not {value!r}") from None
+
+
+Policy = Annotated[IceTransportPolicy, BeforeValidator(_ice_policy)]
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TurnConfig(_Settings):
     """The organisation's TURN relay (coturn with ``use-auth-secret``)."""
 
-    urls: tuple[str, ...]
-    secret: str = field(repr=False)
-    ttl_seconds: int = 2 * 3600
+    urls: Annotated[tuple[StrictStr, ...], BeforeValidator(_one_or_many)]
+    secret: StrictStr = Field(repr=False)
+    ttl_seconds: StrictInt = 2 * 3600
 
-    def __post_init__(self) -> None:
-        if not self.urls:
-            raise ConfigError("turn.urls: at least one turn: or turns: URL is required")
-        for url in self.urls:
+    @field_validator("urls")
+    @classmethod
+    def _relay_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        if not urls:
+            raise ValueError("at least one turn: or turns: URL is required")
+        for url in urls:
             if not url.startswith(("turn:", "turns:", "stun:")):
-                raise ConfigError(f"turn.urls: {url!r} is not a turn:, turns: or stun: URL")
-        if len(self.secret) < 16:
-            raise ConfigError("turn.secret: use at least 16 characters (coturn static-auth-secret)")
-        if not 60 <= self.ttl_seconds <= 24 * 3600:
-            raise ConfigError("turn.ttl_seconds: must be between 60 and 86400")
+                raise ValueError(f"{url!r} is not a turn:, turns: or stun: URL")
+        return urls
+
+    @field_validator("secret")
+    @classmethod
+    def _long_secret(cls, secret: str) -> str:
+        if len(secret) < 16:
+            raise ValueError("use at least 16 characters (coturn static-auth-secret)")
+        return secret
+
+    @field_validator("ttl_seconds")
+    @classmethod
+    def _ttl(cls, seconds: int) -> int:
+        if not 60 <= seconds <= 24 * 3600:
+            raise ValueError("must be between 60 and 86400")
+        return seconds
 
 
-@dataclass(frozen=True)
-class ServerConfig:
-    """Everything the server needs to start; see ``docs/server-config.md``."""
+#: Shortest metrics token: it guards figures about the service, so no guessable word.
+MIN_METRICS_TOKEN_CHARS = 16
 
-    host: str = "127.0.0.1"
-    port: int = 8080
+
+def _between(low: float, high: float) -> AfterValidator:
+    """A range check, after the type's own."""
+
+    def check(value: float) -> float:
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return value
+
+    return AfterValidator(check)
+
+
+class ServerConfig(_Settings):
+    """Everything the server needs to start; the README's "Server configuration" lists each
+    setting."""
+
+    host: StrictStr = "127.0.0.1"
+    port: StrictInt = 8080
     data_dir: Path = Path("data")
-    database_url: str | None = None
+    database_url: StrictStr | None = None
     #: Set the ``Secure`` flag on the session cookie (required behind HTTPS; always on when
     #: public_url is https).
-    cookie_secure: bool = False
-    session_hours: float = 12.0
-    heartbeat_seconds: float = 15.0
+    cookie_secure: StrictBool = False
+    session_hours: Number = 12.0
+    heartbeat_seconds: Number = 15.0
     turn: TurnConfig | None = None
     #: ICE policy handed to booths; relay-only is the default whenever a relay exists.
-    booth_ice_policy: IceTransportPolicy | None = None
+    booth_ice_policy: Policy | None = None
     #: ICE policy handed to browsers (advisors); "relay" hides addresses on both sides.
-    browser_ice_policy: IceTransportPolicy = IceTransportPolicy.ALL
+    browser_ice_policy: Policy = IceTransportPolicy.ALL
     #: The address citizens reach the server at, for join links (default: as requested).
-    public_url: str | None = None
+    public_url: StrictStr | None = None
     #: The organisation's time zone, for invitation texts.
-    timezone: str = "Europe/Berlin"
+    timezone: StrictStr = "Europe/Berlin"
     #: Audit events older than this are deleted (metadata only; data protection).
-    audit_retention_days: int = 90
+    audit_retention_days: Annotated[StrictInt, _between(1, 3650)] = 90
     #: Citizens may ask for an advisor now from their own browser (the page at /now/).
-    walk_in_web: bool = True
+    walk_in_web: StrictBool = True
     #: How long a booth's one-time enrolment token is valid.
-    enrolment_token_hours: float = 72.0
+    enrolment_token_hours: Annotated[Number, _between(0.1, 720)] = 72.0
     #: The server's secret key (made on first start; default: server.key in data_dir).
     secret_key_file: Path | None = None
     #: Serve Prometheus figures at /metrics to requests bearing this token (None: no /metrics).
-    metrics_token: str | None = field(default=None, repr=False)
+    metrics_token: StrictStr | None = Field(default=None, repr=False)
     #: How long a call waits for a participant whose connection was lost before it ends
     #: (0: a lost connection ends its call at once).
-    resume_grace_seconds: float = 60.0
+    resume_grace_seconds: Annotated[Number, _between(0, 3600)] = 60.0
     #: Citizens who may wait for an advisor now from their own browsers at once: in all, and
     #: from one address (a family or an office behind one router).
-    walk_in_queue_limit: int = 300
-    walk_ins_per_address: int = 3
+    walk_in_queue_limit: Annotated[StrictInt, _between(1, 100_000)] = 300
+    walk_ins_per_address: Annotated[StrictInt, _between(1, 100)] = 3
     #: The reverse proxies (addresses or networks) whose X-Forwarded-For, -Proto and -Host
     #: headers name the client; from anyone else those headers are ignored.
-    trusted_proxies: tuple[str, ...] = ()
+    trusted_proxies: tuple[StrictStr, ...] = ()
+
+    @field_validator("port")
+    @classmethod
+    def _tcp_port(cls, port: int) -> int:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"{port} is not a TCP port")
+        return port
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("https://", "http://")):
+            raise ValueError(f"{url!r} must start with https:// or http://")
+        return None if url is None else url.rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{zone!r} is not a known time zone") from None
+        return zone
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, token: str | None) -> str | None:
+        # It travels in an Authorization header: visible ASCII, no spaces.
+        if token is not None and (
+            len(token) < MIN_METRICS_TOKEN_CHARS or not all("!" <= c <= "~" for c in token)
+        ):
+            raise ValueError(
+                f"use at least {MIN_METRICS_TOKEN_CHARS} ASCII characters without spaces "
+                "(e.g. from `openssl rand -hex 24`)"
+            )
+        return token
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, proxies: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in proxies:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 10.0.2.10 or 10.0.2.0/24)"
+                ) from None
+        return proxies
 
     @property
     def https(self) -> bool:
@@ -108,155 +224,58 @@ class ServerConfig:
         return IceTransportPolicy.RELAY if self.turn else IceTransportPolicy.ALL
 
     def with_overrides(self, **changes: Any) -> ServerConfig:
-        """A copy with the given settings replaced (None values are ignored)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with the given settings replaced (None values are ignored), checked as the
+        file's settings are."""
+        update = {key: value for key, value in changes.items() if value is not None}
+        try:
+            return ServerConfig.model_validate(dict(self) | update)
+        except ValidationError as exc:
+            raise ConfigError(_message(exc)) from None
 
 
-_TOP_KEYS = {
-    "host",
-    "port",
-    "data_dir",
-    "database_url",
-    "cookie_secure",
-    "session_hours",
-    "heartbeat_seconds",
-    "resume_grace_seconds",
-    "turn",
-    "booth_ice_policy",
-    "browser_ice_policy",
-    "public_url",
-    "timezone",
-    "audit_retention_days",
-    "walk_in_web",
-    "walk_in_queue_limit",
-    "walk_ins_per_address",
-    "trusted_proxies",
-    "secret_key_file",
-    "enrolment_token_hours",
-    "metrics_token",
+_TYPE_NAMES = {
+    "int_type": "int",
+    "bool_type": "bool",
+    "string_type": "str",
+    "float_type": "int or float",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "tuple_type": "a list",
+    "path_type": "a path",
 }
 
-#: Shortest metrics token: it guards figures about the service, so no guessable word.
-MIN_METRICS_TOKEN_CHARS = 16
+
+def _describe(error: ErrorDetails) -> str:
+    """One pydantic error in this file's words: ``setting: what is wrong``."""
+    loc = [str(part) for part in error["loc"] if not isinstance(part, int)]
+    key = ".".join(loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        table = f" in [{'.'.join(loc[:-1])}]" if len(loc) > 1 else ""
+        return f"unknown setting(s){table}: {loc[-1]}"
+    if kind == "missing" and loc[:1] == ["turn"]:
+        return "[turn] needs both urls and secret"
+    if kind in _TYPE_NAMES:
+        return f"{key}: expected {_TYPE_NAMES[kind]}, got {error['input']!r}"
+    if kind == "value_error":
+        return f"{key}: {error['ctx']['error']}"
+    return f"{key}: {error['msg']}"
 
 
-def _policy(value: Any, key: str) -> IceTransportPolicy:
-    try:
-        return IceTransportPolicy(value)
-    except ValueError:
-        raise ConfigError(f"{key}: must be 'all' or 'relay', not {value!r}") from None
-
-
-def _typed(data: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
-    value = data[key]
-    if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(f"{key}: expected {names}, got {value!r}")
-    return value
+def _message(exc: ValidationError) -> str:
+    errors = exc.errors()
+    unknown = [e for e in errors if e["type"] == "extra_forbidden" and len(e["loc"]) == 1]
+    if unknown:  # every misspelt key at once, in the order of the alphabet
+        return f"unknown setting(s): {', '.join(sorted(str(e['loc'][0]) for e in unknown))}"
+    return "; ".join(dict.fromkeys(_describe(error) for error in errors))
 
 
 def config_from_mapping(data: dict[str, Any]) -> ServerConfig:
     """Build a configuration from parsed TOML; unknown keys are errors (typos must not pass)."""
-    unknown = sorted(set(data) - _TOP_KEYS)
-    if unknown:
-        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
-    kwargs: dict[str, Any] = {}
-    if "host" in data:
-        kwargs["host"] = _typed(data, "host", str)
-    if "port" in data:
-        port = _typed(data, "port", int)
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"port: {port} is not a TCP port")
-        kwargs["port"] = port
-    if "data_dir" in data:
-        kwargs["data_dir"] = Path(_typed(data, "data_dir", str))
-    if "database_url" in data:
-        kwargs["database_url"] = _typed(data, "database_url", str)
-    if "cookie_secure" in data:
-        kwargs["cookie_secure"] = _typed(data, "cookie_secure", bool)
-    if "session_hours" in data:
-        kwargs["session_hours"] = float(_typed(data, "session_hours", (int, float)))
-    if "heartbeat_seconds" in data:
-        kwargs["heartbeat_seconds"] = float(_typed(data, "heartbeat_seconds", (int, float)))
-    if "resume_grace_seconds" in data:
-        grace = _typed(data, "resume_grace_seconds", (int, float))
-        if not 0 <= grace <= 3600:
-            raise ConfigError("resume_grace_seconds: must be between 0 and 3600")
-        kwargs["resume_grace_seconds"] = float(grace)
-    if "booth_ice_policy" in data:
-        kwargs["booth_ice_policy"] = _policy(data["booth_ice_policy"], "booth_ice_policy")
-    if "browser_ice_policy" in data:
-        kwargs["browser_ice_policy"] = _policy(data["browser_ice_policy"], "browser_ice_policy")
-    if "public_url" in data:
-        url = _typed(data, "public_url", str)
-        if not url.startswith(("https://", "http://")):
-            raise ConfigError(f"public_url: {url!r} must start with https:// or http://")
-        kwargs["public_url"] = url.rstrip("/")
-    if "timezone" in data:
-        zone = _typed(data, "timezone", str)
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"timezone: {zone!r} is not a known time zone") from None
-        kwargs["timezone"] = zone
-    if "audit_retention_days" in data:
-        days = _typed(data, "audit_retention_days", int)
-        if not 1 <= days <= 3650:
-            raise ConfigError("audit_retention_days: must be between 1 and 3650")
-        kwargs["audit_retention_days"] = days
-    if "enrolment_token_hours" in data:
-        hours = _typed(data, "enrolment_token_hours", (int, float))
-        if not 0.1 <= hours <= 24 * 30:
-            raise ConfigError("enrolment_token_hours: must be between 0.1 and 720")
-        kwargs["enrolment_token_hours"] = float(hours)
-    if "secret_key_file" in data:
-        kwargs["secret_key_file"] = Path(_typed(data, "secret_key_file", str))
-    if "metrics_token" in data:
-        token = _typed(data, "metrics_token", str)
-        # It travels in an Authorization header: visible ASCII, no spaces.
-        if len(token) < MIN_METRICS_TOKEN_CHARS or not all("!" <= c <= "~" for c in token):
-            raise ConfigError(
-                f"metrics_token: use at least {MIN_METRICS_TOKEN_CHARS} ASCII characters "
-                "without spaces (e.g. from `openssl rand -hex 24`)"
-            )
-        kwargs["metrics_token"] = token
-    if "walk_in_web" in data:
-        kwargs["walk_in_web"] = _typed(data, "walk_in_web", bool)
-    for key, low, high in (("walk_in_queue_limit", 1, 100_000), ("walk_ins_per_address", 1, 100)):
-        if key in data:
-            value = _typed(data, key, int)
-            if not low <= value <= high:
-                raise ConfigError(f"{key}: must be between {low} and {high}")
-            kwargs[key] = value
-    if "trusted_proxies" in data:
-        proxies = _typed(data, "trusted_proxies", list)
-        for entry in proxies:
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except (TypeError, ValueError):
-                raise ConfigError(
-                    f"trusted_proxies: {entry!r} is not an IP address or network "
-                    "(e.g. 10.0.2.10 or 10.0.2.0/24)"
-                ) from None
-        kwargs["trusted_proxies"] = tuple(str(entry) for entry in proxies)
-    if "turn" in data:
-        turn = _typed(data, "turn", dict)
-        extra = sorted(set(turn) - {"urls", "secret", "ttl_seconds"})
-        if extra:
-            raise ConfigError(f"unknown setting(s) in [turn]: {', '.join(extra)}")
-        if "urls" not in turn or "secret" not in turn:
-            raise ConfigError("[turn] needs both urls and secret")
-        urls = turn["urls"]
-        if isinstance(urls, str):
-            urls = [urls]
-        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-            raise ConfigError("turn.urls: expected a list of URLs")
-        kwargs["turn"] = TurnConfig(
-            urls=tuple(urls),
-            secret=str(turn["secret"]),
-            ttl_seconds=int(turn.get("ttl_seconds", 2 * 3600)),
-        )
-    return ServerConfig(**kwargs)
+    try:
+        return ServerConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_message(exc)) from None
 
 
 def load_config(path: Path | None) -> ServerConfig:

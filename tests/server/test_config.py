@@ -45,6 +45,12 @@ def test_relay_makes_booths_relay_only(tmp_path: Path) -> None:
         ('metrics_token = "short"\n', "metrics_token: use at least 16 ASCII characters"),
         ('metrics_token = "with spaces in the token"\n', "without spaces"),
         ("metrics_token = 1234567890123456\n", "metrics_token: expected str"),
+        ('[turn]\nurls = "turn:x"\nsecret = "0123456789abcdef"\nttl = 5\n', "in [turn]: ttl"),
+        ("audit_retention_days = 0\n", "audit_retention_days: must be between 1 and 3650"),
+        ("walk_in_queue_limit = true\n", "walk_in_queue_limit: expected int, got True"),
+        ('session_hours = "12"\n', "session_hours: expected int or float"),
+        ('trusted_proxies = ["proxy"]\n', "trusted_proxies: 'proxy' is not an IP address"),
+        ('timezone = "Mars/Olympus"\n', "timezone: 'Mars/Olympus' is not a known time zone"),
     ],
 )
 def test_bad_settings_name_the_file_and_the_setting(
@@ -66,6 +72,11 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_overrides_ignore_unset_flags() -> None:
     config = ServerConfig().with_overrides(port=None, host="localhost")
     assert (config.host, config.port) == ("localhost", 8080)
+
+
+def test_overrides_are_checked_as_the_file_is() -> None:
+    with pytest.raises(ConfigError, match="port: 70000 is not a TCP port"):
+        ServerConfig().with_overrides(port=70000)
 
 
 def test_metrics_token_is_read_and_kept_out_of_logs(tmp_path: Path) -> None:
