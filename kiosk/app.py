@@ -27,7 +27,6 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from kiosk import flow as booth_flow
 from kiosk import qr
 from kiosk.audio import check_audio, loudspeaker_factory, open_microphone
-from kiosk.call import Call, CallError
 from kiosk.callstats import CallStatsSampler
 from kiosk.clock import (
     CLOCK_NOT_SET_BRIEFLY,
@@ -67,6 +66,7 @@ from kiosk.media.audio_playback import AlsaOutput
 from kiosk.media.choose import CameraChoice, CameraKind, open_video_source
 from kiosk.media.ratecontrol import RateController
 from kiosk.media.tracks import MuteableTrack, ToneTrack
+from kiosk.peerlink import CallError, PeerLink
 from kiosk.platform import LIGHT_SETTINGS, PlatformReport
 from kiosk.serverinfo import ServerInfo, fetch_server_info
 from kiosk.technician import measure_round_trip, network_checks, software_version
@@ -82,6 +82,7 @@ from protocol import (
     CommandResult,
     Error,
     Hangup,
+    HangupReason,
     Heartbeat,
     IceCandidate,
     IceServer,
@@ -188,9 +189,9 @@ class Booth:
         #: Whether the media of a call run (between the server's call_started and the end).
         self.connected = False
         #: The peer connection with the advisor ...
-        self.call: Call | None = None
+        self.call: PeerLink | None = None
         #: ... and one with each further participant the advisor admitted (an interpreter).
-        self.others: dict[str, Call] = {}
+        self.others: dict[str, PeerLink] = {}
         #: The microphone, opened once per call and shared by every peer connection.
         self.microphone: MuteableTrack | None = None
         #: The citizen's in-call controls; reset when the visit ends.
@@ -426,8 +427,10 @@ class Booth:
             await self._stopped.wait()
         finally:
             if self.session_id is not None:
-                self.link.send(Hangup(session_id=self.session_id, reason="booth_shutdown"))
-            await self._stop_media("booth_shutdown")
+                self.link.send(
+                    Hangup(session_id=self.session_id, reason=HangupReason.BOOTH_SHUTDOWN)
+                )
+            await self._stop_media(HangupReason.BOOTH_SHUTDOWN)
             await self._close_camera()
             await self.link.close()
             for task in tasks:
@@ -718,8 +721,10 @@ class Booth:
             except CallError as exc:
                 log.error("session %s: %s", self.session_id, exc)
                 if self.session_id is not None:
-                    self.link.send(Hangup(session_id=self.session_id, reason="call_error"))
-                await self._feed(booth_flow.CallEnded(reason="call_error"))
+                    self.link.send(
+                        Hangup(session_id=self.session_id, reason=HangupReason.CALL_ERROR)
+                    )
+                await self._feed(booth_flow.CallEnded(reason=HangupReason.CALL_ERROR))
             except Exception:
                 log.exception("failed to handle %s", type(item).__name__)
 
@@ -735,7 +740,7 @@ class Booth:
         if self.flow.state not in (State.WAITING, State.IN_CALL) and (
             self.session_id is not None or self.call is not None
         ):
-            await self._stop_media("ended")  # the visit is over, whatever ended it
+            await self._stop_media(HangupReason.ENDED)  # the visit is over, whatever ended it
         await self._follow_camera()
         self._follow_qr_scan()
         self._follow_technician()
@@ -751,25 +756,25 @@ class Booth:
             case booth_flow.RequestCall():
                 self.call_requested_at = time.time()
                 if not self.link.send(CallRequest(topic_id=effect.topic_id)):
-                    await self._feed(booth_flow.CallEnded(reason="server_unreachable"))
+                    await self._feed(booth_flow.CallEnded(reason=HangupReason.SERVER_UNREACHABLE))
             case booth_flow.CheckCode():
                 # The keypad waits; taps and the server's messages go on meanwhile.
                 self._spawn(self._check_code(effect.code))
             case booth_flow.JoinAppointment():
                 self.call_requested_at = time.time()
                 if not self.link.send(AppointmentJoin(code=effect.code)):
-                    await self._feed(booth_flow.CallEnded(reason="server_unreachable"))
+                    await self._feed(booth_flow.CallEnded(reason=HangupReason.SERVER_UNREACHABLE))
             case booth_flow.CancelWait():
                 if self.session_id is not None:
                     self.link.send(CallCancel(session_id=self.session_id))
                 self.session_id = None
             case booth_flow.HangUp():
-                self.link.send(Hangup(session_id=effect.session_id, reason="hangup"))
-                await self._stop_media("hangup")
+                self.link.send(Hangup(session_id=effect.session_id, reason=HangupReason.HANGUP))
+                await self._stop_media(HangupReason.HANGUP)
             case booth_flow.Enrol():
                 self._scanned_tokens.put_nowait(effect.token)
             case booth_flow.WipeVisit():
-                await self._stop_media("ended")
+                await self._stop_media(HangupReason.ENDED)
             case _:  # pragma: no cover - every effect is handled above
                 log.error("unhandled effect %s", effect)
 
@@ -799,7 +804,7 @@ class Booth:
                 await self._feed(booth_flow.Waiting(session_id=message.session_id))
             case CallStarted():
                 if self.flow.state is not State.WAITING:
-                    self.link.send(Hangup(session_id=message.session_id, reason="gone"))
+                    self.link.send(Hangup(session_id=message.session_id, reason=HangupReason.GONE))
                     return
                 self.queue_position = None
                 self.resume_token = message.resume_token or self.resume_token
@@ -841,8 +846,8 @@ class Booth:
             case Error() if message.ref == "resume" and self.session_id is not None:
                 # The call ended while the booth was away (or cannot be taken up again).
                 log.warning("session %s: cannot resume: %s", self.session_id, message.message)
-                await self._stop_media("connection_lost")
-                await self._feed(booth_flow.CallEnded(reason="connection_lost"))
+                await self._stop_media(HangupReason.CONNECTION_LOST)
+                await self._feed(booth_flow.CallEnded(reason=HangupReason.CONNECTION_LOST))
             case Error():
                 log.warning("server refused %s: %s %s", message.ref, message.code, message.message)
                 refused = str(message.code) in REFUSALS
@@ -851,7 +856,7 @@ class Booth:
             case _:
                 log.debug("ignored %s", message.type)
 
-    def _leg(self, session_id: str, sender: str | None) -> Call | None:
+    def _leg(self, session_id: str, sender: str | None) -> PeerLink | None:
         """The peer connection a relayed answer or candidate belongs to."""
         if self.call is None or session_id != self.call.session_id:
             return None
@@ -859,13 +864,13 @@ class Booth:
             return self.call
         return self.others.get(sender)
 
-    def _new_leg(self, started: CallStarted, peer: Peer, *, primary: bool) -> Call:
+    def _new_leg(self, started: CallStarted, peer: Peer, *, primary: bool) -> PeerLink:
         assert self.fanout is not None
         assert self._audio_relay is not None
         assert self.microphone is not None
         if self._ice_servers is not None:  # fresher relay credentials from a resume
             started = started.model_copy(update={"ice_servers": self._ice_servers})
-        return Call(
+        return PeerLink(
             started=started,
             peer=peer,
             video_track=self.fanout.subscribe(),
@@ -890,7 +895,7 @@ class Booth:
 
     async def _start_call(self, started: CallStarted) -> None:
         if self.call is not None:
-            await self._stop_media("replaced")
+            await self._stop_media(HangupReason.REPLACED)
         self.session_id = started.session_id
         self.connected = False
         log.info(
@@ -938,7 +943,7 @@ class Booth:
                 self._watch_media(), name="media-watchdog"
             )
 
-    def _legs(self) -> list[Call]:
+    def _legs(self) -> list[PeerLink]:
         return [leg for leg in (self.call, *self.others.values()) if leg is not None]
 
     async def _watch_media(self) -> None:
@@ -985,8 +990,12 @@ class Booth:
                     now - self.trouble_since,
                 )
                 if self.session_id is not None:
-                    self.link.send(Hangup(session_id=self.session_id, reason="connection_lost"))
-                self._inbox.put_nowait(Hangup(session_id="local", reason="connection_lost"))
+                    self.link.send(
+                        Hangup(session_id=self.session_id, reason=HangupReason.CONNECTION_LOST)
+                    )
+                self._inbox.put_nowait(
+                    Hangup(session_id="local", reason=HangupReason.CONNECTION_LOST)
+                )
                 self.trouble_since = now  # once, not every half second until it is handled
 
     def _probe_server(self) -> None:
@@ -1097,7 +1106,7 @@ class Booth:
         log.error("session %s: %s", self.session_id, error)
         self.audio_fault = str(error)
 
-    async def _report_stats(self, call: Call) -> None:
+    async def _report_stats(self, call: PeerLink) -> None:
         sampler = CallStatsSampler(call)
         while True:
             stats = await sampler.sample()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from protocol import CallStats, MediaDirection
 
 if TYPE_CHECKING:
-    from kiosk.call import Call
+    from kiosk.peerlink import PeerLink
 
 VIDEO_CLOCK_RATE = 90_000
 
@@ -31,7 +31,7 @@ class _Counters:
 class CallStatsSampler:
     """Turns aiortc's cumulative counters of one call into per-interval figures."""
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: PeerLink) -> None:
         self._call = call
         self._last: _Counters | None = None
 

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from kiosk.errors import BoothError
 
-class BoothConfigError(ValueError):
+
+class BoothConfigError(BoothError, ValueError):
     """The booth configuration cannot be used; the message names the setting."""
 
 

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from kiosk.errors import BoothError
 from protocol.boothauth import booth_auth_text
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ IDENTITY_FILE = "identity.json"
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 
 
-class EnrolmentRefusedError(Exception):
+class EnrolmentRefusedError(BoothError):
     """The server refused the enrolment; the message is its reason (English, for the log) and
     :attr:`reason` the same as a code for the screen (``token_used``, ``token_expired``, ...;
     ``refused`` when the server gave none)."""
@@ -52,12 +53,12 @@ class EnrolmentRefusedError(Exception):
         self.reason = reason
 
 
-class ServerNotFoundError(Exception):
+class ServerNotFoundError(BoothError):
     """The server's address answers, but no Videobooth server is there (HTTP 404): booth.toml's
     ``server_url`` names the wrong host (or a path in front of the API)."""
 
 
-class IdentityError(Exception):
+class IdentityError(BoothError):
     """The stored identity cannot be used (damaged key file, ...)."""
 
 

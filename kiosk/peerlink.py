@@ -1,7 +1,7 @@
 """One peer connection of a call: offer, answer, trickled candidates, received media, stats.
 
-A call is a mesh: the booth holds one :class:`Call` per other participant (the advisor, and an
-interpreter the advisor invited). The booth is always the offerer: it proposes H.264 for video
+A call is a mesh: the booth holds one :class:`PeerLink` per other participant (the advisor, and
+an interpreter the advisor invited). The booth is always the offerer: it proposes H.264 for video
 (it sends pre-encoded H.264 packets) and Opus for audio, both ``sendrecv`` on one bundled
 transport.
 """
@@ -28,9 +28,19 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp
 
+from kiosk.errors import BoothError
 from kiosk.media import FanoutTrack
 from kiosk.media.audio_playback import BoundedAudioSink
-from protocol import CallStarted, Chat, IceCandidate, IceTransportPolicy, Message, Offer, Peer
+from protocol import (
+    CallStarted,
+    Chat,
+    HangupReason,
+    IceCandidate,
+    IceTransportPolicy,
+    Message,
+    Offer,
+    Peer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +73,11 @@ class ReceivedMedia:
         return (len(recent) - 1) / (recent[-1] - recent[0])
 
 
-class CallError(RuntimeError):
+class CallError(BoothError, RuntimeError):
     """The call cannot go on; the message says why."""
 
 
-class Call:
+class PeerLink:
     """The booth's side of its peer connection with one other participant of a session."""
 
     def __init__(
@@ -233,7 +243,7 @@ class Call:
             self.connected_at = time.monotonic()
             self._on_connected()
         elif state == "failed" and not self._closed:
-            self._on_failed("connection_failed")
+            self._on_failed(HangupReason.CONNECTION_FAILED)
 
     async def stats(self) -> dict[str, Any]:
         """Selected candidate pair and RTP counters, for diagnostics and tests."""

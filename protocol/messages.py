@@ -184,10 +184,42 @@ class IceCandidate(Message):
     sender: str | None = None
 
 
+class HangupReason(StrEnum):
+    """Why a call (or a wait) ended, as ``hangup`` messages and the booth's screens say it.
+
+    ``Hangup.reason`` stays a free string on the wire (a newer peer may send a reason this
+    version does not know); these are the ones in use. A member compares equal to its string.
+    """
+
+    #: The booth's end button, or a hang-up with no reason given.
+    HANGUP = "hangup"
+    ADVISOR_HANGUP = "advisor_hangup"
+    CITIZEN_HANGUP = "citizen_hangup"
+    #: The caller withdrew while waiting.
+    CANCELLED = "cancelled"
+    #: The advisor removed a guest from the call.
+    REMOVED = "removed"
+    PEER_DISCONNECTED = "peer_disconnected"
+    #: The connection stayed broken past the reconnect limit, or could not be resumed.
+    CONNECTION_LOST = "connection_lost"
+    CONNECTION_FAILED = "connection_failed"
+    #: The request could not be sent: the server was not reachable (the booth's own reason).
+    SERVER_UNREACHABLE = "server_unreachable"
+    #: The booth's media could not go on (no camera, an answer it cannot use).
+    CALL_ERROR = "call_error"
+    BOOTH_SHUTDOWN = "booth_shutdown"
+    #: The call started after the booth had already left the wait.
+    GONE = "gone"
+    #: The visit ended otherwise (a timeout, the citizen walked away).
+    ENDED = "ended"
+    #: A new call replaced the one still running.
+    REPLACED = "replaced"
+
+
 class Hangup(Message):
     type: ClassVar[str] = "hangup"
     session_id: _SessionId
-    reason: _ShortText = "hangup"
+    reason: _ShortText = HangupReason.HANGUP
 
 
 class Chat(Message):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kiosk.config import HardwareConfig
+from kiosk.errors import BoothError
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 Callback = Callable[[], None]
 
 
-class HardwareError(RuntimeError):
+class HardwareError(BoothError, RuntimeError):
     """A button, light or sensor cannot be used; the message names the setting and the pin."""
 
 

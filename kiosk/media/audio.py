@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from kiosk.errors import BoothError
 from kiosk.media.pacing import Pacer
 from kiosk.media.tracks import AUDIO_SAMPLE_RATE, AUDIO_SAMPLES, AUDIO_TIME_BASE
 
@@ -48,7 +49,7 @@ _FRAME_SECONDS = AUDIO_SAMPLES / AUDIO_SAMPLE_RATE
 RELEASE_TIMEOUT = 2.0
 
 
-class AudioError(Exception):
+class AudioError(BoothError):
     """Root of the booth's audio errors; the message says what failed and names it."""
 
 

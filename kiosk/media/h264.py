@@ -16,6 +16,8 @@ import av
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType
 
+from kiosk.errors import BoothError
+
 log = logging.getLogger(__name__)
 
 #: NAL unit types (ITU-T H.264 table 7-1) that tests and diagnostics look for.
@@ -24,7 +26,7 @@ NAL_IDR, NAL_SEI, NAL_SPS, NAL_PPS = 5, 6, 7, 8
 _START_CODE = b"\x00\x00\x01"
 
 
-class EncoderError(RuntimeError):
+class EncoderError(BoothError, RuntimeError):
     """The H.264 encoder cannot be opened or fails; the message says why."""
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import av
 import numpy as np
 
+from kiosk.errors import BoothError
 from kiosk.media.h264 import NAL_IDR, H264Encoder, nal_unit_types
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def is_idr(data: bytes) -> bool:
     return NAL_IDR in nal_unit_types(data)
 
 
-class SourceError(RuntimeError):
+class SourceError(BoothError, RuntimeError):
     """A video source cannot start or has failed; the message says why."""
 
 

@@ -14,6 +14,8 @@ from protocol import (
     MAX_MESSAGE_BYTES,
     CallStarted,
     ErrorCode,
+    Hangup,
+    HangupReason,
     IceCandidate,
     IceServer,
     IceTransportPolicy,
@@ -143,3 +145,27 @@ def test_end_of_candidates_survives_the_relay() -> None:
     decoded = decode_server(relayed)
     assert isinstance(decoded, IceCandidate)
     assert decoded.candidate is None
+
+
+def test_hangup_reasons_keep_their_wire_strings() -> None:
+    # Booths, the server and the web pages compare these strings: they never change.
+    assert {str(r) for r in HangupReason} == {
+        "hangup",
+        "advisor_hangup",
+        "citizen_hangup",
+        "cancelled",
+        "removed",
+        "peer_disconnected",
+        "connection_lost",
+        "connection_failed",
+        "server_unreachable",
+        "call_error",
+        "booth_shutdown",
+        "gone",
+        "ended",
+        "replaced",
+    }
+    message = Hangup(session_id="s1", reason=HangupReason.CONNECTION_LOST)
+    assert json.loads(encode(message))["reason"] == "connection_lost"
+    assert decode_client(encode(message)) == Hangup(session_id="s1", reason="connection_lost")
+    assert json.loads(encode(Hangup(session_id="s1")))["reason"] == "hangup"
