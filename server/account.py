@@ -13,9 +13,9 @@ import logging
 from typing import Annotated
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from server.api import PREFIX, USERS, Api, ApiCall, Caller, CallerLookup
+from server.api import PREFIX, USERS, Api, ApiCall, Caller, CallerLookup, RequestBody
 from server.auth import LOGIN_BUSY_RETRY_SECONDS, start_login
 from server.http import ProblemError, check_not_blocked
 from server.keys import DATABASE, PASSWORD_WORK, SWITCHBOARD
@@ -47,9 +47,7 @@ OPEN_BEFORE_CHANGE = frozenset(
 )
 
 
-class PasswordChange(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class PasswordChange(RequestBody):
     current_password: Annotated[str, Field(min_length=1, max_length=1024)]
     new_password: Annotated[str, Field(min_length=1, max_length=1024)]
 

@@ -22,9 +22,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from server.api import ADMINS, Api, ApiCall
+from server.api import ADMINS, Api, ApiCall, Name, RequestBody
 from server.http import ProblemError
 from server.keys import CONFIG, DATABASE, SWITCHBOARD
 from server.storage import (
@@ -68,9 +68,7 @@ _CURSOR_SEPARATOR = "~"
 RoleName = Literal["advisor", "admin"]
 
 
-class NewUser(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class NewUser(RequestBody):
     username: Annotated[str, Field(min_length=1, max_length=64)]
     display_name: Annotated[str, Field(max_length=200)] | None = None
     role: RoleName
@@ -78,30 +76,22 @@ class NewUser(BaseModel):
     password: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
 
 
-class UserChange(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class UserChange(RequestBody):
     display_name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     role: RoleName | None = None
 
 
-class NewBranch(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    name: Annotated[str, Field(min_length=1, max_length=100)]
-    region: Annotated[str, Field(min_length=1, max_length=100)]
+class NewBranch(RequestBody):
+    name: Name
+    region: Name
 
 
-class BranchChange(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    name: Annotated[str, Field(min_length=1, max_length=100)] | None = None
-    region: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+class BranchChange(RequestBody):
+    name: Name | None = None
+    region: Name | None = None
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class Settings(RequestBody):
     #: Days audit events are kept; null goes back to the server configuration's value.
     audit_retention_days: (
         Annotated[int, Field(ge=MIN_AUDIT_RETENTION_DAYS, le=MAX_AUDIT_RETENTION_DAYS)] | None

@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.http import ProblemError, check_same_origin
 from server.storage import DuplicateError, NotFoundError, StorageError
@@ -25,6 +25,16 @@ from server.storage import DuplicateError, NotFoundError, StorageError
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
+
+
+class RequestBody(BaseModel):
+    """The base of every request body: strict types, and an unknown field is an error."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+#: A name people read (a user's, a booth's, a topic's, a branch's): not empty, one line's worth.
+Name = Annotated[str, Field(min_length=1, max_length=100)]
 
 
 class Access(StrEnum):

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from server import boothauth
-from server.api import ANONYMOUS, USERS, Access, Api, ApiCall, Caller
+from server.api import ANONYMOUS, USERS, Access, Api, ApiCall, Caller, RequestBody
 from server.http import ProblemError, check_not_blocked
 from server.keys import (
     CONFIG,
@@ -144,9 +144,7 @@ async def start_login(request: web.Request, user: User, response: web.StreamResp
     return login
 
 
-class LoginBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class LoginBody(RequestBody):
     username: Annotated[str, Field(min_length=1, max_length=64)]
     password: Annotated[str, Field(min_length=1, max_length=1024)]
 

@@ -18,9 +18,9 @@ from enum import StrEnum
 from typing import Annotated
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from server.api import Access, Api, ApiCall
+from server.api import Access, Api, ApiCall, RequestBody
 from server.http import ProblemError
 from server.keys import CODE_LIMITER, DATABASE
 from server.storage import Appointment, appointment_by_code
@@ -78,9 +78,7 @@ async def appointment_for_code(request: web.Request, booth_id: str, code: str) -
     return found
 
 
-class CodeCheckBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class CodeCheckBody(RequestBody):
     #: The 8 digits as entered (spaces allowed); anything else is simply a wrong code.
     code: Annotated[str, Field(min_length=1, max_length=32)]
 

@@ -29,9 +29,9 @@ import zlib
 from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from server.api import ADMINS, EVERYONE, PREFIX, Api, ApiCall
+from server.api import ADMINS, EVERYONE, PREFIX, Api, ApiCall, Name, RequestBody
 from server.http import ProblemError
 from server.keys import CONFIG, DATABASE
 from server.storage import (
@@ -85,18 +85,14 @@ class BrandingError(ValueError):
 # --- request bodies ------------------------------------------------------------------------
 
 
-class LanguageTexts(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class LanguageTexts(RequestBody):
     welcome: Annotated[str, Field(max_length=TEXT_LIMITS["welcome"])] | None = None
     privacy_notice: Annotated[str, Field(max_length=TEXT_LIMITS["privacy_notice"])] | None = None
     booth_idle: Annotated[str, Field(max_length=TEXT_LIMITS["booth_idle"])] | None = None
     ended: Annotated[str, Field(max_length=TEXT_LIMITS["ended"])] | None = None
 
 
-class Texts(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class Texts(RequestBody):
     de: LanguageTexts | None = None
     en: LanguageTexts | None = None
     tr: LanguageTexts | None = None
@@ -105,10 +101,8 @@ class Texts(BaseModel):
     ar: LanguageTexts | None = None
 
 
-class BrandingBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    organisation_name: Annotated[str, Field(min_length=1, max_length=100)]
+class BrandingBody(RequestBody):
+    organisation_name: Name
     primary_color: Annotated[str, Field(max_length=7)]
     accent_color: Annotated[str, Field(max_length=7)]
     texts: Texts = Field(default_factory=Texts)

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import StringConstraints
 
 from protocol import ProtocolError
-from server.api import USERS, Access, Api, ApiCall
+from server.api import USERS, Access, Api, ApiCall, RequestBody
 from server.auth import GUEST_COOKIE
 from server.http import ProblemError, check_not_blocked
 from server.keys import CONFIG, DATABASE, GUESTS, SWITCHBOARD, WALK_IN_LIMITER
@@ -24,15 +24,13 @@ log = logging.getLogger(__name__)
 WALK_IN_PASS = timedelta(hours=3)
 
 
-class NewInvitation(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class NewInvitation(RequestBody):
     #: How the others will see the invited person: "Interpreter (Turkish)", say.
     label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
 
 
-class WalkInBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class WalkInBody(RequestBody):
+    """No fields: the pass in the cookie says who asks."""
 
 
 def base_url(request: web.Request) -> str:

@@ -9,9 +9,9 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from server.api import ADMINS, EVERYONE, Access, Api, ApiCall
+from server.api import ADMINS, EVERYONE, Access, Api, ApiCall, Name, RequestBody
 from server.appointments import qr_svg
 from server.http import ProblemError, check_not_blocked
 from server.keys import CONFIG, DATABASE, ENROL_LIMITER, NONCES, SWITCHBOARD
@@ -36,27 +36,21 @@ log = logging.getLogger(__name__)
 _Id = Annotated[str, Field(min_length=1, max_length=64)]
 
 
-class NewBoothBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    name: Annotated[str, Field(min_length=1, max_length=100)]
+class NewBoothBody(RequestBody):
+    name: Name
     branch_id: _Id | None = None
 
 
-class BoothChange(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    name: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+class BoothChange(RequestBody):
+    name: Name | None = None
     #: Move the booth to this branch ("" takes it out of any branch).
     branch_id: Annotated[str, Field(max_length=64)] | None = None
 
 
-class EnrolBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class EnrolBody(RequestBody):
     token: Annotated[str, Field(min_length=1, max_length=100)]
     public_key: Annotated[str, Field(min_length=64, max_length=64)]
-    hardware: dict[str, Annotated[str, Field(max_length=200)]] = {}
+    hardware: dict[str, Annotated[str, Field(max_length=200)]] = Field(default_factory=dict)
 
 
 def booth_json(booth: Booth, online: bool = False) -> dict[str, Any]:

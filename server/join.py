@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from server.api import Access, Api, ApiCall
+from server.api import Access, Api, ApiCall, RequestBody
 from server.calls import set_guest_cookie
 from server.http import ProblemError, check_not_blocked
 from server.keys import DATABASE, GUESTS, JOIN_LIMITER, SWITCHBOARD
@@ -47,9 +47,7 @@ _REFUSALS = {
 }
 
 
-class JoinBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class JoinBody(RequestBody):
     token: Annotated[str, Field(min_length=1, max_length=200)]
 
 

@@ -12,9 +12,9 @@ import json
 from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from server.api import ADMINS, USERS, Access, Api, ApiCall
+from server.api import ADMINS, USERS, Access, Api, ApiCall, Name, RequestBody
 from server.http import ProblemError
 from server.keys import DATABASE
 from server.storage import (
@@ -39,17 +39,13 @@ Names = Annotated[
 ]
 
 
-class NewTopic(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    name: Annotated[str, Field(min_length=1, max_length=100)]
+class NewTopic(RequestBody):
+    name: Name
     names: Names | None = None
 
 
-class TopicChange(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    name: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+class TopicChange(RequestBody):
+    name: Name | None = None
     #: Replaces every name per language the topic had.
     names: Names | None = None
     active: bool | None = None
@@ -65,9 +61,7 @@ def topic_json(topic: Topic) -> dict[str, Any]:
     }
 
 
-class AdvisorTopics(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class AdvisorTopics(RequestBody):
     topic_ids: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=200)]
 
 
