@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from aiohttp.test_utils import TestClient
 from server.app import create_app
 from server.config import ServerConfig, TurnConfig
 from server.keys import DATABASE
-from server.storage import create_booth, create_user
+from server.storage import Database, create_booth, create_user
 from tests.server.postgres import create_database, drop_database, stored_rows
 
 PASSWORD = "correct horse battery staple"
@@ -57,6 +58,36 @@ def sqlite_url(path: Path) -> str:
 def db_path(tmp_path: Path) -> Path:
     """The SQLite file of the ``sqlite`` runs."""
     return tmp_path / "videobooth.db"
+
+
+class ManualClock:
+    """A clock that moves only when the test says so."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+#: Where the storage tests' clock starts: a Monday morning.
+NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(NOW)
+
+
+@pytest.fixture
+async def db(db_url: str, clock: ManualClock) -> AsyncIterator[Database]:
+    """The database of ``db_url``, opened with the test's clock."""
+    database = await Database.open(db_url, clock=clock)
+    yield database
+    await database.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -4,8 +4,7 @@ branches in use, the administrators' views and the audit log search."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -42,22 +41,9 @@ from server.storage import (
     update_user,
     user_topic_ids,
 )
-from tests.server.test_storage import ManualClock
+from tests.server.conftest import NOW, ManualClock
 
 PASSWORD = "correct horse battery staple"
-NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(NOW)
-
-
-@pytest.fixture
-async def db(db_url: str, clock: ManualClock) -> AsyncIterator[Database]:
-    database = await Database.open(db_url, clock=clock)
-    yield database
-    await database.close()
 
 
 async def _user(db: Database, name: str, role: str) -> User:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -52,25 +52,11 @@ from server.storage import (
     topics_for_user,
 )
 from server.storage.models import new_id
-from tests.server.conftest import stored_bytes
-from tests.server.test_storage import ManualClock
+from tests.server.conftest import NOW, ManualClock, stored_bytes
 
 PASSWORD = "correct horse battery staple"
-NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 START = NOW + timedelta(hours=2)  # 10:00
 MINUTE = timedelta(minutes=1)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(NOW)
-
-
-@pytest.fixture
-async def db(db_url: str, clock: ManualClock) -> AsyncIterator[Database]:
-    database = await Database.open(db_url, clock=clock)
-    yield database
-    await database.close()
 
 
 @pytest.fixture

@@ -3,8 +3,7 @@ reports are kept and purged."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -18,17 +17,9 @@ from server.storage import (
     purge_health,
     record_health,
 )
-from tests.server.conftest import stored_bytes
-from tests.server.test_storage import ManualClock
+from tests.server.conftest import ManualClock, stored_bytes
 
 KEY = "ab" * 32
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(db_url, clock=ManualClock(datetime(2026, 3, 2, 8, tzinfo=UTC)))
-    yield database
-    await database.close()
 
 
 async def test_tokens_are_single_use_and_not_stored(db: Database, db_url: str) -> None:

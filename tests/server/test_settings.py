@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -22,21 +21,7 @@ from server.storage import (
     put_setting,
     set_audit_retention_days,
 )
-from tests.server.test_storage import ManualClock
-
-NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(NOW)
-
-
-@pytest.fixture
-async def db(db_url: str, clock: ManualClock) -> AsyncIterator[Database]:
-    database = await Database.open(db_url, clock=clock)
-    yield database
-    await database.close()
+from tests.server.conftest import NOW, ManualClock
 
 
 async def test_a_setting_is_absent_until_set_and_replaced_whole(db: Database) -> None:

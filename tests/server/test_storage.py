@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -46,24 +45,11 @@ from server.storage import (
     user_for_token,
 )
 from server.storage.models import new_id
-from tests.server.conftest import sqlite_url, stored_bytes
+from tests.server.conftest import ManualClock, sqlite_url, stored_bytes
 
 PASSWORD = "correct horse battery staple"
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-
-
-class ManualClock:
-    """A clock that moves only when the test says so."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
 
 
 @pytest.fixture
@@ -75,13 +61,6 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(START)
-
-
-@pytest.fixture
-async def db(db_url: str, clock: ManualClock) -> AsyncIterator[Database]:
-    database = await Database.open(db_url, clock=clock)
-    yield database
-    await database.close()
 
 
 async def add_user(db: Database, username: str = "alice", role: str = "advisor") -> User:
