@@ -54,6 +54,7 @@ from server.keys import (
     WALK_IN_LIMITER,
 )
 from server.ratelimit import RateLimiter, WorkGate
+from server.signalling import CallSession, Participant
 from server.storage import (
     Database,
     audit_retention_days,
@@ -65,7 +66,7 @@ from server.storage import (
     purge_health,
     record_call_ending,
 )
-from server.switchboard import CallSession, Connection, Switchboard
+from server.switchboard import Switchboard
 from server.turn import ice_servers_for
 from server.websocket import CODE_GUESSES, CODE_GUESSES_PER_DAY, CODE_WINDOW, websocket_handler
 
@@ -281,7 +282,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app[NONCES] = NonceStore()
     app[ENROL_LIMITER] = RateLimiter(limit=10, window=600.0)
 
-    def ice_for(conn: Connection, session: CallSession) -> list[IceServer]:
+    def ice_for(conn: Participant, session: CallSession) -> list[IceServer]:
         return ice_servers_for(config.turn, f"{session.id}-{conn.participant_id[:8]}")
 
     background: set[asyncio.Task[object]] = set()

@@ -27,12 +27,16 @@ from enum import StrEnum
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from protocol import BoothCommand, BoothCommandName, BoothHealth, CommandResult, Role
+from protocol import BoothCommand, BoothCommandName, BoothHealth, CommandResult
 from server.api import ADMINS, Api, ApiCall
 from server.http import ProblemError, problem
 from server.keys import CONFIG, DATABASE, SWITCHBOARD
+from server.signalling import Participant, new_id
 from server.storage import (
     ActorKind,
     Database,
@@ -47,7 +51,7 @@ from server.storage import (
     record_audit,
     record_health,
 )
-from server.switchboard import Connection, SessionState, new_id
+from server.switchboard import Figures
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +128,7 @@ class FleetMonitor:
         self._database = database
         #: Seconds without a heartbeat after which a connected booth is offline.
         self.offline_after = OFFLINE_AFTER_HEARTBEATS * heartbeat_seconds
-        self._connections: dict[str, Connection] = {}
+        self._connections: dict[str, Participant] = {}
         self._gone: dict[str, Sighting] = {}
         self._recorded_at: dict[str, float] = {}
         self._results: dict[str, CommandOutcome] = {}
@@ -168,26 +172,26 @@ class FleetMonitor:
 
     # ------------------------------------------------------------ from the switchboard
 
-    def booth_connected(self, conn: Connection) -> None:
+    def booth_connected(self, conn: Participant) -> None:
         self._connections[conn.principal_id] = conn
         if conn.principal_id in self.out_of_service:
             log.info("booth %s connected while out of service: telling it again", conn.name)
             self.send_command(conn.principal_id, "out_of_service")
 
-    def booth_disconnected(self, conn: Connection) -> None:
+    def booth_disconnected(self, conn: Participant) -> None:
         if self._connections.get(conn.principal_id) is conn:
             del self._connections[conn.principal_id]
         before = self._gone.get(conn.principal_id)
         self._gone[conn.principal_id] = Sighting(
             online=False,
-            last_seen=_wall_clock(conn.last_heartbeat),
+            last_seen=_wall_clock(conn.status.last_heartbeat),
             reported_state=_reported_state(conn),
-            health=conn.health or (before.health if before else None),
+            health=conn.status.health or (before.health if before else None),
         )
 
-    def booth_reported(self, conn: Connection) -> None:
+    def booth_reported(self, conn: Participant) -> None:
         """A heartbeat with health: store it if the last stored one is a minute old."""
-        health, booth_id, now = conn.health, conn.principal_id, time.monotonic()
+        health, booth_id, now = conn.status.health, conn.principal_id, time.monotonic()
         if health is None or now - self._recorded_at.get(booth_id, -math.inf) < (
             RECORD_EVERY_SECONDS
         ):
@@ -197,7 +201,7 @@ class FleetMonitor:
         self._writes.add(task)
         task.add_done_callback(self._recorded)
 
-    def command_result(self, conn: Connection, result: CommandResult) -> None:
+    def command_result(self, conn: Participant, result: CommandResult) -> None:
         sent = self._open_commands.get(result.command_id)
         command: str | None = None
         if sent is not None and sent[0] == conn.principal_id:
@@ -236,8 +240,8 @@ class FleetMonitor:
 
     # ------------------------------------------------------------ questions and commands
 
-    def is_online(self, conn: Connection) -> bool:
-        return time.monotonic() - conn.last_heartbeat <= self.offline_after
+    def is_online(self, conn: Participant) -> bool:
+        return time.monotonic() - conn.status.last_heartbeat <= self.offline_after
 
     def sighting(self, booth_id: str) -> Sighting:
         conn = self._connections.get(booth_id)
@@ -246,9 +250,9 @@ class FleetMonitor:
             return gone or Sighting(online=False)
         return Sighting(
             online=self.is_online(conn),
-            last_seen=_wall_clock(conn.last_heartbeat),
+            last_seen=_wall_clock(conn.status.last_heartbeat),
             reported_state=_reported_state(conn),
-            health=conn.health or (gone.health if gone else None),
+            health=conn.status.health or (gone.health if gone else None),
         )
 
     def state_of(self, booth_id: str, sighting: Sighting) -> FleetState:
@@ -292,8 +296,8 @@ def _wall_clock(monotonic: float) -> datetime:
     return datetime.now(UTC) - timedelta(seconds=time.monotonic() - monotonic)
 
 
-def _reported_state(conn: Connection) -> str | None:
-    return conn.reported_state or (conn.health.state if conn.health else None)
+def _reported_state(conn: Participant) -> str | None:
+    return conn.status.reported_state or (conn.status.health.state if conn.status.health else None)
 
 
 #: Platform faults /metrics counts among the online booths, by the health field that says so.
@@ -324,6 +328,7 @@ def install(app: web.Application) -> FleetMonitor:
     # on_startup runs after the cleanup contexts started, so the database is open by then.
     app.on_startup.append(load)
     app.on_shutdown.append(flush)
+    app[METRICS] = Metrics(app, monitor)
     app.router.add_get("/metrics", metrics)
     return monitor
 
@@ -465,16 +470,132 @@ def register(api: Api) -> None:
 # ---------------------------------------------------------------- /metrics
 
 
-def _label(value: str) -> str:
-    """A Prometheus label value, quoted and escaped."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+@dataclass(frozen=True)
+class Inventory:
+    """What ``/metrics`` counts from the database, read again before every scrape: the
+    enrolled booths that are not revoked, and the names of the active topics (every one has a
+    line, waiting or not, so that a queue's series never disappears)."""
+
+    booth_ids: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+
+    @classmethod
+    async def load(cls, db: Database) -> Inventory:
+        booths = await list_booths(db, include_revoked=False)
+        topics = await list_topics(db, include_inactive=False)
+        return cls(
+            # Added, not enrolled yet: it cannot be online, nor is it missed.
+            booth_ids=tuple(
+                b.id for b in booths if b.public_key is not None or b.secret_hash is not None
+            ),
+            topics=tuple(t.name for t in topics),
+        )
 
 
-def _metric(name: str, help_text: str, kind: str, samples: Iterable[tuple[str, float]]) -> str:
-    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-    lines += [f"{name}{labels} {value:g}" for labels, value in samples]
-    return "\n".join(lines)
+class FleetCollector(Collector):
+    """The booths by state and their platform faults, from the monitor's live sightings."""
+
+    def __init__(self, monitor: FleetMonitor, inventory: Callable[[], Inventory]) -> None:
+        self._monitor = monitor
+        self._inventory = inventory
+
+    def collect(self) -> Iterable[Metric]:
+        booths = dict.fromkeys(FleetState, 0)
+        faults = dict.fromkeys(PLATFORM_FAULTS, 0)
+        for booth_id in self._inventory().booth_ids:
+            seen = self._monitor.sighting(booth_id)
+            booths[self._monitor.state_of(booth_id, seen)] += 1
+            if seen.online and seen.health is not None:
+                for fault, found in PLATFORM_FAULTS.items():
+                    faults[fault] += found(seen.health)
+        by_state = GaugeMetricFamily(
+            "videobooth_booths",
+            "Booths by state (revoked booths and those not enrolled yet are not counted).",
+            labels=["state"],
+        )
+        for state, n in booths.items():
+            by_state.add_metric([state.value], n)
+        yield by_state
+        platform = GaugeMetricFamily(
+            "videobooth_booth_platform_faults",
+            "Online booths whose clock is not set, whose lights do not read back, or whose "
+            "microphone or loudspeaker does not open.",
+            labels=["fault"],
+        )
+        for fault, n in faults.items():
+            platform.add_metric([fault], n)
+        yield platform
+
+
+class SignallingCollector(Collector):
+    """Calls, queues, connections and refusals, from the switchboard's live figures."""
+
+    def __init__(self, figures: Callable[[], Figures], inventory: Callable[[], Inventory]) -> None:
+        self._figures = figures
+        self._inventory = inventory
+
+    def collect(self) -> Iterable[Metric]:
+        figures = self._figures()
+        yield GaugeMetricFamily(
+            "videobooth_active_calls", "Calls in progress.", value=figures.active_calls
+        )
+        waiting = dict.fromkeys(self._inventory().topics, 0)
+        waiting.setdefault("none", 0)
+        for queue, n in figures.waiting.items():
+            waiting[queue] = waiting.get(queue, 0) + n
+        queues = GaugeMetricFamily(
+            "videobooth_waiting_calls",
+            "Calls waiting for an advisor, by topic ('appointment': appointment lobbies).",
+            labels=["topic"],
+        )
+        for topic, n in sorted(waiting.items()):
+            queues.add_metric([topic], n)
+        yield queues
+        yield CounterMetricFamily(
+            "videobooth_signalling_errors",
+            "Signalling messages refused with an error reply since the server started.",
+            value=figures.signalling_errors,
+        )
+        yield CounterMetricFamily(
+            "videobooth_resumes",
+            "Calls or waits taken up again after a lost connection since the server started.",
+            value=figures.resumes,
+        )
+        yield GaugeMetricFamily(
+            "videobooth_participants_away",
+            "Participants of calls whose connection is lost for the moment.",
+            value=figures.participants_away,
+        )
+        connections = GaugeMetricFamily(
+            "videobooth_connections", "Signalling connections open now, by role.", labels=["role"]
+        )
+        for role, n in figures.connections.items():
+            connections.add_metric([role.value], n)
+        yield connections
+
+
+class Metrics:
+    """One application's figures: its own registry (not the process-wide one, so that several
+    servers in one process, as in the tests, keep theirs apart) with collectors that read the
+    live state when scraped."""
+
+    def __init__(self, app: web.Application, monitor: FleetMonitor) -> None:
+        self._inventory = Inventory()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(FleetCollector(monitor, lambda: self._inventory))
+        self.registry.register(
+            SignallingCollector(lambda: app[SWITCHBOARD].figures(), lambda: self._inventory)
+        )
+
+    async def render(self, db: Database) -> bytes:
+        """The figures in Prometheus' text format, the database's part read first."""
+        inventory = await Inventory.load(db)
+        # Nothing awaits between here and the end: the collectors see this inventory.
+        self._inventory = inventory
+        return generate_latest(self.registry)
+
+
+METRICS = web.AppKey("metrics", Metrics)
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
@@ -488,90 +609,9 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         refusal = problem(401, "Unauthorized", "send Authorization: Bearer <metrics_token>")
         refusal.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return refusal
-
-    db, monitor, switchboard = request.app[DATABASE], request.app[FLEET], request.app[SWITCHBOARD]
-    booths = dict.fromkeys(FleetState, 0)
-    faults = dict.fromkeys(PLATFORM_FAULTS, 0)
-    for booth in await list_booths(db, include_revoked=False):
-        if booth.public_key is None and booth.secret_hash is None:
-            continue  # added, not enrolled yet: it cannot be online, nor is it missed
-        seen = monitor.sighting(booth.id)
-        booths[monitor.state_of(booth.id, seen)] += 1
-        if seen.online and seen.health is not None:
-            for fault, found in PLATFORM_FAULTS.items():
-                faults[fault] += found(seen.health)
-    # Every active topic has a line, waiting or not, so a queue's series never disappears.
-    waiting = {topic.name: 0 for topic in await list_topics(db, include_inactive=False)}
-    waiting.setdefault("none", 0)
-    active = 0
-    for session in switchboard.sessions.values():
-        if session.state is SessionState.ACTIVE:
-            active += 1
-        elif session.state is SessionState.WAITING:
-            queue = "appointment" if session.appointment_id else session.topic_name or "none"
-            waiting[queue] = waiting.get(queue, 0) + 1
-    roles = dict.fromkeys(Role, 0)
-    for conn in switchboard.connections.values():
-        roles[conn.role] += 1
-
-    text = "\n".join(
-        [
-            _metric(
-                "videobooth_booths",
-                "Booths by state (revoked booths and those not enrolled yet are not counted).",
-                "gauge",
-                ((f"{{state={_label(s.value)}}}", n) for s, n in booths.items()),
-            ),
-            _metric(
-                "videobooth_booth_platform_faults",
-                "Online booths whose clock is not set, whose lights do not read back, or whose "
-                "microphone or loudspeaker does not open.",
-                "gauge",
-                ((f"{{fault={_label(f)}}}", n) for f, n in faults.items()),
-            ),
-            _metric("videobooth_active_calls", "Calls in progress.", "gauge", [("", active)]),
-            _metric(
-                "videobooth_waiting_calls",
-                "Calls waiting for an advisor, by topic ('appointment': appointment lobbies).",
-                "gauge",
-                ((f"{{topic={_label(t)}}}", n) for t, n in sorted(waiting.items())),
-            ),
-            _metric(
-                "videobooth_signalling_errors_total",
-                "Signalling messages refused with an error reply since the server started.",
-                "counter",
-                [("", switchboard.signalling_errors)],
-            ),
-            _metric(
-                "videobooth_resumes_total",
-                "Calls or waits taken up again after a lost connection since the server started.",
-                "counter",
-                [("", switchboard.resumes)],
-            ),
-            _metric(
-                "videobooth_participants_away",
-                "Participants of calls whose connection is lost for the moment.",
-                "gauge",
-                [
-                    (
-                        "",
-                        sum(
-                            c.away_since is not None
-                            for s in switchboard.sessions.values()
-                            for c in s.participants()
-                        ),
-                    )
-                ],
-            ),
-            _metric(
-                "videobooth_connections",
-                "Signalling connections open now, by role.",
-                "gauge",
-                ((f"{{role={_label(r.value)}}}", n) for r, n in roles.items()),
-            ),
-        ]
-    )
-    response = web.Response(text=text + "\n")
+    body = await request.app[METRICS].render(request.app[DATABASE])
+    response = web.Response(body=body)
+    # The classic text format, which generate_latest writes (not the newer default type).
     response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
     response.headers["Cache-Control"] = "no-store"
     return response

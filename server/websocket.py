@@ -27,6 +27,7 @@ from server.boothcode import CodeRefusal, CodeRefusedError, appointment_for_code
 from server.http import check_same_origin
 from server.keys import CONFIG, DATABASE, SWITCHBOARD
 from server.ratelimit import TokenBucket
+from server.signalling import Entitlement, LoginLease, Outbox, Participant
 from server.storage import (
     booth_region,
     get_topic,
@@ -34,7 +35,6 @@ from server.storage import (
     login_by_id,
     topics_for_user,
 )
-from server.switchboard import Connection
 
 log = logging.getLogger(__name__)
 
@@ -78,22 +78,28 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
         topics = frozenset(t.id for t in await topics_for_user(db, caller.id))
     elif role is Role.BOOTH and caller.id is not None:
         region = await booth_region(db, caller.id)
-    conn = Connection(
-        topics=topics,
-        region=region,
-        invited_to=caller.invited_to,
-        walk_in=caller.walk_in,
+    outbox = Outbox(close)
+    conn = Participant(
         role=role,
         principal_id=caller.id or "",
         name=caller.name,
-        close=close,
-        appointment_id=caller.appointment_id,
-        appointment_advisor=caller.appointment_advisor,
-        login=caller.login,
-        login_expires_at=caller.login_expires_at,
+        transport=outbox,
+        entitlement=Entitlement(
+            topics=topics,
+            region=region,
+            appointment_id=caller.appointment_id,
+            appointment_advisor=caller.appointment_advisor,
+            invited_to=caller.invited_to,
+            walk_in=caller.walk_in,
+        ),
+        login=None
+        if caller.login is None
+        else LoginLease(id=caller.login, expires_at=caller.login_expires_at),
         address=request.remote,
     )
-    writer = asyncio.create_task(_drain(ws, conn), name=f"ws-writer-{conn.participant_id[:8]}")
+    writer = asyncio.create_task(
+        _drain(ws, conn, outbox), name=f"ws-writer-{conn.participant_id[:8]}"
+    )
     bucket = TokenBucket(rate=MESSAGE_RATE, burst=MESSAGE_BURST)
     errors = 0
     # First the client learns who it is to the others (its participant id names it in a call).
@@ -124,7 +130,7 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
                 if (
                     conn.login is not None
                     and isinstance(message, PRIVILEGED)
-                    and await login_by_id(db, conn.login) is None
+                    and await login_by_id(db, conn.login.id) is None
                 ):
                     switchboard.close_login(conn, "your login has ended")
                     await ws.close(code=4003, message=b"your login has ended")
@@ -149,7 +155,7 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
                     log.warning("closing %s after %d refused messages", conn, errors)
                     # The replies so far go out first: they say what was wrong.
                     with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(conn.outbox.join(), timeout=1.0)
+                        await asyncio.wait_for(outbox.queue.join(), timeout=1.0)
                     await ws.close(code=1008, message=b"too many invalid messages")
                     break
             except Exception:
@@ -162,7 +168,7 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
         switchboard.unregister(conn)
         # Let the writer flush what is queued (a last hangup, an error) before it stops.
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(conn.outbox.join(), timeout=1.0)
+            await asyncio.wait_for(outbox.queue.join(), timeout=1.0)
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writer
@@ -183,7 +189,7 @@ async def _region(request: web.Request, region: str) -> str:
     return region
 
 
-async def _appointment(request: web.Request, conn: Connection, code: str) -> tuple[str, str]:
+async def _appointment(request: web.Request, conn: Participant, code: str) -> tuple[str, str]:
     """The appointment a booth's code opens; wrong codes count against the booth and address
     (the same check as the booth's code check right after entry: server/boothcode.py)."""
     try:
@@ -198,13 +204,13 @@ async def _appointment(request: web.Request, conn: Connection, code: str) -> tup
     return found.id, found.advisor_id
 
 
-async def _drain(ws: web.WebSocketResponse, conn: Connection) -> None:
+async def _drain(ws: web.WebSocketResponse, conn: Participant, outbox: Outbox) -> None:
     while True:
-        text = await conn.outbox.get()
+        text = await outbox.queue.get()
         try:
             if not ws.closed:
                 await ws.send_str(text)
         except (ConnectionError, RuntimeError) as exc:
             log.info("could not send to %s: %s", conn, exc)
         finally:
-            conn.outbox.task_done()
+            outbox.queue.task_done()

@@ -23,6 +23,8 @@ from server.fleet_health import (
     FleetMonitor,
 )
 from server.keys import DATABASE, SWITCHBOARD
+from server.signalling import Participant
+from server.signalling.fakes import RecordingTransport
 from server.storage import (
     Database,
     add_booth_for_enrolment,
@@ -37,7 +39,6 @@ from server.storage import (
     set_booth_branch,
 )
 from server.storage.models import BoothHealth as StoredHealth
-from server.switchboard import Connection
 from tests.server.conftest import PASSWORD, Harness, MakeHarness, Peer
 
 HEALTH: dict[str, Any] = {
@@ -186,7 +187,7 @@ async def test_a_booths_platform_shows_in_the_fleet_and_its_faults_are_counted(
     ):
         lines = set((await response.text()).splitlines())
     for fault in ("clock_not_set", "lights", "audio"):
-        assert f'videobooth_booth_platform_faults{{fault="{fault}"}} 1' in lines
+        assert f'videobooth_booth_platform_faults{{fault="{fault}"}} 1.0' in lines
     await admin.close()
 
 
@@ -518,23 +519,21 @@ async def test_a_failed_write_is_logged_and_the_booth_stays(
         raise RuntimeError("the database is away")
 
     monitor = FleetMonitor(database=no_database, heartbeat_seconds=15.0)
-    conn = Connection(role=Role.BOOTH, principal_id="b1", name="Booth 1", close=_no_close)
-    conn.health = BoothHealth.model_validate(HEALTH)
+    transport = RecordingTransport()
+    conn = Participant(role=Role.BOOTH, principal_id="b1", name="Booth 1", transport=transport)
+    conn.status.health = BoothHealth.model_validate(HEALTH)
     monitor.booth_connected(conn)
     with caplog.at_level(logging.ERROR):
         monitor.booth_reported(conn)
         await monitor.flush()
     assert "health report was not stored: the database is away" in caplog.text
     assert monitor.sighting("b1").online
-    assert monitor.sighting("b1").health == conn.health
+    assert monitor.sighting("b1").health == conn.status.health
     monitor.command_result(conn, CommandResult(command_id="c1", ok=True, detail="fine"))
     outcome = monitor.last_result("b1")
     assert outcome is not None
     assert (outcome.command, outcome.ok) == (None, True)  # not one this server sent
-
-
-def _no_close(code: int, reason: str) -> None:
-    raise AssertionError(f"closed: {code} {reason}")
+    assert transport.closed == []
 
 
 async def test_latest_health_per_booth(db_url: str) -> None:
@@ -617,20 +616,20 @@ async def test_metrics_count_booths_calls_and_errors(make_harness: MakeHarness) 
     lines = set(text.splitlines())
     for line in (
         "# TYPE videobooth_booths gauge",
-        'videobooth_booths{state="online"} 1',
-        'videobooth_booths{state="offline"} 1',
-        'videobooth_booths{state="out_of_service"} 1',
-        "videobooth_active_calls 0",
-        'videobooth_waiting_calls{topic="Housing \\"benefit\\""} 1',
-        'videobooth_waiting_calls{topic="Taxes"} 0',
-        'videobooth_waiting_calls{topic="none"} 0',
+        'videobooth_booths{state="online"} 1.0',
+        'videobooth_booths{state="offline"} 1.0',
+        'videobooth_booths{state="out_of_service"} 1.0',
+        "videobooth_active_calls 0.0",
+        'videobooth_waiting_calls{topic="Housing \\"benefit\\""} 1.0',
+        'videobooth_waiting_calls{topic="Taxes"} 0.0',
+        'videobooth_waiting_calls{topic="none"} 0.0',
         "# TYPE videobooth_signalling_errors_total counter",
-        "videobooth_signalling_errors_total 1",
-        "videobooth_resumes_total 0",
-        "videobooth_participants_away 0",
-        'videobooth_connections{role="booth"} 2',
-        'videobooth_connections{role="advisor"} 1',
-        'videobooth_connections{role="citizen"} 0',
+        "videobooth_signalling_errors_total 1.0",
+        "videobooth_resumes_total 0.0",
+        "videobooth_participants_away 0.0",
+        'videobooth_connections{role="booth"} 2.0',
+        'videobooth_connections{role="advisor"} 1.0',
+        'videobooth_connections{role="citizen"} 0.0',
     ):
         assert line in lines, f"{line!r} not in\n{text}"
     assert text.endswith("\n")

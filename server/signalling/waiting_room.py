@@ -1,0 +1,156 @@
+"""The waiting room: the calls waiting for an advisor, as the advisors and the waiting see it.
+
+Advisors get the waiting calls they may take (:func:`visible_to`) whenever the list changes;
+walk-ins get their place in their queue (topic and region) and an estimate of their wait. A
+burst of changes is one update: at most one every :data:`QUEUE_UPDATE_SECONDS`, carrying all of
+them. The room also keeps the running estimate of a walk-in's wait and the limits on citizens
+asking for an advisor now from their browsers (in all, and per address).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from protocol import ErrorCode, ProtocolError, Queue, QueuePosition, Role, WaitingCall, encode
+from server.signalling.clock import Clock, Timer
+from server.signalling.participants import Participant, ParticipantStore
+from server.signalling.sessions import CallSession, SessionState, SessionStore
+
+log = logging.getLogger(__name__)
+
+#: Queue updates to advisors (and places to those waiting) go out at most this often.
+QUEUE_UPDATE_SECONDS = 0.25
+#: Estimated wait per caller ahead before any call was accepted (seconds).
+DEFAULT_WAIT_SECONDS = 180.0
+#: Weight of the newest observed wait in the running estimate.
+WAIT_SMOOTHING = 0.3
+
+
+def visible_to(session: CallSession, advisor: Participant) -> bool:
+    """An appointment's lobby is for its own advisor; a walk-in on a topic for the advisors
+    who serve that topic (and those who serve any); a walk-in without a topic for all."""
+    if session.advisor_id is not None:
+        return session.advisor_id == advisor.principal_id
+    topics = advisor.entitlement.topics
+    return session.topic_id is None or not topics or session.topic_id in topics
+
+
+def _described(session: CallSession) -> WaitingCall:
+    return WaitingCall(
+        session_id=session.id,
+        caller_id=session.caller.principal_id,
+        caller_name=session.caller.name,
+        caller_role=session.caller.role,
+        appointment_id=session.appointment_id,
+        topic_id=session.topic_id,
+        topic_name=session.topic_name,
+        region=session.region,
+        waiting_since=session.waiting_since,
+    )
+
+
+class WaitingRoom:
+    def __init__(
+        self,
+        *,
+        sessions: SessionStore,
+        participants: ParticipantStore,
+        clock: Clock,
+        walk_in_limit: int = 300,
+        walk_ins_per_address: int = 3,
+    ) -> None:
+        self._sessions = sessions
+        self._participants = participants
+        self._clock = clock
+        #: Citizens' browsers waiting for an advisor now, at most: in all and per address.
+        self.walk_in_limit = walk_in_limit
+        self.walk_ins_per_address = walk_ins_per_address
+        #: Running estimate of how long one walk-in waits for an advisor (seconds).
+        self.average_wait = DEFAULT_WAIT_SECONDS
+        self._due: Timer | None = None
+        self._sent_at = -QUEUE_UPDATE_SECONDS
+        #: Per waiting walk-in session: whom its place was told, and what (told again on change).
+        self._told: dict[str, tuple[Participant, tuple[int, int]]] = {}
+
+    def queue_for(self, advisor: Participant) -> Queue:
+        """The waiting calls ``advisor`` may take, oldest first."""
+        return Queue(
+            waiting=[_described(s) for s in self._sessions.waiting() if visible_to(s, advisor)]
+        )
+
+    def changed(self) -> None:
+        """The waiting calls changed: advisors (and those waiting) hear of it now, or, when an
+        update went out less than QUEUE_UPDATE_SECONDS ago, in one update when that time is up."""
+        if self._due is not None:
+            return  # the update on its way will carry this change too
+        wait = self._sent_at + QUEUE_UPDATE_SECONDS - self._clock.monotonic()
+        if wait <= 0:
+            self._send()
+        else:
+            self._due = self._clock.call_later(wait, self._send)
+
+    def _send(self) -> None:
+        self._due = None
+        self._sent_at = self._clock.monotonic()
+        # Every advisor sees a selection of the same waiting calls (usually all of them): each
+        # call is described once and each distinct selection encoded once, not per advisor.
+        waiting = [(s, _described(s)) for s in self._sessions.waiting()]
+        encoded: dict[tuple[str, ...], str] = {}
+        for advisor in self._participants.with_role(Role.ADVISOR):
+            visible = [w for s, w in waiting if visible_to(s, advisor)]
+            key = tuple(w.session_id for w in visible)
+            text = encoded.get(key)
+            if text is None:
+                text = encoded[key] = encode(Queue(waiting=visible))
+            advisor.send_text(text)
+        self._tell_places([s for s, _ in waiting if s.is_walk_in])
+
+    def _tell_places(self, walk_ins: list[CallSession]) -> None:
+        """Every waiting walk-in learns its place in its queue and an estimate, when either
+        changed since it was told last."""
+        places: dict[tuple[str | None, str | None], int] = {}
+        told: dict[str, tuple[Participant, tuple[int, int]]] = {}
+        for session in walk_ins:
+            queue = (session.topic_id, session.region)
+            place = places[queue] = places.get(queue, 0) + 1
+            now = told[session.id] = (session.caller, (place, round(place * self.average_wait)))
+            if self._told.get(session.id) == now:
+                continue  # nothing new for this one
+            session.caller.send(
+                QueuePosition(
+                    session_id=session.id, position=now[1][0], estimated_wait_seconds=now[1][1]
+                )
+            )
+        self._told = told
+
+    def learn_wait(self, session: CallSession) -> None:
+        """A walk-in was accepted: its wait moves the estimate."""
+        waited = (self._clock.now() - session.waiting_since).total_seconds()
+        self.average_wait += WAIT_SMOOTHING * (waited - self.average_wait)
+
+    def check_room(self, citizen: Participant) -> None:
+        """Refuse a citizen's browser asking for an advisor now when too many wait already, in
+        all or from its address."""
+        waiting = [
+            s.caller
+            for s in self._sessions.values()
+            if s.state is SessionState.WAITING and s.caller.entitlement.walk_in
+        ]
+        if len(waiting) >= self.walk_in_limit:
+            log.warning("walk-in queue full (%d waiting); refused %s", len(waiting), citizen)
+            raise ProtocolError(
+                ErrorCode.QUEUE_FULL,
+                "too many people are waiting right now; please try again in a few minutes",
+            )
+        if sum(c.address == citizen.address for c in waiting) >= self.walk_ins_per_address:
+            raise ProtocolError(
+                ErrorCode.QUEUE_FULL,
+                "too many people from your network are waiting already; "
+                "please try again when one of them has been served",
+            )
+
+    def close(self) -> None:
+        """Cancel an update on its way (server shutdown)."""
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
