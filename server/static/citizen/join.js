@@ -3,6 +3,7 @@
 // interpreter) and, at /now/, asking for an advisor now on a topic (a walk-in).
 // Plain ES module, no dependencies, nothing loaded from outside this server.
 
+import { api } from "/static/js/api.js";
 import { ready as brandingReady, showBrandTexts } from "/static/js/branding.js";
 import { chosenLanguage, languagePicker, setLanguage, t } from "/static/js/i18n.js";
 import { Mesh } from "/static/js/mesh.js";
@@ -62,11 +63,11 @@ async function boot() {
   $("chat-form").addEventListener("submit", sendChat);
 
   const walkIn = location.pathname.replace(/\/+$/, "") === "/now";
-  const response = walkIn
-    ? await post("/api/v1/walk-in", {})
-    : await post("/api/v1/join", { token: decodeURIComponent(location.pathname.split("/").pop() || "") });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
+  const result = walkIn
+    ? await api("/walk-in", { method: "POST", body: {} })
+    : await api("/join", { method: "POST", body: { token: decodeURIComponent(location.pathname.split("/").pop() || "") } });
+  const body = result.body || {};
+  if (!result.ok) {
     notice(refusal(body));
     return;
   }
@@ -75,15 +76,6 @@ async function boot() {
   if (walkIn) fillWalkInChoice(body);
   renderTexts();
   show("welcome-view");
-}
-
-function post(path, body) {
-  return fetch(path, {
-    method: "POST",
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-  });
 }
 
 function fillWalkInChoice(body) {

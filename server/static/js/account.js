@@ -9,30 +9,14 @@
 //
 // Plain ES module; texts from the page's message catalogue; nothing loaded from elsewhere.
 
+import { api } from "/static/js/api.js";
 import { t } from "/static/js/i18n.js";
 
-const API = "/api/v1";
 const MIN_LENGTH = 12;
-
-async function request(method, path, body) {
-  const options = { method, credentials: "same-origin", headers: {} };
-  if (body !== undefined) {
-    options.body = JSON.stringify(body);
-    options.headers["Content-Type"] = "application/json";
-  }
-  try {
-    const response = await fetch(API + path, options);
-    let data = null;
-    try { data = await response.json(); } catch { /* empty body */ }
-    return { ok: response.ok, status: response.status, body: data };
-  } catch {
-    return { ok: false, status: 0, body: null };
-  }
-}
 
 /** The logged-in user's account ({id, username, name, role, must_change_password}), or null. */
 export async function fetchAccount() {
-  const result = await request("GET", "/account");
+  const result = await api("/account");
   return result.ok ? result.body : null;
 }
 
@@ -101,9 +85,9 @@ export function changePassword({ required = false } = {}) {
       };
       if ($("password-new").value !== $("password-repeat").value) return shout(t("account.mismatch"));
       $("password-submit").disabled = true;
-      const result = await request("POST", "/account/password", {
-        current_password: $("password-current").value,
-        new_password: $("password-new").value,
+      const result = await api("/account/password", {
+        method: "POST",
+        body: { current_password: $("password-current").value, new_password: $("password-new").value },
       });
       $("password-submit").disabled = false;
       if (!result.ok) {

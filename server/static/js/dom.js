@@ -1,0 +1,56 @@
+// Small DOM helpers every page uses: find by id, build an element with its text and
+// attributes, show one view of several, the page's notice line, and a list rebuilt without
+// losing a keyboard user's place. Text always goes in as textContent, never as HTML.
+
+/** The element with this id. */
+export const $ = (id) => document.getElementById(id);
+
+/** <tag> with its text, class and attributes. */
+export function element(tag, { text, className, attrs } = {}) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
+  return node;
+}
+
+/** A <button type="button"> that calls onClick; `label` is its accessible name when the text
+ * alone does not say what it acts on. */
+export function button(text, onClick, { className, label } = {}) {
+  const node = element("button", { text, className, attrs: { type: "button" } });
+  if (label) node.setAttribute("aria-label", label);
+  node.addEventListener("click", onClick);
+  return node;
+}
+
+/** A table cell with text or a node, appended to `row`. */
+export function cell(row, content) {
+  const td = document.createElement("td");
+  if (content instanceof Node) td.append(content);
+  else td.textContent = content ?? "";
+  row.append(td);
+  return td;
+}
+
+/** Show the element `view` of those with the ids in `views`; hide the others. */
+export function showOnly(views, view) {
+  for (const id of views) $(id).hidden = id !== view;
+}
+
+/** The page's notice line (#notice, a polite live region): `text`, or hidden when empty. */
+export function notice(text, { error = false } = {}) {
+  const line = $("notice");
+  line.textContent = text || "";
+  line.classList.toggle("error", Boolean(error));
+  line.hidden = !text;
+}
+
+/** Rebuild with `render()` the lists matched by `selector`, keeping the focus on the button
+ * with the same accessible name (a keyboard user's place survives an update). */
+export function keepingFocus(selector, render) {
+  const focused = document.activeElement?.closest(selector) ? document.activeElement.getAttribute("aria-label") : null;
+  render();
+  if (!focused) return;
+  const buttons = document.querySelectorAll(selector.split(",").map((part) => `${part.trim()} button`).join(", "));
+  [...buttons].find((b) => b.getAttribute("aria-label") === focused)?.focus();
+}
