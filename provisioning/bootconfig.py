@@ -13,6 +13,9 @@ holds a card to the stricter rules of the field::
 The CA certificate gets a structural check only (PEM, base64, the three parts of an X.509
 certificate in DER): the tool must run on a technician's laptop without a crypto library, and
 the booth's TLS stack does the real check.
+
+Its length: every rule the field holds a card to is here, one beside the other, so a technician's
+question ("why was my card refused?") is answered by reading one file.
 """
 
 from __future__ import annotations

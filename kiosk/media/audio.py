@@ -16,6 +16,9 @@ The audio errors (playback in :mod:`kiosk.media.audio_playback` raises the same)
 A track whose device fails ends (``recv()`` raises ``MediaStreamError``) and says why in its
 :attr:`~AlsaMicrophoneTrack.error` and through its ``on_error`` callback; nothing is raised
 into the event loop.
+
+Its length: the microphone, the file source and the level meter share the frame format and the
+error tree above, and are read together when a booth's sound misbehaves.
 """
 
 from __future__ import annotations

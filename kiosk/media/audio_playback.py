@@ -9,6 +9,9 @@ dropped, and when nothing is queued silence is played. Both are counted for diag
 The event loop (producer) and the writer thread (consumer) share that queue under a lock held
 for microseconds. Asking the loop for every chunk instead would make playback stutter whenever
 the loop is busy.
+
+Its length: the sink's bounded queue, the writer thread and the outputs are one mechanism whose
+timing only makes sense read together.
 """
 
 from __future__ import annotations

@@ -40,6 +40,9 @@ Differences from picamera2, all on paths a well-behaved caller does not take: ``
 without a configuration raises instead of using the preview configuration; only ``main`` and
 ``lores`` exist; the V4L2 encoder hands frames to its outputs from the camera thread, not from a
 poll thread of its own; jobs are only ``capture_array`` and ``stop``.
+
+Its length: it mirrors one package whose threads, jobs and encoders only behave as picamera2's
+do when they are written together.
 """
 
 from __future__ import annotations

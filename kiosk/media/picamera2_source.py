@@ -38,6 +38,9 @@ first, also when the camera failed to start.
 
 picamera2 is imported here only, and only when the source starts, so that the rest of the booth
 imports on any machine; tests pass :class:`kiosk.media.fake_picamera2.FakePicamera2` instead.
+
+Its length: each adjustment above touches the same encoder's life (start, keyframe, restart,
+stop, blanking), so they stay beside it.
 """
 
 from __future__ import annotations
