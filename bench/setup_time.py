@@ -152,12 +152,14 @@ async def _booth_call(
     the call stays up, without it the call is ended at once."""
     advisor = stack.advisor
     waiting = await asyncio.to_thread(
-        booth.wait_for,
-        lambda s: s.get("state") == "waiting" and s.get("session_id") not in (None, *seen),
+        booth.wait_for_report,
+        lambda s: s.state == "waiting" and s.session_id not in (None, *seen),
         60,
         "the booth to ask for an advisor",
     )
-    session_id, requested_at = waiting["session_id"], float(waiting["call_requested_at"])
+    session_id, requested_at = waiting.session_id, waiting.call_requested_at
+    if session_id is None or requested_at is None:
+        raise BenchError(f"the booth's status says it waits but not since when: {waiting}")
     seen.add(session_id)
     await advisor.evaluate(FORGET_ADVISOR_FIRST_FRAME)
     await advisor.get_by_role("button", name=f"Accept call from {BOOTH_NAME}").click(timeout=30_000)
@@ -175,11 +177,12 @@ async def _booth_call(
 
 
 async def _end_booth_call(stack: Stack, booth: BoothProcess) -> None:
-    before = int(booth.status().get("calls_completed", 0))
+    status = booth.report()
+    before = status.calls_completed if status is not None else 0
     await _end_at_advisor(stack.advisor)
     await asyncio.to_thread(
-        booth.wait_for,
-        lambda s: int(s.get("calls_completed", 0)) > before,
+        booth.wait_for_report,
+        lambda s: s.calls_completed > before,
         30,
         "the booth's call to end",
     )
@@ -190,8 +193,8 @@ async def _hold(
 ) -> HeldCall:
     """Keep the call up for ``seconds`` and read coturn's and the booth's CPU over it."""
     await asyncio.to_thread(
-        booth.wait_for,
-        lambda s: s.get("call", {}).get("video_fps_received", 0) >= 10,
+        booth.wait_for_report,
+        lambda s: (s.call or {}).get("video_fps_received", 0) >= 10,
         20,
         "the booth to receive the advisor's video",
     )

@@ -59,12 +59,12 @@ async def soak(
     advisor = stack.advisor
     booth = stack.start_booth("Soak booth", "--call")
     await asyncio.to_thread(
-        booth.wait_for, lambda s: s.get("state") == "waiting", 60, "the soak booth to call"
+        booth.wait_for_report, lambda s: s.state == "waiting", 60, "the soak booth to call"
     )
     await advisor.get_by_role("button", name="Accept call from Soak booth").click(timeout=30_000)
     await asyncio.to_thread(
-        booth.wait_for,
-        lambda s: s.get("call", {}).get("video_fps_received", 0) >= 10,
+        booth.wait_for_report,
+        lambda s: (s.call or {}).get("video_fps_received", 0) >= 10,
         30,
         "the soak call's media to flow",
     )
@@ -86,10 +86,11 @@ async def soak(
             sizes = ", ".join(f"{n} {v[-1] / MB:.0f} MB" for n, v in result.samples.items())
             progress(f"soak {elapsed:.1f}/{minutes:g} min: {sizes}")
         await asyncio.sleep(min(interval, end - now))
-    status = booth.status()
+    status = booth.report()
     result.call_survived = (
-        status.get("state") == "in_call"
-        and status.get("call", {}).get("video_fps_received", 0) >= 10
+        status is not None
+        and status.state == "in_call"
+        and (status.call or {}).get("video_fps_received", 0) >= 10
     )
     if not result.call_survived:
         progress(f"soak: the call did not last {minutes:g} min; booth status {status}")

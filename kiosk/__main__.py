@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kiosk.app import Booth
+from kiosk.booth import Booth
 from kiosk.config import BoothConfigError, DisplayMode, load_config
 from kiosk.flow import Event, State, pin_digest
 from kiosk.hardware import open_hardware

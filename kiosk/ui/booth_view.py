@@ -9,7 +9,7 @@ from typing import Any
 
 import pygame
 
-from kiosk.app import Booth
+from kiosk.booth import Booth
 from kiosk.flow import State
 from kiosk.serverinfo import ServerInfo, topics_in
 from kiosk.ui.screens import Theme, View
@@ -43,9 +43,9 @@ def view_of(booth: Booth) -> View:
         topics=topics_in(booth.info, booth.flow.visit.language),
         remote_frame=rgb(call.received.newest_video if call else None, 960),
         self_view=rgb(booth.fanout.source.latest_preview if booth.fanout else None, 480),
-        muted=booth.muted,
-        camera_off=booth.camera_off,
-        volume=booth.volume,
+        muted=booth.media.muted,
+        camera_off=booth.camera.off,
+        volume=booth.media.volume,
         technician=booth.technician_info() if booth.state is State.TECHNICIAN else {},
         enrolment_problem=booth.flow.enrolment_problem,
         now=time.monotonic(),

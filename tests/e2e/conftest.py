@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import socket
@@ -20,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from kiosk.booth.status import BoothStatus
 from server.relay import RelaySettings, coturn_config
 from tests.components import CHROMIUM, CHROMIUM_ARGS, require
 
@@ -222,30 +222,40 @@ class BoothProcess:
     process: subprocess.Popen[bytes]
     started_at: float = field(default_factory=time.time)
 
-    def status(self) -> dict[str, Any]:
-        try:
-            data: dict[str, Any] = json.loads(self.status_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
-        return data
+    def report(self) -> BoothStatus | None:
+        """The booth's status file, parsed; None before it is written."""
+        return BoothStatus.read(self.status_file)
 
-    def wait_for(
-        self, check: Callable[[dict[str, Any]], bool], timeout: float, what: str
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = {}
+    def status(self) -> dict[str, Any]:
+        """The status file as a dictionary (empty before it is written)."""
+        report = self.report()
+        return report.model_dump() if report is not None else {}
+
+    def wait_for_report(
+        self, check: Callable[[BoothStatus], bool], timeout: float, what: str
+    ) -> BoothStatus:
+        result: BoothStatus | None = None
 
         def ok() -> bool:
             nonlocal result
             if self.process.poll() is not None:
                 raise AssertionError(f"booth exited:\n{self.log.read_text()}")
-            result = self.status()
-            return bool(result) and check(result)
+            result = self.report()
+            return result is not None and check(result)
 
         try:
             wait_until(ok, timeout, what)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\nlast status: {json.dumps(result, indent=1)}") from exc
+            last = result.to_json() if result is not None else "none"
+            raise AssertionError(f"{exc}\nlast status: {last}") from exc
+        assert result is not None
         return result
+
+    def wait_for(
+        self, check: Callable[[dict[str, Any]], bool], timeout: float, what: str
+    ) -> dict[str, Any]:
+        """:meth:`wait_for_report` for checks that read the file's keys."""
+        return self.wait_for_report(lambda r: check(r.model_dump()), timeout, what).model_dump()
 
 
 def launch_booth(

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from kiosk.booth.status import BoothStatus
 from tests.e2e.conftest import (
     REPO,
     BoothProcess,
@@ -66,16 +67,20 @@ class Call:
         return value
 
     def booth_frames(self) -> tuple[int, float]:
-        status = self.booth.status()
-        return status.get("call", {}).get("video_frames_received", 0), status.get("updated_at", 0)
+        status = self.booth.report()
+        if status is None:
+            return 0, 0.0
+        call = status.call or {}
+        return call.get("video_frames_received", 0), status.updated_at
 
     async def in_call(self) -> bool:
-        status = self.booth.status()
+        status = self.booth.report()
         page_in_call = await self.page.is_visible("#call-view")
         return bool(
             page_in_call
-            and status.get("state") == "in_call"
-            and status.get("session_id") == self.session_id
+            and status is not None
+            and status.state == "in_call"
+            and status.session_id == self.session_id
         )
 
     async def media_back_after(self, restored: float, timeout: float = 40) -> tuple[float, float]:
@@ -89,8 +94,8 @@ class Call:
         async def booth() -> float | None:
             # The booth notes when media came back (first frame after a gap, or of a new
             # connection); its status file is written every half second.
-            call = self.booth.status().get("call", {})
-            resumed = call.get("media_resumed_at")
+            status = self.booth.report()
+            resumed = (status.call or {}).get("media_resumed_at") if status else None
             if resumed is not None and resumed > restored:
                 return float(resumed - restored)
             frames, updated = self.booth_frames()
@@ -142,8 +147,8 @@ async def test_a_call_survives_cuts_and_restarts(
     try:
         page = await login_advisor(browser, server)
         call = Call(page, booth)
-        waiting = booth.wait_for(lambda s: s.get("state") == "waiting", 40, "the booth to wait")
-        call.session_id = waiting["session_id"]
+        waiting = booth.wait_for_report(lambda s: s.state == "waiting", 40, "the booth to wait")
+        call.session_id = waiting.session_id
         await page.get_by_role("button", name="Accept call from Branch 1 booth").click(
             timeout=20_000
         )
@@ -155,8 +160,8 @@ async def test_a_call_survives_cuts_and_restarts(
             "the booth's video at the advisor",
         )
         await page.evaluate(WATCH_FRAMES)
-        booth.wait_for(
-            lambda s: s.get("call", {}).get("video_frames_received", 0) > 30, 20, "media both ways"
+        booth.wait_for_report(
+            lambda s: (s.call or {}).get("video_frames_received", 0) > 30, 20, "media both ways"
         )
 
         # -- cuts of the booth's path
@@ -175,7 +180,7 @@ async def test_a_call_survives_cuts_and_restarts(
                     "survived": await call.in_call(),
                     "advisor_s": at_advisor,
                     "booth_s": at_booth,
-                    "repairs": booth.status().get("repairs"),
+                    "repairs": _repairs(booth),
                     "goal": "survives, media within 2 s" if seconds <= 10 else "reported",
                 }
             )
@@ -191,9 +196,7 @@ async def test_a_call_survives_cuts_and_restarts(
         server.start()
         restored = time.time()
         resumed = await poll(
-            lambda: _async(
-                booth.status().get("link") == "online" and not booth.status().get("reconnecting")
-            ),
+            lambda: _async(_resumed(booth.report())),
             40,
             "the booth to resume with the restarted server",
         )
@@ -202,8 +205,8 @@ async def test_a_call_survives_cuts_and_restarts(
         # Signalling works again both ways: a chat line from the advisor reaches the booth.
         await page.get_by_label("Message").fill("Still with you")
         await page.get_by_role("button", name="Send").click()
-        chat = booth.wait_for(
-            lambda s: s.get("call", {}).get("chat_lines", 0) >= 1, 20, "the chat line"
+        chat = booth.wait_for_report(
+            lambda s: (s.call or {}).get("chat_lines", 0) >= 1, 20, "the chat line"
         )
         rows.append(
             {
@@ -230,7 +233,7 @@ async def test_a_call_survives_cuts_and_restarts(
                 "survived": await call.in_call(),
                 "advisor_s": at_advisor,
                 "booth_s": at_booth,
-                "repairs": booth.status().get("repairs"),
+                "repairs": _repairs(booth),
                 "goal": "reported",
             }
         )
@@ -241,7 +244,7 @@ async def test_a_call_survives_cuts_and_restarts(
         killed = time.time()
         booth.status_file.unlink(missing_ok=True)
         booth = launch_booth(booth_config, tmp_path / "booth-again")
-        booth.wait_for(lambda s: s.get("state") == "idle", 30, "the restarted booth to be idle")
+        booth.wait_for_report(lambda s: s.state == "idle", 30, "the restarted booth to be idle")
         idle_s = time.time() - killed
         await page.wait_for_selector("#queue-view:not([hidden])", timeout=30_000)
         gone_s = time.time() - killed
@@ -278,6 +281,16 @@ async def test_a_call_survives_cuts_and_restarts(
 
 async def _async(value: bool) -> bool:
     return value
+
+
+def _resumed(status: BoothStatus | None) -> bool:
+    """The booth is online again with its call (not reconnecting)."""
+    return status is not None and status.link == "online" and not status.reconnecting
+
+
+def _repairs(booth: BoothProcess) -> int | None:
+    status = booth.report()
+    return status.repairs if status is not None else None
 
 
 def _report(request: pytest.FixtureRequest, rows: list[dict[str, Any]]) -> None:

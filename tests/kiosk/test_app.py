@@ -1,4 +1,4 @@
-"""The booth (kiosk/app.py) against an in-process server: every state has its lights (an
+"""The booth (kiosk/booth/) against an in-process server: every state has its lights (an
 enrolment refusal used to end in ``KeyError: State.ENROLMENT``), the waiting screen's
 self-view gets camera frames before any call has a peer, and an appointment code (typed, or a
 QR code shown to the camera) is checked with the server before the consent screen; an address
@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from kiosk.app import LIGHTS, Booth
+from kiosk.booth import LIGHTS, Booth
 from kiosk.config import BoothConfig, CameraConfig
 from kiosk.flow import ChooseAppointment, Consent, Digit, Start, State, SubmitCode
 from kiosk.hardware import BUSY, FakeHardware

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from kiosk.app import Booth
+from kiosk.booth import Booth
 from kiosk.config import BoothConfig, CameraConfig
 from kiosk.flow import State
 from kiosk.hardware import FakeHardware
@@ -31,7 +31,7 @@ class LightWatch:
 
     async def run(self) -> None:
         while True:
-            showing = self.booth.fanout is not None and not self.booth.camera_off
+            showing = self.booth.fanout is not None and not self.booth.camera.off
             if showing and not self.fake.camera_led.is_lit:
                 self.dark_while_streaming += 1
             self.samples += 1

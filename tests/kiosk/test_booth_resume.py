@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from kiosk.app import Booth
+from kiosk.booth import Booth
 from kiosk.flow import State
 from kiosk.hardware import FakeHardware
 from server.keys import SWITCHBOARD

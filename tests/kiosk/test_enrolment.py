@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from kiosk.app import Booth
+from kiosk.booth import Booth
 from kiosk.config import load_config
 from kiosk.flow import QrCodeRead, State
 from kiosk.identity import IDENTITY_FILE, KEY_FILE

@@ -21,8 +21,8 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 import kiosk.platform
-from kiosk.app import Booth
 from kiosk.audio import AudioCheck, DeviceCheck
+from kiosk.booth import Booth
 from kiosk.clock import ClockReading, ClockState
 from kiosk.config import AudioConfig, BoothConfig, HardwareConfig
 from kiosk.hardware import READY, FakeHardware, open_hardware
@@ -118,7 +118,7 @@ async def test_hardware_booth_reports_its_platform_after_the_start_self_tests(
     assert [(r.levelno, r.getMessage()) for r in platform_lines] == [(logging.INFO, line)]
     # The line comes after the self-tests' own reports (the clock's warning among them).
     assert caplog.records[-1] is platform_lines[0]
-    health = booth._heartbeat().health
+    health = booth.heartbeat().health
     assert health is not None
     assert (health.pin_driver, health.lights_ok, health.clock_synchronised) == ("mock", True, False)
     assert (health.microphone_ok, health.speaker_ok, health.audio_problem) == (None, None, None)
@@ -135,7 +135,7 @@ def _booth_platform_in_fresh_process(
         f"""
         import asyncio, json, logging
         from pathlib import Path
-        from kiosk.app import Booth
+        from kiosk.booth import Booth
         from kiosk.clock import read_clock
         from kiosk.config import AudioConfig, BoothConfig
 
@@ -148,7 +148,7 @@ def _booth_platform_in_fresh_process(
             )
             booth = Booth(config)
             report = await booth.check_platform()
-            health = booth._heartbeat().health
+            health = booth.heartbeat().health
             print(json.dumps({{
                 "line": report.line(),
                 "alsa": booth.technician_info().get("ALSA"),
@@ -233,7 +233,7 @@ async def test_hardware_remote_self_test_reads_the_lights_back_and_shows_them_ag
     fakes = FakeHardware()
     config = BoothConfig(server_url="http://127.0.0.1:9", credential="b.s", identity_dir=tmp_path)
     booth = Booth(config, hardware=fakes.hardware, camera=no_camera, clock=lambda: SYNCED)
-    booth._status_light.show(READY)
+    booth.lights.status.show(READY)
     fakes.camera_led.line_follows = False
     results = await booth.run_self_test()
     assert results["lights"] is False

@@ -1,0 +1,253 @@
+"""The call's media: one :class:`PeerLink` with the advisor and one with each further
+participant, the microphone they share, the camera's bit rate, the citizen's in-call controls
+(mute, volume) and the call's statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamTrack
+
+from kiosk.audio import loudspeaker_factory, open_microphone
+from kiosk.booth.camera import CameraFollower
+from kiosk.callstats import CallStatsSampler
+from kiosk.config import BoothConfig
+from kiosk.media.audio import AudioError
+from kiosk.media.ratecontrol import RateController
+from kiosk.media.tracks import MuteableTrack
+from kiosk.peerlink import CallError, PeerLink
+from protocol import CallStarted, IceServer, Message, Peer
+
+log = logging.getLogger(__name__)
+
+
+class CallMedia:
+    """The peer connections of the running call, if any, and what they share."""
+
+    def __init__(
+        self,
+        *,
+        config: BoothConfig,
+        camera: CameraFollower,
+        send: Callable[[Message], bool],
+        on_audio_error: Callable[[AudioError], None],
+        ice_servers: Callable[[], list[IceServer] | None],
+    ) -> None:
+        self._config = config
+        self._camera = camera
+        self._send = send
+        self._on_audio_error = on_audio_error
+        self._ice_servers = ice_servers
+        #: The peer connection with the advisor ...
+        self.call: PeerLink | None = None
+        #: ... and one with each further participant the advisor admitted (an interpreter).
+        self.others: dict[str, PeerLink] = {}
+        #: Whether the media of a call run (between the server's call_started and the end).
+        self.connected = False
+        #: The microphone, opened once per call and shared by every peer connection.
+        self.microphone: MuteableTrack | None = None
+        #: The citizen's in-call controls; reset when the visit ends.
+        self.muted = False
+        self.volume = config.audio.volume
+        self._audio_relay: MediaRelay | None = None
+        self.rate: RateController | None = None
+        self._stats_task: asyncio.Task[None] | None = None
+        self.last_stats: dict[str, Any] | None = None
+        self.calls_completed = 0
+        #: Peer connections made anew in this call (diagnostics, tests).
+        self.repairs = 0
+
+    # ------------------------------------------------------------ the citizen's controls
+
+    def toggle_mute(self) -> None:
+        self.muted = not self.muted
+        if self.microphone is not None:
+            self.microphone.muted = self.muted
+
+    def change_volume(self, step: float) -> None:
+        self.volume = min(1.0, max(0.0, round(self.volume + step, 2)))
+        for leg in self.legs():
+            if leg.sink is not None:
+                leg.sink.volume = self.volume
+
+    # ------------------------------------------------------------ peer connections
+
+    def legs(self) -> list[PeerLink]:
+        return [leg for leg in (self.call, *self.others.values()) if leg is not None]
+
+    def leg(self, session_id: str, sender: str | None) -> PeerLink | None:
+        """The peer connection a relayed answer or candidate belongs to."""
+        if self.call is None or session_id != self.call.session_id:
+            return None
+        if sender is None or sender == self.call.peer.participant_id:
+            return self.call
+        return self.others.get(sender)
+
+    async def start(self, started: CallStarted) -> None:
+        """Open the microphone and offer a peer connection to the advisor (the camera is open:
+        the caller made sure it follows the call)."""
+        self.connected = False
+        fanout = self._camera.fanout
+        if fanout is None:
+            raise CallError("the camera cannot be used")
+        video = self._config.video
+        self.microphone = MuteableTrack(open_microphone(self._config.audio, self._on_audio_error))
+        self.microphone.muted = self.muted
+        self._audio_relay = MediaRelay()
+        call = self._new_leg(started, started.peer, primary=True)
+        self.call = call
+        await call.start()
+        self.rate = RateController(
+            source=fanout.source,
+            min_bitrate=video.min_bitrate,
+            max_bitrate=video.max_bitrate,
+        )
+        self.rate.watch(call.video_sender)
+        self.rate.start()
+        self._stats_task = asyncio.create_task(self._report_stats(call), name="call-stats")
+
+    async def add_participant(self, peer: Peer) -> None:
+        """Someone joined the running call: offer a peer connection to them too."""
+        assert self.call is not None
+        if peer.participant_id in self.others:
+            return
+        log.info("session %s: %s joins; offering to them", self.call.session_id, peer.name)
+        leg = self._new_leg(self.call.started, peer, primary=False)
+        self.others[peer.participant_id] = leg
+        await leg.start()
+
+    async def remove_participant(self, participant_id: str, reason: str) -> None:
+        leg = self.others.pop(participant_id)
+        log.info("session %s: %s left (%s)", leg.session_id, leg.peer.name, reason)
+        await leg.close()
+
+    async def repair(self, participant_id: str, spawn: Callable[[Any], None]) -> None:
+        """A new peer connection with ``participant_id`` in place of the broken one (aiortc
+        cannot restart ICE on a connection); the other side swaps it in. ``spawn`` runs the
+        old one's closing in the background."""
+        old = next((leg for leg in self.legs() if leg.peer.participant_id == participant_id), None)
+        if old is None:
+            return
+        primary = old is self.call
+        leg = self._new_leg(old.started, old.peer, primary=primary)
+        if primary:
+            self.call = leg
+            self.connected = False
+        else:
+            self.others[participant_id] = leg
+        self.repairs += 1
+        log.warning(
+            "session %s: the connection with %s did not heal; making a new one",
+            old.session_id,
+            old.peer.name,
+        )
+        # Closing may wait on a relay that is gone: it must not hold up the new connection.
+        spawn(old.close())
+        await leg.start(restart=True)
+        if self.rate is not None:
+            if old.video_sender is not None:
+                self.rate.forget(old.video_sender)
+            self.rate.watch(leg.video_sender)
+        if primary and self._stats_task is not None:
+            self._stats_task.cancel()
+            self._stats_task = asyncio.create_task(self._report_stats(leg), name="call-stats")
+
+    def _new_leg(self, started: CallStarted, peer: Peer, *, primary: bool) -> PeerLink:
+        fanout = self._camera.fanout
+        assert fanout is not None
+        assert self._audio_relay is not None
+        assert self.microphone is not None
+        ice_servers = self._ice_servers()
+        if ice_servers is not None:  # fresher relay credentials from a resume
+            started = started.model_copy(update={"ice_servers": ice_servers})
+        return PeerLink(
+            started=started,
+            peer=peer,
+            video_track=fanout.subscribe(),
+            audio_track=self._audio_relay.subscribe(self.microphone),
+            # Each participant's voice gets its own sink; the playback device mixes them.
+            loudspeaker=loudspeaker_factory(self._config.audio, self._on_audio_error),
+            send=self._send,
+            on_connected=self._on_connected if primary else _nothing,
+            # A failed connection is made anew by the connection keeper.
+            on_failed=lambda reason: log.warning("connection with %s: %s", peer.name, reason),
+        )
+
+    def _on_connected(self) -> None:
+        self.connected = True
+
+    async def _report_stats(self, call: PeerLink) -> None:
+        sampler = CallStatsSampler(call)
+        while True:
+            stats = await sampler.sample()
+            self.last_stats = stats.model_dump(mode="json", include={"sent", "received"})
+            if call.connected_at is not None:
+                self._send(stats)
+            await asyncio.sleep(self._config.stats_seconds)
+
+    # ------------------------------------------------------------ the end
+
+    async def stop(self, reason: str) -> dict[str, Any]:
+        """Close the call's peer connections and microphone; a summary of the call for the
+        status (the camera follows the flow)."""
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stats_task
+        self._stats_task = None
+        self.last_stats = None
+        call = self.call
+        summary: dict[str, Any] = {"reason": reason, "ended_at": time.time()}
+        if call is not None:
+            summary["stats"] = await call.stats()
+            await call.close()
+            summary["peer_connection_state"] = call.pc.connectionState
+            self.calls_completed += 1
+        others, self.others = self.others, {}
+        for leg in others.values():
+            await leg.close()
+        summary["other_participants"] = len(others)
+        summary["repairs"] = self.repairs
+        self.repairs = 0
+        if self.microphone is not None:
+            # A microphone must be released before the next call opens it again.
+            await close_track(self.microphone)
+            self.microphone = None
+        self._audio_relay = None
+        if self.rate is not None:
+            await self.rate.stop()
+            self.rate = None
+        # Leaving a call wipes everything about it, the citizen's settings included.
+        self.muted = False
+        self._camera.reset()
+        self.volume = self._config.audio.volume
+        self.call = None
+        self.connected = False
+        return summary
+
+    async def stats(self) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The running call's statistics and each further participant's; None without one."""
+        if self.call is None:
+            return None
+        call = await self.call.stats()
+        call["live"] = self.last_stats
+        return call, [await leg.stats() for leg in self.others.values()]
+
+
+async def close_track(track: MediaStreamTrack) -> None:
+    """Release a capture track: a microphone must be closed before it is opened again."""
+    close = getattr(track, "close", None)
+    if close is not None:
+        await close()
+    else:
+        track.stop()
+
+
+def _nothing() -> None:
+    pass
