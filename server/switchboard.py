@@ -42,6 +42,7 @@ from protocol import (
 from server import resume
 from server.signalling.calls import Calls, IceServersFor, MediaPolicy
 from server.signalling.clock import Clock, SystemClock
+from server.signalling.connections import Connections
 from server.signalling.endings import EndingStore, MemoryEndings
 from server.signalling.invitations import (
     INVITATION_SECONDS,
@@ -58,6 +59,7 @@ from server.signalling.participants import (
     Presence,
     new_id,
 )
+from server.signalling.permissions import check_allowed
 from server.signalling.relay import Relay
 from server.signalling.resuming import RESUME_GRACE_SECONDS, Resumption
 from server.signalling.sessions import CallSession, MemorySessions, SessionState, SessionStore
@@ -78,44 +80,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: What each role may send; anything else is refused before it reaches a handler.
-_ALLOWED: dict[Role, frozenset[type[Message]]] = {
-    Role.BOOTH: frozenset(
-        {
-            CallRequest,
-            AppointmentJoin,
-            CallCancel,
-            Offer,
-            Answer,
-            IceCandidate,
-            Hangup,
-            Chat,
-            CallStats,
-            Heartbeat,
-            CommandResult,
-            Resume,
-        }
-    ),
-    Role.ADVISOR: frozenset(
-        {CallAccept, Admit, Remove, Offer, Answer, IceCandidate, Hangup, Chat, Heartbeat, Resume}
-    ),
-    Role.CITIZEN: frozenset(
-        {
-            CallRequest,
-            LobbyJoin,
-            CallCancel,
-            Offer,
-            Answer,
-            IceCandidate,
-            Hangup,
-            Chat,
-            CallStats,
-            Heartbeat,
-            Resume,
-        }
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -202,6 +166,15 @@ class Switchboard:
             grace_seconds=resume_grace_seconds,
         )
         self.relay = Relay(sessions=self.sessions, clock=self._clock)
+        self._desk = Connections(
+            participants=self.connections,
+            sessions=self.sessions,
+            room=self.room,
+            calls=self.calls,
+            resumption=self.resumption,
+            clock=self._clock,
+            fleet=fleet,
+        )
 
     # ------------------------------------------------------------ settings and figures
 
@@ -252,41 +225,12 @@ class Switchboard:
     # ------------------------------------------------------------ connections
 
     def register(self, conn: Participant) -> None:
-        """Add a connection. A booth, or a citizen's guest pass, has one connection at a
-        time: a newer one replaces the older (whose call waits for a resume)."""
-        if conn.role in (Role.BOOTH, Role.CITIZEN):
-            for other in list(self.connections.values()):
-                if other.role is conn.role and other.principal_id == conn.principal_id:
-                    log.info("%s connected again; closing its older connection", conn)
-                    self.unregister(other)
-                    other.close(4001, "replaced by a newer connection")
-        self.connections.add(conn)
-        log.info("%s connected", conn)
-        if conn.role is Role.ADVISOR:
-            conn.send(self.room.queue_for(conn))
-        elif conn.role is Role.BOOTH and self._fleet is not None:
-            self._fleet.booth_connected(conn)
+        """Add a connection (a newer one of a booth or a guest pass replaces the older)."""
+        self._desk.register(conn)
 
     def unregister(self, conn: Participant, *, resumable: bool = True) -> None:
-        """Remove a connection. A participant of a call is away for a while (the call waits
-        for it to resume); otherwise, and once the wait is over, its session ends (the others
-        are told why) or, for an invited participant, it only leaves the call."""
-        if not self.connections.discard(conn):
-            return  # gone already, or its place was taken by a resumed connection
-        session = self.sessions.get(conn.session_id) if conn.session_id else None
-        if session is not None and conn in session.pending:
-            self.calls.leave(session, conn, "peer_disconnected")
-        elif (
-            session is not None and resumable and self.resumable and conn in session.participants()
-        ):
-            self.resumption.away(session, conn)
-        elif session is not None and conn in session.guests:
-            self.calls.leave(session, conn, "peer_disconnected")
-        elif conn.session_id is not None:
-            self.calls.end(conn.session_id, "peer_disconnected", by=conn)
-        log.info("%s disconnected", conn)
-        if conn.role is Role.BOOTH and self._fleet is not None:
-            self._fleet.booth_disconnected(conn)
+        """Remove a connection: away while its call waits for it, or its call ends."""
+        self._desk.unregister(conn, resumable=resumable)
 
     def online_booths(self) -> set[str]:
         """The ids of the booths connected now."""
@@ -295,67 +239,33 @@ class Switchboard:
     def end_logins(
         self, user_id: str, *, login: str | None = None, keep: str | None = None, reason: str
     ) -> int:
-        """Close the live connections of the user's logins (only of ``login`` when given; all
-        but ``keep``'s when that is given) at once: the account was disabled, its password
-        changed, or the login ended. Their calls end now rather than waiting for them to come
-        back. Returns how many were closed."""
-        closed = []
-        for conn in self.connections.with_role(Role.ADVISOR):
-            lease = conn.login.id if conn.login is not None else None
-            if (
-                conn.principal_id == user_id
-                and (login is None or lease == login)
-                and (keep is None or lease != keep)
-            ):
-                closed.append(conn)
-        for conn in closed:
-            self.close_login(conn, reason)
-        return len(closed)
+        """Close the connections of the user's logins (the account was disabled, its password
+        changed, or the login ended); their calls end now. Returns how many were closed."""
+        return self._desk.end_logins(user_id, login=login, keep=keep, reason=reason)
 
     def renew_login(self, old: str, new: str, expires_at: datetime) -> None:
-        """The connections of login ``old`` carry on under ``new`` (the page that changed its
-        password got a new login)."""
-        for conn in self.connections.values():
-            if conn.login is not None and conn.login.id == old:
-                conn.login.id, conn.login.expires_at = new, expires_at
+        """The connections of login ``old`` carry on under ``new``."""
+        self._desk.renew_login(old, new, expires_at)
 
     def close_login(self, conn: Participant, reason: str) -> None:
         """``conn``'s login is no longer valid: it goes, and its call ends (no resume)."""
-        log.info("closing %s: %s", conn, reason)
-        self.unregister(conn, resumable=False)
-        conn.close(4003, reason)
+        self._desk.close_login(conn, reason)
 
     def expire_logins(self, now: datetime | None = None) -> None:
         """Close the connections whose login has expired (called every second)."""
-        now = now or self._clock.now()
-        for conn in list(self.connections.values()):
-            expires_at = conn.login.expires_at if conn.login is not None else None
-            if expires_at is not None and expires_at <= now:
-                self.close_login(conn, "login expired")
+        self._desk.expire_logins(now)
 
     def appointment_cancelled(self, appointment_id: str) -> None:
-        """The appointment was cancelled: the citizens whose passes are for it go (their
-        pages close, a wait ends) and a booth waiting in its lobby is told."""
-        for conn in self.connections.with_role(Role.CITIZEN):
-            if conn.entitlement.appointment_id == appointment_id:
-                self.close_login(conn, "the appointment was cancelled")
-        for session in list(self.sessions.values()):
-            if session.appointment_id == appointment_id and session.state is SessionState.WAITING:
-                self.calls.end(session.id, "cancelled", by=session.caller)
-                session.caller.send(Hangup(session_id=session.id, reason="cancelled"))
+        """Its citizens' pages close, and a booth waiting in its lobby is told."""
+        self._desk.appointment_cancelled(appointment_id)
 
     def disconnect_booth(self, booth_id: str, reason: str) -> None:
         """Close a booth's connection (revoked, say); its session ends at once."""
-        for conn in self.connections.with_role(Role.BOOTH):
-            if conn.principal_id == booth_id:
-                self.unregister(conn, resumable=False)
-                conn.close(4003, reason)
+        self._desk.disconnect_booth(booth_id, reason)
 
     def close_all(self) -> None:
         """Close every connection (server shutdown)."""
-        self.room.close()
-        for conn in list(self.connections.values()):
-            conn.close(1001, "server shutting down")
+        self._desk.close_all()
 
     # ------------------------------------------------------------ every second
 
@@ -405,10 +315,7 @@ class Switchboard:
             # leave a call behind with nobody on the line).
             log.debug("ignored %s from %s: the connection is closing", message.type, conn)
             return
-        if type(message) not in _ALLOWED[conn.role]:
-            raise ProtocolError(
-                ErrorCode.NOT_ALLOWED, f"a {conn.role} may not send {message.type} messages"
-            )
+        check_allowed(conn.role, message)
         if not conn.spoke:
             conn.spoke = True
             if conn.role is Role.BOOTH and not isinstance(message, Resume):
@@ -450,7 +357,7 @@ class Switchboard:
                 self.relay.stats(conn, message)
             case Hangup():
                 self.calls.hang_up(conn, message.session_id, message.reason)
-            case _:  # pragma: no cover - _ALLOWED guards this
+            case _:  # pragma: no cover - check_allowed guards this
                 raise ProtocolError(ErrorCode.NOT_ALLOWED, f"{message.type} is not handled")
 
     def _heartbeat(self, conn: Participant, message: Heartbeat) -> None:

@@ -2,6 +2,8 @@
 
 - :mod:`.participants`: a connected client, its entitlement and presence (connected, away,
   gone); :mod:`.transport`: how messages reach it; :mod:`.clock`: the time it reads.
+- :mod:`.connections`: connections coming and going, and the logins they live by;
+  :mod:`.permissions`: what each role may send.
 - :mod:`.sessions`: a call from waiting to ended and who is in it.
 - :mod:`.waiting_room`: the queue as advisors and those waiting see it.
 - :mod:`.calls`: waiting, being accepted, leaving and ending.
@@ -17,6 +19,7 @@ implementations, so that a cluster of servers can later share them.
 
 from server.signalling.calls import Calls, MediaPolicy
 from server.signalling.clock import Clock, SystemClock
+from server.signalling.connections import Connections
 from server.signalling.endings import WHOLE_CALL, EndingStore, MemoryEndings
 from server.signalling.invitations import (
     INVITATION_SECONDS,
@@ -37,6 +40,7 @@ from server.signalling.participants import (
     Presence,
     new_id,
 )
+from server.signalling.permissions import ALLOWED, check_allowed
 from server.signalling.relay import Relay
 from server.signalling.resuming import RESUME_GRACE_SECONDS, Resumption
 from server.signalling.sessions import CallSession, MemorySessions, SessionState, SessionStore
@@ -45,6 +49,7 @@ from server.signalling.transport import OUTBOX_LIMIT, UNCONNECTED, Outbox, Trans
 from server.signalling.waiting_room import DEFAULT_WAIT_SECONDS, WaitingRoom
 
 __all__ = [
+    "ALLOWED",
     "DEFAULT_WAIT_SECONDS",
     "INVITATION_SECONDS",
     "MAX_INVITATIONS",
@@ -56,6 +61,7 @@ __all__ = [
     "Calls",
     "ClientStatus",
     "Clock",
+    "Connections",
     "EndingStore",
     "Entitlement",
     "FleetObserver",
@@ -80,5 +86,6 @@ __all__ = [
     "SystemClock",
     "Transport",
     "WaitingRoom",
+    "check_allowed",
     "new_id",
 ]
