@@ -209,3 +209,149 @@ export function fakeStream() {
     getVideoTracks: () => tracks.filter((t) => t.kind === "video"),
   };
 }
+
+/** Just enough of the DOM for the modules that build elements: elements with text, classes,
+ * attributes, children and listeners. Setting innerHTML throws (the pages never do); outerHTML
+ * escapes text as a browser would, so a test can see what the markup would be. */
+export class FakeDocument {
+  constructor() {
+    this.body = new FakeElement("body", this);
+    this.activeElement = null;
+  }
+
+  createElement(tag) {
+    return new FakeElement(tag, this);
+  }
+
+  createTextNode(text) {
+    return new FakeText(text);
+  }
+
+  getElementById(id) {
+    return this.body.find((node) => node.getAttribute?.("id") === id);
+  }
+
+  /** A new element with this id in the body (what the page's HTML would have). */
+  add(tag, id) {
+    const node = this.createElement(tag);
+    node.setAttribute("id", id);
+    this.body.append(node);
+    return node;
+  }
+}
+
+class FakeText {
+  constructor(text) {
+    this.textContent = String(text);
+  }
+
+  get outerHTML() {
+    return escapeHtml(this.textContent);
+  }
+}
+
+export class FakeElement {
+  constructor(tag, ownerDocument) {
+    this.tagName = tag.toUpperCase();
+    this.ownerDocument = ownerDocument;
+    this.childNodes = [];
+    this.parentNode = null;
+    this.attributes = new Map();
+    this.dataset = {};
+    this.listeners = new Map();
+    this.hidden = false;
+    this.scrolledIntoView = 0;
+  }
+
+  get children() {
+    return this.childNodes.filter((node) => node instanceof FakeElement);
+  }
+
+  get className() {
+    return this.attributes.get("class") ?? "";
+  }
+
+  set className(value) {
+    this.attributes.set("class", String(value));
+  }
+
+  get textContent() {
+    return this.childNodes.map((node) => node.textContent).join("");
+  }
+
+  set textContent(value) {
+    this.replaceChildren(new FakeText(value ?? ""));
+  }
+
+  set innerHTML(_) {
+    throw new Error("innerHTML set: text must go in as textContent");
+  }
+
+  get outerHTML() {
+    const tag = this.tagName.toLowerCase();
+    const attrs = [...this.attributes].map(([name, value]) => ` ${name}="${escapeHtml(value)}"`).join("");
+    return `<${tag}${attrs}>${this.childNodes.map((node) => node.outerHTML).join("")}</${tag}>`;
+  }
+
+  setAttribute(name, value) {
+    this.attributes.set(name, String(value));
+  }
+
+  getAttribute(name) {
+    return this.attributes.has(name) ? this.attributes.get(name) : null;
+  }
+
+  append(...nodes) {
+    for (const node of nodes) {
+      const child = typeof node === "string" ? new FakeText(node) : node;
+      child.parentNode = this;
+      this.childNodes.push(child);
+    }
+  }
+
+  replaceChildren(...nodes) {
+    this.childNodes = [];
+    this.append(...nodes);
+  }
+
+  remove() {
+    if (!this.parentNode) return;
+    this.parentNode.childNodes = this.parentNode.childNodes.filter((node) => node !== this);
+    this.parentNode = null;
+  }
+
+  /** The first element at or under this one for which `test` holds. */
+  find(test) {
+    if (test(this)) return this;
+    for (const child of this.children) {
+      const found = child.find(test);
+      if (found) return found;
+    }
+    return null;
+  }
+
+  addEventListener(type, listener) {
+    if (!this.listeners.has(type)) this.listeners.set(type, []);
+    this.listeners.get(type).push(listener);
+  }
+
+  /** The browser delivers an event of `type`; gives the event (defaultPrevented, ...). */
+  dispatch(type, fields = {}) {
+    const event = { type, target: this, currentTarget: this, defaultPrevented: false, ...fields };
+    event.preventDefault = () => { event.defaultPrevented = true; };
+    for (const listener of this.listeners.get(type) || []) listener(event);
+    return event;
+  }
+
+  click() {
+    return this.dispatch("click");
+  }
+
+  scrollIntoView() {
+    this.scrolledIntoView += 1;
+  }
+}
+
+function escapeHtml(text) {
+  return String(text).replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
+}

@@ -2,26 +2,40 @@
 // Plain ES module, no dependencies, nothing loaded from outside this server.
 
 import { changePassword, fetchAccount } from "/static/js/account.js";
+import { api } from "/static/js/api.js";
 import { ready as brandingReady } from "/static/js/branding.js";
+import { clearCallView, removeTile, showCallState, showRemote as showRemoteMedia, tileFor as callTile, wireToggles } from "/static/js/call-view.js";
+import { showChatMessage, wireChat } from "/static/js/chat.js";
+import { $, button, element, keepingFocus, notice, showOnly } from "/static/js/dom.js";
 import { chosenLanguage, languagePicker, setLanguage, t } from "/static/js/i18n.js";
 import { Mesh } from "/static/js/mesh.js";
+import { SignallingClient } from "/static/js/signalling.js";
 import { Clock } from "/static/js/time.js";
 
-const $ = (id) => document.getElementById(id);
-const PROTOCOL_VERSION = 1;
-// A call whose signalling stays lost longer than the server waits for it (its welcome says how
-// long) ends here; until then the workspace reconnects every second and resumes the call.
-let reconnectLimitMs = 90000;
+// The lists rebuilt on every update, where a keyboard user's focus is kept.
+const LISTS = "#queues, #queue, #appointments";
+
+// The workspace stays connected (the queue comes over the socket); a call whose signalling is
+// lost is resumed every second until the server's resume window has passed.
+const signalling = new SignallingClient({
+  keepConnected: true,
+  // 4003: the login ended (logged out elsewhere, disabled, password reset, expired); 1008,
+  // 4001, 4002: refused, or this call was taken up in another window.
+  finalCodes: [1008, 4001, 4002, 4003],
+  onOpen: onSocketOpen,
+  onMessage: handle,
+  onDown: onSocketDown,
+  beforeReconnect: loginHolds,
+});
+const send = (type, fields) => signalling.send(type, fields);
 
 const state = {
-  ws: null,
   me: null, // this workspace's participant id (from the server's welcome)
   session: null, // {id, mesh, peer, appointmentId}
   waiting: [],
   joinRequests: new Map(), // participant id -> peer waiting to join the running call
   localStream: null,
   statsTimer: null,
-  reconnectDelay: 1000,
   appointments: [],
   lobby: new Map(), // appointment id -> waiting entry
   completed: new Set(), // appointments whose call ended in this workspace
@@ -29,26 +43,9 @@ const state = {
 };
 
 function show(view) {
-  for (const id of ["login-view", "queue-view", "call-view"]) $(id).hidden = id !== view;
+  showOnly(["login-view", "queue-view", "call-view"], view);
   // The workspace is the queue and the day's appointments together.
   $("appointments-view").hidden = view !== "queue-view";
-}
-
-function notice(text) {
-  const el = $("notice");
-  el.textContent = text || "";
-  el.hidden = !text;
-}
-
-async function api(path, options = {}) {
-  const response = await fetch(path, {
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json" },
-    ...options,
-  });
-  let body = null;
-  try { body = await response.json(); } catch { /* empty body */ }
-  return { ok: response.ok, status: response.status, body };
 }
 
 // ------------------------------------------------------------------ login
@@ -68,25 +65,24 @@ async function boot() {
   $("logout").addEventListener("click", onLogout);
   $("change-password").addEventListener("click", onChangePassword);
   $("hangup").addEventListener("click", () => hangUp("advisor_hangup"));
-  $("mute").addEventListener("click", toggleMute);
-  $("camera").addEventListener("click", toggleCamera);
-  $("chat-form").addEventListener("submit", sendChat);
+  wireToggles(() => state.localStream);
+  wireChat($("chat-form"), $("chat-input"), sendChat);
   $("appointment-form").addEventListener("submit", createAppointment);
   defaultStart();
   renderZone();
   $("invitation-copy").addEventListener("click", () => navigator.clipboard.writeText($("invitation-text").value));
   $("invite-form").addEventListener("submit", createInvitation);
   $("invite-copy").addEventListener("click", () => navigator.clipboard.writeText($("invite-link").href));
-  const me = await api("/api/v1/me");
+  const me = await api("/me");
   if (me.ok) enterWorkspace(me.body);
   else show("login-view");
 }
 
 async function onLogin(event) {
   event.preventDefault();
-  const result = await api("/api/v1/auth/login", {
+  const result = await api("/auth/login", {
     method: "POST",
-    body: JSON.stringify({ username: $("username").value, password: $("password").value }),
+    body: { username: $("username").value, password: $("password").value },
   });
   if (!result.ok) {
     notice(result.body?.detail || t("login.failed", { status: result.status }));
@@ -98,7 +94,7 @@ async function onLogin(event) {
 }
 
 function loginEnded() {
-  state.ws = null;
+  signalling.stop();
   $("who").hidden = true;
   $("logout").hidden = true;
   $("change-password").hidden = true;
@@ -111,8 +107,8 @@ async function onChangePassword() {
 }
 
 async function onLogout() {
-  await api("/api/v1/auth/logout", { method: "POST", body: "{}" });
-  if (state.ws) state.ws.close();
+  await api("/auth/logout", { method: "POST", body: {} });
+  signalling.stop();
   location.reload();
 }
 
@@ -130,78 +126,38 @@ async function enterWorkspace(me) {
     notice(t("account.changed"));
   }
   show("queue-view");
-  connect();
+  signalling.connect();
   loadAppointments();
 }
 
 // ------------------------------------------------------------------ signalling
 
-function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/api/v1/ws`);
-  state.ws = ws;
-  ws.onopen = () => {
-    state.reconnectDelay = 1000;
-    $("connection-state").dataset.i18n = "online";
-    $("connection-state").textContent = t("online");
-    const session = state.session;
-    // First of all: take the call up again (media went on meanwhile, peer to peer).
-    if (session && session.resumeToken) {
-      send("resume", { id: "resume", session_id: session.id, token: session.resumeToken });
-    }
-    if (session === null) loadAppointments(); // anything may have changed meanwhile
-  };
-  ws.onmessage = (event) => {
-    let message;
-    try { message = JSON.parse(event.data); } catch { return; }
-    // One at a time, in order: an offer must be applied before its candidates.
-    state.inbox = (state.inbox || Promise.resolve())
-      .then(() => handle(message))
-      .catch((error) => console.error("handling", message.type, error));
-  };
-  ws.onclose = (event) => {
-    if (state.ws !== ws) return;
-    $("connection-state").dataset.i18n = "offline";
-    $("connection-state").textContent = t("offline");
-    if (event.code === 4003) {
-      // The login ended (logged out elsewhere, disabled, password reset, expired).
-      if (state.session) endCall("");
-      loginEnded();
-      return;
-    }
-    if (event.code === 1008 || event.code === 4001 || event.code === 4002) {
-      // Refused, or this call was taken up in another window: nothing to come back to.
-      if (state.session) endCall(t("call.server_lost"));
-      return;
-    }
-    const session = state.session;
-    if (session) {
-      session.lostAt = session.lostAt || Date.now();
-      if (Date.now() - session.lostAt > reconnectLimitMs) {
-        endCall(t("call.server_lost"));
-      } else {
-        updateCallState();
-        setTimeout(connect, 1000); // a call is going on: every second counts
-        return;
-      }
-    }
-    setTimeout(reconnect, state.reconnectDelay);
-    state.reconnectDelay = Math.min(state.reconnectDelay * 2, 30000);
-  };
+function onSocketOpen() {
+  $("connection-state").dataset.i18n = "online";
+  $("connection-state").textContent = t("online");
+  if (state.session === null) loadAppointments(); // anything may have changed meanwhile
+}
+
+function onSocketDown({ code, resuming, gaveUp }) {
+  $("connection-state").dataset.i18n = "offline";
+  $("connection-state").textContent = t("offline");
+  if (code === 4003) {
+    if (state.session) endCall("");
+    loginEnded();
+  } else if (resuming) {
+    updateCallState();
+  } else if (state.session && (gaveUp || code === 1008 || code === 4001 || code === 4002)) {
+    endCall(t("call.server_lost"));
+  }
 }
 
 // A socket refused at its handshake says nothing about why: ask whether the login still holds
 // (it expired while the workspace was away, say) before trying again.
-async function reconnect() {
-  const me = await api("/api/v1/me").catch(() => ({ ok: false, status: 0 }));
-  if (me.status === 401) loginEnded();
-  else connect();
-}
-
-function send(type, fields = {}) {
-  if (state.ws && state.ws.readyState === WebSocket.OPEN) {
-    state.ws.send(JSON.stringify({ v: PROTOCOL_VERSION, type, ...fields }));
-  }
+async function loginHolds() {
+  const me = await api("/me"); // status 0 when the server cannot be reached
+  if (me.status !== 401) return true;
+  loginEnded();
+  return false;
 }
 
 function inSession(message) {
@@ -213,18 +169,14 @@ async function handle(message) {
   switch (message.type) {
     case "welcome":
       state.me = message.participant_id;
-      // A little longer than the server waits: its verdict (resumed or ended) comes first.
-      if (message.resume_grace_seconds) reconnectLimitMs = (message.resume_grace_seconds + 10) * 1000;
       break;
     case "resumed":
       if (inSession(message)) {
         state.me = message.participant_id;
-        state.session.lostAt = null;
         state.session.away = new Set(message.away);
         // Who is in the call now, as the server says: nobody else is answered.
         state.session.mesh.knowOnly(message.peers);
-        updateCallState();
-        flushChat();
+        updateCallState(); // the chat typed meanwhile goes out next (signalling.js)
       }
       break;
     case "participant_away":
@@ -308,29 +260,25 @@ function queueName(call) {
   return call.region ? `${topic} · ${call.region}` : topic;
 }
 
-// The lists are rebuilt on every update: a keyboard user's focus stays on the same button.
-function focusedButton() {
-  const el = document.activeElement;
-  return el?.closest("#queues, #queue, #appointments") ? el.getAttribute("aria-label") : null;
-}
-
-function refocus(label) {
-  if (!label) return;
-  const buttons = document.querySelectorAll("#queues button, #queue button, #appointments button");
-  [...buttons].find((b) => b.getAttribute("aria-label") === label)?.focus();
-}
-
 function renderQueue(waiting, { quiet = false } = {}) {
-  const focused = focusedButton();
   const known = state.waitingIds || new Set();
   state.waiting = waiting;
   state.waitingIds = new Set(waiting.map((w) => w.session_id));
   if (!quiet && waiting.some((w) => !known.has(w.session_id)) && !state.session) chime();
   state.lobby = new Map(waiting.filter((w) => w.appointment_id).map((w) => [w.appointment_id, w]));
-  renderAppointments();
-  $("queue-empty").hidden = waiting.length > 0;
+  // The lists are rebuilt on every update: a keyboard user's focus stays on the same button.
+  keepingFocus(LISTS, () => {
+    renderAppointments();
+    $("queue-empty").hidden = waiting.length > 0;
+    renderQueueSummary(waiting);
+    renderQueueList(waiting);
+  });
+  const title = t("advisor.title");
+  document.title = waiting.length ? `(${waiting.length}) ${title}` : title;
+}
 
-  // The walk-in queues (per topic and region): how many wait, for how long, take the next.
+// The walk-in queues (per topic and region): how many wait, for how long, take the next.
+function renderQueueSummary(waiting) {
   const queues = new Map();
   for (const call of waiting.filter((w) => !w.appointment_id)) {
     const key = queueName(call);
@@ -340,52 +288,41 @@ function renderQueue(waiting, { quiet = false } = {}) {
   const summary = $("queues");
   summary.replaceChildren();
   for (const [name, calls] of queues) {
-    const box = document.createElement("div");
-    box.className = "queue-summary";
+    const box = element("div", { className: "queue-summary" });
     box.dataset.queue = name;
-    const title = document.createElement("span");
-    title.className = "name";
-    title.textContent = name;
-    const figures = document.createElement("span");
-    figures.className = "since";
-    figures.textContent = t("queue.summary", { count: calls.length, minutes: minutesSince(calls[0].waiting_since) });
-    const next = document.createElement("button");
-    next.type = "button";
-    next.textContent = t("queue.accept_next");
-    next.setAttribute("aria-label", t("queue.accept_next_label", { queue: name }));
-    next.addEventListener("click", () => accept_(calls[0].session_id, next));
-    box.append(title, figures, next);
+    const figures = t("queue.summary", { count: calls.length, minutes: minutesSince(calls[0].waiting_since) });
+    box.append(
+      element("span", { text: name, className: "name" }),
+      element("span", { text: figures, className: "since" }),
+      button(t("queue.accept_next"), (event) => accept_(calls[0].session_id, event.currentTarget), {
+        label: t("queue.accept_next_label", { queue: name }),
+      }),
+    );
     summary.append(box);
   }
+}
 
+function renderQueueList(waiting) {
   const list = $("queue");
   list.replaceChildren();
   for (const call of waiting) {
-    const item = document.createElement("li");
+    const item = element("li");
     item.dataset.sessionId = call.session_id;
     item.dataset.callerRole = call.caller_role;
-    const name = document.createElement("span");
-    name.className = "name";
     const where = call.caller_role === "booth" ? t("queue.at_booth") : t("queue.from_home");
-    name.textContent = call.appointment_id
+    const name = call.appointment_id
       ? t("queue.in_lobby", { name: call.caller_name, where })
       : `${call.caller_name} (${where}) · ${queueName(call)}`;
-    const since = document.createElement("span");
-    since.className = "since";
-    since.textContent = t("queue.waiting_minutes", { minutes: minutesSince(call.waiting_since) });
-    const accept = document.createElement("button");
-    accept.type = "button";
-    accept.textContent = call.appointment_id ? t("queue.admit") : t("queue.accept");
-    accept.setAttribute("aria-label", call.appointment_id
-      ? t("queue.admit_label", { name: call.caller_name })
-      : t("queue.accept_label", { name: call.caller_name }));
-    accept.addEventListener("click", () => accept_(call.session_id, accept));
-    item.append(name, since, accept);
+    const accept = call.appointment_id
+      ? [t("queue.admit"), t("queue.admit_label", { name: call.caller_name })]
+      : [t("queue.accept"), t("queue.accept_label", { name: call.caller_name })];
+    item.append(
+      element("span", { text: name, className: "name" }),
+      element("span", { text: t("queue.waiting_minutes", { minutes: minutesSince(call.waiting_since) }), className: "since" }),
+      button(accept[0], (event) => accept_(call.session_id, event.currentTarget), { label: accept[1] }),
+    );
     list.append(item);
   }
-  const title = t("advisor.title");
-  document.title = waiting.length ? `(${waiting.length}) ${title}` : title;
-  refocus(focused);
 }
 
 // Booths send H.264 (encoded once, in hardware where the booth has it). A browser without an
@@ -429,7 +366,7 @@ function renderZone() {
 
 async function loadAppointments() {
   const day = state.clock.today(); // the organisation's day, which the server lists
-  const result = await api(`/api/v1/appointments?day=${day}`);
+  const result = await api(`/appointments?day=${day}`);
   if (result.ok) {
     state.appointments = result.body.appointments;
     renderAppointments();
@@ -447,38 +384,37 @@ function appointmentState(appointment) {
 const STATE_KEYS = { waiting: "state.waiting", in_call: "state.in_call", done: "state.done", cancelled: "state.cancelled", "not arrived": "state.not_arrived" };
 
 function renderAppointments() {
-  const focused = focusedButton();
-  const list = $("appointments");
-  const items = state.appointments || [];
-  list.replaceChildren();
-  $("appointments-empty").hidden = items.length > 0;
-  for (const appointment of items) {
-    const item = document.createElement("li");
-    item.dataset.appointmentId = appointment.id;
-    const when = document.createElement("span");
-    when.className = "name";
-    when.textContent = `${state.clock.time(appointment.starts_at)} · ${appointment.duration_minutes} min` +
-      (appointment.citizen_label ? ` · ${appointment.citizen_label}` : "");
-    const status = document.createElement("span");
-    const current = appointmentState(appointment);
-    status.className = `status ${current.replace(" ", "_")}`;
-    status.textContent = STATE_KEYS[current] ? t(STATE_KEYS[current]) : current;
-    item.append(when, status);
-    if (appointment.status === "scheduled") {
-      const cancel = document.createElement("button");
-      cancel.type = "button";
-      cancel.textContent = t("appointments.cancel");
-      cancel.setAttribute("aria-label", t("appointments.cancel_label", { when: when.textContent }));
-      cancel.addEventListener("click", async () => {
-        if (!confirm(t("appointments.cancel_confirm"))) return;
-        await api(`/api/v1/appointments/${appointment.id}/cancel`, { method: "POST", body: "{}" });
-        loadAppointments();
-      });
-      item.append(cancel);
-    }
-    list.append(item);
+  keepingFocus(LISTS, () => {
+    const list = $("appointments");
+    const items = state.appointments || [];
+    list.replaceChildren();
+    $("appointments-empty").hidden = items.length > 0;
+    for (const appointment of items) list.append(appointmentItem(appointment));
+  });
+}
+
+function appointmentItem(appointment) {
+  const item = element("li");
+  item.dataset.appointmentId = appointment.id;
+  const when = element("span", {
+    text: `${state.clock.time(appointment.starts_at)} · ${appointment.duration_minutes} min` +
+      (appointment.citizen_label ? ` · ${appointment.citizen_label}` : ""),
+    className: "name",
+  });
+  const current = appointmentState(appointment);
+  const status = element("span", {
+    text: STATE_KEYS[current] ? t(STATE_KEYS[current]) : current,
+    className: `status ${current.replace(" ", "_")}`,
+  });
+  item.append(when, status);
+  if (appointment.status === "scheduled") {
+    item.append(button(t("appointments.cancel"), async () => {
+      if (!confirm(t("appointments.cancel_confirm"))) return;
+      await api(`/appointments/${appointment.id}/cancel`, { method: "POST", body: {} });
+      loadAppointments();
+    }, { label: t("appointments.cancel_label", { when: when.textContent }) }));
   }
-  refocus(focused);
+  return item;
 }
 
 async function createAppointment(event) {
@@ -486,14 +422,14 @@ async function createAppointment(event) {
   const start = state.clock.fromInput($("appointment-start").value);
   if (!start || Number.isNaN(start.getTime())) { notice(t("appointments.choose_time")); return; }
   const label = $("appointment-label").value.trim();
-  const result = await api("/api/v1/appointments", {
+  const result = await api("/appointments", {
     method: "POST",
-    body: JSON.stringify({
+    body: {
       starts_at: start.toISOString(),
       duration_minutes: Number($("appointment-duration").value),
       channel: $("appointment-channel").value,
       ...(label ? { citizen_label: label } : {}),
-    }),
+    },
   });
   if (!result.ok) { notice(result.body?.detail || t("appointments.failed", { status: result.status })); return; }
   notice("");
@@ -526,17 +462,18 @@ async function startCall(message) {
     send,
     onTrack: (peer, stream, track) => showRemote(peer, stream, track),
     onState: () => updateCallState(),
-    onGone: (peer) => removeTile(peer.participant_id),
+    onGone: (peer) => {
+      removeTile(peer.participant_id);
+      updateCallState();
+    },
   });
   mesh.know(message.peers || [message.peer]);
   state.session = {
     id: message.session_id, mesh, peer: message.peer,
     appointmentId: waiting ? waiting.appointment_id : null,
-    resumeToken: message.resume_token || null,
-    lostAt: null, // when the signalling connection was lost (null: it is up)
-    outbox: [], // chat typed while the connection was lost
     away: new Set(), // participants whose own signalling is lost for the moment
   };
+  signalling.resumeWith({ sessionId: message.session_id, token: message.resume_token });
   state.joinRequests.clear();
   renderJoinRequests();
   $("peer-name").textContent = message.peer.name;
@@ -554,13 +491,7 @@ async function startCall(message) {
 function showRemote(peer, stream, track) {
   const session = state.session;
   if (!session) return;
-  let video;
-  if (peer.participant_id === session.peer.participant_id) {
-    video = $("remote-video");
-  } else {
-    video = tileFor(peer).querySelector("video");
-  }
-  if (video.srcObject !== stream) video.srcObject = stream;
+  const video = showRemoteMedia(peer, stream, session.peer.participant_id, { onRemove: removeFromCall });
   if (track.kind === "video") watchFirstFrame(video);
   updateCallState();
 }
@@ -568,48 +499,20 @@ function showRemote(peer, stream, track) {
 // Someone admitted into the call (an interpreter, a colleague): a tile with their video and a
 // control that takes them out of the call again.
 function tileFor(peer) {
-  const existing = document.querySelector(`#tiles li[data-participant-id="${CSS.escape(peer.participant_id)}"]`);
-  if (existing) return existing;
-  const tile = document.createElement("li");
-  tile.dataset.participantId = peer.participant_id;
-  const video = document.createElement("video");
-  video.autoplay = true;
-  video.playsInline = true;
-  video.setAttribute("aria-label", t("call.video_of", { name: peer.name }));
-  const caption = document.createElement("span");
-  caption.textContent = peer.name;
-  const remove = document.createElement("button");
-  remove.type = "button";
-  remove.className = "secondary remove";
-  remove.textContent = t("call.remove");
-  remove.setAttribute("aria-label", t("call.remove_label", { name: peer.name }));
-  remove.addEventListener("click", () => {
-    if (!state.session || !confirm(t("call.remove_confirm", { name: peer.name }))) return;
-    remove.disabled = true;
-    send("remove", { session_id: state.session.id, participant_id: peer.participant_id });
-  });
-  tile.append(video, caption, remove);
-  $("tiles").append(tile);
-  return tile;
+  return callTile(peer, { onRemove: removeFromCall });
 }
 
-function removeTile(participantId) {
-  document.querySelector(`#tiles li[data-participant-id="${CSS.escape(participantId)}"]`)?.remove();
-  updateCallState();
+function removeFromCall(peer, control) {
+  if (!state.session || !confirm(t("call.remove_confirm", { name: peer.name }))) return;
+  control.disabled = true;
+  send("remove", { session_id: state.session.id, participant_id: peer.participant_id });
 }
 
 function updateCallState() {
   const session = state.session;
   if (!session) return;
-  const leg = session.mesh.legs.get(session.peer.participant_id);
-  let current = leg ? leg.pc.connectionState : "connecting";
-  if (session.mesh.reconnecting || session.lostAt || session.away.has(session.peer.participant_id)) {
-    current = "reconnecting";
-  }
-  const pill = $("call-state");
-  pill.dataset.state = current;
-  pill.textContent = t(`call.state.${current}`);
-  $("reconnecting").hidden = current !== "reconnecting";
+  const peerId = session.peer.participant_id;
+  showCallState(session.mesh, peerId, { reconnecting: signalling.lost || session.away.has(peerId) });
 }
 
 function renderJoinRequests() {
@@ -617,30 +520,18 @@ function renderJoinRequests() {
   list.replaceChildren();
   $("join-requests-view").hidden = state.joinRequests.size === 0;
   for (const peer of state.joinRequests.values()) {
-    const item = document.createElement("li");
+    const item = element("li");
     item.dataset.participantId = peer.participant_id;
-    const name = document.createElement("span");
-    name.className = "name";
-    name.textContent = peer.name;
-    const admit = document.createElement("button");
-    admit.type = "button";
-    admit.textContent = t("queue.admit");
-    admit.setAttribute("aria-label", t("call.admit_label", { name: peer.name }));
-    admit.addEventListener("click", () => {
+    const admit = button(t("queue.admit"), () => {
       admit.disabled = true;
       send("admit", { session_id: state.session.id, participant_id: peer.participant_id });
-    });
-    const decline = document.createElement("button");
-    decline.type = "button";
-    decline.className = "secondary";
-    decline.textContent = t("call.decline");
-    decline.setAttribute("aria-label", t("call.decline_label", { name: peer.name }));
-    decline.addEventListener("click", () => {
+    }, { label: t("call.admit_label", { name: peer.name }) });
+    const decline = button(t("call.decline"), () => {
       send("remove", { session_id: state.session.id, participant_id: peer.participant_id });
       state.joinRequests.delete(peer.participant_id);
       renderJoinRequests();
-    });
-    item.append(name, admit, decline);
+    }, { className: "secondary", label: t("call.decline_label", { name: peer.name }) });
+    item.append(element("span", { text: peer.name, className: "name" }), admit, decline);
     list.append(item);
   }
 }
@@ -649,8 +540,8 @@ async function createInvitation(event) {
   event.preventDefault();
   if (!state.session) return;
   const label = $("invite-label").value.trim();
-  const result = await api(`/api/v1/calls/${state.session.id}/invitations`, {
-    method: "POST", body: JSON.stringify({ label }),
+  const result = await api(`/calls/${state.session.id}/invitations`, {
+    method: "POST", body: { label },
   });
   if (!result.ok) { notice(result.body?.detail || t("call.invite_failed")); return; }
   notice("");
@@ -678,17 +569,15 @@ function endCall(text) {
   state.session = null;
   if (session && session.appointmentId) state.completed.add(session.appointmentId);
   clearInterval(state.statsTimer);
+  signalling.forget();
   if (session) session.mesh.close();
   if (state.localStream) for (const track of state.localStream.getTracks()) track.stop();
   state.localStream = null;
   state.joinRequests.clear();
-  $("remote-video").srcObject = null;
-  $("local-video").srcObject = null;
-  $("tiles").replaceChildren();
+  clearCallView(); // the chat is gone with the call
   $("invite-result").hidden = true;
   $("reconnecting").hidden = true;
   for (const id of ["stat-booth-sent", "stat-booth-received"]) $(id).textContent = "–";
-  $("chat-log").replaceChildren(); // the chat is gone with the call
   show("queue-view");
   renderAppointments();
   notice(text);
@@ -696,53 +585,16 @@ function endCall(text) {
 
 // ------------------------------------------------------------------ chat
 
-function sendChat(event) {
-  event.preventDefault();
-  const input = $("chat-input");
-  const text = input.value.trim();
-  if (!state.session || !text) return;
-  state.session.outbox.push({ session_id: state.session.id, text });
-  flushChat();
-  input.value = "";
-}
-
-function flushChat() {
-  // What the advisor typed while the connection was lost goes out after the resume, in order.
-  const session = state.session;
-  if (!session || session.lostAt || !state.ws || state.ws.readyState !== WebSocket.OPEN) return;
-  for (const fields of session.outbox.splice(0)) send("chat", fields);
+// What the advisor types while the connection is lost goes out after the resume, in order.
+function sendChat(text) {
+  if (!state.session) return false;
+  signalling.sendAfterResume("chat", { session_id: state.session.id, text });
+  return true;
 }
 
 function showChat(message) {
   if (!state.session || message.session_id !== state.session.id) return;
-  const item = document.createElement("li");
-  const who = document.createElement("span");
-  who.className = "who";
-  who.textContent = message.sender === state.me ? t("chat.you") : message.sender_name;
-  const text = document.createElement("span");
-  text.className = "text";
-  text.textContent = message.text; // never innerHTML: the text is the other party's
-  item.append(who, text);
-  $("chat-log").append(item);
-  item.scrollIntoView({ block: "nearest" });
-}
-
-function toggleMute() {
-  const button = $("mute");
-  const muted = button.getAttribute("aria-pressed") !== "true";
-  for (const track of state.localStream?.getAudioTracks() || []) track.enabled = !muted;
-  button.setAttribute("aria-pressed", String(muted));
-  button.dataset.i18n = muted ? "call.unmute" : "call.mute";
-  button.textContent = t(button.dataset.i18n);
-}
-
-function toggleCamera() {
-  const button = $("camera");
-  const off = button.getAttribute("aria-pressed") !== "true";
-  for (const track of state.localStream?.getVideoTracks() || []) track.enabled = !off;
-  button.setAttribute("aria-pressed", String(off));
-  button.dataset.i18n = off ? "call.camera_on" : "call.camera_off";
-  button.textContent = t(button.dataset.i18n);
+  showChatMessage($("chat-log"), message, { mine: message.sender === state.me });
 }
 
 // ------------------------------------------------------------------ statistics

@@ -5,43 +5,41 @@
 
 import { api } from "/static/js/api.js";
 import { ready as brandingReady, showBrandTexts } from "/static/js/branding.js";
+import { clearCallView, removeTile, showCallState, showRemote as showRemoteMedia, wireToggles } from "/static/js/call-view.js";
+import { showChatMessage, wireChat } from "/static/js/chat.js";
+import { $, notice, showOnly } from "/static/js/dom.js";
 import { chosenLanguage, languagePicker, setLanguage, t } from "/static/js/i18n.js";
 import { Mesh } from "/static/js/mesh.js";
+import { SignallingClient } from "/static/js/signalling.js";
 import { Clock } from "/static/js/time.js";
 
-const $ = (id) => document.getElementById(id);
-const PROTOCOL_VERSION = 1;
-// A wait or call whose signalling stays lost longer than the server waits for it (its welcome
-// says how long) ends here; until then the page reconnects every second and takes it up again.
-let reconnectLimitMs = 90000;
+// Opened on joining. A wait or call whose signalling is lost is taken up again every second
+// until the server's resume window has passed; nothing is reconnected otherwise.
+const signalling = new SignallingClient({
+  // 4001: the same link was opened on another page, which goes on; 4003: the pass no longer
+  // opens anything (the appointment was cancelled). Nothing to come back to.
+  finalCodes: [4001, 4003],
+  onOpen: onSocketOpen,
+  onMessage: handle,
+  onDown: onSocketDown,
+});
+const send = (type, fields) => signalling.send(type, fields);
 
 const state = {
   mode: null, // "appointment" | "invitation" | "walk_in"
   details: null, // what the server said about the link
   stream: null,
-  ws: null,
   me: null,
   waitingFor: null, // session id while waiting
-  resumeToken: null, // takes the wait or the call up again after a lost connection
-  lostAt: null, // when the signalling connection was lost during a wait or call
   position: null, // {position, estimated_wait_seconds} while waiting in a walk-in queue
   session: null, // {id, mesh, peer}
   meterStop: null,
-  inbox: Promise.resolve(),
-  outbox: [], // chat typed while the connection was lost, sent once the call is taken up again
   branding: null, // the organisation's texts (welcome, privacy notice, after the call)
   clock: new Clock(), // times in the organisation's zone, as the invitation says them
 };
 
 function show(view) {
-  for (const id of ["welcome-view", "prejoin-view", "lobby-view", "call-view", "ended-view"]) {
-    $(id).hidden = id !== view;
-  }
-}
-
-function notice(text) {
-  $("notice").textContent = text || "";
-  $("notice").hidden = !text;
+  showOnly(["welcome-view", "prejoin-view", "lobby-view", "call-view", "ended-view"], view);
 }
 
 async function boot() {
@@ -58,9 +56,8 @@ async function boot() {
   // The link opens the appointment again until its window closes: join again from here.
   $("rejoin").addEventListener("click", () => location.reload());
   $("cancel-wait").addEventListener("click", cancelWait);
-  $("mute").addEventListener("click", () => toggle("mute", "audio", "call.unmute", "call.mute"));
-  $("camera").addEventListener("click", () => toggle("camera", "video", "call.camera_on", "call.camera_off"));
-  $("chat-form").addEventListener("submit", sendChat);
+  wireToggles(() => state.stream);
+  wireChat($("chat-form"), $("chat-input"), sendChat);
 
   const walkIn = location.pathname.replace(/\/+$/, "") === "/now";
   const result = walkIn
@@ -215,61 +212,31 @@ function startMeter(stream) {
 function onJoin() {
   if (state.meterStop) state.meterStop();
   show("lobby-view");
-  openSocket(() => {
-    if (state.mode === "walk_in") {
-      const fields = {};
-      if (!$("topic-select").hidden && $("topic-select").value) fields.topic_id = $("topic-select").value;
-      if (!$("region-choice").hidden && $("region-select").value) fields.region = $("region-select").value;
-      send("call_request", fields);
-    } else {
-      send("lobby_join");
-    }
-  });
+  signalling.connect();
 }
 
-function openSocket(onOpen) {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/api/v1/ws`);
-  state.ws = ws;
-  ws.onopen = onOpen;
-  ws.onmessage = (event) => {
-    let message;
-    try { message = JSON.parse(event.data); } catch { return; }
-    // One at a time, in order: an offer must be applied before its candidates.
-    state.inbox = state.inbox
-      .then(() => handle(message))
-      .catch((error) => console.error("handling", message.type, error));
-  };
-  ws.onclose = (event) => {
-    if (state.ws !== ws) return;
-    if (event.code === 4001 || event.code === 4003) {
-      // 4001: the same link was opened on another page, which goes on; 4003: the pass no
-      // longer opens anything (the appointment was cancelled). Nothing to come back to.
-      state.ws = null;
-      endCall();
-      notice(event.code === 4001 ? t("citizen.replaced") : t("citizen.pass_ended"));
-      return;
-    }
-    const sessionId = state.session?.id || state.waitingFor;
-    if (sessionId && state.resumeToken) {
-      state.lostAt = state.lostAt || Date.now();
-      if (Date.now() - state.lostAt <= reconnectLimitMs) {
-        updateCallState();
-        setTimeout(() => openSocket(() => send("resume", {
-          id: "resume", session_id: sessionId, token: state.resumeToken,
-        })), 1000);
-        return;
-      }
-    }
-    if (state.session) endCall();
-    else if (!$("ended-view").hidden) return;
-    else notice(t("citizen.server_lost"));
-  };
+function onSocketOpen({ resuming }) {
+  if (resuming) return; // "resume" went first: the wait or the call goes on
+  if (state.mode === "walk_in") {
+    const fields = {};
+    if (!$("topic-select").hidden && $("topic-select").value) fields.topic_id = $("topic-select").value;
+    if (!$("region-choice").hidden && $("region-select").value) fields.region = $("region-select").value;
+    send("call_request", fields);
+  } else {
+    send("lobby_join");
+  }
 }
 
-function send(type, fields = {}) {
-  if (state.ws && state.ws.readyState === WebSocket.OPEN) {
-    state.ws.send(JSON.stringify({ v: PROTOCOL_VERSION, type, ...fields }));
+function onSocketDown({ code, resuming }) {
+  if (code === 4001 || code === 4003) {
+    endCall();
+    notice(code === 4001 ? t("citizen.replaced") : t("citizen.pass_ended"));
+  } else if (resuming) {
+    updateCallState();
+  } else if (state.session) {
+    endCall();
+  } else if ($("ended-view").hidden) {
+    notice(t("citizen.server_lost"));
   }
 }
 
@@ -282,22 +249,19 @@ async function handle(message) {
   switch (message.type) {
     case "welcome":
       state.me = message.participant_id;
-      // A little longer than the server waits: its verdict (resumed or ended) comes first.
-      if (message.resume_grace_seconds) reconnectLimitMs = (message.resume_grace_seconds + 10) * 1000;
       break;
     case "call_waiting":
       state.waitingFor = message.session_id;
-      state.resumeToken = message.resume_token || null;
+      // Takes the wait (and the call it becomes) up again after a lost connection.
+      signalling.resumeWith({ sessionId: message.session_id, token: message.resume_token });
       break;
     case "resumed":
       state.me = message.participant_id;
-      state.lostAt = null;
       // Who is in the call now, as the server says: nobody else is answered.
       if (state.session && message.session_id === state.session.id) {
         state.session.mesh.knowOnly(message.peers);
       }
-      updateCallState();
-      flushChat();
+      updateCallState(); // the chat typed meanwhile goes out next (signalling.js)
       break;
     case "queue_position":
       state.position = message;
@@ -315,7 +279,7 @@ async function handle(message) {
       if (message.reason === "removed") notice(t("citizen.removed"));
       break;
     case "error":
-      if (message.ref === "resume") { state.lostAt = null; endCall(); break; }
+      if (message.ref === "resume") { endCall(); break; }
       notice(refusal({ reason: message.code, detail: message.message }, "citizen.error."));
       break;
     default: break;
@@ -342,7 +306,7 @@ function cancelWait() {
 async function startCall(message) {
   state.position = null;
   state.waitingFor = null;
-  state.resumeToken = message.resume_token || state.resumeToken;
+  signalling.resumeWith({ sessionId: message.session_id, token: message.resume_token || signalling.ticket?.token });
   const mesh = new Mesh({
     sessionId: message.session_id,
     config: message,
@@ -350,9 +314,7 @@ async function startCall(message) {
     send,
     onTrack: showRemote,
     onState: updateCallState,
-    onGone: (peer) => {
-      document.querySelector(`#tiles li[data-participant-id="${CSS.escape(peer.participant_id)}"]`)?.remove();
-    },
+    onGone: (peer) => removeTile(peer.participant_id),
   });
   mesh.know(message.peers || [message.peer]);
   state.session = { id: message.session_id, mesh, peer: message.peer };
@@ -365,38 +327,14 @@ async function startCall(message) {
 
 // The advisor fills the stage; anyone else in the call gets a tile beside it.
 function showRemote(peer, stream) {
-  let video;
-  if (peer.participant_id === state.session?.peer.participant_id) {
-    video = $("remote-video");
-  } else {
-    let tile = document.querySelector(`#tiles li[data-participant-id="${CSS.escape(peer.participant_id)}"]`);
-    if (!tile) {
-      tile = document.createElement("li");
-      tile.dataset.participantId = peer.participant_id;
-      const element = document.createElement("video");
-      element.autoplay = true;
-      element.playsInline = true;
-      element.setAttribute("aria-label", t("call.video_of", { name: peer.name }));
-      const caption = document.createElement("span");
-      caption.textContent = peer.name;
-      tile.append(element, caption);
-      $("tiles").append(tile);
-    }
-    video = tile.querySelector("video");
-  }
-  if (video.srcObject !== stream) video.srcObject = stream;
+  showRemoteMedia(peer, stream, state.session?.peer.participant_id);
   updateCallState();
 }
 
 function updateCallState() {
   const session = state.session;
   if (!session) return;
-  const leg = session.mesh.legs.get(session.peer.participant_id);
-  let current = leg ? leg.pc.connectionState : "connecting";
-  if (session.mesh.reconnecting || state.lostAt) current = "reconnecting";
-  $("call-state").dataset.state = current;
-  $("call-state").textContent = t(`call.state.${current}`);
-  $("reconnecting").hidden = current !== "reconnecting";
+  showCallState(session.mesh, session.peer.participant_id, { reconnecting: signalling.lost });
 }
 
 function hangUp() {
@@ -422,57 +360,27 @@ function endCall() {
   state.session = null;
   state.position = null;
   state.waitingFor = null;
-  state.resumeToken = null;
-  state.outbox = [];
-  state.lostAt = null;
+  signalling.forget();
+  signalling.stop();
   if (session) session.mesh.close();
   if (state.meterStop) state.meterStop();
   if (state.stream) for (const track of state.stream.getTracks()) track.stop();
   state.stream = null;
-  $("remote-video").srcObject = null;
-  $("local-video").srcObject = null;
-  $("tiles").replaceChildren();
-  $("chat-log").replaceChildren();
-  if (state.ws) { const ws = state.ws; state.ws = null; ws.close(); }
+  clearCallView();
   $("rejoin").hidden = state.mode !== "appointment";
   show("ended-view");
 }
 
-function toggle(buttonId, kind, onKey, offKey) {
-  const button = $(buttonId);
-  const pressed = button.getAttribute("aria-pressed") !== "true";
-  for (const track of state.stream?.getTracks() || []) if (track.kind === kind) track.enabled = !pressed;
-  button.setAttribute("aria-pressed", String(pressed));
-  button.dataset.i18n = pressed ? onKey : offKey;
-  button.textContent = t(button.dataset.i18n);
-}
-
-function sendChat(event) {
-  event.preventDefault();
-  const text = $("chat-input").value.trim();
-  if (!state.session || !text) return;
-  state.outbox.push({ session_id: state.session.id, text });
-  flushChat();
-  $("chat-input").value = "";
-}
-
-function flushChat() {
-  // What the citizen typed while the connection was lost goes out after the resume, in order.
-  if (state.lostAt || !state.ws || state.ws.readyState !== WebSocket.OPEN) return;
-  for (const fields of state.outbox.splice(0)) send("chat", fields);
+// What the citizen types while the connection is lost goes out after the resume, in order.
+function sendChat(text) {
+  if (!state.session) return false;
+  signalling.sendAfterResume("chat", { session_id: state.session.id, text });
+  return true;
 }
 
 function showChat(message) {
   if (!inSession(message)) return;
-  const item = document.createElement("li");
-  const who = document.createElement("span");
-  who.className = "who";
-  who.textContent = message.sender === state.me ? t("chat.you") : message.sender_name;
-  const text = document.createElement("span");
-  text.textContent = message.text; // never innerHTML: the text is someone else's
-  item.append(who, text);
-  $("chat-log").append(item);
-  item.scrollIntoView({ block: "nearest" });
+  showChatMessage($("chat-log"), message, { mine: message.sender === state.me });
 }
 
 boot();
