@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-CSS = Path(__file__).resolve().parents[2] / "server" / "static" / "advisor" / "style.css"
+CSS = Path(__file__).resolve().parents[2] / "server" / "static" / "css" / "base.css"
 
 # (text, background, where) — the pairs the stylesheet combines.
 PAIRS = [
