@@ -95,7 +95,13 @@ class Tick(Event):
 
 @dataclass(frozen=True)
 class Start(Event):
-    """A tap on the idle screen, or the call button."""
+    """A tap on the idle screen."""
+
+
+@dataclass(frozen=True)
+class CallButton(Event):
+    """The illuminated call button: the next step towards an advisor now, decided by the state
+    the flow is in when the press is handled (three presses from idle, as three taps)."""
 
 
 @dataclass(frozen=True)
@@ -256,9 +262,19 @@ class Enrolled(Event):
 class EnrolmentFailed(Event):
     """The server refused the enrolment; ``reason`` says why as a code (``token_used``,
     ``token_expired``, ``token_unknown``, ``booth_revoked``, ...; ``refused`` otherwise), which the
-    enrolment screen explains in the booth's languages."""
+    enrolment screen explains in the booth's languages; ``detail`` says it in English for the
+    technician (the status file)."""
 
     reason: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class EnrolmentDelayed(Event):
+    """Enrolment is tried again later (the server's address is wrong, for one); ``detail`` says
+    why in English for the technician. Not a refusal: the token is kept."""
+
+    detail: str
 
 
 # ---------------------------------------------------------------- effects
@@ -329,6 +345,13 @@ class Visit:
     #: The code the server is checking now (the keypad waits for its answer).
     checking: str | None = None
 
+    @property
+    def queue_place(self) -> tuple[int, int] | None:
+        """While waiting: (place in the queue, estimated wait in seconds), once known."""
+        if self.queue_position is None or self.estimated_wait_seconds is None:
+            return None
+        return (self.queue_position, self.estimated_wait_seconds)
+
 
 #: Chat lines the call screen keeps (older ones scroll away; none outlive the call).
 CHAT_LINES = 50
@@ -353,6 +376,9 @@ class Flow:
     enrolled: bool = True
     #: Why the last enrolment failed, as :class:`EnrolmentFailed` says it; None otherwise.
     enrolment_problem: str | None = None
+    #: Why the last enrolment attempt failed, in English for the technician (the status file);
+    #: None once enrolled.
+    enrolment_detail: str | None = None
     service_reason: str | None = None
     #: The server's address answered HTTP 404 (see :class:`ServerNotFound`).
     server_not_found: bool = False
@@ -397,8 +423,23 @@ class Flow:
     def handle(self, event: Event, now: float) -> list[Effect]:
         """Apply ``event`` at time ``now`` (seconds, monotonic); return what to do."""
         effects: list[Effect] = []
+        if isinstance(event, CallButton):
+            step = self._call_button_step()
+            if step is None:
+                return effects  # no step from here: the press is not even a touch
+            event = step
         if not isinstance(
-            event, (Tick, Presence, QueuePlace, ChatLine, LinkUp, LinkDown, ServerNotFound)
+            event,
+            (
+                Tick,
+                Presence,
+                QueuePlace,
+                ChatLine,
+                LinkUp,
+                LinkDown,
+                ServerNotFound,
+                EnrolmentDelayed,
+            ),
         ):
             self.last_activity = now  # a touch or a button: someone is there
         match event:
@@ -419,11 +460,16 @@ class Flow:
             case Enrolled():
                 self.enrolled = True
                 self.enrolment_problem = None
+                self.enrolment_detail = None
                 self.server_not_found = False
                 if self.state is State.ENROLMENT:
                     self._enter(self._resting_state(), now)
             case EnrolmentFailed():
                 self.enrolment_problem = event.reason
+                if event.detail is not None:
+                    self.enrolment_detail = event.detail
+            case EnrolmentDelayed():
+                self.enrolment_detail = event.detail
             case QrCodeRead() if self.state is State.ENROLMENT:
                 token = event.text.strip()
                 if token.startswith("vbe_") and 36 <= len(token) <= 68:
@@ -563,6 +609,14 @@ class Flow:
         return []
 
     # ------------------------------------------------------------ helpers
+
+    def _call_button_step(self) -> Event | None:
+        return {
+            State.IDLE: Start(),
+            State.ENDED: Start(),
+            State.CHOOSE: ChooseWalkIn(topic_id=None),
+            State.CONSENT: Consent(),
+        }.get(self.state)
 
     def _enter(self, state: State, now: float) -> None:
         if state is State.IDLE:

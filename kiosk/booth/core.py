@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from kiosk import flow as booth_flow
-from kiosk.audio import check_audio
 from kiosk.booth.camera import CameraFollower, CameraOpener
 from kiosk.booth.commands import RemoteCommands, run_self_test
 from kiosk.booth.enrolment import Enrolment
-from kiosk.booth.keeper import ConnectionKeeper, Repair
+from kiosk.booth.health import BoothHealth
+from kiosk.booth.keeper import ConnectionKeeper, Recovery, Repair
 from kiosk.booth.lights import BoothLights
 from kiosk.booth.media import CallMedia
 from kiosk.booth.service import TechnicianMode
@@ -35,14 +35,12 @@ from kiosk.codecheck import check_code
 from kiosk.config import BoothConfig
 from kiosk.flow import Effect, Flow, State
 from kiosk.hardware import BoothHardware, CameraLight, null_hardware
-from kiosk.health import collect_health
 from kiosk.identity import ServerAccess, ssl_setting
 from kiosk.link import LinkState, ServerLink
 from kiosk.media import VideoFanout, VideoSource
-from kiosk.media.audio import AudioError
 from kiosk.media.choose import CameraChoice, CameraKind, open_video_source
 from kiosk.peerlink import CallError, PeerLink
-from kiosk.platform import LIGHT_SETTINGS, PlatformReport
+from kiosk.platform import PlatformReport
 from kiosk.serverinfo import ServerInfo, fetch_server_info
 from kiosk.technician import measure_round_trip
 from protocol import (
@@ -97,8 +95,6 @@ class Booth:
         self.config = config
         #: Reads the booth's clock (synchronised or not); a stand-in in tests.
         self.read_clock = clock
-        #: The start self-tests' results (pin driver, lights, ALSA, clock); None until done.
-        self.platform: PlatformReport | None = None
         self.flow = Flow(technician_pin_digest=config.technician_pin_digest)
         self.hardware = hardware or null_hardware("no buttons or lights given")
         self.lights = BoothLights(self.hardware)
@@ -111,23 +107,17 @@ class Booth:
             presence.when_absent = lambda: self.post(booth_flow.Presence(present=False))
         #: The topics walk-ins can choose and the branding, fetched from the server when online.
         self.info = ServerInfo()
-        self.session_id: str | None = None
-        #: While waiting: (place in the queue, estimated wait in seconds).
-        self.queue_position: tuple[int, int] | None = None
         self.participant_id: str | None = None
         self.call_requested_at: float | None = None  # wall clock, for set-up time measurements
         self.last_call_ended: dict[str, Any] | None = None
-        self.audio_fault: str | None = None
         self._inbox: asyncio.Queue[Input] = asyncio.Queue()
         self._stopped = asyncio.Event()
         self._requested_once = False
         self._background: set[asyncio.Task[None]] = set()
         self.exit_code = 0
-        #: For the fleet's health view: when the booth started, its last self-test, the
-        #: server's round trip.
-        self.started_at = time.monotonic()
-        self.self_test: dict[str, bool | None] = {}
-        self.server_rtt_ms: float | None = None
+        self.health = BoothHealth(
+            config=config, hardware=self.hardware, clock=clock, session_id=lambda: self.session_id
+        )
         self.access = ServerAccess(
             server_url=config.server_url,
             ssl=ssl_setting(config.server_ca_file, config.server_fingerprint),
@@ -161,7 +151,7 @@ class Booth:
             config=config,
             camera=self.camera,
             send=self.link.send,
-            on_audio_error=self._on_audio_error,
+            on_audio_error=self.health.on_audio_error,
             ice_servers=lambda: self.keeper.ice_servers,
         )
         self.enrolment = Enrolment(config=config, access=self.access, post=self.post, clock=clock)
@@ -179,7 +169,7 @@ class Booth:
             camera=self.camera,
             hardware=self.hardware,
             clock=clock,
-            on_audio_error=self._on_audio_error,
+            on_audio_error=self.health.on_audio_error,
         )
 
     # ------------------------------------------------------------ what the screens read
@@ -187,6 +177,11 @@ class Booth:
     @property
     def state(self) -> State:
         return self.flow.state
+
+    @property
+    def session_id(self) -> str | None:
+        """The session of the wait or call the flow's visit is in (the flow owns it)."""
+        return self.flow.visit.session_id
 
     @property
     def fanout(self) -> VideoFanout | None:
@@ -209,10 +204,13 @@ class Booth:
 
     @property
     def enrolment_problem(self) -> str | None:
-        return self.enrolment.problem
+        """Why the last enrolment attempt failed, in English (the flow keeps it)."""
+        return self.flow.enrolment_detail
 
     def technician_info(self) -> dict[str, str]:
-        return self.technician.info(audio_fault=self.audio_fault, platform=self.platform)
+        return self.technician.info(
+            audio_fault=self.health.audio_fault, platform=self.health.platform
+        )
 
     # ------------------------------------------------------------ what the citizen does
 
@@ -249,18 +247,11 @@ class Booth:
 
     def _on_call_button(self) -> None:
         """The illuminated call button: with the end button held, the technician's way in;
-        otherwise the next step towards an advisor now (three presses from idle, as taps)."""
+        otherwise the flow takes the next step towards an advisor now."""
         if self.hardware.end_button.is_pressed:
             self.post(booth_flow.TechnicianGesture())
-            return
-        step = {
-            State.IDLE: booth_flow.Start(),
-            State.ENDED: booth_flow.Start(),
-            State.CHOOSE: booth_flow.ChooseWalkIn(topic_id=None),
-            State.CONSENT: booth_flow.Consent(),
-        }.get(self.flow.state)
-        if step is not None:
-            self.post(step)
+        else:
+            self.post(booth_flow.CallButton())
 
     # ------------------------------------------------------------ technician mode
 
@@ -298,7 +289,7 @@ class Booth:
                 self.link.send(
                     Hangup(session_id=self.session_id, reason=HangupReason.BOOTH_SHUTDOWN)
                 )
-            await self._stop_media(HangupReason.BOOTH_SHUTDOWN)
+            await self._stop_media(HangupReason.BOOTH_SHUTDOWN, self.session_id)
             await self.camera.close()
             await self.link.close()
             for task in tasks:
@@ -366,17 +357,16 @@ class Booth:
 
     async def _feed(self, event: booth_flow.Event) -> None:
         """Give ``event`` to the flow, carry out its effects, and let the parts follow it."""
-        before = self.flow.state
+        before, session_id = self.flow.state, self.flow.visit.session_id
         effects = self.flow.handle(event, time.monotonic())
         if self.flow.state is not before:
             log.info("booth %s -> %s", before, self.flow.state)
             self._show_state()
         for effect in effects:
-            await self._apply(effect)
-        if self.flow.state not in (State.WAITING, State.IN_CALL) and (
-            self.session_id is not None or self.media.call is not None
-        ):
-            await self._stop_media(HangupReason.ENDED)  # the visit is over, whatever ended it
+            await self._apply(effect, session_id)
+        if self.flow.state not in (State.WAITING, State.IN_CALL):
+            # The visit is over, whatever ended it.
+            await self._stop_media(HangupReason.ENDED, session_id)
         await self._follow_camera()
         self.camera.follow_qr_scan(self.flow.state in (State.CODE_ENTRY, State.ENROLMENT))
         self.technician.follow(self.flow.state is State.TECHNICIAN)
@@ -385,7 +375,9 @@ class Booth:
         if just_ended and self.config.repeat_calls and self.config.call_on_start:
             self._spawn(self._maybe_request_call(REPEAT_DELAY))
 
-    async def _apply(self, effect: Effect) -> None:
+    async def _apply(self, effect: Effect, session_id: str | None) -> None:
+        """Carry out ``effect``; ``session_id``: the visit's session before the event (the
+        flow has forgotten it when the visit ended)."""
         match effect:
             case booth_flow.RequestCall():
                 self.call_requested_at = time.time()
@@ -399,16 +391,15 @@ class Booth:
                 if not self.link.send(AppointmentJoin(code=effect.code)):
                     await self._feed(booth_flow.CallEnded(reason=HangupReason.SERVER_UNREACHABLE))
             case booth_flow.CancelWait():
-                if self.session_id is not None:
-                    self.link.send(CallCancel(session_id=self.session_id))
-                self.session_id = None
+                if effect.session_id is not None:
+                    self.link.send(CallCancel(session_id=effect.session_id))
             case booth_flow.HangUp():
                 self.link.send(Hangup(session_id=effect.session_id, reason=HangupReason.HANGUP))
-                await self._stop_media(HangupReason.HANGUP)
+                await self._stop_media(HangupReason.HANGUP, effect.session_id)
             case booth_flow.Enrol():
                 self.enrolment.token_scanned(effect.token)
             case booth_flow.WipeVisit():
-                await self._stop_media(HangupReason.ENDED)
+                await self._stop_media(HangupReason.ENDED, session_id)
             case _:  # pragma: no cover - every effect is handled above
                 log.error("unhandled effect %s", effect)
 
@@ -421,7 +412,6 @@ class Booth:
             case Welcome():
                 self.participant_id = message.participant_id
             case QueuePosition() if message.session_id == self.session_id:
-                self.queue_position = (message.position, message.estimated_wait_seconds)
                 await self._feed(
                     booth_flow.QueuePlace(message.position, message.estimated_wait_seconds)
                 )
@@ -430,7 +420,6 @@ class Booth:
                     # The citizen gave up before the server answered: withdraw at once.
                     self.link.send(CallCancel(session_id=message.session_id))
                     return
-                self.session_id = message.session_id
                 self.keeper.keep(message.resume_token)
                 log.info("session %s: waiting for an advisor", message.session_id)
                 await self._feed(booth_flow.Waiting(session_id=message.session_id))
@@ -438,7 +427,6 @@ class Booth:
                 if self.flow.state is not State.WAITING:
                     self.link.send(Hangup(session_id=message.session_id, reason=HangupReason.GONE))
                     return
-                self.queue_position = None
                 if message.resume_token:
                     self.keeper.resume_token = message.resume_token
                 await self._feed(booth_flow.CallStarted(session_id=message.session_id))
@@ -467,14 +455,14 @@ class Booth:
                 )
             case Hangup():
                 if message.session_id in ("local", self.session_id):
-                    await self._stop_media(message.reason)
+                    await self._stop_media(message.reason, self.session_id)
                     await self._feed(booth_flow.CallEnded(reason=message.reason))
             case BoothCommand():
                 self._spawn(self.commands.handle(message))
             case Error() if message.ref == "resume" and self.session_id is not None:
                 # The call ended while the booth was away (or cannot be taken up again).
                 log.warning("session %s: cannot resume: %s", self.session_id, message.message)
-                await self._stop_media(HangupReason.CONNECTION_LOST)
+                await self._stop_media(HangupReason.CONNECTION_LOST, self.session_id)
                 await self._feed(booth_flow.CallEnded(reason=HangupReason.CONNECTION_LOST))
             case Error():
                 log.warning("server refused %s: %s %s", message.ref, message.code, message.message)
@@ -488,8 +476,7 @@ class Booth:
 
     async def _start_call(self, started: CallStarted) -> None:
         if self.media.call is not None:
-            await self._stop_media(HangupReason.REPLACED)
-        self.session_id = started.session_id
+            await self._stop_media(HangupReason.REPLACED, self.media.call.session_id)
         log.info(
             "session %s: %s accepted; ICE policy %s with %d server(s)",
             started.session_id,
@@ -498,20 +485,19 @@ class Booth:
             len(started.ice_servers),
         )
         await self._follow_camera()
-        await self.media.start(started)
+        # Watched from the start: a call whose media cannot start is ended like any other.
         self.keeper.watch()
+        await self.media.start(started)
 
-    async def _stop_media(self, reason: str) -> None:
-        """End the wait or the call: its connections, microphone and keeper (the camera
-        follows the flow)."""
-        call, session_id = self.media.call, self.session_id
-        if session_id is None and call is None:
+    async def _stop_media(self, reason: str, session_id: str | None) -> None:
+        """End the wait or the call of ``session_id``: its connections, microphone and keeper
+        (the camera follows the flow); nothing when neither runs."""
+        call = self.media.call
+        if call is None and self.keeper.state is Recovery.IDLE:
             return
         await self.keeper.stop()
         summary = await self.media.stop(reason)
-        self.session_id = None
         self.call_requested_at = None
-        self.queue_position = None
         if call is not None:
             self.last_call_ended = summary
         log.info("session %s ended: %s", session_id, reason)
@@ -534,12 +520,6 @@ class Booth:
             bitrate=video.bitrate,
             allow_test_pattern=camera.allow_test_pattern,
         )
-
-    def _on_audio_error(self, error: AudioError) -> None:
-        # A lost microphone or loudspeaker is reported, not fatal: the call goes on with video
-        # and chat, and the fleet's health check shows the fault.
-        log.error("session %s: %s", self.session_id, error)
-        self.audio_fault = str(error)
 
     # ------------------------------------------------------------ the link and the server
 
@@ -569,7 +549,7 @@ class Booth:
 
     async def _refresh_info(self) -> None:
         self.info = await fetch_server_info(self.access, self.info)
-        self.server_rtt_ms = await measure_round_trip(self.access)
+        self.health.server_rtt_ms = await measure_round_trip(self.access)
 
     async def _keep_info_fresh(self) -> None:
         # Besides every time the link comes up (_on_link_state).
@@ -581,26 +561,8 @@ class Booth:
     # ------------------------------------------------------------ health and self-tests
 
     async def check_platform(self) -> PlatformReport:
-        """The start self-tests: the pin driver and the lights' read-back (done when the pins
-        were opened), the configured ALSA devices, the clock; then the platform line."""
-        audio = await check_audio(self.config.audio)
-        clock = await asyncio.to_thread(self.read_clock)
-        if not clock.synchronised:
-            log.warning("clock: %s", clock.describe())
-        hardware = self.config.hardware
-        report = PlatformReport(
-            pin_driver=self.hardware.pin_driver,
-            readback=dict(self.hardware.readback),
-            lights_configured=any(getattr(hardware, name) is not None for name in LIGHT_SETTINGS),
-            audio=audio,
-            clock=clock,
-        )
-        self.platform = report
-        self.self_test.update(
-            microphone=audio.capture.ok, speaker=audio.playback.ok, lights=report.lights_ok
-        )
-        report.log()
-        return report
+        """The start self-tests (see :meth:`BoothHealth.check_platform`)."""
+        return await self.health.check_platform()
 
     async def run_self_test(self) -> dict[str, bool | None]:
         """Camera, microphone and loudspeaker: can each be opened and does it deliver? The
@@ -608,38 +570,18 @@ class Booth:
         return await run_self_test(
             camera=self.camera,
             audio=self.config.audio,
-            on_audio_error=self._on_audio_error,
+            on_audio_error=self.health.on_audio_error,
             hardware=self.hardware,
             lights=self.lights,
         )
 
     async def _command_self_test(self) -> dict[str, bool | None]:
-        self.self_test = await self.run_self_test()
-        return self.self_test
+        self.health.self_test = await self.run_self_test()
+        return self.health.self_test
 
     def heartbeat(self) -> Heartbeat:
         """The heartbeat the link sends: the flow's state and the booth's health."""
-        state = str(self.flow.state)
-        audio_problem = self.audio_fault
-        if audio_problem is None and self.platform is not None:
-            audio_problem = self.platform.audio.problem
-        try:
-            health = collect_health(
-                state,
-                self.started_at,
-                self.self_test,
-                self.server_rtt_ms,
-                data_dir=self.config.identity_dir
-                if self.config.identity_dir.exists()
-                else Path("."),
-                pin_driver=self.hardware.pin_driver,
-                clock_synchronised=self.read_clock().synchronised,
-                audio_problem=audio_problem,
-            )
-        except ValueError as exc:  # a reading out of bounds: the heartbeat goes without it
-            log.warning("health report left out: %s", exc)
-            return Heartbeat(state=state)
-        return Heartbeat(state=state, health=health)
+        return self.health.heartbeat(str(self.flow.state))
 
     # ------------------------------------------------------------ status
 
@@ -661,13 +603,13 @@ class Booth:
             camera_streaming=self.camera.fanout is not None,
             camera_light=self.camera.light.streaming,
             hardware_unavailable=self.hardware.unavailable,
-            platform=self.platform.line() if self.platform is not None else None,
+            platform=self.health.platform.line() if self.health.platform is not None else None,
             link_problem=self.link.problem,
             topics=len(self.info.topics),
             booth_id=identity.booth_id if identity else None,
-            enrolment_problem=self.enrolment.problem,
-            queue_position=self.queue_position,
-            audio_fault=self.audio_fault,
+            enrolment_problem=self.flow.enrolment_detail,
+            queue_position=self.flow.visit.queue_place,
+            audio_fault=self.health.audio_fault,
             last_call_ended=self.last_call_ended,
             updated_at=time.time(),
             call=stats[0] if stats is not None else None,

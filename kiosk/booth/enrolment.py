@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class Enrolment:
-    """Gets the booth its identity; the flow shows how far it is."""
+    """Gets the booth its identity; the flow keeps how far it is and why not yet."""
 
     def __init__(
         self,
@@ -42,8 +42,6 @@ class Enrolment:
         self._clock = clock
         #: The tokens read from the enrolment QR code, in the order they were read.
         self._scanned_tokens: asyncio.Queue[str] = asyncio.Queue()
-        #: Why the last attempt failed, in English for the technician; None otherwise.
-        self.problem: str | None = None
 
     def token_scanned(self, token: str) -> None:
         self._scanned_tokens.put_nowait(token)
@@ -66,15 +64,14 @@ class Enrolment:
             except EnrolmentRefusedError as exc:
                 # A spent, expired or revoked token: say so and wait for another code.
                 log.error("enrolment refused: %s", exc)
-                self.problem = str(exc)
                 self._post(booth_flow.EnrolmentNeeded())
-                self._post(booth_flow.EnrolmentFailed(exc.reason))
+                self._post(booth_flow.EnrolmentFailed(exc.reason, detail=str(exc)))
                 token = None
                 continue
             except ServerNotFoundError as exc:
                 # A wrong address: the screen says so; the card is corrected, or the proxy.
                 log.error("cannot enrol: %s; trying again in %.0f s", exc, delay)
-                self.problem = str(exc)
+                self._post(booth_flow.EnrolmentDelayed(detail=str(exc)))
                 self._post(booth_flow.ServerNotFound())
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._config.reconnect_max_seconds)
@@ -86,7 +83,6 @@ class Enrolment:
                 delay = min(delay * 2, self._config.reconnect_max_seconds)
                 continue
             break
-        self.problem = None
         if self._config.enrolment_token is not None and self._config.source is not None:
             try:
                 await asyncio.to_thread(forget_token, self._config.source)

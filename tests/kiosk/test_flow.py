@@ -14,6 +14,7 @@ from kiosk.flow import (
     Back,
     BackInService,
     Backspace,
+    CallButton,
     CallEnded,
     CallStarted,
     Cancel,
@@ -27,6 +28,7 @@ from kiosk.flow import (
     Digit,
     Enrol,
     Enrolled,
+    EnrolmentDelayed,
     EnrolmentFailed,
     EnrolmentNeeded,
     Event,
@@ -269,6 +271,45 @@ def test_a_wrong_server_address_is_said_until_the_server_is_reached() -> None:
     assert not flow.server_not_found
 
 
+def test_the_call_button_steps_from_the_state_it_is_handled_in() -> None:
+    flow = online_flow()
+    # Three presses queued before any is handled still make three steps: idle, choose, consent.
+    assert flow.handle(CallButton(), 1.0) == []
+    assert flow.state is State.CHOOSE
+    assert flow.handle(CallButton(), 1.0) == []
+    assert flow.state is State.CONSENT and flow.visit.walk_in and flow.visit.topic_id is None
+    assert flow.handle(CallButton(), 1.0) == [RequestCall(topic_id=None)]
+    assert flow.state is State.WAITING
+    # Waiting: no step, and the press is not a touch that keeps the wait alive.
+    before = flow.last_activity
+    assert flow.handle(CallButton(), 30.0) == []
+    assert flow.state is State.WAITING and flow.last_activity == before
+
+
+def test_the_call_button_from_the_end_screen_goes_back_to_idle_first() -> None:
+    flow = online_flow()
+    flow.handle(CallButton(), 1.0)
+    flow.handle(CallButton(), 2.0)
+    flow.handle(CallButton(), 3.0)
+    flow.handle(CallEnded("hangup"), 4.0)
+    assert flow.state is State.ENDED
+    flow.handle(CallButton(), 5.0)
+    assert flow.state is State.IDLE
+
+
+def test_why_enrolment_failed_is_kept_for_the_technician_until_enrolled() -> None:
+    flow = Flow()
+    flow.handle(EnrolmentNeeded(), 0.0)
+    flow.handle(EnrolmentDelayed("no Videobooth server at this address"), 1.0)
+    assert flow.enrolment_detail == "no Videobooth server at this address"
+    assert flow.enrolment_problem is None  # not a refusal: the token is kept
+    flow.handle(EnrolmentFailed("token_used", detail="This token was already used"), 2.0)
+    assert flow.enrolment_problem == "token_used"
+    assert flow.enrolment_detail == "This token was already used"
+    flow.handle(Enrolled(), 3.0)
+    assert flow.enrolment_problem is None and flow.enrolment_detail is None
+
+
 def test_codes_from_qr_codes() -> None:
     assert code_from_qr("12345678") == "12345678"
     assert code_from_qr("1234 5678") == "12345678"
@@ -315,6 +356,8 @@ EVENTS = st.one_of(
     st.builds(EnrolmentNeeded),
     st.builds(Enrolled),
     st.builds(EnrolmentFailed, st.just("expired")),
+    st.builds(EnrolmentDelayed, st.just("no Videobooth server there")),
+    st.builds(CallButton),
 )
 STEPS = st.lists(st.tuples(EVENTS, st.floats(0, 120)), max_size=60)
 
