@@ -20,19 +20,15 @@
 // `await ready` gives the branding, or null when it could not be loaded (the page keeps its
 // built-in look). Nothing is loaded from outside this server; no inline styles (CSP).
 
-const ENDPOINT = "/api/v1/branding";
+import { api } from "/static/js/api.js";
+
 const COLOUR = /^#[0-9a-fA-F]{6}$/;
 const LOGO_PATH = "/api/v1/branding/logo";
 
 /** Fetch the branding; null when the server cannot be reached or answers with an error. */
 export async function loadBranding() {
-  try {
-    const response = await fetch(ENDPOINT, { credentials: "same-origin" });
-    if (!response.ok) return null;
-    return await response.json();
-  } catch {
-    return null;
-  }
+  const result = await api("/branding");
+  return result.ok ? result.body : null;
 }
 
 // Shown in another language rather than not at all (the booth and server/branding.py agree).
