@@ -10,6 +10,7 @@
 // Plain ES module; texts from the page's message catalogue; nothing loaded from elsewhere.
 
 import { api } from "/static/js/api.js";
+import { $, element } from "/static/js/dom.js";
 import { t } from "/static/js/i18n.js";
 
 const MIN_LENGTH = 12;
@@ -20,39 +21,40 @@ export async function fetchAccount() {
   return result.ok ? result.body : null;
 }
 
-function element(tag, attrs = {}, text) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
 function field(id, label, autocomplete, hint) {
-  const caption = element("label", { for: id }, label);
-  if (hint) caption.append(" ", element("span", { class: "hint" }, hint));
+  const caption = element("label", { text: label, attrs: { for: id } });
+  if (hint) caption.append(" ", element("span", { text: hint, className: "hint" }));
   const input = element("input", {
-    id, type: "password", autocomplete, required: "", maxlength: "1024",
-    ...(autocomplete === "new-password" ? { minlength: String(MIN_LENGTH) } : {}),
+    attrs: {
+      id, type: "password", autocomplete, required: "", maxlength: "1024",
+      ...(autocomplete === "new-password" ? { minlength: String(MIN_LENGTH) } : {}),
+    },
   });
   return [caption, input];
 }
 
 // Built each time, so that it speaks the page's current language.
 function build(required) {
-  const dialog = element("dialog", { id: "password-dialog", "aria-labelledby": "password-title", class: "password-dialog" });
-  const form = element("form", { id: "password-form", class: "stack", method: "dialog" });
-  form.append(element("h2", { id: "password-title" }, t("account.title")));
-  if (required) form.append(element("p", { id: "password-reason" }, t("account.must_change")));
+  const dialog = element("dialog", {
+    className: "password-dialog", attrs: { id: "password-dialog", "aria-labelledby": "password-title" },
+  });
+  const form = element("form", { className: "stack", attrs: { id: "password-form", method: "dialog" } });
+  form.append(element("h2", { text: t("account.title"), attrs: { id: "password-title" } }));
+  if (required) form.append(element("p", { text: t("account.must_change"), attrs: { id: "password-reason" } }));
   form.append(
     ...field("password-current", t("account.current"), "current-password"),
     ...field("password-new", t("account.new"), "new-password", t("account.rules", { min: MIN_LENGTH })),
     ...field("password-repeat", t("account.repeat"), "new-password"),
   );
-  const error = element("p", { id: "password-error", class: "notice error", role: "alert" });
+  const error = element("p", { className: "notice error", attrs: { id: "password-error", role: "alert" } });
   error.hidden = true;
-  const row = element("div", { class: "row" });
-  row.append(element("button", { type: "submit", id: "password-submit" }, t("account.submit")));
-  if (!required) row.append(element("button", { type: "button", id: "password-cancel", class: "secondary" }, t("account.cancel")));
+  const row = element("div", { className: "row" });
+  row.append(element("button", { text: t("account.submit"), attrs: { type: "submit", id: "password-submit" } }));
+  if (!required) {
+    row.append(element("button", {
+      text: t("account.cancel"), className: "secondary", attrs: { type: "button", id: "password-cancel" },
+    }));
+  }
   form.append(error, row);
   dialog.append(form);
   return dialog;
@@ -61,10 +63,9 @@ function build(required) {
 /** Open the dialog; resolves true once the password is changed, false when cancelled. With
  * `required` it cannot be cancelled. */
 export function changePassword({ required = false } = {}) {
-  document.getElementById("password-dialog")?.remove();
+  $("password-dialog")?.remove();
   const dialog = build(required);
   document.body.append(dialog);
-  const $ = (id) => document.getElementById(id);
   return new Promise((resolve) => {
     const finish = (changed) => {
       dialog.close();
