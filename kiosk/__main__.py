@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from kiosk.booth import Booth
 from kiosk.config import BoothConfigError, DisplayMode, load_config
 from kiosk.flow import Event, State, pin_digest
 from kiosk.hardware import open_hardware
-from kiosk.ui import Display, HeadlessDisplay, Screen, open_display
+from kiosk.ui import Action, Display, HeadlessDisplay, Screen, open_display
 from protocol.systemd import Notifier
 
 log = logging.getLogger("kiosk")
@@ -46,6 +47,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _act(booth: Booth, action: Action, spawn: Callable[[Coroutine[Any, Any, None]], None]) -> None:
+    """Carry out a display's action (one that is not a step of the flow)."""
+    match action:
+        case Action.QUIT:
+            booth.stop()
+        case Action.CALL:
+            booth.request_call()
+        case Action.MUTE:
+            booth.toggle_mute()
+        case Action.CAMERA:
+            booth.toggle_camera()
+        case Action.VOLUME_UP:
+            booth.change_volume(0.1)
+        case Action.VOLUME_DOWN:
+            booth.change_volume(-0.1)
+        case Action.TONE:
+            spawn(booth.play_test_tone())
+        case Action.NETWORK_CHECK:
+            spawn(booth.run_network_check())
+        case Action.RESTART:
+            booth.restart()
+
+
 async def _drive_display(booth: Booth, display: Display) -> None:
     headless = isinstance(display, HeadlessDisplay)
     if not headless:  # pygame only where there is a screen
@@ -63,22 +87,8 @@ async def _drive_display(booth: Booth, display: Display) -> None:
         for item in display.poll():
             if isinstance(item, Event):
                 booth.post(item)
-            elif item == "quit":
-                booth.stop()
-            elif item == "call":
-                booth.request_call()
-            elif item == "mute":
-                booth.toggle_mute()
-            elif item == "camera":
-                booth.toggle_camera()
-            elif item in ("volume_up", "volume_down"):
-                booth.change_volume(0.1 if item == "volume_up" else -0.1)
-            elif item == "tone":
-                spawn(booth.play_test_tone())
-            elif item == "network_check":
-                spawn(booth.run_network_check())
-            elif item == "restart":
-                booth.restart()
+            else:
+                _act(booth, item, spawn)
         if headless:
             await asyncio.sleep(1 / 4)
             continue

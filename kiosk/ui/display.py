@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kiosk.config import DisplayMode
+from kiosk.ui.actions import Input
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +23,6 @@ class Screen:
     self_view: Any = None  # av.VideoFrame or None
     #: The full view for the touchscreen (kiosk.ui.screens.View); None for simple displays.
     view: Any = None
-
-
-#: What a display reports: a flow event (a tap on a target), or an action the booth carries
-#: out itself: "call", "quit", "mute", "camera", "volume_up", "volume_down", "tone",
-#: "network_check", "restart".
-Input = Any
 
 
 class Display(Protocol):

@@ -12,7 +12,8 @@ import pygame
 
 from kiosk import flow
 from kiosk.i18n import load_catalogue
-from kiosk.ui.display import Input, Screen
+from kiosk.ui.actions import Action, Input, PinKey
+from kiosk.ui.display import Screen
 from kiosk.ui.screens import BoothScreens, Target, Theme, View, target_at
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class WindowDisplay:
         inputs: list[Input] = []
         for event in pygame.event.get():
             if event.type == pygame.QUIT:
-                inputs.append("quit")
+                inputs.append(Action.QUIT)
             elif event.type == pygame.MOUSEBUTTONDOWN:
                 self._press = (event.pos, time.monotonic())
             elif event.type == pygame.MOUSEBUTTONUP:
@@ -86,11 +87,11 @@ class WindowDisplay:
         target = target_at(self._targets, pos)
         if target is None:
             return []
-        if target.action is not None and target.action.startswith("pin:"):
-            return self._pin_key(target.action.removeprefix("pin:"))
+        if isinstance(target.action, PinKey):
+            return self._pin_key(target.action.key)
         if target.event is not None:
             return [target.event]
-        return [target.action] if target.action else []
+        return [target.action] if target.action is not None else []
 
     def _pin_key(self, key: str) -> list[Input]:
         if key == "delete":
@@ -107,7 +108,7 @@ class WindowDisplay:
         if event.key == pygame.K_ESCAPE:
             return [flow.Cancel()]
         if event.key in (pygame.K_RETURN, pygame.K_KP_ENTER):
-            return ["call"]
+            return [Action.CALL]
         if event.key == pygame.K_BACKSPACE:
             return [flow.Backspace()]
         if event.unicode and event.unicode.isdigit():

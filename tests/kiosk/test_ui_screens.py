@@ -18,6 +18,7 @@ import pygame
 
 from kiosk.flow import LANGUAGES, Flow, LinkUp, State, Visit
 from kiosk.i18n import load_catalogue
+from kiosk.ui.actions import Action, PinKey
 from kiosk.ui.screens import MIN_TARGET_MM, BoothScreens, Theme, View, target_at
 from kiosk.ui.text import Fonts
 
@@ -237,3 +238,18 @@ def test_hardware_technician_screen_fits_a_troubled_platform(
     folder.mkdir(parents=True, exist_ok=True)
     pygame.image.save(surface, str(folder / "en-technician-troubled.png"))
     assert not screens.overflows
+
+
+def test_every_state_has_a_screen_and_the_buttons_name_their_actions(
+    screen_kit: tuple[object, Fonts],
+) -> None:
+    catalogue, fonts = screen_kit
+    screens = BoothScreens((1024, 600), Theme(), catalogue, fonts=fonts)  # type: ignore[arg-type]
+    assert set(screens.screens) == set(State)
+    surface = pygame.Surface((1024, 600))
+    in_call = {t.action for t in screens.draw(surface, _view(State.IN_CALL, "en"))}
+    assert {Action.MUTE, Action.CAMERA, Action.VOLUME_UP, Action.VOLUME_DOWN} <= in_call
+    technician = {t.action for t in screens.draw(surface, _view(State.TECHNICIAN, "en"))}
+    assert {Action.TONE, Action.NETWORK_CHECK, Action.RESTART} <= technician
+    pad = {t.action for t in screens.draw(surface, _view(State.TECHNICIAN_PIN, "en"))}
+    assert {PinKey("1"), PinKey("0"), PinKey("delete"), PinKey("ok")} <= pad
