@@ -1,20 +1,96 @@
-"""Booth configuration: a TOML file (on the boot partition in the image) plus flags."""
+"""Booth configuration: a TOML file (on the boot partition in the image) plus flags.
+
+Every setting is declared once, on a strict pydantic dataclass (unknown keys refused, no number
+from a string or a boolean), with the refusal a technician reads when it is wrong
+(:class:`Refusal`). A configuration built in code is checked as the file is, with the same
+messages: each names the setting (``video.fps: expected a whole number from 5 to 60``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
+
+from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
 
 from kiosk.errors import BoothError
 
 
 class BoothConfigError(BoothError, ValueError):
     """The booth configuration cannot be used; the message names the setting."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    """What a setting's refusal says: ``message`` (``{input!r}`` stands for the value given),
+    or ``wrong_type`` when the value is not even of the right kind."""
+
+    message: str
+    wrong_type: str | None = None
+
+
+_STRICT = ConfigDict(strict=True, extra="forbid")
+#: Paths and enumerations are read from the file's strings; everything else is taken as given.
+_FROM_TEXT = Field(strict=False)
+_Settings = TypeVar("_Settings")
+
+
+def _refusing(cls: type[_Settings]) -> type[_Settings]:
+    """Turn a settings class's validation errors into one :class:`BoothConfigError`."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except ValidationError as exc:
+            raise _refusal(cls, exc) from None
+
+    setattr(cls, "__init__", checked_init)  # noqa: B010 - replaced after the class is made
+    return cls
+
+
+def _refusal(cls: type[Any], exc: ValidationError) -> BoothConfigError:
+    section: str = getattr(cls, "SECTION")  # noqa: B009 - every settings class has one
+    errors = exc.errors()
+    unknown = sorted(
+        str(e["loc"][0])
+        for e in errors
+        if e["type"] in ("unexpected_keyword_argument", "extra_forbidden")
+    )
+    if unknown:
+        where = f" in [{section}]" if section else ""
+        return BoothConfigError(f"unknown setting(s){where}: {', '.join(unknown)}")
+    error = errors[0]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, BoothConfigError):  # a check of several settings together
+        return cause
+    name = str(error["loc"][0]) if error["loc"] else ""
+    field = cls.__pydantic_fields__.get(name)
+    refusal = next((m for m in field.metadata if isinstance(m, Refusal)), None) if field else None
+    if refusal is None:
+        text = error["msg"]
+    elif refusal.wrong_type is not None and _wrong_type(error["type"], error.get("input")):
+        text = refusal.wrong_type
+    else:
+        text = refusal.message.format(input=error.get("input"))
+    return BoothConfigError(f"{section}.{name}: {text}" if section else f"{name}: {text}")
+
+
+def _wrong_type(kind: str, value: object) -> bool:
+    return kind.endswith("_type") or (kind == "enum" and not isinstance(value, str))
+
+
+def _setting(message: str, wrong_type: str | None = None) -> Refusal:
+    return Refusal(message, wrong_type)
 
 
 class DisplayMode(StrEnum):
@@ -24,39 +100,77 @@ class DisplayMode(StrEnum):
     HEADLESS = "headless"
 
 
-@dataclass(frozen=True)
+_Width = Annotated[
+    int, Field(ge=160, le=3840), _setting("expected a whole number from 160 to 3840")
+]
+_Height = Annotated[
+    int, Field(ge=120, le=2160), _setting("expected a whole number from 120 to 2160")
+]
+_Bitrate = Annotated[
+    int,
+    Field(ge=100_000, le=10_000_000),
+    _setting("expected a whole number from 100000 to 10000000"),
+]
+
+
+@_refusing
+@dataclass(frozen=True, config=_STRICT)
 class VideoConfig:
-    width: int = 640
-    height: int = 480
-    fps: int = 30
-    bitrate: int = 1_000_000
+    SECTION: ClassVar[str] = "video"
+
+    width: _Width = 640
+    height: _Height = 480
+    fps: Annotated[int, Field(ge=5, le=60), _setting("expected a whole number from 5 to 60")] = 30
+    bitrate: _Bitrate = 1_000_000
     #: Bounds of the rate controller (bit/s).
-    min_bitrate: int = 300_000
-    max_bitrate: int = 2_500_000
+    min_bitrate: _Bitrate = 300_000
+    max_bitrate: _Bitrate = 2_500_000
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VideoConfig:
+        if self.width % 2 or self.height % 2:
+            raise BoothConfigError("video.width and video.height must be even (H.264 4:2:0)")
+        if not self.min_bitrate <= self.bitrate <= self.max_bitrate:
+            raise BoothConfigError("video: need min_bitrate <= bitrate <= max_bitrate")
+        return self
 
 
-@dataclass(frozen=True)
+_CAMERA_KINDS = ("auto", "picamera2", "v4l2", "test-pattern")
+
+
+@_refusing
+@dataclass(frozen=True, config=_STRICT)
 class CameraConfig:
+    SECTION: ClassVar[str] = "camera"
+
     #: "auto" (picamera2, then a V4L2 webcam, then the test pattern if allowed), "picamera2",
     #: "v4l2" or "test-pattern".
-    kind: str = "auto"
-    device: str = "/dev/video0"
+    kind: Annotated[
+        Literal["auto", "picamera2", "v4l2", "test-pattern"],
+        _setting(f"must be one of {', '.join(_CAMERA_KINDS)}"),
+    ] = "auto"
+    device: Annotated[str, Field(min_length=1), _setting("expected a string")] = "/dev/video0"
     #: The webcam's format, e.g. "mjpeg" or "yuyv422"; None lets the driver choose.
-    input_format: str | None = None
+    input_format: Annotated[str | None, Field(min_length=1), _setting("expected a string")] = None
     #: Whether "auto" may end at the synthetic test pattern (development, demos, smoke boots).
-    allow_test_pattern: bool = False
+    allow_test_pattern: Annotated[bool, _setting("expected true or false")] = False
 
 
-@dataclass(frozen=True)
+@_refusing
+@dataclass(frozen=True, config=_STRICT)
 class AudioConfig:
+    SECTION: ClassVar[str] = "audio"
+
     #: "tone" (a test signal), "wav:<path>" (a file, looped), or an ALSA capture device such as
     #: "default" or PipeWire's "echo-cancel-source".
-    capture: str = "tone"
+    capture: Annotated[str, Field(min_length=1), _setting("expected a device name")] = "tone"
     #: "none" (received audio is consumed and dropped) or an ALSA playback device.
-    playback: str = "none"
-    volume: float = 1.0
+    playback: Annotated[str, Field(min_length=1), _setting("expected a device name")] = "none"
+    volume: Annotated[float, Field(ge=0, le=1), _setting("expected a number from 0 to 1")] = 1.0
     #: Most received audio the booth holds before playing it; beyond that it drops.
-    max_latency_ms: float = 60.0
+    max_latency_ms: Annotated[
+        float, Field(ge=20, le=500), _setting("expected a number from 20 to 500")
+    ] = 60.0
 
 
 class PinFactoryKind(StrEnum):
@@ -80,21 +194,15 @@ class PresenceKind(StrEnum):
 #: BCM numbers of the GPIO pins every 40-pin Raspberry Pi has.
 GPIO_PINS = range(28)
 
-#: The [hardware] settings that name a pin, in the order they are reported.
-_PIN_SETTINGS = (
-    "call_button",
-    "call_button_led",
-    "end_button",
-    "end_button_led",
-    "camera_led",
-    "status_led",
-    "presence_pin",
-    "presence_trigger_pin",
-    "presence_echo_pin",
-)
+_Pin = Annotated[
+    int | None,
+    Field(ge=GPIO_PINS.start, le=GPIO_PINS.stop - 1),
+    _setting("expected a BCM GPIO number from 0 to 27, got {input!r}"),
+]
 
 
-@dataclass(frozen=True)
+@_refusing
+@dataclass(frozen=True, config=_STRICT)
 class HardwareConfig:
     """The booth's buttons, lights and presence sensor on GPIO (BCM numbers).
 
@@ -102,69 +210,71 @@ class HardwareConfig:
     works. With no pin set at all the booth does not touch GPIO.
     """
 
-    call_button: int | None = None
+    SECTION: ClassVar[str] = "hardware"
+    #: The settings that name a pin, in the order they are reported.
+    PIN_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "call_button",
+        "call_button_led",
+        "end_button",
+        "end_button_led",
+        "camera_led",
+        "status_led",
+        "presence_pin",
+        "presence_trigger_pin",
+        "presence_echo_pin",
+    )
+
+    call_button: _Pin = None
     #: The lamp inside the (illuminated) call button.
-    call_button_led: int | None = None
-    end_button: int | None = None
-    end_button_led: int | None = None
+    call_button_led: _Pin = None
+    end_button: _Pin = None
+    end_button_led: _Pin = None
     #: Lit exactly while the camera streams (privacy: the user can see it).
-    camera_led: int | None = None
-    status_led: int | None = None
-    presence: PresenceKind = PresenceKind.NONE
+    camera_led: _Pin = None
+    status_led: _Pin = None
+    presence: Annotated[
+        PresenceKind,
+        _FROM_TEXT,
+        _setting(
+            f"must be one of {', '.join(k.value for k in PresenceKind)}",
+            wrong_type="expected a string",
+        ),
+    ] = PresenceKind.NONE
     #: The PIR sensor's output.
-    presence_pin: int | None = None
+    presence_pin: _Pin = None
     #: The distance sensor's pins.
-    presence_trigger_pin: int | None = None
-    presence_echo_pin: int | None = None
+    presence_trigger_pin: _Pin = None
+    presence_echo_pin: _Pin = None
     #: Someone nearer than this to the distance sensor is present (metres).
-    presence_distance_m: float = 1.0
+    presence_distance_m: Annotated[
+        float, Field(ge=0.1, le=4.0), _setting("expected a number of metres from 0.1 to 4")
+    ] = 1.0
     #: Presses closer together than this are one press (contact bounce); 0: no debouncing.
-    bounce_ms: int = 30
+    bounce_ms: Annotated[
+        int, Field(ge=0, le=500), _setting("expected a whole number from 0 to 500")
+    ] = 30
     #: Below 1 the LEDs are dimmed with PWM (an illuminated button glares in a dim booth).
-    led_brightness: float = 1.0
+    led_brightness: Annotated[
+        float, Field(ge=0.05, le=1), _setting("expected a number from 0.05 to 1")
+    ] = 1.0
     #: The pin driver: "auto" (lgpio, then rpigpio, then native; each fallback logged), or one
     #: of them, which is then that driver or an error.
-    pin_factory: PinFactoryKind = PinFactoryKind.AUTO
+    pin_factory: Annotated[
+        PinFactoryKind,
+        _FROM_TEXT,
+        _setting(
+            f"must be one of {', '.join(k.value for k in PinFactoryKind)}",
+            wrong_type="expected a string",
+        ),
+    ] = PinFactoryKind.AUTO
     #: The gpiochip lgpio opens; None: gpiozero's choice (4 on a Pi 5 that has it, else 0). On a
     #: board that is not a Raspberry Pi it must be set: pins are then the chip's line offsets.
-    gpio_chip: int | None = None
+    gpio_chip: Annotated[
+        int | None, Field(ge=0, le=63), _setting("expected a gpiochip number from 0 to 63")
+    ] = None
 
-    def __post_init__(self) -> None:
-        self._check_pins()
-        self._check_presence()
-        try:
-            object.__setattr__(self, "pin_factory", PinFactoryKind(self.pin_factory))
-        except ValueError:
-            allowed = ", ".join(k.value for k in PinFactoryKind)
-            raise BoothConfigError(f"hardware.pin_factory: must be one of {allowed}") from None
-        chip = self.gpio_chip
-        if chip is not None and (
-            not isinstance(chip, int) or isinstance(chip, bool) or not 0 <= chip <= 63
-        ):
-            raise BoothConfigError("hardware.gpio_chip: expected a gpiochip number from 0 to 63")
-        distance = self.presence_distance_m
-        if not _is_number(distance) or not 0.1 <= distance <= 4.0:
-            raise BoothConfigError(
-                "hardware.presence_distance_m: expected a number of metres from 0.1 to 4"
-            )
-        bounce = self.bounce_ms
-        if not isinstance(bounce, int) or isinstance(bounce, bool) or not 0 <= bounce <= 500:
-            raise BoothConfigError("hardware.bounce_ms: expected a whole number from 0 to 500")
-        brightness = self.led_brightness
-        if not _is_number(brightness) or not 0.05 <= brightness <= 1:
-            raise BoothConfigError("hardware.led_brightness: expected a number from 0.05 to 1")
-        object.__setattr__(self, "presence_distance_m", float(distance))
-        object.__setattr__(self, "led_brightness", float(brightness))
-
-    def _check_pins(self) -> None:
-        for name in _PIN_SETTINGS:
-            pin = getattr(self, name)
-            if pin is not None and (
-                not isinstance(pin, int) or isinstance(pin, bool) or pin not in GPIO_PINS
-            ):
-                raise BoothConfigError(
-                    f"hardware.{name}: expected a BCM GPIO number from 0 to 27, got {pin!r}"
-                )
+    @model_validator(mode="after")
+    def _consistent(self) -> HardwareConfig:
         users: dict[int, list[str]] = {}
         for name, pin in self.pins.items():
             users.setdefault(pin, []).append(name)
@@ -178,14 +288,7 @@ class HardwareConfig:
                 raise BoothConfigError(
                     f"hardware.{button}_led: the lamp is inside the button; set {button} too"
                 )
-
-    def _check_presence(self) -> None:
-        try:
-            presence = PresenceKind(self.presence)
-        except ValueError:
-            allowed = ", ".join(k.value for k in PresenceKind)
-            raise BoothConfigError(f"hardware.presence: must be one of {allowed}") from None
-        object.__setattr__(self, "presence", presence)
+        presence = self.presence
         needs = {
             PresenceKind.NONE: (),
             PresenceKind.PIR: ("presence_pin",),
@@ -198,11 +301,12 @@ class HardwareConfig:
                 raise BoothConfigError(
                     f"hardware.{name}: not used with presence = '{presence}'; remove it"
                 )
+        return self
 
     @property
     def pins(self) -> dict[str, int]:
         """The wired parts: setting name -> BCM pin."""
-        return {name: pin for name in _PIN_SETTINGS if (pin := getattr(self, name)) is not None}
+        return {name: pin for name in self.PIN_SETTINGS if (pin := getattr(self, name)) is not None}
 
     @property
     def configured(self) -> bool:
@@ -210,53 +314,72 @@ class HardwareConfig:
         return bool(self.pins)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+_Seconds = Annotated[float, Field(gt=0), _setting("expected a positive number of seconds")]
+_Text = Annotated[str | None, _setting("expected a string")]
+_PathSetting = Annotated[Path, _FROM_TEXT, _setting("expected a path")]
+_Flag = Annotated[bool, _setting("expected true or false")]
 
 
-@dataclass(frozen=True)
+@_refusing
+@dataclass(frozen=True, config=_STRICT)
 class BoothConfig:
     """What a booth needs to run; see the README's booth configuration section."""
 
-    server_url: str
+    SECTION: ClassVar[str] = ""
+
+    server_url: Annotated[str, _setting("required, as a string")]
     #: Development option: ``<booth id>.<secret>`` as printed by ``videobooth-server booth
     #: add``. Without it the booth enrols and logs in with its key (kiosk/identity.py).
-    credential: str | None = field(default=None, repr=False)
+    credential: _Text = Field(default=None, repr=False)
     #: The one-time enrolment token (from the provisioning tool); deleted once spent.
-    enrolment_token: str | None = field(default=None, repr=False)
+    enrolment_token: _Text = Field(default=None, repr=False)
     #: Where the booth keeps its key and identity (the persistent data partition).
-    identity_dir: Path = Path("/data/videobooth")
+    identity_dir: _PathSetting = Path("/data/videobooth")
     #: The organisation's CA certificate (PEM), or the server certificate's SHA-256
     #: fingerprint, for checking the server; neither: the system's trust store.
-    server_ca_file: Path | None = None
-    server_fingerprint: str | None = None
+    server_ca_file: _PathSetting | None = None
+    server_fingerprint: _Text = None
     #: The branch the technician provisioned the card for (shown in technician mode).
-    branch: str | None = None
-    #: The file this configuration came from (the spent token is deleted from it).
+    branch: _Text = None
+    #: The file this configuration came from (the spent token is deleted from it); not a
+    #: setting of the file.
     source: Path | None = None
-    video: VideoConfig = VideoConfig()
-    camera: CameraConfig = CameraConfig()
-    audio: AudioConfig = AudioConfig()
-    hardware: HardwareConfig = HardwareConfig()
-    display: DisplayMode = DisplayMode.AUTO
+    video: Annotated[VideoConfig, _setting("must be a table")] = Field(default_factory=VideoConfig)
+    camera: Annotated[CameraConfig, _setting("must be a table")] = Field(
+        default_factory=CameraConfig
+    )
+    audio: Annotated[AudioConfig, _setting("must be a table")] = Field(default_factory=AudioConfig)
+    hardware: Annotated[HardwareConfig, _setting("must be a table")] = Field(
+        default_factory=HardwareConfig
+    )
+    display: Annotated[
+        DisplayMode,
+        _FROM_TEXT,
+        _setting("must be 'auto', 'window', 'fullscreen' or 'headless'"),
+    ] = DisplayMode.AUTO
     #: Ask for an advisor as soon as the booth is connected (no touchscreen flow yet).
-    call_on_start: bool = False
+    call_on_start: _Flag = False
     #: Ask again after each call ends (demo and soak runs).
-    repeat_calls: bool = False
+    repeat_calls: _Flag = False
     #: Where to write the booth's live status as JSON (diagnostics, tests); None: nowhere.
-    status_file: Path | None = None
-    heartbeat_seconds: float = 5.0
-    reconnect_max_seconds: float = 30.0
+    status_file: _PathSetting | None = None
+    heartbeat_seconds: _Seconds = 5.0
+    reconnect_max_seconds: _Seconds = 30.0
     #: A call whose connection (to the server or to the others) stays broken this long ends
     #: with a clear message; until then the booth reconnects by itself.
-    reconnect_limit_seconds: float = 60.0
+    reconnect_limit_seconds: _Seconds = 60.0
     #: How often call statistics go to the server (and the advisor's call view).
-    stats_seconds: float = 5.0
+    stats_seconds: _Seconds = 5.0
     #: SHA-256 digest of the technician PIN (``videobooth-booth --pin-digest``); None: the
     #: technician screen stays closed.
-    technician_pin_digest: str | None = field(default=None, repr=False)
+    technician_pin_digest: Annotated[
+        str | None,
+        Field(pattern=r"^[0-9a-f]{64}$"),
+        _setting("expected 64 hex digits as printed by 'videobooth-booth --pin-digest'"),
+    ] = Field(default=None, repr=False)
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _consistent(self) -> BoothConfig:
         parts = urlsplit(self.server_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise BoothConfigError(
@@ -287,6 +410,7 @@ class BoothConfig:
             raise BoothConfigError(
                 "server_fingerprint: expected sha256: and 32 colon-separated hex bytes"
             )
+        return self
 
     @property
     def websocket_url(self) -> str:
@@ -298,196 +422,50 @@ class BoothConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-_KEYS = {
-    "server_url",
-    "credential",
-    "video",
-    "camera",
-    "audio",
-    "hardware",
-    "display",
-    "call_on_start",
-    "repeat_calls",
-    "status_file",
-    "heartbeat_seconds",
-    "reconnect_max_seconds",
-    "reconnect_limit_seconds",
-    "stats_seconds",
-    "technician_pin_digest",
-    "enrolment_token",
-    "identity_dir",
-    "server_ca_file",
-    "server_fingerprint",
-    "branch",
+#: The booth.toml settings that are tables, and the class of each.
+SECTIONS: dict[str, type[Any]] = {
+    "video": VideoConfig,
+    "camera": CameraConfig,
+    "audio": AudioConfig,
+    "hardware": HardwareConfig,
 }
+#: The settings a booth.toml may hold: every field but where the file itself is.
+_FILE_SETTINGS = frozenset(f.name for f in dataclasses.fields(BoothConfig)) - {"source"}
+
+
+def _section(kind: type[_Settings], data: Any) -> _Settings:
+    if not isinstance(data, dict):
+        section = getattr(kind, "SECTION")  # noqa: B009 - every settings class has one
+        raise BoothConfigError(f"[{section}] must be a table")
+    return kind(**data)
 
 
 def _video(data: Any) -> VideoConfig:
-    if not isinstance(data, dict):
-        raise BoothConfigError("[video] must be a table")
-    unknown = sorted(
-        set(data) - {"width", "height", "fps", "bitrate", "min_bitrate", "max_bitrate"}
-    )
-    if unknown:
-        raise BoothConfigError(f"unknown setting(s) in [video]: {', '.join(unknown)}")
-    for key, low, high in (
-        ("width", 160, 3840),
-        ("height", 120, 2160),
-        ("fps", 5, 60),
-        ("bitrate", 100_000, 10_000_000),
-        ("min_bitrate", 100_000, 10_000_000),
-        ("max_bitrate", 100_000, 10_000_000),
-    ):
-        value = data.get(key)
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high
-        ):
-            raise BoothConfigError(f"video.{key}: expected a whole number from {low} to {high}")
-    video = VideoConfig(**data)
-    if video.width % 2 or video.height % 2:
-        raise BoothConfigError("video.width and video.height must be even (H.264 4:2:0)")
-    if not video.min_bitrate <= video.bitrate <= video.max_bitrate:
-        raise BoothConfigError("video: need min_bitrate <= bitrate <= max_bitrate")
-    return video
-
-
-_CAMERA_KINDS = ("auto", "picamera2", "v4l2", "test-pattern")
+    return _section(VideoConfig, data)
 
 
 def _camera(data: Any) -> CameraConfig:
-    if not isinstance(data, dict):
-        raise BoothConfigError("[camera] must be a table")
-    unknown = sorted(set(data) - {"kind", "device", "input_format", "allow_test_pattern"})
-    if unknown:
-        raise BoothConfigError(f"unknown setting(s) in [camera]: {', '.join(unknown)}")
-    kind = data.get("kind", "auto")
-    if kind not in _CAMERA_KINDS:
-        raise BoothConfigError(f"camera.kind: must be one of {', '.join(_CAMERA_KINDS)}")
-    for key in ("device", "input_format"):
-        if key in data and (not isinstance(data[key], str) or not data[key]):
-            raise BoothConfigError(f"camera.{key}: expected a string")
-    allow = data.get("allow_test_pattern", False)
-    if not isinstance(allow, bool):
-        raise BoothConfigError("camera.allow_test_pattern: expected true or false")
-    return CameraConfig(
-        kind=kind,
-        device=data.get("device", "/dev/video0"),
-        input_format=data.get("input_format"),
-        allow_test_pattern=allow,
-    )
+    return _section(CameraConfig, data)
 
 
 def _audio(data: Any) -> AudioConfig:
-    if not isinstance(data, dict):
-        raise BoothConfigError("[audio] must be a table")
-    unknown = sorted(set(data) - {"capture", "playback", "volume", "max_latency_ms"})
-    if unknown:
-        raise BoothConfigError(f"unknown setting(s) in [audio]: {', '.join(unknown)}")
-    for key in ("capture", "playback"):
-        if key in data and (not isinstance(data[key], str) or not data[key]):
-            raise BoothConfigError(f"audio.{key}: expected a device name")
-    volume = data.get("volume", 1.0)
-    if not isinstance(volume, int | float) or isinstance(volume, bool) or not 0 <= volume <= 1:
-        raise BoothConfigError("audio.volume: expected a number from 0 to 1")
-    latency = data.get("max_latency_ms", 60.0)
-    if (
-        not isinstance(latency, int | float)
-        or isinstance(latency, bool)
-        or not 20 <= latency <= 500
-    ):
-        raise BoothConfigError("audio.max_latency_ms: expected a number from 20 to 500")
-    return AudioConfig(
-        capture=data.get("capture", "tone"),
-        playback=data.get("playback", "none"),
-        volume=float(volume),
-        max_latency_ms=float(latency),
-    )
+    return _section(AudioConfig, data)
 
 
 def _hardware(data: Any) -> HardwareConfig:
-    if not isinstance(data, dict):
-        raise BoothConfigError("[hardware] must be a table")
-    known = {
-        *_PIN_SETTINGS,
-        "presence",
-        "presence_distance_m",
-        "bounce_ms",
-        "led_brightness",
-        "pin_factory",
-        "gpio_chip",
-    }
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise BoothConfigError(f"unknown setting(s) in [hardware]: {', '.join(unknown)}")
-    for key in ("presence", "pin_factory"):
-        if key in data and not isinstance(data[key], str):
-            raise BoothConfigError(f"hardware.{key}: expected a string")
-    # Ranges, duplicate pins and the presence sensor's pins are checked by the dataclass, so a
-    # configuration built in code gets the same messages.
-    return HardwareConfig(**data)
+    return _section(HardwareConfig, data)
 
 
 def config_from_mapping(data: dict[str, Any]) -> BoothConfig:
-    unknown = sorted(set(data) - _KEYS)
+    """The configuration a booth.toml's settings describe; every problem one clear message."""
+    unknown = sorted(set(data) - _FILE_SETTINGS)
     if unknown:
         raise BoothConfigError(f"unknown setting(s): {', '.join(unknown)}")
-    if not isinstance(data.get("server_url"), str):
-        raise BoothConfigError("server_url: required, as a string")
-    kwargs: dict[str, Any] = {"server_url": data["server_url"]}
-    for key in ("credential", "enrolment_token", "server_fingerprint", "branch"):
-        if key in data:
-            if not isinstance(data[key], str):
-                raise BoothConfigError(f"{key}: expected a string")
-            kwargs[key] = data[key]
-    for key in ("identity_dir", "server_ca_file"):
-        if key in data:
-            if not isinstance(data[key], str):
-                raise BoothConfigError(f"{key}: expected a path")
-            kwargs[key] = Path(data[key])
-    if "video" in data:
-        kwargs["video"] = _video(data["video"])
-    if "camera" in data:
-        kwargs["camera"] = _camera(data["camera"])
-    if "audio" in data:
-        kwargs["audio"] = _audio(data["audio"])
-    if "hardware" in data:
-        kwargs["hardware"] = _hardware(data["hardware"])
-    if "display" in data:
-        try:
-            kwargs["display"] = DisplayMode(data["display"])
-        except ValueError:
-            raise BoothConfigError(
-                "display: must be 'auto', 'window', 'fullscreen' or 'headless'"
-            ) from None
-    for key in ("call_on_start", "repeat_calls"):
-        if key in data:
-            if not isinstance(data[key], bool):
-                raise BoothConfigError(f"{key}: expected true or false")
-            kwargs[key] = data[key]
-    if "status_file" in data:
-        if not isinstance(data["status_file"], str):
-            raise BoothConfigError("status_file: expected a path")
-        kwargs["status_file"] = Path(data["status_file"])
-    if "technician_pin_digest" in data:
-        digest = data["technician_pin_digest"]
-        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
-            raise BoothConfigError(
-                "technician_pin_digest: expected 64 hex digits as printed by "
-                "'videobooth-booth --pin-digest'"
-            )
-        kwargs["technician_pin_digest"] = digest
-    for key in (
-        "heartbeat_seconds",
-        "reconnect_max_seconds",
-        "reconnect_limit_seconds",
-        "stats_seconds",
-    ):
-        if key in data:
-            value = data[key]
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                raise BoothConfigError(f"{key}: expected a positive number of seconds")
-            kwargs[key] = float(value)
-    return BoothConfig(**kwargs)
+    settings = {
+        key: _section(SECTIONS[key], value) if key in SECTIONS else value
+        for key, value in data.items()
+    }
+    return BoothConfig(**settings)
 
 
 def load_config(path: Path) -> BoothConfig:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.config import BoothConfigError, DisplayMode, load_config
+from kiosk.config import AudioConfig, BoothConfig, BoothConfigError, DisplayMode, load_config
 
 GOOD = 'server_url = "https://vb.example.org"\ncredential = "abc.def"\n'
 
@@ -42,6 +42,14 @@ def test_minimal_config_and_websocket_url(tmp_path: Path) -> None:
         (GOOD + '[camera]\nkind = "webcam"\n', "camera.kind: must be one of"),
         (GOOD + "[camera]\nallow_test_pattern = 1\n", "camera.allow_test_pattern"),
         ("server_url = \n", "not valid TOML"),
+        (GOOD + "heartbeat_seconds = true\n", "heartbeat_seconds: expected a positive number"),
+        (GOOD + 'stats_seconds = "5"\n', "stats_seconds: expected a positive number"),
+        (GOOD + "[audio]\nvolume = 2\n", "audio.volume: expected a number from 0 to 1"),
+        (GOOD + "[audio]\ncapture = 3\n", "audio.capture: expected a device name"),
+        (GOOD + "[video]\nwidth = 640\nfps = 30\ncolour = 1\nhue = 2\n", "in [video]: colour, hue"),
+        (GOOD + "video = 3\n", "[video] must be a table"),
+        (GOOD + 'source = "/tmp/other.toml"\n', "unknown setting(s): source"),
+        (GOOD + "identity_dir = 5\n", "identity_dir: expected a path"),
     ],
 )
 def test_bad_settings_are_named(tmp_path: Path, text: str, message: str) -> None:
@@ -79,3 +87,20 @@ def test_technician_pin_digest(tmp_path: Path, capsys: pytest.CaptureFixture[str
     )
     with pytest.raises(BoothConfigError, match="technician_pin_digest: expected 64 hex"):
         load_config(path)
+
+
+def test_a_configuration_built_in_code_is_checked_as_a_file_is(tmp_path: Path) -> None:
+    with pytest.raises(BoothConfigError, match=r"^audio.volume: expected a number from 0 to 1$"):
+        AudioConfig(volume=1.5)
+    with pytest.raises(BoothConfigError, match=r"^call_on_start: expected true or false$"):
+        BoothConfig(server_url="https://vb.example.org", call_on_start=1)  # type: ignore[arg-type]
+    with pytest.raises(BoothConfigError, match=r"^unknown setting\(s\): colour$"):
+        BoothConfig(server_url="https://vb.example.org", colour=1)  # type: ignore[call-arg]
+    path = tmp_path / "booth.toml"
+    path.write_text(GOOD + "reconnect_max_seconds = 2\n[audio]\nvolume = 1\n")
+    config = load_config(path)
+    assert config.reconnect_max_seconds == 2.0 and isinstance(config.reconnect_max_seconds, float)
+    assert config.audio.volume == 1.0 and isinstance(config.audio.volume, float)
+    assert config.with_overrides(call_on_start=True, status_file=None).call_on_start
+    with pytest.raises(BoothConfigError, match="call_on_start: expected true or false"):
+        config.with_overrides(call_on_start="yes")
