@@ -53,3 +53,19 @@ def test_contrast_is_at_least_aa(text: str, background: str, where: str) -> None
     )
     ratio = (lighter + 0.05) / (darker + 0.05)
     assert ratio >= 4.5, f"{where}: {text} on {background} has contrast {ratio:.2f}"
+
+
+def test_the_booth_draws_with_the_pages_colours() -> None:
+    """One palette in two syntaxes: the booth's default theme (pygame) and base.css's tokens."""
+    from kiosk.ui.theme import Theme
+
+    variables = _variables()
+    theme = Theme()
+    for token, colour in (
+        ("--bg", theme.background),
+        ("--fg", theme.text),
+        ("--muted", theme.muted),
+        ("--accent", theme.primary),
+        ("--danger", theme.danger),
+    ):
+        assert _hex(token, variables).lower() == "#{:02x}{:02x}{:02x}".format(*colour), token
