@@ -51,7 +51,7 @@ class Presence(StrEnum):
     GONE = "gone"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entitlement:
     """What a participant's credential lets it ask for; fixed for the connection.
 
@@ -70,7 +70,7 @@ class Entitlement:
     walk_in: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class LoginLease:
     """A person's login session, which its connections live by (renewed, never extended)."""
 
@@ -78,7 +78,7 @@ class LoginLease:
     expires_at: datetime | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class ClientStatus:
     """What the client last said about itself in a heartbeat (only a booth reports health)."""
 
@@ -87,7 +87,7 @@ class ClientStatus:
     health: BoothHealth | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Participant:
     """One authenticated client, reached through its transport."""
 

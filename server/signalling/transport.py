@@ -31,6 +31,8 @@ class Transport(Protocol):
 class Outbox:
     """A WebSocket's messages on their way out, at most ``limit`` of them."""
 
+    __slots__ = ("_close", "queue")
+
     def __init__(self, close: Callable[[int, str], None], *, limit: int = OUTBOX_LIMIT) -> None:
         self.queue: asyncio.Queue[str] = asyncio.Queue(limit)
         self._close = close
