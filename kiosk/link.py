@@ -1,16 +1,20 @@
-"""The booth's WebSocket to the server: authentication, heartbeat, reconnect with backoff."""
+"""The booth's WebSocket to the server: authentication, heartbeat, reconnect with backoff.
+
+Messages to the server go through an outbox that one writer per connection empties in order;
+what a connection did not send when it ended is dropped with it (a new connection begins with
+the resume, not with what was meant for the old one)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable
 from enum import StrEnum
 
 import aiohttp
 
+from kiosk.backoff import Backoff
 from kiosk.clock import (
     ClockReading,
     certificate_not_yet_valid,
@@ -24,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: How soon a booth in a call tries again after losing the server.
 URGENT_RETRY_SECONDS = 0.5
+#: Longest a closing link waits for its outbox to be written.
+CLOSE_FLUSH_SECONDS = 1.0
 
 
 class LinkState(StrEnum):
@@ -61,8 +67,10 @@ class ServerLink:
         self._on_state = on_state
         self._make_heartbeat = heartbeat
         self._heartbeat_seconds = heartbeat_seconds
-        self._reconnect_max = reconnect_max_seconds
+        self._backoff = Backoff(ceiling=reconnect_max_seconds, jitter=True)
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        #: Messages for the server, sent in order by the connection's writer.
+        self._outbox: asyncio.Queue[Message] = asyncio.Queue()
         self._state = LinkState.CLOSED
         self._closing = False
         #: While a call runs (or waits) the link comes back at once, not after a backoff.
@@ -84,13 +92,11 @@ class ServerLink:
         if ws is None or ws.closed:
             log.info("not sent while offline: %s", message.type)
             return False
-        task = asyncio.get_running_loop().create_task(ws.send_str(encode(message)))
-        task.add_done_callback(_log_send_failure)
+        self._outbox.put_nowait(message)
         return True
 
     async def run(self) -> None:
         """Connect, read, and reconnect after failures until :meth:`close`."""
-        delay = 1.0
         async with self._access.session() as http:
             while not self._closing:
                 self._set_state(LinkState.CONNECTING)
@@ -103,7 +109,7 @@ class ServerLink:
                         self._ws = ws
                         self.problem = None
                         self._set_state(LinkState.ONLINE)
-                        delay = 1.0
+                        self._backoff.reset()
                         await self._read(ws)
                 except aiohttp.WSServerHandshakeError as exc:
                     if exc.status in (401, 403):
@@ -112,7 +118,7 @@ class ServerLink:
                         )
                         self.problem = f"the server refuses this booth (HTTP {exc.status})"
                         self._set_state(LinkState.REFUSED)
-                        delay = self._reconnect_max
+                        self._backoff.hold_off()
                     elif exc.status == 404:
                         self._not_found()
                     else:
@@ -129,6 +135,7 @@ class ServerLink:
                     log.log(level, "cannot reach the server at %s: %s", self._url, self.problem)
                 finally:
                     self._ws = None
+                    self._drop_unsent()
                 if self._closing:
                     break
                 if self._state not in (LinkState.REFUSED, LinkState.NOT_FOUND):
@@ -136,9 +143,7 @@ class ServerLink:
                 if self.urgent:  # a citizen is in a call: every second counts
                     await asyncio.sleep(URGENT_RETRY_SECONDS)
                     continue
-                # Full jitter, so a branch's booths do not all come back in the same second.
-                await asyncio.sleep(random.uniform(0.5, 1.0) * delay)
-                delay = min(delay * 2, self._reconnect_max)
+                await self._backoff.wait()
         self._set_state(LinkState.CLOSED)
 
     def _not_found(self) -> None:
@@ -152,6 +157,7 @@ class ServerLink:
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         beat = asyncio.create_task(self._heartbeat(ws))
+        writer = asyncio.create_task(self._write(ws))
         try:
             async for frame in ws:
                 if frame.type is not aiohttp.WSMsgType.TEXT:
@@ -164,22 +170,39 @@ class ServerLink:
                 self._on_message(message)
             log.info("server closed the connection (code %s)", ws.close_code)
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            for task in (beat, writer):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _heartbeat(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while not ws.closed:
-            await ws.send_str(encode(self._make_heartbeat()))
+            self._outbox.put_nowait(self._make_heartbeat())
             await asyncio.sleep(self._heartbeat_seconds)
+
+    async def _write(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """The connection's one writer: the outbox, in order."""
+        while True:
+            message = await self._outbox.get()
+            try:
+                await ws.send_str(encode(message))
+            except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
+                log.info("send failed: %s", exc)
+            finally:
+                self._outbox.task_done()
+
+    def _drop_unsent(self) -> None:
+        dropped = self._outbox.qsize()
+        self._outbox = asyncio.Queue()
+        if dropped:
+            log.info("%d message(s) not sent before the connection ended", dropped)
 
     async def close(self) -> None:
         """Stop reconnecting and close the connection; safe to call twice."""
         self._closing = True
         if self._ws is not None and not self._ws.closed:
+            # What was sent before closing goes out before the close frame (a last hang-up).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_FLUSH_SECONDS):
+                    await self._outbox.join()
             await self._ws.close()
-
-
-def _log_send_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.info("send failed: %s", task.exception())

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import aiohttp
 
 from kiosk import flow as booth_flow
+from kiosk.backoff import Backoff
 from kiosk.clock import ClockReading, explain_connection_error
 from kiosk.config import BoothConfig
 from kiosk.identity import (
@@ -55,7 +56,7 @@ class Enrolment:
         token = self._config.enrolment_token
         if token is None:
             self._post(booth_flow.EnrolmentNeeded())
-        delay = 1.0
+        backoff = Backoff(ceiling=self._config.reconnect_max_seconds)
         while True:
             if token is None:
                 token = await self._scanned_tokens.get()
@@ -70,17 +71,15 @@ class Enrolment:
                 continue
             except ServerNotFoundError as exc:
                 # A wrong address: the screen says so; the card is corrected, or the proxy.
-                log.error("cannot enrol: %s; trying again in %.0f s", exc, delay)
+                log.error("cannot enrol: %s; trying again in %.0f s", exc, backoff.delay)
                 self._post(booth_flow.EnrolmentDelayed(detail=str(exc)))
                 self._post(booth_flow.ServerNotFound())
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._config.reconnect_max_seconds)
+                await backoff.wait()
                 continue
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
                 reason = explain_connection_error(exc, self._clock())
-                log.warning("cannot enrol yet (%s); trying again in %.0f s", reason, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._config.reconnect_max_seconds)
+                log.warning("cannot enrol yet (%s); trying again in %.0f s", reason, backoff.delay)
+                await backoff.wait()
                 continue
             break
         if self._config.enrolment_token is not None and self._config.source is not None:
