@@ -20,7 +20,7 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -216,6 +216,10 @@ class MemoryParticipants(ParticipantStore):
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+    def values(self) -> ValuesView[Participant]:
+        # The dictionary's own view: the mapping's generic one looks each item up by key.
+        return self._by_id.values()
 
     def add(self, participant: Participant) -> None:
         self._by_id[participant.participant_id] = participant

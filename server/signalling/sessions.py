@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, ValuesView
 from datetime import datetime
 from enum import StrEnum
 
@@ -138,6 +138,10 @@ class MemorySessions(SessionStore):
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+    def values(self) -> ValuesView[CallSession]:
+        # The dictionary's own view: the mapping's generic one looks each item up by key.
+        return self._by_id.values()
 
     def add(self, session: CallSession) -> None:
         self._by_id[session.id] = session
