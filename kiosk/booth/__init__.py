@@ -1,11 +1,12 @@
 """The running booth, by job: the core (:class:`Booth`: inbox, flow, lights, run and stop),
 the camera that follows the flow, the call's media, the connection keeper, enrolment, remote
-commands, technician mode, and the status it reports (:class:`BoothStatus`)."""
+commands, technician mode, its health and the status it reports (:class:`BoothStatus`)."""
 
 from kiosk.booth.camera import CameraFollower, CameraOpener
 from kiosk.booth.commands import RemoteCommands, run_self_test
 from kiosk.booth.core import Booth
 from kiosk.booth.enrolment import Enrolment
+from kiosk.booth.health import BoothHealth
 from kiosk.booth.keeper import ConnectionKeeper, Recovery, Repair
 from kiosk.booth.lights import LIGHTS, BoothLights
 from kiosk.booth.media import CallMedia
@@ -15,6 +16,7 @@ from kiosk.booth.status import BoothStatus
 __all__ = [
     "LIGHTS",
     "Booth",
+    "BoothHealth",
     "BoothLights",
     "BoothStatus",
     "CallMedia",

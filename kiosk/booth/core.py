@@ -7,6 +7,10 @@ appointment, cancel, hang up, wipe. The parts: the camera follows the flow
 (:mod:`~kiosk.booth.camera`), the call's media (:mod:`~kiosk.booth.media`) is kept up by the
 connection keeper (:mod:`~kiosk.booth.keeper`), enrolment, remote commands and technician mode
 have a module each, and :mod:`~kiosk.booth.status` is what the booth reports.
+
+Longer than 500 lines on purpose: the inbox's one consumer, the flow's effects and the server's
+messages are one ordered sequence (an answer after its offer, a hang-up after the call that it
+ends), and reading it in one place is how that order is checked.
 """
 
 from __future__ import annotations
