@@ -25,6 +25,7 @@ from server import (
     fleet,
     fleet_health,
     join,
+    metrics,
     resume,
     topics,
 )
@@ -306,8 +307,10 @@ def create_app(config: ServerConfig) -> web.Application:
             f"session {session_id}: ending not recorded",
         )
 
+    fleet = fleet_health.install(app)
+    metrics.install(app, fleet)
     app[SWITCHBOARD] = Switchboard(
-        fleet=fleet_health.install(app),  # also serves /metrics
+        fleet=fleet,
         on_call_ended=call_ended,
         on_ending=ending,
         ice_servers_for=ice_for,
