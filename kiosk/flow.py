@@ -15,6 +15,9 @@ Rules that hold in every state:
 * leaving a visit wipes everything about it: code, language, topic, chat, queue place (the end
   of a call keeps only the language, for its "ended" screen, until idle); the camera is wanted
   only on screens that show it.
+
+Its length: the visit is one state machine whose rules hold across every state at once; split,
+its transitions would no longer read as one table.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ Every message is one JSON object in one WebSocket text frame::
 ``v`` is the protocol version, ``type`` selects the model, ``id`` is an optional correlation id
 chosen by the sender and echoed as ``ref`` in an ``error`` reply. Unknown fields are rejected, so
 a typo is an error rather than a silently ignored value.
+
+Its length: the whole wire vocabulary, one small model per message, in the one file that authors
+of a client and of the server both read.
 """
 
 from __future__ import annotations

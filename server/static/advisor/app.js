@@ -1,5 +1,7 @@
 // The advisor's workspace: log in, see waiting calls, take one, talk, hang up.
 // Plain ES module, no dependencies, nothing loaded from outside this server.
+// Its length: the workspace's own parts (login, the queue, taking a call, invitations, the
+// call's participants) share one page state; the call's machinery is in the shared modules.
 
 import { changePassword, fetchAccount } from "/static/js/account.js";
 import { api } from "/static/js/api.js";
