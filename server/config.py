@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
+import socket
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +25,7 @@ from pydantic import (
     StrictStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_core import ErrorDetails
 
@@ -92,6 +95,41 @@ class TurnConfig(_Settings):
         return seconds
 
 
+def _node_id(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
+        raise ValueError(
+            f"{value!r} is not a node name: 1 to 64 letters, digits, '.', '_' or '-' "
+            "(e.g. the host's name)"
+        )
+    return value
+
+
+class ClusterConfig(_Settings):
+    """Several server nodes behind a load balancer: they share PostgreSQL and exchange live
+    events over NATS. Without this section the server is one process with an in-process bus."""
+
+    #: This node's name, unique in the cluster (logs, /metrics, who holds which connection).
+    node_id: Annotated[StrictStr, AfterValidator(_node_id)] = Field(
+        default_factory=socket.gethostname
+    )
+    #: The NATS servers (nats:// or tls://); the client reconnects to any of them.
+    nats_urls: Annotated[tuple[StrictStr, ...], BeforeValidator(_one_or_many)]
+    #: A file holding the NATS authorisation token (kept out of this file and of the logs).
+    nats_token_file: Path | None = None
+    #: The CA that signed the NATS servers' certificates, for tls:// URLs.
+    nats_ca_file: Path | None = None
+
+    @field_validator("nats_urls")
+    @classmethod
+    def _nats_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        if not urls:
+            raise ValueError("at least one nats:// or tls:// URL is required")
+        for url in urls:
+            if not url.startswith(("nats://", "tls://")):
+                raise ValueError(f"{url!r} is not a nats:// or tls:// URL")
+        return urls
+
+
 #: Shortest metrics token: it guards figures about the service, so no guessable word.
 MIN_METRICS_TOKEN_CHARS = 16
 
@@ -149,6 +187,17 @@ class ServerConfig(_Settings):
     #: The reverse proxies (addresses or networks) whose X-Forwarded-For, -Proto and -Host
     #: headers name the client; from anyone else those headers are ignored.
     trusted_proxies: tuple[StrictStr, ...] = ()
+    #: Several nodes sharing PostgreSQL and NATS (None: one process, the embedded default).
+    cluster: ClusterConfig | None = None
+
+    @model_validator(mode="after")
+    def _cluster_shares_postgresql(self) -> ServerConfig:
+        if self.cluster is not None and not (self.database_url or "").startswith("postgresql"):
+            raise ValueError(
+                "cluster: the nodes share one PostgreSQL database; set database_url to a "
+                "postgresql+asyncpg:// URL"
+            )
+        return self
 
     @field_validator("port")
     @classmethod
@@ -255,10 +304,12 @@ def _describe(error: ErrorDetails) -> str:
         return f"unknown setting(s){table}: {loc[-1]}"
     if kind == "missing" and loc[:1] == ["turn"]:
         return "[turn] needs both urls and secret"
+    if kind == "missing":
+        return f"{key}: required"
     if kind in _TYPE_NAMES:
         return f"{key}: expected {_TYPE_NAMES[kind]}, got {error['input']!r}"
     if kind == "value_error":
-        return f"{key}: {error['ctx']['error']}"
+        return f"{key}: {error['ctx']['error']}" if key else str(error["ctx"]["error"])
     return f"{key}: {error['msg']}"
 
 

@@ -30,6 +30,9 @@ def test_relay_makes_booths_relay_only(tmp_path: Path) -> None:
     assert "0123456789abcdef" not in repr(config)  # the secret stays out of logs
 
 
+PG = 'database_url = "postgresql+asyncpg://videobooth@db.example.org/videobooth"\n'
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -51,6 +54,10 @@ def test_relay_makes_booths_relay_only(tmp_path: Path) -> None:
         ('session_hours = "12"\n', "session_hours: expected int or float"),
         ('trusted_proxies = ["proxy"]\n', "trusted_proxies: 'proxy' is not an IP address"),
         ('timezone = "Mars/Olympus"\n', "timezone: 'Mars/Olympus' is not a known time zone"),
+        ('[cluster]\nnats_urls = ["nats://10.0.1.5:4222"]\n', "share one PostgreSQL database"),
+        (f'{PG}[cluster]\nnode_id = "a"\n', "cluster.nats_urls: required"),
+        (f'{PG}[cluster]\nnats_urls = "http://x"\n', "'http://x' is not a nats:// or tls:// URL"),
+        (f'{PG}[cluster]\nnats_urls = "nats://x"\nnode_id = "node 1"\n', "not a node name"),
     ],
 )
 def test_bad_settings_name_the_file_and_the_setting(
@@ -86,3 +93,17 @@ def test_metrics_token_is_read_and_kept_out_of_logs(tmp_path: Path) -> None:
     config = load_config(path)
     assert config.metrics_token == "0123456789abcdef0123"
     assert "0123456789abcdef0123" not in repr(config)
+
+
+def test_a_cluster_node_names_its_bus_and_itself(tmp_path: Path) -> None:
+    path = tmp_path / "server.toml"
+    path.write_text(
+        f'{PG}[cluster]\nnode_id = "node-2"\nnats_urls = ["nats://10.0.1.5:4222", '
+        '"nats://10.0.1.6:4222"]\nnats_token_file = "/etc/videobooth/nats.token"\n'
+    )
+    cluster = load_config(path).cluster
+    assert cluster is not None
+    assert cluster.node_id == "node-2"
+    assert cluster.nats_urls == ("nats://10.0.1.5:4222", "nats://10.0.1.6:4222")
+    assert cluster.nats_token_file == Path("/etc/videobooth/nats.token")
+    assert load_config(None).cluster is None  # the embedded default: one process
