@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     turn = commands.add_parser(
         "turn-config",
         help="print a coturn configuration that matches this server's [turn] settings",
+        description="Prints a turnserver.conf for one relay, with the server's turn.secret as "
+        "coturn's static-auth-secret. With a pool of relays ([[turn.relays]]), run it once for "
+        "each relay with that relay's own addresses: every relay shares the secret.",
     )
     turn.add_argument("--listening-ip", default="127.0.0.1", help="the relay's own address")
     turn.add_argument("--relay-ip", help="address relayed media leaves from (default: listening)")
@@ -329,7 +332,7 @@ def _serve(config: ServerConfig, systemd: SystemdNotifier) -> int:
     load_or_create_key(config.effective_secret_key_file)
     log.info(
         "relay: %s; booth ICE policy: %s",
-        ", ".join(config.turn.urls) if config.turn else "none (direct ICE only)",
+        ", ".join(config.turn.all_urls) if config.turn else "none (direct ICE only)",
         config.effective_booth_ice_policy,
     )
     app = create_app(config)

@@ -26,6 +26,7 @@ from server import (
     fleet_health,
     join,
     metrics,
+    relay_pool,
     resume,
     topics,
 )
@@ -219,7 +220,7 @@ def _build_api() -> Api:
     )
     async def relay(call: ApiCall) -> web.StreamResponse:
         turn = call.request.app[CONFIG].turn
-        return web.json_response({"urls": list(turn.urls) if turn else []})
+        return web.json_response({"urls": list(turn.all_urls) if turn else []})
 
     @api.endpoint("GET", "/openapi.json", allow=USERS, summary="Read the API description")
     async def openapi(call: ApiCall) -> web.StreamResponse:
@@ -283,8 +284,14 @@ def create_app(config: ServerConfig) -> web.Application:
     app[NONCES] = NonceStore()
     app[ENROL_LIMITER] = RateLimiter(limit=10, window=600.0)
 
+    relays = relay_pool.install(app, config.turn)
+
     def ice_for(conn: Participant, session: CallSession) -> list[IceServer]:
-        return ice_servers_for(config.turn, f"{session.id}-{conn.participant_id[:8]}")
+        label = f"{session.id}-{conn.participant_id[:8]}"
+        if relays is None:
+            return ice_servers_for(config.turn, label)
+        # Ordered by the session: every participant of a call prefers the same relay.
+        return relays.ice_servers_for(label, spread_by=session.id)
 
     background: set[asyncio.Task[object]] = set()
 
@@ -308,7 +315,7 @@ def create_app(config: ServerConfig) -> web.Application:
         )
 
     fleet = fleet_health.install(app)
-    metrics.install(app, fleet)
+    metrics.install(app, fleet, relays=relays)
     app[SWITCHBOARD] = Switchboard(
         fleet=fleet,
         on_call_ended=call_ended,

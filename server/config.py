@@ -63,22 +63,57 @@ class _Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class TurnConfig(_Settings):
-    """The organisation's TURN relay (coturn with ``use-auth-secret``)."""
+def _relay_urls(urls: tuple[str, ...]) -> tuple[str, ...]:
+    if not urls:
+        raise ValueError("at least one turn: or turns: URL is required")
+    for url in urls:
+        if not url.startswith(("turn:", "turns:", "stun:")):
+            raise ValueError(f"{url!r} is not a turn:, turns: or stun: URL")
+    return urls
 
-    urls: Annotated[tuple[StrictStr, ...], BeforeValidator(_one_or_many)]
+
+def _relay_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
+        raise ValueError(
+            f"{value!r} is not a relay name: 1 to 64 letters, digits, '.', '_' or '-' "
+            "(e.g. the relay's host name)"
+        )
+    return value
+
+
+#: A relay's addresses: turn:, turns: or stun: URLs (one may be written without a list).
+RelayUrls = Annotated[
+    tuple[StrictStr, ...], BeforeValidator(_one_or_many), AfterValidator(_relay_urls)
+]
+
+#: The name of the one relay of a ``[turn]`` section that gives ``urls`` (logs, /metrics).
+SINGLE_RELAY = "turn"
+
+
+class RelayConfig(_Settings):
+    """One coturn of the relay pool (a ``[[turn.relays]]`` table); the pool shares the
+    secret."""
+
+    #: Unique in the pool: the logs and /metrics name the relay by it.
+    name: Annotated[StrictStr, AfterValidator(_relay_name)]
+    urls: RelayUrls
+
+
+class TurnConfig(_Settings):
+    """The organisation's TURN relays (coturn with ``use-auth-secret``): one relay (``urls``)
+    or a pool of several (``[[turn.relays]]``) sharing one secret. Each participant gets
+    credentials for up to two healthy relays of the pool."""
+
+    #: The one relay's addresses (a pool of one, named :data:`SINGLE_RELAY`) ...
+    urls: RelayUrls | None = None
+    #: ... or several relays, each with its name and addresses.
+    relays: tuple[RelayConfig, ...] = ()
     secret: StrictStr = Field(repr=False)
     ttl_seconds: StrictInt = 2 * 3600
-
-    @field_validator("urls")
-    @classmethod
-    def _relay_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
-        if not urls:
-            raise ValueError("at least one turn: or turns: URL is required")
-        for url in urls:
-            if not url.startswith(("turn:", "turns:", "stun:")):
-                raise ValueError(f"{url!r} is not a turn:, turns: or stun: URL")
-        return urls
+    #: How often the server tries an allocation on each relay.
+    probe_seconds: Number = 5.0
+    #: Failed probes in a row before a relay counts as down (one success brings it back).
+    down_after_failures: StrictInt = 3
 
     @field_validator("secret")
     @classmethod
@@ -93,6 +128,45 @@ class TurnConfig(_Settings):
         if not 60 <= seconds <= 24 * 3600:
             raise ValueError("must be between 60 and 86400")
         return seconds
+
+    @field_validator("probe_seconds")
+    @classmethod
+    def _probe_interval(cls, seconds: float) -> float:
+        if not 0.5 <= seconds <= 300:
+            raise ValueError("must be between 0.5 and 300")
+        return seconds
+
+    @field_validator("down_after_failures")
+    @classmethod
+    def _failures(cls, count: int) -> int:
+        if not 1 <= count <= 100:
+            raise ValueError("must be between 1 and 100")
+        return count
+
+    @model_validator(mode="after")
+    def _one_relay_or_a_pool(self) -> TurnConfig:
+        if self.urls is not None and self.relays:
+            raise ValueError(
+                "give either urls (one relay) or [[turn.relays]] tables (several), not both"
+            )
+        if self.urls is None and not self.relays:
+            raise ValueError("give urls (one relay) or [[turn.relays]] tables (several)")
+        names = [relay.name for relay in self.relays]
+        for name in dict.fromkeys(n for n in names if names.count(n) > 1):
+            raise ValueError(f"relays: the name {name!r} is given to more than one relay")
+        return self
+
+    @property
+    def pool(self) -> tuple[RelayConfig, ...]:
+        """The relays, in the order of the file: ``urls`` alone is a pool of one."""
+        if self.urls is not None:
+            return (RelayConfig(name=SINGLE_RELAY, urls=self.urls),)
+        return self.relays
+
+    @property
+    def all_urls(self) -> tuple[str, ...]:
+        """Every relay's addresses, in the order of the pool."""
+        return tuple(url for relay in self.pool for url in relay.urls)
 
 
 def _node_id(value: str) -> str:
@@ -302,7 +376,7 @@ def _describe(error: ErrorDetails) -> str:
     if kind == "extra_forbidden":
         table = f" in [{'.'.join(loc[:-1])}]" if len(loc) > 1 else ""
         return f"unknown setting(s){table}: {loc[-1]}"
-    if kind == "missing" and loc[:1] == ["turn"]:
+    if kind == "missing" and loc == ["turn", "secret"]:
         return "[turn] needs both urls and secret"
     if kind == "missing":
         return f"{key}: required"

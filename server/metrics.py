@@ -1,8 +1,9 @@
 """The service's figures for Prometheus at ``/metrics``, for a bearer of ``metrics_token``.
 
 Rendered by prometheus_client from collectors that read the live state when scraped: the booths
-by state and their platform faults (:class:`~server.fleet_health.FleetMonitor`), and calls,
-queues, connections and refusals (the switchboard's :class:`~server.switchboard.Figures`). Each
+by state and their platform faults (:class:`~server.fleet_health.FleetMonitor`), calls,
+queues, connections and refusals (the switchboard's :class:`~server.switchboard.Figures`), and
+the relays up or down (:class:`~server.relay_pool.RelayPool`). Each
 application has its own registry, so that several servers in one process keep theirs apart.
 """
 
@@ -21,6 +22,7 @@ from protocol import BoothHealth
 from server.fleet_health import FleetMonitor, FleetState
 from server.http import problem
 from server.keys import CONFIG, DATABASE, SWITCHBOARD
+from server.relay_pool import RelayPool, RelayState
 from server.storage import Database, list_booths, list_topics
 from server.switchboard import Figures
 
@@ -136,18 +138,42 @@ class SignallingCollector(Collector):
         yield connections
 
 
+class RelayCollector(Collector):
+    """Each relay of the pool up or down, as the last probes found it (a line for every state,
+    1 for the relay's own, so that a series never disappears)."""
+
+    def __init__(self, pool: RelayPool) -> None:
+        self._pool = pool
+
+    def collect(self) -> Iterable[Metric]:
+        relays = GaugeMetricFamily(
+            "videobooth_relays",
+            "TURN relays of the pool by state (down: the last probes could not allocate; a "
+            "relay that is down is not handed out while another is up).",
+            labels=["relay", "state"],
+        )
+        for name, current in self._pool.states().items():
+            for state in RelayState:
+                relays.add_metric([name, state.value], 1 if state is current else 0)
+        yield relays
+
+
 class Metrics:
     """One application's figures: its own registry (not the process-wide one, so that several
     servers in one process, as in the tests, keep theirs apart) with collectors that read the
     live state when scraped."""
 
-    def __init__(self, app: web.Application, monitor: FleetMonitor) -> None:
+    def __init__(
+        self, app: web.Application, monitor: FleetMonitor, relays: RelayPool | None = None
+    ) -> None:
         self._inventory = Inventory()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(FleetCollector(monitor, lambda: self._inventory))
         self.registry.register(
             SignallingCollector(lambda: app[SWITCHBOARD].figures(), lambda: self._inventory)
         )
+        if relays is not None:
+            self.registry.register(RelayCollector(relays))
 
     async def render(self, db: Database) -> bytes:
         """The figures in Prometheus' text format, the database's part read first."""
@@ -179,7 +205,10 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def install(app: web.Application, monitor: FleetMonitor) -> None:
-    """Serve ``/metrics`` for ``app``, counting the booths of ``monitor``."""
-    app[METRICS] = Metrics(app, monitor)
+def install(
+    app: web.Application, monitor: FleetMonitor, *, relays: RelayPool | None = None
+) -> None:
+    """Serve ``/metrics`` for ``app``, counting the booths of ``monitor`` and the relays of
+    ``relays``."""
+    app[METRICS] = Metrics(app, monitor, relays)
     app.router.add_get("/metrics", metrics)

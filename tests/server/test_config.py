@@ -71,6 +71,93 @@ def test_bad_settings_name_the_file_and_the_setting(
     assert message in str(info.value)
 
 
+SECRET = 'secret = "0123456789abcdef"\n'
+RELAY_A = '[[turn.relays]]\nname = "a"\nurls = ["turn:10.0.0.1:3478"]\n'
+RELAY_B = '[[turn.relays]]\nname = "b"\nurls = ["turn:10.0.0.2:3478", "turns:b.example:443"]\n'
+
+
+def test_one_relay_is_a_pool_of_one(tmp_path: Path) -> None:
+    path = tmp_path / "server.toml"
+    path.write_text(f'[turn]\nurls = "turn:10.0.0.1:3478"\n{SECRET}')
+    turn = load_config(path).turn
+    assert turn is not None
+    assert [(r.name, r.urls) for r in turn.pool] == [("turn", ("turn:10.0.0.1:3478",))]
+    assert (turn.probe_seconds, turn.down_after_failures) == (5.0, 3)
+
+
+def test_several_relays_share_the_secret(tmp_path: Path) -> None:
+    path = tmp_path / "server.toml"
+    path.write_text(f"[turn]\n{SECRET}ttl_seconds = 600\nprobe_seconds = 2\n{RELAY_A}{RELAY_B}")
+    config = load_config(path)
+    assert config.turn is not None
+    assert config.turn.urls is None
+    assert [(r.name, r.urls) for r in config.turn.pool] == [
+        ("a", ("turn:10.0.0.1:3478",)),
+        ("b", ("turn:10.0.0.2:3478", "turns:b.example:443")),
+    ]
+    assert config.turn.all_urls == (
+        "turn:10.0.0.1:3478",
+        "turn:10.0.0.2:3478",
+        "turns:b.example:443",
+    )
+    assert (config.turn.ttl_seconds, config.turn.probe_seconds) == (600, 2.0)
+    assert config.effective_booth_ice_policy is IceTransportPolicy.RELAY
+    assert "0123456789abcdef" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (f"[turn]\n{SECRET}", "turn: give urls (one relay) or [[turn.relays]] tables (several)"),
+        (
+            f'[turn]\nurls = "turn:x"\n{SECRET}{RELAY_A}',
+            "turn: give either urls (one relay) or [[turn.relays]] tables (several), not both",
+        ),
+        (
+            f"[turn]\n{SECRET}{RELAY_A}{RELAY_A}",
+            "turn: relays: the name 'a' is given to more than one relay",
+        ),
+        (f'[turn]\n{SECRET}[[turn.relays]]\nname = "a"\n', "turn.relays.urls: required"),
+        (
+            f'[turn]\n{SECRET}[[turn.relays]]\nname = "a"\nurls = []\n',
+            "turn.relays.urls: at least one turn: or turns: URL is required",
+        ),
+        (
+            f'[turn]\n{SECRET}[[turn.relays]]\nurls = "turn:x"\n',
+            "turn.relays.name: required",
+        ),
+        (
+            f'[turn]\n{SECRET}[[turn.relays]]\nname = "dc 1"\nurls = "turn:x"\n',
+            "turn.relays.name: 'dc 1' is not a relay name",
+        ),
+        (
+            f'[turn]\n{SECRET}[[turn.relays]]\nname = "a"\nurls = "http://x"\n',
+            "turn.relays.urls: 'http://x' is not a turn:, turns: or stun: URL",
+        ),
+        (
+            f'[turn]\n{SECRET}[[turn.relays]]\nname = "a"\nurls = "turn:x"\nport = 1\n',
+            "unknown setting(s) in [turn.relays]: port",
+        ),
+        (
+            f'[turn]\n{SECRET}[turn.relays]\nname = "a"\nurls = "turn:x"\n',
+            "turn.relays: expected a list",
+        ),
+        (f"[turn]\n{SECRET}probe_seconds = 0\n{RELAY_A}", "turn.probe_seconds: must be between"),
+        (
+            f"[turn]\n{SECRET}down_after_failures = 0\n{RELAY_A}",
+            "turn.down_after_failures: must be between 1 and 100",
+        ),
+        (f"[turn]\n{RELAY_A}", "[turn] needs both urls and secret"),
+    ],
+)
+def test_bad_relay_pools_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "server.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert f"{path}: {message}" in str(info.value)
+
+
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
