@@ -8,6 +8,7 @@ import getpass
 import ipaddress
 import logging
 import os
+import re
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,7 @@ from server.app import create_app
 from server.backup import BackupError, check_backup, create_backup, restore_backup
 from server.config import ConfigError, ServerConfig, load_config
 from server.keyfile import KeyFileError, load_or_create_key
-from server.proxy import ProxySettings, nginx_site
+from server.proxy import BalancerSettings, Node, ProxySettings, haproxy_config, nginx_site
 from server.relay import RelaySettings, coturn_config
 from server.storage import (
     Database,
@@ -77,22 +78,39 @@ def _parser() -> argparse.ArgumentParser:
 
     proxy = commands.add_parser(
         "proxy-config",
-        help="print an nginx site: the TLS proxy in front of this server",
-        description="Prints an nginx site for Debian's nginx (/etc/nginx/sites-available/): "
-        "HTTPS with the organisation's certificate (BSI TR-02102-2 settings), the WebSocket "
-        "upgrade, idle timeouts for signalling, and the client's address for the server. "
-        "List the proxy's address in the server's trusted_proxies.",
+        help="print an nginx site or an HAProxy configuration: the TLS proxy in front of this "
+        "server and its nodes",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=PROXY_HELP,
     )
     proxy.add_argument(
-        "--server-name", help="the name clients use (default: the host of public_url)"
+        "--kind",
+        choices=["nginx", "haproxy"],
+        default="nginx",
+        help="nginx: a site for /etc/nginx/sites-available/ (default); haproxy: "
+        "/etc/haproxy/haproxy.cfg, with active health checks of every node",
     )
-    proxy.add_argument("--certificate", type=Path, required=True, help="certificate chain (PEM)")
-    proxy.add_argument("--key", type=Path, required=True, help="its private key (PEM)")
+    proxy.add_argument(
+        "--server-name", help="nginx: the name clients use (default: the host of public_url)"
+    )
+    proxy.add_argument(
+        "--certificate",
+        type=Path,
+        required=True,
+        help="certificate chain (PEM); for haproxy the chain followed by its private key",
+    )
+    proxy.add_argument("--key", type=Path, help="nginx: the certificate's private key (PEM)")
     proxy.add_argument(
         "--upstream",
-        help="where nginx reaches this server, host:port (default: host and port of the config)",
+        action="append",
+        default=[],
+        metavar="[NAME=]HOST:PORT",
+        help="where the proxy reaches a server node; repeat it for each node (default: host and "
+        "port of the config). NAME names the node in HAProxy's statistics (default node1, ...)",
     )
-    proxy.add_argument("--listen", default="443", help="what nginx listens on (default 443)")
+    proxy.add_argument(
+        "--listen", help="what the proxy listens on (default: 443 for nginx, :443 for haproxy)"
+    )
 
     user = commands.add_parser("user", help="advisor and administrator accounts")
     user_cmds = user.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -163,6 +181,19 @@ only operators can read it, e.g.
   videobooth-server --config /etc/videobooth/server.toml backup -o /var/backups/videobooth/
 """
 
+PROXY_HELP = """\
+Print the proxy in front of the server, to be put in place by you:
+  nginx (default): a site for Debian's nginx (/etc/nginx/sites-available/videobooth);
+  haproxy: /etc/haproxy/haproxy.cfg for Debian's HAProxy, which checks every node's
+    /api/v1/health every 2 s and takes a failing node out after three failed checks.
+Either terminates HTTPS with the organisation's certificate (BSI TR-02102-2 settings), passes
+the WebSocket upgrade, keeps idle signalling sockets open for an hour and replaces
+X-Forwarded-For with the client's address. List the proxy's address in the server's
+trusted_proxies. Several nodes: one --upstream for each, e.g.
+  videobooth-server proxy-config --kind haproxy --certificate /etc/haproxy/video.pem \\
+      --upstream vb1=10.0.1.10:8080 --upstream vb2=10.0.1.11:8080 > /etc/haproxy/haproxy.cfg
+"""
+
 RESTORE_HELP = """\
 Restore an archive made by 'backup' into the database and key file that the configuration
 names (--config, --data-dir). First the whole archive is checked (manifest, SHA-256 of every
@@ -196,16 +227,54 @@ def _networks(values: list[str]) -> list[str]:
     return values
 
 
-def _proxy_settings(config: ServerConfig, args: argparse.Namespace) -> ProxySettings:
+def _upstreams(config: ServerConfig, args: argparse.Namespace) -> tuple[Node, ...]:
+    """The nodes of ``--upstream [NAME=]HOST:PORT`` (default: this configuration's address)."""
+    given = args.upstream or [f"{config.host}:{config.port}"]
+    nodes = []
+    for number, value in enumerate(given, start=1):
+        name, _, address = value.rpartition("=")
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"--upstream: {value!r} is not HOST:PORT (e.g. 10.0.1.10:8080)")
+        nodes.append(Node(name=name or f"node{number}", address=address))
+    names = [node.name for node in nodes]
+    if len(set(names)) != len(names) or not all(_NODE_NAME.fullmatch(n) for n in names):
+        raise ConfigError(
+            f"--upstream: node names must be distinct letters, digits, '.', '_' or '-': {names}"
+        )
+    return tuple(nodes)
+
+
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _proxy_config(config: ServerConfig, args: argparse.Namespace) -> str:
+    nodes = _upstreams(config, args)
+    if args.kind == "haproxy":
+        if args.key is not None:
+            raise ConfigError(
+                "proxy-config --kind haproxy: HAProxy reads the key from the certificate file; "
+                "give --certificate a file with the chain followed by the key (cat chain.pem "
+                "key.pem > video.pem; chmod 600 video.pem) and no --key"
+            )
+        return haproxy_config(
+            BalancerSettings(
+                nodes=nodes, certificate=args.certificate.resolve(), listen=args.listen or ":443"
+            )
+        )
     name = args.server_name or urlsplit(config.public_url or "").hostname
     if not name:
         raise ConfigError("proxy-config: give --server-name, or set public_url in the config")
-    return ProxySettings(
-        server_name=name,
-        certificate=args.certificate.resolve(),
-        key=args.key.resolve(),
-        upstream=args.upstream or f"{config.host}:{config.port}",
-        listen=args.listen,
+    if args.key is None:
+        raise ConfigError("proxy-config: nginx needs the certificate's private key: give --key")
+    return nginx_site(
+        ProxySettings(
+            server_name=name,
+            certificate=args.certificate.resolve(),
+            key=args.key.resolve(),
+            upstreams=tuple(node.address for node in nodes),
+            listen=args.listen or "443",
+        )
     )
 
 
@@ -259,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         if args.command == "proxy-config":
-            print(nginx_site(_proxy_settings(config, args)), end="")
+            print(_proxy_config(config, args), end="")
             return 0
         if args.command == "migrate":
             asyncio.run(migrate(config.effective_database_url))

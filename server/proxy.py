@@ -1,11 +1,18 @@
-"""nginx configuration for the organisation's TLS proxy in front of the server.
+"""The organisation's TLS proxy in front of the server: an nginx site or an HAProxy
+configuration.
 
 ``videobooth-server proxy-config`` prints a site for Debian's nginx: it terminates HTTPS with
 the organisation's certificate (TLS settings as BSI TR-02102-2 recommends), passes HTTP/1.1 and
 the signalling WebSocket's upgrade through with timeouts that keep idle sockets open, and tells
 the server who the client is. The server believes those headers only from the addresses in its
 ``trusted_proxies``; nginx *replaces* ``X-Forwarded-For`` with the address it sees, so a header
-the client sent itself never reaches the server.
+the client sent itself never reaches the server. Given several server nodes, the site balances
+them with passive health (a node that fails is left alone for a while).
+
+``proxy-config --kind haproxy`` prints the same proxy for Debian's HAProxy, which also checks
+every node's ``/api/v1/health`` actively and takes a node out within seconds of its failing:
+the load balancer for several nodes. It terminates TLS itself with the same settings, so there
+is one hop between browser and node and ``trusted_proxies`` names HAProxy alone.
 """
 
 from __future__ import annotations
@@ -32,6 +39,14 @@ ECDH_CURVES = "prime256v1:secp384r1"
 IDLE_SECONDS = 3600
 #: The largest request the server takes is a logo upload (256 KiB, base64 in JSON).
 MAX_BODY = "1m"
+MAX_BODY_BYTES = 1024 * 1024
+#: A node that does not accept a connection within this is passed over for the next one.
+CONNECT_SECONDS = 5
+#: nginx's passive health: this many failures within FAIL_SECONDS take a node out for
+#: FAIL_SECONDS.
+MAX_FAILS, FAIL_SECONDS = 3, 10
+#: The path every node answers 200 on while it can serve (load balancers' checks).
+HEALTH_PATH = "/api/v1/health"
 
 
 @dataclass(frozen=True)
@@ -39,8 +54,8 @@ class ProxySettings:
     server_name: str
     certificate: Path
     key: Path
-    #: Where the server listens, as nginx reaches it: ``host:port``.
-    upstream: str = "127.0.0.1:8080"
+    #: Where the server nodes listen, as nginx reaches them: ``host:port`` each.
+    upstreams: tuple[str, ...] = ("127.0.0.1:8080",)
     listen: str = "443"
     #: Also answer plain HTTP on port 80 with a redirect to HTTPS.
     redirect_http: bool = True
@@ -58,7 +73,17 @@ def nginx_site(settings: ProxySettings) -> str:
         "}",
         "",
         "upstream videobooth {",
-        f"    server {settings.upstream};",
+    ]
+    if len(settings.upstreams) > 1:
+        # Signalling sockets live for a whole consultation: count them, not requests.
+        lines.append("    least_conn;")
+    lines += [
+        # Passive health: after max_fails failed attempts a node gets no requests for
+        # fail_timeout; its WebSocket clients reconnect to the others.
+        f"    server {upstream} max_fails={MAX_FAILS} fail_timeout={FAIL_SECONDS}s;"
+        for upstream in settings.upstreams
+    ]
+    lines += [
         "    keepalive 16;",
         "}",
         "",
@@ -92,6 +117,7 @@ def nginx_site(settings: ProxySettings) -> str:
         "",
         "    location / {",
         "        proxy_pass http://videobooth;",
+        f"        proxy_connect_timeout {CONNECT_SECONDS}s;",
         "        proxy_http_version 1.1;",
         "        proxy_set_header Upgrade $http_upgrade;",
         "        proxy_set_header Connection $videobooth_connection;",
@@ -105,4 +131,141 @@ def nginx_site(settings: ProxySettings) -> str:
         "    }",
         "}",
     ]
+    return "\n".join(lines) + "\n"
+
+
+#: TLS 1.3's suites, all recommended by BSI TR-02102-2 (HAProxy names them; nginx's defaults).
+TLS13_SUITES = "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One server node behind HAProxy: its name in HAProxy's statistics and logs, and where
+    HAProxy reaches it (``host:port``)."""
+
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class BalancerSettings:
+    """HAProxy in front of one or more server nodes."""
+
+    nodes: tuple[Node, ...]
+    #: The certificate chain *and* its private key in one PEM file (HAProxy reads both from
+    #: ``crt``). None: plain HTTP, for tests or behind another TLS proxy.
+    certificate: Path | None
+    #: What HAProxy listens on: ``[address]:port``.
+    listen: str = ":443"
+    #: Also answer plain HTTP on port 80 with a redirect to HTTPS (with a certificate only).
+    redirect_http: bool = True
+    #: ``leastconn`` spreads the long-lived signalling sockets evenly; ``roundrobin`` suits a
+    #: test that wants to see each node answer in turn.
+    balance: str = "leastconn"
+    #: Active health checks of every node's HEALTH_PATH: every ``check_seconds``, ``fall``
+    #: failures in a row take a node out, ``rise`` successes bring it back.
+    check_seconds: float = 2.0
+    fall: int = 3
+    rise: int = 2
+    #: The runtime API (``show stat``, ``set server ... state drain``), for operators only.
+    stats_socket: Path = Path("/run/haproxy/admin.sock")
+    #: Debian's service: chroot to /var/lib/haproxy, run as this user, log to the journal.
+    #: None: stay as whoever started it and log to standard error (tests).
+    system_user: str | None = "haproxy"
+    #: The address HAProxy connects to the nodes from, when the host has several: the one
+    #: the nodes' trusted_proxies list.
+    source: str | None = None
+
+
+def _milliseconds(seconds: float) -> str:
+    return f"{round(seconds * 1000)}ms"
+
+
+def haproxy_config(settings: BalancerSettings) -> str:
+    """The text of an HAProxy configuration (``/etc/haproxy/haproxy.cfg``)."""
+    if not settings.nodes:
+        raise ValueError("HAProxy needs at least one server node")
+    lines = [
+        "# Generated by videobooth-server proxy-config --kind haproxy: the load balancer in",
+        "# front of the Videobooth server nodes. The nodes believe X-Forwarded-* only from the",
+        "# addresses in their trusted_proxies: list this machine's address there.",
+        "global",
+    ]
+    if settings.system_user is not None:
+        lines += [
+            "    log /dev/log local0",
+            "    chroot /var/lib/haproxy",
+            f"    user {settings.system_user}",
+            f"    group {settings.system_user}",
+        ]
+    else:
+        lines.append("    log stderr format raw local0 notice")
+    lines += [
+        f"    stats socket {settings.stats_socket} mode 660 level admin",
+        "    stats timeout 30s",
+    ]
+    if settings.certificate is not None:
+        lines += [
+            "    # BSI TR-02102-2: TLS 1.2 and 1.3 only, forward-secret AEAD suites, NIST curves.",
+            f"    ssl-default-bind-ciphers {TLS12_CIPHERS}",
+            f"    ssl-default-bind-ciphersuites {TLS13_SUITES}",
+            f"    ssl-default-bind-curves {ECDH_CURVES}",
+            "    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets",
+        ]
+    lines += [
+        "",
+        "defaults",
+        "    mode http",
+        "    log global",
+        "    option httplog",
+        "    option dontlognull",
+        f"    timeout connect {CONNECT_SECONDS}s",
+        "    timeout http-request 10s",
+        "    timeout client 60s",
+        f"    timeout server {IDLE_SECONDS}s",
+        "    # A signalling socket is quiet between heartbeats: keep an upgraded one an hour.",
+        f"    timeout tunnel {IDLE_SECONDS}s",
+        "",
+    ]
+    if settings.certificate is not None and settings.redirect_http:
+        lines += [
+            "frontend videobooth_http",
+            "    bind :80",
+            "    http-request redirect scheme https code 301",
+            "",
+        ]
+    scheme = "http" if settings.certificate is None else "https"
+    bind = f"    bind {settings.listen}"
+    if settings.certificate is not None:
+        # HTTP/1.1 only, as the nginx site: the WebSocket upgrade is HTTP/1.1's.
+        bind += f" ssl crt {settings.certificate} alpn http/1.1"
+    lines += [
+        "frontend videobooth",
+        bind,
+        f"    http-request deny deny_status 413 if {{ req.hdr_val(content-length) gt "
+        f"{MAX_BODY_BYTES} }}",
+        "    # Replaced, not appended to: what the client itself sent is dropped here.",
+        "    http-request del-header X-Forwarded-For",
+        "    option forwardfor",
+        f"    http-request set-header X-Forwarded-Proto {scheme}",
+        "    http-request set-header X-Forwarded-Host %[req.hdr(host)]",
+        "    default_backend videobooth_nodes",
+        "",
+        "backend videobooth_nodes",
+        f"    balance {settings.balance}",
+        f"    option httpchk GET {HEALTH_PATH}",
+        "    http-check expect status 200",
+        "    # A request a dead node refused is tried again on another one.",
+        "    option redispatch",
+        "    retries 2",
+    ]
+    if settings.source is not None:
+        lines.append(f"    source {settings.source}")
+    lines.append(
+        # A node taken out loses its connections at once, so its WebSocket clients reconnect
+        # (to the others) instead of waiting on a hung node.
+        f"    default-server check inter {_milliseconds(settings.check_seconds)}"
+        f" fall {settings.fall} rise {settings.rise} on-marked-down shutdown-sessions"
+    )
+    lines += [f"    server {node.name} {node.address}" for node in settings.nodes]
     return "\n".join(lines) + "\n"

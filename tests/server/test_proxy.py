@@ -1,7 +1,8 @@
 """Behind the organisation's TLS proxy: the client's address, scheme and host come from the
 proxy's X-Forwarded-* headers, and only when the request comes from a trusted proxy; the
 same-origin check compares with public_url; cookies are Secure and HSTS is sent over HTTPS; the
-rate limits count per client, not per proxy. And the generated nginx site is one nginx takes."""
+rate limits count per client, not per proxy. And the generated nginx site and HAProxy
+configuration are ones nginx and HAProxy take, for one node or several."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from server.__main__ import main
 from server.config import ConfigError, config_from_mapping
-from server.proxy import ProxySettings, nginx_site
+from server.proxy import BalancerSettings, Node, ProxySettings, haproxy_config, nginx_site
 from server.relay import RelaySettings, coturn_config
 from tests.components import require
 from tests.pki import TestCA
@@ -117,25 +119,8 @@ def test_trusted_proxies_are_addresses_or_networks() -> None:
         config_from_mapping({"trusted_proxies": ["proxy.example"]})
 
 
-def test_the_nginx_site_is_one_nginx_takes(tmp_path: Path) -> None:
+def _nginx_takes(site: str, tmp_path: Path) -> None:
     nginx = require("nginx", "the TLS proxy (Debian package nginx)")
-    issued = TestCA(tmp_path / "pki").issue("video.test")
-    site = nginx_site(
-        ProxySettings(
-            server_name="video.test",
-            certificate=issued.certificate,
-            key=issued.key,
-            upstream="10.0.1.10:8080",
-            listen="127.0.0.1:8443",
-        )
-    )
-    for line in (
-        "ssl_protocols TLSv1.2 TLSv1.3;",
-        "proxy_set_header X-Forwarded-For $remote_addr;",
-        "proxy_set_header Upgrade $http_upgrade;",
-        "proxy_read_timeout 3600s;",
-    ):
-        assert line in site
     (tmp_path / "site.conf").write_text(site)
     (tmp_path / "nginx.conf").write_text(
         f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
@@ -149,6 +134,169 @@ def test_the_nginx_site_is_one_nginx_takes(tmp_path: Path) -> None:
     )
     assert checked.returncode == 0, checked.stderr
     assert "test is successful" in checked.stderr
+
+
+def test_the_nginx_site_is_one_nginx_takes(tmp_path: Path) -> None:
+    issued = TestCA(tmp_path / "pki").issue("video.test")
+    site = nginx_site(
+        ProxySettings(
+            server_name="video.test",
+            certificate=issued.certificate,
+            key=issued.key,
+            upstreams=("10.0.1.10:8080",),
+            listen="127.0.0.1:8443",
+        )
+    )
+    for line in (
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        "proxy_set_header X-Forwarded-For $remote_addr;",
+        "proxy_set_header Upgrade $http_upgrade;",
+        "proxy_read_timeout 3600s;",
+    ):
+        assert line in site
+    assert "least_conn;" not in site
+    _nginx_takes(site, tmp_path)
+
+
+def test_the_nginx_site_for_several_nodes_leaves_a_failing_one_alone(tmp_path: Path) -> None:
+    issued = TestCA(tmp_path / "pki").issue("video.test")
+    site = nginx_site(
+        ProxySettings(
+            server_name="video.test",
+            certificate=issued.certificate,
+            key=issued.key,
+            upstreams=("10.0.1.10:8080", "10.0.1.11:8080", "10.0.1.12:8080"),
+            listen="127.0.0.1:8443",
+        )
+    )
+    upstream = site[site.index("upstream videobooth {") : site.index("}", site.index("upstream"))]
+    assert upstream.splitlines()[1:] == [
+        "    least_conn;",
+        "    server 10.0.1.10:8080 max_fails=3 fail_timeout=10s;",
+        "    server 10.0.1.11:8080 max_fails=3 fail_timeout=10s;",
+        "    server 10.0.1.12:8080 max_fails=3 fail_timeout=10s;",
+        "    keepalive 16;",
+    ]
+    assert "proxy_connect_timeout 5s;" in site
+    _nginx_takes(site, tmp_path)
+
+
+def _haproxy_takes(config: str, tmp_path: Path) -> None:
+    haproxy = require("/usr/sbin/haproxy", "the load balancer (Debian package haproxy)")
+    (tmp_path / "haproxy.cfg").write_text(config)
+    checked = subprocess.run(
+        [haproxy, "-c", "-f", str(tmp_path / "haproxy.cfg")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Configuration file is valid" in checked.stdout
+    # Warnings are how HAProxy says a setting is ignored: none may be.
+    assert "[WARNING]" not in checked.stdout + checked.stderr
+
+
+def _combined_pem(tmp_path: Path) -> Path:
+    issued = TestCA(tmp_path / "pki").issue("video.test")
+    pem = tmp_path / "video.pem"
+    pem.write_bytes(issued.certificate.read_bytes() + issued.key.read_bytes())
+    return pem
+
+
+def test_the_haproxy_config_is_one_haproxy_takes(tmp_path: Path) -> None:
+    config = haproxy_config(
+        BalancerSettings(
+            nodes=(Node("vb1", "10.0.1.10:8080"), Node("vb2", "10.0.1.11:8080")),
+            certificate=_combined_pem(tmp_path),
+            listen="127.0.0.1:8443",
+            stats_socket=tmp_path / "admin.sock",
+        )
+    )
+    lines = [line.strip() for line in config.splitlines()]
+    for line in (
+        "ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets",
+        f"bind 127.0.0.1:8443 ssl crt {tmp_path / 'video.pem'} alpn http/1.1",
+        "http-request redirect scheme https code 301",
+        # The client's address replaces whatever it sent, as the nginx site does.
+        "http-request del-header X-Forwarded-For",
+        "option forwardfor",
+        "http-request set-header X-Forwarded-Proto https",
+        "timeout tunnel 3600s",
+        "timeout server 3600s",
+        "balance leastconn",
+        "option httpchk GET /api/v1/health",
+        "http-check expect status 200",
+        "default-server check inter 2000ms fall 3 rise 2 on-marked-down shutdown-sessions",
+        "server vb1 10.0.1.10:8080",
+        "server vb2 10.0.1.11:8080",
+        "user haproxy",
+    ):
+        assert line in lines, line
+    _haproxy_takes(config, tmp_path)
+
+
+def test_the_plain_haproxy_config_is_one_haproxy_takes(tmp_path: Path) -> None:
+    # What the cluster tests run: plain HTTP, fast checks, no chroot.
+    config = haproxy_config(
+        BalancerSettings(
+            nodes=(Node("a", "127.0.0.1:8081"),),
+            certificate=None,
+            listen="127.0.0.1:8080",
+            balance="roundrobin",
+            check_seconds=0.25,
+            fall=2,
+            rise=1,
+            stats_socket=tmp_path / "admin.sock",
+            system_user=None,
+            source="127.0.0.2",
+        )
+    )
+    assert "ssl" not in config
+    assert "http-request set-header X-Forwarded-Proto http" in config
+    assert "    default-server check inter 250ms fall 2 rise 1" in config
+    _haproxy_takes(config, tmp_path)
+
+
+def test_proxy_config_writes_haproxy_for_the_nodes_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pem = _combined_pem(tmp_path)
+    code = main(
+        [
+            "proxy-config",
+            "--kind",
+            "haproxy",
+            "--certificate",
+            str(pem),
+            "--upstream",
+            "vb1=10.0.1.10:8080",
+            "--upstream",
+            "10.0.1.11:8080",
+            "--listen",
+            "127.0.0.1:8443",
+        ]
+    )
+    assert code == 0
+    config = capsys.readouterr().out
+    assert "    server vb1 10.0.1.10:8080\n    server node2 10.0.1.11:8080\n" in config
+    _haproxy_takes(config.replace("/run/haproxy/admin.sock", str(tmp_path / "s.sock")), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "refusal"),
+    [
+        (["--kind", "haproxy", "--key", "k.pem"], "HAProxy reads the key from the certificate"),
+        (["--upstream", "10.0.1.10"], "'10.0.1.10' is not HOST:PORT"),
+        (["--upstream", "a=10.0.1.10:1", "--upstream", "a=10.0.1.11:1"], "must be distinct"),
+        (["--server-name", "video.test"], "nginx needs the certificate's private key"),
+    ],
+)
+def test_proxy_config_refuses_what_it_cannot_write(
+    arguments: list[str], refusal: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["proxy-config", "--certificate", "c.pem", *arguments])
+    assert code == 2
+    assert refusal in capsys.readouterr().err
 
 
 def test_the_relay_refuses_private_networks_but_its_own_address() -> None:
