@@ -1,0 +1,101 @@
+"""Several server nodes behind a load balancer, as real processes: a PostgreSQL database they
+share, the nodes (``tests/cluster/nodes.py``) and HAProxy in front (``tests/cluster/
+haproxy.py``).
+
+One line gets three nodes, HAProxy and the database, started once a module and healthy for
+each test::
+
+    async def test_cluster_something(cluster: Cluster) -> None:
+        await cluster.add_advisor("alice", PASSWORD)
+        ... cluster.url ...                      # HAProxy
+        cluster.kill(cluster.nodes[0])           # kill -9, wait for DOWN
+        cluster.restart(cluster.nodes[0])        # start again, wait for UP
+
+Other sizes or settings: ``with start_cluster(directory, haproxy_binary=haproxy_binary,
+database_url=cluster_database, nats=cluster_nats, count=2, settings={"resume_grace_seconds":
+5}) as cluster``.
+
+Where NATS is: the ``cluster_nats`` fixture (URLs and token file). Until the nodes use the bus
+it is a placeholder they accept and do not connect to; a module (or this file) that starts a
+real nats-server overrides the fixture with its URL and token file, and every cluster started
+here gets them.
+
+Without haproxy or PostgreSQL the tests are skipped with the reason, and fail in CI
+(``CI=true``), which must not pass by skipping what it proves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.cluster.haproxy import BINARY, WHY
+from tests.cluster.nodes import Cluster, NatsAccess, start_cluster
+from tests.components import require
+from tests.server.postgres import create_database, drop_database
+
+T = TypeVar("T")
+
+#: Accepted by the nodes' [cluster] section and not connected to until they use the bus.
+NATS_PLACEHOLDER = NatsAccess(urls=("nats://127.0.0.1:4222",))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "cluster: several server nodes behind HAProxy, on PostgreSQL (real processes)"
+    )
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` to its end on a loop of its own in another thread: module fixtures are set
+    up and torn down beside the tests' loops, which must not be touched."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, work).result()
+
+
+@pytest.fixture(scope="session")
+def haproxy_binary() -> str:
+    return require(BINARY, WHY)
+
+
+@pytest.fixture(scope="module")
+def cluster_database(postgres_server: str) -> Iterator[str]:
+    """A PostgreSQL database at the newest schema for one module's cluster; dropped after."""
+    url = _run(create_database(postgres_server, migrated=True))
+    yield url
+    _run(drop_database(url))
+
+
+@pytest.fixture(scope="module")
+def cluster_nats() -> NatsAccess:
+    """The NATS servers the nodes are given (a placeholder until they use the bus)."""
+    return NATS_PLACEHOLDER
+
+
+@pytest.fixture(scope="module")
+def cluster_module(
+    tmp_path_factory: pytest.TempPathFactory,
+    haproxy_binary: str,
+    cluster_database: str,
+    cluster_nats: NatsAccess,
+) -> Iterator[Cluster]:
+    """Three nodes and HAProxy, started once for the module."""
+    with start_cluster(
+        tmp_path_factory.mktemp("cluster"),
+        haproxy_binary=haproxy_binary,
+        database_url=cluster_database,
+        nats=cluster_nats,
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster(cluster_module: Cluster) -> Cluster:
+    """The module's cluster with every node running and UP (a test before may have killed
+    one)."""
+    cluster_module.ensure_all_up()
+    return cluster_module
