@@ -91,6 +91,7 @@ class PeerLink:
         on_connected: Callable[[], None],
         on_failed: Callable[[str], None],
         loudspeaker: Callable[[], BoundedAudioSink] | None = None,
+        relay_turn: int = 0,
     ) -> None:
         self.session_id = started.session_id
         self.started = started
@@ -113,22 +114,27 @@ class PeerLink:
         self.restart = False
         self._sink_frames = 0
 
+        #: Which of the relays handed out goes first: aiortc uses only the first TURN server
+        #: it is given, so a connection made anew after one that did not heal (whose relay may
+        #: be gone) tries the next relay.
+        self.relay_turn = relay_turn
+        servers = started.ice_servers
+        first = relay_turn % len(servers) if servers else 0
         ice_servers = [
             RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
-            for s in started.ice_servers
+            for s in servers[first:] + servers[:first]
         ]
         policy = (
             RTCIceTransportPolicy.RELAY
             if started.ice_transport_policy is IceTransportPolicy.RELAY
             else RTCIceTransportPolicy.ALL
         )
-        self.pc = RTCPeerConnection(
-            RTCConfiguration(
-                iceServers=ice_servers,
-                iceTransportPolicy=policy,
-                bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
-            )
+        self.configuration = RTCConfiguration(
+            iceServers=ice_servers,
+            iceTransportPolicy=policy,
+            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
         )
+        self.pc = RTCPeerConnection(self.configuration)
         self.video_track = video_track
         self.audio_track = audio_track
         self.pc.on("track", self._on_track)

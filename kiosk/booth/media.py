@@ -135,7 +135,7 @@ class CallMedia:
         if old is None:
             return
         primary = old is self.call
-        leg = self._new_leg(old.started, old.peer, primary=primary)
+        leg = self._new_leg(old.started, old.peer, primary=primary, relay_turn=old.relay_turn + 1)
         if primary:
             self.call = leg
             self.connected = False
@@ -158,7 +158,9 @@ class CallMedia:
             self._stats_task.cancel()
             self._stats_task = asyncio.create_task(self._report_stats(leg), name="call-stats")
 
-    def _new_leg(self, started: CallStarted, peer: Peer, *, primary: bool) -> PeerLink:
+    def _new_leg(
+        self, started: CallStarted, peer: Peer, *, primary: bool, relay_turn: int = 0
+    ) -> PeerLink:
         fanout = self._camera.fanout
         assert fanout is not None
         assert self._audio_relay is not None
@@ -177,6 +179,7 @@ class CallMedia:
             on_connected=self._on_connected if primary else _nothing,
             # A failed connection is made anew by the connection keeper.
             on_failed=lambda reason: log.warning("connection with %s: %s", peer.name, reason),
+            relay_turn=relay_turn,
         )
 
     def _on_connected(self) -> None:
