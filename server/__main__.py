@@ -295,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The relay probes allocate and release every few seconds: aioice's notes of each are not
+    # news (a relay's change of state is logged once by server.relay_pool).
+    logging.getLogger("aioice").setLevel(max(logging.WARNING, logging.root.level))
     try:
         config = load_config(args.config).with_overrides(data_dir=args.data_dir)
         if args.command == "serve":

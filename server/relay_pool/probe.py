@@ -79,8 +79,10 @@ def probe_target(urls: tuple[str, ...]) -> ProbeTarget | None:
 
 def _why(exc: Exception) -> str:
     """An OS error as the system words it ("Connection refused"), without asyncio's dressing."""
-    if isinstance(exc, OSError) and exc.errno:
+    if isinstance(exc, OSError) and exc.errno is not None and exc.errno > 0:
         return os.strerror(exc.errno)
+    if isinstance(exc, OSError) and exc.strerror:  # a name that does not resolve
+        return exc.strerror
     return str(exc)
 
 

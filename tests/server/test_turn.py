@@ -7,10 +7,12 @@ import asyncio
 import logging
 import socket
 from collections import Counter
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+from server.__main__ import main
 from server.config import RelayConfig, TurnConfig
 from server.relay_pool import (
     RELAY_POOL,
@@ -230,3 +232,20 @@ async def test_metrics_show_each_relay_up_or_down(make_harness: MakeHarness) -> 
     pool = harness.app[RELAY_POOL]
     assert pool.health("gone").failures >= 2
     assert pool.health("spare").reason == f"turn:127.0.0.1:{port} (tcp): Connection refused"
+
+
+def test_turn_config_prints_one_relay_of_a_pool(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text(
+        f'[turn]\nsecret = "{SECRET}"\n'
+        '[[turn.relays]]\nname = "turn1"\nurls = "turn:192.0.2.30:3478"\n'
+        '[[turn.relays]]\nname = "turn2"\nurls = "turn:192.0.2.31:3478"\n'
+    )
+    argv = ["--config", str(config), "turn-config", "--listening-ip", "192.0.2.31"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"static-auth-secret={SECRET}" in lines
+    assert "listening-ip=192.0.2.31" in lines
+    assert "use-auth-secret" in lines
