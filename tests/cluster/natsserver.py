@@ -1,5 +1,6 @@
 """A real NATS server for the cluster tests: Debian's ``nats-server`` on a free port of
-127.0.0.1, with a token, its configuration and log in a folder of the test's.
+127.0.0.1, with a token (and TLS with a certificate of :mod:`tests.pki` if given), its
+configuration and log in a folder of the test's.
 
 :meth:`NatsServer.start` returns once the server answers on its port; :meth:`stop` ends it by
 its process id (and waits); :meth:`restart` starts it again on the same port;
@@ -21,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.components import require, unavailable
+from tests.pki import Issued
 
 WHY = "NATS for the cluster tests (package nats-server)"
 #: Seconds the server has to answer on its port.
@@ -44,12 +46,14 @@ def free_port() -> int:
 class NatsServer:
     """One nats-server process, configured in ``folder``."""
 
-    def __init__(self, folder: Path, *, token: str | None = None) -> None:
+    def __init__(
+        self, folder: Path, *, token: str | None = None, tls: Issued | None = None
+    ) -> None:
         self.binary = nats_server_binary()
         self.folder = folder
         self.token = token or secrets.token_urlsafe(24)
         self.port = free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
+        self.url = f"{'tls' if tls else 'nats'}://127.0.0.1:{self.port}"
         self.config = folder / "nats-server.conf"
         self.log = folder / "nats-server.log"
         self.token_file = folder / "nats-token"
@@ -60,6 +64,11 @@ class NatsServer:
             # Nothing kept between runs, no monitoring port: only what the tests use.
             "max_payload: 1MB\n"
         )
+        if tls is not None:
+            with self.config.open("a") as config:
+                config.write(
+                    f'tls {{\n  cert_file: "{tls.certificate}"\n  key_file: "{tls.key}"\n}}\n'
+                )
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -135,9 +144,11 @@ class NatsServer:
 
 
 @contextmanager
-def running_nats_server(folder: Path, *, token: str | None = None) -> Iterator[NatsServer]:
+def running_nats_server(
+    folder: Path, *, token: str | None = None, tls: Issued | None = None
+) -> Iterator[NatsServer]:
     """A started :class:`NatsServer` in ``folder``, stopped at the end."""
-    server = NatsServer(folder, token=token)
+    server = NatsServer(folder, token=token, tls=tls)
     server.start()
     try:
         yield server

@@ -39,6 +39,7 @@ from server.cluster import (
 )
 from server.config import ClusterConfig, ServerConfig
 from tests.cluster.natsserver import NatsServer, free_port, running_nats_server
+from tests.pki import TestCA
 
 #: Seconds a test waits for what it expects before failing.
 WAIT = 10.0
@@ -447,6 +448,33 @@ async def test_cluster_bus_nats_token_file_problems(tmp_path: Path) -> None:
     bad_ca = NatsBus(urls=["tls://127.0.0.1:1"], name="n", ca_file=tmp_path / "ca.pem")
     with pytest.raises(BadSettingError, match=r"^cluster.nats_ca_file .*ca.pem is not a usable"):
         await bad_ca.start()
+
+
+async def test_cluster_bus_nats_over_tls(tmp_path: Path) -> None:
+    """tls:// is checked against cluster.nats_ca_file; a server signed by another CA is
+    refused at start."""
+    ca = TestCA(tmp_path / "ca")
+    issued = ca.issue("nats.test", addresses=("127.0.0.1",))
+    (tmp_path / "nats").mkdir()
+    with running_nats_server(tmp_path / "nats", tls=issued) as server:
+        assert server.url.startswith("tls://")
+        bus = nats_bus(server, "node-a", ca_file=ca.path)
+        await bus.start()
+        inbox = Inbox()
+        await bus.subscribe("vb.test.tls", inbox)
+        await bus.publish("vb.test.tls", b"sealed")
+        assert await inbox.wait_for(1) == [b"sealed"]
+        await bus.close()
+
+        stranger = nats_bus(server, "node-x", ca_file=TestCA(tmp_path / "other").path)
+        with pytest.raises(BusRefusedError) as raised:
+            await stranger.start()
+        message = str(raised.value)
+        assert message.startswith(
+            f"bus node-x: NATS at {server.url} refused this node: the TLS handshake failed: "
+        ), message
+        assert "certificate verify failed" in message
+        assert message.endswith(" (check cluster.nats_ca_file)")
 
 
 async def test_cluster_bus_nats_no_server_at_start() -> None:
