@@ -37,7 +37,6 @@ from server.cluster.bus import Bus, BusState, Message, Subscription, check_subje
 from server.cluster.errors import (
     BacklogFullError,
     BadSettingError,
-    BusError,
     BusRefusedError,
     BusUnavailableError,
 )
@@ -152,32 +151,38 @@ class NatsBus(Bus):
             name=f"bus {self.name}: connect",
         )
         waiting: list[asyncio.Future[Any]] = [connecting, refused]
-        done, _ = await asyncio.wait(
-            waiting, timeout=self.start_timeout, return_when=asyncio.FIRST_COMPLETED
-        )
+        try:
+            done, _ = await asyncio.wait(
+                waiting, timeout=self.start_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        except asyncio.CancelledError:
+            # The server is stopping while it starts: no connection may stay behind.
+            await self._abandon(connecting, client, "start cancelled")
+            raise
         if connecting in done and connecting.exception() is None:
             self._client = client
             self._set_state(BusState.CONNECTED, f"to {self._connected_url()}")
             return
-        connecting.cancel()
-        await asyncio.wait([connecting])
-        self._closing = True
-        await client.close()
         if refused.done():
-            self._set_state(BusState.CLOSED, "refused")
+            await self._abandon(connecting, client, "refused")
             raise BusRefusedError(
                 f"bus {self.name}: NATS at {self} refused this node: {refused.result()}"
             )
-        why = (
-            _describe(connecting.exception() or BusError())
-            if connecting.done() and not connecting.cancelled()
-            else self._last_error or "no answer"
-        )
-        self._set_state(BusState.CLOSED, "no server")
+        failed = connecting.done() and connecting.exception()
+        why = _describe(failed) if failed else self._last_error or "no answer"
+        await self._abandon(connecting, client, "no server")
         raise BusUnavailableError(
             f"bus {self.name}: no NATS server answered within {self.start_timeout:g} s at "
             f"{self} (last: {why})"
         )
+
+    async def _abandon(self, connecting: asyncio.Task[None], client: Client, why: str) -> None:
+        """Stop connecting and let go of the client; the bus is closed."""
+        self._closing = True
+        connecting.cancel()
+        await asyncio.wait([connecting])
+        await client.close()
+        self._set_state(BusState.CLOSED, why)
 
     async def publish(self, subject: str, payload: bytes) -> None:
         check_subject(subject)

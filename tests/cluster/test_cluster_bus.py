@@ -489,6 +489,18 @@ async def test_cluster_bus_nats_no_server_at_start() -> None:
     assert bus.state is BusState.CLOSED
 
 
+async def test_cluster_bus_nats_start_cancelled_leaves_nothing_behind() -> None:
+    bus = NatsBus(urls=[f"nats://127.0.0.1:{free_port()}"], name="node-x", start_timeout=30)
+    starting = asyncio.create_task(bus.start())
+    await asyncio.sleep(0.2)  # connecting, and failing, again and again
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert bus.state is BusState.CLOSED
+    left = [t.get_name() for t in asyncio.all_tasks() if "node-x" in t.get_name()]
+    assert left == []
+
+
 async def test_cluster_bus_nats_keeps_receiving_after_a_restart(
     own_nats_server: NatsServer,
 ) -> None:
