@@ -75,7 +75,8 @@ __all__ = [
     "queue_subject",
 ]
 
-#: Messages a subscription holds while its handler is busy; beyond, the newest are dropped.
+#: Messages a subscription holds while its handler is busy; beyond, the newest are dropped
+#: (logged at the first and then every thousandth).
 SUBSCRIPTION_BACKLOG = 10_000
 
 #: The largest payload, NATS's default ``max_payload``; both buses refuse larger ones.
@@ -226,6 +227,9 @@ class Subscription:
             self._inbox.put_nowait(message)
         except asyncio.QueueFull:
             self.dropped += 1
+            # A stuck handler would otherwise log every message it misses.
+            if self.dropped % 1000 != 1:
+                return
             log.warning(
                 "bus %s: %s is %d messages behind, a message on %s is dropped (%d so far)",
                 self.bus.name,

@@ -192,8 +192,8 @@ class NatsBus(Bus):
             await client.publish(subject, payload)
         except nats.errors.OutboundBufferLimitError as exc:
             raise BacklogFullError(
-                f"bus {self.name}: disconnected, and the {self.pending_bytes} bytes waiting "
-                f"to be sent are full: a message on {subject} is dropped"
+                f"bus {self.name}: disconnected, and its pending buffer ({self.pending_bytes} "
+                f"bytes) is full: a message on {subject} is dropped"
             ) from exc
         except nats.errors.ConnectionClosedError as exc:
             raise BusUnavailableError(f"bus {self.name} is closed") from exc
@@ -216,8 +216,8 @@ class NatsBus(Bus):
             raise self._timed_out(subject, timeout) from exc
         except nats.errors.OutboundBufferLimitError as exc:
             raise BacklogFullError(
-                f"bus {self.name}: disconnected, and the {self.pending_bytes} bytes waiting "
-                f"to be sent are full: a request on {subject} is dropped"
+                f"bus {self.name}: disconnected, and its pending buffer ({self.pending_bytes} "
+                f"bytes) is full: a request on {subject} is dropped"
             ) from exc
         except nats.errors.ConnectionClosedError as exc:
             raise BusUnavailableError(f"bus {self.name} is closed") from exc

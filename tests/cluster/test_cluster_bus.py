@@ -358,6 +358,40 @@ async def test_cluster_bus_local_never_runs_a_handler_inline() -> None:
     await bus.close()
 
 
+async def test_cluster_bus_local_slow_subscriber_loses_the_newest(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A subscription whose handler is stuck keeps its backlog and drops what comes after,
+    logged at the first and every thousandth; NatsBus's subscriptions are the same class."""
+    monkeypatch.setattr("server.cluster.bus.SUBSCRIPTION_BACKLOG", 10)
+    bus = LocalBus()
+    await bus.start()
+    stuck_in_handler, going_on = asyncio.Event(), asyncio.Event()
+    inbox = Inbox()
+
+    async def stuck(message: Message) -> None:
+        stuck_in_handler.set()
+        await going_on.wait()
+        await inbox(message)
+
+    subscription = await bus.subscribe("vb.test.slow", stuck)
+    sent = [str(n).encode() for n in range(2016)]
+    await bus.publish("vb.test.slow", sent[0])
+    await stuck_in_handler.wait()
+    for payload in sent[1:]:
+        await bus.publish("vb.test.slow", payload)
+    # The first message is in the handler, ten wait: 2005 dropped.
+    assert subscription.dropped == 2005
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"bus local: vb.test.slow is 10 messages behind, a message on vb.test.slow is "
+        f"dropped ({n} so far)"
+        for n in (1, 1001, 2001)
+    ]
+    going_on.set()
+    assert await inbox.wait_for(11) == sent[:11]
+    await bus.close()
+
+
 def test_cluster_bus_subject_helpers() -> None:
     assert participant_subject("3f2a9c") == "vb.participant.3f2a9c"
     assert call_subject("c-1_2") == "vb.call.c-1_2"
@@ -570,8 +604,8 @@ async def test_cluster_bus_nats_outage_beyond_the_pending_buffer(
         pytest.fail("9900 bytes published while disconnected, none refused")
     assert 5 <= len(kept) < 10
     assert str(refused) == (
-        "bus node-a: disconnected, and the 1000 bytes waiting to be sent are full: a message "
-        "on vb.test.backlog is dropped"
+        "bus node-a: disconnected, and its pending buffer (1000 bytes) is full: a message on "
+        "vb.test.backlog is dropped"
     )
     server.start()
     await states.wait_for(lambda change: change.reconnected)
