@@ -263,8 +263,23 @@ class NatsBus(Bus):
 
     async def _disconnect(self) -> None:
         self._closing = True
-        if self._client is not None:
-            await self._client.close()
+        client = self._client
+        if client is None:
+            return
+        if not client.is_connected and client.pending_data_size:
+            # nats-py's close writes what is pending to the lost connection, fails half-way
+            # (ConnectionResetError) and leaves its tasks running; it is lost either way.
+            log.info(
+                "bus %s: closed while disconnected: %d bytes of messages not sent",
+                self.name,
+                client.pending_data_size,
+            )
+            client._pending.clear()
+            client._pending_data_size = 0
+        try:
+            await client.close()
+        except (OSError, nats.errors.Error) as exc:
+            log.warning("bus %s: closing the NATS client: %s", self.name, _describe(exc))
 
     def _open_client(self) -> Client:
         if self._client is None or self.state is BusState.CLOSED:

@@ -615,6 +615,22 @@ async def test_cluster_bus_nats_outage_beyond_the_pending_buffer(
     await bus.close()
 
 
+async def test_cluster_bus_nats_close_while_disconnected(own_nats_server: NatsServer) -> None:
+    """Closing during an outage ends at once; what waited in the pending buffer is lost."""
+    bus = nats_bus(own_nats_server, "node-a")
+    states = States(bus)
+    await bus.start()
+    await bus.subscribe("vb.test.closing", Inbox())
+    own_nats_server.stop()
+    await states.wait_for(lambda change: change.new is BusState.DISCONNECTED)
+    await bus.publish("vb.test.closing", b"never sent")
+    started = time.monotonic()
+    await bus.close()
+    assert time.monotonic() - started < 3
+    assert bus.state is BusState.CLOSED
+    assert [c.new for c in states.changes][-2:] == [BusState.DISCONNECTED, BusState.CLOSED]
+
+
 async def test_cluster_bus_nats_frozen_server(own_nats_server: NatsServer) -> None:
     """A server that hangs (SIGSTOP) keeps the connection open: missed pings (every second
     here) tell the bus it is gone; once the server goes on, the bus is back."""
