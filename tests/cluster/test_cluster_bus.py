@@ -615,6 +615,37 @@ async def test_cluster_bus_nats_outage_beyond_the_pending_buffer(
     await bus.close()
 
 
+async def test_cluster_bus_nats_subscribing_during_an_outage(
+    own_nats_server: NatsServer,
+) -> None:
+    """A subscription made while disconnected is in force once the node is back, once."""
+    server = own_nats_server
+    a, b = nats_bus(server, "node-a"), nats_bus(server, "node-b")
+    states_a, states_b = States(a), States(b)
+    await a.start()
+    await b.start()
+    server.stop()
+    await states_b.wait_for(lambda change: change.new is BusState.DISCONNECTED)
+    inbox = Inbox(lambda message: b"here")
+    subscription = await b.subscribe("vb.test.later", inbox)
+    server.start()
+    await states_a.wait_for(lambda change: change.reconnected)
+    await states_b.wait_for(lambda change: change.reconnected)
+    # Answered: the server has b's subscription.
+    assert await a.request("vb.test.later", b"", timeout=5) == b"here"
+    for payload in (b"one", b"two"):
+        await a.publish("vb.test.later", payload)
+    witness = Inbox()
+    await a.subscribe("vb.test.later", witness)
+    await a.publish("vb.test.later", b"three")
+    await witness.wait_for(1)
+    assert await inbox.wait_for(4) == [b"", b"one", b"two", b"three"]
+    await subscription.unsubscribe()
+    await a.close()
+    await b.close()
+    assert len(inbox.messages) == 4, "no message twice"
+
+
 async def test_cluster_bus_nats_close_while_disconnected(own_nats_server: NatsServer) -> None:
     """Closing during an outage ends at once; what waited in the pending buffer is lost."""
     bus = nats_bus(own_nats_server, "node-a")
