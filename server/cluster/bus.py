@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_PAYLOAD",
+    "PREFIX",
     "SUBSCRIPTION_BACKLOG",
     "Bus",
     "BusState",
@@ -71,6 +72,7 @@ __all__ = [
     "check_pattern",
     "check_queue",
     "check_subject",
+    "matches",
     "participant_subject",
     "queue_subject",
 ]

@@ -178,6 +178,30 @@ async def test_cluster_bus_wildcards(buses: tuple[Bus, Bus]) -> None:
     assert len(every_call.messages) == 2
 
 
+#: Patterns, the subjects published, and which of them match; the last always matches and
+#: closes the wait (a subscription gets its messages in order).
+MATCHING = [
+    ("vb.*.x", ["vb.a.x", "vb.x", "vb.a.b.x", "vb.a.x.y", "vb.x.a", "vb.end.x"], [0, 5]),
+    ("vb.>", ["vb", "vb.a", "other.vb.a", "vb.a.b.c", "vb.end"], [1, 3, 4]),
+    ("*.a", ["a", "b.a", "b.a.a", "a.b", "end.a"], [1, 4]),
+    ("vb.*.>", ["vb.a", "vb.a.b", "vb.a.b.c", "vb", "vb.end.x"], [1, 2, 4]),
+    (">", ["a", "a.b.c", "_INBOX.x", "end"], [0, 1, 2, 3]),
+    ("vb.a-b_c", ["vb.a-b_c", "vb.a-b", "vb.a-b_c.d", "vb.a-b_c"], [0, 3]),
+]
+
+
+async def test_cluster_bus_pattern_matching(buses: tuple[Bus, Bus]) -> None:
+    a, b = buses
+    for pattern, subjects, matching in MATCHING:
+        inbox = Inbox()
+        subscription = await b.subscribe(pattern, inbox)
+        for subject in subjects:
+            await a.publish(subject, subject.encode())
+        expected = [subjects[index].encode() for index in matching]
+        assert await inbox.wait_for(len(expected)) == expected, pattern
+        await subscription.unsubscribe()
+
+
 async def test_cluster_bus_queue_group_gives_each_message_to_one_member(
     buses: tuple[Bus, Bus],
 ) -> None:
