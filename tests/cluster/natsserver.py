@@ -18,7 +18,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from tests.components import require, unavailable
@@ -61,7 +61,7 @@ class NatsServer:
         self.config.write_text(
             f'listen: "127.0.0.1:{self.port}"\n'
             f'authorization {{\n  token: "{self.token}"\n}}\n'
-            # Nothing kept between runs, no monitoring port: only what the tests use.
+            # NATS's default, said here as MAX_PAYLOAD says it in server/cluster/bus.py.
             "max_payload: 1MB\n"
         )
         if tls is not None:
@@ -104,8 +104,9 @@ class NatsServer:
         if process is None:
             return
         if process.poll() is None:
-            os.kill(process.pid, signal.SIGCONT)  # a frozen server cannot end
-            os.kill(process.pid, signal.SIGTERM)
+            with suppress(ProcessLookupError):  # it may have ended just now
+                os.kill(process.pid, signal.SIGCONT)  # a frozen server cannot end
+                os.kill(process.pid, signal.SIGTERM)
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
