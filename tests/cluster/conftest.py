@@ -15,12 +15,12 @@ Other sizes or settings: ``with start_cluster(directory, haproxy_binary=haproxy_
 database_url=cluster_database, nats=cluster_nats, count=2, settings={"resume_grace_seconds":
 5}) as cluster``.
 
-Where NATS is: the ``cluster_nats`` fixture (URLs and token file). Until the nodes use the bus
-it is a placeholder they accept and do not connect to; a module (or this file) that starts a
-real nats-server overrides the fixture with its URL and token file, and every cluster started
-here gets them.
+Where NATS is: the ``cluster_nats`` fixture, a real nats-server with a token
+(``tests/cluster/natsserver.py``), started once a module; its URL and token file go into every
+node's ``[cluster]`` section. ``cluster_nats_server`` is that server itself (stop, freeze or
+restart it to test the bus's failures).
 
-Without haproxy or PostgreSQL the tests are skipped with the reason, and fail in CI
+Without haproxy, nats-server or PostgreSQL the tests are skipped with the reason, and fail in CI
 (``CI=true``), which must not pass by skipping what it proves.
 """
 
@@ -34,14 +34,12 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.cluster.haproxy import BINARY, WHY
+from tests.cluster.natsserver import NatsServer, running_nats_server
 from tests.cluster.nodes import Cluster, NatsAccess, start_cluster
 from tests.components import require
 from tests.server.postgres import create_database, drop_database
 
 T = TypeVar("T")
-
-#: Accepted by the nodes' [cluster] section and not connected to until they use the bus.
-NATS_PLACEHOLDER = NatsAccess(urls=("nats://127.0.0.1:4222",))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -71,9 +69,16 @@ def cluster_database(postgres_server: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def cluster_nats() -> NatsAccess:
-    """The NATS servers the nodes are given (a placeholder until they use the bus)."""
-    return NATS_PLACEHOLDER
+def cluster_nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A nats-server with a token for one module's cluster."""
+    with running_nats_server(tmp_path_factory.mktemp("nats")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def cluster_nats(cluster_nats_server: NatsServer) -> NatsAccess:
+    """Where the nodes find NATS: its URL and the file with its token."""
+    return NatsAccess(urls=(cluster_nats_server.url,), token_file=cluster_nats_server.token_file)
 
 
 @pytest.fixture(scope="module")
