@@ -40,6 +40,7 @@ from protocol.messages import (
     ParticipantWaiting,
     Peer,
     Queue,
+    QueueChanged,
     QueuePosition,
     Remove,
     Resume,
@@ -52,6 +53,7 @@ from protocol.messages import (
     decode_server,
     encode,
 )
+from protocol.queueview import QueueView
 
 __all__ = [
     "CLIENT_MESSAGES",
@@ -94,7 +96,9 @@ __all__ = [
     "Peer",
     "ProtocolError",
     "Queue",
+    "QueueChanged",
     "QueuePosition",
+    "QueueView",
     "Remove",
     "Resume",
     "Resumed",

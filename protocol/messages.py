@@ -345,10 +345,23 @@ class WaitingCall(BaseModel):
 
 
 class Queue(Message):
-    """The calls waiting for an advisor, sent to advisors whenever it changes."""
+    """The calls waiting for an advisor that this advisor may take, oldest first: the whole list,
+    sent when the advisor connects or resumes. Changes follow as :class:`QueueChanged`."""
 
     type: ClassVar[str] = "queue"
     waiting: list[WaitingCall]
+
+
+class QueueChanged(Message):
+    """What changed in the advisor's queue since the last ``queue`` or ``queue_changed``: calls
+    that joined it or whose description changed (``upsert``, by ``session_id``) and calls that
+    left it (``remove``: taken, cancelled, ended). Applying a change twice changes nothing, and
+    an id the client does not know is ignored. Only changes travel, so an update costs the same
+    whether one or five hundred calls wait."""
+
+    type: ClassVar[str] = "queue_changed"
+    upsert: list[WaitingCall] = []
+    remove: list[str] = []
 
 
 class Resumed(Message):
@@ -486,6 +499,7 @@ SERVER_MESSAGES: dict[str, type[Message]] = {
     for m in (
         Welcome,
         Queue,
+        QueueChanged,
         CallWaiting,
         QueuePosition,
         CallStarted,

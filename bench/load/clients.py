@@ -165,7 +165,7 @@ class Client:
             future = self.waiting.pop(kind, None) if isinstance(kind, str) else None
             if future is not None and not future.done():
                 future.set_result((now, data))
-            elif kind == "queue":
+            elif kind in ("queue", "queue_changed"):
                 self.on_queue(data)
             elif kind == "error":
                 self.run.error(f"{self.name} got an error reply: {data}")
@@ -175,7 +175,7 @@ class Client:
             self.run.error(f"{self.name}: the server closed the connection ({self.ws.close_code})")
 
     def on_queue(self, data: dict[str, Any]) -> None:
-        pass
+        """A ``queue`` or ``queue_changed`` message arrived."""
 
     async def close(self) -> None:
         self.forget()
@@ -223,7 +223,8 @@ class Advisor(Client):
     def on_queue(self, data: dict[str, Any]) -> None:
         if self.takes is None:
             return
-        for waiting in data["waiting"]:
+        # The whole queue at first, then only the calls that joined or changed.
+        for waiting in data.get("waiting", []) + data.get("upsert", []):
             if waiting["caller_id"] == self.takes:
                 self.takes = None
                 session_id = waiting["session_id"]

@@ -13,7 +13,7 @@ PASSWORD = "load-test-password-" + "x" * 8
 #: The booth's heartbeat interval (``kiosk.config.BoothConfig.heartbeat_seconds``).
 BOOTH_HEARTBEAT_SECONDS = 5.0
 #: Server messages that arrive unasked and need no answer.
-CHATTER = frozenset({"welcome", "queue", "queue_position", "call_waiting"})
+CHATTER = frozenset({"welcome", "queue", "queue_changed", "queue_position", "call_waiting"})
 #: The advisors' API as their workspace calls it, and the load balancer's health check.
 API_PATHS = ("/api/v1/health", "/api/v1/me", "/api/v1/appointments", "/api/v1/topics")
 API_GOAL_MS = 100.0

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from protocol import QueueView
+
 
 class FakeTimer:
     def __init__(self, due: float, callback: Callable[[], None]) -> None:
@@ -90,6 +92,14 @@ class RecordingTransport:
         if not found:
             raise LookupError(f"no {kind} among {self.types()}")
         return found[-1]
+
+    def queue(self) -> list[dict[str, Any]]:
+        """The advisor's queue as these messages told it: the last ``queue`` with every
+        ``queue_changed`` since applied, oldest first."""
+        view = QueueView()
+        for message in self.sent:
+            view.apply(message)
+        return view.waiting
 
     def types(self) -> list[str]:
         return [m["type"] for m in self.sent]

@@ -1,17 +1,28 @@
 """The waiting room: the calls waiting for an advisor, as the advisors and the waiting see it.
 
-Advisors get the waiting calls they may take (:func:`visible_to`) whenever the list changes;
-walk-ins get their place in their queue (topic and region) and an estimate of their wait. A
-burst of changes is one update: at most one every :data:`QUEUE_UPDATE_SECONDS`, carrying all of
-them. The room also keeps the running estimate of a walk-in's wait and the limits on citizens
-asking for an advisor now from their browsers (in all, and per address).
+Advisors get the waiting calls they may take (:func:`visible_to`): the whole list when they
+connect (``queue``), then only what changed (``queue_changed``: calls that joined or changed,
+calls that left), so an update costs the same whether one or five hundred calls wait. Walk-ins
+get their place in their queue (topic and region) and an estimate of their wait. A burst of
+changes is one update: at most one every :data:`QUEUE_UPDATE_SECONDS`, carrying all of them.
+The room also keeps the running estimate of a walk-in's wait and the limits on citizens asking
+for an advisor now from their browsers (in all, and per address).
 """
 
 from __future__ import annotations
 
 import logging
 
-from protocol import ErrorCode, ProtocolError, Queue, QueuePosition, Role, WaitingCall, encode
+from protocol import (
+    ErrorCode,
+    ProtocolError,
+    Queue,
+    QueueChanged,
+    QueuePosition,
+    Role,
+    WaitingCall,
+    encode,
+)
 from server.signalling.clock import Clock, Timer
 from server.signalling.participants import Participant, ParticipantStore
 from server.signalling.sessions import CallSession, SessionState, SessionStore
@@ -19,7 +30,7 @@ from server.signalling.sessions import CallSession, SessionState, SessionStore
 log = logging.getLogger(__name__)
 
 #: Queue updates to advisors (and places to those waiting) go out at most this often.
-QUEUE_UPDATE_SECONDS = 0.25
+QUEUE_UPDATE_SECONDS = 0.05
 #: Estimated wait per caller ahead before any call was accepted (seconds).
 DEFAULT_WAIT_SECONDS = 180.0
 #: Weight of the newest observed wait in the running estimate.
@@ -71,6 +82,10 @@ class WaitingRoom:
         self._sent_at = -QUEUE_UPDATE_SECONDS
         #: Per waiting walk-in session: whom its place was told, and what (told again on change).
         self._told: dict[str, tuple[Participant, tuple[int, int]]] = {}
+        #: The waiting calls as the last update described them, by session id: what the next
+        #: update is the change from. (An advisor who connected since got the whole list then;
+        #: a change is harmless to apply twice.)
+        self._shown: dict[str, tuple[CallSession, WaitingCall]] = {}
 
     def queue_for(self, advisor: Participant) -> Queue:
         """The waiting calls ``advisor`` may take, oldest first."""
@@ -92,18 +107,30 @@ class WaitingRoom:
     def _send(self) -> None:
         self._due = None
         self._sent_at = self._clock.monotonic()
-        # Every advisor sees a selection of the same waiting calls (usually all of them): each
-        # call is described once and each distinct selection encoded once, not per advisor.
         waiting = [(s, _described(s)) for s in self._sessions.waiting()]
-        encoded: dict[tuple[str, ...], str] = {}
-        for advisor in self._participants.with_role(Role.ADVISOR):
-            visible = [w for s, w in waiting if visible_to(s, advisor)]
-            key = tuple(w.session_id for w in visible)
-            text = encoded.get(key)
-            if text is None:
-                text = encoded[key] = encode(Queue(waiting=visible))
-            advisor.send_text(text)
+        now = {s.id: (s, w) for s, w in waiting}
+        joined = [(s, w) for s, w in waiting if self._shown.get(s.id, (None, None))[1] != w]
+        left = [s for session_id, (s, _) in self._shown.items() if session_id not in now]
+        self._shown = now
+        if joined or left:
+            self._tell_advisors(joined, left)
         self._tell_places([s for s, _ in waiting if s.is_walk_in])
+
+    def _tell_advisors(
+        self, joined: list[tuple[CallSession, WaitingCall]], left: list[CallSession]
+    ) -> None:
+        """Each advisor hears of the changes among the calls it may take, if any. Advisors
+        mostly see the same selection: each distinct one is encoded once, not per advisor."""
+        encoded: dict[tuple[tuple[str, ...], tuple[str, ...]], str | None] = {}
+        for advisor in self._participants.with_role(Role.ADVISOR):
+            upsert = [w for s, w in joined if visible_to(s, advisor)]
+            remove = [s.id for s in left if visible_to(s, advisor)]
+            key = (tuple(w.session_id for w in upsert), tuple(remove))
+            if key not in encoded:
+                change = QueueChanged(upsert=upsert, remove=remove)
+                encoded[key] = encode(change) if upsert or remove else None
+            if (text := encoded[key]) is not None:
+                advisor.send_text(text)
 
     def _tell_places(self, walk_ins: list[CallSession]) -> None:
         """Every waiting walk-in learns its place in its queue and an estimate, when either

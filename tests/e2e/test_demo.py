@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from protocol import QueueView
 from tests.e2e.conftest import REPO, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -73,11 +74,10 @@ async def test_demo_runs_server_and_booth_and_stops_cleanly(tmp_path: Path) -> N
                 assert response.status == 200
             async with http.ws_connect(f"{base}/api/v1/ws") as ws:
                 deadline = time.monotonic() + 30
-                waiting: list[dict[str, str]] = []
-                while not waiting and time.monotonic() < deadline:
-                    message = json.loads((await ws.receive(timeout=30)).data)
-                    if message["type"] == "queue":
-                        waiting = message["waiting"]
+                queue = QueueView()
+                while not queue.waiting and time.monotonic() < deadline:
+                    queue.apply(json.loads((await ws.receive(timeout=30)).data))
+                waiting = queue.waiting
                 assert waiting and waiting[0]["caller_name"].startswith("Demo booth")
     finally:
         process.send_signal(signal.SIGINT)

@@ -91,9 +91,9 @@ async def test_the_camera_light_follows_the_camera_through_a_call(
     assert fake.camera_led.is_lit
     assert fake.status_led.mode == "blink"  # busy
 
-    queue = await advisor.receive_type("queue")
+    queue = await advisor.receive_queue()
     while not queue["waiting"]:
-        queue = await advisor.receive_type("queue")
+        queue = await advisor.receive_queue()
     await advisor.send(type="call_accept", session_id=queue["waiting"][0]["session_id"])
     await _until(lambda: booth.state is State.IN_CALL, "the call")
     assert (await advisor.receive_type("offer"))["sdp"].startswith("v=0")

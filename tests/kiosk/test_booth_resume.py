@@ -28,9 +28,9 @@ def _drop_booth(harness: Harness) -> None:
 async def _waiting(booth: Booth, advisor: Peer) -> str:
     assert booth.request_call()
     await _until(lambda: booth.session_id is not None, "the booth to wait")
-    queue = await advisor.receive_type("queue")
+    queue = await advisor.receive_queue()
     while not queue["waiting"]:
-        queue = await advisor.receive_type("queue")
+        queue = await advisor.receive_queue()
     assert booth.session_id is not None
     return booth.session_id
 

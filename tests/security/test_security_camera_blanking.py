@@ -182,9 +182,9 @@ async def booth_in_call(
     try:
         await _until(lambda: booth.state is State.IDLE, "the booth to be idle")
         assert booth.request_call()
-        queue = await advisor.receive_type("queue")
+        queue = await advisor.receive_queue()
         while not queue["waiting"]:
-            queue = await advisor.receive_type("queue")
+            queue = await advisor.receive_queue()
         await advisor.send(type="call_accept", session_id=queue["waiting"][0]["session_id"])
         await _until(lambda: booth.state is State.IN_CALL, "the call")
         yield booth, fake

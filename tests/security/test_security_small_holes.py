@@ -25,9 +25,9 @@ async def test_security_a_cancelled_appointment_kills_its_guest_pass(harness: Ha
     citizen = await _citizen(harness, token)
     await citizen.send(type="lobby_join")
     await citizen.receive_type("call_waiting")
-    queue = await advisor.receive_type("queue")
+    queue = await advisor.receive_queue()
     while not queue["waiting"]:
-        queue = await advisor.receive_type("queue")
+        queue = await advisor.receive_queue()
     (appointment,) = await list_appointments(harness.app[DATABASE])
 
     async with advisor.http.post(
@@ -35,7 +35,7 @@ async def test_security_a_cancelled_appointment_kills_its_guest_pass(harness: Ha
     ) as response:
         assert response.status == 200
     assert await _closed(citizen) == (4003, "the appointment was cancelled")
-    assert (await advisor.receive_type("queue"))["waiting"] == []
+    assert (await advisor.receive_queue())["waiting"] == []
     # The pass in the citizen's browser opens nothing any more, and neither does the link.
     async with citizen.http.get(harness.url("/api/v1/ws")) as response:
         assert response.status == 401

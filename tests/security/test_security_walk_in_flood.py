@@ -33,7 +33,7 @@ async def _received_bytes(
     peer: Peer, during: Any, quiet: float = 1.0
 ) -> tuple[int, list[dict[str, Any]]]:
     """What ``peer`` receives while ``during`` runs and until nothing more comes for
-    ``quiet`` seconds: bytes, and the queue updates."""
+    ``quiet`` seconds: bytes, and the queue after each update."""
     total, queues = 0, []
     task = asyncio.ensure_future(during)
     while True:
@@ -46,9 +46,8 @@ async def _received_bytes(
             continue
         assert frame.type is aiohttp.WSMsgType.TEXT, frame
         total += len(frame.data.encode())
-        message = frame.json()
-        if message["type"] == "queue":
-            queues.append(message)
+        if peer.queue.apply(frame.json()):
+            queues.append({"waiting": peer.queue.waiting})
 
 
 async def _first_reply(peer: Peer) -> dict[str, Any]:
@@ -64,7 +63,7 @@ async def test_security_a_thousand_sockets_on_one_pass_cannot_flood_the_queue(
 ) -> None:
     await harness.add_advisor("alice")
     advisor = await harness.advisor("alice")
-    await advisor.receive_type("queue")
+    await advisor.receive_queue()
     http = await _walk_in_pass(harness)
 
     async def one() -> None:
@@ -151,7 +150,7 @@ async def test_security_the_walk_in_queue_has_a_total_cap(make_harness: MakeHarn
 async def test_security_a_burst_of_changes_is_one_queue_update(harness: Harness) -> None:
     await harness.add_advisor("alice")
     advisor = await harness.advisor("alice")
-    await advisor.receive_type("queue")
+    await advisor.receive_queue()
     booths = [await harness.booth(await harness.add_booth(f"Booth {n}")) for n in range(50)]
     _, queues = await _received_bytes(
         advisor, asyncio.gather(*(booth.send(type="call_request") for booth in booths))

@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from protocol import QueueView
 from server.app import create_app
 from server.config import ServerConfig, TurnConfig
 from server.keys import DATABASE
@@ -141,6 +142,8 @@ class Peer:
 
     http: aiohttp.ClientSession
     ws: aiohttp.ClientWebSocketResponse
+    #: The advisor's queue as this client has been told it (see :meth:`receive_queue`).
+    queue: QueueView = field(default_factory=QueueView)
 
     async def send(self, **message: Any) -> None:
         await self.ws.send_str(json.dumps({"v": 1, **message}))
@@ -158,6 +161,13 @@ class Peer:
             if message["type"] == kind:
                 return message
 
+    async def receive_queue(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The advisor's queue after the next ``queue`` or ``queue_changed``, as a ``queue``
+        message would carry it (``{"type": "queue", "waiting": [...]}``, oldest first)."""
+        while True:
+            if self.queue.apply(await self.receive(timeout)):
+                return {"type": "queue", "waiting": self.queue.waiting}
+
     async def expect_silence(self, seconds: float = 0.3) -> None:
         """Nothing but queue updates arrives within ``seconds``."""
         while True:
@@ -165,7 +175,7 @@ class Peer:
                 message = await self.receive(seconds)
             except TimeoutError:
                 return
-            if message["type"] != "queue":
+            if not self.queue.apply(message):  # queue updates are taken in, nothing else
                 raise AssertionError(f"unexpected message: {message}")
 
     async def close(self) -> None:

@@ -31,7 +31,7 @@ async def test_a_code_that_opens_an_appointment_is_accepted_and_starts_nothing(
 ) -> None:
     await harness.add_advisor("alice")
     alice = await harness.advisor("alice")
-    await alice.receive_type("queue")
+    await alice.receive_queue()
     code = await _code_for(harness, "alice")
     credential = await harness.add_booth("Checking booth")
 

@@ -48,15 +48,16 @@ async def test_lobby_is_seen_and_admitted_only_by_the_appointments_advisor(
     await harness.add_advisor("alice")
     await harness.add_advisor("bob")
     alice, bob = await harness.advisor("alice"), await harness.advisor("bob")
-    await alice.receive_type("queue")
-    await bob.receive_type("queue")
+    await alice.receive_queue()
+    await bob.receive_queue()
     citizen = await _citizen(harness, await _appointment_for(harness, "alice"))
 
     await citizen.send(type="lobby_join")
     session_id = (await citizen.receive_type("call_waiting"))["session_id"]
-    (waiting,) = (await alice.receive_type("queue"))["waiting"]
+    (waiting,) = (await alice.receive_queue())["waiting"]
     assert waiting["caller_role"] == "citizen" and waiting["appointment_id"]
-    assert (await bob.receive_type("queue"))["waiting"] == []  # not bob's appointment
+    await bob.expect_silence()  # not bob's appointment: he hears nothing of it
+    assert bob.queue.waiting == []
 
     await bob.send(type="call_accept", session_id=session_id)
     assert (await bob.receive_type("error"))["code"] == "unknown_session"
@@ -124,12 +125,12 @@ async def _code_for(harness: Harness, username: str) -> str:
 async def test_a_booth_joins_the_appointment_with_its_code(harness: Harness) -> None:
     await harness.add_advisor("alice")
     alice = await harness.advisor("alice")
-    await alice.receive_type("queue")
+    await alice.receive_queue()
     code = await _code_for(harness, "alice")
     booth = await harness.booth(await harness.add_booth("Branch 3 booth"))
     await booth.send(type="appointment_join", code=f"{code[:4]} {code[4:]}")  # as typed
     session_id = (await booth.receive_type("call_waiting"))["session_id"]
-    (waiting,) = (await alice.receive_type("queue"))["waiting"]
+    (waiting,) = (await alice.receive_queue())["waiting"]
     assert (waiting["caller_role"], waiting["caller_name"]) == ("booth", "Branch 3 booth")
     assert waiting["appointment_id"]
     await alice.send(type="call_accept", session_id=session_id)
@@ -167,7 +168,7 @@ async def test_guessing_codes_is_stopped_long_before_one_is_found(harness: Harne
 async def test_an_appointment_is_done_when_its_call_ends(harness: Harness) -> None:
     await harness.add_advisor("alice")
     alice = await harness.advisor("alice")
-    await alice.receive_type("queue")
+    await alice.receive_queue()
     token = await _appointment_for(harness, "alice")
     citizen = await _citizen(harness, token)
     await citizen.send(type="lobby_join")

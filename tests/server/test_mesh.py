@@ -201,9 +201,9 @@ async def test_walk_ins_queue_per_topic_and_region(harness: Harness) -> None:
     await booth.send(type="call_request", topic_id=topic.id, region="South")  # ignored: no branch
     await booth.receive_type("call_waiting")
 
-    queue = await advisor.receive_type("queue")
+    queue = await advisor.receive_queue()
     while len(queue["waiting"]) < 2:
-        queue = await advisor.receive_type("queue")
+        queue = await advisor.receive_queue()
     assert [(w["caller_role"], w.get("region")) for w in queue["waiting"]] == [
         ("citizen", "South"),
         ("booth", None),
@@ -226,9 +226,9 @@ async def test_a_booth_queues_in_its_branchs_region(harness: Harness) -> None:
     booth = await harness.booth(credential)
     await booth.send(type="call_request", region="South")  # a booth cannot choose
     await booth.receive_type("call_waiting")
-    queue = await advisor.receive_type("queue")
+    queue = await advisor.receive_queue()
     while not queue["waiting"]:
-        queue = await advisor.receive_type("queue")
+        queue = await advisor.receive_queue()
     assert queue["waiting"][0]["region"] == "North"
 
 

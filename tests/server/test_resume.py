@@ -200,7 +200,7 @@ async def test_a_citizen_pass_and_wait_survive_a_restart(make_harness: MakeHarne
     )
     assert (await citizen.receive_type("resumed"))["active"] is False
     advisor = await second.advisor("alice")
-    queue = await advisor.receive_type("queue")
+    queue = await advisor.receive_queue()
     assert [w["session_id"] for w in queue["waiting"]] == [waiting["session_id"]]
 
 

@@ -21,11 +21,11 @@ async def _active_call(
     credential = await harness.add_booth(booth_name)
     await harness.add_advisor(advisor_name)
     advisor = await harness.advisor(advisor_name)
-    assert (await advisor.receive_type("queue"))["waiting"] == []
+    assert (await advisor.receive_queue())["waiting"] == []
     booth = await harness.booth(credential)
     await booth.send(type="call_request")
     session_id = (await booth.receive_type("call_waiting"))["session_id"]
-    queue = await advisor.receive_type("queue")
+    queue = await advisor.receive_queue()
     assert [w["session_id"] for w in queue["waiting"]] == [session_id]
     assert queue["waiting"][0]["caller_name"] == booth_name
     await advisor.send(type="call_accept", session_id=session_id)
@@ -166,15 +166,15 @@ async def test_waiting_booth_that_cancels_leaves_the_queue(harness: Harness) -> 
     credential = await harness.add_booth("Booth A")
     await harness.add_advisor("alice")
     advisor = await harness.advisor("alice")
-    await advisor.receive_type("queue")
+    await advisor.receive_queue()
     booth = await harness.booth(credential)
     await booth.send(type="call_request")
     session_id = (await booth.receive_type("call_waiting"))["session_id"]
-    assert len((await advisor.receive_type("queue"))["waiting"]) == 1
+    assert len((await advisor.receive_queue())["waiting"]) == 1
     await booth.send(type="call_request")
     assert (await booth.receive_type("error"))["code"] == "already_in_call"
     await booth.send(type="call_cancel", session_id=session_id)
-    assert (await advisor.receive_type("queue"))["waiting"] == []
+    assert (await advisor.receive_queue())["waiting"] == []
 
 
 async def test_participants_get_turn_credentials_for_their_session(

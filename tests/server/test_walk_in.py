@@ -18,26 +18,17 @@ async def test_queues_per_topic_positions_and_estimates(harness: Harness) -> Non
         assert user is not None
         await set_user_topics(db, user.id, [topic.id])
     alice, bob = await harness.advisor("alice"), await harness.advisor("bob")
-    await alice.receive_type("queue")
-    await bob.receive_type("queue")
+    await alice.receive_queue()
+    await bob.receive_queue()
 
     booths = [await harness.booth(await harness.add_booth(f"Booth {n}")) for n in (1, 2, 3)]
     for booth, topic in zip(booths, (residence, benefits, residence), strict=True):
         await booth.send(type="call_request", topic_id=topic.id)
         await booth.receive_type("call_waiting")
 
-    async def latest_queue(advisor: object) -> list[dict[str, str]]:
-        queue: list[dict[str, str]] = []
-        while True:
-            try:
-                message = await advisor.receive(0.3)  # type: ignore[attr-defined]
-            except TimeoutError:
-                return queue
-            if message["type"] == "queue":
-                queue = message["waiting"]
-
-    alice_sees = await latest_queue(alice)
-    bob_sees = await latest_queue(bob)
+    await alice.expect_silence()  # taking in every queue update until none comes
+    await bob.expect_silence()
+    alice_sees, bob_sees = alice.queue.waiting, bob.queue.waiting
     assert [w["caller_name"] for w in alice_sees] == ["Booth 1", "Booth 3"]
     assert {w["topic_name"] for w in alice_sees} == {"Residence permit"}
     assert [w["caller_name"] for w in bob_sees] == ["Booth 2"]

@@ -11,6 +11,7 @@ import { showChatMessage, wireChat } from "/static/js/chat.js";
 import { $, button, element, keepingFocus, notice, showOnly } from "/static/js/dom.js";
 import { chosenLanguage, languagePicker, setLanguage, t } from "/static/js/i18n.js";
 import { Mesh } from "/static/js/mesh.js";
+import { applyQueueChange } from "/static/js/queue.js";
 import { SignallingClient } from "/static/js/signalling.js";
 import { Clock } from "/static/js/time.js";
 
@@ -191,6 +192,7 @@ async function handle(message) {
       }
       break;
     case "queue": renderQueue(message.waiting); break;
+    case "queue_changed": renderQueue(applyQueueChange(state.waiting, message)); break;
     case "call_started": await startCall(message); break;
     case "offer": if (inSession(message)) await mesh.onOffer(message); break;
     case "answer": if (inSession(message)) await mesh.onAnswer(message); break;

@@ -14,7 +14,7 @@ def test_an_advisor_sees_the_queue_on_connecting_and_when_it_changes(board: Boar
     assert sent(advisor).last("queue")["waiting"] == []
     booth = board.booth()
     session_id = board.wait(booth)
-    (waiting,) = sent(advisor).last("queue")["waiting"]
+    (waiting,) = sent(advisor).queue()
     assert (waiting["session_id"], waiting["caller_id"], waiting["caller_role"]) == (
         session_id,
         "booth-1",
@@ -35,12 +35,21 @@ def test_a_burst_of_changes_is_one_update(board: Board) -> None:
     advisor = board.advisor()
     board.wait(board.booth("b1"))  # at once: nothing went out for a while
     sent(advisor).clear()
-    for n in (2, 3, 4):
-        board.wait(board.booth(f"b{n}"))
-    assert sent(advisor).of_type("queue") == []
+    booths = [board.booth(f"b{n}") for n in (2, 3, 4)]
+    cancelled = [board.wait(booth) for booth in booths][1]
+    assert sent(advisor).of_type("queue_changed") == []
     board.clock.advance(QUEUE_UPDATE_SECONDS)
-    (update,) = sent(advisor).of_type("queue")
-    assert [w["caller_id"] for w in update["waiting"]] == ["b1", "b2", "b3", "b4"]
+    (update,) = sent(advisor).of_type("queue_changed")  # only what changed: three new calls
+    assert [w["caller_id"] for w in update["upsert"]] == ["b2", "b3", "b4"]
+    assert update["remove"] == []
+    board.send(booths[1], CallCancel(session_id=cancelled))
+    board.clock.advance(QUEUE_UPDATE_SECONDS)
+    assert sent(advisor).last("queue_changed") == {
+        "v": 1,
+        "type": "queue_changed",
+        "upsert": [],
+        "remove": [cancelled],
+    }
 
 
 def test_places_are_per_topic_and_told_again_only_when_they_change(board: Board) -> None:
@@ -72,8 +81,8 @@ def test_an_advisor_sees_only_the_topics_served_and_its_own_appointments(board: 
     )
     board.send(lobby, LobbyJoin())
     board.clock.advance(1)
-    assert sent(taxes).last("queue")["waiting"] == []
-    assert [w.get("topic_name") for w in sent(anyone).last("queue")["waiting"]] == ["Housing", None]
+    assert sent(taxes).queue() == []
+    assert [w.get("topic_name") for w in sent(anyone).queue()] == ["Housing", None]
     session_id = sent(lobby).last("call_waiting")["session_id"]
     error = board.refused(taxes, CallAccept(session_id=session_id))
     assert (error.code, error.message) == (
