@@ -70,10 +70,12 @@ def start_coturn(
     *,
     min_port: int = RELAY_MIN_PORT,
     max_port: int = RELAY_MAX_PORT,
+    secret: str | None = None,
 ) -> Coturn:
     """coturn on 127.0.0.1 (``use-auth-secret``), its files in ``directory``; also used by
-    bench/, which passes its own relay port range."""
-    port, secret = free_port(socket.SOCK_DGRAM), secrets.token_hex(24)
+    bench/, which passes its own relay port range, and by the relay pool's test, whose relays
+    share one ``secret``."""
+    port, secret = free_port(socket.SOCK_DGRAM), secret or secrets.token_hex(24)
     log = directory / "turnserver.log"
     conf = directory / "turnserver.conf"
     conf.write_text(
