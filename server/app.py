@@ -32,6 +32,8 @@ from server import (
 )
 from server.api import EVERYONE, USERS, Access, Api, ApiCall
 from server.boothauth import NonceStore
+from server.cluster import bus_for
+from server.cluster.membership import Membership
 from server.config import ServerConfig
 from server.guests import GuestPasses
 from server.http import (
@@ -43,6 +45,7 @@ from server.http import (
 from server.keyfile import load_or_create_key
 from server.keys import (
     API,
+    BUS,
     CODE_LIMITER,
     CONFIG,
     DATABASE,
@@ -50,6 +53,7 @@ from server.keys import (
     GUESTS,
     JOIN_LIMITER,
     LOGIN_LIMITER,
+    MEMBERSHIP,
     NONCES,
     PASSWORD_WORK,
     SWITCHBOARD,
@@ -77,6 +81,21 @@ log = logging.getLogger(__name__)
 __version__ = "0.1.0"
 
 STATIC_DIR = Path(__file__).parent / "static"
+
+
+async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The bus to the other nodes (in-process for one server) and, in a cluster, this node's
+    heartbeat and its view of the others."""
+    config = app[CONFIG]
+    bus = app[BUS] = bus_for(config)
+    await bus.start()
+    if config.cluster is not None:
+        app[MEMBERSHIP] = Membership(bus, config.cluster.node_id)
+        await app[MEMBERSHIP].start()
+    yield
+    if MEMBERSHIP in app:
+        await app[MEMBERSHIP].stop()
+    await bus.close()
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -194,7 +213,16 @@ def _build_api() -> Api:
         # For load balancers and the demo launcher: says nothing about calls or people. A
         # cluster's node names itself, so a check through the balancer shows who answered.
         cluster = call.request.app[CONFIG].cluster
-        node = {} if cluster is None else {"node": cluster.node_id}
+        node: dict[str, object] = {}
+        if cluster is not None:
+            membership = call.request.app.get(MEMBERSHIP)
+            node = {
+                "node": cluster.node_id,
+                # Informative only: a node whose bus is down still serves its clients, so the
+                # balancer must not take it out for that.
+                "bus": call.request.app[BUS].state.value,
+                "nodes": membership.alive() if membership is not None else [],
+            }
         return web.json_response({"status": "ok", **node})
 
     auth.register(api)
@@ -331,6 +359,7 @@ def create_app(config: ServerConfig) -> web.Application:
         walk_ins_per_address=config.walk_ins_per_address,
     )
     app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_bus_ctx)
     app.cleanup_ctx.append(_finish_writes_ctx(background))
     app.cleanup_ctx.append(_housekeeping_ctx)
     app.cleanup_ctx.append(_away_ctx)

@@ -170,12 +170,18 @@ class TurnConfig(_Settings):
 
 
 def _node_id(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", value):
         raise ValueError(
-            f"{value!r} is not a node name: 1 to 64 letters, digits, '.', '_' or '-' "
-            "(e.g. the host's name)"
+            f"{value!r} is not a node name: 1 to 64 letters, digits, '_' or '-' "
+            "(it names the node's subjects on the bus; e.g. node1)"
         )
     return value
+
+
+def _host_name() -> str:
+    """This host's short name as a node name: the default node_id."""
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname().split(".")[0])[:64]
+    return name if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name) else "node"
 
 
 class ClusterConfig(_Settings):
@@ -183,9 +189,7 @@ class ClusterConfig(_Settings):
     events over NATS. Without this section the server is one process with an in-process bus."""
 
     #: This node's name, unique in the cluster (logs, /metrics, who holds which connection).
-    node_id: Annotated[StrictStr, AfterValidator(_node_id)] = Field(
-        default_factory=socket.gethostname
-    )
+    node_id: Annotated[StrictStr, AfterValidator(_node_id)] = Field(default_factory=_host_name)
     #: The NATS servers (nats:// or tls://); the client reconnects to any of them.
     nats_urls: Annotated[tuple[StrictStr, ...], BeforeValidator(_one_or_many)]
     #: A file holding the NATS authorisation token (kept out of this file and of the logs).

@@ -6,6 +6,8 @@ from aiohttp import web
 
 from server.api import Api
 from server.boothauth import NonceStore
+from server.cluster import Bus
+from server.cluster.membership import Membership
 from server.config import ServerConfig
 from server.guests import GuestPasses
 from server.ratelimit import RateLimiter, WorkGate
@@ -24,3 +26,5 @@ WALK_IN_LIMITER = web.AppKey("walk_in_limiter", RateLimiter)
 CODE_LIMITER = web.AppKey("code_limiters", tuple[RateLimiter, ...])
 NONCES = web.AppKey("booth_nonces", NonceStore)
 ENROL_LIMITER = web.AppKey("enrol_limiter", RateLimiter)
+BUS = web.AppKey("bus", Bus)
+MEMBERSHIP = web.AppKey("membership", Membership)

@@ -19,9 +19,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from protocol import BoothHealth
+from server.cluster import BusState
 from server.fleet_health import FleetMonitor, FleetState
 from server.http import problem
-from server.keys import CONFIG, DATABASE, SWITCHBOARD
+from server.keys import BUS, CONFIG, DATABASE, MEMBERSHIP, SWITCHBOARD
 from server.relay_pool import RelayPool, RelayState
 from server.storage import Database, list_booths, list_topics
 from server.switchboard import Figures
@@ -158,6 +159,29 @@ class RelayCollector(Collector):
         yield relays
 
 
+class ClusterCollector(Collector):
+    """The bus to the other nodes and, in a cluster, the nodes this one hears."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    def collect(self) -> Iterable[Metric]:
+        bus = self._app.get(BUS)
+        if bus is not None:
+            yield GaugeMetricFamily(
+                "videobooth_bus_connected",
+                "1 when this node's bus to the others is connected (always, for one process).",
+                value=1 if bus.state is BusState.CONNECTED else 0,
+            )
+        membership = self._app.get(MEMBERSHIP)
+        if membership is not None:
+            yield GaugeMetricFamily(
+                "videobooth_cluster_nodes",
+                "Server nodes this node hears on the bus, itself included.",
+                value=len(membership.alive()),
+            )
+
+
 class Metrics:
     """One application's figures: its own registry (not the process-wide one, so that several
     servers in one process, as in the tests, keep theirs apart) with collectors that read the
@@ -174,6 +198,7 @@ class Metrics:
         )
         if relays is not None:
             self.registry.register(RelayCollector(relays))
+        self.registry.register(ClusterCollector(app))
 
     async def render(self, db: Database) -> bytes:
         """The figures in Prometheus' text format, the database's part read first."""

@@ -111,7 +111,8 @@ class NodeProcess:
         def ready() -> bool:
             if not self.running:
                 raise AssertionError(f"node {self.node_id} exited:\n{self.log.read_text()}")
-            return self.health() == {"status": "ok", "node": self.node_id}
+            health = self.health() or {}
+            return health.get("status") == "ok" and health.get("node") == self.node_id
 
         wait_until(ready, timeout, f"node {self.node_id} to answer its health check")
 

@@ -630,7 +630,9 @@ async def test_metrics_count_booths_calls_and_errors(make_harness: MakeHarness) 
         'videobooth_connections{role="booth"} 2.0',
         'videobooth_connections{role="advisor"} 1.0',
         'videobooth_connections{role="citizen"} 0.0',
+        "videobooth_bus_connected 1.0",  # one process: its in-process bus
     ):
         assert line in lines, f"{line!r} not in\n{text}"
+    assert "videobooth_cluster_nodes" not in text  # no [cluster]: no nodes to count
     assert text.endswith("\n")
     await admin.close()
