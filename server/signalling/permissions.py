@@ -25,41 +25,15 @@ from protocol import (
     Role,
 )
 
+#: What everyone in a call sends: negotiation, hanging up, chat, staying and coming back.
+IN_CALL: frozenset[type[Message]] = frozenset(
+    {Offer, Answer, IceCandidate, Hangup, Chat, Heartbeat, Resume}
+)
+
 ALLOWED: dict[Role, frozenset[type[Message]]] = {
-    Role.BOOTH: frozenset(
-        {
-            CallRequest,
-            AppointmentJoin,
-            CallCancel,
-            Offer,
-            Answer,
-            IceCandidate,
-            Hangup,
-            Chat,
-            CallStats,
-            Heartbeat,
-            CommandResult,
-            Resume,
-        }
-    ),
-    Role.ADVISOR: frozenset(
-        {CallAccept, Admit, Remove, Offer, Answer, IceCandidate, Hangup, Chat, Heartbeat, Resume}
-    ),
-    Role.CITIZEN: frozenset(
-        {
-            CallRequest,
-            LobbyJoin,
-            CallCancel,
-            Offer,
-            Answer,
-            IceCandidate,
-            Hangup,
-            Chat,
-            CallStats,
-            Heartbeat,
-            Resume,
-        }
-    ),
+    Role.BOOTH: IN_CALL | {CallRequest, AppointmentJoin, CallCancel, CallStats, CommandResult},
+    Role.ADVISOR: IN_CALL | {CallAccept, Admit, Remove},
+    Role.CITIZEN: IN_CALL | {CallRequest, LobbyJoin, CallCancel, CallStats},
 }
 
 

@@ -37,7 +37,11 @@ from tests.cluster.haproxy import BINARY, WHY
 from tests.cluster.natsserver import NatsServer, running_nats_server
 from tests.cluster.nodes import Cluster, NatsAccess, start_cluster
 from tests.components import require
+from tests.e2e.conftest import browser
 from tests.server.postgres import create_database, drop_database
+
+#: The e2e tests' Chromium, a fixture here too.
+__all__ = ["browser"]
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from server.cluster import LocalBus
-from server.cluster.bus import BusState, StateChange
+from server.cluster.bus import BusState
 from server.cluster.membership import GONE_AFTER, Membership, node_subject
 
 pytestmark = pytest.mark.cluster
@@ -91,7 +91,3 @@ async def test_cluster_membership_ignores_what_is_not_a_heartbeat(
     assert caplog.text.count("a heartbeat that is not one") == 4
     await a.stop()
     await bus.close()
-
-
-def test_cluster_membership_reconnected_is_the_signal() -> None:
-    assert StateChange(BusState.DISCONNECTED, BusState.CONNECTED).reconnected

@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.components import CHROMIUM, CHROMIUM_ARGS, require
+from tests.components import require
 from tests.e2e.conftest import (
     RELAY_MAX_PORT,
     RELAY_MIN_PORT,
@@ -249,19 +249,6 @@ async def test_cluster_relay_pool_follows_a_relay_killed_and_started_again(
     print(f"relay seen down {down:.1f} s after kill -9, up {up:.1f} s after its restart")
 
 
-@pytest.fixture
-async def chromium() -> AsyncIterator[Any]:
-    require(CHROMIUM, "the advisor's browser (Debian package chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            await instance.close()
-
-
 #: Counts the frames the advisor's page shows, and when the newest came.
 WATCH_FRAMES = """
 () => {
@@ -277,7 +264,7 @@ WATCH_FRAMES = """
 
 
 async def test_cluster_booth_call_goes_on_through_the_other_relay(
-    tmp_path: Path, relays: list[Relay], pool_server: Server, chromium: Any
+    tmp_path: Path, relays: list[Relay], pool_server: Server, browser: Any
 ) -> None:
     booth_config = tmp_path / "booth.toml"
     credential = await asyncio.to_thread(pool_server.add_booth, "Branch 1 booth")
@@ -287,7 +274,7 @@ async def test_cluster_booth_call_goes_on_through_the_other_relay(
     )
     booth = launch_booth(booth_config, tmp_path / "booth", "--call")
     try:
-        page = await login_advisor(chromium, pool_server)
+        page = await login_advisor(browser, pool_server)
         booth.wait_for_report(lambda s: s.state == "waiting", 40, "the booth to wait")
         await page.get_by_role("button", name="Accept call from Branch 1 booth").click(
             timeout=20_000
