@@ -130,7 +130,7 @@ class Media:
 @dataclass(frozen=True)
 class CapacitySettings:
     #: Concurrent calls, one load after the other, each measured alone.
-    loads: tuple[int, ...] = (5, 10, 20, 40)
+    loads: tuple[int, ...] = (5, 10, 20, 40, 80, 160)
     #: The measured window at each load, after the warm-up.
     seconds: float = 20.0
     warmup: float = 3.0
@@ -811,7 +811,11 @@ def main(argv: list[str] | None = None) -> int:
     defaults = CapacitySettings()
     media = defaults.media
     parser.add_argument(
-        "--calls", type=int, nargs="+", default=list(defaults.loads), help="loads (5 10 20 40)"
+        "--calls",
+        type=int,
+        nargs="+",
+        default=list(defaults.loads),
+        help="loads (5 10 20 40 80 160)",
     )
     parser.add_argument(
         "--seconds", type=float, default=defaults.seconds, help="window per load (20 s)"

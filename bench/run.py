@@ -16,6 +16,9 @@ the same run; one table at the end, the results as JSON (``bench/results.json``)
 5. Server capacity: bench/load/ (500 booths, 50 call set-ups/s), when it is there.
 6. Soak (only with --soak-minutes): one booth call held for minutes, every process's memory
    growth against the 50 MB goal.
+7. Relay capacity: coturn's CPU per concurrent call (two allocations, 1.5 Mbit/s video and
+   40 kbit/s audio each way) at growing loads, against the smallest load's; calls per coturn
+   core and the cores 10,000 calls need (bench/relay.py).
 
 Needs coturn (apt-get install coturn) and Chromium (apt-get install chromium). The machine's
 other work shows in the numbers: run on a quiet machine for figures to quote.
@@ -45,7 +48,7 @@ from bench.stack import BenchError, running_stack, start_coturn, turn_credential
 from tests.e2e.conftest import stop_process  # noqa: E402
 
 PEER = [sys.executable, str(REPO / "bench" / "peer.py")]
-PARTS = ("cpu", "latency", "setup", "load")
+PARTS = ("cpu", "latency", "setup", "load", "relay")
 
 Row = dict[str, Any]
 
@@ -311,6 +314,22 @@ def server_capacity(quick: bool) -> list[Row]:
     return bench_rows(settings, progress=progress)
 
 
+def relay_capacity(quick: bool) -> tuple[list[Row], dict[str, Any]]:
+    """bench.relay's rows and details: calls through one coturn at 5 to 160 concurrent calls
+    (2 and 4 with ``quick``), up to the first load with loss or a generator that fell behind."""
+    from bench.relay import CapacitySettings, RelayBenchError, measure
+
+    settings = CapacitySettings()
+    if quick:
+        settings = settings.quick
+    progress(f"relay capacity: {settings.media.describe()} ...")
+    try:
+        result = measure(settings, progress=progress)
+    except RelayBenchError as exc:
+        raise BenchError(str(exc)) from exc
+    return result.rows(), result.details()
+
+
 # ------------------------------------------------------------------ command line
 
 
@@ -422,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
             details.update(stack_details)
         if "load" not in args.skip:
             rows += server_capacity(args.quick)
+        if "relay" not in args.skip:
+            relay_rows, details["relay_capacity"] = relay_capacity(args.quick)
+            rows += relay_rows
     except (BenchError, AssertionError) as exc:
         print(f"bench: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
