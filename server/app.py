@@ -34,6 +34,7 @@ from server.api import EVERYONE, USERS, Access, Api, ApiCall
 from server.boothauth import NonceStore
 from server.cluster import bus_for
 from server.cluster.membership import Membership
+from server.cluster.shared import SharedCalls, SharedParticipants, SharedSessions
 from server.config import ServerConfig
 from server.guests import GuestPasses
 from server.http import (
@@ -56,6 +57,7 @@ from server.keys import (
     MEMBERSHIP,
     NONCES,
     PASSWORD_WORK,
+    SHARED_CALLS,
     SWITCHBOARD,
     WALK_IN_LIMITER,
 )
@@ -92,7 +94,16 @@ async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
     if config.cluster is not None:
         app[MEMBERSHIP] = Membership(bus, config.cluster.node_id)
         await app[MEMBERSHIP].start()
+        app[SHARED_CALLS] = SharedCalls(
+            switchboard=app[SWITCHBOARD],
+            bus=bus,
+            db=app[DATABASE],
+            membership=app[MEMBERSHIP],
+        )
+        await app[SHARED_CALLS].start()
     yield
+    if SHARED_CALLS in app:
+        await app[SHARED_CALLS].stop()
     if MEMBERSHIP in app:
         await app[MEMBERSHIP].stop()
     await bus.close()
@@ -357,6 +368,9 @@ def create_app(config: ServerConfig) -> web.Application:
         resume_grace_seconds=config.resume_grace_seconds,
         walk_in_queue_limit=config.walk_in_queue_limit,
         walk_ins_per_address=config.walk_ins_per_address,
+        # A node of a cluster writes its calls down for the others (server/cluster/shared.py).
+        participants=SharedParticipants() if config.cluster is not None else None,
+        sessions=SharedSessions() if config.cluster is not None else None,
     )
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_bus_ctx)

@@ -8,6 +8,7 @@ from server.api import Api
 from server.boothauth import NonceStore
 from server.cluster import Bus
 from server.cluster.membership import Membership
+from server.cluster.shared import SharedCalls
 from server.config import ServerConfig
 from server.guests import GuestPasses
 from server.ratelimit import RateLimiter, WorkGate
@@ -28,3 +29,4 @@ NONCES = web.AppKey("booth_nonces", NonceStore)
 ENROL_LIMITER = web.AppKey("enrol_limiter", RateLimiter)
 BUS = web.AppKey("bus", Bus)
 MEMBERSHIP = web.AppKey("membership", Membership)
+SHARED_CALLS = web.AppKey("shared_calls", SharedCalls)

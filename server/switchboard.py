@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from protocol import (
     Admit,
@@ -42,7 +43,7 @@ from protocol import (
 from server import resume
 from server.signalling.calls import Calls, IceServersFor, MediaPolicy
 from server.signalling.clock import Clock, SystemClock
-from server.signalling.connections import Connections
+from server.signalling.connections import Connections, Elsewhere
 from server.signalling.endings import EndingStore, MemoryEndings
 from server.signalling.invitations import (
     INVITATION_SECONDS,
@@ -64,13 +65,14 @@ from server.signalling.relay import Relay
 from server.signalling.resuming import RESUME_GRACE_SECONDS, Resumption
 from server.signalling.sessions import CallSession, MemorySessions, SessionState, SessionStore
 from server.signalling.tokens import ResumeTokens
-from server.signalling.waiting_room import DEFAULT_WAIT_SECONDS, WaitingRoom
+from server.signalling.waiting_room import DEFAULT_WAIT_SECONDS, SharedQueue, WaitingRoom
 
 __all__ = [
     "DEFAULT_WAIT_SECONDS",
     "INVITATION_SECONDS",
     "RESUME_GRACE_SECONDS",
     "CallSession",
+    "ClusterLink",
     "Figures",
     "Invitation",
     "Participant",
@@ -93,6 +95,12 @@ class Figures:
     resumes: int
     participants_away: int
     connections: dict[Role, int]
+
+
+class ClusterLink(SharedQueue, Elsewhere, Protocol):
+    """What a node of a cluster adds: the other nodes' waiting calls, and telling the nodes
+    carrying calls that a participant connected here lost its connection
+    (:class:`server.cluster.shared.SharedCalls`)."""
 
 
 class Switchboard:
@@ -177,6 +185,10 @@ class Switchboard:
         )
 
     # ------------------------------------------------------------ settings and figures
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
 
     @property
     def resume_key(self) -> bytes | None:
@@ -267,6 +279,24 @@ class Switchboard:
         """Close every connection (server shutdown)."""
         self._desk.close_all()
 
+    # ------------------------------------------------------------ several nodes
+
+    def join_cluster(self, link: ClusterLink) -> None:
+        """This node is one of several: advisors see the other nodes' waiting calls too, and a
+        participant of a call carried elsewhere is reached through ``link``."""
+        self.room.shared = link
+        self._desk.set_elsewhere(link)
+
+    def handle_forwarded(self, proxy: Participant, message: Message) -> None:
+        """Act on a message that ``proxy``, a participant of a call carried here, sent to the
+        node holding its connection (which passed it on); raise ProtocolError to refuse it."""
+        check_allowed(proxy.role, message)
+        self._dispatch(proxy, message, topic=None, appointment=None, region=None)
+
+    def forwarded_lost(self, proxy: Participant, *, resumable: bool) -> None:
+        """``proxy``'s connection to another node is lost: away, leaving or ending its call."""
+        self._desk.left(proxy, resumable=resumable)
+
     # ------------------------------------------------------------ every second
 
     def expire_away(self, now: float | None = None) -> None:
@@ -320,6 +350,17 @@ class Switchboard:
             conn.spoke = True
             if conn.role is Role.BOOTH and not isinstance(message, Resume):
                 self.resumption.gave_up(conn)
+        self._dispatch(conn, message, topic=topic, appointment=appointment, region=region)
+
+    def _dispatch(
+        self,
+        conn: Participant,
+        message: Message,
+        *,
+        topic: tuple[str, str] | None,
+        appointment: tuple[str, str] | None,
+        region: str | None,
+    ) -> None:
         match message:
             case Heartbeat():
                 self._heartbeat(conn, message)

@@ -25,7 +25,7 @@ from protocol import (
 from server.api import Access, ApiCall
 from server.boothcode import CodeRefusal, CodeRefusedError, appointment_for_code
 from server.http import check_same_origin
-from server.keys import CONFIG, DATABASE, SWITCHBOARD
+from server.keys import CONFIG, DATABASE, SHARED_CALLS, SWITCHBOARD
 from server.ratelimit import TokenBucket
 from server.signalling import Entitlement, LoginLease, Outbox, Participant
 from server.storage import (
@@ -64,6 +64,8 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
 
     config = request.app[CONFIG]
     switchboard = request.app[SWITCHBOARD]
+    # In a cluster: a call another node carries is reached through it (server/cluster/shared.py).
+    shared = request.app.get(SHARED_CALLS)
     ws = web.WebSocketResponse(heartbeat=config.heartbeat_seconds, max_msg_size=TRANSPORT_MAX_BYTES)
     await ws.prepare(request)
 
@@ -143,6 +145,8 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
                         region = await _region(request, message.region)
                 elif isinstance(message, AppointmentJoin) and conn.role is Role.BOOTH:
                     appointment = await _appointment(request, conn, message.code)
+                if shared is not None and await shared.intercept(conn, message):
+                    continue
                 switchboard.handle(
                     conn, message, topic=topic, appointment=appointment, region=region
                 )

@@ -53,7 +53,8 @@ class Membership:
         self.node_id = check_id(node_id)
         self._bus = bus
         self._clock = clock
-        self._on_gone = on_gone
+        #: Told the id of each node found gone (a node of the cluster's calls sets it).
+        self.on_gone = on_gone
         self._started = time.time()
         #: Node id -> (when it was last heard, monotonic; when that life of it started).
         self._seen: dict[str, tuple[float, float]] = {}
@@ -120,5 +121,5 @@ class Membership:
                 log.warning(
                     "node %s silent for %.1f s: gone (%d alive)", node, now - heard, len(self._seen)
                 )
-                if self._on_gone is not None:
-                    self._on_gone(node)
+                if self.on_gone is not None:
+                    self.on_gone(node)

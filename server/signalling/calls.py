@@ -162,6 +162,7 @@ class Calls:
                 ErrorCode.SESSION_NOT_WAITING, "another advisor has already taken this call"
             )
         session.start(advisor)
+        self._sessions.changed(session)
         if session.is_walk_in:  # walk-ins teach the wait estimate
             self._room.learn_wait(session)
         advisor.session_id = session.id
@@ -218,6 +219,7 @@ class Calls:
         guest.session_id = None
         if was_in_call:  # its token must not bring it back (it was removed, say)
             self.finish(session.id, guest.participant_id)
+            self._sessions.changed(session)
         log.info("session %s: %s left: %s", session.id, guest, reason)
         told = session.participants() if was_in_call else [session.advisor]
         for participant in told:

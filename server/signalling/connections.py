@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Protocol
 
 from protocol import Hangup, Role
 from server.signalling.calls import Calls
@@ -17,6 +18,14 @@ from server.signalling.sessions import SessionState, SessionStore
 from server.signalling.waiting_room import WaitingRoom
 
 log = logging.getLogger(__name__)
+
+
+class Elsewhere(Protocol):
+    """The calls other nodes of a cluster carry (:mod:`server.cluster.shared`)."""
+
+    def lost(self, conn: Participant, session_id: str, *, resumable: bool) -> None:
+        """``conn``, connected here, lost its connection while in a call another node carries."""
+        ...
 
 
 class Connections:
@@ -30,14 +39,19 @@ class Connections:
         resumption: Resumption,
         clock: Clock,
         fleet: FleetObserver | None = None,
+        elsewhere: Elsewhere | None = None,
     ) -> None:
         self._participants = participants
+        self._elsewhere = elsewhere
         self._sessions = sessions
         self._room = room
         self._calls = calls
         self._resumption = resumption
         self._clock = clock
         self._fleet = fleet
+
+    def set_elsewhere(self, elsewhere: Elsewhere) -> None:
+        self._elsewhere = elsewhere
 
     def register(self, conn: Participant) -> None:
         """Add a connection. A booth, or a citizen's guest pass, has one connection at a
@@ -61,7 +75,24 @@ class Connections:
         are told why) or, for an invited participant, it only leaves the call."""
         if not self._participants.discard(conn):
             return  # gone already, or its place was taken by a resumed connection
+        self.left(conn, resumable=resumable)
+        log.info("%s disconnected", conn)
+        if conn.role is Role.BOOTH and self._fleet is not None:
+            self._fleet.booth_disconnected(conn)
+
+    def left(self, conn: Participant, *, resumable: bool = True) -> None:
+        """What a lost connection means for its call: away, leaving it or ending it. ``conn``
+        is connected here, or (in a cluster) through another node that told of its loss."""
         session = self._sessions.get(conn.session_id) if conn.session_id else None
+        if (
+            session is None
+            and conn.session_id is not None
+            and conn.node is None
+            and self._elsewhere is not None
+        ):
+            self._elsewhere.lost(conn, conn.session_id, resumable=resumable)
+            conn.session_id = None
+            return
         if session is not None and conn in session.pending:
             self._calls.leave(session, conn, "peer_disconnected")
         elif (
@@ -75,9 +106,6 @@ class Connections:
             self._calls.leave(session, conn, "peer_disconnected")
         elif conn.session_id is not None:
             self._calls.end(conn.session_id, "peer_disconnected", by=conn)
-        log.info("%s disconnected", conn)
-        if conn.role is Role.BOOTH and self._fleet is not None:
-            self._fleet.booth_disconnected(conn)
 
     def end_logins(
         self, user_id: str, *, login: str | None = None, keep: str | None = None, reason: str

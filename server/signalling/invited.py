@@ -98,6 +98,7 @@ class Invited:
             )
         session.pending.remove(guest)
         session.guests.append(guest)
+        self._sessions.changed(session)
         log.info("session %s: %s admitted %s", session.id, advisor, guest)
         media = self._calls.media
         guest.send(

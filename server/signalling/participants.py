@@ -112,6 +112,9 @@ class Participant:
     away_since: float | None = None
     #: What was sent to it while away; a resumed connection gets it first.
     held: deque[str] = field(default_factory=lambda: deque(maxlen=HELD_LIMIT))
+    #: In a cluster, the node holding its connection when that is another node (the
+    #: participant is known here because it is in a call this node carries); None: here.
+    node: str | None = None
     _presence: Presence = field(default=Presence.CONNECTED, init=False, repr=False)
 
     @classmethod

@@ -147,8 +147,10 @@ class Resumption:
         self._participants.discard(participant)
         participant.participant_id = old.participant_id
         participant.session_id = session.id
-        self._participants.add(participant)
+        if participant.node is None:  # connected here (not through another node)
+            self._participants.add(participant)
         session.replace(old, participant)
+        self._sessions.changed(session)
         old.gone(f"resumed by a new connection in session {session.id}")
         self.resumes += 1
         log.info("session %s: %s resumed", session.id, participant)

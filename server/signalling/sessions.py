@@ -50,8 +50,12 @@ class CallSession:
         topic_name: str | None = None,
         region: str | None = None,
         state: SessionState = SessionState.WAITING,
+        owner: str | None = None,
     ) -> None:
         self.id = id
+        #: In a cluster, the node carrying a call this node only shows in its waiting room;
+        #: None for a call carried here.
+        self.owner = owner
         #: Who asked for the call: a booth (walk-in or appointment) or a citizen's browser.
         self.caller = caller
         self.advisor = advisor
@@ -117,6 +121,10 @@ class SessionStore(Mapping[str, CallSession], ABC):
     @abstractmethod
     def remove(self, session_id: str) -> CallSession | None:
         """Take the session out; None if it is not here (ended already)."""
+
+    def changed(self, session: CallSession) -> None:
+        """Who is in ``session`` changed (accepted, joined, left, resumed): a store shared by
+        the nodes of a cluster writes it down; one in memory has nothing to do."""
 
     def waiting(self) -> list[CallSession]:
         """The waiting sessions, oldest first."""

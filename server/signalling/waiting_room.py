@@ -12,6 +12,8 @@ for an advisor now from their browsers (in all, and per address).
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
+from typing import Protocol
 
 from protocol import (
     ErrorCode,
@@ -60,6 +62,20 @@ def _described(session: CallSession) -> WaitingCall:
     )
 
 
+class SharedQueue(Protocol):
+    """In a cluster: the waiting calls the other nodes carry, and where this node's own
+    changes go (:mod:`server.cluster.shared`)."""
+
+    def others(self) -> Collection[CallSession]:
+        """The waiting calls other nodes carry, as this node last heard of them."""
+        ...
+
+    def publish(self, upsert: list[CallSession], remove: list[str]) -> None:
+        """Tell the other nodes which of this node's waiting calls joined or changed, and
+        which left (accepted or ended)."""
+        ...
+
+
 class WaitingRoom:
     def __init__(
         self,
@@ -86,12 +102,24 @@ class WaitingRoom:
         #: update is the change from. (An advisor who connected since got the whole list then;
         #: a change is harmless to apply twice.)
         self._shown: dict[str, tuple[CallSession, WaitingCall]] = {}
+        #: In a cluster: the other nodes' waiting calls, and the ids of this node's own as the
+        #: other nodes were last told.
+        self.shared: SharedQueue | None = None
+        self._published: set[str] = set()
+
+    def waiting(self) -> list[CallSession]:
+        """Every waiting call, oldest first: this node's, and in a cluster the others' too."""
+        own = self._sessions.waiting()
+        if self.shared is None:
+            return own
+        others = self.shared.others()
+        if not others:
+            return own
+        return sorted((*own, *others), key=lambda s: s.waiting_since)
 
     def queue_for(self, advisor: Participant) -> Queue:
         """The waiting calls ``advisor`` may take, oldest first."""
-        return Queue(
-            waiting=[_described(s) for s in self._sessions.waiting() if visible_to(s, advisor)]
-        )
+        return Queue(waiting=[_described(s) for s in self.waiting() if visible_to(s, advisor)])
 
     def changed(self) -> None:
         """The waiting calls changed: advisors (and those waiting) hear of it now, or, when an
@@ -107,13 +135,15 @@ class WaitingRoom:
     def _send(self) -> None:
         self._due = None
         self._sent_at = self._clock.monotonic()
-        waiting = [(s, _described(s)) for s in self._sessions.waiting()]
+        waiting = [(s, _described(s)) for s in self.waiting()]
         now = {s.id: (s, w) for s, w in waiting}
         joined = [(s, w) for s, w in waiting if self._shown.get(s.id, (None, None))[1] != w]
         left = [s for session_id, (s, _) in self._shown.items() if session_id not in now]
         self._shown = now
         if joined or left:
             self._tell_advisors(joined, left)
+        if self.shared is not None:
+            self._publish(waiting, joined)
         self._tell_places([s for s, _ in waiting if s.is_walk_in])
 
     def _tell_advisors(
@@ -132,6 +162,28 @@ class WaitingRoom:
             if (text := encoded[key]) is not None:
                 advisor.send_text(text)
 
+    def _publish(
+        self,
+        waiting: list[tuple[CallSession, WaitingCall]],
+        joined: list[tuple[CallSession, WaitingCall]],
+    ) -> None:
+        """The other nodes hear of this node's own waiting calls that joined, changed or left."""
+        assert self.shared is not None
+        own = {s.id for s, _ in waiting if s.owner is None}
+        upsert = [s for s, _ in joined if s.owner is None]
+        remove = sorted(self._published - own)
+        self._published = own
+        if upsert or remove:
+            self.shared.publish(upsert, remove)
+
+    def republish(self) -> None:
+        """Tell the other nodes of every waiting call of this node again (after the bus was
+        away, or this node took calls over)."""
+        if self.shared is not None:
+            own = [s for s in self._sessions.waiting() if s.owner is None]
+            self._published = {s.id for s in own}
+            self.shared.publish(own, [])
+
     def _tell_places(self, walk_ins: list[CallSession]) -> None:
         """Every waiting walk-in learns its place in its queue and an estimate, when either
         changed since it was told last."""
@@ -140,6 +192,8 @@ class WaitingRoom:
         for session in walk_ins:
             queue = (session.topic_id, session.region)
             place = places[queue] = places.get(queue, 0) + 1
+            if session.owner is not None:
+                continue  # another node's: it counts, its own node tells its caller
             now = told[session.id] = (session.caller, (place, round(place * self.average_wait)))
             if self._told.get(session.id) == now:
                 continue  # nothing new for this one

@@ -11,6 +11,7 @@
 - :mod:`.audit`: the audit log
 - :mod:`.settings`: settings an administrator changed, and uploaded assets (the logo)
 - :mod:`.call_endings`: calls that ended and participants who left one
+- :mod:`.live_calls`: the calls waiting or running now, as the nodes of a cluster share them
 
 Beside them: :mod:`.database` (opening, migrating, sessions), :mod:`.models` (the tables),
 :mod:`.errors` (the error tree), :mod:`.passwords` (hashing), :mod:`.validation` (checks of
@@ -70,7 +71,13 @@ from .branches import (
     rename_branch,
     update_branch,
 )
-from .call_endings import WHOLE_CALL, call_endings_since, purge_call_endings, record_call_ending
+from .call_endings import (
+    WHOLE_CALL,
+    call_ended,
+    call_endings_since,
+    purge_call_endings,
+    record_call_ending,
+)
 from .database import Database, migrate, open_database
 from .errors import (
     ConflictError,
@@ -84,6 +91,20 @@ from .errors import (
     WeakPasswordError,
 )
 from .join_codes import JOIN_CODE_LENGTH
+from .live_calls import (
+    LiveMember,
+    LiveRecord,
+    adopt_live_calls,
+    claim_live_call,
+    close_live_call,
+    get_live_call,
+    live_calls_owned_by,
+    open_live_call,
+    release_live_claim,
+    save_live_members,
+    take_live_call,
+    waiting_live_calls,
+)
 from .logins import (
     Login,
     create_auth_session,
@@ -190,6 +211,8 @@ __all__ = [
     "EnrolmentRefusal",
     "InvalidValueError",
     "LinkState",
+    "LiveMember",
+    "LiveRecord",
     "Login",
     "NewBooth",
     "NotFoundError",
@@ -200,6 +223,7 @@ __all__ = [
     "User",
     "WeakPasswordError",
     "add_booth_for_enrolment",
+    "adopt_live_calls",
     "appointment_by_code",
     "appointment_by_token",
     "appointment_for_link",
@@ -209,8 +233,11 @@ __all__ = [
     "authenticate_user",
     "booth_region",
     "branch_usage",
+    "call_ended",
     "call_endings_since",
     "cancel_appointment",
+    "claim_live_call",
+    "close_live_call",
     "create_appointment",
     "create_auth_session",
     "create_booth",
@@ -230,6 +257,7 @@ __all__ = [
     "get_booth",
     "get_booth_by_name",
     "get_branch",
+    "get_live_call",
     "get_setting",
     "get_topic",
     "get_user",
@@ -247,6 +275,7 @@ __all__ = [
     "list_regions",
     "list_topics",
     "list_users",
+    "live_calls_owned_by",
     "login_by_id",
     "login_for_token",
     "mark_appointment_done",
@@ -256,6 +285,7 @@ __all__ = [
     "new_enrolment_token",
     "normalize_username",
     "open_database",
+    "open_live_call",
     "purge_audit",
     "purge_call_endings",
     "purge_expired_sessions",
@@ -265,10 +295,12 @@ __all__ = [
     "record_audit",
     "record_call_ending",
     "record_health",
+    "release_live_claim",
     "rename_booth",
     "rename_branch",
     "rename_topic",
     "revoke_booth",
+    "save_live_members",
     "search_audit",
     "set_audit_retention_days",
     "set_booth_branch",
@@ -277,6 +309,7 @@ __all__ = [
     "set_topic_active",
     "set_topic_names",
     "set_user_topics",
+    "take_live_call",
     "topic_name",
     "topic_names",
     "topics_for_user",
@@ -286,4 +319,5 @@ __all__ = [
     "user_topic_ids",
     "validate_new_password",
     "verify_password",
+    "waiting_live_calls",
 ]

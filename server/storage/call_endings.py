@@ -19,7 +19,13 @@ from .common import rowcount
 from .database import Database
 from .models import CallEnding
 
-__all__ = ["WHOLE_CALL", "call_endings_since", "purge_call_endings", "record_call_ending"]
+__all__ = [
+    "WHOLE_CALL",
+    "call_ended",
+    "call_endings_since",
+    "purge_call_endings",
+    "record_call_ending",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +43,17 @@ async def record_call_ending(
         session.add(record)
         with contextlib.suppress(IntegrityError):  # known already
             await session.commit()
+
+
+async def call_ended(db: Database, session_id: str, participant_id: str = WHOLE_CALL) -> bool:
+    """Whether the call ended, or (given ``participant_id``) that participant is finished in
+    it: what another node of a cluster recorded counts too."""
+    query = select(CallEnding.session_id).where(
+        CallEnding.session_id == session_id,
+        CallEnding.participant_id.in_({WHOLE_CALL, participant_id}),
+    )
+    async with db.session() as session:
+        return (await session.scalar(query.limit(1))) is not None
 
 
 async def call_endings_since(db: Database, since: datetime) -> list[tuple[str, str, datetime]]:

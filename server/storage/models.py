@@ -49,6 +49,7 @@ __all__ = [
     "Branch",
     "CallEnding",
     "Channel",
+    "LiveCall",
     "Role",
     "Setting",
     "Topic",
@@ -444,3 +445,25 @@ class CallEnding(Base):
     session_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     participant_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class LiveCall(Base):
+    """A call waiting or running now (revision 0007), as the nodes of a cluster share it:
+    who is in it (each member with the node holding its connection, as JSON text), which node
+    carries it (``owner``), and what the waiting room shows of it. Gone when the call ends."""
+
+    __tablename__ = "live_calls"
+    __table_args__ = (CheckConstraint("state IN ('waiting', 'active')", name="state"),)
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    caller: Mapped[str] = mapped_column(Text)
+    advisor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    guests: Mapped[str] = mapped_column(Text)
+    appointment_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    advisor_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    topic_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    topic_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    region: Mapped[str | None] = mapped_column(Text, nullable=True)
+    waiting_since: Mapped[datetime] = mapped_column(UTCDateTime())
