@@ -19,6 +19,9 @@ the same run; one table at the end, the results as JSON (``bench/results.json``)
 7. Relay capacity: coturn's CPU per concurrent call (two allocations, 1.5 Mbit/s video and
    40 kbit/s audio each way) at growing loads, against the smallest load's; calls per coturn
    core and the cores 10,000 calls need (bench/relay.py).
+8. Cluster capacity: bench/cluster/ (5,000 booths on three nodes behind HAProxy, 100 call
+   set-ups/s for 60 s from several generator processes), each figure against one node under
+   the same load in the same run; memory per connection and every process's CPU.
 
 Needs coturn (apt-get install coturn) and Chromium (apt-get install chromium). The machine's
 other work shows in the numbers: run on a quiet machine for figures to quote.
@@ -48,7 +51,7 @@ from bench.stack import BenchError, running_stack, start_coturn, turn_credential
 from tests.e2e.conftest import stop_process  # noqa: E402
 
 PEER = [sys.executable, str(REPO / "bench" / "peer.py")]
-PARTS = ("cpu", "latency", "setup", "load", "relay")
+PARTS = ("cpu", "latency", "setup", "load", "relay", "cluster")
 
 Row = dict[str, Any]
 
@@ -330,6 +333,35 @@ def relay_capacity(quick: bool) -> tuple[list[Row], dict[str, Any]]:
     return result.rows(), result.details()
 
 
+def cluster_capacity(quick: bool, pin: bool) -> tuple[list[Row], dict[str, Any]]:
+    """bench.cluster's rows (the cluster's figures, the single node's as the reference) and
+    its summary: 5,000 booths, 100 set-ups/s for 60 s (300 booths, 10/s for 5 s with
+    ``quick``); ``pin``: each generator process's clients straight to one node."""
+    from bench.cluster import QUICK, ClusterSettings, ClusterUnavailableError, run_cluster
+
+    settings = dataclasses.replace(QUICK if quick else ClusterSettings(), pin=pin)
+    progress(
+        f"cluster capacity: {settings.booths} booths, {settings.rate:g} call set-ups/s for "
+        f"{settings.seconds:g} s, one node and then {settings.nodes} ..."
+    )
+    try:
+        result = asyncio.run(run_cluster(settings, progress=progress))
+    except ClusterUnavailableError as exc:
+        progress(f"cluster capacity: {exc}: skipped")
+        return [], {}
+    summary = [
+        line
+        for phase in (result.single, result.cluster)
+        if phase is not None
+        for line in phase.summary(result.cpus)
+    ]
+    return result.rows(), {
+        "summary": summary,
+        "goals": result.goals(),
+        "errors": result.cluster.errors[:50],
+    }
+
+
 # ------------------------------------------------------------------ command line
 
 
@@ -362,6 +394,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--skip", nargs="+", choices=PARTS, default=[], help="leave these benchmarks out"
+    )
+    parser.add_argument(
+        "--cluster-pin",
+        action="store_true",
+        help="the cluster part connects each generator process to one node, not via HAProxy",
     )
     parser.add_argument("--output", type=Path, help="the JSON file (default bench/results.json)")
     parser.add_argument(
@@ -444,6 +481,11 @@ def main(argv: list[str] | None = None) -> int:
         if "relay" not in args.skip:
             relay_rows, details["relay_capacity"] = relay_capacity(args.quick)
             rows += relay_rows
+        if "cluster" not in args.skip:
+            cluster_rows, details["cluster_capacity"] = cluster_capacity(
+                args.quick, args.cluster_pin
+            )
+            rows += cluster_rows
     except (BenchError, AssertionError) as exc:
         print(f"bench: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
