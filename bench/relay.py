@@ -9,19 +9,25 @@ per direction. A packet crosses coturn twice, as in production: client -> alloca
 port -> allocation B's relay port -> the other client.
 
 coturn runs with the configuration the data centre runs (:func:`server.relay.coturn_config`:
-``use-auth-secret``, fingerprint, no CLI, ...) on 127.0.0.1, relaying to 127.0.0.1 allowed,
-its log thrown away and not verbose (a verbose coturn logs every allocation and binding and
-would measure its logging). The traffic comes from separate worker processes, each holding a
-share of the calls through aioice's TURN client (the booths' ICE uses it too); once a channel is
-bound, a worker writes ChannelData straight to its socket, because aioice's
-``TurnTransport.sendto`` makes a task per packet and would make the generator the limit.
+``use-auth-secret``, fingerprint, no CLI, ...) on 127.0.0.1, its log thrown away and not
+verbose (a verbose coturn logs every allocation and binding and would measure its logging).
+Relaying to 127.0.0.1 takes both ``allow-loopback-peers`` and the configuration's
+``allowed-peer-ip`` of the relay's own address (its ``denied-peer-ip`` covers 127.0.0.0/8):
+without either, ChannelBind is refused (403 Forbidden IP).
 
-At each load (5, 10, 20, 40 calls by default), after a warm-up and over a fixed window: coturn's
-CPU time (utime + stime of its pid, all its threads), the workers' and the whole machine's;
-packets sent and received each way (a packet sent in the window counts as lost unless it
-arrives); the one-way delay through the relay, as the workers see it. The loads stop at the
-first one with more than 1 % loss, or where the workers sent less than 99 % of their packets
-(then the generator, not coturn, is the limit; it shares the machine's cores with coturn).
+The traffic comes from separate worker processes, each holding a share of the calls through
+aioice's TURN client (the booths' ICE uses it too); once a channel is bound, a worker writes
+ChannelData straight to its socket, because aioice's ``TurnTransport.sendto`` makes a task per
+packet and would make the generator the limit.
+
+At each load (5, 10, 20, 40, 80, 160 calls by default), after a warm-up and over a fixed
+window: coturn's CPU time (utime + stime of its pid, all its threads), the workers' and the
+whole machine's; packets sent and received each way (a packet sent in the window counts as lost
+unless it arrives); the one-way delay through the relay, as the workers see it; the datagrams
+the kernel dropped for a full receive buffer on coturn's sockets and on the workers' (which of
+the two fell behind). The loads stop at the first one with more than 1 % loss, or where the
+workers sent less than 99 % of their packets (then the generator, not coturn, is the limit; it
+shares the machine's cores with coturn).
 
 cores per call = coturn's CPU seconds / window seconds / calls; calls per core is its inverse.
 On 127.0.0.1 the kernel's work to deliver a packet is charged to whoever sent it, so part of
@@ -174,8 +180,10 @@ class LoadPoint:
     worker_lag_ms: float
     #: One-way delays through the relay, a sorted sample, in ms.
     delays_ms: list[float]
-    #: System-wide UDP datagrams dropped for a full receive buffer, over the window.
-    udp_receive_drops: int
+    #: Datagrams the kernel dropped for a full receive buffer over the window and the drain,
+    #: on coturn's sockets (coturn did not keep up) and on the workers' (the generator did not).
+    drops_at_coturn: int
+    drops_at_generator: int
 
     @property
     def coturn_cores(self) -> float:
@@ -330,7 +338,8 @@ class CapacityResult:
         """One line per load, for a terminal."""
         lines = [
             f"{'calls':>5} {'coturn':>7} {'cores/call':>10} {'calls/core':>10} {'loss':>7} "
-            f"{'sent':>6} {'p99 ms':>7} {'generator':>9} {'busiest':>7} {'machine':>7}"
+            f"{'sent':>6} {'p99 ms':>7} {'generator':>9} {'busiest':>7} {'machine':>7} "
+            f"{'drops c/g':>11}"
         ]
         for p in self.points:
             p99 = percentile(p.delays_ms, 99) if p.delays_ms else 0.0
@@ -338,9 +347,12 @@ class CapacityResult:
                 f"{p.calls:>5} {p.coturn_cores:>7.3f} {p.cores_per_call:>10.5f} "
                 f"{p.calls_per_core:>10.0f} {p.loss:>7.2%} {p.send_ratio:>6.1%} {p99:>7.1f} "
                 f"{p.generator_cores:>9.2f} {p.busiest_worker_cores:>7.2f} "
-                f"{p.machine_cores:>7.2f}"
+                f"{p.machine_cores:>7.2f} {f'{p.drops_at_coturn}/{p.drops_at_generator}':>11}"
             )
-        lines.append("(cores: CPU seconds per second; generator: all workers; machine: everyone's)")
+        lines.append(
+            "(cores: CPU seconds per second; generator: all workers; machine: everyone's; "
+            "drops: receive-buffer drops at coturn / at the workers)"
+        )
         if self.stopped:
             lines.append(f"stopped: {self.stopped}")
         return "\n".join(lines)
@@ -601,7 +613,7 @@ class _Pacer:
 async def _worker() -> None:
     """A worker process: a job (JSON) on stdin; open its calls and send; say ``ready``; a line
     on stdin opens the measured window, the next closes it; then print what it counted (JSON)
-    and free the allocations."""
+    and, at the next line or the end of stdin, free the allocations."""
     loop = asyncio.get_running_loop()
     job = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
     server = (job["host"], int(job["port"]))
@@ -629,6 +641,7 @@ async def _worker() -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await pacing
     print(json.dumps(pacer.report()), flush=True)
+    await loop.run_in_executor(None, sys.stdin.readline)  # until the drops are counted
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.gather(*(a.delete() for a in allocations)), timeout=5)
 
@@ -641,11 +654,23 @@ def _machine_busy_seconds() -> float:
     return float(times.user + times.nice + times.system + times.irq + times.softirq + times.steal)
 
 
-def _udp_receive_drops() -> int:
-    """The system's count of UDP datagrams dropped for a full receive buffer."""
-    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
-    names, values = [line for line in lines if line[0] == "Udp:"][:2]
-    return int(values[names.index("RcvbufErrors")])
+def _socket_drops(pids: list[int]) -> int:
+    """Datagrams the kernel dropped on the UDP sockets of ``pids`` for a full receive buffer:
+    /proc/net/udp's ``drops`` of the sockets among the processes' open files."""
+    inodes = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[len("socket:[") : -1])
+    total = 0
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[9] in inodes:  # sl, local, remote, st, queues, timer, retrnsmt, uid, timeout
+            total += int(fields[-1])
+    return total
 
 
 class _Worker:
@@ -726,8 +751,10 @@ def measure_load(relay: Relay, settings: CapacitySettings, calls: int) -> LoadPo
             worker.hear()  # ready
         time.sleep(settings.warmup)
         pid = relay.process.pid
-        coturn, machine, drops = cpu_seconds(pid), _machine_busy_seconds(), _udp_receive_drops()
-        generator = [cpu_seconds(worker.pid) for worker in workers]
+        pids = [worker.pid for worker in workers]
+        drops = (_socket_drops([pid]), _socket_drops(pids))
+        coturn, machine = cpu_seconds(pid), _machine_busy_seconds()
+        generator = [cpu_seconds(worker_pid) for worker_pid in pids]
         began = time.monotonic()
         for worker in workers:
             worker.say({"measure": True})
@@ -741,7 +768,8 @@ def measure_load(relay: Relay, settings: CapacitySettings, calls: int) -> LoadPo
             cpu_seconds(w.pid) - before for w, before in zip(workers, generator, strict=True)
         ]
         reports = [worker.hear() for worker in workers]
-        drops = _udp_receive_drops() - drops
+        # The workers' sockets stay open until they hear from us again.
+        drops = (_socket_drops([pid]) - drops[0], _socket_drops(pids) - drops[1])
     return LoadPoint(
         calls=calls,
         workers=count,
@@ -758,7 +786,8 @@ def measure_load(relay: Relay, settings: CapacitySettings, calls: int) -> LoadPo
         skipped=sum(r["skipped"] for r in reports),
         worker_lag_ms=max(r["lag_ms"] for r in reports),
         delays_ms=sorted(ms for r in reports for ms in r["delays_ms"]),
-        udp_receive_drops=drops,
+        drops_at_coturn=drops[0],
+        drops_at_generator=drops[1],
     )
 
 
