@@ -80,6 +80,8 @@ STAMP = struct.Struct("!IQ")
 ALLOCATION_LIFETIME = 300
 #: The workers' receive buffer, so that a busy worker does not drop what coturn relayed.
 RECEIVE_BUFFER = 4 << 20
+#: The one-way delay is kept for one packet in 16 of each direction.
+DELAY_SAMPLE = 15
 #: Packets still on their way when the window closes may arrive this long after.
 DRAIN_SECONDS = 0.5
 #: A worker that is late sends at most this many ticks' packets at once; the rest is skipped
@@ -498,7 +500,8 @@ class _Direction:
         seq, sent_ns = STAMP.unpack_from(data, 4)
         if self.first is not None and seq >= self.first and (self.last is None or seq < self.last):
             self.received += 1
-            self.delays_ns.append(time.monotonic_ns() - sent_ns)
+            if not seq & DELAY_SAMPLE:
+                self.delays_ns.append(time.monotonic_ns() - sent_ns)
 
 
 async def _allocate(server: tuple[str, int], secret: str, name: str) -> _Allocation:
