@@ -59,10 +59,17 @@ from protocol import (
     decode_client,
     encode,
 )
-from server.cluster.bus import Bus, StateChange, Subscription, call_subject, participant_subject
+from server.cluster.bus import (
+    Bus,
+    BusState,
+    StateChange,
+    Subscription,
+    call_subject,
+    participant_subject,
+)
 from server.cluster.bus import Message as BusMessage
 from server.cluster.errors import BusError
-from server.cluster.membership import GONE_AFTER, Membership
+from server.cluster.membership import GONE_AFTER, HEARTBEAT_SECONDS, Membership
 from server.resume import Member
 from server.signalling import (
     CallSession,
@@ -84,6 +91,7 @@ from server.storage import (
     claim_live_call,
     close_live_call,
     get_live_call,
+    live_call_owners,
     open_live_call,
     release_live_claim,
     save_live_members,
@@ -284,6 +292,8 @@ class SharedCalls:
         self._sends = Line("cluster-sends")
         self._tasks: set[asyncio.Task[None]] = set()
         self.figures = Figures()
+        #: Since when this node hears the others (monotonic; again after its bus was away).
+        self._listening_since = time.monotonic()
 
     # ------------------------------------------------------------ start and stop
 
@@ -299,6 +309,7 @@ class SharedCalls:
         # Calls this node carried before it restarted are its own to carry on.
         await self._adopt(self.node)
         await self._reload()
+        self._spawn(self._watch(), "watch the owners of calls")
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -741,8 +752,47 @@ class SharedCalls:
     # ------------------------------------------------------------ a node died
 
     def node_gone(self, node: str) -> None:
-        """``node`` is silent: take its calls over (one survivor gets each)."""
+        """``node`` is silent: its participants in calls carried here are away, and its calls
+        are taken over (one survivor gets each)."""
+        self._members_gone({node})
         self._spawn(self._adopt(node), f"adopt the calls of {node}")
+
+    def _members_gone(self, nodes: set[str]) -> None:
+        """The participants connected through ``nodes`` lost their connections: the calls
+        carried here wait for them to resume (on another node)."""
+        for session in list(self._sessions.values()):
+            for participant in (*session.participants(), *session.pending):
+                if participant.node in nodes and participant.presence is Presence.CONNECTED:
+                    log.info("%s: its node %s is gone", participant, participant.node)
+                    self._sb.forwarded_lost(participant, resumable=True)
+
+    async def _watch(self) -> None:
+        """Every second, take over the calls of owners nobody hears: also of a node that died
+        before this one ever heard it (it was killed right after it started, say)."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            if (
+                self._bus.state is not BusState.CONNECTED
+                or time.monotonic() - self._listening_since < GONE_AFTER
+            ):
+                continue  # not listening long enough to know who is silent
+            alive = set(self._membership.alive())
+            self._members_gone(
+                {
+                    p.node
+                    for session in self._sessions.values()
+                    for p in session.participants()
+                    if p.node is not None and p.node not in alive
+                }
+            )
+            try:
+                owners = await live_call_owners(self._db)
+            except SQLAlchemyError as exc:
+                log.warning("owners of calls not read: %s", exc)
+                continue
+            for owner in sorted(owners - alive - {self.node}):
+                log.warning("node %s carries calls and is not heard: taking them over", owner)
+                await self._adopt(owner)
 
     async def _adopt(self, node: str) -> None:
         started = time.monotonic()
@@ -792,7 +842,7 @@ class SharedCalls:
         self._others.pop(session.id, None)
         self._sessions.add(session)
         self.figures.taken_over += 1
-        log.info("session %s: carried on here (owner was %s)", session.id, record.owner)
+        log.info("session %s: carried on here", session.id)
         if session.state is SessionState.ACTIVE:
             away = [p for p in session.participants() if p.presence is Presence.AWAY]
             for participant in session.participants():
@@ -866,6 +916,7 @@ class SharedCalls:
             self._spawn(self._after_reconnect(), "reload the waiting calls")
 
     async def _after_reconnect(self) -> None:
+        self._listening_since = time.monotonic()
         await self._reload()
         self._sb.room.republish()
 

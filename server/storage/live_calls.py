@@ -39,6 +39,7 @@ __all__ = [
     "claim_live_call",
     "close_live_call",
     "get_live_call",
+    "live_call_owners",
     "live_calls_owned_by",
     "open_live_call",
     "release_live_claim",
@@ -209,6 +210,12 @@ async def live_calls_owned_by(db: Database, owner: str) -> set[str]:
     """The ids of the calls ``owner`` carries."""
     async with db.session() as session:
         return set(await session.scalars(select(LiveCall.id).where(LiveCall.owner == owner)))
+
+
+async def live_call_owners(db: Database) -> set[str]:
+    """The nodes carrying calls now."""
+    async with db.session() as session:
+        return set(await session.scalars(select(LiveCall.owner).distinct()))
 
 
 async def adopt_live_calls(db: Database, *, dead: str, me: str) -> list[LiveRecord]:

@@ -34,7 +34,6 @@ SETTINGS = ClusterSettings(
     single=False,
     workers=3,
     reference_setups=3,
-    pin=True,
 )
 
 
