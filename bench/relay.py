@@ -50,6 +50,7 @@ import os
 import secrets
 import shutil
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -271,6 +272,18 @@ class CapacityResult:
         good = self.within_limits
         return good[-1] if good else None
 
+    @property
+    def fit(self) -> tuple[float, float] | None:
+        """coturn's cores against calls over the loads within the limits, as a straight line:
+        (cores per added call, cores at no call); None with fewer than two loads."""
+        good = self.within_limits
+        if len({p.calls for p in good}) < 2:
+            return None
+        slope, intercept = statistics.linear_regression(
+            [float(p.calls) for p in good], [p.coturn_cores for p in good]
+        )
+        return slope, intercept
+
     def rows(self) -> list[dict[str, Any]]:
         """The figures as rows of ``bench/run.py``'s table."""
         if not self.points:
@@ -322,6 +335,17 @@ class CapacityResult:
                     f"<= {PLANNED_CALLS * 0.0036:g}",
                 ),
             ]
+            if self.fit is not None:
+                rows.append(
+                    _row(
+                        f"relay: coturn cores per added call (line through "
+                        f"{len(self.within_limits)} loads)",
+                        self.fit[0],
+                        best.cores_per_call,
+                        f"cores/call at {best.calls} calls",
+                        RELAY_GOAL,
+                    )
+                )
         return rows
 
     def details(self) -> dict[str, Any]:
@@ -333,6 +357,8 @@ class CapacityResult:
             "stopped": self.stopped,
             "calls_per_core": best.calls_per_core if best else None,
             "cores_for_10000_calls": PLANNED_CALLS * best.cores_per_call if best else None,
+            "cores_per_added_call": self.fit[0] if self.fit else None,
+            "cores_at_no_call": self.fit[1] if self.fit else None,
             "loads": [p.summary() for p in self.points],
         }
 
@@ -895,6 +921,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"calls per coturn core: {details['calls_per_core']:.0f}; coturn cores for "
             f"{PLANNED_CALLS:,} calls: {details['cores_for_10000_calls']:.1f}"
+        )
+    if details["cores_per_added_call"] is not None:
+        print(
+            f"coturn cores = {details['cores_at_no_call']:.4f} + "
+            f"{details['cores_per_added_call']:.5f} x calls (line through the loads within "
+            "the limits)"
         )
     if args.json:
         args.json.write_text(json.dumps({"rows": result.rows(), **details}, indent=1) + "\n")
