@@ -46,8 +46,10 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from protocol import (
+    Admit,
     CallAccept,
     CallCancel,
+    Chat,
     Error,
     ErrorCode,
     Hangup,
@@ -55,6 +57,7 @@ from protocol import (
     ParticipantAway,
     ParticipantBack,
     ProtocolError,
+    Remove,
     Resume,
     decode_client,
     encode,
@@ -113,6 +116,8 @@ TAKE_OVER_SECONDS = GONE_AFTER + 4.0
 #: A write to PostgreSQL that failed (it restarts, say) is tried again this often, waiting
 #: twice as long each time from the first figure up to the second.
 WRITE_TRIES, WRITE_BACKOFF = 12, (0.1, 3.0)
+#: What a participant sends that must reach the call's owner even while it changes.
+SURELY = (Chat, Hangup, CallCancel, Admit, Remove)
 #: The queue subjects' last token for calls on no topic and for appointments' lobbies.
 ANY_TOPIC, APPOINTMENTS = "any", "appointment"
 
@@ -290,6 +295,8 @@ class SharedCalls:
         self._queue_subscription: Subscription | None = None
         self._writes = Line("cluster-writes")
         self._sends = Line("cluster-sends")
+        #: Messages that must not be lost, passed on one at a time as requests.
+        self._surely = Line("cluster-surely")
         self._tasks: set[asyncio.Task[None]] = set()
         self.figures = Figures()
         #: Since when this node hears the others (monotonic; again after its bus was away).
@@ -300,6 +307,7 @@ class SharedCalls:
     async def start(self) -> None:
         self._writes.start()
         self._sends.start()
+        self._surely.start()
         self._sessions.link = self
         self._here.link = self
         self._sb.join_cluster(self)
@@ -314,8 +322,8 @@ class SharedCalls:
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        await self._writes.stop()
-        await self._sends.stop()
+        for line in (self._writes, self._sends, self._surely):
+            await line.stop()
         for subscription in (
             *self._call_subscriptions.values(),
             *self._participant_subscriptions.values(),
@@ -447,6 +455,7 @@ class SharedCalls:
         try:
             if op == "message":
                 self._from_member(session, node, str(data["from"]), str(data["text"]))
+                return b'{"ok":true}'  # (answered only when asked: see _forward_surely)
             elif op == "lost":
                 member = self._remote_member(session, str(data["from"]), node)
                 if member is not None:
@@ -481,6 +490,8 @@ class SharedCalls:
             return None
         if member.node == node:
             return member
+        if node == self.node:  # sent from here before this node took the call over
+            return member if self._here.is_connected(member) else None
         if member.node is None and member.presence is Presence.AWAY and node != self.node:
             return self._revive(session, member, node)
         return None
@@ -580,6 +591,31 @@ class SharedCalls:
         elif left:
             conn.session_id = None
 
+    async def _forward_surely(
+        self, conn: Participant, session_id: str, data: dict[str, Any]
+    ) -> None:
+        """Pass a message on that must not be lost (chat, hanging up, letting someone in or
+        out) as a request: while the call's owner is gone and no survivor has taken it over
+        yet, ask again until one has (or give up after TAKE_OVER_SECONDS, telling the sender)."""
+        started = time.monotonic()
+        while True:
+            try:
+                reply = await self._ask(session_id, data)
+                break
+            except BusError as exc:
+                if time.monotonic() - started > TAKE_OVER_SECONDS:
+                    log.warning("session %s: a message not passed on: %s", session_id, exc)
+                    conn.send(
+                        Error(
+                            code=ErrorCode.UNKNOWN_SESSION,
+                            message="this call cannot be reached just now; try again",
+                        )
+                    )
+                    return
+                await asyncio.sleep(0.25)
+        if "error" in reply:
+            conn.send(Error(code=_code(reply["error"]), message=str(reply.get("message", ""))))
+
     def lost(self, conn: Participant, session_id: str, *, resumable: bool) -> None:
         """``conn`` (connected here) lost its connection while in a call another node carries."""
         self.send(
@@ -602,15 +638,16 @@ class SharedCalls:
         if not self._here.is_connected(conn):
             return True
         check_allowed(conn.role, message)
-        self.send(
-            call_subject(session_id),
-            {
-                "op": "message",
-                "node": self.node,
-                "from": conn.participant_id,
-                "text": encode(message),
-            },
-        )
+        data = {
+            "op": "message",
+            "node": self.node,
+            "from": conn.participant_id,
+            "text": encode(message),
+        }
+        if isinstance(message, SURELY):
+            self._surely.put(lambda: self._forward_surely(conn, session_id, data), "forward")
+        else:
+            self.send(call_subject(session_id), data)
         self.figures.forwarded += 1
         if isinstance(message, Hangup | CallCancel):
             conn.session_id = None  # as its client assumes: the call is over for it
@@ -925,13 +962,16 @@ def _refusal(code: ErrorCode, message: str) -> bytes:
     return json.dumps({"error": str(code), "message": message}).encode()
 
 
+def _code(value: Any) -> ErrorCode:
+    try:
+        return ErrorCode(value)
+    except ValueError:
+        return ErrorCode.INTERNAL
+
+
 def _raise_refusal(reply: dict[str, Any]) -> None:
     if "error" in reply:
-        try:
-            code = ErrorCode(reply["error"])
-        except ValueError:
-            code = ErrorCode.INTERNAL
-        raise ProtocolError(code, str(reply.get("message", "refused")))
+        raise ProtocolError(_code(reply["error"]), str(reply.get("message", "refused")))
 
 
 def _entry(session: CallSession) -> dict[str, Any]:

@@ -46,13 +46,25 @@ def _toml_value(value: Any) -> str:
 
 
 def toml_text(settings: Mapping[str, Any]) -> str:
-    """``settings`` as a server.toml: plain values first, then one ``[table]`` a mapping."""
+    """``settings`` as a server.toml: plain values first, then one ``[table]`` a mapping (a
+    list of mappings in one: ``[[table.name]]`` each)."""
     plain = [f"{key} = {_toml_value(v)}" for key, v in settings.items() if not isinstance(v, dict)]
-    tables = [
-        f"\n[{key}]\n" + "\n".join(f"{k} = {_toml_value(item)}" for k, item in table.items())
-        for key, table in settings.items()
-        if isinstance(table, dict)
-    ]
+    tables = []
+    for key, table in settings.items():
+        if not isinstance(table, dict):
+            continue
+        lines = [f"\n[{key}]"]
+        arrays = []  # a list of tables: [[key.name]] blocks after the table's own values
+        for name, item in table.items():
+            if isinstance(item, list) and item and all(isinstance(i, dict) for i in item):
+                arrays += [
+                    f"[[{key}.{name}]]\n"
+                    + "\n".join(f"{k} = {_toml_value(v)}" for k, v in i.items())
+                    for i in item
+                ]
+            else:
+                lines.append(f"{name} = {_toml_value(item)}")
+        tables.append("\n".join([*lines, *arrays]))
     return "\n".join(plain) + "\n" + "\n".join(tables) + "\n"
 
 
