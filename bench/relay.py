@@ -46,6 +46,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import secrets
 import shutil
@@ -88,7 +89,8 @@ DRAIN_SECONDS = 0.5
 #: A worker that is late sends at most this many ticks' packets at once; the rest is skipped
 #: (and shows as a send ratio under 1).
 CATCH_UP_TICKS = 10
-#: The relay budget the README plans with (as ``bench/run.py``'s other relay rows).
+#: The architecture page's estimate (about 280 calls a core), the goal of ``bench/run.py``'s
+#: other relay rows.
 RELAY_GOAL = "<= 0.0036 (~280 calls/core)"
 PLANNED_CALLS = 10_000
 
@@ -105,8 +107,8 @@ class RelayBenchError(RuntimeError):
 
 @dataclass(frozen=True)
 class Media:
-    """One direction of a call: what a consultation sends (the booth's 720p video budget and
-    Opus audio)."""
+    """One direction of a call: what a consultation sends. The video's 1.5 Mbit/s lies between
+    the booth's starting bitrate (1 Mbit/s) and its ceiling (2.5 Mbit/s, ``kiosk.config``)."""
 
     video_kbps: float = 1500.0
     audio_kbps: float = 40.0
@@ -224,7 +226,12 @@ class LoadPoint:
     def limit(self, settings: CapacitySettings) -> str:
         """Why this load is past what can be measured here ("" if it is not)."""
         if self.loss > settings.loss_limit:
-            return f"{self.calls} calls lost {self.loss:.1%} of the packets"
+            return (
+                f"{self.calls} calls lost {self.loss:.1%} of the packets (receive buffers "
+                f"overflowed {self.drops_at_coturn} times at coturn, "
+                f"{self.drops_at_generator} at the workers; machine busy "
+                f"{self.machine_cores:.2f} cores)"
+            )
         if self.send_ratio < settings.min_send_ratio:
             return (
                 f"at {self.calls} calls the generator sent only {self.send_ratio:.1%} of its "
@@ -234,7 +241,7 @@ class LoadPoint:
 
     def summary(self) -> dict[str, Any]:
         figures = {
-            name: getattr(self, name)
+            name: value if math.isfinite(value := getattr(self, name)) else None
             for name in (
                 "coturn_cores",
                 "cores_per_call",
