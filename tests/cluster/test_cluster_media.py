@@ -161,6 +161,14 @@ async def _advisor_page(browser: Any, cluster: Cluster, username: str) -> tuple[
     return context, page
 
 
+async def _queue_length(page: Any, length: int) -> None:
+    async def shown() -> bool:
+        count: int = await page.evaluate("() => document.querySelectorAll('#queue li').length")
+        return count == length
+
+    await poll(shown, 10, f"{length} waiting in the advisor's queue")
+
+
 async def _online(page: Any, timeout: float = 20) -> None:
     await poll(
         lambda: page.evaluate(
@@ -219,19 +227,9 @@ async def test_cluster_booth_call_across_nodes_survives_both_nodes_dying(
         _, bob = await _advisor_page(browser, cluster, "bob")
         figures.append(f"booth on {booth_node}, alice on {alice_node}")
         for page in (alice, bob):
-            await poll(
-                lambda page=page: page.evaluate(
-                    "() => document.querySelectorAll('#queue li').length === 1"
-                ),
-                10,
-                "the booth in every advisor's queue",
-            )
+            await _queue_length(page, 1)
         await alice.get_by_role("button", name="Accept call from Branch 1 booth").click()
-        await poll(
-            lambda: bob.evaluate("() => document.querySelectorAll('#queue li').length === 0"),
-            10,
-            "the call gone from bob's queue",
-        )
+        await _queue_length(bob, 0)
         await poll(
             lambda: alice.evaluate(
                 "() => document.getElementById('remote-video').dataset.firstFrameAt"
