@@ -22,10 +22,13 @@ What it does, in order, against real processes (everything on 127.0.0.1):
 4. Checks every booth is still connected and online in the fleet view, that no message was
    refused and no node logged an error; says where the limit was.
 
-By default every client goes through HAProxy (where a booth's challenge and its login may reach
-different nodes: the login is tried again, and counted). ``pin`` connects each worker's
-clients straight to one node, so each node serves its own booths' calls: for a server whose
-advisors see only their own node's callers.
+By default every client goes through HAProxy (round robin), where a booth's challenge and its
+login may reach different nodes: a nonce is known only to the node that issued it, so the
+login is refused, tried again with a fresh one, and counted; a booth refused 20 times in a row
+(a booth logging in alone through round robin is refused every time) logs in at a node
+directly, and is counted too. ``pin`` connects each worker's clients straight to one node, so
+each node serves its own booths' calls (for a server whose advisors see only their own node's
+callers).
 
 ``python -m bench.cluster`` prints the figures; :func:`bench_rows` returns them for
 ``bench/run.py``'s table (the cluster's figure, the single node's as the reference);
@@ -207,6 +210,7 @@ class Phase:
         for index in range(count):
             job = {
                 "url": self.url_for(index),
+                "nodes": [] if s.pin else [node.url for node in self.cluster.nodes],
                 "settings": asdict(s.for_worker(s.rate / count, s.seconds)),
                 "booths": [
                     [b.booth_id, b.name, b.key.private_bytes_raw().hex()]
@@ -273,11 +277,18 @@ class Phase:
             result.booths_connected = sum(a["connected"] for a in answers)
             result.booths_not_connected = sum(a["not_connected"] for a in answers)
             result.login_retries = sum(a["login_retries"] for a in answers)
+            result.booths_direct = sum(a["direct"] for a in answers)
+            for answer in answers:
+                for reason, count in answer["connect_failures"].items():
+                    known = result.connect_failures.get(reason, 0)
+                    result.connect_failures[reason] = known + count
             result.connect_seconds = max(a["seconds"] for a in answers)
             say(
                 f"  {result.booths_connected} connected in {result.connect_seconds:.1f} s "
-                f"({result.login_retries} logins tried again, {result.booths_not_connected} "
-                "not connected); two heartbeat rounds ..."
+                f"({result.login_retries} logins refused and tried again, {result.booths_direct} "
+                "booths then logged in at a node directly, "
+                f"{result.booths_not_connected} not connected, other failures tried again: "
+                f"{result.connect_failures or 'none'}); two heartbeat rounds ..."
             )
             # Two heartbeat rounds: booths that connected during a round beat next in the one
             # after it; from then on every booth beats once an interval.
@@ -403,6 +414,7 @@ async def _run(
             database_url=database,
             nats=access,
             count=count,
+            balance=settings.balance,
         ) as cluster:
             phases.append(
                 await run_phase(
@@ -470,6 +482,12 @@ def main(argv: list[str] | None = None) -> int:
         help="connect each worker's clients straight to one node, not through HAProxy",
     )
     parser.add_argument(
+        "--balance",
+        choices=("roundrobin", "leastconn"),
+        default=d.balance,
+        help="HAProxy's balancing (roundrobin)",
+    )
+    parser.add_argument(
         "--steps", type=_rates, default=d.steps, help="short loads first at these rates: 25,50"
     )
     parser.add_argument(
@@ -498,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
                 **asdict(base),
                 **given,
                 "pin": args.pin,
+                "balance": args.balance,
                 "steps": args.steps,
                 "step_seconds": args.step_seconds,
                 "single": not args.no_single,

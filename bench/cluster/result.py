@@ -67,6 +67,10 @@ class PhaseResult:
     booths_connected: int = 0
     booths_not_connected: int = 0
     login_retries: int = 0
+    #: Booths refused so often through HAProxy that they logged in at a node directly.
+    booths_direct: int = 0
+    #: Failures other than a refused login while the booths connected (tried again), by reason.
+    connect_failures: dict[str, int] = field(default_factory=dict)
     connect_seconds: float = 0.0
     booths_connected_at_end: int = 0
     booths_online_at_end: int = 0
@@ -93,6 +97,11 @@ class PhaseResult:
     def per_booth_kib(self) -> float:
         grown = sum(self.rss_after_kib.values()) - sum(self.rss_before_kib.values())
         return grown / max(self.booths_connected, 1)
+
+    @property
+    def logins_per_booth(self) -> float:
+        tried = self.booths_connected + self.booths_not_connected + self.login_retries
+        return tried / max(self.booths_connected, 1)
 
     @property
     def refused(self) -> int:
@@ -146,7 +155,9 @@ class PhaseResult:
         lines = [
             f"{self.name} ({self.nodes} node{'s' if self.nodes > 1 else ''}, {self.through}): "
             f"{self.booths_connected} of {self.booths} booths connected in "
-            f"{self.connect_seconds:.1f} s ({self.login_retries} logins tried again), "
+            f"{self.connect_seconds:.1f} s ({self.login_retries} logins refused and tried "
+            f"again, {self.booths_direct} booths then directly at a node, other failures "
+            f"{self.connect_failures or 'none'}), "
             f"{self.booths_connected_at_end} connected and {self.booths_online_at_end} online "
             f"at the end; connections per node {self.per_node}",
         ]
@@ -213,6 +224,14 @@ class ClusterResult:
                 f">= {c.rate * KEPT_UP:g}/s",
             ),
         ]
+        rows.append(
+            pair(
+                "booth logins tried per booth connected (nonces are per node)",
+                c.logins_per_booth,
+                of(s, lambda p: p.logins_per_booth),
+                "1",
+            )
+        )
         for p in (50, 99):
             rows.append(
                 pair(

@@ -29,6 +29,9 @@ class ClusterSettings:
     #: Each worker connects its booths and advisors to one node directly (worker i to node
     #: i mod nodes), so every call stays on one node; False: everything through HAProxy.
     pin: bool = False
+    #: HAProxy's balancing: ``roundrobin`` as the cluster tests', or ``leastconn`` as
+    #: production's configuration.
+    balance: str = "roundrobin"
     #: Short loads at these rates (set-ups/s) before the main one, on each topology: where it
     #: stops keeping up.
     steps: tuple[float, ...] = ()

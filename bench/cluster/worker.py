@@ -20,8 +20,10 @@ JSON line:
     report what is still connected and every error, close everything and exit.
 
 Through HAProxy a booth's challenge and its WebSocket may reach different nodes, and a nonce
-is known only to the node that issued it: a login refused with 401 is tried again with a fresh
-nonce (as a booth reconnects) and counted.
+is known only to the node that issued it: with three nodes two logins in three are refused
+(401). A refused login is tried again at once with a fresh nonce, and counted; a booth refused
+REFUSALS_BEFORE_DIRECT times in a row logs in at a node directly (counted too), so that every
+booth is connected when the load begins.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import random
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -46,8 +50,13 @@ from bench.load.session import Run
 from bench.load.settings import LoadSettings, Progress, _quiet
 from kiosk.identity import Identity, ServerAccess
 
-#: Logins a booth tries (each with a fresh nonce) before it counts as not connected.
-LOGIN_ATTEMPTS = 10
+#: Logins refused in a row through HAProxy before a booth logs in at a node directly: by chance
+#: (one login in three lands on the node of its nonce) one booth in 3,000 gets that far, but a
+#: booth logging in alone through round robin is refused every time (nobody else's request
+#: falls between its challenge and its login, which so always reach two different nodes).
+REFUSALS_BEFORE_DIRECT = 20
+#: Attempts a booth makes at all (other failures, such as HAProxy's 502, count too).
+LOGIN_ATTEMPTS = 50
 
 
 def target(url: str) -> ServerProcess:
@@ -62,41 +71,81 @@ def target(url: str) -> ServerProcess:
 class WorkerRun(Run):
     """bench/load's run with booth logins that survive landing on another node."""
 
-    def __init__(self, settings: LoadSettings, server: ServerProcess, progress: Progress) -> None:
+    def __init__(
+        self,
+        settings: LoadSettings,
+        server: ServerProcess,
+        progress: Progress,
+        nodes: list[str] | None = None,
+    ) -> None:
         super().__init__(settings, server, progress)
+        #: The nodes themselves, for a booth refused REFUSALS_BEFORE_DIRECT times through
+        #: HAProxy (none: no such fallback).
+        self.nodes = nodes or []
+        #: Logins refused (401) and tried again; booths that logged in at a node directly;
+        #: other failures (tried again), by reason.
         self.login_retries = 0
+        self.direct = 0
+        self.connect_failures: Counter[str] = Counter()
         self.not_connected = 0
 
     async def connect_booths(self, http: aiohttp.ClientSession, ids: list[BoothIdentity]) -> None:
-        url = f"{self.server.url}/api/v1/ws"
         gate = asyncio.Semaphore(self.settings.connect_parallel)
 
-        async def one(identity: BoothIdentity) -> None:
+        async def login(access: ServerAccess) -> aiohttp.ClientWebSocketResponse | None:
+            """One login: a fresh challenge, the signed WebSocket; None when refused."""
+            try:
+                headers = await access.headers(http)
+                return await http.ws_connect(
+                    f"{access.base}/api/v1/ws",
+                    headers=headers,
+                    heartbeat=self.settings.heartbeat_seconds * 2,
+                )
+            except aiohttp.WSServerHandshakeError as exc:
+                if exc.status != 401:
+                    raise
+                self.login_retries += 1
+                return None
+
+        async def one(number: int, identity: BoothIdentity) -> None:
             access = ServerAccess(
                 server_url=self.server.url,
                 identity=Identity(identity.booth_id, identity.name, identity.key),
             )
+            ws, refused = None, 0
             async with gate:
-                for attempt in range(1, LOGIN_ATTEMPTS + 1):
-                    headers = await access.headers(http)
+                for _ in range(LOGIN_ATTEMPTS):
                     try:
-                        ws = await http.ws_connect(
-                            url, headers=headers, heartbeat=self.settings.heartbeat_seconds * 2
-                        )
+                        ws = await login(access)
+                    except (aiohttp.ClientError, OSError) as exc:
+                        # The booth would wait and try again: so does this one, after a while.
+                        self.connect_failures[_reason(exc)] += 1
+                        await asyncio.sleep(random.uniform(0.1, 0.5))
+                        continue
+                    if ws is not None:
                         break
-                    except aiohttp.WSServerHandshakeError as exc:
-                        if exc.status != 401 or attempt == LOGIN_ATTEMPTS:
-                            self.error(f"{identity.name}: not connected: {exc}")
-                            self.not_connected += 1
-                            return
-                        self.login_retries += 1
+                    refused += 1
+                    if refused == REFUSALS_BEFORE_DIRECT and self.nodes:
+                        node = self.nodes[number % len(self.nodes)]
+                        access = dataclasses.replace(access, server_url=node)
+                        self.direct += 1
+            if ws is None:
+                self.error(f"{identity.name}: not connected after {LOGIN_ATTEMPTS} logins")
+                self.not_connected += 1
+                return
             booth = Booth(ws, identity, self)
             self.booths.append(booth)
             self.idle_booths.put_nowait(booth)
             await self._beat(booth)
 
-        await asyncio.gather(*(one(identity) for identity in ids))
+        await asyncio.gather(*(one(n, identity) for n, identity in enumerate(ids)))
         self.result.booths_connected = sum(not b.ws.closed for b in self.booths)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"HTTP {exc.status} on {exc.request_info.url.path}"
+    return type(exc).__name__
 
 
 def _identity(entry: list[str]) -> BoothIdentity:
@@ -120,7 +169,7 @@ async def work() -> None:
     job: dict[str, Any] = await anext(commands)
     settings = LoadSettings(**job["settings"])
     identities = [_identity(entry) for entry in job["booths"]]
-    run = WorkerRun(settings, target(job["url"]), _quiet)
+    run = WorkerRun(settings, target(job["url"]), _quiet, job["nodes"])
     beating: asyncio.Task[None] | None = None
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -139,6 +188,8 @@ async def work() -> None:
                             "connected": run.result.booths_connected,
                             "not_connected": run.not_connected,
                             "login_retries": run.login_retries,
+                            "direct": run.direct,
+                            "connect_failures": dict(run.connect_failures),
                             "seconds": time.monotonic() - started,
                         }
                     )

@@ -3,7 +3,7 @@ nodes, 10 call set-ups a second for 5 s from three load generator processes, the
 probed meanwhile.
 
 It runs on the module's cluster (``tests/cluster/conftest.py``: three nodes on one PostgreSQL
-database and NATS, HAProxy in front). The figures (set-up and API latency, memory per
+database and NATS, HAProxy in front, round robin). The figures (set-up and API latency, memory per
 connection, every process's CPU) are shown in the run's output; asserted are the functional
 properties only: every set-up completed, no message was refused, every booth is still
 connected and online, the nodes stay up and log no error. Tests never assert wall-clock speed.
