@@ -33,8 +33,10 @@ TABLES = {
     "booth_enrolments",
     "booth_health",
     "call_endings",
+    "live_calls",
 }
-TABLES_0004 = TABLES - {"call_endings"}
+TABLES_0006 = TABLES - {"live_calls"}
+TABLES_0004 = TABLES_0006 - {"call_endings"}
 TABLES_0003 = TABLES_0004 - {"booth_enrolments", "booth_health"}
 TABLES_0002 = TABLES_0003 - {"settings", "assets"}
 TABLES_0001 = {"users", "auth_sessions", "booths"}
