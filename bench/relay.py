@@ -86,9 +86,9 @@ RECEIVE_BUFFER = 4 << 20
 DELAY_SAMPLE = 15
 #: Packets still on their way when the window closes may arrive this long after.
 DRAIN_SECONDS = 0.5
-#: A worker that is late sends at most this many ticks' packets at once; the rest is skipped
-#: (and shows as a send ratio under 1).
-CATCH_UP_TICKS = 10
+#: A worker the machine's other work kept off the CPU makes up for up to this many seconds at
+#: once, as a sender's pacer does after a stall; the rest is skipped (a send ratio under 1).
+CATCH_UP_SECONDS = 0.25
 #: The architecture page's estimate (about 280 calls a core), the goal of ``bench/run.py``'s
 #: other relay rows.
 RELAY_GOAL = "<= 0.0036 (~280 calls/core)"
@@ -235,7 +235,9 @@ class LoadPoint:
         if self.send_ratio < settings.min_send_ratio:
             return (
                 f"at {self.calls} calls the generator sent only {self.send_ratio:.1%} of its "
-                f"packets (busiest worker {self.busiest_worker_cores:.2f} cores)"
+                f"packets (busiest worker {self.busiest_worker_cores:.2f} cores, a worker's "
+                f"longest stall {self.worker_lag_ms:.0f} ms; machine busy "
+                f"{self.machine_cores:.2f} cores)"
             )
         return ""
 
@@ -590,8 +592,8 @@ class _Pacer:
         start = loop.time()
         ticks = 0
         done_video = done_audio = 0
-        cap_video = max(1, round(CATCH_UP_TICKS * self.tick * self.media.video_packets_per_second))
-        cap_audio = max(1, round(CATCH_UP_TICKS * self.tick * self.media.audio_packets_per_second))
+        cap_video = max(1, round(CATCH_UP_SECONDS * self.media.video_packets_per_second))
+        cap_audio = max(1, round(CATCH_UP_SECONDS * self.media.audio_packets_per_second))
         while True:
             ticks += 1
             delay = start + ticks * self.tick - loop.time()
