@@ -434,10 +434,11 @@ async def _run(
 
 
 def _every_thousand(progress: Progress) -> Progress:
-    """populate's progress without a line every hundred booths."""
+    """populate's progress with a line every thousand booths, not every hundred."""
 
     def say(text: str) -> None:
-        if "booths enrolled" not in text or text.strip().startswith(("1000 ", "5000 ")):
+        count = text.split()[0]
+        if "booths enrolled" not in text or (count.isdigit() and int(count) % 1000 == 0):
             progress(text)
 
     return say
@@ -469,13 +470,13 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     d = ClusterSettings()
-    parser.add_argument("--booths", type=int, default=d.booths, help="booths (5000)")
-    parser.add_argument("--advisors", type=int, default=d.advisors, help="advisors (150)")
-    parser.add_argument("--rate", type=float, default=d.rate, help="set-ups/s (100)")
-    parser.add_argument("--seconds", type=float, default=d.seconds, help="the load's length (60)")
-    parser.add_argument("--api-rate", type=float, default=d.api_rate, help="API requests/s (20)")
-    parser.add_argument("--nodes", type=int, default=d.nodes, help="nodes of the cluster (3)")
-    parser.add_argument("--workers", type=int, default=d.workers, help="generator processes (3)")
+    parser.add_argument("--booths", type=int, help="booths (5000)")
+    parser.add_argument("--advisors", type=int, help="advisors (150)")
+    parser.add_argument("--rate", type=float, help="set-ups/s (100)")
+    parser.add_argument("--seconds", type=float, help="the load's length (60)")
+    parser.add_argument("--api-rate", type=float, help="API requests/s (20)")
+    parser.add_argument("--nodes", type=int, help="nodes of the cluster (3)")
+    parser.add_argument("--workers", type=int, help="generator processes (3)")
     parser.add_argument(
         "--pin",
         action="store_true",
@@ -488,7 +489,9 @@ def main(argv: list[str] | None = None) -> int:
         help="HAProxy's balancing (roundrobin)",
     )
     parser.add_argument(
-        "--steps", type=_rates, default=d.steps, help="short loads first at these rates: 25,50"
+        "--steps",
+        type=_rates,
+        help="short loads first at these rates (25,50,75; none with --quick; '' for none)",
     )
     parser.add_argument(
         "--step-seconds", type=float, default=d.step_seconds, help="each step's length (10)"
@@ -508,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     given = {
         name: getattr(args, name)
         for name in ("booths", "advisors", "rate", "seconds", "api_rate", "nodes", "workers")
-        if getattr(args, name) != getattr(d, name)
+        if getattr(args, name) is not None
     }
     try:
         settings = ClusterSettings(
@@ -517,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
                 **given,
                 "pin": args.pin,
                 "balance": args.balance,
-                "steps": args.steps,
+                "steps": base.steps if args.steps is None else args.steps,
                 "step_seconds": args.step_seconds,
                 "single": not args.no_single,
             }

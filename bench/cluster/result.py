@@ -117,6 +117,11 @@ class PhaseResult:
             and self.nodes_alive
         )
 
+    def highest_kept_up(self) -> float:
+        """The highest rate (steps and the load) this topology kept up with; 0 for none."""
+        loads = [*self.steps, *([self.load] if self.load else [])]
+        return max((step.rate for step in loads if step.kept_up), default=0.0)
+
     def setup_ms(self) -> list[float]:
         return self.load.setup_ms if self.load is not None else []
 
@@ -224,9 +229,18 @@ class ClusterResult:
                 f">= {c.rate * KEPT_UP:g}/s",
             ),
         ]
+        if c.steps:
+            rows.append(
+                pair(
+                    "highest set-up rate kept up (steps and the load), /s",
+                    c.highest_kept_up(),
+                    of(s, lambda p: p.highest_kept_up()),
+                    f"{c.rate:g}/s",
+                )
+            )
         rows.append(
             pair(
-                "booth logins tried per booth connected (nonces are per node)",
+                "booth logins per booth connected (nonce of another node)",
                 c.logins_per_booth,
                 of(s, lambda p: p.logins_per_booth),
                 "1",

@@ -34,7 +34,7 @@ class ClusterSettings:
     balance: str = "roundrobin"
     #: Short loads at these rates (set-ups/s) before the main one, on each topology: where it
     #: stops keeping up.
-    steps: tuple[float, ...] = ()
+    steps: tuple[float, ...] = (25.0, 50.0, 75.0)
     step_seconds: float = 10.0
     #: Calls set up one at a time on the quiet cluster (the reference for set-up latency).
     reference_setups: int = 20
@@ -75,4 +75,5 @@ QUICK = ClusterSettings(
     seconds=5.0,
     api_reference_seconds=2.0,
     reference_setups=5,
+    steps=(),
 )

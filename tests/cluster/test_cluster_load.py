@@ -34,6 +34,7 @@ SETTINGS = ClusterSettings(
     single=False,
     workers=3,
     reference_setups=3,
+    steps=(),
 )
 
 
