@@ -31,7 +31,7 @@ from server import (
     topics,
 )
 from server.api import EVERYONE, USERS, Access, Api, ApiCall
-from server.boothauth import NonceStore
+from server.boothauth import NonceStore, SharedNonces
 from server.cluster import bus_for
 from server.cluster.membership import Membership
 from server.cluster.shared import SharedCalls, SharedParticipants, SharedSessions
@@ -72,6 +72,7 @@ from server.storage import (
     purge_call_endings,
     purge_expired_sessions,
     purge_health,
+    purge_spent_nonces,
     record_call_ending,
 )
 from server.switchboard import Switchboard
@@ -115,6 +116,8 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DATABASE] = await Database.open(config.effective_database_url)
     key = load_or_create_key(config.effective_secret_key_file)
     app[DATABASE].code_key = key
+    if config.cluster is not None:  # a booth's challenge and its login may reach two nodes
+        app[NONCES] = SharedNonces(key, app[DATABASE])
     # Resume tokens and guest passes are signed with the same key: both outlive a restart.
     app[SWITCHBOARD].resume_key = key
     app[GUESTS].key = key
@@ -149,6 +152,7 @@ async def housekeeping(app: web.Application) -> None:
     sessions = await purge_expired_sessions(db)
     health = await purge_health(db, older_than=fleet_health.HEALTH_RETENTION)
     await purge_call_endings(db, older_than=timedelta(seconds=resume.TOKEN_SECONDS))
+    await purge_spent_nonces(db)
     if purged or sessions or health:
         log.info(
             "housekeeping: %d audit events, %d expired logins, %d health reports purged",

@@ -87,7 +87,7 @@ async def _signed_booth(request: web.Request, header: str) -> Caller:
     if signed is None:
         return ANONYMOUS
     # The nonce is spent before anything else: a header is never good twice, even if wrong.
-    if not request.app[NONCES].spend(signed.nonce, signed.booth_id):
+    if not await request.app[NONCES].spend(signed.nonce, signed.booth_id):
         log.warning("refused a booth signature from %s: unknown, used or old nonce", request.remote)
         return ANONYMOUS
     booth = await get_booth(request.app[DATABASE], signed.booth_id)

@@ -8,6 +8,12 @@
 
 The nonce is spent when it is checked, so a recorded header never works twice (replay), and
 only the holder of the private key can sign (the server keeps only the public key).
+
+One server keeps its nonces in memory (:class:`NonceStore`). The nodes of a cluster cannot: a
+booth's challenge and its login reach whichever node the load balancer picks. There a nonce is
+signed with the server key all nodes share, so any node knows it issued it, for which booth and
+until when, and a spent nonce is written to the shared database, so it is spent for every node
+(:class:`SharedNonces`).
 """
 
 from __future__ import annotations
@@ -17,13 +23,17 @@ import binascii
 import logging
 import secrets
 import time
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from protocol.boothauth import booth_auth_text
+from server.signed import sign, unsign
+from server.storage import Database, spend_nonce
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +68,20 @@ def parse_header(value: str) -> SignedHeader | None:
         return None
 
 
-class NonceStore:
-    """The challenges handed out and not yet used, in memory."""
+class Nonces(ABC):
+    """Where the challenges a server hands out are known, and spent."""
+
+    @abstractmethod
+    def issue(self, booth_id: str) -> str:
+        """A new nonce for ``booth_id``, good once within NONCE_SECONDS."""
+
+    @abstractmethod
+    async def spend(self, nonce: str, booth_id: str) -> bool:
+        """True once for a nonce issued to ``booth_id`` and not expired; never again after."""
+
+
+class NonceStore(Nonces):
+    """The challenges handed out and not yet used, in memory (one server)."""
 
     def __init__(self, clock: object = time.monotonic) -> None:
         self._nonces: OrderedDict[str, tuple[str, float]] = OrderedDict()
@@ -78,10 +100,47 @@ class NonceStore:
         self._nonces[nonce] = (booth_id, self._now() + NONCE_SECONDS)
         return nonce
 
-    def spend(self, nonce: str, booth_id: str) -> bool:
-        """True once for a nonce issued to ``booth_id`` and not expired; it is gone afterwards."""
+    async def spend(self, nonce: str, booth_id: str) -> bool:
         entry = self._nonces.pop(nonce, None)
         return entry is not None and entry[0] == booth_id and entry[1] > self._now()
+
+
+#: The signed nonces' purpose (see :mod:`server.signed`).
+_NONCE = "n1"
+
+
+class SharedNonces(Nonces):
+    """Nonces any node of a cluster can check: signed with the shared server key, spent in the
+    shared database."""
+
+    def __init__(self, key: bytes, db: Database, clock: object = time.time) -> None:
+        self._key = key
+        self._db = db
+        self._clock = clock
+
+    def _now(self) -> float:
+        clock = self._clock
+        assert callable(clock)
+        now: float = clock()
+        return now
+
+    def issue(self, booth_id: str) -> str:
+        record = {
+            "b": booth_id,
+            "e": round(self._now() + NONCE_SECONDS),
+            "r": secrets.token_urlsafe(12),
+        }
+        return sign(self._key, _NONCE, record)
+
+    async def spend(self, nonce: str, booth_id: str) -> bool:
+        record = unsign(self._key, _NONCE, nonce) if len(nonce) <= 256 else None
+        if not isinstance(record, dict) or record.get("b") != booth_id:
+            return False
+        expires = record.get("e")
+        if not isinstance(expires, int) or expires <= self._now():
+            return False
+        # Spent for every node: the second time, the row is there already.
+        return await spend_nonce(self._db, nonce, expires_at=datetime.fromtimestamp(expires, UTC))
 
 
 def verify(public_key_hex: str, header: SignedHeader) -> bool:

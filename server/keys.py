@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api import Api
-from server.boothauth import NonceStore
+from server.boothauth import Nonces
 from server.cluster import Bus
 from server.cluster.membership import Membership
 from server.cluster.shared import SharedCalls
@@ -25,7 +25,7 @@ GUESTS = web.AppKey("guests", GuestPasses)
 JOIN_LIMITER = web.AppKey("join_limiter", RateLimiter)
 WALK_IN_LIMITER = web.AppKey("walk_in_limiter", RateLimiter)
 CODE_LIMITER = web.AppKey("code_limiters", tuple[RateLimiter, ...])
-NONCES = web.AppKey("booth_nonces", NonceStore)
+NONCES = web.AppKey("booth_nonces", Nonces)
 ENROL_LIMITER = web.AppKey("enrol_limiter", RateLimiter)
 BUS = web.AppKey("bus", Bus)
 MEMBERSHIP = web.AppKey("membership", Membership)

@@ -12,6 +12,7 @@
 - :mod:`.settings`: settings an administrator changed, and uploaded assets (the logo)
 - :mod:`.call_endings`: calls that ended and participants who left one
 - :mod:`.live_calls`: the calls waiting or running now, as the nodes of a cluster share them
+- :mod:`.nonces`: booth login challenges spent, as the nodes of a cluster share them
 
 Beside them: :mod:`.database` (opening, migrating, sessions), :mod:`.models` (the tables),
 :mod:`.errors` (the error tree), :mod:`.passwords` (hashing), :mod:`.validation` (checks of
@@ -130,6 +131,7 @@ from .models import (
     Topic,
     User,
 )
+from .nonces import purge_spent_nonces, spend_nonce
 from .passwords import (
     MIN_PASSWORD_LENGTH,
     hash_password,
@@ -292,6 +294,7 @@ __all__ = [
     "purge_call_endings",
     "purge_expired_sessions",
     "purge_health",
+    "purge_spent_nonces",
     "put_asset",
     "put_setting",
     "record_audit",
@@ -311,6 +314,7 @@ __all__ = [
     "set_topic_active",
     "set_topic_names",
     "set_user_topics",
+    "spend_nonce",
     "take_live_call",
     "topic_name",
     "topic_names",

@@ -52,6 +52,7 @@ __all__ = [
     "LiveCall",
     "Role",
     "Setting",
+    "SpentNonce",
     "Topic",
     "UTCDateTime",
     "User",
@@ -467,3 +468,13 @@ class LiveCall(Base):
     topic_name: Mapped[str | None] = mapped_column(Text, nullable=True)
     region: Mapped[str | None] = mapped_column(Text, nullable=True)
     waiting_since: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SpentNonce(Base):
+    """A booth login challenge used already (revision 0008), by the SHA-256 of the nonce: a
+    cluster's nodes share which are spent. Kept until it expires."""
+
+    __tablename__ = "spent_nonces"
+
+    digest: Mapped[str] = mapped_column(String(SHA256_HEX_LENGTH), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

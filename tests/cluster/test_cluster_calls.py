@@ -2,6 +2,7 @@
 node appears at once in the queue of an advisor on another, who takes the call; offers,
 answers, candidates and chat pass between them; two advisors on two nodes accepting the same
 caller at the same moment, twenty times: exactly one gets it each time, the other is told.
+A booth logs in with a challenge from one node at another (once).
 A node killed mid-call (the booth's, then the advisor's): the survivors carry the call on, the
 client whose node died resumes on another node, and the call goes on. NATS restarted while
 booths wait on every node: nobody loses their place. Timings are shown in the run's output."""
@@ -9,11 +10,18 @@ booths wait on every node: nobody loses their place. Timings are shown in the ru
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 
+import aiohttp
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk.identity import public_key_hex
+from protocol.boothauth import booth_auth_text
+from server.storage import Database, add_booth_for_enrolment, create_branch, enrol_booth
 from tests.cluster.natsserver import NatsServer
 from tests.cluster.nodes import Cluster
 from tests.cluster.peers import (
@@ -289,3 +297,35 @@ async def test_cluster_nats_restarted_mid_queue_nobody_loses_their_place(
             await booth.send(type="call_cancel", session_id=session_id)
         for _, session_id in [*waiting, (late, late_id)]:
             await until_not_in_queue(advisor, session_id)
+
+
+async def test_cluster_booth_challenge_from_one_node_logs_in_at_another_once(
+    cluster: Cluster,
+) -> None:
+    """A booth's challenge and its login reach different nodes (as through a load balancer):
+    it logs in; the same signed header replayed at a third node is refused."""
+    key = Ed25519PrivateKey.generate()
+    db = await Database.open(cluster.database_url, migrate=False)
+    try:
+        branch = await create_branch(db, _name("Branch "), region="North")
+        new = await add_booth_for_enrolment(
+            db, _name("booth-"), branch_id=branch.id, ttl=timedelta(hours=1)
+        )
+        booth = await enrol_booth(db, new.token, public_key_hex(key), {"machine": "test"})
+    finally:
+        await db.close()
+    node1, node2, node3 = cluster.nodes
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{node1.url}/api/v1/booth/challenge?booth={booth.id}") as reply:
+            nonce = (await reply.json())["nonce"]
+        signature = base64.urlsafe_b64encode(key.sign(booth_auth_text(booth.id, nonce)))
+        header = {
+            "Authorization": f"Signature booth={booth.id},nonce={nonce},"
+            f"signature={signature.decode().rstrip('=')}"
+        }
+        ws = await http.ws_connect(f"{node2.url}/api/v1/ws", headers=header)
+        assert (await ws.receive_json(timeout=5))["type"] == "welcome"
+        await ws.close()
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(f"{node3.url}/api/v1/ws", headers=header)
+        assert refused.value.status == 401

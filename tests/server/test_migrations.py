@@ -34,8 +34,9 @@ TABLES = {
     "booth_health",
     "call_endings",
     "live_calls",
+    "spent_nonces",
 }
-TABLES_0006 = TABLES - {"live_calls"}
+TABLES_0006 = TABLES - {"live_calls", "spent_nonces"}
 TABLES_0004 = TABLES_0006 - {"call_endings"}
 TABLES_0003 = TABLES_0004 - {"booth_enrolments", "booth_health"}
 TABLES_0002 = TABLES_0003 - {"settings", "assets"}
