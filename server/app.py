@@ -33,6 +33,7 @@ from server import (
 from server.api import EVERYONE, USERS, Access, Api, ApiCall
 from server.boothauth import NonceStore, SharedNonces
 from server.cluster import bus_for
+from server.cluster.fleet import ClusterFleet
 from server.cluster.membership import Membership
 from server.cluster.shared import SharedCalls, SharedParticipants, SharedSessions
 from server.config import ServerConfig
@@ -102,7 +103,13 @@ async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
             membership=app[MEMBERSHIP],
         )
         await app[SHARED_CALLS].start()
+        cluster_fleet = ClusterFleet(
+            bus=bus, monitor=app[fleet_health.FLEET], membership=app[MEMBERSHIP]
+        )
+        await cluster_fleet.start()
     yield
+    if config.cluster is not None:
+        await cluster_fleet.stop()
     if SHARED_CALLS in app:
         await app[SHARED_CALLS].stop()
     if MEMBERSHIP in app:

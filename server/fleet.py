@@ -13,6 +13,7 @@ from pydantic import Field
 
 from server.api import ADMINS, EVERYONE, Access, Api, ApiCall, Name, RequestBody
 from server.appointments import qr_svg
+from server.fleet_health import FLEET
 from server.http import ProblemError, check_not_blocked
 from server.keys import CONFIG, DATABASE, ENROL_LIMITER, NONCES, SWITCHBOARD
 from server.storage import (
@@ -140,6 +141,8 @@ def register(api: Api) -> None:
     @api.endpoint("GET", "/booths", allow=ADMINS, summary="List the booths")
     async def listing(call: ApiCall) -> web.StreamResponse:
         online = call.request.app[SWITCHBOARD].online_booths()
+        elsewhere = await call.request.app[FLEET].others()  # in a cluster, the other nodes'
+        online |= {booth_id for booth_id, there in elsewhere.items() if there.sighting.online}
         booths = await list_booths(call.request.app[DATABASE])
         return web.json_response({"booths": [booth_json(b, b.id in online) for b in booths]})
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -46,6 +46,9 @@ from server.storage import (
     record_audit,
     record_health,
 )
+
+if TYPE_CHECKING:
+    from server.cluster.fleet import ClusterFleet, RemoteSighting
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +136,8 @@ class FleetMonitor:
         self._recording = asyncio.Lock()
         #: The booths an administrator set out of service.
         self.out_of_service: set[str] = set()
+        #: In a cluster: the booths connected to the other nodes (server/cluster/fleet.py).
+        self.cluster: ClusterFleet | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -141,11 +146,7 @@ class FleetMonitor:
         stored report. A failure is logged; the server starts anyway."""
         try:
             db = self._database()
-            value = await get_setting(db, OUT_OF_SERVICE_KEY)
-            if isinstance(value, list) and all(isinstance(v, str) for v in value):
-                self.out_of_service = set(value)
-            elif value is not None:
-                log.warning("setting %s is not a list of booth ids; ignored", OUT_OF_SERVICE_KEY)
+            await self.load_service()
             for booth_id, report in (await latest_health(db)).items():
                 self._gone.setdefault(
                     booth_id,
@@ -158,6 +159,15 @@ class FleetMonitor:
                 )
         except Exception:
             log.exception("could not read the fleet's stored state")
+
+    async def load_service(self) -> None:
+        """Read which booths are out of service (at the start, and when another node of a
+        cluster changed it)."""
+        value = await get_setting(self._database(), OUT_OF_SERVICE_KEY)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            self.out_of_service = set(value)
+        elif value is not None:
+            log.warning("setting %s is not a list of booth ids; ignored", OUT_OF_SERVICE_KEY)
 
     async def flush(self) -> None:
         """Wait for the health reports being stored (at shutdown)."""
@@ -249,6 +259,21 @@ class FleetMonitor:
             health=conn.status.health or (gone.health if gone else None),
         )
 
+    def connected_sightings(self) -> list[tuple[str, Sighting]]:
+        """The booths connected to this server (node), each as :meth:`sighting` sees it."""
+        return [(booth_id, self.sighting(booth_id)) for booth_id in self._connections]
+
+    async def others(self) -> dict[str, RemoteSighting]:
+        """In a cluster, the booths connected to the other nodes; else nothing."""
+        return await self.cluster.sightings() if self.cluster is not None else {}
+
+    async def send_anywhere(self, booth_id: str, command: BoothCommandName) -> str | None:
+        """Send ``command`` to the booth on whichever node holds it; None when none does."""
+        command_id = self.send_command(booth_id, command)
+        if command_id is None and self.cluster is not None:
+            command_id = await self.cluster.command(booth_id, command)
+        return command_id
+
     def state_of(self, booth_id: str, sighting: Sighting) -> FleetState:
         if booth_id in self.out_of_service:
             return FleetState.OUT_OF_SERVICE
@@ -284,6 +309,8 @@ class FleetMonitor:
         # holds every change.
         async with self._saving:
             await put_setting(self._database(), OUT_OF_SERVICE_KEY, sorted(self.out_of_service))
+        if self.cluster is not None:
+            await self.cluster.service_changed()
 
 
 def _wall_clock(monotonic: float) -> datetime:
@@ -363,15 +390,20 @@ def register(api: Api) -> None:
         wanted = _state_filter(request.query.get("state"))
         db, monitor = request.app[DATABASE], request.app[FLEET]
         branches = {b.id: b for b in await list_branches(db)}
+        elsewhere = await monitor.others()
         booths = []
         for booth in await list_booths(db, include_revoked=False):
             if branch is not None and booth.branch_id != branch:
                 continue
             seen = monitor.sighting(booth.id)
+            outcome: dict[str, Any] | None = None
+            if (there := elsewhere.get(booth.id)) is not None and not seen.online:
+                seen, outcome = there.sighting, there.last_command
             state = monitor.state_of(booth.id, seen)
             if wanted is not None and state is not wanted:
                 continue
-            outcome = monitor.last_result(booth.id)
+            if (here := monitor.last_result(booth.id)) is not None:
+                outcome = here.as_json()
             home = branches.get(booth.branch_id) if booth.branch_id else None
             booths.append(
                 {
@@ -387,7 +419,7 @@ def register(api: Api) -> None:
                     "last_seen": seen.last_seen.isoformat() if seen.last_seen else None,
                     "version": seen.health.version if seen.health else None,
                     "health": seen.health.model_dump(mode="json") if seen.health else None,
-                    "last_command": outcome.as_json() if outcome else None,
+                    "last_command": outcome,
                 }
             )
         return web.json_response(
@@ -431,11 +463,13 @@ def register(api: Api) -> None:
             f"The booth {booth.name!r} is offline; a command reaches only a connected booth. "
             "Try again when the fleet shows it online.",
         )
-        if not monitor.sighting(booth_id).online:
+        if not monitor.sighting(booth_id).online and (
+            (there := (await monitor.others()).get(booth_id)) is None or not there.sighting.online
+        ):
             raise offline
         if name in _SERVICE_COMMANDS:
             await monitor.set_out_of_service(booth_id, _SERVICE_COMMANDS[name])
-        command_id = monitor.send_command(booth_id, name)
+        command_id = await monitor.send_anywhere(booth_id, name)
         if command_id is None:  # it went while the setting was written
             raise offline
         await record_audit(
