@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from protocol import (
     Admit,
@@ -98,9 +98,15 @@ class Figures:
 
 
 class ClusterLink(SharedQueue, Elsewhere, Protocol):
-    """What a node of a cluster adds: the other nodes' waiting calls, and telling the nodes
-    carrying calls that a participant connected here lost its connection
+    """What a node of a cluster adds: the other nodes' waiting calls, telling the nodes
+    carrying calls that a participant connected here lost its connection, and telling every
+    node what to do to the connections of a login, an appointment or a booth
     (:class:`server.cluster.shared.SharedCalls`)."""
+
+    def tell_others(self, action: str, args: dict[str, str | None]) -> None:
+        """The other nodes do ``action`` to their connections too
+        (:meth:`Switchboard.from_other_node`)."""
+        ...
 
 
 class Switchboard:
@@ -126,6 +132,7 @@ class Switchboard:
         invitations: InvitationStore | None = None,
     ) -> None:
         self._clock = clock or SystemClock()
+        self._link: ClusterLink | None = None
         #: The connected participants and the calls not ended, by id (read as mappings).
         self.connections = participants if participants is not None else MemoryParticipants()
         self.sessions = sessions if sessions is not None else MemorySessions()
@@ -252,11 +259,14 @@ class Switchboard:
         self, user_id: str, *, login: str | None = None, keep: str | None = None, reason: str
     ) -> int:
         """Close the connections of the user's logins (the account was disabled, its password
-        changed, or the login ended); their calls end now. Returns how many were closed."""
+        changed, or the login ended); their calls end now. Returns how many were closed here
+        (in a cluster the other nodes close theirs too)."""
+        self._tell_others("end_logins", user_id=user_id, login=login, keep=keep, reason=reason)
         return self._desk.end_logins(user_id, login=login, keep=keep, reason=reason)
 
     def renew_login(self, old: str, new: str, expires_at: datetime) -> None:
         """The connections of login ``old`` carry on under ``new``."""
+        self._tell_others("renew_login", old=old, new=new, expires_at=expires_at.isoformat())
         self._desk.renew_login(old, new, expires_at)
 
     def close_login(self, conn: Participant, reason: str) -> None:
@@ -269,11 +279,38 @@ class Switchboard:
 
     def appointment_cancelled(self, appointment_id: str) -> None:
         """Its citizens' pages close, and a booth waiting in its lobby is told."""
+        self._tell_others("appointment_cancelled", appointment_id=appointment_id)
         self._desk.appointment_cancelled(appointment_id)
 
     def disconnect_booth(self, booth_id: str, reason: str) -> None:
         """Close a booth's connection (revoked, say); its session ends at once."""
+        self._tell_others("disconnect_booth", booth_id=booth_id, reason=reason)
         self._desk.disconnect_booth(booth_id, reason)
+
+    def _tell_others(self, action: str, **args: str | None) -> None:
+        if self._link is not None:
+            self._link.tell_others(action, args)
+
+    def from_other_node(self, action: str, args: dict[str, Any]) -> None:
+        """What another node of the cluster did to the connections of a login, an appointment
+        or a booth, done to this node's too; raises ValueError for what is not one of those."""
+        match action:
+            case "end_logins":
+                self._desk.end_logins(
+                    _text(args["user_id"]),
+                    login=_optional(args.get("login")),
+                    keep=_optional(args.get("keep")),
+                    reason=_text(args["reason"]),
+                )
+            case "renew_login":
+                expires_at = datetime.fromisoformat(_text(args["expires_at"]))
+                self._desk.renew_login(_text(args["old"]), _text(args["new"]), expires_at)
+            case "appointment_cancelled":
+                self._desk.appointment_cancelled(_text(args["appointment_id"]))
+            case "disconnect_booth":
+                self._desk.disconnect_booth(_text(args["booth_id"]), _text(args["reason"]))
+            case _:
+                raise ValueError(f"no action {action!r}")
 
     def close_all(self) -> None:
         """Close every connection (server shutdown)."""
@@ -282,10 +319,12 @@ class Switchboard:
     # ------------------------------------------------------------ several nodes
 
     def join_cluster(self, link: ClusterLink) -> None:
-        """This node is one of several: advisors see the other nodes' waiting calls too, and a
-        participant of a call carried elsewhere is reached through ``link``."""
+        """This node is one of several: advisors see the other nodes' waiting calls too, a
+        participant of a call carried elsewhere is reached through ``link``, and what ends
+        logins' or booths' connections is done on every node."""
         self.room.shared = link
         self._desk.set_elsewhere(link)
+        self._link = link
 
     def handle_forwarded(self, proxy: Participant, message: Message) -> None:
         """Act on a message that ``proxy``, a participant of a call carried here, sent to the
@@ -421,3 +460,13 @@ class Switchboard:
         if entitlement.appointment_id is None or entitlement.appointment_advisor is None:
             raise ProtocolError(ErrorCode.NOT_ALLOWED, "open your appointment's link first")
         self.calls.lobby(conn, entitlement.appointment_id, entitlement.appointment_advisor)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected text")
+    return value
+
+
+def _optional(value: Any) -> str | None:
+    return None if value is None else _text(value)

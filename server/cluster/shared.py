@@ -118,6 +118,8 @@ TAKE_OVER_SECONDS = GONE_AFTER + 4.0
 WRITE_TRIES, WRITE_BACKOFF = 12, (0.1, 3.0)
 #: What a participant sends that must reach the call's owner even while it changes.
 SURELY = (Chat, Hangup, CallCancel, Admit, Remove)
+#: Where a node tells the others to end a login's, an appointment's or a booth's connections.
+CONNECTIONS_SUBJECT = "vb.connections"
 #: The queue subjects' last token for calls on no topic and for appointments' lobbies.
 ANY_TOPIC, APPOINTMENTS = "any", "appointment"
 
@@ -293,6 +295,7 @@ class SharedCalls:
         self._call_subscriptions: dict[str, Subscription] = {}
         self._participant_subscriptions: dict[str, Subscription] = {}
         self._queue_subscription: Subscription | None = None
+        self._connections_subscription: Subscription | None = None
         self._writes = Line("cluster-writes")
         self._sends = Line("cluster-sends")
         #: Messages that must not be lost, passed on one at a time as requests.
@@ -312,6 +315,9 @@ class SharedCalls:
         self._here.link = self
         self._sb.join_cluster(self)
         self._queue_subscription = await self._bus.subscribe("vb.queue.>", self._heard_queue)
+        self._connections_subscription = await self._bus.subscribe(
+            CONNECTIONS_SUBJECT, self._heard_connections
+        )
         self._bus.on_state(self._bus_changed)
         self._membership.on_gone = self.node_gone
         # Calls this node carried before it restarted are its own to carry on.
@@ -330,9 +336,10 @@ class SharedCalls:
         ):
             with contextlib.suppress(BusError):
                 await subscription.unsubscribe()
-        if self._queue_subscription is not None:
-            with contextlib.suppress(BusError):
-                await self._queue_subscription.unsubscribe()
+        for own in (self._queue_subscription, self._connections_subscription):
+            if own is not None:
+                with contextlib.suppress(BusError):
+                    await own.unsubscribe()
 
     def _spawn(self, work: Awaitable[None], name: str) -> None:
         async def run() -> None:
@@ -890,6 +897,20 @@ class SharedCalls:
                                 session_id=session.id, participant_id=gone.participant_id
                             )
                         )
+
+    # ------------------------------------------------------------ logins, appointments, booths
+
+    def tell_others(self, action: str, args: dict[str, str | None]) -> None:
+        self.send(CONNECTIONS_SUBJECT, {"node": self.node, "do": action, "args": args})
+
+    async def _heard_connections(self, message: BusMessage) -> None:
+        try:
+            data = json.loads(message.payload)
+            if data["node"] == self.node:
+                return
+            self._sb.from_other_node(str(data["do"]), dict(data["args"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("a connection action that is not one (%s); ignored", exc)
 
     # ------------------------------------------------------------ the waiting room
 

@@ -144,3 +144,31 @@ async def test_cluster_fleet_view_and_commands_reach_a_booth_on_another_node(
                 assert reply.status == 409, await reply.text()
         finally:
             await admin.close()
+
+
+async def test_cluster_a_disabled_account_loses_its_sockets_on_every_node(
+    cluster: Cluster,
+) -> None:
+    """An advisor with a workspace open on node2 and another on node3 is disabled by an
+    administrator on node1: both sockets close at once, with the reason."""
+    node1, node2, node3 = cluster.nodes
+    db = await Database.open(cluster.database_url, migrate=False)
+    try:
+        user = await create_user(db, username="leaving", password=PASSWORD, role="advisor")
+        await create_user(db, username="users-admin", password=PASSWORD, role="admin")
+    finally:
+        await db.close()
+    async with clients(cluster.database_url) as c:
+        sockets = [await c.advisor(node.url, "leaving") for node in (node2, node3)]
+        admin = await _admin(node1.url, "users-admin")
+        try:
+            async with admin.post(f"{node1.url}/api/v1/users/{user.id}/disable") as reply:
+                assert reply.status in (200, 204), await reply.text()
+        finally:
+            await admin.close()
+        for peer in sockets:
+            while True:
+                frame = await peer.ws.receive(timeout=5)
+                if frame.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                    break
+            assert (frame.data, frame.extra) == (4003, "account disabled")
