@@ -35,7 +35,12 @@ from server.boothauth import NonceStore, SharedNonces
 from server.cluster import bus_for
 from server.cluster.fleet import ClusterFleet
 from server.cluster.membership import Membership
-from server.cluster.shared import SharedCalls, SharedParticipants, SharedSessions
+from server.cluster.shared import (
+    SharedCalls,
+    SharedInvitations,
+    SharedParticipants,
+    SharedSessions,
+)
 from server.config import ServerConfig
 from server.guests import GuestPasses
 from server.http import (
@@ -382,6 +387,7 @@ def create_app(config: ServerConfig) -> web.Application:
         # A node of a cluster writes its calls down for the others (server/cluster/shared.py).
         participants=SharedParticipants() if config.cluster is not None else None,
         sessions=SharedSessions() if config.cluster is not None else None,
+        invitations=SharedInvitations() if config.cluster is not None else None,
     )
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_bus_ctx)

@@ -14,7 +14,7 @@ from protocol import ProtocolError
 from server.api import USERS, Access, Api, ApiCall, RequestBody
 from server.auth import GUEST_COOKIE
 from server.http import ProblemError, check_not_blocked
-from server.keys import CONFIG, DATABASE, GUESTS, SWITCHBOARD, WALK_IN_LIMITER
+from server.keys import CONFIG, DATABASE, GUESTS, SHARED_CALLS, SWITCHBOARD, WALK_IN_LIMITER
 from server.storage import ActorKind, list_regions, list_topics, record_audit, topic_names
 from server.switchboard import INVITATION_SECONDS
 
@@ -62,8 +62,14 @@ def register(api: Api) -> None:
     async def invite(call: ApiCall) -> web.StreamResponse:
         request, body = call.request, call.body_as(NewInvitation)
         session_id = request.match_info["id"]
+        shared = request.app.get(SHARED_CALLS)  # in a cluster, the call's owner makes it
         try:
-            token = request.app[SWITCHBOARD].invite(call.caller.id or "", session_id, body.label)
+            if shared is not None:
+                token = await shared.invite(call.caller.id or "", session_id, body.label)
+            else:
+                token = request.app[SWITCHBOARD].invite(
+                    call.caller.id or "", session_id, body.label
+                )
         except ProtocolError as exc:
             status = 409 if exc.code == "call_full" else 404
             title = "Conflict" if status == 409 else "Not Found"

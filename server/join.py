@@ -14,7 +14,7 @@ from pydantic import Field
 from server.api import Access, Api, ApiCall, RequestBody
 from server.calls import set_guest_cookie
 from server.http import ProblemError, check_not_blocked
-from server.keys import DATABASE, GUESTS, JOIN_LIMITER, SWITCHBOARD
+from server.keys import DATABASE, GUESTS, JOIN_LIMITER, SHARED_CALLS, SWITCHBOARD
 from server.storage import (
     ActorKind,
     LinkState,
@@ -65,7 +65,11 @@ def register(api: Api) -> None:
         key = f"ip:{request.remote}"
         check_not_blocked(limiter, [key], "invalid links")
         db = request.app[DATABASE]
-        invitation = request.app[SWITCHBOARD].invitation(body.token)
+        shared = request.app.get(SHARED_CALLS)  # in a cluster, a link made on any node
+        if shared is not None:
+            invitation = await shared.invitation(body.token)
+        else:
+            invitation = request.app[SWITCHBOARD].invitation(body.token)
         if invitation is not None:
             ttl = int(INVITATION_SECONDS)
             token = request.app[GUESTS].issue(

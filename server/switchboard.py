@@ -143,6 +143,8 @@ class Switchboard:
         self.signalling_errors = 0
         self._tokens = ResumeTokens(key=resume_key, clock=self._clock)
         invitation_store = invitations if invitations is not None else MemoryInvitations()
+        #: The open invitation links into the calls carried here.
+        self.invitations = invitation_store
         self.room = WaitingRoom(
             sessions=self.sessions,
             participants=self.connections,

@@ -40,7 +40,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -53,6 +53,7 @@ from protocol import (
     Error,
     ErrorCode,
     Hangup,
+    LobbyJoin,
     Message,
     ParticipantAway,
     ParticipantBack,
@@ -77,22 +78,28 @@ from server.resume import Member
 from server.signalling import (
     CallSession,
     Entitlement,
+    Invitation,
+    MemoryInvitations,
     MemoryParticipants,
     MemorySessions,
     Participant,
     Presence,
     SessionState,
 )
+from server.signalling.invitations import token_hash
 from server.signalling.permissions import check_allowed
 from server.signalling.waiting_room import visible_to
 from server.storage import (
     Database,
     LiveMember,
     LiveRecord,
+    add_call_invitation,
     adopt_live_calls,
     call_ended,
+    call_invitation,
     claim_live_call,
     close_live_call,
+    drop_call_invitations,
     get_live_call,
     live_call_owners,
     open_live_call,
@@ -107,7 +114,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-__all__ = ["SharedCalls", "SharedParticipants", "SharedSessions"]
+__all__ = ["SharedCalls", "SharedInvitations", "SharedParticipants", "SharedSessions"]
 
 #: How long a node waits for the owner of a call to answer an accept or a resume.
 ASK_SECONDS = 5.0
@@ -252,6 +259,20 @@ class SharedParticipants(MemoryParticipants):
         return gone
 
 
+class SharedInvitations(MemoryInvitations):
+    """The links into this node's calls, in memory as on one server and written down for the
+    other nodes, where the links are opened."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.link: SharedCalls | None = None
+
+    def add(self, token_hash: str, invitation: Invitation) -> None:
+        super().add(token_hash, invitation)
+        if self.link is not None:
+            self.link.invitation_added(token_hash, invitation)
+
+
 @dataclass
 class Figures:
     """What this node's part in the cluster's calls did, for its health answer and logs."""
@@ -313,6 +334,8 @@ class SharedCalls:
         self._surely.start()
         self._sessions.link = self
         self._here.link = self
+        if isinstance(self._sb.invitations, SharedInvitations):
+            self._sb.invitations.link = self
         self._sb.join_cluster(self)
         self._queue_subscription = await self._bus.subscribe("vb.queue.>", self._heard_queue)
         self._connections_subscription = await self._bus.subscribe(
@@ -398,6 +421,7 @@ class SharedCalls:
     def closed(self, session: CallSession) -> None:
         async def write() -> None:
             await close_live_call(self._db, session.id)
+            await drop_call_invitations(self._db, session.id)
             subscription = self._call_subscriptions.pop(session.id, None)
             if subscription is not None:
                 await subscription.unsubscribe()
@@ -433,7 +457,11 @@ class SharedCalls:
         )
 
     def _proxy(
-        self, where: LiveMember, session_id: str | None, topics: Collection[str] = ()
+        self,
+        where: LiveMember,
+        session_id: str | None,
+        topics: Collection[str] = (),
+        invited_to: str | None = None,
     ) -> Participant:
         member = where.member
         return Participant(
@@ -441,7 +469,7 @@ class SharedCalls:
             principal_id=member.principal_id,
             name=member.name,
             transport=RemoteTransport(self, member.participant_id),
-            entitlement=Entitlement(topics=frozenset(topics)),
+            entitlement=Entitlement(topics=frozenset(topics), invited_to=invited_to),
             participant_id=member.participant_id,
             session_id=session_id,
             node=where.node,
@@ -471,6 +499,15 @@ class SharedCalls:
                 where = LiveMember.from_json(data["member"])
                 advisor = self._proxy(where, None, topics=[str(t) for t in data["topics"]])
                 self._sb.handle_forwarded(advisor, CallAccept(session_id=session_id))
+                return b'{"ok":true}'
+            elif op == "invite":
+                token = self._sb.invite(str(data["advisor_id"]), session_id, str(data["label"]))
+                await self._writes.settled()  # the link opens on any node once it is answered
+                return json.dumps({"token": token}).encode()
+            elif op == "join":
+                where = LiveMember.from_json(data["member"])
+                guest = self._proxy(where, None, invited_to=session_id)
+                self._sb.handle_forwarded(guest, LobbyJoin())
                 return b'{"ok":true}'
             elif op == "resume":
                 where = LiveMember.from_json(data["member"])
@@ -639,6 +676,12 @@ class SharedCalls:
         if isinstance(message, CallAccept):
             await self._accept(conn, message.session_id)
             return True
+        invited_to = conn.entitlement.invited_to
+        if isinstance(message, LobbyJoin) and invited_to is not None:
+            if invited_to in self._sessions:
+                return False
+            await self._join(conn, invited_to)
+            return True
         session_id = getattr(message, "session_id", None)
         if session_id is None or session_id != conn.session_id or session_id in self._sessions:
             return False
@@ -706,6 +749,73 @@ class SharedCalls:
         _raise_refusal(reply)
         if conn.session_id is None and self._here.is_connected(conn):
             conn.session_id = session_id
+
+    # ------------------------------------------------------------ invitation links
+
+    def invitation_added(self, hashed: str, invitation: Invitation) -> None:
+        """A link into a call carried here: written down, so that it opens on any node."""
+        left = invitation.expires_at - self._sb.clock.monotonic()
+        expires_at = self._sb.clock.now() + timedelta(seconds=left)
+
+        async def write() -> None:
+            await add_call_invitation(
+                self._db,
+                hashed,
+                session_id=invitation.session_id,
+                label=invitation.label,
+                expires_at=expires_at,
+            )
+
+        self._writes.put(write, f"session {invitation.session_id}: invitation")
+
+    async def invite(self, advisor_id: str, session_id: str, label: str) -> str:
+        """A new link into the running call ``session_id`` of ``advisor_id``, made by the
+        call's owner on whichever node; raises ProtocolError as :meth:`Switchboard.invite`."""
+        if session_id in self._sessions:
+            return self._sb.invite(advisor_id, session_id, label)
+        try:
+            reply = await self._ask(
+                session_id,
+                {"op": "invite", "node": self.node, "advisor_id": advisor_id, "label": label},
+            )
+        except BusError:
+            raise ProtocolError(
+                ErrorCode.NOT_IN_SESSION, "you have no running call with that id"
+            ) from None
+        _raise_refusal(reply)
+        return str(reply["token"])
+
+    async def invitation(self, token: str) -> Invitation | None:
+        """The invitation ``token`` opens, made on whichever node, if its call still runs."""
+        found = self._sb.invitation(token)
+        if found is not None:
+            return found
+        stored = await call_invitation(self._db, token_hash(token))
+        if stored is None:
+            return None
+        session_id, label = stored
+        record = await get_live_call(self._db, session_id)
+        if record is None or record.state != "active":
+            return None
+        return Invitation(session_id=session_id, label=label, expires_at=0.0)
+
+    async def _join(self, conn: Participant, session_id: str) -> None:
+        """``conn``, invited by link, asks the owner of the call to be let in."""
+        if conn.session_id is not None:
+            raise ProtocolError(ErrorCode.ALREADY_IN_CALL, "you are already waiting or in a call")
+        await self._listen_for(conn)
+        try:
+            reply = await self._ask(
+                session_id,
+                {
+                    "op": "join",
+                    "node": self.node,
+                    "member": LiveMember(_member(conn), self.node).to_json(),
+                },
+            )
+        except BusError:
+            raise ProtocolError(ErrorCode.UNKNOWN_SESSION, "this call has ended") from None
+        _raise_refusal(reply)
 
     # ------------------------------------------------------------ resuming
 

@@ -11,6 +11,7 @@
 - :mod:`.audit`: the audit log
 - :mod:`.settings`: settings an administrator changed, and uploaded assets (the logo)
 - :mod:`.call_endings`: calls that ended and participants who left one
+- :mod:`.call_invitations`: links into a running call, as the nodes of a cluster share them
 - :mod:`.live_calls`: the calls waiting or running now, as the nodes of a cluster share them
 - :mod:`.nonces`: booth login challenges spent, as the nodes of a cluster share them
 
@@ -79,6 +80,7 @@ from .call_endings import (
     purge_call_endings,
     record_call_ending,
 )
+from .call_invitations import add_call_invitation, call_invitation, drop_call_invitations
 from .database import Database, migrate, open_database
 from .errors import (
     ConflictError,
@@ -226,6 +228,7 @@ __all__ = [
     "User",
     "WeakPasswordError",
     "add_booth_for_enrolment",
+    "add_call_invitation",
     "adopt_live_calls",
     "appointment_by_code",
     "appointment_by_token",
@@ -238,6 +241,7 @@ __all__ = [
     "branch_usage",
     "call_ended",
     "call_endings_since",
+    "call_invitation",
     "cancel_appointment",
     "claim_live_call",
     "close_live_call",
@@ -252,6 +256,7 @@ __all__ = [
     "delete_branch",
     "delete_setting",
     "disable_user",
+    "drop_call_invitations",
     "enable_user",
     "enrol_booth",
     "fold_username",

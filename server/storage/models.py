@@ -48,6 +48,7 @@ __all__ = [
     "BoothHealth",
     "Branch",
     "CallEnding",
+    "CallInvitation",
     "Channel",
     "LiveCall",
     "Role",
@@ -478,3 +479,15 @@ class SpentNonce(Base):
 
     digest: Mapped[str] = mapped_column(String(SHA256_HEX_LENGTH), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class CallInvitation(Base):
+    """An invitation link into a running call (revision 0009), by the SHA-256 of its token,
+    as the nodes of a cluster share them. Gone when the call ends."""
+
+    __tablename__ = "call_invitations"
+
+    token_hash: Mapped[str] = mapped_column(String(SHA256_HEX_LENGTH), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
+    label: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

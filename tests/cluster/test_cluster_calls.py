@@ -329,3 +329,53 @@ async def test_cluster_booth_challenge_from_one_node_logs_in_at_another_once(
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await http.ws_connect(f"{node3.url}/api/v1/ws", headers=header)
         assert refused.value.status == 401
+
+
+async def test_cluster_an_invitation_link_made_on_one_node_opens_on_another(
+    cluster: Cluster,
+) -> None:
+    """The booth's call is carried by node1, its advisor is on node2 and makes an invitation
+    link there; the interpreter opens it on node3, asks to join, is let in by the advisor,
+    talks to the booth, and is removed: every step crosses nodes."""
+    node1, node2, node3 = cluster.nodes
+    async with clients(cluster.database_url) as c:
+        username = _name("advisor-")
+        await c.advisor_account(username)
+        advisor = await c.advisor(node2.url, username)
+        booth, session_id, _, _ = await _call(c, node1.url, advisor)
+        async with advisor.http.post(
+            f"{node2.url}/api/v1/calls/{session_id}/invitations", json={"label": "Interpreter"}
+        ) as reply:
+            assert reply.status == 201, await reply.text()
+            token = (await reply.json())["link"].rsplit("/", 1)[1]
+        http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        async with http.post(f"{node3.url}/api/v1/join", json={"token": token}) as reply:
+            assert reply.status == 200, await reply.text()
+            assert (await reply.json())["kind"] == "invitation"
+        guest = Peer(http, await http.ws_connect(f"{node3.url}/api/v1/ws"))
+        c.peers.append(guest)
+        guest_id = (await guest.receive_type("welcome"))["participant_id"]
+        await guest.send(type="lobby_join")
+        assert (await guest.receive_type("call_waiting"))["session_id"] == session_id
+        waiting = await advisor.receive_type("participant_waiting")
+        assert waiting["peer"]["participant_id"] == guest_id
+        await advisor.send(type="admit", session_id=session_id, participant_id=guest_id)
+        started = await guest.receive_type("call_started")
+        assert [p["role"] for p in started["peers"]] == ["booth", "advisor"]
+        assert (await booth.receive_type("participant_joined"))["peer"]["name"] == "Interpreter"
+        await guest.send(type="chat", session_id=session_id, text="Merhaba")
+        assert (await booth.receive_type("chat"))["text"] == "Merhaba"
+        assert (await advisor.receive_type("chat"))["text"] == "Merhaba"
+        await advisor.send(type="remove", session_id=session_id, participant_id=guest_id)
+        assert (await guest.receive_type("hangup"))["reason"] == "removed"
+        left = await booth.receive_type("participant_left")
+        assert (left["participant_id"], left["reason"]) == (guest_id, "removed")
+        # The link opens nothing once the call has ended, on any node.
+        await booth.send(type="hangup", session_id=session_id, reason="completed")
+        await advisor.receive_type("hangup")
+        await asyncio.sleep(0.5)  # the owner's row and links go
+        async with (
+            aiohttp.ClientSession() as other,
+            other.post(f"{node2.url}/api/v1/join", json={"token": token}) as reply,
+        ):
+            assert reply.status == 404, await reply.text()

@@ -35,8 +35,9 @@ TABLES = {
     "call_endings",
     "live_calls",
     "spent_nonces",
+    "call_invitations",
 }
-TABLES_0006 = TABLES - {"live_calls", "spent_nonces"}
+TABLES_0006 = TABLES - {"live_calls", "spent_nonces", "call_invitations"}
 TABLES_0004 = TABLES_0006 - {"call_endings"}
 TABLES_0003 = TABLES_0004 - {"booth_enrolments", "booth_health"}
 TABLES_0002 = TABLES_0003 - {"settings", "assets"}
