@@ -102,6 +102,7 @@ from server.storage import (
     drop_call_invitations,
     get_live_call,
     live_call_owners,
+    live_calls_owned_by,
     open_live_call,
     release_live_claim,
     save_live_members,
@@ -1085,8 +1086,30 @@ class SharedCalls:
 
     async def _after_reconnect(self) -> None:
         self._listening_since = time.monotonic()
+        await self._let_go_of_taken()
         await self._reload()
         self._sb.room.republish()
+
+    async def _let_go_of_taken(self) -> None:
+        """After this node's bus was away, the others may have taken its calls over (they
+        heard nothing from it): a call whose row names another owner now is that owner's.
+        This node lets go of it without ending it; its participants connected here are
+        disconnected so that they resume with the new owner."""
+        await self._writes.settled()  # the rows of the calls begun meanwhile are written
+        mine = list(self._sessions.values())
+        owned = await _with_retries(lambda: live_calls_owned_by(self._db, self.node), "owned")
+        for session in mine:
+            if session.id in owned or self._sessions.get(session.id) is not session:
+                continue
+            log.warning("session %s: taken over by another node meanwhile; letting go", session.id)
+            MemorySessions.remove(self._sessions, session.id)  # not closed: it goes on there
+            subscription = self._call_subscriptions.pop(session.id, None)
+            if subscription is not None:
+                self._spawn(subscription.unsubscribe(), f"unsubscribe {session.id[:8]}")
+            for participant in (*session.participants(), *session.pending):
+                if participant.node is None and self._here.is_connected(participant):
+                    participant.session_id = None
+                    participant.close(1012, "the call moved to another server node")
 
 
 def _refusal(code: ErrorCode, message: str) -> bytes:

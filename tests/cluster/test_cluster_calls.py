@@ -379,3 +379,36 @@ async def test_cluster_an_invitation_link_made_on_one_node_opens_on_another(
             other.post(f"{node2.url}/api/v1/join", json={"token": token}) as reply,
         ):
             assert reply.status == 404, await reply.text()
+
+
+async def test_cluster_nats_restarted_mid_call_the_call_goes_on(
+    cluster: Cluster, cluster_nats_server: NatsServer, figures: list[str]
+) -> None:
+    """A call between a booth on node1 and an advisor on node2 while NATS restarts: no node
+    takes another's calls over, and signalling passes again once the bus is back."""
+    node1, node2, _ = cluster.nodes
+    async with clients(cluster.database_url) as c:
+        username = _name("advisor-")
+        await c.advisor_account(username)
+        advisor = await c.advisor(node2.url, username)
+        booth, session_id, _, _ = await _call(c, node1.url, advisor)
+        await _talk(booth, advisor, session_id, "before")
+        logged = {node.node_id: len(node.log.read_text()) for node in cluster.nodes}
+        started = time.monotonic()
+        cluster_nats_server.restart()
+        # Chat sent right after the restart reaches the other side once the bus is back.
+        await advisor.send(type="chat", session_id=session_id, text="still there?")
+        assert (await booth.receive_type("chat", timeout=15))["text"] == "still there?"
+        figures.append(
+            f"NATS restarted mid-call: chat across nodes again after "
+            f"{time.monotonic() - started:.1f} s"
+        )
+        await asyncio.sleep(4)  # longer than a node is given to be heard again
+        await drain(advisor)
+        await _talk(booth, advisor, session_id, "after")
+        await booth.send(type="hangup", session_id=session_id, reason="completed")
+        assert (await advisor.receive_type("hangup"))["reason"] == "completed"
+    for node in cluster.nodes:  # nobody took anybody's calls over meanwhile
+        since = node.log.read_text()[logged[node.node_id] :]
+        assert "taking them over" not in since and "took over" not in since, since
+        assert "letting go" not in since, since
