@@ -54,13 +54,15 @@ from typing import Any
 
 import aiohttp
 
-from bench.cluster.result import ClusterResult, PhaseResult, StepResult
+from bench.cluster.result import NODE, ClusterResult, PhaseResult, StepResult
 from bench.cluster.settings import QUICK, ClusterSettings
 from bench.cluster.stack import (
     ClusterUnavailableError,
     CpuWatch,
     create_database,
     fleet_online,
+    health_checks,
+    marked_down,
     node_errors,
     postgres,
     postgres_pids,
@@ -181,8 +183,14 @@ class Phase:
         self.workers: list[Worker] = []
         nodes = [node.process.pid for node in cluster.nodes if node.process is not None]
         self.node_pids = nodes
+        each = {
+            f"{NODE}{node.node_id}": (lambda pid=node.process.pid: [pid])
+            for node in cluster.nodes
+            if node.process is not None
+        }
         self.cpu = CpuWatch(
             {
+                **each,
                 "nodes": lambda: nodes,
                 "NATS": lambda: [nats_pid] if nats_pid is not None else [],
                 "PostgreSQL": lambda: postgres_pids(postgres_url),
@@ -221,10 +229,14 @@ class Phase:
             self.workers.append(await Worker.start(index, job))
 
     async def load(self, rate: float, seconds: float) -> StepResult:
-        """``rate`` set-ups a second for ``seconds``, the workers' shares interleaved."""
+        """``rate`` set-ups a second for ``seconds``, the workers' shares interleaved, the API
+        probed meanwhile from its own process."""
         count = len(self.workers)
         total = int(rate * seconds)
         step = StepResult(rate=rate, seconds=seconds)
+        probe = ApiProbe(self.cluster.url, self.settings.api_rate, seconds)
+        await probe.start()
+        probing = asyncio.create_task(probe.run())
         start = time.time() + 0.5
         commands = []
         for index in range(count):
@@ -239,6 +251,7 @@ class Phase:
                     "start": start + index / rate,
                 }
             )
+        down_before = len(marked_down(self.cluster))
         self.cpu.start()
         began = time.monotonic()
         answers = await asyncio.gather(
@@ -256,6 +269,10 @@ class Phase:
             # From the first request to the last call set up, at least the requests' spread.
             step.load_seconds = max(step.load_seconds, answer["last_done"] + index / rate)
         step.load_seconds = max(step.load_seconds, total / rate)
+        samples, failures = await probing
+        step.api_ms = [ms for _, ms in samples]
+        step.api_failures = [f"API at {rate:g}/s: {failure}" for failure in failures]
+        step.marked_down = marked_down(self.cluster)[down_before:]
         return step
 
     async def run(self, http: aiohttp.ClientSession) -> PhaseResult:
@@ -301,7 +318,7 @@ class Phase:
                 f"  nodes' RSS {sum(result.rss_before_kib.values()) / 1024:.1f} -> "
                 f"{sum(result.rss_after_kib.values()) / 1024:.1f} MiB: "
                 f"{result.per_booth_kib:.1f} KiB a booth; idle CPU "
-                + ", ".join(f"{k} {v:.2f}" for k, v in result.cpu_idle.items())
+                + ", ".join(f"{k} {v:.2f}" for k, v in result.cpu_idle.items() if NODE not in k)
             )
             if s.reference_setups:
                 say(f"  {s.reference_setups} set-ups one at a time ...")
@@ -312,14 +329,9 @@ class Phase:
                 result.steps.append(await self.load(rate, s.step_seconds))
                 say(f"    {result.steps[-1].line()}")
             say(f"  {s.rate:g} set-ups/s for {s.seconds:g} s, the API probed meanwhile ...")
-            loaded = ApiProbe(cluster.url, s.api_rate, s.seconds)
-            await loaded.start()
-            probe = asyncio.create_task(loaded.run())
             result.load = await self.load(s.rate, s.seconds)
-            samples, failures = await probe
-            result.api_ms = [ms for _, ms in samples]
-            result.api_failures = len(failures)
-            result.errors += [f"API: {f}" for f in failures]
+            result.api_ms = result.load.api_ms
+            result.api_failures = len(result.load.api_failures)
             say(f"    {result.load.line()}")
             result.booths_online_at_end = await fleet_online(cluster, http)
             if not s.pin:
@@ -337,6 +349,11 @@ class Phase:
                         answer["connected_at_end"] + answer["advisors_at_end"]
                     )
             result.nodes_alive = all(node.running for node in cluster.nodes)
+            for step in [*result.steps, result.load]:
+                result.errors += step.api_failures
+                result.errors += [
+                    f"HAProxy at {step.rate:g}/s: {line}" for line in step.marked_down
+                ]
         finally:
             for worker in self.workers:
                 await worker.stop()
@@ -408,14 +425,17 @@ async def _run(
     phases: list[PhaseResult] = []
     for name, count in topologies:
         progress(f"{name}: starting {count} node(s) and HAProxy ...")
-        with start_cluster(
-            _folder(workdir / name.replace(" ", "-")),
-            haproxy_binary=haproxy,
-            database_url=database,
-            nats=access,
-            count=count,
-            balance=settings.balance,
-        ) as cluster:
+        with (
+            health_checks(settings.checks),
+            start_cluster(
+                _folder(workdir / name.replace(" ", "-")),
+                haproxy_binary=haproxy,
+                database_url=database,
+                nats=access,
+                count=count,
+                balance=settings.balance,
+            ) as cluster,
+        ):
             phases.append(
                 await run_phase(
                     name,
@@ -489,6 +509,13 @@ def main(argv: list[str] | None = None) -> int:
         help="HAProxy's balancing (roundrobin)",
     )
     parser.add_argument(
+        "--checks",
+        choices=("production", "tests"),
+        default=d.checks,
+        help="HAProxy's health checks: production's (every 2 s, out after 3 failures) or the "
+        "cluster tests' (every 250 ms, out after 2)",
+    )
+    parser.add_argument(
         "--steps",
         type=_rates,
         help="short loads first at these rates (25,50,75; none with --quick; '' for none)",
@@ -520,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
                 **given,
                 "pin": args.pin,
                 "balance": args.balance,
+                "checks": args.checks,
                 "steps": base.steps if args.steps is None else args.steps,
                 "step_seconds": args.step_seconds,
                 "single": not args.no_single,

@@ -13,8 +13,11 @@ from bench.procs import percentile
 
 #: A load is kept up with when this share of its set-ups completed at this share of the rate.
 KEPT_UP = 0.95
-#: A process this busy (cores) is at its limit: each is one Python event loop, or one thread.
-SATURATED = 0.85
+#: A process this busy (cores) is at its limit: a node is one Python event loop, which uses one
+#: core at most, and less on a machine whose cores others use too.
+SATURATED = 0.75
+#: The CPU of each node on its own is under this prefix and the node's id.
+NODE = "node:"
 #: The CPU groups, in the order they are shown.
 GROUPS = ("nodes", "NATS", "PostgreSQL", "HAProxy", "generator", "coordinator", "machine")
 
@@ -31,6 +34,10 @@ class StepResult:
     #: The longest time between two heartbeats of one booth during this load (seconds).
     max_heartbeat_gap: float = 0.0
     errors: list[str] = field(default_factory=list)
+    api_ms: list[float] = field(default_factory=list)
+    api_failures: list[str] = field(default_factory=list)
+    #: HAProxy's log lines of nodes it took out meanwhile (their health check failed).
+    marked_down: list[str] = field(default_factory=list)
 
     @property
     def achieved_rate(self) -> float:
@@ -44,13 +51,24 @@ class StepResult:
             and self.achieved_rate >= KEPT_UP * self.rate
         )
 
+    def busiest_node(self) -> tuple[str, float]:
+        nodes = {k.removeprefix(NODE): v for k, v in self.cpu.items() if k.startswith(NODE)}
+        if not nodes:
+            return "", 0.0
+        name = max(nodes, key=lambda node: nodes[node])
+        return name, nodes[name]
+
     def line(self) -> str:
-        cpu = ", ".join(f"{name} {cores:.2f}" for name, cores in self.cpu.items())
+        cpu = ", ".join(f"{name} {self.cpu[name]:.2f}" for name in GROUPS if name in self.cpu)
+        node, cores = self.busiest_node()
+        down = f"; HAProxy took nodes out {len(self.marked_down)} times" if self.marked_down else ""
         return (
             f"{self.rate:g}/s for {self.seconds:g} s: {self.completed} of {self.attempted} "
             f"set-ups, {self.achieved_rate:.1f}/s, p50 {percentile(self.setup_ms, 50):.0f} ms, "
             f"p99 {percentile(self.setup_ms, 99):.0f} ms "
-            f"({'kept up' if self.kept_up else 'NOT kept up'}); CPU cores: {cpu}"
+            f"({'kept up' if self.kept_up else 'NOT kept up'}); API p50 "
+            f"{percentile(self.api_ms, 50):.0f} ms, p99 {percentile(self.api_ms, 99):.0f} ms; "
+            f"CPU cores: {cpu}, busiest node {node} {cores:.2f}{down}"
         )
 
 
@@ -128,31 +146,46 @@ class PhaseResult:
     def cpu_load(self) -> dict[str, float]:
         return self.load.cpu if self.load is not None else {}
 
+    def knee(self) -> StepResult | None:
+        """The first load (steps, then the load) not kept up with; else the last one."""
+        loads = [*self.steps, *([self.load] if self.load else [])]
+        return next((step for step in loads if not step.kept_up), loads[-1] if loads else None)
+
     def limit(self, cpus: int) -> str:
-        """Where the limit is, read off the CPU during the load."""
-        cpu = self.cpu_load()
-        if not cpu:
+        """Where the limit is, read off the CPU during the first load not kept up with."""
+        step = self.knee()
+        if step is None or not step.cpu:
             return "no load measured"
-        busy = [
-            f"{name} ({cores:.2f} cores)"
-            for name, cores in cpu.items()
-            if name not in {"machine", "nodes", "generator"} and cores >= SATURATED
-        ]
-        per_node = cpu.get("nodes", 0.0) / max(self.nodes, 1)
-        if per_node >= SATURATED:
-            busy.append(f"each node ({per_node:.2f} cores each)")
+        cpu = step.cpu
         machine = cpu.get("machine", 0.0)
-        ours = sum(cores for name, cores in cpu.items() if name != "machine")
+        ours = sum(cpu.get(name, 0.0) for name in GROUPS if name != "machine")
         text = (
-            f"machine busy {machine:.2f} of {cpus} cores (ours {ours:.2f}, others "
+            f"at {step.rate:g}/s ({'kept up' if step.kept_up else 'the first rate not kept up'}"
+            f"): machine busy {machine:.2f} of {cpus} cores (ours {ours:.2f}, others "
             f"{max(machine - ours, 0.0):.2f}); "
         )
-        if machine >= SATURATED * cpus:
-            text += "the cores are the limit: every process shares them"
-        elif busy:
-            text += "at its limit: " + ", ".join(busy)
-        else:
+        busy = []
+        node, cores = step.busiest_node()
+        if cores >= SATURATED:
+            busy.append(f"{node}'s event loop ({cores:.2f} cores; one process uses one at most)")
+        busy += [
+            f"{name} ({cpu[name]:.2f} cores)"
+            for name in ("NATS", "PostgreSQL", "HAProxy")
+            if cpu.get(name, 0.0) >= SATURATED
+        ]
+        if machine >= 0.9 * cpus:
+            busy.append(f"the machine's {cpus} cores, shared by every process")
+        if busy:
+            text += "at its limit: " + "; ".join(busy)
+        elif step.kept_up:
             text += "nothing saturated: this rate is within what these cores hold"
+        else:
+            text += "no process saturated"
+        if step.marked_down:
+            text += (
+                f"; HAProxy took a node out {len(step.marked_down)} times (its health check timed "
+                "out: the node's event loop stalled) and closed its sockets"
+            )
         return text
 
     def summary(self, cpus: int) -> list[str]:

@@ -32,6 +32,12 @@ class ClusterSettings:
     #: HAProxy's balancing: ``roundrobin`` as the cluster tests', or ``leastconn`` as
     #: production's configuration.
     balance: str = "roundrobin"
+    #: HAProxy's health checks: ``production`` as server.proxy's defaults (every 2 s, a node is
+    #: out after 3 failures), or ``tests`` as the cluster tests' (every 250 ms, out after 2, to
+    #: see failover quickly): a node whose event loop stalls for half a second under load is
+    #: taken out with those, and all its sockets are closed (``on-marked-down
+    #: shutdown-sessions``).
+    checks: str = "production"
     #: Short loads at these rates (set-ups/s) before the main one, on each topology: where it
     #: stops keeping up.
     steps: tuple[float, ...] = (25.0, 50.0, 75.0)

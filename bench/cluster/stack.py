@@ -28,6 +28,8 @@ from yarl import URL
 from bench.cluster.worker import target
 from bench.load.settings import PASSWORD
 from bench.procs import cpu_seconds
+from server.proxy import BalancerSettings
+from tests.cluster import haproxy
 from tests.cluster.nodes import Cluster
 
 # Imported by name: its asyncpg import has no type stubs, and mypy --strict would follow it.
@@ -62,6 +64,38 @@ async def create_database(server: str) -> str:
     """A new database at the newest schema on ``server`` (the cluster tests' way); its URL."""
     url: str = await _postgres.create_database(server, migrated=True)
     return url
+
+
+#: HAProxy's health checks (seconds between, failures to take a node out, successes to bring it
+#: back): the cluster tests' and production's (server.proxy's defaults).
+CHECKS = {
+    "tests": (haproxy.CHECK_SECONDS, haproxy.FALL, haproxy.RISE),
+    "production": (BalancerSettings.check_seconds, BalancerSettings.fall, BalancerSettings.rise),
+}
+
+
+@contextlib.contextmanager
+def health_checks(kind: str) -> Iterator[None]:
+    """HAProxy started meanwhile by :func:`start_cluster` checks the nodes as ``kind`` says
+    (tests/cluster/haproxy.py reads its CHECK_SECONDS, FALL and RISE when it writes HAProxy's
+    configuration; they are the tests' again afterwards)."""
+    saved = haproxy.CHECK_SECONDS, haproxy.FALL, haproxy.RISE
+    haproxy.CHECK_SECONDS, haproxy.FALL, haproxy.RISE = CHECKS[kind]
+    try:
+        yield
+    finally:
+        haproxy.CHECK_SECONDS, haproxy.FALL, haproxy.RISE = saved
+
+
+def marked_down(cluster: Cluster) -> list[str]:
+    """HAProxy's log lines so far that took a node out (a failed health check)."""
+    if not cluster.haproxy.log.exists():
+        return []
+    return [
+        line.strip()
+        for line in cluster.haproxy.log.read_text(errors="replace").splitlines()
+        if line.startswith("Server ") and " is DOWN" in line
+    ]
 
 
 def postgres_pids(server_url: str) -> list[int]:
