@@ -179,6 +179,7 @@ class Phase:
             rate=settings.rate,
             seconds=settings.seconds,
             through="pinned to nodes" if settings.pin else "through HAProxy",
+            advisors=settings.advisors,
         )
         self.workers: list[Worker] = []
         nodes = [node.process.pid for node in cluster.nodes if node.process is not None]
@@ -264,6 +265,7 @@ class Phase:
             step.setup_ms += answer["setup_ms"]
             self.result.negotiated_ms += answer["negotiated_ms"]
             self.result.waited_for_advisor += answer["waited_for_advisor"]
+            step.waited_for_advisor += answer["waited_for_advisor"]
             step.max_heartbeat_gap = max(step.max_heartbeat_gap, answer["max_heartbeat_gap"])
             step.errors += answer["errors"]
             # From the first request to the last call set up, at least the requests' spread.

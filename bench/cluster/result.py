@@ -36,6 +36,8 @@ class StepResult:
     errors: list[str] = field(default_factory=list)
     api_ms: list[float] = field(default_factory=list)
     api_failures: list[str] = field(default_factory=list)
+    #: Set-ups that waited for a free advisor (the calls before had not ended yet).
+    waited_for_advisor: int = 0
     #: HAProxy's log lines of nodes it took out meanwhile (their health check failed).
     marked_down: list[str] = field(default_factory=list)
 
@@ -66,7 +68,8 @@ class StepResult:
             f"{self.rate:g}/s for {self.seconds:g} s: {self.completed} of {self.attempted} "
             f"set-ups, {self.achieved_rate:.1f}/s, p50 {percentile(self.setup_ms, 50):.0f} ms, "
             f"p99 {percentile(self.setup_ms, 99):.0f} ms "
-            f"({'kept up' if self.kept_up else 'NOT kept up'}); API p50 "
+            f"({'kept up' if self.kept_up else 'NOT kept up'}; {self.waited_for_advisor} waited "
+            f"for an advisor); API p50 "
             f"{percentile(self.api_ms, 50):.0f} ms, p99 {percentile(self.api_ms, 99):.0f} ms; "
             f"CPU cores: {cpu}, busiest node {node} {cores:.2f}{down}"
         )
@@ -82,6 +85,7 @@ class PhaseResult:
     rate: float
     seconds: float
     through: str  # "HAProxy" or "pinned to nodes"
+    advisors: int = 0
     booths_connected: int = 0
     booths_not_connected: int = 0
     login_retries: int = 0
@@ -175,6 +179,12 @@ class PhaseResult:
         ]
         if machine >= 0.9 * cpus:
             busy.append(f"the machine's {cpus} cores, shared by every process")
+        if step.waited_for_advisor > 0.1 * step.attempted:
+            busy.append(
+                f"the {self.advisors} advisors: {step.waited_for_advisor} of {step.attempted} "
+                "set-ups waited for one (a call keeps its advisor for its set-up and its hold: "
+                "slow set-ups use them all)"
+            )
         if busy:
             text += "at its limit: " + "; ".join(busy)
         elif step.kept_up:
