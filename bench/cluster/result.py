@@ -283,7 +283,7 @@ class ClusterResult:
             )
         rows.append(
             pair(
-                "booth logins per booth connected (nonce of another node)",
+                "booth logins per booth connected (more: logins refused)",
                 c.logins_per_booth,
                 of(s, lambda p: p.logins_per_booth),
                 "1",

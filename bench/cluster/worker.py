@@ -19,11 +19,12 @@ JSON line:
 ``finish``
     report what is still connected and every error, close everything and exit.
 
-Through HAProxy a booth's challenge and its WebSocket may reach different nodes, and a nonce
-is known only to the node that issued it: with three nodes two logins in three are refused
-(401). A refused login is tried again at once with a fresh nonce, and counted; a booth refused
+Through HAProxy a booth's challenge and its WebSocket may reach different nodes. The nodes share
+their nonces (server/boothauth.py), so no login should be refused for that; before they did, two
+logins in three were, and a booth logging in alone through round robin never got in. A refused
+login (401) is counted and tried again at once with a fresh nonce; a booth refused
 REFUSALS_BEFORE_DIRECT times in a row logs in at a node directly (counted too), so that every
-booth is connected when the load begins.
+booth is connected when the load begins and the count says what the balancer cost.
 """
 
 from __future__ import annotations
@@ -50,10 +51,9 @@ from bench.load.session import Run
 from bench.load.settings import LoadSettings, Progress, _quiet
 from kiosk.identity import Identity, ServerAccess
 
-#: Logins refused in a row through HAProxy before a booth logs in at a node directly: by chance
-#: (one login in three lands on the node of its nonce) one booth in 3,000 gets that far, but a
-#: booth logging in alone through round robin is refused every time (nobody else's request
-#: falls between its challenge and its login, which so always reach two different nodes).
+#: Logins refused in a row through HAProxy before a booth logs in at a node directly (were the
+#: nonces per node, one booth in 3,000 would get that far by chance, and every booth logging in
+#: alone through round robin: its challenge and its login would always reach two nodes).
 REFUSALS_BEFORE_DIRECT = 20
 #: Attempts a booth makes at all (other failures, such as HAProxy's 502, count too).
 LOGIN_ATTEMPTS = 50
