@@ -34,6 +34,7 @@ from tests.cluster.peers import (
 )
 from tests.report import show
 from tests.server.conftest import Peer
+from tests.server.postgres import restart_postgres
 
 pytestmark = pytest.mark.cluster
 
@@ -412,3 +413,35 @@ async def test_cluster_nats_restarted_mid_call_the_call_goes_on(
         since = node.log.read_text()[logged[node.node_id] :]
         assert "taking them over" not in since and "took over" not in since, since
         assert "letting go" not in since, since
+
+
+async def test_cluster_postgresql_restarted_mid_call_the_call_goes_on(
+    cluster: Cluster, figures: list[str]
+) -> None:
+    """PostgreSQL crashes and starts again during a call across nodes: the call goes on, and
+    the next caller is accepted across nodes (the claim needs the database) once it is back."""
+    node1, node2, _ = cluster.nodes
+    async with clients(cluster.database_url) as c:
+        username = _name("advisor-")
+        await c.advisor_account(username)
+        advisor = await c.advisor(node2.url, username)
+        booth, session_id, _, _ = await _call(c, node1.url, advisor)
+        next_booth = await c.booth(node1.url, await c.booth_account(_name("booth-")))
+        started = time.monotonic()
+        await asyncio.to_thread(restart_postgres, cluster.database_url)
+        figures.append(f"PostgreSQL restarted in {time.monotonic() - started:.1f} s")
+        await _talk(booth, advisor, session_id, "after the database came back")
+        await booth.send(type="hangup", session_id=session_id, reason="completed")
+        await advisor.receive_type("hangup")
+        await next_booth.send(type="call_request")
+        second = (await next_booth.receive_type("call_waiting"))["session_id"]
+        await until_in_queue(advisor, second)
+        await advisor.send(type="call_accept", session_id=second)
+        assert (await next_booth.receive_type("call_started"))["session_id"] == second
+        await advisor.receive_type("call_started")
+        figures.append(
+            "a call accepted across nodes "
+            f"{time.monotonic() - started:.1f} s after the restart began"
+        )
+        await next_booth.send(type="hangup", session_id=second, reason="completed")
+        await advisor.receive_type("hangup")

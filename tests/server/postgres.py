@@ -65,6 +65,22 @@ def _run(name: str, command: list[str]) -> None:
         unavailable(f"{name} could not start PostgreSQL for the storage tests: {output}")
 
 
+#: How to restart each PostgreSQL this session started (a crash and a start: ``-m immediate``).
+_restarts: dict[str, list[str]] = {}
+
+
+def restart_postgres(url: str) -> None:
+    """Restart the PostgreSQL serving ``url`` as after a crash (only one this session started;
+    a test that needs this skips with an external server)."""
+    server = next((s for s in _restarts if url.startswith(s + "/") or url == s), None)
+    if server is None:
+        pytest.skip("PostgreSQL is external to the tests: it cannot be restarted here")
+    # Its output goes to its log: a pipe here would be held open by the server it starts.
+    subprocess.run(
+        _restarts[server], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
+    )
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """The base URL of a running PostgreSQL, started for this test session when needed."""
@@ -96,8 +112,11 @@ def postgres_server() -> Iterator[str]:
         )
         _run("pg_ctl", [*pg_ctl, "-o", options, "-l", os.path.join(workdir, "log"), "-w", "start"])
         server = f"postgresql+asyncpg://postgres@127.0.0.1:{port}"
+        log = os.path.join(workdir, "log")
+        _restarts[server] = [*pg_ctl, "-o", options, "-l", log, "-m", "immediate", "-w", "restart"]
         yield server
         _templates.pop(server, None)
+        _restarts.pop(server, None)
     finally:
         if os.path.exists(os.path.join(data, "postmaster.pid")):
             subprocess.run([*pg_ctl, "-m", "immediate", "-w", "stop"], capture_output=True)
