@@ -24,9 +24,11 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     require("turnserver", "the TURN relay (Debian package coturn)")
     require(CHROMIUM, "the advisor's browser (Debian package chromium)")
     output = tmp_path / "results.json"
-    # bench/load/ has its own test (tests/server/test_load.py); the aiortc-only runs (CPU,
-    # latency) are bench/peer.py, which the set-up calls do not need.
-    args = ["--quick", "--skip", "cpu", "latency", "load", "--calls", "1", "--hold-seconds", "1"]
+    # bench/load/, bench/cluster/ and bench/relay.py have their own tests (tests/server/
+    # test_load.py, tests/cluster/test_cluster_load.py, tests/server/test_relay_capacity.py);
+    # the aiortc-only runs (CPU, latency) are bench/peer.py, which the set-up calls do not need.
+    args = ["--quick", "--skip", "cpu", "latency", "load", "cluster", "relay"]
+    args += ["--calls", "1", "--hold-seconds", "1"]
     args += ["--soak-minutes", "0.05", "--soak-interval", "1"]
     result = subprocess.run(
         [sys.executable, "bench/run.py", *args, "--output", str(output)],
