@@ -43,6 +43,7 @@ from server.backup import (
     libpq_environment,
     write_archive,
 )
+from server.backup.schema import head
 from server.keyfile import load_or_create_key
 from server.storage import migrate
 from tests.components import unavailable
@@ -449,7 +450,7 @@ def test_backup_from_a_newer_schema_or_format_is_refused(
     line = target.refused("restore", str(newer_schema))
     assert line == (
         f"videobooth-server: {newer_schema} holds a database at schema revision 0099 (made by "
-        "Videobooth 9.1.0), newer than this server knows (newest 0006): restore it with "
+        f"Videobooth 9.1.0), newer than this server knows (newest {head()}): restore it with "
         "Videobooth 9.1.0 or newer; nothing was changed"
     )
     line = target.refused("restore", str(newer_format))
@@ -530,11 +531,11 @@ def test_backup_of_an_older_schema_is_migrated_on_restore(tmp_path: Path) -> Non
     source.ok("backup", "-o", str(tmp_path / "old.tar"))
     target = install(tmp_path / "target")
     out = target.ok("restore", str(tmp_path / "old.tar"))
-    assert "database: migrating the restored copy from schema 0005 to 0006" in out
+    assert f"database: migrating the restored copy from schema 0005 to {head()}" in out
     with sqlite3.connect(target.data_dir / "videobooth.db") as connection:
         revision = connection.execute("SELECT version_num FROM alembic_version").fetchone()
     connection.close()
-    assert revision == ("0006",)
+    assert revision == (head(),)
 
 
 def test_backup_is_never_written_to_standard_output_nor_left_half_written(
@@ -597,7 +598,7 @@ async def test_backup_restore_into_a_postgresql_database_that_is_not_empty_needs
     files = {"database.sql": dump, "server.key": key}
     members = {name: Member.of(path) for name, path in files.items()}
     failing = tmp_path / "failing.tar"
-    write_archive(failing, Manifest(DatabaseKind.POSTGRESQL, "0006", members), files)
+    write_archive(failing, Manifest(DatabaseKind.POSTGRESQL, head(), members), files)
 
     target_url = await create_database(postgres_server, migrated=True)
     target = install(tmp_path / "target", target_url)
