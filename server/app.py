@@ -33,14 +33,14 @@ from server import (
 from server.api import EVERYONE, USERS, Access, Api, ApiCall
 from server.boothauth import NonceStore, SharedNonces
 from server.cluster import bus_for
-from server.cluster.fleet import ClusterFleet
-from server.cluster.membership import Membership
-from server.cluster.shared import (
+from server.cluster.calls import (
     SharedCalls,
     SharedInvitations,
     SharedParticipants,
     SharedSessions,
 )
+from server.cluster.fleet import ClusterFleet
+from server.cluster.membership import Membership
 from server.config import ServerConfig
 from server.guests import GuestPasses
 from server.http import (
@@ -384,7 +384,7 @@ def create_app(config: ServerConfig) -> web.Application:
         resume_grace_seconds=config.resume_grace_seconds,
         walk_in_queue_limit=config.walk_in_queue_limit,
         walk_ins_per_address=config.walk_ins_per_address,
-        # A node of a cluster writes its calls down for the others (server/cluster/shared.py).
+        # A node of a cluster writes its calls down for the others (server/cluster/calls/).
         participants=SharedParticipants() if config.cluster is not None else None,
         sessions=SharedSessions() if config.cluster is not None else None,
         invitations=SharedInvitations() if config.cluster is not None else None,

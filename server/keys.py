@@ -7,8 +7,8 @@ from aiohttp import web
 from server.api import Api
 from server.boothauth import Nonces
 from server.cluster import Bus
+from server.cluster.calls import SharedCalls
 from server.cluster.membership import Membership
-from server.cluster.shared import SharedCalls
 from server.config import ServerConfig
 from server.guests import GuestPasses
 from server.ratelimit import RateLimiter, WorkGate

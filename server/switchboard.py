@@ -101,7 +101,7 @@ class ClusterLink(SharedQueue, Elsewhere, Protocol):
     """What a node of a cluster adds: the other nodes' waiting calls, telling the nodes
     carrying calls that a participant connected here lost its connection, and telling every
     node what to do to the connections of a login, an appointment or a booth
-    (:class:`server.cluster.shared.SharedCalls`)."""
+    (:class:`server.cluster.calls.SharedCalls`)."""
 
     def tell_others(self, action: str, args: dict[str, str | None]) -> None:
         """The other nodes do ``action`` to their connections too

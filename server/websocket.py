@@ -64,7 +64,7 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
 
     config = request.app[CONFIG]
     switchboard = request.app[SWITCHBOARD]
-    # In a cluster: a call another node carries is reached through it (server/cluster/shared.py).
+    # In a cluster: a call another node carries is reached through it (server/cluster/calls/).
     shared = request.app.get(SHARED_CALLS)
     ws = web.WebSocketResponse(heartbeat=config.heartbeat_seconds, max_msg_size=TRANSPORT_MAX_BYTES)
     await ws.prepare(request)

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class Elsewhere(Protocol):
-    """The calls other nodes of a cluster carry (:mod:`server.cluster.shared`)."""
+    """The calls other nodes of a cluster carry (:mod:`server.cluster.calls`)."""
 
     def lost(self, conn: Participant, session_id: str, *, resumable: bool) -> None:
         """``conn``, connected here, lost its connection while in a call another node carries."""

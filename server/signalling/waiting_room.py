@@ -64,7 +64,7 @@ def _described(session: CallSession) -> WaitingCall:
 
 class SharedQueue(Protocol):
     """In a cluster: the waiting calls the other nodes carry, and where this node's own
-    changes go (:mod:`server.cluster.shared`)."""
+    changes go (:mod:`server.cluster.calls`)."""
 
     def others(self) -> Collection[CallSession]:
         """The waiting calls other nodes carry, as this node last heard of them."""

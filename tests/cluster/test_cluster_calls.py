@@ -418,7 +418,7 @@ async def test_cluster_nats_restarted_mid_call_the_call_goes_on(
 async def test_cluster_postgresql_restarted_mid_call_the_call_goes_on(
     cluster: Cluster, figures: list[str]
 ) -> None:
-    """PostgreSQL crashes and starts again during a call across nodes: the call goes on, and
+    """PostgreSQL restarts (every connection cut) during a call across nodes: the call goes on, and
     the next caller is accepted across nodes (the claim needs the database) once it is back."""
     node1, node2, _ = cluster.nodes
     async with clients(cluster.database_url) as c:

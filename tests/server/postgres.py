@@ -65,13 +65,16 @@ def _run(name: str, command: list[str]) -> None:
         unavailable(f"{name} could not start PostgreSQL for the storage tests: {output}")
 
 
-#: How to restart each PostgreSQL this session started (a crash and a start: ``-m immediate``).
+#: How to restart each PostgreSQL this session started. ``-m fast``: its connections are cut at
+#: once, but what was committed is kept (the tests' server runs without fsync and synchronous
+#: commits, so a crash, ``-m immediate``, would lose the last commits, as it would anywhere
+#: configured so).
 _restarts: dict[str, list[str]] = {}
 
 
 def restart_postgres(url: str) -> None:
-    """Restart the PostgreSQL serving ``url`` as after a crash (only one this session started;
-    a test that needs this skips with an external server)."""
+    """Restart the PostgreSQL serving ``url``, cutting every connection (only one this session
+    started; a test that needs this skips with an external server)."""
     server = next((s for s in _restarts if url.startswith(s + "/") or url == s), None)
     if server is None:
         pytest.skip("PostgreSQL is external to the tests: it cannot be restarted here")
@@ -113,7 +116,7 @@ def postgres_server() -> Iterator[str]:
         _run("pg_ctl", [*pg_ctl, "-o", options, "-l", os.path.join(workdir, "log"), "-w", "start"])
         server = f"postgresql+asyncpg://postgres@127.0.0.1:{port}"
         log = os.path.join(workdir, "log")
-        _restarts[server] = [*pg_ctl, "-o", options, "-l", log, "-m", "immediate", "-w", "restart"]
+        _restarts[server] = [*pg_ctl, "-o", options, "-l", log, "-m", "fast", "-w", "restart"]
         yield server
         _templates.pop(server, None)
         _restarts.pop(server, None)
