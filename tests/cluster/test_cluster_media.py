@@ -4,14 +4,17 @@ two advisors in Chromium. The booth and the advisor who takes the call are conne
 different nodes; the other advisor sees the caller come and go. Video flows both ways, chat
 too. Then the node holding the booth's socket is killed (kill -9), later the one holding the
 advisor's: the video never stops (media does not pass through the nodes), each client
-reconnects through HAProxy and resumes on a survivor, and chat flows again. The recovery times
-are shown in the run's output."""
+reconnects through HAProxy and resumes on a survivor, and chat flows again. Last, the relay the
+call goes through is killed: the media comes back through the other relay of the pool. The
+recovery times are shown in the run's output."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import secrets
+import signal
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -66,18 +69,21 @@ def figures(request: pytest.FixtureRequest) -> Iterator[list[str]]:
     show(request.config, [f"{request.node.name}: {line}" for line in lines])
 
 
+#: Each relay's half of the relay ports (which one a call's path goes through).
+HALVES = (
+    (RELAY_MIN_PORT, (RELAY_MIN_PORT + RELAY_MAX_PORT) // 2),
+    ((RELAY_MIN_PORT + RELAY_MAX_PORT) // 2 + 1, RELAY_MAX_PORT),
+)
+
+
 @pytest.fixture
 def relays(tmp_path: Path) -> Iterator[list[Coturn]]:
     """Two coturn relays sharing one secret, each on its own half of the relay ports."""
     turnserver = require("turnserver", "the TURN relay (Debian package coturn)")
     secret = secrets.token_hex(24)
-    middle = (RELAY_MIN_PORT + RELAY_MAX_PORT) // 2
     started: list[Coturn] = []
     try:
-        for name, (low, high) in {
-            "relay-a": (RELAY_MIN_PORT, middle),
-            "relay-b": (middle + 1, RELAY_MAX_PORT),
-        }.items():
+        for name, (low, high) in zip(("relay-a", "relay-b"), HALVES, strict=True):
             directory = tmp_path / name
             directory.mkdir()
             started.append(
@@ -200,7 +206,11 @@ async def _frames_go_on(page: Any, seconds: float = 2.0) -> int:
 
 
 async def test_cluster_booth_call_across_nodes_survives_both_nodes_dying(
-    tmp_path: Path, media_cluster: Cluster, browser: Any, figures: list[str]
+    tmp_path: Path,
+    media_cluster: Cluster,
+    relays: list[Coturn],
+    browser: Any,
+    figures: list[str],
 ) -> None:
     cluster = media_cluster
     for name in ("alice", "bob"):
@@ -288,6 +298,37 @@ async def test_cluster_booth_call_across_nodes_survives_both_nodes_dying(
             )
             assert gap < 1000, f"the video stalled for {gap:.0f} ms"
             cluster.restart(cluster.node(victim))
+
+        # Now the relay the call goes through dies: the call moves to the other one.
+        pair = booth.status()["call"]["selected_pair"]
+        assert pair["local_type"] == "relay", pair
+        port = int(pair["local_address"].rsplit(":", 1)[1])
+        (used,) = [i for i, (low, high) in enumerate(HALVES) if low <= port <= high]
+        os.kill(relays[used].process.pid, signal.SIGKILL)
+        relays[used].process.wait(10)
+        killed = time.time()
+
+        async def fresh_frame() -> float | None:
+            at: float = await alice.evaluate("() => window.__frameAt / 1000")
+            return at - killed if at > killed + 0.5 else None
+
+        at_alice = await poll(fresh_frame, 60, "the booth's video at alice again")
+        status = booth.wait_for(
+            lambda s: ((s.get("call") or {}).get("media_resumed_at") or 0) > killed + 0.5,
+            60,
+            "alice's media at the booth again",
+        )
+        pair = status["call"]["selected_pair"]
+        port = int(pair["local_address"].rsplit(":", 1)[1])
+        low, high = HALVES[1 - used]
+        assert low <= port <= high, pair
+        figures.append(
+            f"relay-{'ab'[used]} killed mid-call: media back through the other relay after "
+            f"{at_alice:.1f} s at alice, {status['call']['media_resumed_at'] - killed:.1f} s "
+            "at the booth"
+        )
+        chat = await _chat_reaches_booth(alice, booth, "Und jetzt?")
+        figures.append(f"chat after the relay's death: {chat:.2f} s")
     finally:
         stop_process(booth.process)
 
