@@ -35,6 +35,7 @@ from tests.e2e.conftest import (
     poll,
     start_coturn,
     stop_process,
+    wait_until,
 )
 from tests.report import show
 
@@ -123,7 +124,22 @@ def media_cluster(
         nats=nats,
         settings=settings,
     ) as cluster:
+        # Every node hands out both relays before the call begins (each probes them itself).
+        wait_until(lambda: _relays_up(cluster) == 2 * len(cluster.nodes), 20, "both relays up")
         yield cluster
+
+
+def _relays_up(cluster: Cluster) -> int:
+    """How many (node, relay) pairs the nodes' /metrics show up."""
+    up = 0
+    for node in cluster.nodes:
+        request = urllib.request.Request(
+            f"{node.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=2) as response:
+            text = response.read().decode()
+        up += len(re.findall(r'videobooth_relays\{relay="[^"]+",state="up"\} 1\.0', text))
+    return up
 
 
 def _connections(cluster: Cluster, role: str) -> dict[str, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import secrets
 import socket
 import subprocess
@@ -32,6 +33,25 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def listener_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1, below the kernel's range of ephemeral
+    ports (32768 and up): a server listening on both (coturn) must not find its TCP port taken
+    by some client's outgoing connection meanwhile, which one picked among the ephemeral ports
+    can be (coturn then retries binding it for a minute and answers nothing meanwhile)."""
+    for port in random.sample(range(20_000, 32_000), 200):
+        try:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+            ):
+                udp.bind(("127.0.0.1", port))
+                tcp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no port free for both UDP and TCP between 20000 and 32000")
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -75,7 +95,7 @@ def start_coturn(
     """coturn on 127.0.0.1 (``use-auth-secret``), its files in ``directory``; also used by
     bench/, which passes its own relay port range, and by the relay pool's test, whose relays
     share one ``secret``."""
-    port, secret = free_port(socket.SOCK_DGRAM), secret or secrets.token_hex(24)
+    port, secret = listener_port(), secret or secrets.token_hex(24)
     log = directory / "turnserver.log"
     conf = directory / "turnserver.conf"
     conf.write_text(
