@@ -67,6 +67,7 @@ from aioice import stun
 from aioice.turn import TurnClientUdpProtocol
 
 from bench.procs import cpu_seconds, percentile
+from bench.table import row
 from server.relay import RelaySettings, coturn_config
 from server.turn import turn_credential
 
@@ -303,14 +304,14 @@ class CapacityResult:
         for point in self.points:
             n = f"relay {point.calls} calls"
             rows += [
-                _row(
+                row(
                     f"{n}: coturn CPU s/call-s (cores/call), A+V both ways",
                     point.cores_per_call,
                     first.cores_per_call,
                     reference_is,
                     RELAY_GOAL,
                 ),
-                _row(
+                row(
                     f"{n}: packet loss %",
                     100 * point.loss,
                     100 * self.settings.loss_limit,
@@ -318,7 +319,7 @@ class CapacityResult:
                     f"<= {100 * self.settings.loss_limit:g} %",
                     ratio=False,
                 ),
-                _row(
+                row(
                     f"{n}: generator CPU cores ({point.workers} processes)",
                     point.generator_cores,
                     point.coturn_cores,
@@ -329,14 +330,14 @@ class CapacityResult:
         best = self.headline
         if best is not None:
             rows += [
-                _row(
+                row(
                     f"relay: calls per coturn core (at {best.calls} calls)",
                     best.calls_per_core,
                     first.calls_per_core,
                     reference_is,
                     ">= 280",
                 ),
-                _row(
+                row(
                     f"relay: coturn cores for {PLANNED_CALLS:,} calls (at {best.calls} calls)",
                     PLANNED_CALLS * best.cores_per_call,
                     PLANNED_CALLS * first.cores_per_call,
@@ -346,7 +347,7 @@ class CapacityResult:
             ]
             if self.fit is not None:
                 rows.append(
-                    _row(
+                    row(
                         f"relay: coturn cores per added call (line through "
                         f"{len(self.within_limits)} loads)",
                         self.fit[0],
@@ -393,19 +394,6 @@ class CapacityResult:
         if self.stopped:
             lines.append(f"stopped: {self.stopped}")
         return "\n".join(lines)
-
-
-def _row(
-    figure: str, value: float, reference: float, reference_is: str, goal: str, ratio: bool = True
-) -> dict[str, Any]:
-    return {
-        "figure": figure,
-        "value": float(value),
-        "reference": float(reference),
-        "reference_is": reference_is,
-        "ratio": value / reference if ratio and reference else None,
-        "goal": goal,
-    }
 
 
 # ---------------------------------------------------------------- coturn

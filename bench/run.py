@@ -48,12 +48,11 @@ sys.path.insert(0, str(REPO))
 
 from bench.procs import cpu_seconds, percentile  # noqa: E402 - needs the path above
 from bench.stack import BenchError, running_stack, start_coturn, turn_credentials  # noqa: E402
+from bench.table import Row, row  # noqa: E402
 from tests.e2e.conftest import stop_process  # noqa: E402
 
 PEER = [sys.executable, str(REPO / "bench" / "peer.py")]
 PARTS = ("cpu", "latency", "setup", "load", "relay", "cluster")
-
-Row = dict[str, Any]
 
 
 def progress(text: str) -> None:
@@ -115,26 +114,6 @@ def call(
         for peer in (sender, receiver):
             peer.wait(timeout=30)
     return {**sent, **received, "watched_cpu_seconds": watched}
-
-
-def row(
-    figure: str,
-    value: float,
-    reference: float,
-    reference_is: str,
-    goal: str = "",
-    *,
-    ratio: bool = True,
-) -> Row:
-    """One line of the table; ``ratio=False`` where value / reference means nothing."""
-    return {
-        "figure": figure,
-        "value": value,
-        "reference": reference,
-        "reference_is": reference_is,
-        "ratio": value / reference if ratio and reference else None,
-        "goal": goal,
-    }
 
 
 # ------------------------------------------------------------------ the benchmarks

@@ -25,6 +25,7 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -69,7 +70,10 @@ def parse_header(value: str) -> SignedHeader | None:
 
 
 class Nonces(ABC):
-    """Where the challenges a server hands out are known, and spent."""
+    """Where the challenges a server hands out are known, and spent; ``clock`` gives seconds."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._now = clock
 
     @abstractmethod
     def issue(self, booth_id: str) -> str:
@@ -83,15 +87,9 @@ class Nonces(ABC):
 class NonceStore(Nonces):
     """The challenges handed out and not yet used, in memory (one server)."""
 
-    def __init__(self, clock: object = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(clock)
         self._nonces: OrderedDict[str, tuple[str, float]] = OrderedDict()
-        self._clock = clock
-
-    def _now(self) -> float:
-        clock = self._clock
-        assert callable(clock)
-        now: float = clock()
-        return now
 
     def issue(self, booth_id: str) -> str:
         nonce = secrets.token_urlsafe(24)
@@ -113,16 +111,10 @@ class SharedNonces(Nonces):
     """Nonces any node of a cluster can check: signed with the shared server key, spent in the
     shared database."""
 
-    def __init__(self, key: bytes, db: Database, clock: object = time.time) -> None:
+    def __init__(self, key: bytes, db: Database, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(clock)  # wall-clock seconds: a nonce's expiry travels between nodes
         self._key = key
         self._db = db
-        self._clock = clock
-
-    def _now(self) -> float:
-        clock = self._clock
-        assert callable(clock)
-        now: float = clock()
-        return now
 
     def issue(self, booth_id: str) -> str:
         record = {

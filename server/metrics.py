@@ -22,7 +22,7 @@ from protocol import BoothHealth
 from server.cluster import BusState
 from server.fleet_health import FleetMonitor, FleetState
 from server.http import problem
-from server.keys import BUS, CONFIG, DATABASE, MEMBERSHIP, SWITCHBOARD
+from server.keys import BUS, CONFIG, DATABASE, MEMBERSHIP, SHARED_CALLS, SWITCHBOARD
 from server.relay_pool import RelayPool, RelayState
 from server.storage import Database, list_booths, list_topics
 from server.switchboard import Figures
@@ -180,6 +180,38 @@ class ClusterCollector(Collector):
                 "Server nodes this node hears on the bus, itself included.",
                 value=len(membership.alive()),
             )
+        shared = self._app.get(SHARED_CALLS)
+        if shared is None:
+            return
+        done = shared.figures
+        yield GaugeMetricFamily(
+            "videobooth_cluster_others_waiting",
+            "Waiting calls other nodes carry, as this node shows them to its advisors.",
+            value=len(shared.others()),
+        )
+        for name, text, value in (
+            (
+                "forwarded",
+                "Messages of participants here passed on to other nodes.",
+                done.forwarded,
+            ),
+            ("delivered", "Messages from other nodes handed to participants here.", done.delivered),
+            ("taken_over", "Calls taken over from a node that died.", done.taken_over),
+            (
+                "resumed_elsewhere",
+                "Participants here that took up a call another node carries.",
+                done.resumed_elsewhere,
+            ),
+        ):
+            yield CounterMetricFamily(f"videobooth_cluster_{name}", text, value=value)
+        accepts = CounterMetricFamily(
+            "videobooth_cluster_accepts",
+            "Accepts made on this node: won the caller, or lost it to another advisor.",
+            labels=["outcome"],
+        )
+        accepts.add_metric(["won"], done.accepts_won)
+        accepts.add_metric(["lost"], done.accepts_lost)
+        yield accepts
 
 
 class Metrics:

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.load.result import _row
 from bench.load.settings import API_GOAL_MS
 from bench.procs import percentile
+from bench.table import row, text_table
 
 #: A load is kept up with when this share of its set-ups completed at this share of the rate.
 KEPT_UP = 0.95
@@ -247,7 +247,7 @@ class ClusterResult:
         head = f"cluster {c.nodes} nodes"
 
         def pair(figure: str, value: float, single: float, goal: str = "") -> dict[str, Any]:
-            return _row(f"{head}: {figure}", value, single if s else 0.0, ref, goal)
+            return row(f"{head}: {figure}", value, single if s else 0.0, ref, goal)
 
         def of(phase: PhaseResult | None, read: Any) -> float:
             return float(read(phase)) if phase is not None else 0.0
@@ -345,16 +345,7 @@ class ClusterResult:
         }
 
     def table(self) -> str:
-        lines = [f"{'figure':66} {'value':>9} {'single':>9} {'ratio':>6}  goal"]
-        for row in self.rows():
-            ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
-            lines.append(
-                f"{row['figure']:66} {row['value']:>9.1f} {row['reference']:>9.1f} {ratio:>6}"
-                f"  {row['goal']}"
-            )
-        lines.append("")
-        for goal, met in self.goals().items():
-            lines.append(f"goal: {goal:64} {'met' if met else 'NOT MET'}")
+        lines = text_table(self.rows(), self.goals(), reference="single")
         for phase in (self.single, self.cluster):
             if phase is not None:
                 lines += phase.summary(self.cpus)

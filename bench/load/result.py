@@ -7,6 +7,7 @@ from typing import Any
 
 from bench.load.settings import API_GOAL_MS, LoadSettings
 from bench.procs import percentile
+from bench.table import row, text_table
 
 
 @dataclass
@@ -56,28 +57,28 @@ class LoadResult:
         s = self.settings
         n = s.booths
         rows = [
-            _row(
+            row(
                 f"load: booths connected at the end (of {n})",
                 self.booths_connected_at_end,
                 n,
                 "booths started",
                 f"all {n}",
             ),
-            _row(
+            row(
                 "load: booths online in the fleet view at the end",
                 self.booths_online_at_end,
                 n,
                 "booths started",
                 f"all {n}",
             ),
-            _row(
+            row(
                 f"load: server RSS with {n} idle booths, MiB",
                 self.booths_rss_kib / 1024,
                 self.baseline_rss_kib / 1024,
                 "server RSS before the booths, MiB",
                 "",
             ),
-            _row(
+            row(
                 "load: server memory per idle booth, KiB",
                 self.per_booth_kib,
                 self.baseline_rss_kib / 1024,
@@ -85,7 +86,7 @@ class LoadResult:
                 "measured",
                 ratio=False,
             ),
-            _row(
+            row(
                 "load: call set-ups completed per second",
                 self.achieved_rate,
                 s.rate,
@@ -95,7 +96,7 @@ class LoadResult:
         ]
         for p in (50, 95, 99):
             rows.append(
-                _row(
+                row(
                     f"load: call set-up p{p} ms (request -> call_started, both)",
                     percentile(self.setup_ms, p),
                     percentile(self.reference_setup_ms, p),
@@ -105,7 +106,7 @@ class LoadResult:
             )
         for p in (50, 99):
             rows.append(
-                _row(
+                row(
                     f"load: set-up to offer/answer/ICE relayed p{p} ms",
                     percentile(self.negotiated_ms, p),
                     percentile(self.reference_negotiated_ms, p),
@@ -115,7 +116,7 @@ class LoadResult:
             )
         for p in (50, 95, 99):
             rows.append(
-                _row(
+                row(
                     f"load: API p{p} ms",
                     percentile(self.api_ms, p),
                     percentile(self.reference_api_ms, p),
@@ -124,7 +125,7 @@ class LoadResult:
                 )
             )
         rows.append(
-            _row(
+            row(
                 "load: server CPU during the set-ups, cores",
                 self.server_cpu_load,
                 self.server_cpu_idle,
@@ -152,16 +153,7 @@ class LoadResult:
 
     def table(self) -> str:
         """A plain-text table of the rows and the goals."""
-        lines = [f"{'figure':58} {'value':>9} {'reference':>9} {'ratio':>6}  goal"]
-        for row in self.rows():
-            ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
-            lines.append(
-                f"{row['figure']:58} {row['value']:>9.1f} {row['reference']:>9.1f} {ratio:>6}"
-                f"  {row['goal']}"
-            )
-        lines.append("")
-        for goal, met in self.goals().items():
-            lines.append(f"goal: {goal:56} {'met' if met else 'NOT MET'}")
+        lines = text_table(self.rows(), self.goals())
         s = self.settings
         lines.append(
             f"set-ups: {self.completed} of {self.attempted} completed in {self.load_seconds:.1f} s"
@@ -180,16 +172,3 @@ class LoadResult:
         if len(self.errors) > 20:
             lines.append(f"... and {len(self.errors) - 20} more errors")
         return "\n".join(lines)
-
-
-def _row(
-    figure: str, value: float, reference: float, reference_is: str, goal: str, ratio: bool = True
-) -> dict[str, Any]:
-    return {
-        "figure": figure,
-        "value": float(value),
-        "reference": float(reference),
-        "reference_is": reference_is,
-        "ratio": value / reference if ratio and reference else None,
-        "goal": goal,
-    }

@@ -117,6 +117,9 @@ class ClusterFleet:
         finally:
             with contextlib.suppress(BusError):
                 await subscription.unsubscribe()
+        silent = sorted(n for n in others if len(parts.get(n, ())) < expected.get(n, 1))
+        if silent:  # their booths show as last seen, not online, this time
+            log.warning("the fleet: no whole answer within %.1f s from %s", ASK_SECONDS, silent)
         return found
 
     async def command(self, booth_id: str, command: BoothCommandName) -> str | None:

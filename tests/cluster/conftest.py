@@ -45,6 +45,9 @@ __all__ = ["browser"]
 
 T = TypeVar("T")
 
+#: The bearer token of the module cluster's ``/metrics``.
+METRICS_TOKEN = "cluster-metrics-" + "0123456789abcdef"
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
@@ -92,12 +95,14 @@ def cluster_module(
     cluster_database: str,
     cluster_nats: NatsAccess,
 ) -> Iterator[Cluster]:
-    """Three nodes and HAProxy, started once for the module."""
+    """Three nodes and HAProxy, started once for the module (``/metrics`` for a bearer of
+    :data:`METRICS_TOKEN`)."""
     with start_cluster(
         tmp_path_factory.mktemp("cluster"),
         haproxy_binary=haproxy_binary,
         database_url=cluster_database,
         nats=cluster_nats,
+        settings={"metrics_token": METRICS_TOKEN},
     ) as cluster:
         yield cluster
 

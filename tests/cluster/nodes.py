@@ -119,6 +119,17 @@ class NodeProcess:
         except OSError:
             return None
 
+    def metric(self, token: str, name: str) -> float:
+        """One sample of the node's ``/metrics`` (``name`` with its labels, as printed)."""
+        request = urllib.request.Request(
+            f"{self.url}/metrics", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=2) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(f"node {self.node_id}: no {name} in /metrics")
+
     def wait_ready(self, timeout: float = START_SECONDS) -> None:
         def ready() -> bool:
             if not self.running:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,9 +22,36 @@ from tests.server.conftest import Peer
 
 PASSWORD = "correct horse battery staple"
 
+_numbers = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    """A name no other account of the test run has (the module's cluster shares its database)."""
+    return f"{prefix}{next(_numbers)}"
+
 
 def _jar() -> aiohttp.CookieJar:
     return aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1, an address
+
+
+async def login(url: str, username: str) -> aiohttp.ClientSession:
+    """A browser's session logged in at ``url`` as ``username`` (password :data:`PASSWORD`)."""
+    http = aiohttp.ClientSession(cookie_jar=_jar())
+    async with http.post(
+        f"{url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}
+    ) as response:
+        assert response.status == 200, await response.text()
+    return http
+
+
+async def booth_account(database_url: str, name: str) -> str:
+    """A new booth in the cluster's database; its secret."""
+    db = await Database.open(database_url, migrate=False)
+    try:
+        _, credential = await create_booth(db, name)
+    finally:
+        await db.close()
+    return credential
 
 
 @dataclass
@@ -34,14 +62,9 @@ class Clients:
     peers: list[Peer] = field(default_factory=list)
     _accounts: int = 0
 
-    async def booth_account(self, name: str) -> str:
-        """A new booth in the cluster's database; its secret."""
-        db = await Database.open(self.database_url, migrate=False)
-        try:
-            _, credential = await create_booth(db, name)
-        finally:
-            await db.close()
-        return credential
+    async def booth_account(self, name: str | None = None) -> str:
+        """A new booth (named ``name``, or uniquely) in the cluster's database; its secret."""
+        return await booth_account(self.database_url, name or unique("booth-"))
 
     async def advisor_account(self, username: str) -> None:
         db = await Database.open(self.database_url, migrate=False)
@@ -49,6 +72,12 @@ class Clients:
             await create_user(db, username=username, password=PASSWORD, role="advisor")
         finally:
             await db.close()
+
+    async def new_advisor(self, url: str) -> Peer:
+        """A new advisor account, logged in at ``url`` with its socket there."""
+        username = unique("advisor-")
+        await self.advisor_account(username)
+        return await self.advisor(url, username)
 
     async def booth(self, url: str, credential: str) -> Peer:
         """A booth's signalling connection to ``url`` (a node or HAProxy); its welcome read."""
@@ -63,11 +92,7 @@ class Clients:
 
     async def advisor(self, url: str, username: str) -> Peer:
         """An advisor logged in at ``url``; its socket there, with welcome and queue read."""
-        http = aiohttp.ClientSession(cookie_jar=_jar())
-        async with http.post(
-            f"{url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}
-        ) as response:
-            assert response.status == 200, await response.text()
+        http = await login(url, username)
         ws = await http.ws_connect(f"{url}/api/v1/ws")
         peer = Peer(http, ws)
         self.peers.append(peer)

@@ -22,13 +22,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kiosk.identity import public_key_hex
 from protocol.boothauth import booth_auth_text
 from server.storage import Database, add_booth_for_enrolment, create_branch, enrol_booth
+from tests.cluster.conftest import METRICS_TOKEN
 from tests.cluster.natsserver import NatsServer
-from tests.cluster.nodes import Cluster
+from tests.cluster.nodes import Cluster, NodeProcess
 from tests.cluster.peers import (
     Clients,
     clients,
     drain,
     offer,
+    unique,
     until_in_queue,
     until_not_in_queue,
 )
@@ -46,16 +48,9 @@ def figures(request: pytest.FixtureRequest) -> Iterator[list[str]]:
     show(request.config, [f"{request.node.name}: {line}" for line in lines])
 
 
-_counter = iter(range(1, 10_000))
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}{next(_counter)}"
-
-
 async def _waiting_booth(c: Clients, url: str) -> tuple[Peer, str, str]:
     """A new booth connected at ``url`` asking for an advisor: it, its session and token."""
-    booth = await c.booth(url, await c.booth_account(_name("booth-")))
+    booth = await c.booth(url, await c.booth_account())
     await booth.send(type="call_request")
     waiting = await booth.receive_type("call_waiting")
     return booth, waiting["session_id"], waiting["resume_token"]
@@ -103,9 +98,7 @@ async def test_cluster_booth_on_one_node_advisor_on_another(
 ) -> None:
     node1, node2 = cluster.nodes[0], cluster.nodes[1]
     async with clients(cluster.database_url) as c:
-        username = _name("advisor-")
-        await c.advisor_account(username)
-        advisor = await c.advisor(node2.url, username)
+        advisor = await c.new_advisor(node2.url)
         booth, session_id, _ = await _waiting_booth(c, node1.url)
         seen = await until_in_queue(advisor, session_id)
         figures.append(f"a booth waiting on node1 in the queue on node2 after {seen * 1000:.0f} ms")
@@ -135,10 +128,8 @@ async def test_cluster_accept_race_has_exactly_one_winner(
 ) -> None:
     node1, node2, node3 = cluster.nodes
     async with clients(cluster.database_url) as c:
-        names = [_name("advisor-"), _name("advisor-")]
-        for name in names:
-            await c.advisor_account(name)
-        advisors = [await c.advisor(node2.url, names[0]), await c.advisor(node3.url, names[1])]
+        advisors = [await c.new_advisor(node2.url), await c.new_advisor(node3.url)]
+        before = _accepts(node2, node3)
         wins = [0, 0]
         for attempt in range(20):
             booth, session_id, _ = await _waiting_booth(c, node1.url)
@@ -161,6 +152,18 @@ async def test_cluster_accept_race_has_exactly_one_winner(
             for advisor in advisors:
                 await drain(advisor)
         figures.append(f"20 accept races across nodes: won by node2 {wins[0]}, node3 {wins[1]}")
+        # Each node counts its own accepts: twenty more won and twenty more lost in all.
+        assert _accepts(node2, node3) == (before[0] + 20, before[1] + 20)
+
+
+def _accepts(*nodes: NodeProcess) -> tuple[float, float]:
+    """The accepts won and lost on ``nodes`` so far, from their ``/metrics``."""
+
+    def total(outcome: str) -> float:
+        name = f'videobooth_cluster_accepts_total{{outcome="{outcome}"}}'
+        return sum(node.metric(METRICS_TOKEN, name) for node in nodes)
+
+    return total("won"), total("lost")
 
 
 async def _accept_answer(advisor: Peer, session_id: str) -> tuple[str, dict[str, object]]:
@@ -193,10 +196,8 @@ async def _resume(
 async def test_cluster_kill_the_booths_node_mid_call(cluster: Cluster, figures: list[str]) -> None:
     node1, node2, _ = cluster.nodes
     async with clients(cluster.database_url) as c:
-        username = _name("advisor-")
-        await c.advisor_account(username)
-        advisor = await c.advisor(node2.url, username)
-        credential = await c.booth_account(_name("booth-"))
+        advisor = await c.new_advisor(node2.url)
+        credential = await c.booth_account()
         booth = await c.booth(node1.url, credential)
         await booth.send(type="call_request")
         session_id = (await booth.receive_type("call_waiting"))["session_id"]
@@ -231,10 +232,8 @@ async def test_cluster_kill_the_advisors_node_mid_call(
 ) -> None:
     node1, node2, node3 = cluster.nodes
     async with clients(cluster.database_url) as c:
-        username = _name("advisor-")
-        await c.advisor_account(username)
         # The advisor's login cookie comes along to the next node (one key, one database).
-        advisor = await c.advisor(node2.url, username)
+        advisor = await c.new_advisor(node2.url)
         booth, session_id, _ = await _waiting_booth(c, node1.url)
         await until_in_queue(advisor, session_id)
         await advisor.send(type="call_accept", session_id=session_id)
@@ -269,9 +268,7 @@ async def test_cluster_nats_restarted_mid_queue_nobody_loses_their_place(
     cluster: Cluster, cluster_nats_server: NatsServer, figures: list[str]
 ) -> None:
     async with clients(cluster.database_url) as c:
-        username = _name("advisor-")
-        await c.advisor_account(username)
-        advisor = await c.advisor(cluster.nodes[1].url, username)
+        advisor = await c.new_advisor(cluster.nodes[1].url)
         waiting = []
         for node in (*cluster.nodes, *cluster.nodes):  # two on each node, in this order
             booth, session_id, _ = await _waiting_booth(c, node.url)
@@ -308,9 +305,9 @@ async def test_cluster_booth_challenge_from_one_node_logs_in_at_another_once(
     key = Ed25519PrivateKey.generate()
     db = await Database.open(cluster.database_url, migrate=False)
     try:
-        branch = await create_branch(db, _name("Branch "), region="North")
+        branch = await create_branch(db, unique("Branch "), region="North")
         new = await add_booth_for_enrolment(
-            db, _name("booth-"), branch_id=branch.id, ttl=timedelta(hours=1)
+            db, unique("booth-"), branch_id=branch.id, ttl=timedelta(hours=1)
         )
         booth = await enrol_booth(db, new.token, public_key_hex(key), {"machine": "test"})
     finally:
@@ -340,9 +337,7 @@ async def test_cluster_an_invitation_link_made_on_one_node_opens_on_another(
     talks to the booth, and is removed: every step crosses nodes."""
     node1, node2, node3 = cluster.nodes
     async with clients(cluster.database_url) as c:
-        username = _name("advisor-")
-        await c.advisor_account(username)
-        advisor = await c.advisor(node2.url, username)
+        advisor = await c.new_advisor(node2.url)
         booth, session_id, _, _ = await _call(c, node1.url, advisor)
         async with advisor.http.post(
             f"{node2.url}/api/v1/calls/{session_id}/invitations", json={"label": "Interpreter"}
@@ -389,9 +384,7 @@ async def test_cluster_nats_restarted_mid_call_the_call_goes_on(
     takes another's calls over, and signalling passes again once the bus is back."""
     node1, node2, _ = cluster.nodes
     async with clients(cluster.database_url) as c:
-        username = _name("advisor-")
-        await c.advisor_account(username)
-        advisor = await c.advisor(node2.url, username)
+        advisor = await c.new_advisor(node2.url)
         booth, session_id, _, _ = await _call(c, node1.url, advisor)
         await _talk(booth, advisor, session_id, "before")
         logged = {node.node_id: len(node.log.read_text()) for node in cluster.nodes}
@@ -422,11 +415,9 @@ async def test_cluster_postgresql_restarted_mid_call_the_call_goes_on(
     the next caller is accepted across nodes (the claim needs the database) once it is back."""
     node1, node2, _ = cluster.nodes
     async with clients(cluster.database_url) as c:
-        username = _name("advisor-")
-        await c.advisor_account(username)
-        advisor = await c.advisor(node2.url, username)
+        advisor = await c.new_advisor(node2.url)
         booth, session_id, _, _ = await _call(c, node1.url, advisor)
-        next_booth = await c.booth(node1.url, await c.booth_account(_name("booth-")))
+        next_booth = await c.booth(node1.url, await c.booth_account())
         started = time.monotonic()
         await asyncio.to_thread(restart_postgres, cluster.database_url)
         figures.append(f"PostgreSQL restarted in {time.monotonic() - started:.1f} s")

@@ -15,22 +15,10 @@ import pytest
 
 from server.storage import Database, create_booth, create_user
 from tests.cluster.nodes import Cluster
-from tests.cluster.peers import PASSWORD, clients
+from tests.cluster.peers import PASSWORD, clients, login
+from tests.server.test_fleet_health import HEALTH
 
 pytestmark = pytest.mark.cluster
-
-HEALTH: dict[str, Any] = {
-    "version": "1.4.2",
-    "uptime_seconds": 3600.5,
-    "cpu_temperature_c": 52.5,
-    "load_1m": 0.4,
-    "disk_free_mb": 12000,
-    "camera_ok": True,
-    "microphone_ok": True,
-    "speaker_ok": None,
-    "server_rtt_ms": 3.2,
-    "state": "idle",
-}
 
 
 async def _accounts(cluster: Cluster, booth: str, admin: str) -> tuple[str, str]:
@@ -41,15 +29,6 @@ async def _accounts(cluster: Cluster, booth: str, admin: str) -> tuple[str, str]
     finally:
         await db.close()
     return created.id, credential
-
-
-async def _admin(url: str, username: str) -> aiohttp.ClientSession:
-    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    async with http.post(
-        f"{url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}
-    ) as reply:
-        assert reply.status == 200, await reply.text()
-    return http
 
 
 async def _fleet(http: aiohttp.ClientSession, url: str, booth_id: str) -> dict[str, Any]:
@@ -75,7 +54,7 @@ async def test_cluster_fleet_view_and_commands_reach_a_booth_on_another_node(
     async with clients(cluster.database_url) as c:
         booth = await c.booth(node1.url, credential)
         await booth.send(type="heartbeat", state="idle", health=HEALTH)
-        admin = await _admin(node2.url, "fleet-admin")
+        admin = await login(node2.url, "fleet-admin")
         try:
 
             async def online_with_health() -> bool:
@@ -85,9 +64,13 @@ async def test_cluster_fleet_view_and_commands_reach_a_booth_on_another_node(
             await _until(online_with_health)
             entry = await _fleet(admin, node2.url, booth_id)
             assert (entry["state"], entry["version"]) == ("online", "1.4.2")
-            async with admin.get(f"{node2.url}/api/v1/booths") as reply:
-                listed = {b["id"]: b for b in (await reply.json())["booths"]}
-            assert listed[booth_id]["online"] is True
+
+            async def listed_online() -> bool:
+                async with admin.get(f"{node2.url}/api/v1/booths") as reply:
+                    listed = {b["id"]: b for b in (await reply.json())["booths"]}
+                return listed[booth_id]["online"] is True
+
+            await _until(listed_online)
 
             async with admin.post(
                 f"{node3.url}/api/v1/booths/{booth_id}/commands", json={"command": "self_test"}
@@ -160,7 +143,7 @@ async def test_cluster_a_disabled_account_loses_its_sockets_on_every_node(
         await db.close()
     async with clients(cluster.database_url) as c:
         sockets = [await c.advisor(node.url, "leaving") for node in (node2, node3)]
-        admin = await _admin(node1.url, "users-admin")
+        admin = await login(node1.url, "users-admin")
         try:
             async with admin.post(f"{node1.url}/api/v1/users/{user.id}/disable") as reply:
                 assert reply.status in (200, 204), await reply.text()

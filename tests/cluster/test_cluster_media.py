@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import secrets
 import signal
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ import pytest
 
 from tests.cluster.natsserver import NatsServer
 from tests.cluster.nodes import Cluster, NatsAccess, start_cluster
+from tests.cluster.peers import PASSWORD, booth_account
 from tests.components import require
 from tests.e2e.conftest import (
     RELAY_MAX_PORT,
@@ -42,7 +41,6 @@ from tests.report import show
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
 METRICS_TOKEN = secrets.token_hex(16)
-PASSWORD = "correct horse battery staple"
 
 #: Records when the advisor's page shows each frame of the booth's video, and the longest
 #: gap between two frames since ``window.__gapsFrom`` (ms since the epoch).
@@ -131,31 +129,21 @@ def media_cluster(
 
 def _relays_up(cluster: Cluster) -> int:
     """How many (node, relay) pairs the nodes' /metrics show up."""
-    up = 0
-    for node in cluster.nodes:
-        request = urllib.request.Request(
-            f"{node.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
-        )
-        with urllib.request.urlopen(request, timeout=2) as response:
-            text = response.read().decode()
-        up += len(re.findall(r'videobooth_relays\{relay="[^"]+",state="up"\} 1\.0', text))
-    return up
+    return sum(
+        int(node.metric(METRICS_TOKEN, f'videobooth_relays{{relay="{relay}",state="up"}}'))
+        for node in cluster.nodes
+        for relay in ("relay-1", "relay-2")
+    )
 
 
 def _connections(cluster: Cluster, role: str) -> dict[str, int]:
     """Each running node's open signalling connections of ``role`` (its /metrics)."""
-    found = {}
-    for node in cluster.nodes:
-        if not node.running:
-            continue
-        request = urllib.request.Request(
-            f"{node.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
-        )
-        with urllib.request.urlopen(request, timeout=2) as response:
-            text = response.read().decode()
-        match = re.search(rf'videobooth_connections{{role="{role}"}} ([0-9.]+)', text)
-        found[node.node_id] = int(float(match[1])) if match else 0
-    return found
+    name = f'videobooth_connections{{role="{role}"}}'
+    return {
+        node.node_id: int(node.metric(METRICS_TOKEN, name))
+        for node in cluster.nodes
+        if node.running
+    }
 
 
 async def _holder(cluster: Cluster, role: str, count: int = 1) -> str:
@@ -231,7 +219,7 @@ async def test_cluster_booth_call_across_nodes_survives_both_nodes_dying(
     cluster = media_cluster
     for name in ("alice", "bob"):
         await cluster.add_advisor(name, PASSWORD)
-    credential = await asyncio.to_thread(_add_booth, cluster, "Branch 1 booth")
+    credential = await booth_account(cluster.database_url, "Branch 1 booth")
     config = tmp_path / "booth.toml"
     config.write_text(
         f'server_url = "{cluster.url}"\ncredential = "{credential}"\n'
@@ -347,17 +335,3 @@ async def test_cluster_booth_call_across_nodes_survives_both_nodes_dying(
         figures.append(f"chat after the relay's death: {chat:.2f} s")
     finally:
         stop_process(booth.process)
-
-
-def _add_booth(cluster: Cluster, name: str) -> str:
-    from server.storage import Database, create_booth
-
-    async def add() -> str:
-        db = await Database.open(cluster.database_url, migrate=False)
-        try:
-            _, credential = await create_booth(db, name)
-        finally:
-            await db.close()
-        return credential
-
-    return asyncio.run(add())

@@ -68,7 +68,6 @@ class Queue(NodeBase):
                 self._others[session.id] = session
         for session_id in remove:
             self._others.pop(session_id, None)
-        self.figures.others_waiting = len(self._others)
         self._sb.room.changed()
 
     async def _reload(self) -> None:
@@ -80,7 +79,6 @@ class Queue(NodeBase):
             for r in records
             if r.owner != self.node and r.session_id not in self._sessions
         }
-        self.figures.others_waiting = len(self._others)
         self._sb.room.changed()
 
 

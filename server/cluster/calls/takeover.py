@@ -88,7 +88,6 @@ class TakeOver(NodeBase):
             self._sb.room.republish()
             self._sb.room.changed()
             took = time.monotonic() - started
-            self.figures.timings[f"adopted from {node}"] = took
             log.warning("took over %d call(s) of node %s in %.3f s", len(records), node, took)
 
     def _take_over(self, record: LiveRecord) -> None:
