@@ -32,7 +32,7 @@ from server.storage import (
     booth_region,
     get_topic,
     list_regions,
-    login_by_id,
+    login_is_valid,
     topics_for_user,
 )
 
@@ -132,7 +132,7 @@ async def websocket_handler(call: ApiCall) -> web.StreamResponse:
                 if (
                     conn.login is not None
                     and isinstance(message, PRIVILEGED)
-                    and await login_by_id(db, conn.login.id) is None
+                    and not await login_is_valid(db, conn.login.id)
                 ):
                     switchboard.close_login(conn, "your login has ended")
                     await ws.close(code=4003, message=b"your login has ended")

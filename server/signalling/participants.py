@@ -210,6 +210,8 @@ class ParticipantStore(Mapping[str, Participant], ABC):
 class MemoryParticipants(ParticipantStore):
     def __init__(self) -> None:
         self._by_id: dict[str, Participant] = {}
+        # Per role too: queue updates go to the advisors among thousands of booths.
+        self._by_role: dict[Role, dict[str, Participant]] = {role: {} for role in Role}
 
     def __getitem__(self, participant_id: str) -> Participant:
         return self._by_id[participant_id]
@@ -224,11 +226,19 @@ class MemoryParticipants(ParticipantStore):
         # The dictionary's own view: the mapping's generic one looks each item up by key.
         return self._by_id.values()
 
+    def with_role(self, role: Role) -> list[Participant]:
+        return list(self._by_role[role].values())
+
     def add(self, participant: Participant) -> None:
+        replaced = self._by_id.get(participant.participant_id)
+        if replaced is not None:
+            self._by_role[replaced.role].pop(participant.participant_id, None)
         self._by_id[participant.participant_id] = participant
+        self._by_role[participant.role][participant.participant_id] = participant
 
     def discard(self, participant: Participant) -> bool:
         if self._by_id.get(participant.participant_id) is not participant:
             return False
         del self._by_id[participant.participant_id]
+        del self._by_role[participant.role][participant.participant_id]
         return True

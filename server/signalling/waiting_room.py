@@ -48,6 +48,22 @@ def visible_to(session: CallSession, advisor: Participant) -> bool:
     return session.topic_id is None or not topics or session.topic_id in topics
 
 
+def _facts(session: CallSession) -> tuple[object, ...]:
+    """What an advisor's queue shows of a waiting call: it is described again when this
+    changes, and only then."""
+    caller = session.caller
+    return (
+        caller.principal_id,
+        caller.name,
+        caller.role,
+        session.appointment_id,
+        session.topic_id,
+        session.topic_name,
+        session.region,
+        session.waiting_since,
+    )
+
+
 def _described(session: CallSession) -> WaitingCall:
     return WaitingCall(
         session_id=session.id,
@@ -101,7 +117,7 @@ class WaitingRoom:
         #: The waiting calls as the last update described them, by session id: what the next
         #: update is the change from. (An advisor who connected since got the whole list then;
         #: a change is harmless to apply twice.)
-        self._shown: dict[str, tuple[CallSession, WaitingCall]] = {}
+        self._shown: dict[str, tuple[CallSession, tuple[object, ...], WaitingCall]] = {}
         #: In a cluster: the other nodes' waiting calls, and the ids of this node's own as the
         #: other nodes were last told.
         self.shared: SharedQueue | None = None
@@ -135,10 +151,20 @@ class WaitingRoom:
     def _send(self) -> None:
         self._due = None
         self._sent_at = self._clock.monotonic()
-        waiting = [(s, _described(s)) for s in self.waiting()]
-        now = {s.id: (s, w) for s, w in waiting}
-        joined = [(s, w) for s, w in waiting if self._shown.get(s.id, (None, None))[1] != w]
-        left = [s for session_id, (s, _) in self._shown.items() if session_id not in now]
+        now: dict[str, tuple[CallSession, tuple[object, ...], WaitingCall]] = {}
+        waiting: list[tuple[CallSession, WaitingCall]] = []
+        joined: list[tuple[CallSession, WaitingCall]] = []
+        for session in self.waiting():
+            facts = _facts(session)
+            shown = self._shown.get(session.id)
+            if shown is not None and shown[1] == facts:
+                described = shown[2]
+            else:
+                described = _described(session)
+                joined.append((session, described))
+            now[session.id] = (session, facts, described)
+            waiting.append((session, described))
+        left = [s for session_id, (s, _, _) in self._shown.items() if session_id not in now]
         self._shown = now
         if joined or left:
             self._tell_advisors(joined, left)

@@ -80,7 +80,7 @@ from .call_endings import (
     purge_call_endings,
     record_call_ending,
 )
-from .call_invitations import add_call_invitation, call_invitation, drop_call_invitations
+from .call_invitations import add_call_invitation, call_invitation
 from .database import Database, migrate, open_database
 from .errors import (
     ConflictError,
@@ -115,6 +115,7 @@ from .logins import (
     delete_auth_session,
     login_by_id,
     login_for_token,
+    login_is_valid,
     purge_expired_sessions,
     user_for_token,
 )
@@ -256,7 +257,6 @@ __all__ = [
     "delete_branch",
     "delete_setting",
     "disable_user",
-    "drop_call_invitations",
     "enable_user",
     "enrol_booth",
     "fold_username",
@@ -287,6 +287,7 @@ __all__ = [
     "live_calls_owned_by",
     "login_by_id",
     "login_for_token",
+    "login_is_valid",
     "mark_appointment_done",
     "migrate",
     "move_appointment",

@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 
 from .common import rowcount
 from .database import Database
@@ -25,16 +25,15 @@ _STATE_MAX = 32
 
 async def record_health(db: Database, booth_id: str, *, state: str, data: dict[str, Any]) -> None:
     """Keep one health report (figures only; :func:`purge_health` drops old ones)."""
-    report = BoothHealth(
+    report = insert(BoothHealth).values(
         id=new_id(),
         booth_id=booth_id,
         at=db.now(),
         state=clean_text(state, "state", _STATE_MAX),
         data=json.dumps(data, sort_keys=True),
     )
-    async with db.session() as session:
-        session.add(report)
-        await session.commit()
+    async with db.statements() as conn:
+        await conn.execute(report)
 
 
 async def health_since(db: Database, booth_id: str, since: datetime) -> list[BoothHealth]:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from .common import rowcount
@@ -38,11 +38,12 @@ async def record_call_ending(
 ) -> None:
     """Remember that the call ended (``participant_id`` empty) or that the participant is
     finished in it. Recording the same ending twice keeps the first."""
-    record = CallEnding(session_id=session_id, participant_id=participant_id, at=at or db.now())
-    async with db.session() as session:
-        session.add(record)
-        with contextlib.suppress(IntegrityError):  # known already
-            await session.commit()
+    row = insert(CallEnding).values(
+        session_id=session_id, participant_id=participant_id, at=at or db.now()
+    )
+    with contextlib.suppress(IntegrityError):  # known already
+        async with db.statements() as conn:
+            await conn.execute(row)
 
 
 async def call_ended(db: Database, session_id: str, participant_id: str = WHOLE_CALL) -> bool:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from .database import Database
 from .models import CallInvitation
 
-__all__ = ["add_call_invitation", "call_invitation", "drop_call_invitations"]
+__all__ = ["add_call_invitation", "call_invitation"]
 
 
 async def add_call_invitation(
@@ -34,14 +34,3 @@ async def call_invitation(db: Database, token_hash: str) -> tuple[str, str] | No
     async with db.session() as session:
         row = (await session.execute(query)).first()
     return None if row is None else (row[0], row[1])
-
-
-async def drop_call_invitations(db: Database, session_id: str) -> None:
-    """The call ended: its links open nothing any more (expired ones go too)."""
-    async with db.session() as session:
-        await session.execute(
-            delete(CallInvitation).where(
-                (CallInvitation.session_id == session_id) | (CallInvitation.expires_at <= db.now())
-            )
-        )
-        await session.commit()

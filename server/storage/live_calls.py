@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from server.resume import Member
 
 from .common import rowcount
 from .database import Database
-from .models import LiveCall
+from .models import CallInvitation, LiveCall
 
 __all__ = [
     "LiveMember",
@@ -114,39 +114,36 @@ def _record(row: LiveCall) -> LiveRecord:
 async def open_live_call(db: Database, record: LiveRecord) -> bool:
     """Add the call's row; False when a row with its id is there already (another node
     rebuilt the same call first)."""
-    async with db.session() as session:
-        session.add(
-            LiveCall(
-                id=record.session_id,
-                state=record.state,
-                owner=record.owner,
-                caller=_dump(record.caller),
-                advisor=_dump(record.advisor),
-                guests=json.dumps([g.to_json() for g in record.guests]),
-                appointment_id=record.appointment_id,
-                advisor_id=record.advisor_id,
-                topic_id=record.topic_id,
-                topic_name=record.topic_name,
-                region=record.region,
-                waiting_since=record.waiting_since,
-            )
-        )
-        try:
-            await session.commit()
-        except IntegrityError:
-            return False
+    row = insert(LiveCall).values(
+        id=record.session_id,
+        state=record.state,
+        owner=record.owner,
+        caller=_dump(record.caller),
+        advisor=_dump(record.advisor),
+        guests=json.dumps([g.to_json() for g in record.guests]),
+        appointment_id=record.appointment_id,
+        advisor_id=record.advisor_id,
+        topic_id=record.topic_id,
+        topic_name=record.topic_name,
+        region=record.region,
+        waiting_since=record.waiting_since,
+    )
+    try:
+        async with db.statements() as conn:
+            await conn.execute(row)
+    except IntegrityError:
+        return False
     return True
 
 
 async def claim_live_call(db: Database, session_id: str, advisor: LiveMember) -> bool:
     """``advisor`` takes the waiting call: True for exactly one of any number of claims."""
-    async with db.session() as session:
-        result = await session.execute(
+    async with db.statements() as conn:
+        result = await conn.execute(
             update(LiveCall)
             .where(LiveCall.id == session_id, LiveCall.state == WAITING)
             .values(state=ACTIVE, advisor=_dump(advisor))
         )
-        await session.commit()
     return rowcount(result) == 1
 
 
@@ -175,22 +172,25 @@ async def save_live_members(
         "caller": _dump(caller),
         "guests": json.dumps([g.to_json() for g in guests]),
     }
-    async with db.session() as session:
-        await session.execute(update(LiveCall).where(LiveCall.id == session_id).values(**values))
-        if advisor is not None:
-            await session.execute(
-                update(LiveCall)
-                .where(LiveCall.id == session_id, LiveCall.state == ACTIVE)
-                .values(advisor=_dump(advisor))
-            )
-        await session.commit()
+    if advisor is not None:
+        values["advisor"] = case(
+            (LiveCall.state == ACTIVE, literal(_dump(advisor))), else_=LiveCall.advisor
+        )
+    async with db.statements() as conn:
+        await conn.execute(update(LiveCall).where(LiveCall.id == session_id).values(**values))
 
 
 async def close_live_call(db: Database, session_id: str) -> None:
-    """The call ended: its row goes (the ending itself is in ``call_endings``)."""
-    async with db.session() as session:
-        await session.execute(delete(LiveCall).where(LiveCall.id == session_id))
-        await session.commit()
+    """The call ended: its row goes (the ending itself is in ``call_endings``), and its
+    invitation links open nothing any more (expired ones of other calls go too). Each delete
+    stands alone: one repeated after a failure finds what the other left."""
+    async with db.statements() as conn:
+        await conn.execute(delete(LiveCall).where(LiveCall.id == session_id))
+        await conn.execute(
+            delete(CallInvitation).where(
+                (CallInvitation.session_id == session_id) | (CallInvitation.expires_at <= db.now())
+            )
+        )
 
 
 async def get_live_call(db: Database, session_id: str) -> LiveRecord | None:
@@ -214,8 +214,8 @@ async def live_calls_owned_by(db: Database, owner: str) -> set[str]:
 
 async def live_call_owners(db: Database) -> set[str]:
     """The nodes carrying calls now."""
-    async with db.session() as session:
-        return set(await session.scalars(select(LiveCall.owner).distinct()))
+    async with db.statements() as conn:
+        return set(await conn.scalars(select(LiveCall.owner).distinct()))
 
 
 async def adopt_live_calls(db: Database, *, dead: str, me: str) -> list[LiveRecord]:

@@ -28,6 +28,7 @@ __all__ = [
     "end_logins_of",
     "login_by_id",
     "login_for_token",
+    "login_is_valid",
     "purge_expired_sessions",
     "user_for_token",
 ]
@@ -130,6 +131,21 @@ async def login_by_id(db: Database, login_id: str) -> Login | None:
             )
             await session.commit()
     return login
+
+
+async def login_is_valid(db: Database, login_id: str) -> bool:
+    """Whether the login session with this id is still valid (see :func:`login_by_id`): the
+    check a live connection makes before it acts, read without loading the user."""
+    if len(login_id) != 64:
+        return False
+    query = (
+        select(AuthSession.expires_at)
+        .join(User, AuthSession.user_id == User.id)
+        .where(AuthSession.token_hash == login_id, User.disabled.is_(False))
+    )
+    async with db.statements() as conn:
+        expires_at = (await conn.execute(query)).scalar_one_or_none()
+    return expires_at is not None and expires_at > db.now()
 
 
 async def delete_auth_session(db: Database, token: str) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 
 from .common import rowcount, sha256_hex
@@ -18,12 +18,13 @@ __all__ = ["purge_spent_nonces", "spend_nonce"]
 
 async def spend_nonce(db: Database, nonce: str, *, expires_at: datetime) -> bool:
     """Record ``nonce`` as spent: True the first time, False when it was spent already."""
-    async with db.session() as session:
-        session.add(SpentNonce(digest=sha256_hex(nonce), expires_at=expires_at))
-        try:
-            await session.commit()
-        except IntegrityError:
-            return False
+    try:
+        async with db.statements() as conn:
+            await conn.execute(
+                insert(SpentNonce).values(digest=sha256_hex(nonce), expires_at=expires_at)
+            )
+    except IntegrityError:
+        return False
     return True
 
 

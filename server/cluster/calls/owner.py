@@ -29,7 +29,6 @@ from server.storage import (
     LiveRecord,
     add_call_invitation,
     close_live_call,
-    drop_call_invitations,
     open_live_call,
     save_live_members,
 )
@@ -64,7 +63,6 @@ class Owner(NodeBase):
     def closed(self, session: CallSession) -> None:
         async def write() -> None:
             await close_live_call(self._db, session.id)
-            await drop_call_invitations(self._db, session.id)
             subscription = self._call_subscriptions.pop(session.id, None)
             if subscription is not None:
                 await subscription.unsubscribe()
