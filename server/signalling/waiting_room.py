@@ -32,7 +32,7 @@ from server.signalling.sessions import CallSession, SessionState, SessionStore
 log = logging.getLogger(__name__)
 
 #: Queue updates to advisors (and places to those waiting) go out at most this often.
-QUEUE_UPDATE_SECONDS = 0.05
+QUEUE_UPDATE_SECONDS = 0.2
 #: Estimated wait per caller ahead before any call was accepted (seconds).
 DEFAULT_WAIT_SECONDS = 180.0
 #: Weight of the newest observed wait in the running estimate.
