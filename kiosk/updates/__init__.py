@@ -1,0 +1,7 @@
+"""Booth updates: the bundle fetched from the server in resumable ranges, installed by RAUC
+into the other root slot when the booth is idle and inside its maintenance window."""
+
+from .download import Bundle, Download
+from .errors import DownloadError, UpdateError
+
+__all__ = ["Bundle", "Download", "DownloadError", "UpdateError"]
