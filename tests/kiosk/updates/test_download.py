@@ -109,9 +109,14 @@ async def test_cut_off_twice_it_goes_on_from_where_it_stopped(
         path = await download.run()
     assert path.read_bytes() == served.path.read_bytes()
     assert download.received == SIZE  # every byte once: resumed, not started again
-    assert served.ranges == [None, "bytes=1000000-", "bytes=1700000-"]
+    # Each request asked for the rest from where the one before was cut off (the server
+    # drops the connection after writing; not all it wrote need arrive).
+    assert served.ranges[0] is None and len(served.ranges) >= 3
+    offsets = [int(r.removeprefix("bytes=").rstrip("-")) for r in served.ranges[1:] if r]
+    assert len(offsets) == len(served.ranges) - 1
+    assert offsets == sorted(offsets) and 0 < offsets[0] <= 1_000_000
     # A fresh login on every request (each nonce is good once).
-    assert served.logins == [f"Signature nonce={n}" for n in (1, 2, 3)]
+    assert served.logins == [f"Signature nonce={n + 1}" for n in range(len(served.ranges))]
     assert not download.partial.exists()
 
 

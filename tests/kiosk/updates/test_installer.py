@@ -1,0 +1,116 @@
+"""The installer's side of RAUC: its status read (the document ``rauc status --detailed
+--output-format=json`` writes), ``rauc install``'s progress lines and refusals handled, and
+the fake that stands in for it. (RAUC itself installs for real in the image's update test.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kiosk.updates import FakeInstaller, InstallError, RaucInstaller, UpdateError, parse_status
+
+
+def _status(booted: str = "B", good: str = "good", version: str | None = "2.0.0") -> str:
+    def slot(name: str, boot: str) -> dict[str, object]:
+        facts: dict[str, object] = {
+            "class": "rootfs",
+            "device": f"/dev/vda{2 if boot == 'A' else 3}",
+            "type": "ext4",
+            "bootname": boot,
+            "state": "booted" if boot == booted else "inactive",
+            "parent": None,
+            "mountpoint": "/" if boot == booted else None,
+            "boot_status": good if boot == booted else "good",
+        }
+        if boot == booted and version is not None:
+            facts["slot_status"] = {
+                "bundle": {"compatible": "videobooth-generic-arm64", "version": version},
+                "status": "ok",
+            }
+        return {name: facts}
+
+    return json.dumps(
+        {
+            "compatible": "videobooth-generic-arm64",
+            "variant": None,
+            "booted": booted,
+            "boot_primary": "rootfs.1" if booted == "B" else "rootfs.0",
+            "slots": [slot("rootfs.0", "A"), slot("rootfs.1", "B")],
+        }
+    )
+
+
+def test_status_of_an_updated_booth() -> None:
+    slots = parse_status(_status())
+    assert (slots.booted, slots.booted_good, slots.booted_version, slots.primary) == (
+        "B",
+        True,
+        "2.0.0",
+        "B",
+    )
+
+
+def test_status_of_a_slot_on_trial_and_of_a_flashed_one() -> None:
+    assert not parse_status(_status(good="bad")).booted_good
+    assert parse_status(_status(booted="A", version=None)).booted_version is None
+
+
+@pytest.mark.parametrize("text", ["", "{}", '{"booted": "C", "slots": []}', "[1]"])
+def test_a_status_that_is_not_one_is_a_clear_error(text: str) -> None:
+    with pytest.raises(UpdateError, match="RAUC"):
+        parse_status(text)
+
+
+def _rauc(tmp_path: Path, script: str) -> str:
+    """A stand-in ``rauc`` command that behaves as the script says."""
+    path = tmp_path / "rauc"
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return str(path)
+
+
+async def test_install_reports_rauc_progress(tmp_path: Path) -> None:
+    rauc = _rauc(
+        tmp_path,
+        'echo installing\necho "  0% Installing"\necho " 40% Copying image to rootfs.1"\n'
+        'echo "100% Installing done."\necho "Installing `$2` succeeded"\n',
+    )
+    seen: list[tuple[int, str]] = []
+    await RaucInstaller(rauc=rauc).install(tmp_path / "b.raucb", lambda p, w: seen.append((p, w)))
+    assert seen == [(0, "Installing"), (40, "Copying image to rootfs.1"), (100, "Installing done.")]
+
+
+async def test_a_refused_install_says_rauc_reason(tmp_path: Path) -> None:
+    rauc = _rauc(
+        tmp_path,
+        'echo "  0% Installing"\n'
+        'echo "rauc-Message: 10:00:00.000: Verifying bundle signature..." >&2\n'
+        'echo "Installing `$2` failed: signature verification failed: Verify error" >&2\n'
+        "exit 1\n",
+    )
+    with pytest.raises(InstallError, match="signature verification failed: Verify error"):
+        await RaucInstaller(rauc=rauc).install(tmp_path / "b.raucb", lambda p, w: None)
+
+
+async def test_slots_and_mark_good_through_the_command(tmp_path: Path) -> None:
+    log = tmp_path / "calls"
+    status = tmp_path / "status.json"
+    status.write_text(_status(good="bad"))
+    rauc = _rauc(tmp_path, f'echo "$@" >> {log}\n[ "$2" = mark-good ] || cat {status}\n')
+    installer = RaucInstaller(rauc=rauc)
+    assert not (await installer.slots()).booted_good
+    await installer.mark_good()
+    assert log.read_text().splitlines() == [
+        "status --detailed --output-format=json",
+        "status mark-good",
+    ]
+
+
+async def test_the_fake_switches_the_next_slot_and_refuses_as_rauc_does(tmp_path: Path) -> None:
+    fake = FakeInstaller(version="1.0.0")
+    await fake.install(tmp_path / "booth-2.0.0.raucb", lambda p, w: None)
+    assert (await fake.slots()).primary == "B"
+    with pytest.raises(InstallError, match="signature verification failed"):
+        await fake.install(tmp_path / "refuse.raucb", lambda p, w: None)
