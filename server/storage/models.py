@@ -17,12 +17,14 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
     DateTime,
     Dialect,
     Enum,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -52,10 +54,13 @@ __all__ = [
     "Channel",
     "LiveCall",
     "Role",
+    "Rollout",
+    "RolloutBooth",
     "Setting",
     "SpentNonce",
     "Topic",
     "UTCDateTime",
+    "UpdateBundle",
     "User",
     "new_id",
     "user_topics",
@@ -231,6 +236,10 @@ class Branch(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     region: Mapped[str] = mapped_column(String(100), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    #: When its booths may install updates (``22:00-05:00``) and in which time zone
+    #: (revision 0010); None: the server's ``[updates]`` defaults.
+    maintenance_window: Mapped[str | None] = mapped_column(String(11))
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
     def __repr__(self) -> str:
         return f"Branch(id={self.id!r}, name={self.name!r}, region={self.region!r})"
@@ -491,3 +500,57 @@ class CallInvitation(Base):
     session_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
     label: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UpdateBundle(Base):
+    """A booth update bundle an administrator uploaded (revision 0010), checked with RAUC
+    against the trusted certificate; the file is kept by its SHA-256 in the data folder."""
+
+    __tablename__ = "update_bundles"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    version: Mapped[str] = mapped_column(String(64))
+    compatible: Mapped[str] = mapped_column(String(64))
+    signer: Mapped[str] = mapped_column(Text())
+    sha256: Mapped[str] = mapped_column(String(SHA256_HEX_LENGTH), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger())
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    uploaded_by: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+
+
+class Rollout(Base):
+    """A bundle rolled out to booths in stages (revision 0010)."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    bundle_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("update_bundles.id", ondelete="RESTRICT"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    #: The stage reached (0: the canaries).
+    stage: Mapped[int] = mapped_column(Integer(), default=0)
+    max_failure_share: Mapped[float] = mapped_column(Float())
+    health_timeout_seconds: Mapped[int] = mapped_column(Integer())
+    max_parallel: Mapped[int] = mapped_column(Integer())
+    #: Why it stopped or ended, for the pages.
+    reason: Mapped[str | None] = mapped_column(Text())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    created_by: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+
+
+class RolloutBooth(Base):
+    """One booth in a rollout: its stage and how far it got (revision 0010)."""
+
+    __tablename__ = "rollout_booths"
+
+    rollout_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("rollouts.id", ondelete="CASCADE"), primary_key=True
+    )
+    booth_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, index=True)
+    stage: Mapped[int] = mapped_column(Integer())
+    progress: Mapped[str] = mapped_column(String(16))
+    percent: Mapped[int] = mapped_column(Integer(), default=0)
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    detail: Mapped[str] = mapped_column(Text(), default="")

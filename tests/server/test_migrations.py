@@ -36,8 +36,12 @@ TABLES = {
     "live_calls",
     "spent_nonces",
     "call_invitations",
+    "update_bundles",
+    "rollouts",
+    "rollout_booths",
 }
-TABLES_0006 = TABLES - {"live_calls", "spent_nonces", "call_invitations"}
+TABLES_0009 = TABLES - {"update_bundles", "rollouts", "rollout_booths"}
+TABLES_0006 = TABLES_0009 - {"live_calls", "spent_nonces", "call_invitations"}
 TABLES_0004 = TABLES_0006 - {"call_endings"}
 TABLES_0003 = TABLES_0004 - {"booth_enrolments", "booth_health"}
 TABLES_0002 = TABLES_0003 - {"settings", "assets"}
