@@ -292,6 +292,10 @@ class BoothHealth(BaseModel):
     clock_synchronised: bool | None = None
     #: Why the configured microphone or loudspeaker does not open (ALSA), for the technician.
     audio_problem: Annotated[str, Field(max_length=500)] | None = None
+    #: The root slot it runs from ("A" or "B"), and whether that slot is marked good (it
+    #: passed its start after an update); None where the booth has no A/B slots.
+    slot: Literal["A", "B"] | None = None
+    slot_good: bool | None = None
 
 
 class Heartbeat(Message):
@@ -313,6 +317,24 @@ class CommandResult(Message):
     type: ClassVar[str] = "command_result"
     command_id: _CommandId
     ok: bool
+    detail: Annotated[str, Field(max_length=500)] = ""
+
+
+#: How far a booth got with an update it was offered (see :class:`UpdateOffer`).
+UpdatePhase = Literal["waiting", "downloading", "installing", "rebooting", "failed"]
+_RolloutId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+_Version = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+~:-]*$")
+]
+
+
+class UpdateProgress(Message):
+    """A booth's progress with the update of a rollout (only booths send it)."""
+
+    type: ClassVar[str] = "update_progress"
+    rollout_id: _RolloutId
+    phase: UpdatePhase
+    percent: Annotated[int, Field(ge=0, le=100)] = 0
     detail: Annotated[str, Field(max_length=500)] = ""
 
 
@@ -466,6 +488,26 @@ class BoothCommand(Message):
     command_id: _CommandId
 
 
+class UpdateOffer(Message):
+    """To a booth: install ``version`` (rollout ``rollout_id``) when idle inside its
+    maintenance window. The bundle is at ``path`` on this server (the booth logs in for each
+    request, in ranges); ``size`` and ``sha256`` are what it must be."""
+
+    type: ClassVar[str] = "update_offer"
+    rollout_id: _RolloutId
+    version: _Version
+    path: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^/api/v1/[A-Za-z0-9/_-]+$")]
+    size: Annotated[int, Field(ge=1, le=1 << 40)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class UpdateWithdrawn(Message):
+    """To a booth: the rollout was paused or cancelled; stop unless already installing."""
+
+    type: ClassVar[str] = "update_withdrawn"
+    rollout_id: _RolloutId
+
+
 class Error(Message):
     type: ClassVar[str] = "error"
     code: ErrorCode
@@ -492,6 +534,7 @@ CLIENT_MESSAGES: dict[str, type[Message]] = {
         Heartbeat,
         CommandResult,
         Resume,
+        UpdateProgress,
     )
 }
 SERVER_MESSAGES: dict[str, type[Message]] = {
@@ -517,6 +560,8 @@ SERVER_MESSAGES: dict[str, type[Message]] = {
         CallStats,
         Heartbeat,
         BoothCommand,
+        UpdateOffer,
+        UpdateWithdrawn,
         Error,
     )
 }

@@ -24,6 +24,9 @@ from protocol import (
     ProtocolError,
     Queue,
     Role,
+    UpdateOffer,
+    UpdateProgress,
+    UpdateWithdrawn,
     WaitingCall,
     decode_client,
     decode_server,
@@ -169,3 +172,65 @@ def test_hangup_reasons_keep_their_wire_strings() -> None:
     assert json.loads(encode(message))["reason"] == "connection_lost"
     assert decode_client(encode(message)) == Hangup(session_id="s1", reason="connection_lost")
     assert json.loads(encode(Hangup(session_id="s1")))["reason"] == "hangup"
+
+
+def test_update_messages_round_trip() -> None:
+    offer = UpdateOffer(
+        rollout_id="r1",
+        version="2.0.0",
+        path="/api/v1/updates/bundles/b1/file",
+        size=300_000_000,
+        sha256="ab" * 32,
+    )
+    assert decode_server(encode(offer)) == offer
+    assert decode_server(encode(UpdateWithdrawn(rollout_id="r1"))) == UpdateWithdrawn(
+        rollout_id="r1"
+    )
+    progress = UpdateProgress(rollout_id="r1", phase="installing", percent=40, detail="Copying")
+    assert decode_client(encode(progress)) == progress
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        ('{"v": 1, "type": "update_progress", "rollout_id": "r1", "phase": "done"}', "phase"),
+        (
+            '{"v": 1, "type": "update_progress", "rollout_id": "r1", "phase": "installing", '
+            '"percent": 101}',
+            "percent",
+        ),
+        (
+            '{"v": 1, "type": "update_progress", "rollout_id": "../x", "phase": "failed"}',
+            "rollout_id",
+        ),
+        # The server's messages are not the booth's to send.
+        ('{"v": 1, "type": "update_offer", "rollout_id": "r1"}', "unknown message type"),
+    ],
+)
+def test_bad_update_progress_is_refused(raw: str, text: str) -> None:
+    with pytest.raises(ProtocolError, match=text):
+        decode_client(raw)
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"path": "https://elsewhere.example/bundle"},  # only a path on this server
+        {"sha256": "AB" * 32},
+        {"size": 0},
+        {"version": "2.0.0; rm -rf /"},
+    ],
+)
+def test_an_offer_the_booth_would_not_act_on_is_refused(field: dict[str, object]) -> None:
+    data = {
+        "v": 1,
+        "type": "update_offer",
+        "rollout_id": "r1",
+        "version": "2.0.0",
+        "path": "/api/v1/updates/bundles/b1/file",
+        "size": 1,
+        "sha256": "ab" * 32,
+        **field,
+    }
+    with pytest.raises(ProtocolError):
+        decode_server(json.dumps(data))
