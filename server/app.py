@@ -83,6 +83,9 @@ from server.storage import (
 )
 from server.switchboard import Switchboard
 from server.turn import ice_servers_for
+from server.updates import api as updates_api
+from server.updates.api import UPDATES
+from server.updates.service import Updates, run_updates
 from server.websocket import CODE_GUESSES, CODE_GUESSES_PER_DAY, CODE_WINDOW, websocket_handler
 
 log = logging.getLogger(__name__)
@@ -120,6 +123,25 @@ async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
     if MEMBERSHIP in app:
         await app[MEMBERSHIP].stop()
     await bus.close()
+
+
+async def _updates_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Booth updates, when configured: bundles kept in their folder, the rollouts' loop."""
+    config = app[CONFIG]
+    if config.updates is None:
+        yield
+        return
+    updates = Updates(
+        db=app[DATABASE],
+        config=config.updates,
+        folder=config.updates.folder or config.data_dir / "updates",
+        fleet=app[fleet_health.FLEET],
+        default_timezone=config.timezone,
+    )
+    app[UPDATES] = updates
+    stop = await run_updates(updates)
+    yield
+    await stop()
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -263,6 +285,7 @@ def _build_api() -> Api:
     admin.register(api)
     branding.register(api)
     boothcode.register(api)
+    updates_api.register(api)
     api.endpoint(
         "GET",
         "/ws",
@@ -393,6 +416,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.cleanup_ctx.append(_bus_ctx)
     app.cleanup_ctx.append(_finish_writes_ctx(background))
     app.cleanup_ctx.append(_housekeeping_ctx)
+    app.cleanup_ctx.append(_updates_ctx)
     app.cleanup_ctx.append(_away_ctx)
     app.on_shutdown.append(_on_shutdown)
     app.on_response_prepare.append(hide_server_versions)

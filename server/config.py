@@ -208,6 +208,35 @@ class ClusterConfig(_Settings):
         return urls
 
 
+def _window(text: str) -> str:
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", text)
+    if match is None or int(match[1]) > 23 or int(match[3]) > 23:
+        raise ValueError(
+            f"{text!r} is not a maintenance window: write HH:MM-HH:MM, e.g. 22:00-05:00"
+        )
+    if int(match[2]) > 59 or int(match[4]) > 59:
+        raise ValueError(f"{text!r} is not a maintenance window: minutes 0-59")
+    return text.strip()
+
+
+class UpdatesConfig(_Settings):
+    """Booth updates over the air: the certificate bundles must be signed with, and when
+    booths may install them. Without this section bundles cannot be uploaded."""
+
+    #: The organisation's signing certificate (PEM; the booth image trusts the same one).
+    keyring: Path
+    #: Where checked bundles are kept (default: updates/ in data_dir).
+    folder: Path | None = None
+    #: When a branch's booths may install, unless the branch says otherwise.
+    maintenance_window: Annotated[StrictStr, AfterValidator(_window)] = "22:00-05:00"
+    #: The largest bundle accepted, in MiB.
+    max_bundle_mib: Annotated[StrictInt, _between(1, 65_536)] = 2048
+    #: How often rollouts look at the fleet.
+    tick_seconds: Annotated[Number, _between(0.05, 600)] = 10.0
+    #: The rauc command that checks bundles (Debian's rauc package).
+    rauc: StrictStr = "rauc"
+
+
 #: Shortest metrics token: it guards figures about the service, so no guessable word.
 MIN_METRICS_TOKEN_CHARS = 16
 
@@ -267,6 +296,8 @@ class ServerConfig(_Settings):
     trusted_proxies: tuple[StrictStr, ...] = ()
     #: Several nodes sharing PostgreSQL and NATS (None: one process, the embedded default).
     cluster: ClusterConfig | None = None
+    #: Booth updates (None: bundles cannot be uploaded).
+    updates: UpdatesConfig | None = None
 
     @model_validator(mode="after")
     def _cluster_shares_postgresql(self) -> ServerConfig:

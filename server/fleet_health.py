@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from protocol import BoothCommand, BoothCommandName, BoothHealth, CommandResult
+from protocol import (
+    BoothCommand,
+    BoothCommandName,
+    BoothHealth,
+    CommandResult,
+    Message,
+    UpdateProgress,
+)
 from server.api import ADMINS, Api, ApiCall
 from server.http import ProblemError
 from server.keys import CONFIG, DATABASE
@@ -104,6 +111,8 @@ class Sighting:
     last_seen: datetime | None = None
     reported_state: str | None = None
     health: BoothHealth | None = None
+    #: When its connection began (None: not connected here).
+    connected_at: datetime | None = None
 
 
 def _stored_health(state: str, data: str) -> BoothHealth | None:
@@ -138,6 +147,8 @@ class FleetMonitor:
         self.out_of_service: set[str] = set()
         #: In a cluster: the booths connected to the other nodes (server/cluster/fleet.py).
         self.cluster: ClusterFleet | None = None
+        #: Where booths' update progress goes (the rollouts; None: updates not configured).
+        self.updates: Callable[[str, UpdateProgress], None] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -205,6 +216,13 @@ class FleetMonitor:
         self._writes.add(task)
         task.add_done_callback(self._recorded)
 
+    def update_progress(self, conn: Participant, progress: UpdateProgress) -> None:
+        """How far the booth got with an update: for the rollouts (server/updates/)."""
+        if self.updates is None:
+            log.info("booth %s: update progress but updates are not configured", conn.name)
+            return
+        self.updates(conn.principal_id, progress)
+
     def command_result(self, conn: Participant, result: CommandResult) -> None:
         sent = self._open_commands.get(result.command_id)
         command: str | None = None
@@ -257,7 +275,20 @@ class FleetMonitor:
             last_seen=_wall_clock(conn.status.last_heartbeat),
             reported_state=_reported_state(conn),
             health=conn.status.health or (gone.health if gone else None),
+            connected_at=conn.status.connected_at,
         )
+
+    def holds(self, booth_id: str) -> bool:
+        """Whether the booth is connected to this server (node)."""
+        return booth_id in self._connections
+
+    def send(self, booth_id: str, message: Message) -> bool:
+        """Send ``message`` to the booth if it is connected here and online; whether it was."""
+        conn = self._connections.get(booth_id)
+        if conn is None or not self.is_online(conn):
+            return False
+        conn.send(message)
+        return True
 
     def connected_sightings(self) -> list[tuple[str, Sighting]]:
         """The booths connected to this server (node), each as :meth:`sighting` sees it."""

@@ -39,6 +39,7 @@ from protocol import (
     Remove,
     Resume,
     Role,
+    UpdateProgress,
 )
 from server import resume
 from server.signalling.calls import Calls, IceServersFor, MediaPolicy
@@ -408,6 +409,9 @@ class Switchboard:
             case CommandResult():
                 if self._fleet is not None:
                     self._fleet.command_result(conn, message)
+            case UpdateProgress():
+                if self._fleet is not None:
+                    self._fleet.update_progress(conn, message)
             case Resume():
                 self.resumption.resume(conn, message)
             case CallRequest():

@@ -22,11 +22,11 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
-from protocol import BoothHealth, CommandResult, Message, Peer, Role, encode
+from protocol import BoothHealth, CommandResult, Message, Peer, Role, UpdateProgress, encode
 from server.ratelimit import TokenBucket
 from server.resume import Member
 from server.signalling.transport import UNCONNECTED, Transport
@@ -85,6 +85,8 @@ class ClientStatus:
     last_heartbeat: float = field(default_factory=time.monotonic)  # monotonic
     reported_state: str | None = None
     health: BoothHealth | None = None
+    #: When this connection began (a booth that restarted has a newer one).
+    connected_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass(eq=False, slots=True)
@@ -187,6 +189,8 @@ class FleetObserver(Protocol):
     def booth_reported(self, booth: Participant) -> None: ...
 
     def command_result(self, booth: Participant, result: CommandResult) -> None: ...
+
+    def update_progress(self, booth: Participant, progress: UpdateProgress) -> None: ...
 
 
 class ParticipantStore(Mapping[str, Participant], ABC):

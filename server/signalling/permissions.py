@@ -23,6 +23,7 @@ from protocol import (
     Remove,
     Resume,
     Role,
+    UpdateProgress,
 )
 
 #: What everyone in a call sends: negotiation, hanging up, chat, staying and coming back.
@@ -31,7 +32,8 @@ IN_CALL: frozenset[type[Message]] = frozenset(
 )
 
 ALLOWED: dict[Role, frozenset[type[Message]]] = {
-    Role.BOOTH: IN_CALL | {CallRequest, AppointmentJoin, CallCancel, CallStats, CommandResult},
+    Role.BOOTH: IN_CALL
+    | {CallRequest, AppointmentJoin, CallCancel, CallStats, CommandResult, UpdateProgress},
     Role.ADVISOR: IN_CALL | {CallAccept, Admit, Remove},
     Role.CITIZEN: IN_CALL | {CallRequest, LobbyJoin, CallCancel, CallStats},
 }

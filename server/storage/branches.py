@@ -12,8 +12,10 @@ lock; on PostgreSQL a row lock keeps booths and appointments from starting to re
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +37,7 @@ __all__ = [
     "list_branches",
     "list_regions",
     "rename_branch",
+    "set_branch_window",
     "update_branch",
 ]
 
@@ -126,6 +129,39 @@ async def update_branch(
         await session.commit()
     assert branch is not None
     logger.info("Branch %s changed: %s", branch_id, ", ".join(sorted(values)))
+    return branch
+
+
+_WINDOW = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d-([01]?\d|2[0-3]):[0-5]\d$")
+
+
+async def set_branch_window(
+    db: Database, branch_id: str, *, window: str | None, timezone: str | None
+) -> Branch:
+    """When the branch's booths may install updates (``22:00-05:00``) and in which time zone;
+    None for either: the server's default. :class:`InvalidValueError` for a malformed one."""
+    if window is not None:
+        window = window.replace(" ", "")
+        if not _WINDOW.match(window):
+            raise InvalidValueError(
+                f"{window!r} is not a maintenance window: write HH:MM-HH:MM, e.g. 22:00-05:00"
+            )
+    if timezone is not None:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidValueError(f"{timezone!r} is not a known time zone") from None
+    async with db.session() as session:
+        result = await session.execute(
+            update(Branch)
+            .where(Branch.id == branch_id)
+            .values(maintenance_window=window, timezone=timezone)
+        )
+        if rowcount(result) == 0:
+            raise NotFoundError(f"No branch with id {branch_id!r}.")
+        branch = await session.get(Branch, branch_id)
+        await session.commit()
+    assert branch is not None
     return branch
 
 

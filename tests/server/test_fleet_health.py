@@ -139,7 +139,9 @@ async def test_heartbeats_with_health_show_up_in_the_fleet(
     assert (entry["id"], entry["state"], entry["online"]) == (booth_id, "online", True)
     assert (entry["version"], entry["reported_state"]) == ("1.4.2", "idle")
     # A booth that predates the platform's fields reports them as not known.
-    platform = dict.fromkeys(("pin_driver", "lights_ok", "clock_synchronised", "audio_problem"))
+    platform = dict.fromkeys(
+        ("pin_driver", "lights_ok", "clock_synchronised", "audio_problem", "slot", "slot_good")
+    )
     assert entry["health"] == {**HEALTH, "disk_free_mb": 12000.0, **platform}
     seen = datetime.fromisoformat(entry["last_seen"])
     assert abs((datetime.now(UTC) - seen).total_seconds()) < 5
