@@ -499,6 +499,12 @@ class UpdateOffer(Message):
     path: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^/api/v1/[A-Za-z0-9/_-]+$")]
     size: Annotated[int, Field(ge=1, le=1 << 40)]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    #: When the booth may install (its branch's window, in ``timezone``): it checks again
+    #: before it installs, as a visit or the night may have begun since.
+    window: Annotated[str, Field(pattern=r"^\d{1,2}:\d{2}-\d{1,2}:\d{2}$")] = "0:00-0:00"
+    timezone: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9/_+-]+$")] = (
+        "UTC"
+    )
 
 
 class UpdateWithdrawn(Message):

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from protocol import UpdateOffer, UpdateProgress, UpdateWithdrawn
+from protocol.window import MaintenanceWindow, zone
 from server.config import UpdatesConfig
 from server.fleet_health import FleetMonitor
 from server.storage import ActorKind, Database, DuplicateError, list_booths, record_audit
@@ -52,12 +53,13 @@ from .rollout import (
     batches_by_share,
     decide,
 )
-from .window import MaintenanceWindow, zone
 
 __all__ = ["RolloutPlan", "Updates"]
 
 log = logging.getLogger(__name__)
 
+#: Per booth: its branch's maintenance window and time zone.
+Windows = dict[str, tuple[MaintenanceWindow, str]]
 #: A booth's progress as it says it, and as the rollout keeps it.
 _PHASES = {
     "waiting": Progress.OFFERED,
@@ -306,11 +308,10 @@ class Updates:
                 async with self._progress_order:
                     await self._decide(rollout, windows)
 
-    async def _windows(self) -> dict[str, bool]:
-        """Per booth: is its branch's maintenance window open now."""
-        now = self._now()
+    async def _windows(self) -> Windows:
+        """Per booth: its branch's maintenance window and time zone."""
         branches = {b.id: b for b in await list_branches(self._db)}
-        open_now: dict[str, bool] = {}
+        windows: Windows = {}
         for booth in await list_booths(self._db, include_revoked=False):
             branch = branches.get(booth.branch_id or "")
             window, tz = self._default_window, self._default_zone
@@ -318,10 +319,10 @@ class Updates:
                 window = MaintenanceWindow.parse(branch.maintenance_window)
             if branch is not None and branch.timezone:
                 tz = branch.timezone
-            open_now[booth.id] = window.is_open(now, zone(tz))
-        return open_now
+            windows[booth.id] = (window, tz)
+        return windows
 
-    def _booth_now(self, booth_id: str, windows: dict[str, bool]) -> BoothNow | None:
+    def _booth_now(self, booth_id: str, windows: Windows) -> BoothNow | None:
         """What the fleet knows of a booth connected to this node."""
         sighting = self._fleet.sighting(booth_id)
         if not self._fleet.holds(booth_id) or not sighting.online:
@@ -333,11 +334,12 @@ class Updates:
             version=health.version if health is not None else None,
             # A booth without A/B slots (a development machine) has nothing to mark.
             slot_good=health is not None and health.slot_good is not False,
-            window_open=windows.get(booth_id, False),
+            window_open=booth_id in windows
+            and windows[booth_id][0].is_open(self._now(), zone(windows[booth_id][1])),
             connected_at=sighting.connected_at,
         )
 
-    async def _decide(self, rollout: Rollout, windows: dict[str, bool]) -> None:
+    async def _decide(self, rollout: Rollout, windows: Windows) -> None:
         bundle = await get_bundle(self._db, rollout.bundle_id)
         if bundle is None:  # pragma: no cover - the foreign key keeps it
             return
@@ -370,14 +372,17 @@ class Updates:
         for booth_id, why in decision.failed:
             changes.append((booth_id, Progress.FAILED.value, 0, why, now))
             log.warning("booth %s: update %s failed: %s", booth_id, rollout.id, why)
-        offer = UpdateOffer(
-            rollout_id=rollout.id,
-            version=bundle.version,
-            path=bundle_file_path(bundle.id),
-            size=bundle.size,
-            sha256=bundle.sha256,
-        )
         for booth_id in decision.offer:
+            window, tz = windows[booth_id]
+            offer = UpdateOffer(
+                rollout_id=rollout.id,
+                version=bundle.version,
+                path=bundle_file_path(bundle.id),
+                size=bundle.size,
+                sha256=bundle.sha256,
+                window=str(window),
+                timezone=tz,
+            )
             if self._fleet.send(booth_id, offer):
                 changes.append((booth_id, Progress.OFFERED.value, 0, "offered", now))
                 log.info("booth %s: offered %s (rollout %s)", booth_id, bundle.version, rollout.id)

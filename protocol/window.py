@@ -1,5 +1,6 @@
-"""Maintenance windows: the hours of a branch's day in which its booths may install an update
-and restart (for example ``22:00-05:00``, in the branch's time zone)."""
+"""Maintenance windows, read alike by the server and the booth: the hours of a branch's day in
+which its booths may install an update and restart (for example ``22:00-05:00``, in the
+branch's time zone)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import UpdateError
+__all__ = ["ALWAYS", "MaintenanceWindow", "WindowError", "zone"]
 
-__all__ = ["ALWAYS", "MaintenanceWindow", "zone"]
+
+class WindowError(ValueError):
+    """A maintenance window or time zone that is not one; the message says how to write it."""
+
 
 _WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
@@ -20,7 +24,7 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise UpdateError(f"{name!r} is not a time zone (use a name like Europe/Berlin)") from None
+        raise WindowError(f"{name!r} is not a time zone (use a name like Europe/Berlin)") from None
 
 
 @dataclass(frozen=True)
@@ -35,12 +39,12 @@ class MaintenanceWindow:
     def parse(cls, text: str) -> MaintenanceWindow:
         match = _WINDOW.match(text)
         if match is None:
-            raise UpdateError(
+            raise WindowError(
                 f"{text!r} is not a maintenance window: write it as HH:MM-HH:MM, e.g. 22:00-05:00"
             )
         h1, m1, h2, m2 = (int(part) for part in match.groups())
         if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
-            raise UpdateError(f"{text!r} is not a maintenance window: hours 0-23, minutes 0-59")
+            raise WindowError(f"{text!r} is not a maintenance window: hours 0-23, minutes 0-59")
         return cls(start=time(h1, m1), end=time(h2, m2))
 
     def is_open(self, at: datetime, tz: ZoneInfo) -> bool:

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from server.updates import UpdateError
-from server.updates.window import ALWAYS, MaintenanceWindow, zone
+from protocol.window import ALWAYS, MaintenanceWindow, WindowError, zone
 
 BERLIN = zone("Europe/Berlin")
 
@@ -21,7 +20,7 @@ def test_parse_and_show() -> None:
 
 @pytest.mark.parametrize("text", ["", "22-05", "22:00", "25:00-05:00", "22:60-05:00", "a-b"])
 def test_refuses_what_is_not_a_window(text: str) -> None:
-    with pytest.raises(UpdateError, match="not a maintenance window"):
+    with pytest.raises(WindowError, match="not a maintenance window"):
         MaintenanceWindow.parse(text)
 
 
@@ -53,5 +52,5 @@ def test_always() -> None:
 
 
 def test_an_unknown_time_zone_is_a_clear_error() -> None:
-    with pytest.raises(UpdateError, match="not a time zone"):
+    with pytest.raises(WindowError, match="not a time zone"):
         zone("Mars/Olympus")
