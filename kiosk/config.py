@@ -370,6 +370,14 @@ class BoothConfig:
     reconnect_limit_seconds: _Seconds = 60.0
     #: How often call statistics go to the server (and the advisor's call view).
     stats_seconds: _Seconds = 5.0
+    #: How the booth installs updates: "rauc" (A/B root slots), "fake" (tests and demos:
+    #: installs nothing), "off", or "auto": RAUC where /etc/rauc/system.conf exists, else off.
+    updates: Annotated[
+        Literal["auto", "rauc", "fake", "off"],
+        _setting("must be 'auto', 'rauc', 'fake' or 'off'"),
+    ] = "auto"
+    #: Where downloaded update bundles go (default: updates/ in identity_dir, on /data).
+    update_dir: _PathSetting | None = None
     #: SHA-256 digest of the technician PIN (``videobooth-booth --pin-digest``); None: the
     #: technician screen stays closed.
     technician_pin_digest: Annotated[

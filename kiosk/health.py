@@ -53,6 +53,8 @@ def collect_health(
     pin_driver: str | None = None,
     clock_synchronised: bool | None = None,
     audio_problem: str | None = None,
+    slot: str | None = None,
+    slot_good: bool | None = None,
 ) -> BoothHealth:
     """The booth's health now.
 
@@ -61,7 +63,8 @@ def collect_health(
     ``microphone``, ``speaker``, ``lights``; None or absent: not tested), ``server_rtt_ms`` the
     last measured round trip to the server, and ``data_dir`` the directory whose free space
     counts. ``pin_driver``, ``clock_synchronised`` and ``audio_problem`` are the platform's
-    state (:mod:`kiosk.platform`); None: not known yet.
+    state (:mod:`kiosk.platform`); None: not known yet. ``slot`` and ``slot_good``: the root
+    slot it runs from and whether it is marked good (None: no A/B slots).
     """
     results = {field: self_test.get(name) for name, field in SELF_TESTS.items()}
     return BoothHealth(
@@ -79,6 +82,8 @@ def collect_health(
         lights_ok=results["lights_ok"],
         clock_synchronised=clock_synchronised,
         audio_problem=audio_problem[:500] if audio_problem else None,
+        slot=slot if slot in ("A", "B") else None,  # type: ignore[arg-type]
+        slot_good=slot_good if slot in ("A", "B") else None,
     )
 
 

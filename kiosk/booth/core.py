@@ -34,6 +34,7 @@ from kiosk.booth.lights import BoothLights
 from kiosk.booth.media import CallMedia
 from kiosk.booth.service import TechnicianMode
 from kiosk.booth.status import STATUS_INTERVAL, BoothStatus, write_status
+from kiosk.booth.updates import BoothUpdates, choose_installer
 from kiosk.clock import ClockReading, read_clock
 from kiosk.codecheck import check_code
 from kiosk.config import BoothConfig
@@ -47,6 +48,7 @@ from kiosk.peerlink import CallError, PeerLink
 from kiosk.platform import PlatformReport
 from kiosk.serverinfo import ServerInfo, fetch_server_info
 from kiosk.technician import measure_round_trip
+from kiosk.updates import Installer, Slots
 from protocol import (
     Answer,
     AppointmentJoin,
@@ -68,10 +70,15 @@ from protocol import (
     ParticipantLeft,
     QueuePosition,
     Resumed,
+    UpdateOffer,
+    UpdateWithdrawn,
     Welcome,
 )
 
 log = logging.getLogger(__name__)
+
+#: The exit code that asks systemd to restart the machine (the image's unit does).
+RESTART_MACHINE = 4
 
 REPEAT_DELAY = 2.0
 TICK_SECONDS = 1.0
@@ -95,6 +102,7 @@ class Booth:
         on_state: Callable[[State], None] | None = None,
         camera: CameraOpener | None = None,
         clock: Callable[[], ClockReading] = read_clock,
+        installer: Installer | None = None,
     ) -> None:
         self.config = config
         #: Reads the booth's clock (synchronised or not); a stand-in in tests.
@@ -165,6 +173,17 @@ class Booth:
             send=self.link.send,
             self_test=self._command_self_test,
             restart=self.restart,
+        )
+        self.updates = BoothUpdates(
+            config=config,
+            installer=choose_installer(config) if installer is None else installer,
+            access=self.access,
+            flow=self.flow,
+            post=self.post,
+            send=self.link.send,
+            self_test=self._command_self_test,
+            restart_machine=self.restart_machine,
+            on_slots=self._slots_known,
         )
         self.technician = TechnicianMode(
             config=config,
@@ -272,6 +291,16 @@ class Booth:
         self.exit_code = 3
         self.stop()
 
+    def restart_machine(self) -> None:
+        """Leave with the code that tells systemd to restart the machine (an update was
+        installed into the other slot, or a slot on trial failed its self-test)."""
+        log.warning("restarting the machine")
+        self.exit_code = RESTART_MACHINE
+        self.stop()
+
+    def _slots_known(self, slots: Slots) -> None:
+        self.health.slots = slots
+
     # ------------------------------------------------------------ running
 
     async def run(self) -> None:
@@ -295,6 +324,7 @@ class Booth:
                 )
             await self._stop_media(HangupReason.BOOTH_SHUTDOWN, self.session_id)
             await self.camera.close()
+            await self.updates.close()
             await self.link.close()
             for task in tasks:
                 task.cancel()
@@ -375,6 +405,7 @@ class Booth:
         self.camera.follow_qr_scan(self.flow.state in (State.CODE_ENTRY, State.ENROLMENT))
         self.technician.follow(self.flow.state is State.TECHNICIAN)
         self.commands.visit_over()
+        self.updates.flow_changed()
         just_ended = before is not State.ENDED and self.flow.state is State.ENDED
         if just_ended and self.config.repeat_calls and self.config.call_on_start:
             self._spawn(self._maybe_request_call(REPEAT_DELAY))
@@ -463,6 +494,10 @@ class Booth:
                     await self._feed(booth_flow.CallEnded(reason=message.reason))
             case BoothCommand():
                 self._spawn(self.commands.handle(message))
+            case UpdateOffer():
+                self.updates.offered(message)
+            case UpdateWithdrawn():
+                self.updates.withdrawn(message)
             case Error() if message.ref == "resume" and self.session_id is not None:
                 # The call ended while the booth was away (or cannot be taken up again).
                 log.warning("session %s: cannot resume: %s", self.session_id, message.message)
@@ -538,6 +573,7 @@ class Booth:
             self.keeper.link_up()
             self.post(booth_flow.LinkUp())
             self._spawn(self._refresh_info())
+            self._spawn(self.updates.confirm())
             if self.flow.service_reason == "refused":  # the credential is accepted again
                 self.post(booth_flow.BackInService())
             self._spawn(self._maybe_request_call())

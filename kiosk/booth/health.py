@@ -17,6 +17,7 @@ from kiosk.hardware import BoothHardware
 from kiosk.health import collect_health
 from kiosk.media.audio import AudioError
 from kiosk.platform import LIGHT_SETTINGS, PlatformReport
+from kiosk.updates import Slots
 from protocol import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ class BoothHealth:
         self.started_at = time.monotonic()
         self.self_test: dict[str, bool | None] = {}
         self.server_rtt_ms: float | None = None
+        #: The root slots (A/B) as RAUC last said; None where there are none.
+        self.slots: Slots | None = None
 
     def on_audio_error(self, error: AudioError) -> None:
         # A lost microphone or loudspeaker is reported, not fatal: the call goes on with video
@@ -90,6 +93,8 @@ class BoothHealth:
                 pin_driver=self._hardware.pin_driver,
                 clock_synchronised=self._clock().synchronised,
                 audio_problem=audio_problem,
+                slot=self.slots.booted if self.slots is not None else None,
+                slot_good=self.slots.booted_good if self.slots is not None else None,
             )
         except ValueError as exc:  # a reading out of bounds: the heartbeat goes without it
             log.warning("health report left out: %s", exc)

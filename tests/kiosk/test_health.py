@@ -86,6 +86,8 @@ def test_a_machine_without_any_reading_still_reports(
         "lights_ok": None,
         "clock_synchronised": None,
         "audio_problem": None,
+        "slot": None,
+        "slot_good": None,
     }
 
 
