@@ -11,6 +11,7 @@ import pytest
 
 from protocol import ErrorCode
 from server.storage import LinkState
+from server.updates.rollout import Progress, RolloutState
 
 STATIC = Path(__file__).resolve().parents[2] / "server" / "static"
 CATALOGUES = sorted((STATIC / "i18n").glob("*.json"))
@@ -34,6 +35,9 @@ DYNAMIC = {
     # The citizen page says a refusal by its reason code: why a link does not open ...
     *(f"citizen.refused.{state.value}" for state in LinkState if state is not LinkState.OPEN),
     "citizen.refused.walk_in_off",
+    # The update section names a rollout's state and each booth's progress by their values.
+    *(f"admin.updates.state.{state.value}" for state in RolloutState),
+    *(f"admin.updates.progress.{progress.value}" for progress in Progress),
     "citizen.refused.rate_limited",
     # ... and the socket errors a citizen can meet, by their code.
     *(

@@ -1,5 +1,5 @@
 // The administration page's shell: logging in and out, the account, the language, and the
-// sections (one module each): users, topics, branches, the fleet, branding, settings and the
+// sections (one module each): users, topics, branches, the fleet, booth updates, branding, settings and the
 // audit log, in English or German (the same message catalogues as the other pages).
 // Plain ES module, no dependencies, nothing loaded from outside this server; every text from
 // the server goes into the page with textContent, never as HTML.
@@ -16,6 +16,7 @@ import { createBranding } from "/static/admin/branding.js";
 import { createFleet } from "/static/admin/fleet.js";
 import { createSettings } from "/static/admin/settings.js";
 import { createTopics } from "/static/admin/topics.js";
+import { createUpdates } from "/static/admin/updates.js";
 import { createUsers } from "/static/admin/users.js";
 
 const VIEWS = ["login-view", "not-admin-view", "admin-view"];
@@ -49,6 +50,7 @@ page.sections = {
   topics: createTopics(page),
   branches: createBranches(page),
   fleet: createFleet(page),
+  updates: createUpdates(page),
   branding: createBranding(page),
   settings: createSettings(page),
   audit: createAudit(page),
@@ -138,9 +140,9 @@ async function enter(me) {
 }
 
 async function loadEverything() {
-  const { users, topics, branches, fleet, branding, settings, audit } = page.sections;
+  const { users, topics, branches, fleet, updates, branding, settings, audit } = page.sections;
   await topics.load(); // users show topic names
-  await Promise.all([users.load(), branches.load(), fleet.load(), branding.load(), settings.load()]);
+  await Promise.all([users.load(), branches.load(), fleet.load(), updates.load(), branding.load(), settings.load()]);
   await audit.load(true); // actor names from the users
 }
 

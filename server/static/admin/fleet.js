@@ -189,7 +189,13 @@ export function createFleet(page) {
       }));
       if (!booth.enrolled && !booth.online) status.append(" ", element("span", { text: t("admin.fleet.not_enrolled"), className: "hint" }));
       cell(row, formatTime(booth.last_seen));
-      cell(row, booth.version || "–");
+      // The root slot it runs from, and whether that slot is still on trial after an update.
+      const slot = booth.health && booth.health.slot;
+      const onTrial = slot && booth.health.slot_good === false;
+      const version = booth.version || "–";
+      if (!slot) cell(row, version);
+      else if (onTrial) cell(row, t("admin.fleet.version_slot_trial", { version, slot }));
+      else cell(row, t("admin.fleet.version_slot", { version, slot }));
       const hot = booth.health && booth.health.cpu_temperature_c >= 80;
       cell(row, formatTemperature(booth.health)).className = hot ? "fail" : "";
       const failed = booth.health && platformFailed(booth.health);
