@@ -3,6 +3,7 @@ bundle it was offered (in ranges: an interrupted download goes on where it stopp
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -156,11 +157,20 @@ def register(api: Api) -> None:
                 continue
             if any(t.booth_id == booth_id for t in await rollout_booths(db, rollout.id)):
                 bundle = await get_bundle(db, bundle_id)
-                if bundle is not None:
-                    return web.FileResponse(
-                        updates.path_of(bundle),
-                        headers={"Content-Type": "application/octet-stream"},
+                if bundle is None:
+                    break
+                path = updates.path_of(bundle)
+                if not await asyncio.to_thread(path.is_file):
+                    # Another node took the upload and this one has no copy: the booth asks
+                    # again (through the balancer) and reaches one that has it.
+                    raise ProblemError(
+                        503,
+                        "Service Unavailable",
+                        "this server node has no copy of the bundle ([updates] folder must be "
+                        "shared by the nodes)",
+                        retry_after=30,
                     )
+                return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
         raise ProblemError(404, "Not Found", "no rollout offers this bundle to this booth")
 
     @api.endpoint(

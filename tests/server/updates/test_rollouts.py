@@ -260,3 +260,23 @@ async def test_a_pause_withdraws_the_offer_and_a_resume_offers_again(
     actions = [e.action for e in await list_audit(server.app[DATABASE])]
     for action in ("pause", "resume", "cancel", "start"):
         assert f"update.rollout_{action}" in actions
+
+
+async def test_a_node_without_a_copy_of_the_bundle_says_so(
+    server: Harness, admin: aiohttp.ClientSession, signed: Signed
+) -> None:
+    """A node that did not take the upload (its folder not shared) answers 503 with a retry
+    time: the booth asks again and reaches a node that has the bundle."""
+    canary = await _booth(server, "Canary")
+    _, bundle = await _upload(server, admin, signed.bundle)
+    await _rollout(server, admin, bundle_id=bundle["id"], canaries=[canary.id])
+    offer = await canary.peer.receive_type("update_offer")
+    (server.app[UPDATES].folder / f"{bundle['sha256']}.raucb").unlink()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            server.url(offer["path"]), headers={"Authorization": f"Bearer {canary.credential}"}
+        ) as response,
+    ):
+        assert (response.status, response.headers["Retry-After"]) == (503, "30")
+        assert "must be shared by the nodes" in (await response.json())["detail"]
