@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
+
 from kiosk import flow as booth_flow
 from kiosk.config import BoothConfig
 from kiosk.flow import Flow, State
@@ -88,6 +90,7 @@ class BoothUpdates:
                 maintenance=Maintenance(self._begin, self._end),
                 report=self._report,
                 reboot=self._reboot,
+                still_wanted=self._still_wanted,
             )
 
     # ------------------------------------------------------------ from the server
@@ -154,6 +157,25 @@ class BoothUpdates:
             return await Download(
                 bundle, self._folder, http=http, headers=self._access.headers
             ).run()
+
+    async def _still_wanted(self, offer: Offer) -> bool | None:
+        """Whether the rollout still wants this booth to install (asked just before); None
+        when the server cannot say now."""
+        path = f"/api/v1/updates/rollouts/{offer.rollout_id}/still"
+        try:
+            async with self._access.session() as http:
+                response = await self._access.get(http, path)
+                async with response:
+                    if response.status == 404:
+                        return False  # the rollout is gone, or no longer has this booth
+                    if response.status != 200:
+                        log.warning("updates: the server answered %d to %s", response.status, path)
+                        return None
+                    answer = await response.json()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("updates: cannot ask the server whether to install: %s", exc)
+            return None
+        return bool(answer.get("install"))
 
     def _report(self, report: Report) -> None:
         self._send(

@@ -74,6 +74,7 @@ class Updater:
         maintenance: Maintenance,
         report: Callable[[Report], None],
         reboot: Callable[[], Awaitable[None]],
+        still_wanted: Callable[[Offer], Awaitable[bool | None]] | None = None,
         poll_seconds: float = 5.0,
     ) -> None:
         self._installer = installer
@@ -83,6 +84,7 @@ class Updater:
         self._maintenance = maintenance
         self._report = report
         self._reboot = reboot
+        self._still_wanted = still_wanted
         self._poll = poll_seconds
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
@@ -152,6 +154,16 @@ class Updater:
                     lambda: self._is_idle() and self._window_open(),
                     "until the booth is idle inside its maintenance window",
                 )
+                # Asked just before: a pause or cancel on another server node may not have
+                # reached this booth.
+                wanted = True if self._still_wanted is None else await self._still_wanted(offer)
+                if wanted is None:  # the server cannot be asked now: ask again later
+                    await asyncio.sleep(self._poll)
+                    continue
+                if not wanted:
+                    self._say(offer, Phase.WAITING, detail="the rollout was paused or cancelled")
+                    self.offer = None
+                    return
                 if self._maintenance.begin():
                     break
             try:

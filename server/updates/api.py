@@ -174,6 +174,22 @@ def register(api: Api) -> None:
         raise ProblemError(404, "Not Found", "no rollout offers this bundle to this booth")
 
     @api.endpoint(
+        "GET",
+        "/updates/rollouts/{id}/still",
+        allow=frozenset({Access.BOOTH}),
+        summary="A booth asks, just before it installs, whether its rollout still wants it",
+    )
+    async def still(call: ApiCall) -> web.StreamResponse:
+        db, rollout_id = call.request.app[DATABASE], call.request.match_info["id"]
+        found = await get_rollout(db, rollout_id)
+        mine = found is not None and any(
+            t.booth_id == call.caller.id for t in await rollout_booths(db, rollout_id)
+        )
+        if found is None or not mine:
+            raise ProblemError(404, "Not Found", "no such rollout for this booth")
+        return web.json_response({"state": found.state, "install": found.state == "running"})
+
+    @api.endpoint(
         "POST", "/updates/rollouts", allow=ADMINS, summary="Start a rollout", body=RolloutBody
     )
     async def start(call: ApiCall) -> web.StreamResponse:

@@ -221,9 +221,19 @@ class Updates:
         return moved
 
     async def resume(self, rollout_id: str) -> bool:
-        return await set_rollout_state(
+        moved = await set_rollout_state(
             self._db, rollout_id, RolloutState.RUNNING, expect=[RolloutState.PAUSED]
         )
+        if moved:
+            # Booths that gave up their offer on the pause (on any node) are offered again; a
+            # booth still working on it takes the same offer as the one it has.
+            again = [
+                (t.booth_id, Progress.PENDING.value, 0, "offered again", None)
+                for t in await rollout_booths(self._db, rollout_id)
+                if Progress(t.progress) in _WITHDRAWABLE
+            ]
+            await save_rollout_booths(self._db, rollout_id, again)
+        return moved
 
     async def cancel(self, rollout_id: str) -> bool:
         moved = await set_rollout_state(

@@ -36,11 +36,22 @@ async def _file(request: web.Request) -> web.StreamResponse:
     return web.Response(body=BUNDLE)
 
 
+STILL = web.AppKey("still", dict)
+
+
+async def _still(request: web.Request) -> web.StreamResponse:
+    if request.headers.get("Authorization") != f"Bearer {CREDENTIAL}":
+        raise web.HTTPUnauthorized()
+    return web.json_response(request.app[STILL])
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[TestServer]:
     app = web.Application()
     app[AUTHS] = []
+    app[STILL] = {"state": "running", "install": True}
     app.router.add_get("/api/v1/updates/bundles/b1/file", _file)
+    app.router.add_get("/api/v1/updates/rollouts/r1/still", _still)
     test_server = TestServer(app)
     await test_server.start_server()
     yield test_server
@@ -195,3 +206,21 @@ def test_auto_is_rauc_only_where_the_image_set_it_up(tmp_path: Path) -> None:
     assert type(installer).__name__ == "RaucInstaller"
     fake = BoothConfig(server_url="https://vb.example.org", credential="b.s", updates="fake")
     assert isinstance(choose_installer(fake), FakeInstaller)
+
+
+async def test_a_rollout_paused_meanwhile_is_not_installed(
+    server: TestServer, tmp_path: Path
+) -> None:
+    """The pause was made on another server node and never reached this booth: it asks just
+    before it installs, and stops."""
+    server.app[STILL].update(state="paused", install=False)
+    installer = FakeInstaller()
+    booth = Booth(tmp_path, str(server.make_url("/")).rstrip("/"), installer)
+    booth.updates.offered(_offer())
+    for _ in range(300):
+        if booth.sent and booth.sent[-1].detail == "the rollout was paused or cancelled":  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.01)
+    assert booth.phases() == ["downloading", "waiting"]
+    assert (installer.installed, booth.restarts) == ([], 0)
+    assert not any(isinstance(e, booth_flow.OutOfService) for e in booth.events)

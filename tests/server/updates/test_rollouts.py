@@ -280,3 +280,33 @@ async def test_a_node_without_a_copy_of_the_bundle_says_so(
     ):
         assert (response.status, response.headers["Retry-After"]) == (503, "30")
         assert "must be shared by the nodes" in (await response.json())["detail"]
+
+
+async def test_a_booth_asks_before_it_installs(
+    server: Harness, admin: aiohttp.ClientSession, signed: Signed
+) -> None:
+    canary, other = await _booth(server, "Canary"), await _booth(server, "Other")
+    _, bundle = await _upload(server, admin, signed.bundle)
+    rollout = await _rollout(server, admin, bundle_id=bundle["id"], canaries=[canary.id])
+    path = f"/api/v1/updates/rollouts/{rollout['id']}/still"
+
+    async def ask(booth: Booth) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {booth.credential}"}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(server.url(path), headers=headers) as r,
+        ):
+            return r.status, await r.json()
+
+    assert await ask(canary) == (200, {"state": "running", "install": True})
+    async with admin.post(server.url(f"/api/v1/updates/rollouts/{rollout['id']}/pause")) as r:
+        assert r.status == 200
+    assert await ask(canary) == (200, {"state": "paused", "install": False})
+    assert (await ask(other))[0] == 200  # in the rollout's batch
+    newcomer = await _booth(server, "Enrolled after the rollout began")
+    assert (await ask(newcomer))[0] == 404  # not in this rollout
+    # On resume, the booths whose offers were withdrawn anywhere are offered again.
+    async with admin.post(server.url(f"/api/v1/updates/rollouts/{rollout['id']}/resume")) as r:
+        assert r.status == 200
+    rows = {b["booth_id"]: b for b in (await _state(server, admin, rollout["id"]))["booths"]}
+    assert rows[canary.id]["progress"] in ("pending", "offered")
