@@ -219,8 +219,12 @@ class BoothUpdates:
             self._restart_machine()
             return
         assert self.updater is not None
-        await self.updater.confirm()
-        self._on_slots(await self._installer.slots())
+        try:
+            await self.updater.confirm()
+            self._on_slots(await self._installer.slots())
+        except UpdateError as exc:
+            # Not kept: the boot loader goes back at a later start; the fleet shows "on trial".
+            log.error("updates: slot %s could not be marked good: %s", slots.booted, exc)
 
     async def close(self) -> None:
         if self.updater is not None:

@@ -95,14 +95,20 @@ class RaucInstaller:
     def __init__(self, *, rauc: str = "rauc") -> None:
         self._rauc = rauc
 
+    async def _start(self, *args: str) -> asyncio.subprocess.Process:
+        try:
+            return await asyncio.create_subprocess_exec(
+                self._rauc,
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise InstallError(f"cannot run {self._rauc!r} (is rauc installed?): {exc}") from exc
+
     async def _run(self, *args: str) -> str:
-        process = await asyncio.create_subprocess_exec(
-            self._rauc,
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        process = await self._start(*args)
         out, err = await process.communicate()
         if process.returncode != 0:
             raise InstallError(f"rauc {args[0]} failed: {_last_line(err.decode(errors='replace'))}")
@@ -112,14 +118,7 @@ class RaucInstaller:
         return parse_status(await self._run("status", "--detailed", "--output-format=json"))
 
     async def install(self, bundle: Path, progress: InstallProgress) -> None:
-        process = await asyncio.create_subprocess_exec(
-            self._rauc,
-            "install",
-            str(bundle),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        process = await self._start("install", str(bundle))
         assert process.stdout is not None
         assert process.stderr is not None
         errors = asyncio.ensure_future(process.stderr.read())

@@ -114,3 +114,11 @@ async def test_the_fake_switches_the_next_slot_and_refuses_as_rauc_does(tmp_path
     assert (await fake.slots()).primary == "B"
     with pytest.raises(InstallError, match="signature verification failed"):
         await fake.install(tmp_path / "refuse.raucb", lambda p, w: None)
+
+
+async def test_without_rauc_installed_it_says_so(tmp_path: Path) -> None:
+    installer = RaucInstaller(rauc=str(tmp_path / "no-such-rauc"))
+    with pytest.raises(InstallError, match="is rauc installed"):
+        await installer.slots()
+    with pytest.raises(InstallError, match="is rauc installed"):
+        await installer.install(tmp_path / "b.raucb", lambda p, w: None)
