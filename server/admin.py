@@ -14,7 +14,6 @@ the same transaction as the change).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import secrets
 from collections.abc import Iterator
@@ -25,12 +24,12 @@ from aiohttp import web
 from pydantic import Field
 
 from server.api import ADMINS, Api, ApiCall, Name, RequestBody
+from server.auditing import audit
 from server.http import ProblemError
 from server.keys import CONFIG, DATABASE, SWITCHBOARD
 from server.storage import (
     MAX_AUDIT_RETENTION_DAYS,
     MIN_AUDIT_RETENTION_DAYS,
-    ActorKind,
     AuditEvent,
     Branch,
     BranchUsage,
@@ -46,7 +45,6 @@ from server.storage import (
     get_user,
     list_branches,
     list_users,
-    record_audit,
     search_audit,
     set_audit_retention_days,
     set_must_change_password,
@@ -174,17 +172,6 @@ def _conflicts() -> Iterator[None]:
         raise ProblemError(409, "Conflict", str(exc)) from None
 
 
-async def _audit(call: ApiCall, action: str, subject: str | None, **detail: Any) -> None:
-    await record_audit(
-        call.request.app[DATABASE],
-        actor_kind=ActorKind.USER,
-        actor_id=call.caller.id,
-        action=action,
-        subject=subject,
-        detail=json.dumps(detail, separators=(",", ":"), sort_keys=True) if detail else None,
-    )
-
-
 def _new_password() -> str:
     return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
 
@@ -222,7 +209,7 @@ def _register_users(api: Api) -> None:
             # The administrator has seen it: only the user should know their password.
             await set_must_change_password(call.request.app[DATABASE], user.id, True)
             user.must_change_password = True
-        await _audit(
+        await audit(
             call,
             "user.create",
             user.id,
@@ -258,7 +245,7 @@ def _register_users(api: Api) -> None:
         with _conflicts():
             user = await update_user(db, user_id, display_name=body.display_name, role=body.role)
         changed = sorted(body.model_dump(exclude_none=True))
-        await _audit(call, "user.update", user.id, fields=changed, role=user.role.value)
+        await audit(call, "user.update", user.id, fields=changed, role=user.role.value)
         topics = await user_topic_ids(db)
         return web.json_response({"user": user_json(user, topics.get(user.id, []))})
 
@@ -278,7 +265,7 @@ def _register_users(api: Api) -> None:
             user = await disable_user(db, user_id)
         # Their open workspaces close now; a call they are in ends.
         call.request.app[SWITCHBOARD].end_logins(user.id, reason="account disabled")
-        await _audit(call, "user.disable", user.id)
+        await audit(call, "user.disable", user.id)
         topics = await user_topic_ids(db)
         return web.json_response({"user": user_json(user, topics.get(user.id, []))})
 
@@ -286,7 +273,7 @@ def _register_users(api: Api) -> None:
     async def enable(call: ApiCall) -> web.StreamResponse:
         db = call.request.app[DATABASE]
         user = await enable_user(db, call.request.match_info["id"])
-        await _audit(call, "user.enable", user.id)
+        await audit(call, "user.enable", user.id)
         topics = await user_topic_ids(db)
         return web.json_response({"user": user_json(user, topics.get(user.id, []))})
 
@@ -307,7 +294,7 @@ def _register_users(api: Api) -> None:
         await set_must_change_password(db, user_id, True)
         await set_password(db, user_id, password)
         call.request.app[SWITCHBOARD].end_logins(user_id, reason="password reset")
-        await _audit(call, "user.password_reset", user_id)
+        await audit(call, "user.password_reset", user_id)
         return web.json_response(
             {
                 "password": password,
@@ -334,7 +321,7 @@ def _register_branches(api: Api) -> None:
     async def create(call: ApiCall) -> web.StreamResponse:
         body = call.body_as(NewBranch)
         branch = await create_branch(call.request.app[DATABASE], body.name, body.region)
-        await _audit(call, "branch.create", branch.id)
+        await audit(call, "branch.create", branch.id)
         return web.json_response({"branch": branch_json(branch, BranchUsage())}, status=201)
 
     @api.endpoint(
@@ -350,7 +337,7 @@ def _register_branches(api: Api) -> None:
         branch = await update_branch(
             db, call.request.match_info["id"], name=body.name, region=body.region
         )
-        await _audit(
+        await audit(
             call, "branch.update", branch.id, fields=sorted(body.model_dump(exclude_none=True))
         )
         usage = await branch_usage(db)
@@ -363,7 +350,7 @@ def _register_branches(api: Api) -> None:
         branch_id = call.request.match_info["id"]
         with _conflicts():
             await delete_branch(call.request.app[DATABASE], branch_id)
-        await _audit(call, "branch.delete", branch_id)
+        await audit(call, "branch.delete", branch_id)
         return web.json_response({"ok": True})
 
 
@@ -385,7 +372,7 @@ def _register_settings(api: Api) -> None:
     async def write(call: ApiCall) -> web.StreamResponse:
         days = call.body_as(Settings).audit_retention_days
         await set_audit_retention_days(call.request.app[DATABASE], days)
-        await _audit(call, "settings.update", "audit_retention_days", audit_retention_days=days)
+        await audit(call, "settings.update", "audit_retention_days", audit_retention_days=days)
         return web.json_response(await settings_json(call))
 
 

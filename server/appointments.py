@@ -16,12 +16,12 @@ import segno
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from server.api import USERS, Access, Api, ApiCall, Caller
+from server.api import USERS, Access, Api, ApiCall
+from server.auditing import audit
 from server.calls import base_url
 from server.http import ProblemError
 from server.keys import CONFIG, DATABASE, SWITCHBOARD
 from server.storage import (
-    ActorKind,
     Appointment,
     cancel_appointment,
     create_appointment,
@@ -29,7 +29,6 @@ from server.storage import (
     join_window,
     list_appointments,
     move_appointment,
-    record_audit,
 )
 
 log = logging.getLogger(__name__)
@@ -111,17 +110,6 @@ async def _own(call: ApiCall) -> Appointment:
     return appointment
 
 
-async def _audit(call: ApiCall, action: str, subject: str) -> None:
-    caller: Caller = call.caller
-    await record_audit(
-        call.request.app[DATABASE],
-        actor_kind=ActorKind.USER,
-        actor_id=caller.id,
-        action=action,
-        subject=subject,
-    )
-
-
 def register(api: Api) -> None:
     """Add the appointment endpoints to ``api``."""
 
@@ -141,7 +129,7 @@ def register(api: Api) -> None:
             branch_id=body.branch_id,
             citizen_label=body.citizen_label,
         )
-        await _audit(call, "appointment.create", appointment.id)
+        await audit(call, "appointment.create", appointment.id)
         link = f"{base_url(request)}/join/{token}"
         return web.json_response(
             {
@@ -194,7 +182,7 @@ def register(api: Api) -> None:
             starts_at=body.starts_at,
             duration_minutes=body.duration_minutes,
         )
-        await _audit(call, "appointment.move", appointment.id)
+        await audit(call, "appointment.move", appointment.id)
         result: dict[str, Any] = {"appointment": appointment_json(moved)}
         if new_code is not None:
             result["join_code"] = new_code
@@ -207,5 +195,5 @@ def register(api: Api) -> None:
         cancelled = await cancel_appointment(call.request.app[DATABASE], appointment.id)
         # Its guest passes die with it: the citizens' pages close and its lobby empties.
         call.request.app[SWITCHBOARD].appointment_cancelled(appointment.id)
-        await _audit(call, "appointment.cancel", appointment.id)
+        await audit(call, "appointment.cancel", appointment.id)
         return web.json_response({"appointment": appointment_json(cancelled)})

@@ -32,10 +32,10 @@ from aiohttp import web
 from pydantic import Field, ValidationError
 
 from server.api import ADMINS, EVERYONE, PREFIX, Api, ApiCall, Name, RequestBody
+from server.auditing import audit
 from server.http import ProblemError
 from server.keys import CONFIG, DATABASE
 from server.storage import (
-    ActorKind,
     Database,
     asset_digest,
     delete_asset,
@@ -43,7 +43,6 @@ from server.storage import (
     get_setting,
     put_asset,
     put_setting,
-    record_audit,
 )
 from server.svg import SvgError, sanitize_svg
 
@@ -266,17 +265,6 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
     return bytes(data)
 
 
-async def _audit(call: ApiCall, action: str, **detail: Any) -> None:
-    await record_audit(
-        call.request.app[DATABASE],
-        actor_kind=ActorKind.USER,
-        actor_id=call.caller.id,
-        action=action,
-        subject=BRANDING_KEY,
-        detail=json.dumps(detail, separators=(",", ":"), sort_keys=True) if detail else None,
-    )
-
-
 def register(api: Api) -> None:
     """Add the branding endpoints to ``api``."""
 
@@ -309,7 +297,7 @@ def register(api: Api) -> None:
             raise ProblemError(400, "Bad Request", str(exc)) from None
         db = call.request.app[DATABASE]
         await put_setting(db, BRANDING_KEY, branding)
-        await _audit(call, "branding.update", languages=sorted(branding["texts"]))
+        await audit(call, "branding.update", BRANDING_KEY, languages=sorted(branding["texts"]))
         return web.json_response(
             {**branding, "logo_url": logo_url(await asset_digest(db, LOGO_ASSET))}
         )
@@ -340,7 +328,7 @@ def register(api: Api) -> None:
         except BrandingError as exc:
             raise ProblemError(400, "Bad Request", str(exc)) from None
         asset = await put_asset(request.app[DATABASE], LOGO_ASSET, data, content_type)
-        await _audit(call, "branding.logo", content_type=content_type, bytes=len(data))
+        await audit(call, "branding.logo", BRANDING_KEY, content_type=content_type, bytes=len(data))
         return web.json_response(
             {
                 "logo_url": logo_url(asset.sha256),
@@ -356,7 +344,7 @@ def register(api: Api) -> None:
     async def remove(call: ApiCall) -> web.StreamResponse:
         deleted = await delete_asset(call.request.app[DATABASE], LOGO_ASSET)
         if deleted:
-            await _audit(call, "branding.logo_delete")
+            await audit(call, "branding.logo_delete", BRANDING_KEY)
         return web.json_response({"deleted": deleted})
 
     @api.endpoint(

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from server.api import ADMINS, EVERYONE, Access, Api, ApiCall, Name, RequestBody
 from server.appointments import qr_svg
+from server.auditing import audit
 from server.fleet_health import FLEET
 from server.http import ProblemError, check_not_blocked
 from server.keys import CONFIG, DATABASE, ENROL_LIMITER, NONCES, SWITCHBOARD
@@ -77,16 +78,6 @@ def _token_answer(booth: Booth, token: str, expires_at: Any) -> dict[str, Any]:
         "qr_svg": qr_svg(token),
         "note": "the token is shown once and works once",
     }
-
-
-async def _audit(call: ApiCall, action: str, subject: str) -> None:
-    await record_audit(
-        call.request.app[DATABASE],
-        actor_kind=ActorKind.USER,
-        actor_id=call.caller.id,
-        action=action,
-        subject=subject,
-    )
 
 
 def register(api: Api) -> None:
@@ -159,7 +150,7 @@ def register(api: Api) -> None:
         new = await add_booth_for_enrolment(
             call.request.app[DATABASE], body.name, branch_id=body.branch_id, ttl=ttl
         )
-        await _audit(call, "booth.create", new.booth.id)
+        await audit(call, "booth.create", new.booth.id)
         return web.json_response(_token_answer(new.booth, new.token, new.expires_at), status=201)
 
     @api.endpoint(
@@ -178,7 +169,7 @@ def register(api: Api) -> None:
             raise ProblemError(409, "Conflict", str(exc)) from None
         booth = await get_booth(db, booth_id)
         assert booth is not None
-        await _audit(call, "booth.enrolment_token", booth_id)
+        await audit(call, "booth.enrolment_token", booth_id)
         return web.json_response(_token_answer(booth, token, expires_at), status=201)
 
     @api.endpoint(
@@ -193,7 +184,7 @@ def register(api: Api) -> None:
             await rename_booth(db, booth_id, body.name)
         if body.branch_id is not None:
             await set_booth_branch(db, booth_id, body.branch_id or None)
-        await _audit(call, "booth.update", booth_id)
+        await audit(call, "booth.update", booth_id)
         booth = await get_booth(db, booth_id)
         assert booth is not None
         return web.json_response(booth_json(booth))
@@ -204,5 +195,5 @@ def register(api: Api) -> None:
         booth = await revoke_booth(call.request.app[DATABASE], booth_id)
         # A revoked booth holds no session: its live connection goes now.
         call.request.app[SWITCHBOARD].disconnect_booth(booth_id, "revoked")
-        await _audit(call, "booth.revoke", booth_id)
+        await audit(call, "booth.revoke", booth_id)
         return web.json_response(booth_json(booth))

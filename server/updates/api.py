@@ -11,9 +11,10 @@ from aiohttp import web
 from pydantic import Field
 
 from server.api import ADMINS, Access, Api, ApiCall, RequestBody
+from server.auditing import audit
 from server.http import ProblemError
 from server.keys import DATABASE
-from server.storage import ActorKind, ConflictError, DuplicateError, NotFoundError, record_audit
+from server.storage import ConflictError, DuplicateError, NotFoundError
 from server.storage.models import Rollout, UpdateBundle
 from server.storage.updates import (
     delete_bundle,
@@ -88,17 +89,6 @@ def _updates(call: ApiCall) -> Updates:
     return updates
 
 
-async def _audit(call: ApiCall, action: str, subject: str, detail: str | None = None) -> None:
-    await record_audit(
-        call.request.app[DATABASE],
-        actor_kind=ActorKind.USER,
-        actor_id=call.caller.id,
-        action=action,
-        subject=subject,
-        detail=detail,
-    )
-
-
 def register(api: Api) -> None:
     @api.endpoint(
         "POST",
@@ -119,7 +109,7 @@ def register(api: Api) -> None:
             raise ProblemError(422, "Unprocessable Content", f"bundle refused: {exc}") from None
         except DuplicateError as exc:
             raise ProblemError(409, "Conflict", str(exc)) from None
-        await _audit(call, "update.bundle_upload", bundle.id, f"version {bundle.version}")
+        await audit(call, "update.bundle_upload", bundle.id, version=bundle.version)
         return web.json_response(bundle_json(bundle), status=201)
 
     @api.endpoint("GET", "/updates/bundles", allow=ADMINS, summary="The uploaded bundles")
@@ -139,7 +129,7 @@ def register(api: Api) -> None:
         updates = call.request.app.get(UPDATES)
         if updates is not None:
             updates.path_of(bundle).unlink(missing_ok=True)
-        await _audit(call, "update.bundle_delete", bundle_id, f"version {bundle.version}")
+        await audit(call, "update.bundle_delete", bundle_id, version=bundle.version)
         return web.Response(status=204)
 
     @api.endpoint(
@@ -211,7 +201,7 @@ def register(api: Api) -> None:
             raise ProblemError(400, "Bad Request", str(exc)) from None
         except ConflictError as exc:
             raise ProblemError(409, "Conflict", str(exc)) from None
-        await _audit(call, "update.rollout_start", rollout.id, f"bundle {rollout.bundle_id}")
+        await audit(call, "update.rollout_start", rollout.id, bundle=rollout.bundle_id)
         return web.json_response(rollout_json(rollout), status=201)
 
     @api.endpoint("GET", "/updates/rollouts", allow=ADMINS, summary="The rollouts, newest first")
@@ -253,7 +243,7 @@ def register(api: Api) -> None:
                     raise ProblemError(
                         409, "Conflict", f"the rollout is {found.state}: it cannot be {action}d"
                     )
-                await _audit(call, f"update.rollout_{action}", rollout_id)
+                await audit(call, f"update.rollout_{action}", rollout_id)
                 return web.json_response(rollout_json(found))
 
             return handle
