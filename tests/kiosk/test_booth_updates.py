@@ -33,7 +33,8 @@ async def _file(request: web.Request) -> web.StreamResponse:
     request.app[AUTHS].append(request.headers.get("Authorization"))
     if request.headers.get("Authorization") != f"Bearer {CREDENTIAL}":
         raise web.HTTPUnauthorized()
-    return web.Response(body=BUNDLE)
+    # Connection: close: no kept-alive socket outlives the test (it would warn when collected).
+    return web.Response(body=BUNDLE, headers={"Connection": "close"})
 
 
 STILL = web.AppKey("still", dict)
@@ -42,7 +43,7 @@ STILL = web.AppKey("still", dict)
 async def _still(request: web.Request) -> web.StreamResponse:
     if request.headers.get("Authorization") != f"Bearer {CREDENTIAL}":
         raise web.HTTPUnauthorized()
-    return web.json_response(request.app[STILL])
+    return web.json_response(request.app[STILL], headers={"Connection": "close"})
 
 
 @pytest.fixture
