@@ -494,15 +494,13 @@ def register(api: Api) -> None:
             f"The booth {booth.name!r} is offline; a command reaches only a connected booth. "
             "Try again when the fleet shows it online.",
         )
-        if not monitor.sighting(booth_id).online and (
-            (there := (await monitor.others()).get(booth_id)) is None or not there.sighting.online
-        ):
+        # Sent first, to whichever node holds the booth (asking every node for its booths
+        # first would be a second, slower question that can time out on its own).
+        command_id = await monitor.send_anywhere(booth_id, name)
+        if command_id is None:
             raise offline
         if name in _SERVICE_COMMANDS:
             await monitor.set_out_of_service(booth_id, _SERVICE_COMMANDS[name])
-        command_id = await monitor.send_anywhere(booth_id, name)
-        if command_id is None:  # it went while the setting was written
-            raise offline
         await record_audit(
             db,
             actor_kind=ActorKind.USER,

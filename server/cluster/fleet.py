@@ -42,6 +42,9 @@ __all__ = ["ClusterFleet", "RemoteSighting"]
 PART = 200
 #: How long a node waits for the others' answers.
 ASK_SECONDS = 1.0
+#: How long a command waits for the node holding the booth (an administrator's action: rare,
+#: and worth waiting for on a busy node rather than reporting a connected booth offline).
+COMMAND_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ class ClusterFleet:
         holds the booth (offline)."""
         payload = json.dumps({"booth": booth_id, "command": command}).encode()
         try:
-            answer = await self._bus.request("vb.fleet.command", payload, timeout=ASK_SECONDS)
+            answer = await self._bus.request("vb.fleet.command", payload, timeout=COMMAND_SECONDS)
         except BusError as exc:
             log.info("booth %s: no node sent the command: %s", booth_id, exc)
             return None
