@@ -87,8 +87,20 @@ def collect_health(
     )
 
 
-def package_version(package: str = PACKAGE) -> str:
-    """The installed version of ``package``; "unknown" when it is not installed."""
+#: The booth image's release (``images/build --release``): the version an update bundle of the
+#: image carries, so what a booth on an image reports is the release it runs.
+RELEASE_FILE = Path("/usr/lib/videobooth/release")
+
+
+def package_version(package: str = PACKAGE, *, release_file: Path = RELEASE_FILE) -> str:
+    """The booth image's release where there is one, else the installed version of
+    ``package``; "unknown" when neither is known."""
+    try:
+        release = release_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        release = ""
+    if release and re.fullmatch(r"[0-9A-Za-z.+~_-]{1,64}", release):
+        return release
     try:
         version = metadata.version(package)
     except (metadata.PackageNotFoundError, ValueError):

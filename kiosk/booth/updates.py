@@ -49,7 +49,8 @@ def choose_installer(
         choice = "rauc" if system_conf.exists() else "off"
     log.info("updates: %s", choice)
     if choice == "rauc":
-        return RaucInstaller()
+        folder = config.update_dir or config.identity_dir / "updates"
+        return RaucInstaller(trial=folder / "trial")
     if choice == "fake":
         return FakeInstaller()
     return None
@@ -206,6 +207,12 @@ class BoothUpdates:
             return
         self._on_slots(slots)
         if slots.booted_good:
+            # Not on trial: marked good again all the same, as every start took one of the
+            # slot's tries (a failing self-test here is the hardware's, not the slot's).
+            try:
+                await self._installer.mark_good()
+            except UpdateError as exc:
+                log.error("updates: slot %s could not be marked good: %s", slots.booted, exc)
             return
         results = await self._self_test()
         failed = sorted(name for name, ok in results.items() if ok is False)

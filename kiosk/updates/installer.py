@@ -90,10 +90,26 @@ class Installer(Protocol):
 
 
 class RaucInstaller:
-    """The ``rauc`` command (it asks the RAUC service of the booth's system)."""
+    """The ``rauc`` command (it asks the RAUC service of the booth's system).
 
-    def __init__(self, *, rauc: str = "rauc") -> None:
+    RAUC's U-Boot backend cannot tell a slot on trial from one that works: every start takes
+    one of the slot's tries, and marking it good gives them back. So the booth marks its slot
+    good on every start once it works, and remembers in ``trial`` (on /data) which slot an
+    installation made the next to start: that slot is on trial until it is marked good once.
+    The image's trial guard (``videobooth-trial-guard``) reads the same file.
+    """
+
+    def __init__(self, *, rauc: str = "rauc", trial: Path | None = None) -> None:
         self._rauc = rauc
+        self._trial = trial
+
+    def _on_trial(self) -> str | None:
+        if self._trial is None:
+            return None
+        try:
+            return self._trial.read_text().split()[0]
+        except (OSError, IndexError):
+            return None
 
     async def _start(self, *args: str) -> asyncio.subprocess.Process:
         try:
@@ -115,7 +131,9 @@ class RaucInstaller:
         return out.decode(errors="replace")
 
     async def slots(self) -> Slots:
-        return parse_status(await self._run("status", "--detailed", "--output-format=json"))
+        slots = parse_status(await self._run("status", "--detailed", "--output-format=json"))
+        # RAUC calls a slot with tries left "good": on trial is what the booth remembered.
+        return replace(slots, booted_good=slots.booted_good and self._on_trial() != slots.booted)
 
     async def install(self, bundle: Path, progress: InstallProgress) -> None:
         process = await self._start("install", str(bundle))
@@ -134,10 +152,21 @@ class RaucInstaller:
         if process.returncode != 0:
             raise InstallError(f"RAUC did not install the bundle: {_last_line(stderr, said)}")
         log.info("bundle %s installed into the other slot", bundle.name)
+        if self._trial is not None:
+            slots = parse_status(await self._run("status", "--detailed", "--output-format=json"))
+            target = slots.primary or ("B" if slots.booted == "A" else "A")
+            try:
+                self._trial.parent.mkdir(parents=True, exist_ok=True)
+                self._trial.write_text(f"{target} {bundle.name}\n")
+            except OSError as exc:
+                raise InstallError(f"cannot note slot {target} as on trial: {exc}") from exc
 
     async def mark_good(self) -> None:
         await self._run("status", "mark-good")
         log.info("the running slot is marked good")
+        if self._trial is not None:
+            # Kept, or (on the old slot after a fall back) given up: on trial no more.
+            self._trial.unlink(missing_ok=True)
 
 
 def _last_line(stderr: str, stdout: list[str] | None = None) -> str:

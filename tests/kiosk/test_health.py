@@ -108,3 +108,11 @@ def test_readers_on_this_machine_do_not_raise(tmp_path: Path) -> None:
     assert temperature is None or -60 <= temperature <= 150
     assert disk_free_mb(tmp_path) is not None
     assert package_version("no-such-distribution-installed") == "unknown"
+
+
+def test_a_booth_image_reports_its_release(tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    release.write_text("2.0.0+a1b2c3\n")
+    assert package_version(release_file=release) == "2.0.0+a1b2c3"
+    release.write_text("not a version; rm -rf /\n")  # not one: the package's own
+    assert package_version("no-such-distribution-installed", release_file=release) == "unknown"

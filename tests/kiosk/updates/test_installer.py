@@ -122,3 +122,24 @@ async def test_without_rauc_installed_it_says_so(tmp_path: Path) -> None:
         await installer.slots()
     with pytest.raises(InstallError, match="is rauc installed"):
         await installer.install(tmp_path / "b.raucb", lambda p, w: None)
+
+
+async def test_a_slot_is_on_trial_from_its_installation_until_it_is_marked_good(
+    tmp_path: Path,
+) -> None:
+    """RAUC's U-Boot backend calls every slot with tries left good: the installer remembers
+    which slot an installation made the next to start, and that slot is on trial until it is
+    marked good (after a fall back, the old slot's marking gives the trial up)."""
+    status = tmp_path / "status.json"
+    status.write_text(_status(booted="A", version=None).replace('"rootfs.0"', '"rootfs.1"', 1))
+    rauc = _rauc(tmp_path, f'[ "$1" = install ] && exit 0\n[ "$2" = mark-good ] || cat {status}\n')
+    trial = tmp_path / "updates" / "trial"
+    installer = RaucInstaller(rauc=rauc, trial=trial)
+    await installer.install(tmp_path / "booth-2.0.0.raucb", lambda p, w: None)
+    assert trial.read_text().split() == ["B", "booth-2.0.0.raucb"]
+    assert (await installer.slots()).booted_good  # still on A: A is not on trial
+    status.write_text(_status(booted="B"))
+    assert not (await installer.slots()).booted_good  # started B: on trial
+    await installer.mark_good()
+    assert not trial.exists()
+    assert (await installer.slots()).booted_good
