@@ -50,8 +50,15 @@ echo "videobooth: slot ${BOOT_SLOT} (starts left: A ${BOOT_A_LEFT}, B ${BOOT_B_L
 env export -c -s 0x4000 ${loadaddr} BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT
 fatwrite ${devtype} ${devnum}:1 ${loadaddr} uboot.env 0x4000
 
+# A technician's extra kernel arguments for one card (boot messages on the screen, say): a
+# line "extra_bootargs=..." in bootargs.txt on the boot partition; only that variable is read.
+setenv extra_bootargs
+if load ${devtype} ${devnum}:1 ${loadaddr} bootargs.txt; then
+  env import -t ${loadaddr} ${filesize} extra_bootargs
+fi
+
 part uuid ${devtype} ${devnum}:${rootpart} rootuuid
-setenv bootargs "@CMDLINE@ root=PARTUUID=${rootuuid} rauc.slot=${BOOT_SLOT}"
+setenv bootargs "@CMDLINE@ root=PARTUUID=${rootuuid} rauc.slot=${BOOT_SLOT} ${extra_bootargs}"
 if ext4load ${devtype} ${devnum}:${rootpart} ${kernel_addr_r} /boot/vmlinuz; then
   if ext4load ${devtype} ${devnum}:${rootpart} ${ramdisk_addr_r} /boot/initrd.img; then
     booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdtcontroladdr}

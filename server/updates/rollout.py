@@ -124,6 +124,9 @@ class Decision:
     done: list[str] = field(default_factory=list)
     #: Booth id and why.
     failed: list[tuple[str, str]] = field(default_factory=list)
+    #: Booths that connected again before they installed (switched off while downloading or
+    #: installing: the old slot runs, nothing was switched): pending again, offered anew.
+    again: list[str] = field(default_factory=list)
     #: Why the state changed, if it did.
     reason: str | None = None
 
@@ -219,6 +222,17 @@ def decide(
             )
             decision.failed.append((target.booth_id, why))
             progress[target.booth_id] = Progress.FAILED
+            continue
+        elif (
+            online
+            and now_booth is not None
+            and target.progress is not Progress.REBOOTING
+            and now_booth.connected_at is not None
+            and target.since is not None
+            and now_booth.connected_at > target.since
+        ):
+            decision.again.append(target.booth_id)
+            progress[target.booth_id] = Progress.PENDING
             continue
         since = target.since or now
         if now - since > policy.health_timeout:

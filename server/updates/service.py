@@ -382,6 +382,10 @@ class Updates:
         for booth_id, why in decision.failed:
             changes.append((booth_id, Progress.FAILED.value, 0, why, now))
             log.warning("booth %s: update %s failed: %s", booth_id, rollout.id, why)
+        for booth_id in decision.again:
+            if booth_id not in decision.offer:
+                changes.append((booth_id, Progress.PENDING.value, 0, "connected again", now))
+            log.info("booth %s: connected again before it installed %s", booth_id, rollout.id)
         for booth_id in decision.offer:
             window, tz = windows[booth_id]
             offer = UpdateOffer(

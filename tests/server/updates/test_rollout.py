@@ -133,6 +133,21 @@ def test_still_on_the_old_version_before_it_restarted_is_not_a_failure() -> None
     assert (decision.failed, decision.state) == ([], RolloutState.RUNNING)
 
 
+@pytest.mark.parametrize("progress", [Progress.OFFERED, Progress.DOWNLOADING, Progress.INSTALLING])
+def test_a_booth_switched_off_before_it_installed_is_offered_again(progress: Progress) -> None:
+    """Switched off while it downloaded or installed: it comes back on the old slot (nothing
+    was switched) and is offered the update anew, not counted as failed."""
+    plan = targets(["c1"])
+    plan[0].progress, plan[0].since = progress, NOW - timedelta(minutes=3)
+    fleet = {"c1": idle("1.0.0", connected_at=NOW - timedelta(minutes=1))}
+    decision = decide(RolloutState.RUNNING, plan, fleet, version=V2, policy=POLICY, now=NOW)
+    assert (decision.again, decision.offer, decision.failed) == (["c1"], ["c1"], [])
+    # Busy when it is back: pending, offered once it is idle.
+    fleet = {"c1": idle("1.0.0", idle=False, connected_at=NOW - timedelta(minutes=1))}
+    decision = decide(RolloutState.RUNNING, plan, fleet, version=V2, policy=POLICY, now=NOW)
+    assert (decision.again, decision.offer) == (["c1"], [])
+
+
 def test_a_booth_not_back_in_time_failed() -> None:
     plan = targets(["c1"])
     plan[0].progress, plan[0].since = Progress.INSTALLING, NOW - timedelta(minutes=21)

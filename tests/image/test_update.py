@@ -1,0 +1,427 @@
+"""A booth updated over the air, for real: the generic image under QEMU with Debian's U-Boot,
+the server behind nginx (HTTPS, the organisation's CA), RAUC installing into the other root
+slot, the boot counter falling back by itself.
+
+One booth's story, in order (each step starts from where the last one left the booth):
+
+1. Version 1.0.0 is flashed and provisioned; the booth enrols and is online on slot A.
+2. Bundles the server must refuse: signed by another key, one flipped byte (RAUC's check on
+   upload). A bundle signed by another key that reaches the booth all the same (put into the
+   server's store behind its back): the booth's RAUC refuses it before it writes anything;
+   slot B is untouched and the rollout stops.
+3. Version 2.0.0 rolled out; QEMU is killed while RAUC writes slot B (a power cut): version
+   1.0.0 starts again, the rollout offers the update anew, the booth installs it, restarts
+   into slot B, reports 2.0.0 and marks the slot good; the rollout is done.
+4. Version 3.0.0, whose booth never becomes ready (its service fails at every start), rolled
+   out: the booth installs it into slot A and restarts; each start of A fails, the boot loader
+   counts the starts and goes back to slot B by itself; the booth is back on 2.0.0 and the
+   rollout stops by itself.
+5. Throughout, /data is kept: the booth logs in with the identity it enrolled with at the
+   start (its one-time token was spent then), and its identity file is the same at the end.
+
+The server's side of rollouts (batches, windows, never during a call) is tested with fake
+booths in tests/server/updates; this test is the booth's side on its real system.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from server.storage import Database
+from server.storage.updates import NewBundle, add_bundle
+from tests.components import require
+from tests.e2e.admin_pages import ADMIN, server_with_admin
+from tests.e2e.conftest import Server, free_port, stop_process
+from tests.image.conftest import CACHE, RELEASE, build
+from tests.image.machine import SLOT_A, SLOT_B, Machine, data_file, digest, provision
+from tests.image.test_image import copy_card
+from tests.pki import TestCA
+from tests.server.updates.bundles import key_pair
+
+pytestmark = [pytest.mark.image, pytest.mark.timeout(60 * 60)]
+
+#: Starting the booth to READY under emulation (and restarting, and installing) takes minutes.
+BOOT_SECONDS = 10 * 60
+INSTALL_SECONDS = 15 * 60
+#: The host as QEMU's user network shows it to the booth.
+HOST = "10.0.2.2"
+V2, V3 = "2.0.0", "3.0.0"
+SLOT_LINE = re.compile(r"videobooth: slot ([AB]) \(starts left: A (\d+), B (\d+)\)")
+#: What --customize does to make the release whose booth never becomes ready.
+BROKEN = """#!/bin/sh
+# A release whose booth never becomes ready: its service fails at every start.
+set -e
+cat >"$1/usr/lib/videobooth/run-booth" <<'EOF'
+#!/bin/sh
+echo "run-booth: this release is broken on purpose (the update test)"
+exit 1
+EOF
+chmod 0755 "$1/usr/lib/videobooth/run-booth"
+"""
+
+
+def _development_cert() -> Path:
+    return CACHE / "development-signing" / "cert.pem"
+
+
+@dataclass
+class Bundles:
+    v2: Path
+    v3: Path
+    other_key: Path
+    flipped: Path
+
+
+@pytest.fixture(scope="module")
+def bundles(image: Path, tmp_path_factory: pytest.TempPathFactory) -> Bundles:
+    """Version 2.0.0 and the broken 3.0.0 (--bundle-only builds of this tree with the same
+    development key), and 2.0.0 re-signed by another key and with one flipped byte."""
+    folder = tmp_path_factory.mktemp("bundles")
+    build(folder / "v2", "--release", V2, "--bundle-only")
+    broken = folder / "broken.sh"
+    broken.write_text(BROKEN)
+    broken.chmod(0o755)
+    build(folder / "v3", "--release", V3, "--bundle-only", "--customize", str(broken))
+    v2 = folder / "v2" / f"booth-{V2}.raucb"
+    key, cert = key_pair(folder, "someone-else")
+    other = folder / f"booth-{V2}-other-key.raucb"
+    subprocess.run(
+        [require("rauc", "re-signs the bundle"), "resign", f"--keyring={_development_cert()}",
+         f"--cert={cert}", f"--key={key}", f"--signing-keyring={cert}", str(v2), str(other)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    flipped = folder / f"booth-{V2}-flipped.raucb"
+    data = bytearray(v2.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    flipped.write_bytes(bytes(data))
+    return Bundles(v2=v2, v3=folder / "v3" / f"booth-{V3}.raucb", other_key=other, flipped=flipped)
+
+
+@dataclass
+class Proxy:
+    """nginx terminating HTTPS for the server, as a deployment has it."""
+
+    port: int
+    ca: Path
+    process: subprocess.Popen[bytes]
+
+
+@pytest.fixture
+def proxy_for() -> Iterator[Callable[[Server, Path, int], Proxy]]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(server: Server, folder: Path, port: int) -> Proxy:
+        nginx = require("nginx", "terminates HTTPS in front of the server")
+        ca = TestCA(folder / "ca")
+        issued = ca.issue("booth-updates.test", addresses=(HOST, "127.0.0.1"))
+        site = subprocess.run(
+            [sys.executable, "-m", "server", "--config", str(server.config), "proxy-config",
+             "--certificate", str(issued.certificate), "--key", str(issued.key),
+             "--upstream", f"127.0.0.1:{server.port}", "--listen", f"127.0.0.1:{port}"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        conf = folder / "nginx"
+        conf.mkdir()
+        (conf / "site.conf").write_text(
+            site.replace("listen 80;", f"listen 127.0.0.1:{free_port()};")
+        )
+        (conf / "nginx.conf").write_text(
+            f"pid {conf}/nginx.pid;\nerror_log {conf}/error.log;\nevents {{}}\n"
+            f"http {{\n  access_log {conf}/access.log;\n  include {conf}/site.conf;\n}}\n"
+        )
+        process = subprocess.Popen(
+            [nginx, "-p", str(conf), "-c", str(conf / "nginx.conf"), "-g", "daemon off;"],
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(process)
+        return Proxy(port=port, ca=ca.path, process=process)
+
+    yield start
+    for process in started:
+        stop_process(process)
+
+
+class Admin:
+    """The administrator's API session (the admin pages make the same calls)."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http = http
+        self.url = url
+
+    async def get(self, path: str) -> Any:
+        async with self.http.get(f"{self.url}/api/v1{path}") as reply:
+            assert reply.status == 200, await reply.text()
+            return await reply.json()
+
+    async def post(self, path: str, body: Any, expect: int = 201) -> Any:
+        async with self.http.post(f"{self.url}/api/v1{path}", json=body) as reply:
+            assert reply.status == expect, await reply.text()
+            return await reply.json()
+
+    async def upload(self, bundle: Path, expect: int = 201) -> dict[str, Any]:
+        data = await asyncio.to_thread(bundle.read_bytes)
+        async with self.http.post(f"{self.url}/api/v1/updates/bundles", data=data) as reply:
+            assert reply.status == expect, await reply.text()
+            answer: dict[str, Any] = await reply.json()
+            return answer
+
+    async def fleet_entry(self, booth_id: str) -> dict[str, Any]:
+        booths = (await self.get("/fleet"))["booths"]
+        entry: dict[str, Any] = next(b for b in booths if b["id"] == booth_id)
+        return entry
+
+    async def rollout(self, bundle_id: str, booth_id: str) -> str:
+        body = {"bundle_id": bundle_id, "canaries": [booth_id], "health_timeout_minutes": 30}
+        rollout_id: str = (await self.post("/updates/rollouts", body))["id"]
+        return rollout_id
+
+    async def booth_in(self, rollout_id: str) -> tuple[str, dict[str, Any]]:
+        found = await self.get(f"/updates/rollouts/{rollout_id}")
+        booth: dict[str, Any] = found["booths"][0]
+        return str(found["state"]), booth
+
+
+@pytest.fixture
+async def admin_session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as http:
+        yield http
+
+
+async def _until(
+    check: Callable[[], Awaitable[bool]], timeout: float, what: str, machine: Machine
+) -> float:
+    """Seconds until ``check`` holds; fails with the booth's console after ``timeout``."""
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(
+                f"not within {timeout:.0f} s: {what}; the booth's console ends:\n"
+                + "\n".join(machine.console[-60:])
+            )
+        await asyncio.sleep(2)
+    return time.monotonic() - started
+
+
+def _slot_started(machine: Machine, since: int) -> tuple[str, int, int]:
+    match = machine.wait_for(SLOT_LINE, 5 * 60, since=since)
+    return match[1], int(match[2]), int(match[3])
+
+
+async def _online_on(
+    admin: Admin, machine: Machine, booth_id: str, version: str, slot: str, what: str
+) -> float:
+    async def there() -> bool:
+        entry = await admin.fleet_entry(booth_id)
+        health = entry["health"] or {}
+        return bool(
+            entry["online"]
+            and health.get("version") == version
+            and health.get("slot") == slot
+            and health.get("slot_good") is True
+        )
+
+    return await _until(there, BOOT_SECONDS, what, machine)
+
+
+async def test_update_a_booth_over_the_air_with_fall_back(
+    image: Path,
+    bundles: Bundles,
+    tmp_path: Path,
+    proxy_for: Callable[[Server, Path, int], Proxy],
+    admin_session: aiohttp.ClientSession,
+) -> None:
+    timings: dict[str, float] = {}
+    https = free_port()
+    server, password = server_with_admin(
+        tmp_path,
+        f'public_url = "https://{HOST}:{https}"',
+        'trusted_proxies = ["127.0.0.1"]',
+        "[updates]",
+        f'keyring = "{_development_cert()}"',
+        'maintenance_window = "0:00-0:00"',
+        "tick_seconds = 0.5",
+    )
+    machine: Machine | None = None
+    try:
+        proxy = proxy_for(server, tmp_path, https)
+        async with admin_session.post(
+            f"{server.url}/api/v1/auth/login", json={"username": ADMIN, "password": password}
+        ) as reply:
+            assert reply.status == 200, await reply.text()
+        admin = Admin(admin_session, server.url)
+        created = await admin.post("/booths", {"name": "Update booth"})
+        booth_id, token = created["booth"]["id"], created["enrolment_token"]
+
+        # 1. Version 1.0.0, flashed and provisioned for the server behind the proxy.
+        card = tmp_path / "card.img"
+        copy_card(image, card)
+        provision(
+            card,
+            *("--server-url", f"https://{HOST}:{proxy.port}", "--ca-file", str(proxy.ca)),
+            *("--branch", "Update test branch", "--token", token),
+            devices=tmp_path / "devices.toml",
+        )
+        with card.open("r+b") as grown:  # room on /data for downloaded bundles
+            grown.truncate(card.stat().st_size + 2 * 1024 * 1024 * 1024)
+        flashed_a, empty_b = digest(card, SLOT_A), digest(card, SLOT_B)
+        machine = Machine(card, tmp_path, "booth")
+        machine.start()
+        assert _slot_started(machine, 0) == ("A", 2, 3)
+        timings["first start to online on 1.0.0"] = await _online_on(
+            admin, machine, booth_id, RELEASE, "A", "online on 1.0.0, slot A, marked good"
+        )
+        enrolled = await _enrolled_at(admin, booth_id)
+
+        # 2. Refused on upload (RAUC on the server), and refused by the booth's own RAUC.
+        refused = await admin.upload(bundles.other_key, expect=422)
+        assert "signature" in refused["detail"], refused
+        refused = await admin.upload(bundles.flipped, expect=422)
+        assert "bundle refused" in refused["detail"], refused
+        sneaked = await _behind_the_servers_back(server, bundles.other_key)
+        rollout_id = await admin.rollout(sneaked, booth_id)
+
+        async def refused_by_the_booth() -> bool:
+            state, booth = await admin.booth_in(rollout_id)
+            return state == "stopped" and booth["progress"] == "failed"
+
+        timings["other key: offered to refused by the booth"] = await _until(
+            refused_by_the_booth, INSTALL_SECONDS, "the booth refuses the bundle", machine
+        )
+        _, booth = await admin.booth_in(rollout_id)
+        assert "signature" in booth["detail"] or "verif" in booth["detail"], booth
+        assert digest(card, SLOT_B) == empty_b, "the refused bundle wrote to slot B"
+
+        # 3. Version 2.0.0; the machine switched off while RAUC writes slot B.
+        v2 = await admin.upload(bundles.v2)
+        assert (v2["version"], v2["compatible"]) == (V2, "videobooth-generic-arm64")
+        rollout_id = await admin.rollout(v2["id"], booth_id)
+
+        async def installing() -> bool:
+            _, booth = await admin.booth_in(rollout_id)
+            return bool(booth["progress"] == "installing" and booth["percent"] >= 20)
+
+        timings["2.0.0: offered to installing"] = await _until(
+            installing, INSTALL_SECONDS, "the booth installs 2.0.0", machine
+        )
+        machine.kill()
+        mark = len(machine.console)
+        assert digest(card, SLOT_A) == flashed_a, "the running slot A was written"
+        identity = data_file(card, tmp_path, "/videobooth/identity.json")
+        assert json.loads(identity)["booth_id"] == booth_id, identity
+        machine.start()
+        assert _slot_started(machine, mark)[0] == "A", "a half-written slot B was started"
+        timings["power cut mid-install: start to online on 1.0.0"] = await _online_on(
+            admin, machine, booth_id, RELEASE, "A", "back on 1.0.0 after the power cut"
+        )
+        # Offered anew: installed, and the machine restarts (QEMU ends: -no-reboot).
+        started = time.monotonic()
+        await asyncio.to_thread(machine.wait_ended, INSTALL_SECONDS)
+        timings["2.0.0 again: online to restart"] = time.monotonic() - started
+        mark = len(machine.console)
+        machine.start()
+        assert _slot_started(machine, mark)[0] == "B"
+        timings["start of slot B to online on 2.0.0"] = await _online_on(
+            admin, machine, booth_id, V2, "B", "on 2.0.0, slot B, marked good"
+        )
+
+        async def done() -> bool:
+            state, booth = await admin.booth_in(rollout_id)
+            return state == "done" and booth["progress"] == "done"
+
+        await _until(done, 60, "the rollout of 2.0.0 is done", machine)
+
+        # 4. Version 3.0.0 never becomes ready: back to 2.0.0 by itself.
+        v3 = await admin.upload(bundles.v3)
+        rollout_id = await admin.rollout(v3["id"], booth_id)
+        started = time.monotonic()
+        await asyncio.to_thread(machine.wait_ended, INSTALL_SECONDS)
+        timings["3.0.0: offered to restart"] = time.monotonic() - started
+        starts: list[tuple[str, int, int]] = []
+        started = time.monotonic()
+        while not starts or starts[-1][0] != "B":
+            assert len(starts) < 5, f"the boot loader did not go back to B: {starts}"
+            mark = len(machine.console)
+            machine.start()
+            starts.append(_slot_started(machine, mark))
+            if starts[-1][0] == "A":
+                # Its service fails at every start; systemd restarts the machine.
+                machine.wait_for("this release is broken on purpose", BOOT_SECONDS, since=mark)
+                await asyncio.to_thread(machine.wait_ended, BOOT_SECONDS)
+        timings["3.0.0: three failed starts, back to slot B"] = time.monotonic() - started
+        assert [slot for slot, _, _ in starts] == ["A", "A", "A", "B"], starts
+        timings["back on 2.0.0"] = await _online_on(
+            admin, machine, booth_id, V2, "B", "back on 2.0.0, slot B"
+        )
+
+        async def stopped() -> bool:
+            state, booth = await admin.booth_in(rollout_id)
+            return state == "stopped" and booth["progress"] == "failed"
+
+        await _until(stopped, 60, "the rollout of 3.0.0 stops by itself", machine)
+        found = await admin.get(f"/updates/rollouts/{rollout_id}")
+        assert "stopped by itself" in (found["reason"] or ""), found
+        assert "went back to the old one" in found["booths"][0]["detail"], found
+
+        # 5. The same identity all along: never enrolled again.
+        assert await _enrolled_at(admin, booth_id) == enrolled
+    finally:
+        if machine is not None:
+            machine.stop()
+        server.stop()
+        for what, seconds in timings.items():
+            print(f"update test: {what}: {seconds:.0f} s")
+    assert data_file(card, tmp_path, "/videobooth/identity.json") == identity
+
+
+async def _enrolled_at(admin: Admin, booth_id: str) -> str:
+    booths = (await admin.get("/booths"))["booths"]
+    entry = next(b for b in booths if b["id"] == booth_id)
+    assert entry["enrolled"] is True, entry
+    return str(entry["enrolled_at"])
+
+
+async def _behind_the_servers_back(server: Server, bundle: Path) -> str:
+    """Put a bundle into the server's store without the upload's check, as someone with
+    access to the server's disk and database could: the booth must still refuse it."""
+    sha256, size = await asyncio.to_thread(_store, bundle, server.data_dir / "updates")
+    db = await Database.open(
+        f"sqlite+aiosqlite:///{(server.data_dir / 'videobooth.db').resolve()}", migrate=False
+    )
+    try:
+        added = await add_bundle(
+            db,
+            NewBundle(
+                version="2.0.0-other-key",
+                compatible="videobooth-generic-arm64",
+                signer="someone else",
+                sha256=sha256,
+                size=size,
+            ),
+            uploaded_by=None,
+        )
+    finally:
+        await db.close()
+    return added.id
+
+
+def _store(bundle: Path, folder: Path) -> tuple[str, int]:
+    """Copy ``bundle`` into the server's bundle folder under its digest; digest and size."""
+    data = bundle.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(bundle, folder / f"{sha256}.raucb")
+    return sha256, len(data)
