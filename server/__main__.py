@@ -21,7 +21,14 @@ from server.app import create_app
 from server.backup import BackupError, check_backup, create_backup, restore_backup
 from server.config import ConfigError, ServerConfig, load_config
 from server.keyfile import KeyFileError, load_or_create_key
-from server.proxy import BalancerSettings, Node, ProxySettings, haproxy_config, nginx_site
+from server.proxy import (
+    DEFAULT_BUNDLE_MIB,
+    BalancerSettings,
+    Node,
+    ProxySettings,
+    haproxy_config,
+    nginx_site,
+)
 from server.relay import RelaySettings, coturn_config
 from server.storage import (
     Database,
@@ -250,6 +257,7 @@ _NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 def _proxy_config(config: ServerConfig, args: argparse.Namespace) -> str:
     nodes = _upstreams(config, args)
+    bundle_mib = config.updates.max_bundle_mib if config.updates else DEFAULT_BUNDLE_MIB
     if args.kind == "haproxy":
         if args.key is not None:
             raise ConfigError(
@@ -259,7 +267,10 @@ def _proxy_config(config: ServerConfig, args: argparse.Namespace) -> str:
             )
         return haproxy_config(
             BalancerSettings(
-                nodes=nodes, certificate=args.certificate.resolve(), listen=args.listen or ":443"
+                nodes=nodes,
+                certificate=args.certificate.resolve(),
+                listen=args.listen or ":443",
+                max_bundle_mib=bundle_mib,
             )
         )
     name = args.server_name or urlsplit(config.public_url or "").hostname
@@ -274,6 +285,7 @@ def _proxy_config(config: ServerConfig, args: argparse.Namespace) -> str:
             key=args.key.resolve(),
             upstreams=tuple(node.address for node in nodes),
             listen=args.listen or "443",
+            max_bundle_mib=bundle_mib,
         )
     )
 

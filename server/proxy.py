@@ -47,6 +47,12 @@ CONNECT_SECONDS = 5
 MAX_FAILS, FAIL_SECONDS = 3, 10
 #: The path every node answers 200 on while it can serve (load balancers' checks).
 HEALTH_PATH = "/api/v1/health"
+#: The one request larger than MAX_BODY: an administrator's upload of a booth update bundle
+#: (hundreds of MiB; the server checks the caller, the size and the signature). It is passed on
+#: as it arrives, not stored by the proxy first.
+BUNDLE_PATH = "/api/v1/updates/bundles"
+#: The server's own limit on bundles unless its [updates] section sets max_bundle_mib.
+DEFAULT_BUNDLE_MIB = 2048
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,26 @@ class ProxySettings:
     listen: str = "443"
     #: Also answer plain HTTP on port 80 with a redirect to HTTPS.
     redirect_http: bool = True
+    #: The largest booth update bundle, in MiB (the server's [updates] max_bundle_mib).
+    max_bundle_mib: int = DEFAULT_BUNDLE_MIB
+
+
+def _nginx_proxying(read_timeout: int) -> list[str]:
+    """One location's proxying to the nodes (the same for every location)."""
+    return [
+        "        proxy_pass http://videobooth;",
+        f"        proxy_connect_timeout {CONNECT_SECONDS}s;",
+        "        proxy_http_version 1.1;",
+        "        proxy_set_header Upgrade $http_upgrade;",
+        "        proxy_set_header Connection $videobooth_connection;",
+        "        proxy_set_header Host $host;",
+        "        # Replaced, not appended to: what the client itself sent is dropped here.",
+        "        proxy_set_header X-Forwarded-For $remote_addr;",
+        "        proxy_set_header X-Forwarded-Proto $scheme;",
+        "        proxy_set_header X-Forwarded-Host $host;",
+        f"        proxy_read_timeout {read_timeout}s;",
+        f"        proxy_send_timeout {read_timeout}s;",
+    ]
 
 
 def nginx_site(settings: ProxySettings) -> str:
@@ -116,18 +142,14 @@ def nginx_site(settings: ProxySettings) -> str:
         f"    client_max_body_size {MAX_BODY};",
         "",
         "    location / {",
-        "        proxy_pass http://videobooth;",
-        f"        proxy_connect_timeout {CONNECT_SECONDS}s;",
-        "        proxy_http_version 1.1;",
-        "        proxy_set_header Upgrade $http_upgrade;",
-        "        proxy_set_header Connection $videobooth_connection;",
-        "        proxy_set_header Host $host;",
-        "        # Replaced, not appended to: what the client itself sent is dropped here.",
-        "        proxy_set_header X-Forwarded-For $remote_addr;",
-        "        proxy_set_header X-Forwarded-Proto $scheme;",
-        "        proxy_set_header X-Forwarded-Host $host;",
-        f"        proxy_read_timeout {IDLE_SECONDS}s;",
-        f"        proxy_send_timeout {IDLE_SECONDS}s;",
+        *_nginx_proxying(IDLE_SECONDS),
+        "    }",
+        "",
+        "    # Booth update bundles: large, passed on as they arrive (the server checks them).",
+        f"    location = {BUNDLE_PATH} {{",
+        f"        client_max_body_size {settings.max_bundle_mib}m;",
+        "        proxy_request_buffering off;",
+        *_nginx_proxying(IDLE_SECONDS),
         "    }",
         "}",
     ]
@@ -175,6 +197,8 @@ class BalancerSettings:
     #: The address HAProxy connects to the nodes from, when the host has several: the one
     #: the nodes' trusted_proxies list.
     source: str | None = None
+    #: The largest booth update bundle, in MiB (the server's [updates] max_bundle_mib).
+    max_bundle_mib: int = DEFAULT_BUNDLE_MIB
 
 
 def _milliseconds(seconds: float) -> str:
@@ -243,7 +267,10 @@ def haproxy_config(settings: BalancerSettings) -> str:
         "frontend videobooth",
         bind,
         f"    http-request deny deny_status 413 if {{ req.hdr_val(content-length) gt "
-        f"{MAX_BODY_BYTES} }}",
+        f"{MAX_BODY_BYTES} }} !{{ path {BUNDLE_PATH} }}",
+        "    # Booth update bundles: large, passed on as they arrive (the server checks them).",
+        f"    http-request deny deny_status 413 if {{ path {BUNDLE_PATH} }} "
+        f"{{ req.hdr_val(content-length) gt {settings.max_bundle_mib * 1024 * 1024} }}",
         "    # Replaced, not appended to: what the client itself sent is dropped here.",
         "    http-request del-header X-Forwarded-For",
         "    option forwardfor",

@@ -152,6 +152,11 @@ def test_the_nginx_site_is_one_nginx_takes(tmp_path: Path) -> None:
         "proxy_set_header X-Forwarded-For $remote_addr;",
         "proxy_set_header Upgrade $http_upgrade;",
         "proxy_read_timeout 3600s;",
+        "client_max_body_size 1m;",
+        # An update bundle (hundreds of MiB) passes, as it arrives, to its one endpoint only.
+        "location = /api/v1/updates/bundles {",
+        "client_max_body_size 2048m;",
+        "proxy_request_buffering off;",
     ):
         assert line in site
     assert "least_conn;" not in site
@@ -230,6 +235,10 @@ def test_the_haproxy_config_is_one_haproxy_takes(tmp_path: Path) -> None:
         "server vb1 10.0.1.10:8080",
         "server vb2 10.0.1.11:8080",
         "user haproxy",
+        "http-request deny deny_status 413 if { req.hdr_val(content-length) gt 1048576 } "
+        "!{ path /api/v1/updates/bundles }",
+        "http-request deny deny_status 413 if { path /api/v1/updates/bundles } "
+        "{ req.hdr_val(content-length) gt 2147483648 }",
     ):
         assert line in lines, line
     _haproxy_takes(config, tmp_path)
