@@ -26,10 +26,12 @@ booths in tests/server/updates; this test is the booth's side on its real system
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -195,9 +197,16 @@ class Admin:
         return str(found["state"]), booth
 
 
-@pytest.fixture
-async def admin_session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as http:
+@contextlib.asynccontextmanager
+async def admin_session(proxy: Proxy) -> AsyncIterator[aiohttp.ClientSession]:
+    """An administrator's browser session through the proxy (HTTPS, the organisation's CA;
+    the session cookie is Secure)."""
+    context = ssl.create_default_context(cafile=str(proxy.ca))
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=context),
+        cookie_jar=aiohttp.CookieJar(unsafe=True),  # a cookie for an address, not a name
+        timeout=aiohttp.ClientTimeout(total=600),
+    ) as http:
         yield http
 
 
@@ -242,7 +251,6 @@ async def test_update_a_booth_over_the_air_with_fall_back(
     bundles: Bundles,
     tmp_path: Path,
     proxy_for: Callable[[Server, Path, int], Proxy],
-    admin_session: aiohttp.ClientSession,
 ) -> None:
     timings: dict[str, float] = {}
     https = free_port()
@@ -256,13 +264,16 @@ async def test_update_a_booth_over_the_air_with_fall_back(
         "tick_seconds = 0.5",
     )
     machine: Machine | None = None
+    stack = contextlib.AsyncExitStack()
     try:
         proxy = proxy_for(server, tmp_path, https)
-        async with admin_session.post(
-            f"{server.url}/api/v1/auth/login", json={"username": ADMIN, "password": password}
+        http = await stack.enter_async_context(admin_session(proxy))
+        url = f"https://127.0.0.1:{https}"
+        async with http.post(
+            f"{url}/api/v1/auth/login", json={"username": ADMIN, "password": password}
         ) as reply:
             assert reply.status == 200, await reply.text()
-        admin = Admin(admin_session, server.url)
+        admin = Admin(http, url)
         created = await admin.post("/booths", {"name": "Update booth"})
         booth_id, token = created["booth"]["id"], created["enrolment_token"]
 
@@ -381,6 +392,7 @@ async def test_update_a_booth_over_the_air_with_fall_back(
     finally:
         if machine is not None:
             machine.stop()
+        await stack.aclose()
         server.stop()
         for what, seconds in timings.items():
             print(f"update test: {what}: {seconds:.0f} s")
