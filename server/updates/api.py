@@ -4,7 +4,7 @@ bundle it was offered (in ranges: an interrupted download goes on where it stopp
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from aiohttp import web
@@ -228,29 +228,30 @@ def register(api: Api) -> None:
         ]
         return web.json_response({**rollout_json(found), "booths": booths})
 
-    for action, verb in (("pause", "Pause"), ("resume", "Resume"), ("cancel", "Cancel")):
+    async def change(
+        call: ApiCall, action: str, move: Callable[[str], Awaitable[bool]]
+    ) -> web.StreamResponse:
+        db, rollout_id = call.request.app[DATABASE], call.request.match_info["id"]
+        if await get_rollout(db, rollout_id) is None:
+            raise ProblemError(404, "Not Found", "no such rollout")
+        moved = await move(rollout_id)
+        found = await get_rollout(db, rollout_id)
+        assert found is not None
+        if not moved:
+            raise ProblemError(
+                409, "Conflict", f"the rollout is {found.state}: it cannot be {action}d"
+            )
+        await audit(call, f"update.rollout_{action}", rollout_id)
+        return web.json_response(rollout_json(found))
 
-        def handler_for(action: str) -> Any:
-            async def handle(call: ApiCall) -> web.StreamResponse:
-                db, rollout_id = call.request.app[DATABASE], call.request.match_info["id"]
-                updates = _updates(call)
-                if await get_rollout(db, rollout_id) is None:
-                    raise ProblemError(404, "Not Found", "no such rollout")
-                moved = await getattr(updates, action)(rollout_id)
-                found = await get_rollout(db, rollout_id)
-                assert found is not None
-                if not moved:
-                    raise ProblemError(
-                        409, "Conflict", f"the rollout is {found.state}: it cannot be {action}d"
-                    )
-                await audit(call, f"update.rollout_{action}", rollout_id)
-                return web.json_response(rollout_json(found))
+    @api.endpoint("POST", "/updates/rollouts/{id}/pause", allow=ADMINS, summary="Pause a rollout")
+    async def pause(call: ApiCall) -> web.StreamResponse:
+        return await change(call, "pause", _updates(call).pause)
 
-            return handle
+    @api.endpoint("POST", "/updates/rollouts/{id}/resume", allow=ADMINS, summary="Resume a rollout")
+    async def resume(call: ApiCall) -> web.StreamResponse:
+        return await change(call, "resume", _updates(call).resume)
 
-        api.endpoint(
-            "POST",
-            f"/updates/rollouts/{{id}}/{action}",
-            allow=ADMINS,
-            summary=f"{verb} a rollout",
-        )(handler_for(action))
+    @api.endpoint("POST", "/updates/rollouts/{id}/cancel", allow=ADMINS, summary="Cancel a rollout")
+    async def cancel(call: ApiCall) -> web.StreamResponse:
+        return await change(call, "cancel", _updates(call).cancel)
