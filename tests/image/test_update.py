@@ -31,6 +31,7 @@ import hashlib
 import json
 import re
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -150,6 +151,13 @@ def proxy_for() -> Iterator[Callable[[Server, Path, int], Proxy]]:
             stderr=subprocess.DEVNULL,
         )
         started.append(process)
+        deadline = time.monotonic() + 20
+        while True:  # until nginx listens
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            assert process.poll() is None, (conf / "error.log").read_text()
+            assert time.monotonic() < deadline, "nginx does not listen"
+            time.sleep(0.1)
         return Proxy(port=port, ca=ca.path, process=process)
 
     yield start
@@ -175,11 +183,14 @@ class Admin:
             return await reply.json()
 
     async def upload(self, bundle: Path, expect: int = 201) -> dict[str, Any]:
-        data = await asyncio.to_thread(bundle.read_bytes)
-        async with self.http.post(f"{self.url}/api/v1/updates/bundles", data=data) as reply:
-            assert reply.status == expect, await reply.text()
-            answer: dict[str, Any] = await reply.json()
-            return answer
+        file = await asyncio.to_thread(bundle.open, "rb")  # streamed, as a browser sends it
+        try:
+            async with self.http.post(f"{self.url}/api/v1/updates/bundles", data=file) as reply:
+                assert reply.status == expect, await reply.text()
+                answer: dict[str, Any] = await reply.json()
+                return answer
+        finally:
+            file.close()
 
     async def fleet_entry(self, booth_id: str) -> dict[str, Any]:
         booths = (await self.get("/fleet"))["booths"]
