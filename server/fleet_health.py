@@ -113,6 +113,9 @@ class Sighting:
     health: BoothHealth | None = None
     #: When its connection began (None: not connected here).
     connected_at: datetime | None = None
+    #: ``health`` came over this connection (False: it is the last one before it, kept while
+    #: the booth has not reported again; after a restart it may describe another version).
+    health_is_current: bool = False
 
 
 def _stored_health(state: str, data: str) -> BoothHealth | None:
@@ -276,6 +279,7 @@ class FleetMonitor:
             reported_state=_reported_state(conn),
             health=conn.status.health or (gone.health if gone else None),
             connected_at=conn.status.connected_at,
+            health_is_current=conn.status.health is not None,
         )
 
     def holds(self, booth_id: str) -> bool:

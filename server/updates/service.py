@@ -337,6 +337,10 @@ class Updates:
         sighting = self._fleet.sighting(booth_id)
         if not self._fleet.holds(booth_id) or not sighting.online:
             return None
+        if not sighting.health_is_current:
+            # Connected again but not reported yet: what it runs is not known (the health
+            # kept from before a restart names the version it ran then).
+            return None
         health = sighting.health
         return BoothNow(
             online=True,

@@ -6,9 +6,10 @@ One booth's story, in order (each step starts from where the last one left the b
 
 1. Version 1.0.0 is flashed and provisioned; the booth enrols and is online on slot A.
 2. Bundles the server must refuse: signed by another key, one flipped byte (RAUC's check on
-   upload). A bundle signed by another key that reaches the booth all the same (put into the
-   server's store behind its back): the booth's RAUC refuses it before it writes anything;
-   slot B is untouched and the rollout stops.
+   upload). Bundles that reach the booth all the same (put into the server's store behind its
+   back): one signed by another key, refused by the booth's RAUC before it writes anything,
+   and one whose stored copy has a flipped byte, thrown away by the booth (not the digest the
+   server announced) before RAUC sees it. Slot B is untouched; each rollout stops.
 3. Version 2.0.0 rolled out; QEMU is killed while RAUC writes slot B (a power cut): version
    1.0.0 starts again, the rollout offers the update anew, the booth installs it, restarts
    into slot B, reports 2.0.0 and marks the slot good; the rollout is done.
@@ -30,7 +31,6 @@ import contextlib
 import hashlib
 import json
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -53,7 +53,7 @@ from tests.image.conftest import CACHE, RELEASE, build
 from tests.image.machine import SLOT_A, SLOT_B, Machine, data_file, digest, provision
 from tests.image.test_image import copy_card
 from tests.pki import TestCA
-from tests.server.updates.bundles import key_pair
+from tests.server.updates.bundles import key_pair, make_bundle
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(60 * 60)]
 
@@ -87,6 +87,10 @@ class Bundles:
     v3: Path
     other_key: Path
     flipped: Path
+    #: Small bundles (1 MiB of root) for the booth's own checks: signed by another key, and
+    #: one signed by the development key whose copy on the server has one flipped byte.
+    small_other_key: Path
+    small: Path
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +115,15 @@ def bundles(image: Path, tmp_path_factory: pytest.TempPathFactory) -> Bundles:
     data = bytearray(v2.read_bytes())
     data[len(data) // 2] ^= 0x10
     flipped.write_bytes(bytes(data))
-    return Bundles(v2=v2, v3=folder / "v3" / f"booth-{V3}.raucb", other_key=other, flipped=flipped)
+    dev_key = CACHE / "development-signing" / "key.pem"
+    return Bundles(
+        v2=v2,
+        v3=folder / "v3" / f"booth-{V3}.raucb",
+        other_key=other,
+        flipped=flipped,
+        small_other_key=make_bundle(folder, key, cert, version="2.0.1-other-key"),
+        small=make_bundle(folder, dev_key, _development_cert(), version="2.0.2-flipped"),
+    )
 
 
 @dataclass
@@ -310,22 +322,27 @@ async def test_update_a_booth_over_the_air_with_fall_back(
 
         # 2. Refused on upload (RAUC on the server), and refused by the booth's own RAUC.
         refused = await admin.upload(bundles.other_key, expect=422)
-        assert "signature" in refused["detail"], refused
+        assert "signed with the trusted key" in refused["detail"], refused
         refused = await admin.upload(bundles.flipped, expect=422)
         assert "bundle refused" in refused["detail"], refused
-        sneaked = await _behind_the_servers_back(server, bundles.other_key)
-        rollout_id = await admin.rollout(sneaked, booth_id)
+        # Behind the server's back: the booth's own checks refuse them before RAUC writes.
+        for bundle, flip, why in (
+            (bundles.small_other_key, False, "signature"),  # RAUC: not the image's keyring
+            (bundles.small, True, "SHA-256"),  # the booth: not the digest the server announced
+        ):
+            sneaked = await _behind_the_servers_back(server, bundle, flip=flip)
+            rollout_id = await admin.rollout(sneaked, booth_id)
 
-        async def refused_by_the_booth() -> bool:
-            state, booth = await admin.booth_in(rollout_id)
-            return state == "stopped" and booth["progress"] == "failed"
+            async def refused_by_the_booth(rollout_id: str = rollout_id) -> bool:
+                state, booth = await admin.booth_in(rollout_id)
+                return state == "stopped" and booth["progress"] == "failed"
 
-        timings["other key: offered to refused by the booth"] = await _until(
-            refused_by_the_booth, INSTALL_SECONDS, "the booth refuses the bundle", machine
-        )
-        _, booth = await admin.booth_in(rollout_id)
-        assert "signature" in booth["detail"] or "verif" in booth["detail"], booth
-        assert digest(card, SLOT_B) == empty_b, "the refused bundle wrote to slot B"
+            timings[f"{bundle.name}: offered to refused by the booth"] = await _until(
+                refused_by_the_booth, INSTALL_SECONDS, f"the booth refuses {bundle.name}", machine
+            )
+            _, booth = await admin.booth_in(rollout_id)
+            assert why in booth["detail"], booth
+            assert digest(card, SLOT_B) == empty_b, f"{bundle.name} was written to slot B"
 
         # 3. Version 2.0.0; the machine switched off while RAUC writes slot B.
         v2 = await admin.upload(bundles.v2)
@@ -417,10 +434,12 @@ async def _enrolled_at(admin: Admin, booth_id: str) -> str:
     return str(entry["enrolled_at"])
 
 
-async def _behind_the_servers_back(server: Server, bundle: Path) -> str:
+async def _behind_the_servers_back(server: Server, bundle: Path, *, flip: bool) -> str:
     """Put a bundle into the server's store without the upload's check, as someone with
-    access to the server's disk and database could: the booth must still refuse it."""
-    sha256, size = await asyncio.to_thread(_store, bundle, server.data_dir / "updates")
+    access to the server's disk and database could (``flip``: the stored copy then has one
+    byte changed, as a damaged disk would): the booth must still refuse it."""
+    folder = server.data_dir / "updates"
+    sha256, size = await asyncio.to_thread(_store, bundle, folder, flip)
     db = await Database.open(
         f"sqlite+aiosqlite:///{(server.data_dir / 'videobooth.db').resolve()}", migrate=False
     )
@@ -428,7 +447,7 @@ async def _behind_the_servers_back(server: Server, bundle: Path) -> str:
         added = await add_bundle(
             db,
             NewBundle(
-                version="2.0.0-other-key",
+                version=bundle.stem.removeprefix("booth-").removesuffix("-verity"),
                 compatible="videobooth-generic-arm64",
                 signer="someone else",
                 sha256=sha256,
@@ -441,10 +460,13 @@ async def _behind_the_servers_back(server: Server, bundle: Path) -> str:
     return added.id
 
 
-def _store(bundle: Path, folder: Path) -> tuple[str, int]:
-    """Copy ``bundle`` into the server's bundle folder under its digest; digest and size."""
-    data = bundle.read_bytes()
+def _store(bundle: Path, folder: Path, flip: bool) -> tuple[str, int]:
+    """Copy ``bundle`` into the server's bundle folder under its digest (of the bundle as it
+    was: ``flip`` changes one byte of the copy); digest and size."""
+    data = bytearray(bundle.read_bytes())
     sha256 = hashlib.sha256(data).hexdigest()
+    if flip:
+        data[len(data) // 2] ^= 0x01
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(bundle, folder / f"{sha256}.raucb")
+    (folder / f"{sha256}.raucb").write_bytes(bytes(data))
     return sha256, len(data)

@@ -180,6 +180,10 @@ async def test_canary_first_then_the_batch_and_only_rollout_booths_fetch(
     await canary.peer.close()
     back = await server.booth(canary.credential)
     await back.receive_type("welcome")
+    # Connected again, not reported yet: the health kept from before the restart (1.0.0) is
+    # not what it runs now, so it is neither done nor failed.
+    await asyncio.sleep(0.5)
+    assert await _is(server, admin, rollout["id"], canary.id, "rebooting")
     await Booth(canary.id, canary.credential, back).beat(version="2.0.0")
     await _until(lambda: _is(server, admin, rollout["id"], canary.id, "done"))
     assert (await b1.peer.receive_type("update_offer"))["rollout_id"] == rollout["id"]
