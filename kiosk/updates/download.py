@@ -16,6 +16,7 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import aiohttp
 
@@ -135,6 +136,12 @@ class Download:
         log.info("downloaded bundle %s (%d bytes)", self.bundle.sha256[:12], self.bundle.size)
         return self.path
 
+    async def _write(self, file: IO[Any], piece: bytearray) -> int:
+        await asyncio.to_thread(file.write, piece)
+        self.received += len(piece)
+        self._backoff.reset()
+        return len(piece)
+
     async def _fetch_from(self, offset: int) -> None:
         headers = await self._headers(self._http)
         if offset:
@@ -162,13 +169,24 @@ class Download:
             file = await asyncio.to_thread(self.partial.open, mode)
             try:
                 written = offset
-                async for piece in response.content.iter_chunked(CHUNK):
-                    await asyncio.to_thread(file.write, piece)
-                    written += len(piece)
-                    self.received += len(piece)
-                    self._backoff.reset()
-                    if self._progress is not None:
-                        self._progress(written, self.bundle.size)
+                # What the network delivers (tens of KiB at a time) is gathered and written a
+                # piece at a time: one hand-over to the writing thread per MiB, not hundreds.
+                pending = bytearray()
+                try:
+                    async for data in response.content.iter_any():
+                        pending += data
+                        if len(pending) < CHUNK:
+                            continue
+                        written += await self._write(file, pending)
+                        pending = bytearray()
+                        if self._progress is not None:
+                            self._progress(written, self.bundle.size)
+                finally:
+                    # Also when the connection was cut: what arrived is kept for the resume.
+                    if pending:
+                        written += await self._write(file, pending)
+                        if self._progress is not None:
+                            self._progress(written, self.bundle.size)
                 await asyncio.to_thread(file.flush)
                 await asyncio.to_thread(os.fsync, file.fileno())
             finally:
