@@ -538,6 +538,9 @@ class Rollout(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     created_by: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    #: True while running or paused, NULL once over: unique, so at most one rollout is active
+    #: however many start at once (revision 0011).
+    active: Mapped[bool | None] = mapped_column(Boolean(), unique=True)
 
 
 class RolloutBooth(Base):

@@ -33,6 +33,10 @@ __all__ = [
 ]
 
 
+#: A rollout in these states acts on booths; at most one is (``Rollout.active``).
+ACTIVE_STATES = ("running", "paused")
+
+
 @dataclass(frozen=True)
 class NewBundle:
     version: str
@@ -120,7 +124,7 @@ async def create_rollout(
         if await session.get(UpdateBundle, bundle_id) is None:
             raise NotFoundError("no such bundle")
         busy = await session.scalar(
-            select(Rollout.id).where(Rollout.state.in_(("running", "paused"))).limit(1)
+            select(Rollout.id).where(Rollout.state.in_(ACTIVE_STATES)).limit(1)
         )
         if busy is not None:
             raise ConflictError(
@@ -129,6 +133,7 @@ async def create_rollout(
         rollout = Rollout(
             bundle_id=bundle_id,
             state="running",
+            active=True,
             stage=0,
             max_failure_share=policy.max_failure_share,
             health_timeout_seconds=policy.health_timeout_seconds,
@@ -138,7 +143,12 @@ async def create_rollout(
             updated_at=now,
         )
         session.add(rollout)
-        await session.flush()
+        try:
+            await session.flush()
+        except IntegrityError:  # another one started meanwhile (uq_rollouts_one_active)
+            raise ConflictError(
+                "another rollout is running or paused: cancel it or let it finish first"
+            ) from None
         for stage, booths in enumerate(stages):
             for booth_id in booths:
                 session.add(
@@ -193,7 +203,11 @@ async def set_rollout_state(
 ) -> bool:
     """Move the rollout to ``state`` if it is in one of ``expect`` (so a pause never revives a
     rollout that stopped meanwhile); whether it moved."""
-    values: dict[str, object] = {"state": state, "updated_at": db.now()}
+    values: dict[str, object] = {
+        "state": state,
+        "updated_at": db.now(),
+        "active": True if state in ACTIVE_STATES else None,
+    }
     if reason is not None:
         values["reason"] = reason
     if stage is not None:

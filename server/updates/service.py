@@ -111,6 +111,9 @@ class Updates:
         self._writes: set[asyncio.Task[None]] = set()
         self._ticking = asyncio.Lock()
         self._progress_order = asyncio.Lock()
+        #: Rollouts are started one at a time on this node (SQLite's one process has no
+        #: second node; PostgreSQL's unique rollouts.active decides between nodes).
+        self._starting = asyncio.Lock()
         fleet.updates = self.progress
 
     # ------------------------------------------------------------------ bundles
@@ -191,7 +194,26 @@ class Updates:
                 )
             except ValueError as exc:
                 raise UpdateError(str(exc)) from None
-        rollout = await create_rollout(
+        async with self._starting:  # one at a time here; across nodes the database decides
+            rollout = await self._create(plan, bundle, batches, user_id)
+        log.info(
+            "rollout %s of %s: %d canaries, %d batches, %d booths",
+            rollout.id,
+            bundle.version,
+            len(plan.canaries),
+            len(batches),
+            len(booths),
+        )
+        return rollout
+
+    async def _create(
+        self,
+        plan: RolloutPlan,
+        bundle: UpdateBundle,
+        batches: list[list[str]],
+        user_id: str | None,
+    ) -> Rollout:
+        return await create_rollout(
             self._db,
             bundle.id,
             [list(plan.canaries), *batches],
@@ -202,15 +224,6 @@ class Updates:
             ),
             created_by=user_id,
         )
-        log.info(
-            "rollout %s of %s: %d canaries, %d batches, %d booths",
-            rollout.id,
-            bundle.version,
-            len(plan.canaries),
-            len(batches),
-            len(booths),
-        )
-        return rollout
 
     async def pause(self, rollout_id: str) -> bool:
         moved = await set_rollout_state(

@@ -4,6 +4,7 @@ an ended rollout, and a bundle kept while a rollout uses it."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -116,3 +117,28 @@ async def test_a_bundle_stays_while_a_rollout_uses_it(db: Database) -> None:
         await delete_bundle(db, unused.id)
     with pytest.raises(NotFoundError):
         await create_rollout(db, unused.id, [["c1"]], POLICY, created_by=None)
+
+
+async def test_rollouts_started_at_once_on_two_nodes_give_one(db: Database, db_url: str) -> None:
+    """Both see no rollout active and both start one: the database keeps one of them (the
+    other is told, as for a rollout already running). Nodes share PostgreSQL; SQLite is the
+    one-process server's, whose update service starts rollouts one at a time."""
+    if db_url.startswith("sqlite"):
+        return
+    bundle = await add_bundle(db, _facts(), uploaded_by=None)
+    other_node = await Database.open(db_url)
+    try:
+        for attempt in range(5):
+            results = await asyncio.gather(
+                create_rollout(db, bundle.id, [["c1"]], POLICY, created_by=None),
+                create_rollout(other_node, bundle.id, [["c1"]], POLICY, created_by=None),
+                return_exceptions=True,
+            )
+            started = [r for r in results if not isinstance(r, BaseException)]
+            refused = [r for r in results if isinstance(r, ConflictError)]
+            assert (len(started), len(refused)) == (1, 1), results
+            active = await rollouts_in(db, ["running", "paused"])
+            assert [r.id for r in active] == [started[0].id], attempt
+            assert await set_rollout_state(db, active[0].id, "done", expect=["running"])
+    finally:
+        await other_node.close()
