@@ -169,13 +169,26 @@ class RaucInstaller:
             self._trial.unlink(missing_ok=True)
 
 
+#: What ``rauc install`` prints about itself (its state as the service reports it, and
+#: progress lines): never the reason it failed.
+_STATES = {"idle", "installing", "done", "failed"}
+_REASON = re.compile(r"fail|error|refus|invalid|signature|verif|denied|not |cannot", re.I)
+
+
 def _last_line(stderr: str, stdout: list[str] | None = None) -> str:
+    """The reason RAUC gave: the last line that reads like one (it may come on either
+    stream, after its state changes back to "idle"), else its last words."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    lines += stdout or []
-    for line in reversed(lines):
-        if not line.startswith("rauc-Message:"):
-            return line[:300]
-    return lines[-1][:300] if lines else "no reason given"
+    lines += [line.strip() for line in stdout or [] if line.strip()]
+    said = [
+        line.removeprefix("rauc-Message:").strip()
+        for line in lines
+        if line.lower() not in _STATES and not _PROGRESS.match(line)
+    ]
+    reasons = [line for line in said if _REASON.search(line)]
+    if reasons:
+        return reasons[-1][:300]
+    return said[-1][:300] if said else "no reason given"
 
 
 class FakeInstaller:

@@ -94,6 +94,19 @@ async def test_a_refused_install_says_rauc_reason(tmp_path: Path) -> None:
         await RaucInstaller(rauc=rauc).install(tmp_path / "b.raucb", lambda p, w: None)
 
 
+async def test_the_reason_is_found_among_the_services_state_words(tmp_path: Path) -> None:
+    """Through RAUC's service the client prints the service's state as it changes, so its last
+    line is "idle": the reason is the line before that reads like one."""
+    rauc = _rauc(
+        tmp_path,
+        'echo "installing"\necho "  0% Installing"\necho " 20% Checking bundle"\n'
+        'echo "LastError: Failed to check bundle: signature verification failed" >&2\n'
+        'echo "idle"\nexit 1\n',
+    )
+    with pytest.raises(InstallError, match="LastError: Failed to check bundle: signature ver"):
+        await RaucInstaller(rauc=rauc).install(tmp_path / "b.raucb", lambda p, w: None)
+
+
 async def test_slots_and_mark_good_through_the_command(tmp_path: Path) -> None:
     log = tmp_path / "calls"
     status = tmp_path / "status.json"
