@@ -10,6 +10,7 @@ from typing import Any
 import pygame
 
 from kiosk.booth import Booth
+from kiosk.booth.updates import UPDATING
 from kiosk.flow import State
 from kiosk.serverinfo import ServerInfo, topics_in
 from kiosk.ui.screens import Theme, View
@@ -52,4 +53,5 @@ def view_of(booth: Booth) -> View:
         reconnecting=booth.reconnecting,
         ended_reason=booth.flow.ended_reason,
         server_not_found=booth.flow.server_not_found,
+        updating=booth.flow.service_reason == UPDATING,
     )

@@ -47,6 +47,8 @@ class View:
     ended_reason: str | None = None
     #: The server's address answered HTTP 404: booth.toml names the wrong address.
     server_not_found: bool = False
+    #: Out of service because it installs an update (it restarts by itself afterwards).
+    updating: bool = False
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ class ServiceScreens(Canvas):
         self._message(surface, "offline.title", body)
 
     def _draw_out_of_service(self, surface: pygame.Surface, view: View) -> None:
+        if view.updating:  # not broken: back in a few minutes by itself
+            self._message(surface, "oos.updating_title", "oos.updating_text")
+            return
         self._message(surface, "oos.title", "oos.text")
 
     def _draw_technician_pin(self, surface: pygame.Surface, view: View) -> None:

@@ -205,6 +205,33 @@ def test_a_wrong_server_address_and_a_code_check_are_explained_in_every_language
     assert not problems, "\n".join(problems)
 
 
+def test_a_booth_installing_an_update_says_so_in_every_language(
+    screen_kit: tuple[object, Fonts],
+) -> None:
+    """Out of service while it installs an update: the screen says it is being updated and
+    back in a few minutes (not "ask the staff", as for a booth taken out of service)."""
+    catalogue, fonts = screen_kit
+    problems: list[str] = []
+    for size in ALL_SIZES:
+        for language in LANGUAGES:
+            for updating, key in ((True, "oos.updating_text"), (False, "oos.text")):
+                view = View(
+                    state=State.OUT_OF_SERVICE, visit=Visit(language=language), updating=updating
+                )
+                screens = BoothScreens(size, Theme(), catalogue, fonts=fonts)  # type: ignore[arg-type]
+                surface = pygame.Surface(size)
+                screens.draw(surface, view)
+                if updating:
+                    folder = OUT / f"{size[0]}x{size[1]}"
+                    folder.mkdir(parents=True, exist_ok=True)
+                    pygame.image.save(surface, str(folder / f"{language}-updating.png"))
+                expected = catalogue.text(language, key)  # type: ignore[attr-defined]
+                if expected == key or expected not in screens.drawn:
+                    problems.append(f"{size} updating={updating}/{language}: {key} not shown")
+                problems += [f"{size} {overflow}" for overflow in screens.overflows]
+    assert not problems, "\n".join(problems)
+
+
 #: Technician mode on a Pi that came up with no time server and no ALSA configuration, its
 #: lights not reading back, after a network check: the longest it says.
 TROUBLED_TECHNICIAN = {
