@@ -17,6 +17,7 @@ from server.keys import DATABASE
 from server.storage import ConflictError, DuplicateError, NotFoundError
 from server.storage.models import Rollout, UpdateBundle
 from server.storage.updates import (
+    ACTIVE_STATES,
     delete_bundle,
     get_bundle,
     get_rollout,
@@ -142,7 +143,7 @@ def register(api: Api) -> None:
         updates, db = _updates(call), call.request.app[DATABASE]
         bundle_id, booth_id = call.request.match_info["id"], call.caller.id
         # Only a bundle offered to this booth: a running or paused rollout of it names it.
-        for rollout in await rollouts_in(db, ["running", "paused"]):
+        for rollout in await rollouts_in(db, ACTIVE_STATES):
             if rollout.bundle_id != bundle_id:
                 continue
             if any(t.booth_id == booth_id for t in await rollout_booths(db, rollout.id)):

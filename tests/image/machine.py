@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.components import require
+from tests.components import require, unavailable
 
 #: Debian's U-Boot for QEMU's arm64 machine (u-boot-qemu).
 UBOOT = Path("/usr/lib/u-boot/qemu_arm64/u-boot.bin")
@@ -78,8 +78,6 @@ class Machine:
         qemu = require("qemu-system-aarch64", "starts the booth image (qemu-system-arm)")
         require("dtc", "gives QEMU's device tree a Raspberry Pi board revision")
         if not UBOOT.exists():
-            from tests.components import unavailable
-
             unavailable(f"{UBOOT} is missing: install u-boot-qemu (the booth's firmware here)")
         command = [qemu, *MACHINE, "-bios", str(UBOOT), "-dtb", str(device_tree(qemu, self.folder))]
         command += ["-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot"]

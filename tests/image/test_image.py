@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.image.conftest import BUILD_SECONDS, RELEASE, build
+from tests.image.conftest import BUILD_SECONDS, CACHE, RELEASE, build
 from tests.image.machine import SLOT_A, SLOT_B, Machine, data_file, digest, provision
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(25 * 60)]
@@ -100,8 +100,6 @@ def test_outputs(image: Path) -> None:
 def _bundle_info(bundle: Path) -> str:
     """``rauc info`` of a bundle, checked against the development certificate the build
     signed with (and the image trusts)."""
-    from tests.image.conftest import CACHE
-
     keyring = CACHE / "development-signing" / "cert.pem"
     return subprocess.run(
         ["rauc", "info", "--keyring", str(keyring), str(bundle)],

@@ -5,6 +5,7 @@ an ended rollout, and a bundle kept while a rollout uses it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -26,6 +27,7 @@ from server.storage.updates import (
     set_rollout_state,
 )
 from tests.server.conftest import ManualClock
+from tests.server.postgres import create_database, drop_database
 
 POLICY = RolloutPolicy(max_failure_share=0.2, health_timeout_seconds=1800, max_parallel=50)
 
@@ -119,26 +121,33 @@ async def test_a_bundle_stays_while_a_rollout_uses_it(db: Database) -> None:
         await create_rollout(db, unused.id, [["c1"]], POLICY, created_by=None)
 
 
-async def test_rollouts_started_at_once_on_two_nodes_give_one(db: Database, db_url: str) -> None:
-    """Both see no rollout active and both start one: the database keeps one of them (the
-    other is told, as for a rollout already running). Nodes share PostgreSQL; SQLite is the
-    one-process server's, whose update service starts rollouts one at a time."""
-    if db_url.startswith("sqlite"):
-        return
-    bundle = await add_bundle(db, _facts(), uploaded_by=None)
-    other_node = await Database.open(db_url)
+@pytest.fixture
+async def postgres_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A migrated PostgreSQL database of its own (the nodes of a cluster share one)."""
+    url = await create_database(request.getfixturevalue("postgres_server"), migrated=True)
+    yield url
+    await drop_database(url)
+
+
+async def test_rollouts_started_at_once_on_two_nodes_give_one(postgres_url: str) -> None:
+    """Two nodes see no rollout active and both start one: the database keeps one of them
+    (the other is told, as for a rollout already running). A cluster runs on PostgreSQL; the
+    one-process server on SQLite starts rollouts one at a time (Updates.start's lock)."""
+    node1, node2 = await Database.open(postgres_url), await Database.open(postgres_url)
     try:
+        bundle = await add_bundle(node1, _facts(), uploaded_by=None)
         for attempt in range(5):
             results = await asyncio.gather(
-                create_rollout(db, bundle.id, [["c1"]], POLICY, created_by=None),
-                create_rollout(other_node, bundle.id, [["c1"]], POLICY, created_by=None),
+                create_rollout(node1, bundle.id, [["c1"]], POLICY, created_by=None),
+                create_rollout(node2, bundle.id, [["c1"]], POLICY, created_by=None),
                 return_exceptions=True,
             )
             started = [r for r in results if not isinstance(r, BaseException)]
             refused = [r for r in results if isinstance(r, ConflictError)]
             assert (len(started), len(refused)) == (1, 1), results
-            active = await rollouts_in(db, ["running", "paused"])
+            active = await rollouts_in(node1, ["running", "paused"])
             assert [r.id for r in active] == [started[0].id], attempt
-            assert await set_rollout_state(db, active[0].id, "done", expect=["running"])
+            assert await set_rollout_state(node1, active[0].id, "done", expect=["running"])
     finally:
-        await other_node.close()
+        await node1.close()
+        await node2.close()
