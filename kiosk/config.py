@@ -315,6 +315,9 @@ class HardwareConfig:
 
 
 _Seconds = Annotated[float, Field(gt=0), _setting("expected a positive number of seconds")]
+_MaybeSeconds = Annotated[
+    float | None, Field(gt=0), _setting("expected a positive number of seconds")
+]
 _Text = Annotated[str | None, _setting("expected a string")]
 _PathSetting = Annotated[Path, _FROM_TEXT, _setting("expected a path")]
 _Flag = Annotated[bool, _setting("expected true or false")]
@@ -363,7 +366,10 @@ class BoothConfig:
     repeat_calls: _Flag = False
     #: Where to write the booth's live status as JSON (diagnostics, tests); None: nowhere.
     status_file: _PathSetting | None = None
-    heartbeat_seconds: _Seconds = 5.0
+    #: How often the booth reports itself; None (the default): as often as the server asks in
+    #: its welcome (its ``heartbeat_seconds``, 15 s unless configured), which is what its
+    #: offline judgement and its capacity assume.
+    heartbeat_seconds: _MaybeSeconds = None
     reconnect_max_seconds: _Seconds = 30.0
     #: A call whose connection (to the server or to the others) stays broken this long ends
     #: with a clear message; until then the booth reconnects by itself.

@@ -22,12 +22,16 @@ from kiosk.clock import (
     read_clock,
 )
 from kiosk.identity import ServerAccess
-from protocol import Heartbeat, Message, ProtocolError, decode_server, encode
+from protocol import Heartbeat, Message, ProtocolError, Welcome, decode_server, encode
 
 log = logging.getLogger(__name__)
 
 #: How soon a booth in a call tries again after losing the server.
 URGENT_RETRY_SECONDS = 0.5
+#: The heartbeat interval until the server says which it wants (its default), and the
+#: range a server's wish is held to.
+DEFAULT_HEARTBEAT_SECONDS = 15.0
+HEARTBEAT_RANGE = (1.0, 300.0)
 #: Longest a closing link waits for its outbox to be written.
 CLOSE_FLUSH_SECONDS = 1.0
 
@@ -53,7 +57,7 @@ class ServerLink:
         on_message: Callable[[Message], None],
         on_state: Callable[[LinkState], None],
         heartbeat: Callable[[], Heartbeat],
-        heartbeat_seconds: float = 5.0,
+        heartbeat_seconds: float | None = None,
         reconnect_max_seconds: float = 30.0,
         clock: Callable[[], ClockReading] = read_clock,
     ) -> None:
@@ -66,7 +70,13 @@ class ServerLink:
         self._on_message = on_message
         self._on_state = on_state
         self._make_heartbeat = heartbeat
-        self._heartbeat_seconds = heartbeat_seconds
+        #: The booth's own setting wins; without one the server's welcome sets the interval.
+        self._fixed_heartbeat = heartbeat_seconds is not None
+        self._heartbeat_seconds = (
+            DEFAULT_HEARTBEAT_SECONDS if heartbeat_seconds is None else heartbeat_seconds
+        )
+        #: Set when the interval changes, so that the next heartbeat is timed by the new one.
+        self._retime = asyncio.Event()
         self._backoff = Backoff(ceiling=reconnect_max_seconds, jitter=True)
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         #: Messages for the server, sent in order by the connection's writer.
@@ -167,6 +177,8 @@ class ServerLink:
                 except ProtocolError as exc:
                     log.warning("ignored a message from the server: %s", exc)
                     continue
+                if isinstance(message, Welcome):
+                    self._follow(message.heartbeat_seconds)
                 self._on_message(message)
             log.info("server closed the connection (code %s)", ws.close_code)
         finally:
@@ -175,10 +187,31 @@ class ServerLink:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
+    @property
+    def heartbeat_seconds(self) -> float:
+        """The interval the booth heartbeats at now."""
+        return self._heartbeat_seconds
+
+    def _follow(self, asked: float) -> None:
+        """Heartbeat as often as the server asks (within reason), unless configured."""
+        low, high = HEARTBEAT_RANGE
+        interval = min(max(asked, low), high)
+        if self._fixed_heartbeat or interval == self._heartbeat_seconds:
+            return
+        log.info("heartbeat every %g s, as the server asks", interval)
+        self._heartbeat_seconds = interval
+        self._retime.set()
+
     async def _heartbeat(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        loop = asyncio.get_running_loop()
         while not ws.closed:
             self._outbox.put_nowait(self._make_heartbeat())
-            await asyncio.sleep(self._heartbeat_seconds)
+            sent = loop.time()
+            # Until the interval is over; a new one (the server's welcome) re-times the wait.
+            while (due := sent + self._heartbeat_seconds - loop.time()) > 0:
+                self._retime.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._retime.wait(), due)
 
     async def _write(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         """The connection's one writer: the outbox, in order."""

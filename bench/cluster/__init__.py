@@ -437,6 +437,7 @@ async def _run(
                 database_url=database,
                 nats=access,
                 count=count,
+                settings={"heartbeat_seconds": settings.heartbeat_seconds},
                 balance=settings.balance,
             ) as cluster,
         ):
@@ -493,6 +494,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, help="nodes of the cluster (3)")
     parser.add_argument("--workers", type=int, help="generator processes (3)")
     parser.add_argument(
+        "--heartbeat-seconds",
+        type=float,
+        help="the nodes' heartbeat_seconds, which booths follow (15; 5 with --quick)",
+    )
+    parser.add_argument(
         "--pin",
         action="store_true",
         help="connect each worker's clients straight to one node, not through HAProxy",
@@ -532,7 +538,16 @@ def main(argv: list[str] | None = None) -> int:
     base = QUICK if args.quick else d
     given = {
         name: getattr(args, name)
-        for name in ("booths", "advisors", "rate", "seconds", "api_rate", "nodes", "workers")
+        for name in (
+            "booths",
+            "advisors",
+            "rate",
+            "seconds",
+            "api_rate",
+            "nodes",
+            "workers",
+            "heartbeat_seconds",
+        )
         if getattr(args, name) is not None
     }
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from bench.load.settings import LoadSettings
+from bench.load.settings import BOOTH_HEARTBEAT_SECONDS, LoadSettings
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ class ClusterSettings:
     hold_seconds: float = 0.3
     #: Booths connecting at once, per worker.
     connect_parallel: int = 25
+    #: The nodes' ``heartbeat_seconds``: how often booths heartbeat (they follow the server).
+    heartbeat_seconds: float = BOOTH_HEARTBEAT_SECONDS
 
     def __post_init__(self) -> None:
         if self.pin and self.workers % self.nodes:
@@ -66,6 +68,7 @@ class ClusterSettings:
             reference_setups=self.reference_setups,
             hold_seconds=self.hold_seconds,
             connect_parallel=self.connect_parallel,
+            heartbeat_seconds=self.heartbeat_seconds,
         )
 
     def accounts(self) -> LoadSettings:
@@ -82,4 +85,5 @@ QUICK = ClusterSettings(
     api_reference_seconds=2.0,
     reference_setups=5,
     steps=(),
+    heartbeat_seconds=5.0,
 )

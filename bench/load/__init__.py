@@ -70,7 +70,10 @@ async def run_load(
 
 async def _run(settings: LoadSettings, workdir: Path, progress: Progress) -> LoadResult:
     server = ServerProcess(
-        data_dir=workdir / "server-data", port=_free_port(), log=workdir / "server.log"
+        data_dir=workdir / "server-data",
+        port=_free_port(),
+        log=workdir / "server.log",
+        heartbeat_seconds=settings.heartbeat_seconds,
     )
     server.data_dir.mkdir(parents=True, exist_ok=True)
     progress(f"preparing {settings.booths} booths and {settings.advisors} advisors ...")

@@ -162,6 +162,12 @@ class Client:
             kind = data.get("type")
             if kind == "welcome":
                 self.participant_id = data["participant_id"]
+                asked = data.get("heartbeat_seconds")
+                if isinstance(self, Booth) and asked != self.run.settings.heartbeat_seconds:
+                    self.run.error(
+                        f"{self.name}: the server asks for a heartbeat every {asked} s, the "
+                        f"load beats every {self.run.settings.heartbeat_seconds:g} s"
+                    )
             future = self.waiting.pop(kind, None) if isinstance(kind, str) else None
             if future is not None and not future.done():
                 future.set_result((now, data))

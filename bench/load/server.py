@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.load.settings import API_PATHS, PASSWORD, REPO
+from bench.load.settings import API_PATHS, BOOTH_HEARTBEAT_SECONDS, PASSWORD, REPO
 from bench.procs import rss_bytes
 
 # ---------------------------------------------------------------- the server process
@@ -43,6 +43,8 @@ class ServerProcess:
     port: int
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    #: The server's ``heartbeat_seconds``: the interval it asks booths to heartbeat at.
+    heartbeat_seconds: float = BOOTH_HEARTBEAT_SECONDS
 
     @property
     def url(self) -> str:
@@ -53,12 +55,16 @@ class ServerProcess:
         return f"sqlite+aiosqlite:///{(self.data_dir / 'videobooth.db').resolve()}"
 
     def _spawn(self) -> None:
+        config = self.data_dir / "server.toml"
+        config.write_text(f"heartbeat_seconds = {self.heartbeat_seconds!r}\n")
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
                     "server",
+                    "--config",
+                    str(config),
                     "--data-dir",
                     str(self.data_dir),
                     "serve",

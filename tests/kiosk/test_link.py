@@ -1,6 +1,7 @@
 """The booth's link (kiosk/link.py) against a real WebSocket server in the test: messages go
 out in the order they were sent, through one writer; none go out while offline; a closing link
-writes what was sent before it closes."""
+writes what was sent before it closes; the booth heartbeats as often as the server's welcome
+asks unless its own configuration says otherwise."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from kiosk.identity import ServerAccess
 from kiosk.link import LinkState, ServerLink
-from protocol import CallCancel, Hangup, Heartbeat
+from protocol import CallCancel, Hangup, Heartbeat, Role, Welcome, encode
 
 
 async def test_messages_go_out_in_order_and_a_closing_link_writes_them_first(
@@ -61,3 +62,64 @@ async def test_messages_go_out_in_order_and_a_closing_link_writes_them_first(
     await asyncio.wait_for(task, 5)
     assert received == ["call_cancel"] * 20 + ["hangup"]
     assert states[-1] is LinkState.CLOSED
+
+
+async def _heartbeats_in(
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
+    *,
+    asked: float,
+    configured: float | None,
+    seconds: float,
+) -> tuple[int, float]:
+    """Heartbeats a link sends in ``seconds`` to a server whose welcome asks for ``asked``."""
+    beats: list[float] = []
+
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        welcome = Welcome(
+            participant_id="p1", role=Role.BOOTH, name="booth", heartbeat_seconds=asked
+        )
+        await ws.send_str(encode(welcome))
+        async for frame in ws:
+            if frame.type is WSMsgType.TEXT and json.loads(frame.data)["type"] == "heartbeat":
+                beats.append(asyncio.get_running_loop().time())
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/api/v1/ws", socket)
+    server = await aiohttp_server(app)
+    link = ServerLink(
+        url=str(server.make_url("/api/v1/ws")).replace("http", "ws", 1),
+        access=ServerAccess(server_url=str(server.make_url("/")), credential="b.s"),
+        on_message=lambda message: None,
+        on_state=lambda state: None,
+        heartbeat=lambda: Heartbeat(state="idle"),
+        heartbeat_seconds=configured,
+    )
+    task = asyncio.create_task(link.run())
+    await asyncio.sleep(seconds)
+    interval = link.heartbeat_seconds
+    await link.close()
+    await asyncio.wait_for(task, 5)
+    return len(beats), interval
+
+
+async def test_the_booth_heartbeats_as_often_as_the_server_asks(
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
+) -> None:
+    # Unconfigured: 15 s until the welcome, then the server's interval (held to >= 1 s).
+    count, interval = await _heartbeats_in(aiohttp_server, asked=1.0, configured=None, seconds=0.5)
+    assert interval == 1.0
+    count, interval = await _heartbeats_in(aiohttp_server, asked=0.2, configured=None, seconds=3.6)
+    assert interval == 1.0  # a server asking for more than one a second is not followed
+    # The first at once; the next after the default's 15 s would be none: the welcome's 1 s.
+    assert count >= 3, count
+
+
+async def test_a_configured_heartbeat_wins_over_the_servers(
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
+) -> None:
+    count, interval = await _heartbeats_in(aiohttp_server, asked=15.0, configured=0.25, seconds=1.6)
+    assert interval == 0.25
+    assert count >= 5, count

@@ -25,6 +25,7 @@ SETTINGS = LoadSettings(
     api_rate=20.0,
     api_reference_seconds=4.0,
     reference_setups=10,
+    heartbeat_seconds=5.0,  # the server is configured so; a shorter wait for a full round
 )
 
 
