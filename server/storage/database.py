@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from .driver import DriverPool
 from .errors import DatabaseError, InvalidValueError
 from .models import utc_now
 
@@ -95,7 +96,7 @@ def _on_sqlite_begin(connection: Connection) -> None:
 
 #: PostgreSQL connections a server process keeps open, and how many more it opens for a burst
 #: (closed again when returned). Several nodes share the server's ``max_connections`` (100 by
-#: default): three nodes need at most 3 x 25.
+#: default): three nodes need at most 3 x 29 (with the driver's pool, driver.DRIVER_POOL_SIZE).
 POOL_SIZE = 10
 POOL_OVERFLOW = 15
 #: A pooled PostgreSQL connection unused for this long is tried before it is handed out.
@@ -237,6 +238,16 @@ class Database:
         )
         self._clock = clock
         self._closed = False
+        #: PostgreSQL: a few connections straight through the driver for the statements every
+        #: call set-up makes (see :mod:`.driver`); None on SQLite.
+        self.driver: DriverPool | None = (
+            DriverPool(
+                dict(engine.dialect.create_connect_args(engine.url)[1]),
+                ping_after=PING_AFTER_IDLE_SECONDS,
+            )
+            if engine.dialect.name == "postgresql"
+            else None
+        )
         #: The server's secret for keyed hashes of join codes (see ``join_codes``); kept outside
         #: the database, so a copy of the database alone cannot be used to find codes.
         self.code_key: bytes | None = None
@@ -312,6 +323,8 @@ class Database:
         if self._closed:
             return
         self._closed = True
+        if self.driver is not None:
+            await self.driver.close()
         await self._engine.dispose()
         logger.info("Database %s closed", _safe(self._engine.url))
 

@@ -13,6 +13,10 @@ each one conditional ``UPDATE`` so that exactly one node succeeds however many t
 Each member is kept with the node that holds its connection, so that the node carrying the
 call on knows whom to reach where, and who went with the dead node. One process without a
 cluster does not use this table.
+
+A cluster runs on PostgreSQL only (server.config says so), and the statements of every call
+(opened, claimed, its members, closed) go straight through the driver (:mod:`.driver`); the
+rarer ones (take-overs, reloads) through SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -23,14 +27,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, insert, literal, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
 
 from server.resume import Member
 
-from .common import rowcount
 from .database import Database
-from .models import CallInvitation, LiveCall
+from .driver import DriverPool, changed
+from .models import LiveCall
 
 __all__ = [
     "LiveMember",
@@ -111,40 +114,58 @@ def _record(row: LiveCall) -> LiveRecord:
     )
 
 
+def _driver(db: Database) -> DriverPool:
+    if db.driver is None:
+        raise RuntimeError("live calls are kept in PostgreSQL only (a cluster's database)")
+    return db.driver
+
+
+_OPEN = (
+    "INSERT INTO live_calls (id, state, owner, caller, advisor, guests, appointment_id,"
+    " advisor_id, topic_id, topic_name, region, waiting_since)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    " ON CONFLICT (id) DO NOTHING"
+)
+_CLAIM = "UPDATE live_calls SET state = 'active', advisor = $2 WHERE id = $1 AND state = 'waiting'"
+_MEMBERS = "UPDATE live_calls SET caller = $2, guests = $3 WHERE id = $1"
+# The advisor only into a running call: a late write never undoes a claim.
+_MEMBERS_AND_ADVISOR = (
+    "UPDATE live_calls SET caller = $2, guests = $3,"
+    " advisor = CASE WHEN state = 'active' THEN $4 ELSE advisor END WHERE id = $1"
+)
+_CLOSE = "DELETE FROM live_calls WHERE id = $1"
+_CLOSE_INVITATIONS = "DELETE FROM call_invitations WHERE session_id = $1 OR expires_at <= $2"
+
+
 async def open_live_call(db: Database, record: LiveRecord) -> bool:
     """Add the call's row; False when a row with its id is there already (another node
     rebuilt the same call first)."""
-    row = insert(LiveCall).values(
-        id=record.session_id,
-        state=record.state,
-        owner=record.owner,
-        caller=_dump(record.caller),
-        advisor=_dump(record.advisor),
-        guests=json.dumps([g.to_json() for g in record.guests]),
-        appointment_id=record.appointment_id,
-        advisor_id=record.advisor_id,
-        topic_id=record.topic_id,
-        topic_name=record.topic_name,
-        region=record.region,
-        waiting_since=record.waiting_since,
-    )
-    try:
-        async with db.statements() as conn:
-            await conn.execute(row)
-    except IntegrityError:
-        return False
-    return True
+    if record.waiting_since.tzinfo is None:
+        raise ValueError("naive datetime given for waiting_since; pass a timezone-aware one")
+    async with _driver(db).connection("open a live call") as conn:
+        status = await conn.execute(
+            _OPEN,
+            record.session_id,
+            record.state,
+            record.owner,
+            _dump(record.caller),
+            _dump(record.advisor),
+            json.dumps([g.to_json() for g in record.guests]),
+            record.appointment_id,
+            record.advisor_id,
+            record.topic_id,
+            record.topic_name,
+            record.region,
+            record.waiting_since,
+        )
+    return changed(status) == 1
 
 
 async def claim_live_call(db: Database, session_id: str, advisor: LiveMember) -> bool:
     """``advisor`` takes the waiting call: True for exactly one of any number of claims."""
-    async with db.statements() as conn:
-        result = await conn.execute(
-            update(LiveCall)
-            .where(LiveCall.id == session_id, LiveCall.state == WAITING)
-            .values(state=ACTIVE, advisor=_dump(advisor))
-        )
-    return rowcount(result) == 1
+    async with _driver(db).connection("claim a live call") as conn:
+        status = await conn.execute(_CLAIM, session_id, _dump(advisor))
+    return changed(status) == 1
 
 
 async def release_live_claim(db: Database, session_id: str, advisor: LiveMember) -> None:
@@ -168,29 +189,21 @@ async def save_live_members(
 ) -> None:
     """The owner's view of who is in the call, and where. The advisor is written only to a
     running call (a claim writes it first), so a late write never undoes a claim."""
-    values: dict[str, Any] = {
-        "caller": _dump(caller),
-        "guests": json.dumps([g.to_json() for g in guests]),
-    }
-    if advisor is not None:
-        values["advisor"] = case(
-            (LiveCall.state == ACTIVE, literal(_dump(advisor))), else_=LiveCall.advisor
-        )
-    async with db.statements() as conn:
-        await conn.execute(update(LiveCall).where(LiveCall.id == session_id).values(**values))
+    members = (_dump(caller), json.dumps([g.to_json() for g in guests]))
+    async with _driver(db).connection("save a live call's members") as conn:
+        if advisor is None:
+            await conn.execute(_MEMBERS, session_id, *members)
+        else:
+            await conn.execute(_MEMBERS_AND_ADVISOR, session_id, *members, _dump(advisor))
 
 
 async def close_live_call(db: Database, session_id: str) -> None:
     """The call ended: its row goes (the ending itself is in ``call_endings``), and its
     invitation links open nothing any more (expired ones of other calls go too). Each delete
     stands alone: one repeated after a failure finds what the other left."""
-    async with db.statements() as conn:
-        await conn.execute(delete(LiveCall).where(LiveCall.id == session_id))
-        await conn.execute(
-            delete(CallInvitation).where(
-                (CallInvitation.session_id == session_id) | (CallInvitation.expires_at <= db.now())
-            )
-        )
+    async with _driver(db).connection("close a live call") as conn:
+        await conn.execute(_CLOSE, session_id)
+        await conn.execute(_CLOSE_INVITATIONS, session_id, db.now())
 
 
 async def get_live_call(db: Database, session_id: str) -> LiveRecord | None:
