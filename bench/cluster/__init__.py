@@ -14,9 +14,10 @@ What it does, in order, against real processes (everything on 127.0.0.1):
    health at the booth's interval): the growth divided by the booths is the memory of a
    connection.
 3. Sets up calls one at a time (the set-up reference), then, with ``steps``, short loads at
-   those rates, then ``rate`` set-ups a second for ``seconds``, the workers' shares
-   interleaved: a booth asks for an advisor, the advisor accepts, offer, answer and candidates
-   are exchanged, one of them hangs up (bench/load's exchange). Meanwhile bench/load's probe
+   those rates, then ``rate`` set-ups a second for ``seconds`` (then, with ``beyond``, short
+   loads above it), the workers' shares interleaved: a booth asks for an advisor, the
+   advisor accepts, offer, answer and candidates are exchanged, one of them hangs up
+   (bench/load's exchange). Meanwhile bench/load's probe
    process calls the advisors' API through HAProxy at a steady rate, and every process's CPU is
    read from /proc: the nodes, NATS, PostgreSQL, HAProxy, the generator and the machine.
 4. Checks every booth is still connected and online in the fleet view, that no message was
@@ -31,7 +32,8 @@ its own booths' calls (for a server whose advisors see only their own node's cal
 HAProxy checks the nodes as production does (every 2 s, out after 3 failures), not as the
 cluster tests do (250 ms): with those a node whose event loop stalls under the load is taken out
 and every socket on it closed. The full run (5,000 booths, steps at 25, 50 and 75/s, then 100/s
-for 60 s, on both topologies) takes about eight minutes on two cores.
+for 60 s, then 150 and 200/s for 10 s each to find where these cores end, on both topologies)
+takes about nine minutes on two cores.
 
 ``python -m bench.cluster`` prints the figures; ``bench/run.py`` puts :meth:`ClusterResult.rows`
 in its table (the cluster's figure, the single node's as the reference);
@@ -337,6 +339,10 @@ class Phase:
             result.api_ms = result.load.api_ms
             result.api_failures = len(result.load.api_failures)
             say(f"    {result.load.line()}")
+            for rate in s.beyond:
+                say(f"  beyond: {rate:g} set-ups/s for {s.step_seconds:g} s ...")
+                result.beyond.append(await self.load(rate, s.step_seconds))
+                say(f"    {result.beyond[-1].line()}")
             result.booths_online_at_end = await fleet_online(cluster, http)
             if not s.pin:
                 result.per_node = cluster.haproxy.current()
@@ -522,6 +528,11 @@ def main(argv: list[str] | None = None) -> int:
         help="short loads first at these rates (25,50,75; none with --quick; '' for none)",
     )
     parser.add_argument(
+        "--beyond",
+        type=_rates,
+        help="short loads after the main one at these rates (150,200; none with --quick)",
+    )
+    parser.add_argument(
         "--step-seconds", type=float, default=d.step_seconds, help="each step's length (10)"
     )
     parser.add_argument("--no-single", action="store_true", help="leave out the single node")
@@ -559,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
                 "balance": args.balance,
                 "checks": args.checks,
                 "steps": base.steps if args.steps is None else args.steps,
+                "beyond": base.beyond if args.beyond is None else args.beyond,
                 "step_seconds": args.step_seconds,
                 "single": not args.no_single,
             }

@@ -106,6 +106,8 @@ class PhaseResult:
     negotiated_ms: list[float] = field(default_factory=list)
     waited_for_advisor: int = 0
     steps: list[StepResult] = field(default_factory=list)
+    #: Short loads above the main rate, after it: where these cores end when it is kept up.
+    beyond: list[StepResult] = field(default_factory=list)
     api_ms: list[float] = field(default_factory=list)
     reference_api_ms: list[float] = field(default_factory=list)
     api_failures: int = 0
@@ -139,10 +141,14 @@ class PhaseResult:
             and self.nodes_alive
         )
 
+    def loads(self) -> list[StepResult]:
+        """Every load in the order run: the steps, the main load, the loads beyond it."""
+        return [*self.steps, *([self.load] if self.load else []), *self.beyond]
+
     def highest_kept_up(self) -> float:
-        """The highest rate (steps and the load) this topology kept up with; 0 for none."""
-        loads = [*self.steps, *([self.load] if self.load else [])]
-        return max((step.rate for step in loads if step.kept_up), default=0.0)
+        """The highest rate (steps, the load and beyond) this topology kept up with; 0 for
+        none."""
+        return max((step.rate for step in self.loads() if step.kept_up), default=0.0)
 
     def setup_ms(self) -> list[float]:
         return self.load.setup_ms if self.load is not None else []
@@ -151,8 +157,8 @@ class PhaseResult:
         return self.load.cpu if self.load is not None else {}
 
     def knee(self) -> StepResult | None:
-        """The first load (steps, then the load) not kept up with; else the last one."""
-        loads = [*self.steps, *([self.load] if self.load else [])]
+        """The first load (steps, the load, beyond) not kept up with; else the last one."""
+        loads = self.loads()
         return next((step for step in loads if not step.kept_up), loads[-1] if loads else None)
 
     def limit(self, cpus: int) -> str:
@@ -212,6 +218,7 @@ class PhaseResult:
         lines += [f"  step {step.line()}" for step in self.steps]
         if load is not None:
             lines.append(f"  load {load.line()}")
+        lines += [f"  beyond {step.line()}" for step in self.beyond]
         lines.append(
             f"  {self.waited_for_advisor} set-ups waited for a free advisor; heartbeats "
             f"{self.heartbeats}, longest gap during the load "
@@ -220,10 +227,8 @@ class PhaseResult:
             f"{self.refused}; errors {len(self.errors)}"
         )
         lines.append(f"  limit: {self.limit(cpus)}")
-        kept = [step.rate for step in [*self.steps, *([load] if load else [])] if step.kept_up]
-        failed = [
-            step.rate for step in [*self.steps, *([load] if load else [])] if not step.kept_up
-        ]
+        kept = [step.rate for step in self.loads() if step.kept_up]
+        failed = [step.rate for step in self.loads() if not step.kept_up]
         if failed:
             lines.append(
                 f"  {self.name} stops keeping up at {min(failed):g} set-ups/s"
@@ -272,10 +277,10 @@ class ClusterResult:
                 f">= {c.rate * KEPT_UP:g}/s",
             ),
         ]
-        if c.steps:
+        if c.steps or c.beyond:
             rows.append(
                 pair(
-                    "highest set-up rate kept up (steps and the load), /s",
+                    "highest set-up rate kept up (steps, the load, beyond), /s",
                     c.highest_kept_up(),
                     of(s, lambda p: p.highest_kept_up()),
                     f"{c.rate:g}/s",

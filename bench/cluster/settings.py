@@ -41,6 +41,9 @@ class ClusterSettings:
     #: Short loads at these rates (set-ups/s) before the main one, on each topology: where it
     #: stops keeping up.
     steps: tuple[float, ...] = (25.0, 50.0, 75.0)
+    #: Short loads at these rates after the main one: where these cores end when the main
+    #: rate is kept up (the bench prints the limit at the first rate not kept up).
+    beyond: tuple[float, ...] = (150.0, 200.0)
     step_seconds: float = 10.0
     #: Calls set up one at a time on the quiet cluster (the reference for set-up latency).
     reference_setups: int = 20
@@ -85,5 +88,6 @@ QUICK = ClusterSettings(
     api_reference_seconds=2.0,
     reference_setups=5,
     steps=(),
+    beyond=(),
     heartbeat_seconds=5.0,
 )

@@ -35,6 +35,7 @@ SETTINGS = ClusterSettings(
     workers=3,
     reference_setups=3,
     steps=(),
+    beyond=(),
 )
 
 
