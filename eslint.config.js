@@ -21,8 +21,8 @@ export default [
     rules,
   },
   {
-    // Unit tests under Node's test runner, and this file.
-    files: ["tests/js/**/*.js", "eslint.config.js"],
+    // Unit tests under Node's test runner, the identity tests' OpenID provider, and this file.
+    files: ["tests/js/**/*.js", "tests/**/*.mjs", "eslint.config.js"],
     languageOptions: { ecmaVersion: 2022, sourceType: "module", globals: { ...globals.node } },
     rules,
   },

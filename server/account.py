@@ -94,6 +94,8 @@ def register(api: Api) -> None:
                 "name": user.display_name or user.username,
                 "role": user.role.value,
                 "must_change_password": user.must_change_password,
+                # Logs in through the identity provider: no password to change here.
+                "single_sign_on": user.external_subject is not None,
             }
         )
 

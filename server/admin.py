@@ -104,6 +104,8 @@ def user_json(user: User, topic_ids: list[str]) -> dict[str, Any]:
         "role": user.role.value,
         "disabled": user.disabled,
         "must_change_password": user.must_change_password,
+        # Made at a single sign-on: name, role and topics come from the identity provider.
+        "single_sign_on": user.external_subject is not None,
         "created_at": user.created_at.isoformat(),
         "topic_ids": topic_ids,
     }

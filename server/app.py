@@ -67,6 +67,7 @@ from server.keys import (
     SWITCHBOARD,
     WALK_IN_LIMITER,
 )
+from server.oidc import login as oidc_login
 from server.ratelimit import RateLimiter, WorkGate
 from server.signalling import CallSession, Participant
 from server.storage import (
@@ -155,6 +156,8 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     # Resume tokens and guest passes are signed with the same key: both outlive a restart.
     app[SWITCHBOARD].resume_key = key
     app[GUESTS].key = key
+    if config.oidc is not None:  # its login flow's cookie is signed with the same key
+        oidc_login.install(app, config.oidc)
     # What ended before a restart stays ended: no old resume token brings it back.
     since = datetime.now(UTC) - timedelta(seconds=resume.TOKEN_SECONDS)
     endings = await call_endings_since(app[DATABASE], since)
@@ -275,6 +278,7 @@ def _build_api() -> Api:
         return web.json_response({"status": "ok", **node})
 
     auth.register(api)
+    oidc_login.register(api)
     account.register(api)
     appointments.register(api)
     join.register(api)

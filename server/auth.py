@@ -125,11 +125,19 @@ async def _guest(request: web.Request) -> Caller:
     )
 
 
-async def start_login(request: web.Request, user: User, response: web.StreamResponse) -> Login:
-    """A new login session for ``user``, its cookie set on ``response``; returns the login."""
+async def start_login(
+    request: web.Request,
+    user: User,
+    response: web.StreamResponse,
+    *,
+    external_sid: str | None = None,
+    id_token: str | None = None,
+) -> Login:
+    """A new login session for ``user``, its cookie set on ``response``; returns the login.
+    A single sign-on gives the provider's session id and ID token (server/oidc/login.py)."""
     db, config = request.app[DATABASE], request.app[CONFIG]
     ttl = timedelta(hours=config.session_hours)
-    token = await create_auth_session(db, user, ttl)
+    token = await create_auth_session(db, user, ttl, external_sid=external_sid, id_token=id_token)
     response.set_cookie(
         COOKIE_NAME,
         token,
@@ -161,6 +169,15 @@ def register(api: Api) -> None:
     )
     async def login(call: ApiCall) -> web.StreamResponse:
         request, body = call.request, call.body_as(LoginBody)
+        sso = request.app[CONFIG].oidc
+        if (
+            sso is not None
+            and not sso.local_passwords
+            and fold_username(body.username) not in {fold_username(n) for n in sso.break_glass}
+        ):
+            raise ProblemError(
+                403, "Forbidden", f"password logins are turned off here: sign in with {sso.label}"
+            )
         limiter = request.app[LOGIN_LIMITER]
         # The account's key is the username as it is looked up, so "carol " and "CAROL" are
         # carol too.
@@ -206,13 +223,15 @@ def register(api: Api) -> None:
     @api.endpoint("POST", "/auth/logout", allow=USERS, summary="Log out")
     async def logout(call: ApiCall) -> web.StreamResponse:
         token = call.request.cookies.get(COOKIE_NAME, "")
+        at_provider = await _logout_url(call.request, call.caller)
         await delete_auth_session(call.request.app[DATABASE], token)
         if call.caller.id is not None and call.caller.login is not None:
             # This login's live connections end with it (its other logins go on).
             call.request.app[SWITCHBOARD].end_logins(
                 call.caller.id, login=call.caller.login, reason="logged out"
             )
-        response = web.json_response({"ok": True})
+        # A single sign-on's login also ends at the provider, if the page goes there next.
+        response = web.json_response({"ok": True, "logout_url": at_provider})
         response.del_cookie(COOKIE_NAME, path="/")
         return response
 
@@ -220,3 +239,10 @@ def register(api: Api) -> None:
     async def me(call: ApiCall) -> web.StreamResponse:
         caller = call.caller
         return web.json_response({"id": caller.id, "name": caller.name, "role": caller.access})
+
+
+async def _logout_url(request: web.Request, caller: Caller) -> str | None:
+    # Imported here: the single sign-on's module builds on this one.
+    from server.oidc.login import logout_url
+
+    return await logout_url(request, caller)

@@ -237,6 +237,74 @@ class UpdatesConfig(_Settings):
     rauc: StrictStr = "rauc"
 
 
+def _claim_path(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_:/-]+(\.[A-Za-z0-9_:/-]+)*", value):
+        raise ValueError(
+            f"{value!r} is not a claim name (letters, digits, '_', ':', '/', '-'; a dotted "
+            "path such as realm_access.roles reaches into an object)"
+        )
+    return value
+
+
+ClaimPath = Annotated[StrictStr, AfterValidator(_claim_path)]
+
+
+class OidcConfig(_Settings):
+    """Single sign-on for staff with OpenID Connect (authorization code with PKCE): the
+    organisation's identity provider says who an advisor or administrator is, and in which
+    groups. Without this section staff log in with local passwords only."""
+
+    #: The provider's issuer URL (its discovery document is under
+    #: ``<issuer>/.well-known/openid-configuration``).
+    issuer: StrictStr
+    client_id: Annotated[StrictStr, Field(min_length=1, max_length=255)]
+    #: A file holding the client secret (kept out of this file and of the logs).
+    client_secret_file: Path
+    #: The button on the login pages ("Sign in with ...").
+    label: Annotated[StrictStr, Field(min_length=1, max_length=60)] = "the agency's login"
+    scopes: tuple[StrictStr, ...] = ("openid", "profile", "email", "groups")
+    #: The claim listing the person's groups or roles (a dotted path reaches into an object:
+    #: ``realm_access.roles``), from the ID token or, if not there, the userinfo endpoint.
+    groups_claim: ClaimPath = "groups"
+    #: Members of these groups are administrators; of these, advisors. Someone in neither is
+    #: refused, and an account made at an earlier login is disabled.
+    admin_groups: tuple[StrictStr, ...] = ()
+    advisor_groups: tuple[StrictStr, ...] = ()
+    #: Topics from the same claim: a group ``<topic_prefix><topic name>`` gives that topic
+    #: (None: topics are set on the admin pages, not at login).
+    topic_prefix: StrictStr | None = None
+    username_claim: ClaimPath = "preferred_username"
+    name_claim: ClaimPath = "name"
+    #: Whether local accounts may still log in with a password. With False only the accounts
+    #: in ``break_glass`` may (an administrator for when the provider is down).
+    local_passwords: StrictBool = True
+    break_glass: tuple[StrictStr, ...] = ()
+    #: The CA that signed the provider's certificate (the system's CAs otherwise).
+    ca_file: Path | None = None
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, url: str) -> str:
+        if not url.startswith(("https://", "http://")):
+            raise ValueError(f"{url!r} must be an https:// URL (http:// for tests only)")
+        return url.rstrip("/")
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid_scope(cls, scopes: tuple[str, ...]) -> tuple[str, ...]:
+        if "openid" not in scopes:
+            raise ValueError("must include 'openid'")
+        return scopes
+
+    @model_validator(mode="after")
+    def _some_group(self) -> OidcConfig:
+        if not self.admin_groups and not self.advisor_groups:
+            raise ValueError(
+                "set admin_groups and/or advisor_groups: who may log in is decided by groups"
+            )
+        return self
+
+
 #: Shortest metrics token: it guards figures about the service, so no guessable word.
 MIN_METRICS_TOKEN_CHARS = 16
 
@@ -298,6 +366,8 @@ class ServerConfig(_Settings):
     cluster: ClusterConfig | None = None
     #: Booth updates (None: bundles cannot be uploaded).
     updates: UpdatesConfig | None = None
+    #: Single sign-on for staff (None: local passwords only).
+    oidc: OidcConfig | None = None
 
     @model_validator(mode="after")
     def _cluster_shares_postgresql(self) -> ServerConfig:

@@ -61,10 +61,18 @@ def _token_hash(token: str) -> str | None:
     return sha256_hex(token)
 
 
-async def create_auth_session(db: Database, user: User, ttl: timedelta) -> str:
+async def create_auth_session(
+    db: Database,
+    user: User,
+    ttl: timedelta,
+    *,
+    external_sid: str | None = None,
+    id_token: str | None = None,
+) -> str:
     """Start a login session for *user* that lasts *ttl*; return its token for the cookie.
 
-    Only the token's SHA-256 is stored, so the token cannot be shown again.
+    Only the token's SHA-256 is stored, so the token cannot be shown again. A single sign-on
+    gives the provider's session id and its ID token (see :mod:`.sso`).
     """
     if ttl <= timedelta(0):
         raise InvalidValueError(f"A login session must last a positive time, not {ttl}.")
@@ -76,6 +84,8 @@ async def create_auth_session(db: Database, user: User, ttl: timedelta) -> str:
         created_at=now,
         expires_at=now + ttl,
         last_seen_at=now,
+        external_sid=external_sid,
+        id_token=id_token,
     )
     async with db.session() as session:
         session.add(record)

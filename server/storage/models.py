@@ -32,6 +32,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -132,7 +133,10 @@ class User(Base):
     """An advisor or administrator who logs in with a username and password."""
 
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint("role IN ('advisor', 'admin')", name="role"),)
+    __table_args__ = (
+        CheckConstraint("role IN ('advisor', 'admin')", name="role"),
+        UniqueConstraint("external_issuer", "external_subject"),
+    )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     # Stored lower-cased, which makes the unique constraint case-insensitive.
@@ -155,6 +159,10 @@ class User(Base):
     must_change_password: Mapped[bool] = mapped_column(
         Boolean(), default=False, server_default=false()
     )
+    #: A user made at a single sign-on (revision 0012): the identity provider's issuer and
+    #: its subject for the person. NULL for local accounts; such a user has no password.
+    external_issuer: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    external_subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     def __repr__(self) -> str:
         return f"User(id={self.id!r}, username={self.username!r}, role={self.role.value!r})"
@@ -175,6 +183,10 @@ class AuthSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    #: A single sign-on's session at the provider (``sid``; revision 0012), which its
+    #: back-channel logout names, and its ID token, the hint of a logout there.
+    external_sid: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    id_token: Mapped[str | None] = mapped_column(Text(), nullable=True)
 
     def __repr__(self) -> str:
         return f"AuthSession(user_id={self.user_id!r}, expires_at={self.expires_at!r})"

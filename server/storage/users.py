@@ -129,6 +129,11 @@ async def authenticate_user(db: Database, username: str, password: str) -> User 
         # The attempted name is not logged: people type their password into it by mistake.
         logger.info("Login refused: unknown username")
         return None
+    if user.external_subject is not None:
+        # An account of the identity provider has no password here (EXTERNAL_ACCOUNT_HASH).
+        await asyncio.to_thread(spend_verify_time, password)
+        logger.info("Login refused for user %s (%s): single sign-on only", user.id, user.username)
+        return None
     if not await asyncio.to_thread(verify_password, user.password_hash, password):
         logger.info("Login refused for user %s (%s): wrong password", user.id, user.username)
         return None
@@ -187,8 +192,14 @@ async def set_password(db: Database, user_id: str, password: str) -> None:
     password_hash = await asyncio.to_thread(hash_password, password)
     async with db.session() as session:
         result = await session.execute(
-            update(User).where(User.id == user_id).values(password_hash=password_hash)
+            update(User)
+            .where(User.id == user_id, User.external_subject.is_(None))
+            .values(password_hash=password_hash)
         )
+        if rowcount(result) == 0 and await session.get(User, user_id) is not None:
+            raise InvalidValueError(
+                "This account logs in through the identity provider and has no password here."
+            )
         if rowcount(result) == 0:
             raise NotFoundError(f"No user with id {user_id!r}.")
         ended = await end_logins_of(session, user_id)

@@ -127,7 +127,12 @@ async def test_constraint_names_match_the_models(url: str, engine: AsyncEngine) 
     async with engine.connect() as conn:
         found = await conn.run_sync(_constraint_names)
     assert found == _model_constraint_names()
-    assert found["users"] == {"pk_users", "uq_users_username", "ck_users_role"}
+    assert found["users"] == {
+        "pk_users",
+        "uq_users_username",
+        "ck_users_role",
+        "uq_users_external_issuer",
+    }
     assert found["booths"] == {
         "pk_booths",
         "uq_booths_name",

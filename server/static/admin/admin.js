@@ -9,6 +9,7 @@ import { createApi } from "/static/js/api.js";
 import { ready as brandingReady } from "/static/js/branding.js";
 import { $, notice, showOnly } from "/static/js/dom.js";
 import { chosenLanguage, languagePicker, setLanguage, t } from "/static/js/i18n.js";
+import { afterLogout, offerSingleSignOn } from "/static/js/signin.js";
 import { Clock } from "/static/js/time.js";
 import { createAudit } from "/static/admin/audit.js";
 import { createBranches } from "/static/admin/branches.js";
@@ -77,6 +78,8 @@ async function boot() {
     if (await changePassword()) notice(t("account.changed"));
   });
   for (const section of Object.values(page.sections)) section.wire();
+  // The login view (now, or when a login ends) offers the identity provider where there is one.
+  await offerSingleSignOn(page.api, { link: $("sso"), form: $("login-form"), next: "/admin/" });
   const me = await page.api("/me");
   if (me.ok) enter(me.body);
   else showLogin();
@@ -107,8 +110,7 @@ async function onLogin(event) {
 }
 
 async function onLogout() {
-  await page.api("/auth/logout", { method: "POST", body: {} });
-  location.reload();
+  afterLogout(await page.api("/auth/logout", { method: "POST", body: {} }));
 }
 
 function renderNotAdmin() {
@@ -125,6 +127,7 @@ async function enter(me) {
   // A password an administrator generated is changed before anything else (the server
   // refuses everything else until then).
   const account = await fetchAccount();
+  if (account?.single_sign_on) $("change-password").hidden = true;
   if (account && account.must_change_password) {
     showOnly(VIEWS, null);
     await changePassword({ required: true });

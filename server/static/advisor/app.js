@@ -12,6 +12,7 @@ import { $, button, element, keepingFocus, notice, showOnly } from "/static/js/d
 import { chosenLanguage, languagePicker, setLanguage, t } from "/static/js/i18n.js";
 import { Mesh } from "/static/js/mesh.js";
 import { applyQueueChange } from "/static/js/queue.js";
+import { afterLogout, offerSingleSignOn } from "/static/js/signin.js";
 import { SignallingClient } from "/static/js/signalling.js";
 import { Clock } from "/static/js/time.js";
 
@@ -76,6 +77,8 @@ async function boot() {
   $("invitation-copy").addEventListener("click", () => navigator.clipboard.writeText($("invitation-text").value));
   $("invite-form").addEventListener("submit", createInvitation);
   $("invite-copy").addEventListener("click", () => navigator.clipboard.writeText($("invite-link").href));
+  // The login view (now, or when a login ends) offers the identity provider where there is one.
+  await offerSingleSignOn(api, { link: $("sso"), form: $("login-form"), next: "/advisor/" });
   const me = await api("/me");
   if (me.ok) enterWorkspace(me.body);
   else show("login-view");
@@ -110,9 +113,9 @@ async function onChangePassword() {
 }
 
 async function onLogout() {
-  await api("/auth/logout", { method: "POST", body: {} });
+  const result = await api("/auth/logout", { method: "POST", body: {} });
   signalling.stop();
-  location.reload();
+  afterLogout(result);
 }
 
 async function enterWorkspace(me) {
@@ -123,6 +126,7 @@ async function enterWorkspace(me) {
   // A password an administrator generated is changed before anything else (the server
   // refuses everything else until then).
   const account = await fetchAccount();
+  if (account?.single_sign_on) $("change-password").hidden = true;
   if (account && account.must_change_password) {
     show("password");
     await changePassword({ required: true });

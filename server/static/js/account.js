@@ -15,7 +15,8 @@ import { t } from "/static/js/i18n.js";
 
 const MIN_LENGTH = 12;
 
-/** The logged-in user's account ({id, username, name, role, must_change_password}), or null. */
+/** The logged-in user's account ({id, username, name, role, must_change_password,
+ * single_sign_on}), or null. */
 export async function fetchAccount() {
   const result = await api("/account");
   return result.ok ? result.body : null;
