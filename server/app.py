@@ -68,6 +68,7 @@ from server.keys import (
     WALK_IN_LIMITER,
 )
 from server.oidc import login as oidc_login
+from server.outbox import outbox_ctx
 from server.ratelimit import RateLimiter, WorkGate
 from server.signalling import CallSession, Participant
 from server.storage import (
@@ -421,6 +422,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.cleanup_ctx.append(_finish_writes_ctx(background))
     app.cleanup_ctx.append(_housekeeping_ctx)
     app.cleanup_ctx.append(_updates_ctx)
+    app.cleanup_ctx.append(outbox_ctx)
     app.cleanup_ctx.append(_away_ctx)
     app.on_shutdown.append(_on_shutdown)
     app.on_response_prepare.append(hide_server_versions)

@@ -21,6 +21,8 @@ from server.auditing import audit
 from server.calls import base_url
 from server.http import ProblemError
 from server.keys import CONFIG, DATABASE, SWITCHBOARD
+from server.outbox import MAILER
+from server.outbox.mail import Contact
 from server.storage import (
     Appointment,
     cancel_appointment,
@@ -34,6 +36,10 @@ from server.storage import (
 log = logging.getLogger(__name__)
 
 
+#: An e-mail address as far as this server checks it (the relay knows better).
+EMAIL = r"^[^@\s<>,;\"]{1,64}@[^@\s<>,;\"]{1,190}$"
+
+
 class NewAppointment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -43,6 +49,10 @@ class NewAppointment(BaseModel):
     topic_id: str | None = None
     branch_id: str | None = None
     citizen_label: Annotated[str, Field(max_length=80)] | None = None
+    #: Invite by e-mail (where the server has [mail]): the invitation with a calendar entry,
+    #: a reminder, and a message if the appointment moves or is cancelled.
+    citizen_email: Annotated[str, Field(max_length=254, pattern=EMAIL)] | None = None
+    citizen_language: Literal["de", "en", "tr", "uk", "ru", "ar"] = "de"
 
 
 class MoveAppointment(BaseModel):
@@ -119,6 +129,11 @@ def register(api: Api) -> None:
     async def create(call: ApiCall) -> web.StreamResponse:
         body = call.body_as(NewAppointment)
         request = call.request
+        mailer = request.app.get(MAILER)
+        if body.citizen_email is not None and mailer is None:
+            raise ProblemError(
+                400, "Bad Request", "invitations by e-mail are not set up on this server ([mail])"
+            )
         appointment, token, code = await create_appointment(
             request.app[DATABASE],
             advisor_id=call.caller.id or "",
@@ -131,6 +146,15 @@ def register(api: Api) -> None:
         )
         await audit(call, "appointment.create", appointment.id)
         link = f"{base_url(request)}/join/{token}"
+        if mailer is not None and body.citizen_email is not None:
+            contact = Contact(
+                email=body.citizen_email,
+                language=body.citizen_language,
+                link=link,
+                code=code,
+                advisor=call.caller.name,
+            )
+            await mailer.invite(appointment, contact)
         return web.json_response(
             {
                 "appointment": appointment_json(appointment),
@@ -183,6 +207,9 @@ def register(api: Api) -> None:
             duration_minutes=body.duration_minutes,
         )
         await audit(call, "appointment.move", appointment.id)
+        mailer = call.request.app.get(MAILER)
+        if mailer is not None:
+            await mailer.moved(moved, new_code)
         result: dict[str, Any] = {"appointment": appointment_json(moved)}
         if new_code is not None:
             result["join_code"] = new_code
@@ -196,4 +223,7 @@ def register(api: Api) -> None:
         # Its guest passes die with it: the citizens' pages close and its lobby empties.
         call.request.app[SWITCHBOARD].appointment_cancelled(appointment.id)
         await audit(call, "appointment.cancel", appointment.id)
+        mailer = call.request.app.get(MAILER)
+        if mailer is not None:
+            await mailer.cancelled(cancelled)
         return web.json_response({"appointment": appointment_json(cancelled)})

@@ -215,6 +215,7 @@ def register(api: Api) -> None:
                 "username": user.username,
                 "name": user.display_name or user.username,
                 "role": user.role.value,
+                "features": features(request),
             }
         )
         await start_login(request, user, response)
@@ -238,7 +239,19 @@ def register(api: Api) -> None:
     @api.endpoint("GET", "/me", allow=USERS, summary="Show who is logged in")
     async def me(call: ApiCall) -> web.StreamResponse:
         caller = call.caller
-        return web.json_response({"id": caller.id, "name": caller.name, "role": caller.access})
+        return web.json_response(
+            {
+                "id": caller.id,
+                "name": caller.name,
+                "role": caller.access,
+                "features": features(call.request),
+            }
+        )
+
+
+def features(request: web.Request) -> dict[str, bool]:
+    """What this server offers a logged-in person's pages."""
+    return {"email_invitations": request.app[CONFIG].mail is not None}
 
 
 async def _logout_url(request: web.Request, caller: Caller) -> str | None:

@@ -10,6 +10,7 @@ import logging
 import re
 import socket
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -305,8 +306,53 @@ class OidcConfig(_Settings):
         return self
 
 
+def _address(value: str) -> str:
+    if not re.fullmatch(r"[^@\s<>]{1,64}@[^@\s<>]{1,190}", value):
+        raise ValueError(f"{value!r} is not an e-mail address")
+    return value
+
+
+class MailConfig(_Settings):
+    """Invitations by e-mail through the organisation's SMTP relay: the invitation with a
+    calendar entry, a reminder before the appointment, and a message when it is moved or
+    cancelled. Sent from a durable outbox in the database: an outage of the relay delays mail
+    and loses none. Without this section advisors copy the invitation text by hand."""
+
+    host: Annotated[StrictStr, Field(min_length=1)]
+    port: StrictInt = 587
+    #: "starttls" (port 587), "tls" (implicit TLS, port 465), or "none" (a relay on the same
+    #: host or network that offers no TLS).
+    security: Annotated[StrictStr, AfterValidator(_one_of("starttls", "tls", "none"))] = "starttls"
+    username: StrictStr | None = None
+    #: A file holding the relay password (kept out of this file and of the logs).
+    password_file: Path | None = None
+    #: The sender citizens see (and reply to, unless reply_to says otherwise).
+    from_address: Annotated[StrictStr, AfterValidator(_address)]
+    reply_to: Annotated[StrictStr, AfterValidator(_address)] | None = None
+    #: Minutes before an appointment the reminder goes out (0: no reminder).
+    reminder_minutes: Annotated[StrictInt, _between(0, 10_080)] = 60
+    #: The CA that signed the relay's certificate (the system's CAs otherwise).
+    ca_file: Path | None = None
+    timeout_seconds: Annotated[Number, _between(1, 300)] = 30.0
+
+    @model_validator(mode="after")
+    def _login_complete(self) -> MailConfig:
+        if (self.username is None) != (self.password_file is None):
+            raise ValueError("username and password_file go together (or neither)")
+        return self
+
+
 #: Shortest metrics token: it guards figures about the service, so no guessable word.
 MIN_METRICS_TOKEN_CHARS = 16
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(repr(c) for c in choices)}")
+        return value
+
+    return check
 
 
 def _between(low: float, high: float) -> AfterValidator:
@@ -368,6 +414,8 @@ class ServerConfig(_Settings):
     updates: UpdatesConfig | None = None
     #: Single sign-on for staff (None: local passwords only).
     oidc: OidcConfig | None = None
+    #: Invitations by e-mail (None: advisors copy the invitation text).
+    mail: MailConfig | None = None
 
     @model_validator(mode="after")
     def _cluster_shares_postgresql(self) -> ServerConfig:

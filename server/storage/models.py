@@ -569,3 +569,49 @@ class RolloutBooth(Base):
     percent: Mapped[int] = mapped_column(Integer(), default=0)
     since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     detail: Mapped[str] = mapped_column(Text(), default="")
+
+
+class OutboxItem(Base):
+    """A message to send (revision 0013): a mail through the SMTP relay or a webhook, kept
+    until it is sent and tried again with backoff while it cannot be. Its content is sealed
+    with a key of the server (server/outbox/sealing.py) and emptied once sent; ``purpose``
+    and ``last_error`` say what it is and what went wrong, never to whom or what it says."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint("kind IN ('mail', 'webhook')", name="kind"),
+        CheckConstraint("state IN ('pending', 'sent', 'failed', 'superseded')", name="state"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(16))
+    #: What the message is for (an invitation, a reminder, ``appointment.moved`` ...).
+    purpose: Mapped[str] = mapped_column(String(64))
+    #: Messages with the same key go out in the order made (a webhook's appointment), and a
+    #: newer one may supersede an older (a reminder of a moved appointment).
+    ordering_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    #: Not sent before this (a reminder); tried next at ``next_attempt_at``.
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    attempts: Mapped[int] = mapped_column(Integer(), default=0)
+    #: A node sending it holds it until then (a node that dies while sending lets it go).
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class AppointmentContact(Base):
+    """How to reach an appointment's citizen (revision 0013): the e-mail address, language,
+    join link and code, sealed like the outbox's messages, for the mails that follow the
+    invitation (reminder, moved, cancelled). Gone with the appointment's last mail."""
+
+    __tablename__ = "appointment_contacts"
+
+    appointment_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("appointments.id", ondelete="CASCADE"), primary_key=True
+    )
+    sealed: Mapped[bytes] = mapped_column(LargeBinary())
+    #: The calendar entry's SEQUENCE: one more with every change.
+    sequence: Mapped[int] = mapped_column(Integer(), default=0)

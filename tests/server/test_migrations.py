@@ -39,8 +39,11 @@ TABLES = {
     "update_bundles",
     "rollouts",
     "rollout_booths",
+    "outbox",
+    "appointment_contacts",
 }
-TABLES_0009 = TABLES - {"update_bundles", "rollouts", "rollout_booths"}
+TABLES_0012 = TABLES - {"outbox", "appointment_contacts"}
+TABLES_0009 = TABLES_0012 - {"update_bundles", "rollouts", "rollout_booths"}
 TABLES_0006 = TABLES_0009 - {"live_calls", "spent_nonces", "call_invitations"}
 TABLES_0004 = TABLES_0006 - {"call_endings"}
 TABLES_0003 = TABLES_0004 - {"booth_enrolments", "booth_health"}

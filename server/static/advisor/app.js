@@ -119,6 +119,8 @@ async function onLogout() {
 }
 
 async function enterWorkspace(me) {
+  // Invitations by e-mail where the server sends them ([mail]).
+  $("appointment-mail").hidden = !me.features?.email_invitations;
   $("who").textContent = me.name;
   $("who").hidden = false;
   $("logout").hidden = false;
@@ -430,6 +432,7 @@ async function createAppointment(event) {
   const start = state.clock.fromInput($("appointment-start").value);
   if (!start || Number.isNaN(start.getTime())) { notice(t("appointments.choose_time")); return; }
   const label = $("appointment-label").value.trim();
+  const email = $("appointment-mail").hidden ? "" : $("appointment-email").value.trim();
   const result = await api("/appointments", {
     method: "POST",
     body: {
@@ -437,10 +440,11 @@ async function createAppointment(event) {
       duration_minutes: Number($("appointment-duration").value),
       channel: $("appointment-channel").value,
       ...(label ? { citizen_label: label } : {}),
+      ...(email ? { citizen_email: email, citizen_language: $("appointment-language").value } : {}),
     },
   });
   if (!result.ok) { notice(result.body?.detail || t("appointments.failed", { status: result.status })); return; }
-  notice("");
+  notice(email ? t("invitation.mailed") : "");
   const created = result.body;
   $("invitation-link").textContent = created.join_link;
   $("invitation-link").href = created.join_link;
