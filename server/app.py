@@ -80,6 +80,7 @@ from server.storage import (
     purge_call_endings,
     purge_expired_sessions,
     purge_health,
+    purge_outbox,
     purge_spent_nonces,
     record_call_ending,
 )
@@ -174,6 +175,9 @@ LOGIN_FAILURES, LOGIN_WINDOW = 10, 300.0
 PASSWORD_SLOTS = max(1, (os.cpu_count() or 2) // 2)
 PASSWORD_QUEUE = 16
 
+#: Outbox rows sent, superseded or failed (their content gone already) and the contacts of
+#: appointments that started are kept this long.
+OUTBOX_RETENTION = timedelta(days=1)
 #: How often old audit events and expired login sessions are purged.
 HOUSEKEEPING_SECONDS = 3600.0
 
@@ -191,6 +195,8 @@ async def housekeeping(app: web.Application) -> None:
     health = await purge_health(db, older_than=fleet_health.HEALTH_RETENTION)
     await purge_call_endings(db, older_than=timedelta(seconds=resume.TOKEN_SECONDS))
     await purge_spent_nonces(db)
+    # A day after an appointment, nothing more is mailed about it: its contact goes.
+    await purge_outbox(db, older_than=OUTBOX_RETENTION)
     if purged or sessions or health:
         log.info(
             "housekeeping: %d audit events, %d expired logins, %d health reports purged",

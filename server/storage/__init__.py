@@ -148,6 +148,7 @@ from .outbox import (
     outbox_failed,
     outbox_figures,
     outbox_retry,
+    purge_outbox,
     put_contact,
     supersede,
 )
@@ -344,6 +345,7 @@ __all__ = [
     "purge_call_endings",
     "purge_expired_sessions",
     "purge_health",
+    "purge_outbox",
     "purge_spent_nonces",
     "put_asset",
     "put_contact",

@@ -22,7 +22,7 @@ from sqlalchemy.orm import aliased
 
 from .common import rowcount
 from .database import Database
-from .models import AppointmentContact, OutboxItem, new_id
+from .models import Appointment, AppointmentContact, OutboxItem, new_id
 
 __all__ = [
     "LEASE",
@@ -37,6 +37,7 @@ __all__ = [
     "outbox_failed",
     "outbox_figures",
     "outbox_retry",
+    "purge_outbox",
     "put_contact",
     "supersede",
 ]
@@ -209,6 +210,24 @@ async def outbox_figures(db: Database) -> OutboxFigures:
             select(func.min(OutboxItem.created_at)).where(OutboxItem.state == PENDING)
         )
     return OutboxFigures(int(pending or 0), int(failed or 0), oldest)
+
+
+async def purge_outbox(db: Database, *, older_than: timedelta) -> tuple[int, int]:
+    """Forget messages sent, superseded or failed before ``older_than`` ago (their content is
+    gone already), and the contacts of appointments that ended before then; how many of each."""
+    before = db.now() - older_than
+    async with db.session() as session:
+        rows = await session.execute(
+            delete(OutboxItem).where(
+                OutboxItem.state.in_([SENT, SUPERSEDED, FAILED]), OutboxItem.created_at < before
+            )
+        )
+        ended = select(Appointment.id).where(Appointment.starts_at < before)
+        contacts = await session.execute(
+            delete(AppointmentContact).where(AppointmentContact.appointment_id.in_(ended))
+        )
+        await session.commit()
+    return rowcount(rows), rowcount(contacts)
 
 
 async def put_contact(db: Database, appointment_id: str, sealed: bytes, *, sequence: int) -> None:
