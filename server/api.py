@@ -20,7 +20,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.http import ProblemError, check_same_origin
-from server.storage import DuplicateError, NotFoundError, StorageError
+from server.storage import SCOPES, DuplicateError, NotFoundError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class Access(StrEnum):
     ADMIN = "admin"
     BOOTH = "booth"
     CITIZEN = "citizen"  # a guest pass: one appointment, one call's invitation, or a walk-in
+    SERVICE = "service"  # a booking system's API token, within its scopes
 
 
 USERS = frozenset({Access.ADVISOR, Access.ADMIN})
@@ -68,6 +69,8 @@ class Caller:
     #: ... or the call whose invitation it opened, or asking for an advisor now.
     invited_to: str | None = None
     walk_in: bool = False
+    #: For a service account: what its token allows.
+    scopes: frozenset[str] = frozenset()
 
 
 ANONYMOUS = Caller(access=Access.ANONYMOUS)
@@ -90,6 +93,19 @@ class ApiCall:
 
 Handler = Callable[[ApiCall], Awaitable[web.StreamResponse]]
 CallerLookup = Callable[[web.Request], Awaitable[Caller]]
+#: ``once(call, key, handle)``: the write under an idempotency key, done at most once.
+Once = Callable[
+    [ApiCall, str, Callable[[], Awaitable[web.StreamResponse]]], Awaitable[web.StreamResponse]
+]
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_PARAMETER = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "a service account's writes: the same key with the same request answers "
+    "as the first time did, once (1 to 128 characters; kept for a day)",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+}
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,8 @@ class Endpoint:
     allow: frozenset[Access]
     summary: str
     body: type[BaseModel] | None
+    #: The scope a service account's token needs here (None: not for service accounts).
+    scope: str | None = None
 
 
 class Api:
@@ -116,22 +134,33 @@ class Api:
         allow: frozenset[Access],
         summary: str,
         body: type[BaseModel] | None = None,
+        scope: str | None = None,
     ) -> Callable[[Handler], Handler]:
+        # Service accounts get in where anyone does, or with the scope an endpoint names.
+        if (Access.SERVICE in allow and Access.ANONYMOUS not in allow) != (scope is not None):
+            raise ValueError(f"{path}: an endpoint open to service accounts names their scope")
+
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
-                Endpoint(method.upper(), PREFIX + path, handler, allow, summary, body)
+                Endpoint(method.upper(), PREFIX + path, handler, allow, summary, body, scope)
             )
             return handler
 
         return register
 
     def install(
-        self, app: web.Application, caller_for: CallerLookup, *, public_url: str | None = None
+        self,
+        app: web.Application,
+        caller_for: CallerLookup,
+        *,
+        public_url: str | None = None,
+        once: Once | None = None,
     ) -> None:
         """Route every endpoint; cookie writes must come from ``public_url``'s origin (when
-        set; else from the address the request came to)."""
+        set; else from the address the request came to); a service account's write with an
+        ``Idempotency-Key`` goes through ``once`` (server/idempotency.py)."""
         for endpoint in self.endpoints:
-            guard = _guard(endpoint, caller_for, public_url)
+            guard = _guard(endpoint, caller_for, public_url, once)
             app.router.add_route(endpoint.method, endpoint.path, guard)
 
     def openapi(self, *, title: str, version: str) -> dict[str, Any]:
@@ -151,6 +180,11 @@ class Api:
             }
             if Access.ANONYMOUS not in e.allow:
                 operation["security"] = [{"session": []}, {"booth": []}]
+            if e.scope is not None:
+                operation["security"].append({"service": [e.scope]})
+                operation["x-scope"] = e.scope
+                if e.method != "GET":
+                    operation["parameters"] = [IDEMPOTENCY_PARAMETER]
             if e.body is not None:
                 operation["requestBody"] = {
                     "required": True,
@@ -165,13 +199,19 @@ class Api:
                 "securitySchemes": {
                     "session": {"type": "apiKey", "in": "cookie", "name": "vb_session"},
                     "booth": {"type": "http", "scheme": "bearer"},
+                    "service": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "a service account's API token (vbt_...), within its "
+                        "scopes: " + ", ".join(SCOPES),
+                    },
                 }
             },
         }
 
 
 def _guard(
-    endpoint: Endpoint, caller_for: CallerLookup, public_url: str | None
+    endpoint: Endpoint, caller_for: CallerLookup, public_url: str | None, once: Once | None
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         caller = await caller_for(request)
@@ -181,6 +221,11 @@ def _guard(
             raise ProblemError(
                 403, "Forbidden", f"a {caller.access.value} may not {endpoint.summary.lower()}"
             )
+        scope = endpoint.scope
+        if caller.access is Access.SERVICE and scope is not None and scope not in caller.scopes:
+            raise ProblemError(
+                403, "Forbidden", f"this token does not have the scope {endpoint.scope}"
+            )
         if request.method not in ("GET", "HEAD", "OPTIONS") and (
             caller.by_cookie or caller.access is Access.ANONYMOUS
         ):
@@ -188,18 +233,28 @@ def _guard(
         body: BaseModel | None = None
         if endpoint.body is not None:
             body = await _parse(request, endpoint.body)
-        try:
-            return await endpoint.handler(ApiCall(request=request, caller=caller, body=body))
-        except NotFoundError as exc:
-            raise ProblemError(404, "Not Found", str(exc)) from None
-        except DuplicateError as exc:
-            raise ProblemError(409, "Conflict", str(exc)) from None
-        except StorageError as exc:
-            if isinstance(exc, ValueError):
-                raise ProblemError(400, "Bad Request", str(exc)) from None
-            raise
+        call = ApiCall(request=request, caller=caller, body=body)
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if caller.access is Access.SERVICE and request.method != "GET" and key is not None:
+            if once is None:  # pragma: no cover - every server installs it
+                raise ProblemError(400, "Bad Request", f"{IDEMPOTENCY_HEADER} is not supported")
+            return await once(call, key, lambda: _handled(endpoint, call))
+        return await _handled(endpoint, call)
 
     return handle
+
+
+async def _handled(endpoint: Endpoint, call: ApiCall) -> web.StreamResponse:
+    try:
+        return await endpoint.handler(call)
+    except NotFoundError as exc:
+        raise ProblemError(404, "Not Found", str(exc)) from None
+    except DuplicateError as exc:
+        raise ProblemError(409, "Conflict", str(exc)) from None
+    except StorageError as exc:
+        if isinstance(exc, ValueError):
+            raise ProblemError(400, "Bad Request", str(exc)) from None
+        raise
 
 
 async def _parse(request: web.Request, model: type[BaseModel]) -> BaseModel:

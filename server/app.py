@@ -24,6 +24,8 @@ from server import (
     calls,
     fleet,
     fleet_health,
+    idempotency,
+    integrations,
     join,
     metrics,
     relay_pool,
@@ -68,7 +70,7 @@ from server.keys import (
     WALK_IN_LIMITER,
 )
 from server.oidc import login as oidc_login
-from server.outbox import outbox_ctx
+from server.outbox import appointment_event, outbox_ctx
 from server.ratelimit import RateLimiter, WorkGate
 from server.signalling import CallSession, Participant
 from server.storage import (
@@ -297,6 +299,7 @@ def _build_api() -> Api:
     branding.register(api)
     boothcode.register(api)
     updates_api.register(api)
+    integrations.register(api)
     api.endpoint(
         "GET",
         "/ws",
@@ -412,6 +415,7 @@ def create_app(config: ServerConfig) -> web.Application:
         fleet=fleet,
         on_call_ended=call_ended,
         on_ending=ending,
+        on_appointment=appointment_event(app),
         ice_servers_for=ice_for,
         booth_ice_policy=config.effective_booth_ice_policy,
         browser_ice_policy=config.browser_ice_policy,
@@ -441,5 +445,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
     api = _build_api()
     app[API] = api
-    api.install(app, account.gated(auth.caller_for), public_url=config.public_url)
+    api.install(
+        app, account.gated(auth.caller_for), public_url=config.public_url, once=idempotency.once
+    )
     return app

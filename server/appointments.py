@@ -28,6 +28,7 @@ from server.storage import (
     cancel_appointment,
     create_appointment,
     get_appointment,
+    get_user_by_username,
     join_window,
     list_appointments,
     move_appointment,
@@ -53,6 +54,8 @@ class NewAppointment(BaseModel):
     #: a reminder, and a message if the appointment moves or is cancelled.
     citizen_email: Annotated[str, Field(max_length=254, pattern=EMAIL)] | None = None
     citizen_language: Literal["de", "en", "tr", "uk", "ru", "ar"] = "de"
+    #: A booking system names the advisor (username); an advisor makes their own.
+    advisor: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
 
 class MoveAppointment(BaseModel):
@@ -112,23 +115,50 @@ def qr_svg(link: str) -> str:
 async def _own(call: ApiCall) -> Appointment:
     db = call.request.app[DATABASE]
     appointment = await get_appointment(db, call.request.match_info["id"])
-    # Another advisor's appointment reads as missing: no probing for ids.
+    # Another advisor's appointment reads as missing: no probing for ids. Administrators and
+    # the booking system see them all.
     if appointment is None or (
-        call.caller.access is not Access.ADMIN and appointment.advisor_id != call.caller.id
+        call.caller.access not in (Access.ADMIN, Access.SERVICE)
+        and appointment.advisor_id != call.caller.id
     ):
         raise ProblemError(404, "Not Found", "no such appointment")
     return appointment
+
+
+#: People, and the booking system with the token's scope.
+STAFF_AND_SERVICE = frozenset({*USERS, Access.SERVICE})
+
+
+async def _advisor_for(call: ApiCall, username: str | None) -> tuple[str, str]:
+    """Whose appointment it is: the calling advisor's own, or the one a booking system names
+    (an enabled advisor or administrator)."""
+    if call.caller.access is not Access.SERVICE:
+        if username is not None:
+            raise ProblemError(400, "Bad Request", "advisor: only a booking system names one")
+        return call.caller.id or "", call.caller.name
+    if username is None:
+        raise ProblemError(400, "Bad Request", "advisor: name the advisor (username)")
+    user = await get_user_by_username(call.request.app[DATABASE], username)
+    if user is None or user.disabled:
+        raise ProblemError(400, "Bad Request", f"advisor: no enabled advisor {username!r}")
+    return user.id, user.display_name or user.username
 
 
 def register(api: Api) -> None:
     """Add the appointment endpoints to ``api``."""
 
     @api.endpoint(
-        "POST", "/appointments", allow=USERS, summary="Create an appointment", body=NewAppointment
+        "POST",
+        "/appointments",
+        allow=STAFF_AND_SERVICE,
+        summary="Create an appointment",
+        body=NewAppointment,
+        scope="appointments:write",
     )
     async def create(call: ApiCall) -> web.StreamResponse:
         body = call.body_as(NewAppointment)
         request = call.request
+        advisor_id, advisor_name = await _advisor_for(call, body.advisor)
         mailer = request.app.get(MAILER)
         if body.citizen_email is not None and mailer is None:
             raise ProblemError(
@@ -136,7 +166,7 @@ def register(api: Api) -> None:
             )
         appointment, token, code = await create_appointment(
             request.app[DATABASE],
-            advisor_id=call.caller.id or "",
+            advisor_id=advisor_id,
             starts_at=body.starts_at,
             duration_minutes=body.duration_minutes,
             channel=body.channel,
@@ -152,7 +182,7 @@ def register(api: Api) -> None:
                 language=body.citizen_language,
                 link=link,
                 code=code,
-                advisor=call.caller.name,
+                advisor=advisor_name,
             )
             await mailer.invite(appointment, contact)
         return web.json_response(
@@ -165,7 +195,7 @@ def register(api: Api) -> None:
                     code=code,
                     starts_at=appointment.starts_at,
                     minutes=appointment.duration_minutes,
-                    advisor=call.caller.name,
+                    advisor=advisor_name,
                     zone=request.app[CONFIG].timezone,
                 ),
                 # A phone opens the link (the page ignores the query); a booth's camera reads
@@ -176,14 +206,21 @@ def register(api: Api) -> None:
             status=201,
         )
 
-    @api.endpoint("GET", "/appointments", allow=USERS, summary="List appointments")
+    @api.endpoint(
+        "GET",
+        "/appointments",
+        allow=STAFF_AND_SERVICE,
+        summary="List appointments",
+        scope="appointments:read",
+    )
     async def listing(call: ApiCall) -> web.StreamResponse:
         raw_day = call.request.query.get("day")
         try:
             day = date.fromisoformat(raw_day) if raw_day else None
         except ValueError:
             raise ProblemError(400, "Bad Request", "day: expected YYYY-MM-DD") from None
-        advisor = None if call.caller.access is Access.ADMIN else call.caller.id
+        everyone = call.caller.access in (Access.ADMIN, Access.SERVICE)
+        advisor = None if everyone else call.caller.id
         zone = ZoneInfo(call.request.app[CONFIG].timezone)
         items = await list_appointments(
             call.request.app[DATABASE], advisor_id=advisor, day=day, tz=zone
@@ -193,9 +230,10 @@ def register(api: Api) -> None:
     @api.endpoint(
         "PATCH",
         "/appointments/{id}",
-        allow=USERS,
+        allow=STAFF_AND_SERVICE,
         summary="Move an appointment",
         body=MoveAppointment,
+        scope="appointments:write",
     )
     async def move(call: ApiCall) -> web.StreamResponse:
         body = call.body_as(MoveAppointment)
@@ -216,7 +254,13 @@ def register(api: Api) -> None:
             result["note"] = "the old code clashed in the new time: give the citizen this one"
         return web.json_response(result)
 
-    @api.endpoint("POST", "/appointments/{id}/cancel", allow=USERS, summary="Cancel an appointment")
+    @api.endpoint(
+        "POST",
+        "/appointments/{id}/cancel",
+        allow=STAFF_AND_SERVICE,
+        summary="Cancel an appointment",
+        scope="appointments:write",
+    )
     async def cancel(call: ApiCall) -> web.StreamResponse:
         appointment = await _own(call)
         cancelled = await cancel_appointment(call.request.app[DATABASE], appointment.id)

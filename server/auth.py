@@ -35,7 +35,9 @@ from server.storage import (
     get_appointment,
     get_booth,
     login_for_token,
+    service_for_token,
 )
+from server.storage.integrations import TOKEN_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,17 @@ async def caller_for(request: web.Request) -> Caller:
         scheme, _, credential = header.partition(" ")
         if scheme.lower() != "bearer" or not credential or len(credential) > MAX_CREDENTIAL_CHARS:
             return ANONYMOUS
+        if credential.startswith(TOKEN_PREFIX):  # a service account's API token
+            service = await service_for_token(db, credential.strip())
+            if service is None:
+                log.warning("refused an API token from %s", request.remote)
+                return ANONYMOUS
+            return Caller(
+                access=Access.SERVICE,
+                id=service.account_id,
+                name=service.name,
+                scopes=service.scopes,
+            )
         booth = await authenticate_booth(db, credential.strip())
         if booth is None:
             log.warning("refused a booth credential from %s", request.remote)

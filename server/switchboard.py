@@ -120,6 +120,7 @@ class Switchboard:
         booth_ice_policy: IceTransportPolicy,
         browser_ice_policy: IceTransportPolicy,
         on_call_ended: Callable[[CallSession], None] | None = None,
+        on_appointment: Callable[[str, CallSession], None] | None = None,
         on_ending: Callable[[str, str], None] | None = None,
         fleet: FleetObserver | None = None,
         resume_key: bytes | None = None,
@@ -166,6 +167,7 @@ class Switchboard:
             ),
             clock=self._clock,
             on_call_ended=on_call_ended,
+            on_appointment=on_appointment,
             on_ending=on_ending,
         )
         self.invited = Invited(

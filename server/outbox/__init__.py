@@ -1,6 +1,6 @@
-"""The outbox: mails (and, later, webhooks) written to the database and sent by a worker on
-every node (:mod:`.worker`), sealed at rest (:mod:`.sealing`); the appointments' mails
-(:mod:`.mail`, texts in :mod:`.texts`)."""
+"""The outbox: mails and webhooks written to the database and sent by a worker on every node
+(:mod:`.worker`), sealed at rest (:mod:`.sealing`); the appointments' mails (:mod:`.mail`,
+texts in :mod:`.texts`) and the booking system's webhooks (:mod:`.webhooks`)."""
 
 from __future__ import annotations
 
@@ -13,34 +13,48 @@ from server.branding import current_branding
 from server.keys import CONFIG, DATABASE, GUESTS
 from server.outbox.mail import Mailer
 from server.outbox.sealing import Sealer
+from server.outbox.webhooks import Webhooks
 from server.outbox.worker import OutboxWorker
+from server.signalling import CallSession
 
-__all__ = ["MAILER", "OUTBOX", "outbox_ctx"]
+__all__ = ["MAILER", "OUTBOX", "WEBHOOKS", "appointment_event", "outbox_ctx"]
 
 OUTBOX = web.AppKey("outbox", OutboxWorker)
 MAILER = web.AppKey("mailer", Mailer)
-#: The sealing key's purpose (HKDF info): a key of its own, derived from the server key.
+WEBHOOKS = web.AppKey("webhooks", Webhooks)
+#: The sealing keys' purposes (HKDF info): keys of their own, derived from the server key.
 SEAL_PURPOSE = "videobooth outbox v1"
+SECRETS_PURPOSE = "videobooth webhook secrets v1"
 
 
 async def outbox_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The worker, and the mailer where ``[mail]`` is set (after the database's context: the
-    server key is known by then)."""
-    config = app[CONFIG]
-    if config.mail is None:
-        yield
-        return
-    db = app[DATABASE]
+    """The worker, the webhooks, and the mailer where ``[mail]`` is set (after the database's
+    context: the server key is known by then)."""
+    config, db = app[CONFIG], app[DATABASE]
     sealer = Sealer(app[GUESTS].key, SEAL_PURPOSE)
     worker = OutboxWorker(db, sealer, config.mail)
+    webhooks = Webhooks(db, sealer, Sealer(app[GUESTS].key, SECRETS_PURPOSE), wake=worker.wake)
+    worker.senders["webhook"] = webhooks.send
+    app[OUTBOX], app[WEBHOOKS] = worker, webhooks
+    if config.mail is not None:
 
-    async def branding() -> dict[str, Any]:
-        return await current_branding(db)
+        async def branding() -> dict[str, Any]:
+            return await current_branding(db)
 
-    app[OUTBOX] = worker
-    app[MAILER] = Mailer(
-        db, config.mail, sealer, zone=config.timezone, branding=branding, wake=worker.wake
-    )
+        app[MAILER] = Mailer(
+            db, config.mail, sealer, zone=config.timezone, branding=branding, wake=worker.wake
+        )
     worker.start()
     yield
     await worker.stop()
+
+
+def appointment_event(app: web.Application) -> Any:
+    """The switchboard's ``on_appointment``: the event to the booking system's webhooks."""
+
+    def emit(event: str, session: CallSession) -> None:
+        webhooks = app.get(WEBHOOKS)
+        if webhooks is not None:
+            webhooks.emit(event, session)
+
+    return emit

@@ -70,7 +70,8 @@ class OutboxWorker:
         self.sent = 0
         self.retried = 0
         self.failed = 0
-        self._senders: dict[str, Callable[[bytes], Awaitable[None]]] = {"mail": self._send_mail}
+        #: What sends each kind of row: mails here; webhooks' sender is added (webhooks.py).
+        self.senders: dict[str, Callable[[bytes], Awaitable[None]]] = {"mail": self._send_mail}
 
     def wake(self) -> None:
         self._wake.set()
@@ -106,7 +107,7 @@ class OutboxWorker:
         return taken
 
     async def _one(self, item: Claimed) -> None:
-        sender = self._senders.get(item.kind)
+        sender = self.senders.get(item.kind)
         try:
             if sender is None:
                 raise PermanentError(f"no sender for {item.kind} on this node")

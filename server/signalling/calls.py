@@ -69,6 +69,7 @@ class Calls:
         clock: Clock,
         on_call_ended: Callable[[CallSession], None] | None = None,
         on_ending: Callable[[str, str], None] | None = None,
+        on_appointment: Callable[[str, CallSession], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._room = room
@@ -79,6 +80,9 @@ class Calls:
         self._clock = clock
         self._on_call_ended = on_call_ended
         self._on_ending = on_ending
+        #: ``(event, session)`` of an appointment's call: ``appointment.waiting`` (the citizen
+        #: is in the lobby), ``call.started``, ``call.ended`` (the booking system's webhooks).
+        self._on_appointment = on_appointment
 
     # ------------------------------------------------------------ waiting
 
@@ -109,6 +113,7 @@ class Calls:
         log.info(
             "session %s: %s in the lobby of appointment %s", session.id, caller, appointment_id
         )
+        self._appointment("appointment.waiting", session)
 
     def _open(self, session: CallSession) -> None:
         self._sessions.add(session)
@@ -167,6 +172,7 @@ class Calls:
             self._room.learn_wait(session)
         advisor.session_id = session.id
         log.info("session %s: %s accepted %s", session.id, advisor, session.caller)
+        self._appointment("call.started", session)
         for participant, offerer, peer in (
             (session.caller, True, advisor),
             (advisor, False, session.caller),
@@ -248,8 +254,14 @@ class Calls:
         log.info("session %s ended by %s: %s", session.id, by, reason)
         if was_waiting:
             self._room.changed()
-        elif self._on_call_ended is not None:
+            return
+        self._appointment("call.ended", session)
+        if self._on_call_ended is not None:
             self._on_call_ended(session)
+
+    def _appointment(self, event: str, session: CallSession) -> None:
+        if session.appointment_id is not None and self._on_appointment is not None:
+            self._on_appointment(event, session)
 
     def finish(self, session_id: str, participant_id: str = WHOLE_CALL) -> None:
         """Remember that the call ended (or that the participant is finished in it)."""

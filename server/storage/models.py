@@ -366,6 +366,7 @@ class ActorKind(StrEnum):
     BOOTH = "booth"
     CITIZEN = "citizen"
     SYSTEM = "system"
+    SERVICE = "service"  # a booking system's API token (revision 0014)
 
 
 class AuditEvent(Base):
@@ -373,7 +374,9 @@ class AuditEvent(Base):
 
     __tablename__ = "audit_events"
     __table_args__ = (
-        CheckConstraint("actor_kind IN ('user', 'booth', 'citizen', 'system')", name="actor_kind"),
+        CheckConstraint(
+            "actor_kind IN ('user', 'booth', 'citizen', 'system', 'service')", name="actor_kind"
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
@@ -589,7 +592,7 @@ class OutboxItem(Base):
     purpose: Mapped[str] = mapped_column(String(64))
     #: Messages with the same key go out in the order made (a webhook's appointment), and a
     #: newer one may supersede an older (a reminder of a moved appointment).
-    ordering_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    ordering_key: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
     state: Mapped[str] = mapped_column(String(16), index=True)
     sealed: Mapped[bytes] = mapped_column(LargeBinary())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
@@ -615,3 +618,70 @@ class AppointmentContact(Base):
     sealed: Mapped[bytes] = mapped_column(LargeBinary())
     #: The calendar entry's SEQUENCE: one more with every change.
     sequence: Mapped[int] = mapped_column(Integer(), default=0)
+
+
+class ServiceAccount(Base):
+    """A system that calls the API on its own (revision 0014): the organisation's booking
+    system. It holds tokens (:class:`ApiToken`) and webhook endpoints."""
+
+    __tablename__ = "service_accounts"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    disabled: Mapped[bool] = mapped_column(Boolean(), default=False)
+
+
+class ApiToken(Base):
+    """A service account's API token (revision 0014), known by its SHA-256 only: shown once,
+    with the scopes it allows, until it expires or is revoked."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    account_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("service_accounts.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(SHA256_HEX_LENGTH), unique=True)
+    #: The token's first characters, to tell tokens apart on the admin page.
+    prefix: Mapped[str] = mapped_column(String(16))
+    #: Space-separated: appointments:read, appointments:write.
+    scopes: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class IdempotencyKey(Base):
+    """A service account's write under an ``Idempotency-Key`` (revision 0014): the same key
+    with the same request gets the first answer again, never a second appointment."""
+
+    __tablename__ = "idempotency_keys"
+
+    account_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("service_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(SHA256_HEX_LENGTH))
+    #: NULL while the first request is still being answered.
+    status: Mapped[int | None] = mapped_column(Integer(), nullable=True)
+    response: Mapped[str | None] = mapped_column(Text(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class WebhookEndpoint(Base):
+    """Where a service account hears of appointment events (revision 0014); its signing
+    secret is sealed with a key of the server (server/outbox/sealing.py)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    account_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("service_accounts.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(500))
+    #: Space-separated event names.
+    events: Mapped[str] = mapped_column(String(300))
+    sealed_secret: Mapped[bytes] = mapped_column(LargeBinary())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)

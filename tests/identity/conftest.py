@@ -25,8 +25,9 @@ from tests.e2e.conftest import (
     start_booth,
 )
 from tests.identity.oidc_provider import OidcProvider, oidc_provider
+from tests.server.conftest import harness, make_harness
 
-__all__ = ["SsoWorld", "browser", "coturn", "start_booth"]
+__all__ = ["SsoWorld", "browser", "coturn", "harness", "make_harness", "start_booth"]
 
 ADVISORS, ADMINS = "videobooth-advisors", "videobooth-admins"
 TOPIC_PREFIX = "videobooth-topic:"

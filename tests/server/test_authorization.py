@@ -8,17 +8,30 @@ import aiohttp
 
 from server.api import Access
 from server.keys import API, DATABASE
-from server.storage import authenticate_user, create_appointment, create_user
+from server.storage import (
+    SCOPES,
+    authenticate_user,
+    create_appointment,
+    create_service_account,
+    create_user,
+    issue_token,
+)
 from tests.server.conftest import PASSWORD, Harness
 
 
 async def _session_for(
-    harness: Harness, access: Access, booth_credential: str, citizen_token: str
+    harness: Harness,
+    access: Access,
+    booth_credential: str,
+    citizen_token: str,
+    service_token: str,
 ) -> aiohttp.ClientSession:
     if access is Access.ANONYMOUS:
         return aiohttp.ClientSession()
     if access is Access.BOOTH:
         return aiohttp.ClientSession(headers={"Authorization": f"Bearer {booth_credential}"})
+    if access is Access.SERVICE:  # a booking system's token with every scope
+        return aiohttp.ClientSession(headers={"Authorization": f"Bearer {service_token}"})
     if access is Access.CITIZEN:
         # A citizen is whoever opened a valid appointment link: a guest pass cookie.
         http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
@@ -42,6 +55,10 @@ async def test_authorisation_matrix(harness: Harness) -> None:
         duration_minutes=30,
         channel="either",
     )
+    account = await create_service_account(db, "Matrix booking")
+    _, service_token = await issue_token(
+        db, account.id, scopes=set(SCOPES), expires_at=datetime.now(UTC) + timedelta(days=1)
+    )
     endpoints = harness.app[API].endpoints
     assert len(endpoints) >= 6
 
@@ -49,7 +66,9 @@ async def test_authorisation_matrix(harness: Harness) -> None:
     for endpoint in endpoints:
         row = [f"{endpoint.method:6} {endpoint.path:24}"]
         for access in Access:
-            http = await _session_for(harness, access, booth_credential, citizen_token)
+            http = await _session_for(
+                harness, access, booth_credential, citizen_token, service_token
+            )
             try:
                 kwargs = {"json": {}} if endpoint.method != "GET" else {}
                 path = endpoint.path.replace("{id}", "00000000000000000000000000000000")

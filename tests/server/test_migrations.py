@@ -41,8 +41,13 @@ TABLES = {
     "rollout_booths",
     "outbox",
     "appointment_contacts",
+    "service_accounts",
+    "api_tokens",
+    "idempotency_keys",
+    "webhook_endpoints",
 }
-TABLES_0012 = TABLES - {"outbox", "appointment_contacts"}
+TABLES_0013 = TABLES - {"service_accounts", "api_tokens", "idempotency_keys", "webhook_endpoints"}
+TABLES_0012 = TABLES_0013 - {"outbox", "appointment_contacts"}
 TABLES_0009 = TABLES_0012 - {"update_bundles", "rollouts", "rollout_booths"}
 TABLES_0006 = TABLES_0009 - {"live_calls", "spent_nonces", "call_invitations"}
 TABLES_0004 = TABLES_0006 - {"call_endings"}

@@ -28,7 +28,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("purpose", sa.String(length=64), nullable=False),
-        sa.Column("ordering_key", sa.String(length=64), nullable=True),
+        sa.Column("ordering_key", sa.String(length=80), nullable=True),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("sealed", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

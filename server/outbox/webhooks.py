@@ -1,0 +1,142 @@
+"""Webhooks: a booking system hears of its appointments' events (``appointment.waiting``: the
+citizen is in the lobby; ``call.started``; ``call.ended``), each POSTed as JSON to its
+endpoint, signed, through the outbox: retried with backoff while the endpoint fails, and in
+the order they happened for each appointment and endpoint (an event waits for the one before
+it).
+
+The signature is ``Videobooth-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>"
+with the endpoint's secret>`` (the receiver checks it and the time, as docs/integration.md
+shows); ``Videobooth-Event-Id`` names the event once however often it is delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from server.outbox.sealing import Sealer, SealError
+from server.outbox.worker import PermanentError, TemporaryError
+from server.signalling import CallSession
+from server.storage import Database, enqueue, get_webhook, webhooks_for
+
+__all__ = ["EVENTS", "Webhooks", "signature"]
+
+log = logging.getLogger(__name__)
+
+EVENTS = ("appointment.waiting", "call.started", "call.ended")
+SIGNATURE_HEADER = "Videobooth-Signature"
+EVENT_ID_HEADER = "Videobooth-Event-Id"
+TIMEOUT_SECONDS = 10.0
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+class Webhooks:
+    """Events into the outbox, and their delivery (the worker's ``webhook`` sender)."""
+
+    def __init__(
+        self,
+        db: Database,
+        outbox_sealer: Sealer,
+        secret_sealer: Sealer,
+        *,
+        wake: Callable[[], None],
+    ) -> None:
+        self._db = db
+        self._outbox = outbox_sealer
+        self.secrets = secret_sealer
+        self._wake = wake
+        #: Events being written (the switchboard never awaits).
+        self._writing: set[asyncio.Task[None]] = set()
+
+    def emit(self, event: str, session: CallSession) -> None:
+        """From the switchboard: an appointment's call did ``event``."""
+        assert session.appointment_id is not None
+        data = {
+            "appointment_id": session.appointment_id,
+            "session_id": session.id,
+            "advisor_id": session.advisor_id,
+        }
+        task = asyncio.get_running_loop().create_task(
+            self._queue(event, session.appointment_id, data)
+        )
+        self._writing.add(task)
+        task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        self._writing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a webhook event was not queued", exc_info=task.exception())
+
+    async def _queue(self, event: str, appointment_id: str, data: dict[str, Any]) -> None:
+        endpoints = await webhooks_for(self._db, event)
+        if not endpoints:
+            return
+        event_id = uuid.uuid4().hex
+        body = json.dumps(
+            {
+                "id": event_id,
+                "type": event,
+                "created_at": self._db.now().isoformat(),
+                "data": data,
+            },
+            separators=(",", ":"),
+        )
+        for endpoint in endpoints:
+            payload = json.dumps({"endpoint": endpoint.id, "event": event_id, "body": body})
+
+            def sealed(row_id: str, payload: str = payload) -> bytes:
+                return self._outbox.seal(payload.encode(), row_id)
+
+            await enqueue(
+                self._db,
+                kind="webhook",
+                purpose=event,
+                sealed_by=sealed,
+                ordering_key=f"{endpoint.id}:{appointment_id}",
+            )
+        self._wake()
+
+    async def send(self, content: bytes) -> None:
+        """The worker's sender: one event to one endpoint."""
+        record = json.loads(content)
+        endpoint = await get_webhook(self._db, record["endpoint"])
+        if endpoint is None:
+            raise PermanentError("the webhook endpoint was removed")
+        try:
+            secret = self.secrets.open(endpoint.sealed_secret, endpoint.id).decode()
+        except SealError as exc:
+            raise PermanentError(str(exc)) from None
+        body = record["body"].encode()
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: signature(secret, int(time.time()), body),
+            EVENT_ID_HEADER: record["event"],
+            "User-Agent": "Videobooth-Webhooks/1",
+        }
+        timeout = aiohttp.ClientTimeout(total=TIMEOUT_SECONDS)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as http,
+                http.post(endpoint.url, data=body, headers=headers, allow_redirects=False) as r,
+            ):
+                status = r.status
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise TemporaryError(f"the endpoint cannot be reached ({type(exc).__name__})") from None
+        if 200 <= status < 300:
+            return
+        if status in (408, 429) or status >= 500:
+            raise TemporaryError(f"the endpoint answered HTTP {status}")
+        raise PermanentError(f"the endpoint refused the event (HTTP {status})")

@@ -1,0 +1,188 @@
+"""The booking system's side: a service account with scoped tokens creates, moves and cancels
+appointments over the API (an idempotency key makes a repeated create one appointment), and
+hears of its appointments' events through webhooks, signed, in order, retried after a 500.
+
+Abuse that fails: a token without the scope (403), a revoked or made-up token (401), the same
+idempotency key for another request (422), a service account's calls in the audit log as its
+own, not a person's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from server.keys import DATABASE
+from server.storage import create_user
+from tests.server.conftest import PASSWORD, Harness, Peer
+
+
+class Receiver:
+    """The booking system's webhook endpoint: answers 500 to the first delivery."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[tuple[int, dict[str, str], bytes]] = []
+        self.fail_first = True
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        status = 500 if self.fail_first else 200
+        self.fail_first = False
+        self.deliveries.append((status, dict(request.headers), body))
+        return web.Response(status=status)
+
+    def accepted(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for status, _, body in self.deliveries if status == 200]
+
+
+def _verify(secret: str, headers: dict[str, str], body: bytes) -> None:
+    parts = dict(p.split("=", 1) for p in headers["Videobooth-Signature"].split(","))
+    expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256)
+    assert hmac.compare_digest(parts["v1"], expected.hexdigest()), headers
+    assert abs(int(parts["t"]) - datetime.now(UTC).timestamp()) < 120
+
+
+async def _wait(check: Any, timeout: float, what: str) -> None:
+    for _ in range(int(timeout * 10)):
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def _citizen(harness: Harness, link: str) -> Peer:
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    token = link.rsplit("/", 1)[1]
+    async with http.post(harness.url("/api/v1/join"), json={"token": token}) as response:
+        assert response.status == 200, await response.text()
+    ws = await http.ws_connect(harness.url("/api/v1/ws"))
+    harness.peers.append(Peer(http, ws))
+    return harness.peers[-1]
+
+
+async def test_webhook_booking_system_appointments_and_signed_ordered_retried_events(
+    harness: Harness, aiohttp_server: Any
+) -> None:
+    receiver = Receiver()
+    receiving = web.Application()
+    receiving.router.add_post("/hooks", receiver.handle)
+    hooks = await aiohttp_server(receiving)
+
+    await create_user(harness.app[DATABASE], username="root", password=PASSWORD, role="admin")
+    await harness.add_advisor("alice")
+    admin = await harness.login("root")
+    async with admin.post(harness.url("/api/v1/service-accounts"), json={"name": "Booking"}) as r:
+        assert r.status == 201, await r.text()
+        account = (await r.json())["id"]
+    tokens = harness.url(f"/api/v1/service-accounts/{account}/tokens")
+    scopes = ["appointments:read", "appointments:write"]
+    async with admin.post(tokens, json={"scopes": scopes, "days": 30}) as r:
+        assert r.status == 201, await r.text()
+        writer = await r.json()
+    async with admin.post(tokens, json={"scopes": ["appointments:read"]}) as r:
+        reader = await r.json()
+    webhooks = harness.url(f"/api/v1/service-accounts/{account}/webhooks")
+    events = ["appointment.waiting", "call.started", "call.ended"]
+    hook_url = str(hooks.make_url("/hooks"))
+    async with admin.post(webhooks, json={"url": hook_url, "events": events}) as r:
+        assert r.status == 201, await r.text()
+        secret = (await r.json())["secret"]
+
+    booking = aiohttp.ClientSession(headers={"Authorization": f"Bearer {writer['token']}"})
+    reading = aiohttp.ClientSession(headers={"Authorization": f"Bearer {reader['token']}"})
+    appointments = harness.url("/api/v1/appointments")
+    starts = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    made = {"starts_at": starts, "advisor": "alice"}
+    try:
+        # Created once, however often the same request comes with the same key.
+        key = {"Idempotency-Key": "booking-4711"}
+        async with booking.post(appointments, json=made, headers=key) as r:
+            assert r.status == 201, await r.text()
+            created = await r.json()
+        async with booking.post(appointments, json=made, headers=key) as r:
+            assert r.status == 201 and r.headers["Idempotent-Replayed"] == "true"
+            assert await r.json() == created
+        async with booking.post(
+            appointments, json={**made, "duration_minutes": 60}, headers=key
+        ) as r:
+            assert r.status == 422  # the same key for another request
+        async with reading.get(appointments) as r:
+            listed = (await r.json())["appointments"]
+        assert [a["id"] for a in listed] == [created["appointment"]["id"]]
+
+        # The read-only token may read, not write; revoked and made-up tokens are nobody.
+        async with reading.post(appointments, json=made) as r:
+            assert r.status == 403
+            assert "appointments:write" in (await r.json())["detail"]
+        async with (
+            aiohttp.ClientSession(
+                headers={"Authorization": "Bearer vbt_made-up-token-that-was-never-issued"}
+            ) as nobody,
+            nobody.get(appointments) as r,
+        ):
+            assert r.status == 401
+        async with admin.post(harness.url(f"/api/v1/api-tokens/{reader['id']}/revoke")) as r:
+            assert r.status == 200
+        async with reading.get(appointments) as r:
+            assert r.status == 401
+
+        # The citizen arrives, alice takes the call and ends it: three events, in order.
+        alice = await harness.advisor("alice")
+        await alice.receive_queue()
+        citizen = await _citizen(harness, created["join_link"])
+        await citizen.send(type="lobby_join")
+        session_id = (await citizen.receive_type("call_waiting"))["session_id"]
+        await alice.receive_queue()
+        await alice.send(type="call_accept", session_id=session_id)
+        await citizen.receive_type("call_started")
+        await alice.send(type="hangup", session_id=session_id)
+        await citizen.receive_type("hangup")
+
+        await _wait(lambda: len(receiver.accepted()) == 3, 30, "three events delivered")
+        accepted = receiver.accepted()
+        assert [e["type"] for e in accepted] == events, accepted
+        assert {e["data"]["appointment_id"] for e in accepted} == {created["appointment"]["id"]}
+        first_status, first_headers, _ = receiver.deliveries[0]
+        # The 500 was retried: the same event, again, before the next one.
+        assert first_status == 500
+        assert first_headers["Videobooth-Event-Id"] == accepted[0]["id"]
+        for _, headers, body in receiver.deliveries:
+            _verify(secret, headers, body)
+        gap = len(receiver.deliveries)
+        print(f"\nwebhook deliveries: {gap} for 3 events (one 500 retried), signatures verified")
+
+        # Another appointment, moved and cancelled by the booking system under their keys.
+        key = {"Idempotency-Key": "booking-4712"}
+        async with booking.post(appointments, json=made, headers=key) as r:
+            assert r.status == 201, await r.text()
+            second = await r.json()
+        url = f"{appointments}/{second['appointment']['id']}"
+        later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+        for _ in range(2):
+            async with booking.patch(
+                url, json={"starts_at": later}, headers={"Idempotency-Key": "move-1"}
+            ) as r:
+                assert r.status == 200, await r.text()
+        async with booking.post(f"{url}/cancel", headers={"Idempotency-Key": "cancel-1"}) as r:
+            assert r.status == 200, await r.text()
+            assert (await r.json())["appointment"]["status"] == "cancelled"
+    finally:
+        await booking.close()
+        await reading.close()
+        await admin.close()
+
+    # The audit log names the service account for its writes, the administrator for hers.
+    async with await harness.login("root") as root, root.get(harness.url("/api/v1/audit")) as r:
+        audit = (await r.json())["events"]
+    actions = {(e["actor_kind"], e["action"]) for e in audit}
+    assert ("service", "appointment.create") in actions
+    assert ("service", "appointment.cancel") in actions
+    assert ("user", "api_token.issue") in actions
+    assert not any(writer["token"] in json.dumps(e) for e in audit)
