@@ -317,7 +317,13 @@ def _build_api() -> Api:
         turn = call.request.app[CONFIG].turn
         return web.json_response({"urls": list(turn.all_urls) if turn else []})
 
-    @api.endpoint("GET", "/openapi.json", allow=USERS, summary="Read the API description")
+    @api.endpoint(
+        "GET",
+        "/openapi.json",
+        allow=frozenset({*USERS, Access.SERVICE}),
+        summary="Read the API description",
+        scope="appointments:read",
+    )
     async def openapi(call: ApiCall) -> web.StreamResponse:
         return web.json_response(api.openapi(title="Videobooth", version=__version__))
 
