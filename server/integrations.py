@@ -34,8 +34,8 @@ from server.storage import (
 __all__ = ["register"]
 
 Scope = Literal["appointments:read", "appointments:write"]
-Event = Literal["appointment.waiting", "call.started", "call.ended"]
-assert set(EVENTS) == {"appointment.waiting", "call.started", "call.ended"}
+Event = Literal["appointment.waiting", "call.started", "call.ended", "appointment.no_show"]
+assert set(EVENTS) == {"appointment.waiting", "call.started", "call.ended", "appointment.no_show"}
 
 
 class NewAccount(RequestBody):

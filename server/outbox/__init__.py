@@ -4,6 +4,8 @@ texts in :mod:`.texts`) and the booking system's webhooks (:mod:`.webhooks`)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -45,7 +47,11 @@ async def outbox_ctx(app: web.Application) -> AsyncIterator[None]:
             db, config.mail, sealer, zone=config.timezone, branding=branding, wake=worker.wake
         )
     worker.start()
+    watching = asyncio.get_running_loop().create_task(webhooks.watch_no_shows(), name="no-shows")
     yield
+    watching.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watching
     await worker.stop()
 
 

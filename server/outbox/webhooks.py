@@ -26,13 +26,15 @@ import aiohttp
 from server.outbox.sealing import Sealer, SealError
 from server.outbox.worker import PermanentError, TemporaryError
 from server.signalling import CallSession
-from server.storage import Database, enqueue, get_webhook, webhooks_for
+from server.storage import Database, enqueue, get_webhook, mark_no_shows, webhooks_for
 
 __all__ = ["EVENTS", "Webhooks", "signature"]
 
 log = logging.getLogger(__name__)
 
-EVENTS = ("appointment.waiting", "call.started", "call.ended")
+EVENTS = ("appointment.waiting", "call.started", "call.ended", "appointment.no_show")
+#: How often a node looks for appointments whose join window closed without a call.
+NO_SHOW_SCAN_SECONDS = 60.0
 SIGNATURE_HEADER = "Videobooth-Signature"
 EVENT_ID_HEADER = "Videobooth-Event-Id"
 TIMEOUT_SECONDS = 10.0
@@ -79,6 +81,28 @@ class Webhooks:
         self._writing.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("a webhook event was not queued", exc_info=task.exception())
+
+    async def no_shows(self) -> int:
+        """Tell of the appointments whose join window closed without a call (once each,
+        whichever node looks first); how many."""
+        marked = await mark_no_shows(self._db)
+        for appointment in marked:
+            data = {
+                "appointment_id": appointment.id,
+                "advisor_id": appointment.advisor_id,
+                "starts_at": appointment.starts_at.isoformat(),
+            }
+            await self._queue("appointment.no_show", appointment.id, data)
+        return len(marked)
+
+    async def watch_no_shows(self) -> None:
+        """Every :data:`NO_SHOW_SCAN_SECONDS`, for as long as the server runs."""
+        while True:
+            try:
+                await self.no_shows()
+            except Exception:  # the database away: the next round tries again
+                log.exception("no-shows: could not look at the appointments")
+            await asyncio.sleep(NO_SHOW_SCAN_SECONDS)
 
     async def _queue(self, event: str, appointment_id: str, data: dict[str, Any]) -> None:
         endpoints = await webhooks_for(self._db, event)

@@ -42,6 +42,7 @@ from .appointments import (
     link_state,
     list_appointments,
     mark_appointment_done,
+    mark_no_shows,
     move_appointment,
 )
 from .audit import list_audit, purge_audit, record_audit, search_audit
@@ -369,6 +370,7 @@ __all__ = [
     "login_for_token",
     "login_is_valid",
     "mark_appointment_done",
+    "mark_no_shows",
     "migrate",
     "move_appointment",
     "needs_rehash",

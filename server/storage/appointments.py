@@ -53,6 +53,7 @@ __all__ = [
     "link_state",
     "list_appointments",
     "mark_appointment_done",
+    "mark_no_shows",
     "move_appointment",
 ]
 
@@ -64,6 +65,8 @@ JOIN_CLOSES_AFTER_END = timedelta(minutes=30)
 """How long after its planned end an appointment can still be joined (overrun, reconnects)."""
 MIN_DURATION_MINUTES = 5
 MAX_DURATION_MINUTES = 240
+#: How far back a no-show is still told.
+NO_SHOW_LOOKBACK = timedelta(days=1)
 #: How far ahead an appointment can be made (and times stay far from the calendar's end).
 MAX_BOOKING_AHEAD = timedelta(days=2 * 366)
 
@@ -92,6 +95,38 @@ def join_window(appointment: Appointment) -> tuple[datetime, datetime]:
         appointment.starts_at - JOIN_OPENS_BEFORE_START,
         appointment.ends_at + JOIN_CLOSES_AFTER_END,
     )
+
+
+async def mark_no_shows(db: Database) -> list[Appointment]:
+    """Scheduled appointments whose join window closed without a call, marked as no-shows
+    now; each is returned once, to one caller, whichever node asks (a conditional UPDATE)."""
+    now = db.now()
+    query = select(Appointment).where(
+        Appointment.status == AppointmentStatus.SCHEDULED,
+        Appointment.no_show_at.is_(None),
+        Appointment.starts_at < now,
+        # Not the appointments of long ago (from before no-shows were told, or a server that
+        # was down for days): their booking system has moved on.
+        Appointment.starts_at >= now - NO_SHOW_LOOKBACK,
+    )
+    async with db.session() as session:
+        candidates = [a for a in await session.scalars(query) if join_window(a)[1] <= now]
+    marked = []
+    for appointment in candidates:
+        async with db.session() as session:
+            result = await session.execute(
+                update(Appointment)
+                .where(
+                    Appointment.id == appointment.id,
+                    Appointment.status == AppointmentStatus.SCHEDULED,
+                    Appointment.no_show_at.is_(None),
+                )
+                .values(no_show_at=now)
+            )
+            await session.commit()
+        if rowcount(result) == 1:
+            marked.append(appointment)
+    return marked
 
 
 def _window(starts_at: datetime, duration_minutes: int) -> tuple[datetime, datetime]:

@@ -345,6 +345,8 @@ class Appointment(Base):
     status: Mapped[AppointmentStatus] = mapped_column(_enum_column(AppointmentStatus))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    #: When its join window closed with nobody joined (revision 0014): the no-show, told once.
+    no_show_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     @property
     def ends_at(self) -> datetime:

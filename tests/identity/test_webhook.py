@@ -17,11 +17,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
+from sqlalchemy import update
 
 from server.keys import DATABASE
-from server.storage import create_user
-from tests.server.conftest import PASSWORD, Harness, Peer
+from server.outbox import webhooks as webhooks_module
+from server.storage import Appointment, authenticate_user, create_appointment, create_user
+from tests.server.conftest import PASSWORD, Harness, MakeHarness, Peer
 
 
 class Receiver:
@@ -186,3 +189,56 @@ async def test_webhook_booking_system_appointments_and_signed_ordered_retried_ev
     assert ("service", "appointment.cancel") in actions
     assert ("user", "api_token.issue") in actions
     assert not any(writer["token"] in json.dumps(e) for e in audit)
+
+
+async def test_webhook_a_no_show_is_told_once(
+    make_harness: MakeHarness, aiohttp_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(webhooks_module, "NO_SHOW_SCAN_SECONDS", 0.2)
+    harness = await make_harness()
+    receiver = Receiver()
+    receiver.fail_first = False
+    receiving = web.Application()
+    receiving.router.add_post("/hooks", receiver.handle)
+    hooks = await aiohttp_server(receiving)
+    db = harness.app[DATABASE]
+    await create_user(db, username="root", password=PASSWORD, role="admin")
+    await harness.add_advisor("alice")
+    alice = await authenticate_user(db, "alice", PASSWORD)
+    assert alice is not None
+    admin = await harness.login("root")
+    async with admin:
+        async with admin.post(harness.url("/api/v1/service-accounts"), json={"name": "B"}) as r:
+            account = (await r.json())["id"]
+        url = harness.url(f"/api/v1/service-accounts/{account}/webhooks")
+        body = {"url": str(hooks.make_url("/hooks")), "events": ["appointment.no_show"]}
+        async with admin.post(url, json=body) as r:
+            assert r.status == 201, await r.text()
+            secret = (await r.json())["secret"]
+    now = datetime.now(UTC)
+    made = [
+        (
+            await create_appointment(
+                db,
+                advisor_id=alice.id,
+                starts_at=now + timedelta(hours=1),
+                duration_minutes=30,
+                channel="either",
+            )
+        )[0]
+        for _ in range(2)
+    ]
+    missed = made[0]
+    async with db.session() as session:  # its time came and went, and nobody joined
+        await session.execute(
+            update(Appointment)
+            .where(Appointment.id == missed.id)
+            .values(starts_at=now - timedelta(hours=2))
+        )
+        await session.commit()
+    await _wait(lambda: receiver.accepted(), 10, "the no-show")
+    await asyncio.sleep(1.0)  # several more scans: told once
+    (event,) = receiver.accepted()
+    assert (event["type"], event["data"]["appointment_id"]) == ("appointment.no_show", missed.id)
+    _, headers, raw = receiver.deliveries[0]
+    _verify(secret, headers, raw)

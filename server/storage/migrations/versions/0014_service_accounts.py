@@ -47,8 +47,11 @@ def _actor_kinds(rule: str) -> None:
 
 
 def upgrade() -> None:
-    """The four tables; the audit log names service accounts as actors."""
+    """The four tables; the audit log names service accounts as actors; appointments say
+    when they were a no-show."""
     _actor_kinds(_KINDS_0014)
+    with op.batch_alter_table("appointments") as batch:
+        batch.add_column(sa.Column("no_show_at", _WHEN, nullable=True))
     op.create_table(
         "service_accounts",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -104,6 +107,8 @@ def downgrade() -> None:
     """Undo :func:`upgrade` (the service accounts' audit events go with them)."""
     op.execute("DELETE FROM audit_events WHERE actor_kind = 'service'")
     _actor_kinds(_KINDS)
+    with op.batch_alter_table("appointments") as batch:
+        batch.drop_column("no_show_at")
     op.drop_table("webhook_endpoints")
     op.drop_table("idempotency_keys")
     op.drop_table("api_tokens")
