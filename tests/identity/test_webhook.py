@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,6 +25,7 @@ from sqlalchemy import update
 from server.keys import DATABASE
 from server.outbox import webhooks as webhooks_module
 from server.storage import Appointment, authenticate_user, create_appointment, create_user
+from tests.e2e.admin_pages import admin_page, server_with_admin
 from tests.server.conftest import PASSWORD, Harness, MakeHarness, Peer
 
 
@@ -242,3 +244,38 @@ async def test_webhook_a_no_show_is_told_once(
     assert (event["type"], event["data"]["appointment_id"]) == ("appointment.no_show", missed.id)
     _, headers, raw = receiver.deliveries[0]
     _verify(secret, headers, raw)
+
+
+async def test_webhook_service_accounts_are_managed_on_the_admin_page(
+    tmp_path: Path, browser: Any
+) -> None:
+    server, password = server_with_admin(tmp_path)
+    try:
+        page = await admin_page(browser, server, password)
+        await page.get_by_label("New service account").fill("Termin-Buchung")
+        await page.get_by_role("button", name="Add service account").click()
+        await page.get_by_role("button", name="Issue a token for Termin-Buchung").click()
+        await page.wait_for_selector("#integration-secret-box:not([hidden])")
+        token = await page.input_value("#integration-secret")
+        assert token.startswith("vbt_")
+        async with (
+            aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http,
+            http.get(f"{server.url}/api/v1/appointments") as r,
+        ):
+            assert r.status == 200
+        await page.get_by_label("Endpoint address").fill("https://booking.agency.example/hooks")
+        await page.get_by_role("button", name="Add a webhook for Termin-Buchung").click()
+        await page.wait_for_selector("#service-accounts li:has-text('booking.agency.example')")
+        assert (await page.input_value("#integration-secret")).startswith("whsec_")
+        prefix = token[:12]
+        await page.get_by_role("button", name=f"Revoke token {prefix} of Termin-Buchung").click()
+        await page.wait_for_selector(
+            f"#service-accounts li:has-text('{prefix}… · ') >> text=revoked"
+        )
+        async with (
+            aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http,
+            http.get(f"{server.url}/api/v1/appointments") as r,
+        ):
+            assert r.status == 401  # revoked on the page: refused at once
+    finally:
+        server.stop()

@@ -15,6 +15,7 @@ import { createAudit } from "/static/admin/audit.js";
 import { createBranches } from "/static/admin/branches.js";
 import { createBranding } from "/static/admin/branding.js";
 import { createFleet } from "/static/admin/fleet.js";
+import { createIntegrations } from "/static/admin/integrations.js";
 import { createSettings } from "/static/admin/settings.js";
 import { createTopics } from "/static/admin/topics.js";
 import { createUpdates } from "/static/admin/updates.js";
@@ -52,6 +53,7 @@ page.sections = {
   branches: createBranches(page),
   fleet: createFleet(page),
   updates: createUpdates(page),
+  integrations: createIntegrations(page),
   branding: createBranding(page),
   settings: createSettings(page),
   audit: createAudit(page),
@@ -143,9 +145,9 @@ async function enter(me) {
 }
 
 async function loadEverything() {
-  const { users, topics, branches, fleet, updates, branding, settings, audit } = page.sections;
+  const { users, topics, branches, fleet, updates, integrations, branding, settings, audit } = page.sections;
   await topics.load(); // users show topic names
-  await Promise.all([users.load(), branches.load(), fleet.load(), updates.load(), branding.load(), settings.load()]);
+  await Promise.all([users.load(), branches.load(), fleet.load(), updates.load(), integrations.load(), branding.load(), settings.load()]);
   await audit.load(true); // actor names from the users
 }
 
