@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import io
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,12 @@ from sqlalchemy import update
 
 from server.keys import DATABASE
 from server.outbox import webhooks as webhooks_module
+from server.outbox.webhooks import signature
 from server.storage import Appointment, authenticate_user, create_appointment, create_user
 from tests.e2e.admin_pages import admin_page, server_with_admin
 from tests.server.conftest import PASSWORD, Harness, MakeHarness, Peer
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Receiver:
@@ -279,3 +284,42 @@ async def test_webhook_service_accounts_are_managed_on_the_admin_page(
             assert r.status == 401  # revoked on the page: refused at once
     finally:
         server.stop()
+
+
+async def test_webhook_the_documented_client_works(harness: Harness, aiohttp_client: Any) -> None:
+    """docs/integration.md's example client, run as written against a server: a booking made
+    twice is one appointment; its webhook handler takes the server's signature and refuses a
+    tampered body."""
+    text = (REPO / "docs" / "integration.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    await create_user(harness.app[DATABASE], username="root", password=PASSWORD, role="admin")
+    await harness.add_advisor("alice")
+    async with await harness.login("root") as admin:
+        async with admin.post(harness.url("/api/v1/service-accounts"), json={"name": "B"}) as r:
+            account = (await r.json())["id"]
+        tokens = harness.url(f"/api/v1/service-accounts/{account}/tokens")
+        async with admin.post(tokens, json={"scopes": ["appointments:write"]}) as r:
+            token = (await r.json())["token"]
+    files = {
+        "/etc/booking/videobooth-token": token,
+        "/etc/booking/videobooth-webhook-secret": "whsec_the-secret-of-this-test",
+    }
+    namespace: dict[str, Any] = {"open": lambda path: io.StringIO(files[path])}
+    exec(compile(code, "docs/integration.md", "exec"), namespace)  # noqa: S102 - our own docs
+    namespace["BASE"] = harness.url("/api/v1")
+    starts = (datetime.now(UTC) + timedelta(hours=3)).isoformat()
+    first = await namespace["book"]("4711", starts, "alice", None)
+    again = await namespace["book"]("4711", starts, "alice", None)
+    assert first["appointment"]["id"] == again["appointment"]["id"]
+
+    app = web.Application()
+    app.router.add_post("/hooks", namespace["hook"])
+    client = await aiohttp_client(app)
+    body = json.dumps({"id": "e1", "type": "call.ended", "data": {}}).encode()
+    signed = signature(files["/etc/booking/videobooth-webhook-secret"], int(time.time()), body)
+    async with client.post("/hooks", data=body, headers={"Videobooth-Signature": signed}) as r:
+        assert r.status == 204
+    async with client.post(
+        "/hooks", data=body + b" ", headers={"Videobooth-Signature": signed}
+    ) as r:
+        assert r.status == 400
