@@ -27,7 +27,13 @@ from sqlalchemy import update
 from server.keys import DATABASE
 from server.outbox import webhooks as webhooks_module
 from server.outbox.webhooks import signature
-from server.storage import Appointment, authenticate_user, create_appointment, create_user
+from server.storage import (
+    ApiToken,
+    Appointment,
+    authenticate_user,
+    create_appointment,
+    create_user,
+)
 from tests.e2e.admin_pages import admin_page, server_with_admin
 from tests.server.conftest import PASSWORD, Harness, MakeHarness, Peer
 
@@ -142,6 +148,22 @@ async def test_webhook_booking_system_appointments_and_signed_ordered_retried_ev
             assert r.status == 200
         async with reading.get(appointments) as r:
             assert r.status == 401
+        async with harness.app[DATABASE].session() as session:  # the writer's time runs out
+            await session.execute(
+                update(ApiToken)
+                .where(ApiToken.id == writer["id"])
+                .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+            await session.commit()
+        async with booking.get(appointments) as r:
+            assert r.status == 401  # expired
+        async with harness.app[DATABASE].session() as session:
+            await session.execute(
+                update(ApiToken)
+                .where(ApiToken.id == writer["id"])
+                .values(expires_at=datetime.now(UTC) + timedelta(days=1))
+            )
+            await session.commit()
 
         # The citizen arrives, alice takes the call and ends it: three events, in order.
         alice = await harness.advisor("alice")
