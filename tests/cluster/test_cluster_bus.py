@@ -693,14 +693,18 @@ async def test_cluster_bus_nats_frozen_server(own_nats_server: NatsServer) -> No
     bus = nats_bus(server, "node-a", ping_interval=1)
     states = States(bus)
     await bus.start()
-    inbox = Inbox()
-    await bus.subscribe("vb.test.frozen", inbox)
-    server.freeze()
     try:
-        await states.wait_for(lambda change: change.new is BusState.DISCONNECTED, seconds=8)
-    finally:
-        server.thaw()
-    await states.wait_for(lambda change: change.reconnected, seconds=15)
-    await bus.publish("vb.test.frozen", b"back")
-    assert await inbox.wait_for(1) == [b"back"]
-    await bus.close()
+        inbox = Inbox()
+        await bus.subscribe("vb.test.frozen", inbox)
+        server.freeze()
+        try:
+            # Two pings unanswered: about 3 s on a quiet machine; a busy one (the whole suite
+            # on two cores) has taken more than 8.
+            await states.wait_for(lambda change: change.new is BusState.DISCONNECTED, seconds=20)
+        finally:
+            server.thaw()
+        await states.wait_for(lambda change: change.reconnected, seconds=15)
+        await bus.publish("vb.test.frozen", b"back")
+        assert await inbox.wait_for(1) == [b"back"]
+    finally:  # also when a wait failed: no connection left for a later test to find
+        await bus.close()
