@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -195,8 +196,8 @@ class Mailer:
         sealer: Sealer,
         *,
         zone: str,
-        branding: Any,
-        wake: Any,
+        branding: Callable[[], Awaitable[dict[str, Any]]],
+        wake: Callable[[], None],
     ) -> None:
         self._db = db
         self.config = config

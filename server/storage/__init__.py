@@ -161,7 +161,6 @@ from .nonces import purge_spent_nonces, spend_nonce
 from .outbox import (
     LEASE,
     Claimed,
-    OutboxFigures,
     claim_outbox_item,
     drop_contact,
     due_outbox_items,
@@ -169,7 +168,6 @@ from .outbox import (
     get_contact,
     outbox_done,
     outbox_failed,
-    outbox_figures,
     outbox_retry,
     purge_outbox,
     put_contact,
@@ -205,7 +203,6 @@ from .sso import (
     get_user_by_subject,
     id_token_of_login,
     save_external_user,
-    start_external_login,
 )
 from .topics import (
     TOPIC_LANGUAGES,
@@ -281,7 +278,6 @@ __all__ = [
     "Login",
     "NewBooth",
     "NotFoundError",
-    "OutboxFigures",
     "Role",
     "ServiceCaller",
     "Setting",
@@ -380,7 +376,6 @@ __all__ = [
     "open_live_call",
     "outbox_done",
     "outbox_failed",
-    "outbox_figures",
     "outbox_retry",
     "purge_audit",
     "purge_call_endings",
@@ -412,7 +407,6 @@ __all__ = [
     "set_topic_names",
     "set_user_topics",
     "spend_nonce",
-    "start_external_login",
     "supersede",
     "take_live_call",
     "topic_name",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -43,6 +43,8 @@ __all__ = [
 SCOPES = ("appointments:read", "appointments:write")
 #: Every token starts so (and a booth's credential never does).
 TOKEN_PREFIX = "vbt_"  # noqa: S105 - a marker, not a secret
+#: How exactly a token's last use is kept.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -142,10 +144,12 @@ async def service_for_token(db: Database, text: str) -> ServiceCaller | None:
         token, account = found
         if token.revoked_at is not None or token.expires_at <= now or account.disabled:
             return None
-        await session.execute(
-            update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
-        )
-        await session.commit()
+        # To the minute: not a write for every request of a busy booking system.
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+            await session.execute(
+                update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
+            )
+            await session.commit()
     return ServiceCaller(account.id, account.name, token.id, frozenset(token.scopes.split()))
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import and_, delete, exists, select, update
 from sqlalchemy.orm import aliased
 
 from .common import rowcount
@@ -27,7 +27,6 @@ from .models import Appointment, AppointmentContact, OutboxItem, new_id
 __all__ = [
     "LEASE",
     "Claimed",
-    "OutboxFigures",
     "claim_outbox_item",
     "drop_contact",
     "due_outbox_items",
@@ -35,7 +34,6 @@ __all__ = [
     "get_contact",
     "outbox_done",
     "outbox_failed",
-    "outbox_figures",
     "outbox_retry",
     "purge_outbox",
     "put_contact",
@@ -56,13 +54,6 @@ class Claimed:
     purpose: str
     sealed: bytes
     attempts: int
-
-
-@dataclass(frozen=True)
-class OutboxFigures:
-    pending: int
-    failed: int
-    oldest_pending_at: datetime | None
 
 
 async def enqueue(
@@ -196,20 +187,6 @@ async def supersede(db: Database, *, ordering_key: str, purpose: str) -> int:
         )
         await session.commit()
     return rowcount(result)
-
-
-async def outbox_figures(db: Database) -> OutboxFigures:
-    async with db.session() as session:
-        pending = await session.scalar(
-            select(func.count()).select_from(OutboxItem).where(OutboxItem.state == PENDING)
-        )
-        failed = await session.scalar(
-            select(func.count()).select_from(OutboxItem).where(OutboxItem.state == FAILED)
-        )
-        oldest = await session.scalar(
-            select(func.min(OutboxItem.created_at)).where(OutboxItem.state == PENDING)
-        )
-    return OutboxFigures(int(pending or 0), int(failed or 0), oldest)
 
 
 async def purge_outbox(db: Database, *, older_than: timedelta) -> tuple[int, int]:

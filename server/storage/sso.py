@@ -13,14 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy import delete, select
 
 from .common import advisory_lock
 from .database import Database
 from .errors import ConflictError
-from .logins import create_auth_session
 from .models import AuthSession, Role, Topic, User, new_id, user_topics
 from .users import _ADMINS_LOCK_ID, _DISPLAY_NAME_MAX, normalize_username
 from .validation import clean_text
@@ -33,7 +31,6 @@ __all__ = [
     "get_user_by_subject",
     "id_token_of_login",
     "save_external_user",
-    "start_external_login",
 ]
 
 logger = logging.getLogger(__name__)
@@ -122,13 +119,6 @@ async def save_external_user(db: Database, person: ExternalPerson) -> User:
                 )
         await session.commit()
     return user
-
-
-async def start_external_login(
-    db: Database, user: User, ttl: timedelta, *, sid: str | None, id_token: str
-) -> str:
-    """A login session for ``user`` after a single sign-on: its cookie token."""
-    return await create_auth_session(db, user, ttl, external_sid=sid, id_token=id_token)
 
 
 async def end_external_logins(

@@ -14,7 +14,6 @@ import asyncio
 import datetime as dt
 import email
 import email.policy
-import ipaddress
 import ssl
 import threading
 import time
@@ -27,10 +26,6 @@ import icalendar
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.e2e.conftest import (
     Server,
@@ -40,6 +35,7 @@ from tests.e2e.conftest import (
     make_server,
     wait_until,
 )
+from tests.pki import TestCA
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -69,45 +65,16 @@ class Inbox:
         return self.messages[count - 1][2]
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert, private = folder / "relay.pem", folder / "relay.key"
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert, private
-
-
 class Relay:
     """aiosmtpd on a fixed port with STARTTLS required and a login, that can go away."""
 
     def __init__(self, folder: Path) -> None:
         self.port = free_port()
-        self.cert, key = _certificate(folder)
+        # The organisation's own CA signed the relay's certificate; the server is given the CA.
+        self.ca = TestCA(folder / "pki")
+        issued = self.ca.issue("relay.agency.test", addresses=("127.0.0.1",))
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.load_cert_chain(self.cert, key)
+        self.context.load_cert_chain(issued.certificate, issued.key)
         self.inbox = Inbox()
         self._controller: Controller | None = None
 
@@ -157,7 +124,7 @@ def _mail_server(tmp_path: Path, relay: Relay, *, reminder_minutes: int) -> Serv
             f'username = "{RELAY_USER}"\n'
             f'password_file = "{password}"\n'
             'from_address = "termine@agency.example"\n'
-            f'ca_file = "{relay.cert}"\n'
+            f'ca_file = "{relay.ca.path}"\n'
             f"reminder_minutes = {reminder_minutes}\n"
         )
     return server
