@@ -62,6 +62,9 @@ class Webhooks:
         self._wake = wake
         #: Events being written (the switchboard never awaits).
         self._writing: set[asyncio.Task[None]] = set()
+        #: The latest event of each appointment still being written: the next waits for it,
+        #: so that their rows (and deliveries) are in the order the switchboard told them.
+        self._last: dict[str, asyncio.Task[None]] = {}
 
     def emit(self, event: str, session: CallSession) -> None:
         """From the switchboard: an appointment's call did ``event``."""
@@ -71,14 +74,30 @@ class Webhooks:
             "session_id": session.id,
             "advisor_id": session.advisor_id,
         }
+        appointment_id = session.appointment_id
+        before = self._last.get(appointment_id)
         task = asyncio.get_running_loop().create_task(
-            self._queue(event, session.appointment_id, data)
+            self._queue_after(before, event, appointment_id, data)
         )
         self._writing.add(task)
-        task.add_done_callback(self._written)
+        self._last[appointment_id] = task
+        task.add_done_callback(lambda done: self._written(appointment_id, done))
 
-    def _written(self, task: asyncio.Task[None]) -> None:
+    async def _queue_after(
+        self,
+        before: asyncio.Task[None] | None,
+        event: str,
+        appointment_id: str,
+        data: dict[str, Any],
+    ) -> None:
+        if before is not None:  # written, or failed, before this one is
+            await asyncio.wait([before])
+        await self._queue(event, appointment_id, data)
+
+    def _written(self, appointment_id: str, task: asyncio.Task[None]) -> None:
         self._writing.discard(task)
+        if self._last.get(appointment_id) is task:
+            del self._last[appointment_id]
         if not task.cancelled() and task.exception() is not None:
             log.error("a webhook event was not queued", exc_info=task.exception())
 

@@ -345,3 +345,33 @@ async def test_webhook_the_documented_client_works(harness: Harness, aiohttp_cli
         "/hooks", data=body + b" ", headers={"Videobooth-Signature": signed}
     ) as r:
         assert r.status == 400
+
+
+async def test_webhook_events_of_an_appointment_are_queued_in_the_order_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A call ended at once after it started: the slower write of ``call.started`` (its
+    endpoint lookup took longer) still comes first, so it is delivered first."""
+    written: list[str] = []
+
+    async def endpoints(db: Any, event: str) -> list[Any]:
+        await asyncio.sleep(0.2 if event == "call.started" else 0.0)
+        return [type("Endpoint", (), {"id": "e1"})()]
+
+    async def enqueue(db: Any, *, purpose: str, **_: Any) -> str:
+        written.append(purpose)
+        return purpose
+
+    monkeypatch.setattr(webhooks_module, "webhooks_for", endpoints)
+    monkeypatch.setattr(webhooks_module, "enqueue", enqueue)
+    sealer = type("Sealer", (), {"seal": lambda self, data, aad: data})()
+    db = type("Db", (), {"now": lambda self: datetime.now(UTC)})()
+    hooks = webhooks_module.Webhooks(db, sealer, sealer, wake=lambda: None)
+    call = type("Call", (), {"appointment_id": "a1", "id": "s1", "advisor_id": "u1"})()
+    other = type("Call", (), {"appointment_id": "a2", "id": "s2", "advisor_id": "u1"})()
+    hooks.emit("call.started", call)
+    hooks.emit("call.ended", call)
+    hooks.emit("call.ended", other)  # another appointment does not wait for this one
+    await _wait(lambda: len(written) == 3, 5, "three events written")
+    assert written == ["call.ended", "call.started", "call.ended"]
+    assert not hooks._last  # nothing kept once written
