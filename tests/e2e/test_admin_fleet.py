@@ -105,7 +105,7 @@ async def test_an_administrator_adds_enrols_renews_moves_and_revokes_a_booth(
                 # Renamed and moved to another branch.
                 await (
                     (await _row(page, "Booth 1"))
-                    .get_by_role("button", name="Rename or move Booth 1")
+                    .get_by_role("button", name="Edit Booth 1: rename or move")
                     .click()
                 )
                 await page.wait_for_selector("#booth-dialog[open]")

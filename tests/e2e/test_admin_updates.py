@@ -77,7 +77,7 @@ async def test_an_administrator_uploads_a_bundle_and_rolls_it_out_to_a_canary(
                 lambda: screen.booth.exit_code == 4, "the booth to restart the machine"
             )
 
-            await rollout.get_by_role("button", name="Cancel the rollout of version 2.0.0").click()
+            await rollout.get_by_role("button", name="Cancel rollout of version 2.0.0").click()
             await page.wait_for_selector("#rollouts tr:has-text('cancelled')")
             await page.locator("#audit-form button[type=submit]").click()
             audit = str(await page.locator("#audit").text_content())

@@ -147,7 +147,7 @@ async def test_an_interpreter_joins_by_link_and_all_three_see_each_other(
     assert "Interpreter (Turkish)" in await interpreter.inner_text("#welcome-title")
 
     # The advisor admits the interpreter from the call view.
-    await advisor.get_by_role("button", name="Let Interpreter (Turkish) into the call").click(
+    await advisor.get_by_role("button", name="Admit Interpreter (Turkish) into the call").click(
         timeout=15_000
     )
     await _playing(interpreter, "#remote-video", "the advisor's video at the interpreter")

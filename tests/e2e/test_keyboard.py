@@ -89,7 +89,7 @@ async def test_advisor_by_keyboard_only(
     # booth calls) and the focus must stay on the same button through that.
     await booth_status(booth, lambda s: s.get("state") == "waiting", 30, "the booth to wait")
     await page.wait_for_selector("#queue li[data-caller-role='booth'] button")
-    await press(page, "Tab", "Accept the next call in Any topic")
+    await press(page, "Tab", "Accept next call in Any topic")
     await press(page, "Tab", "Accept call from Branch 1 booth")
     second = start_booth(relayed_server, "Branch 2 booth", "--call")
     await booth_status(second, lambda s: s.get("state") == "waiting", 30, "a second booth")

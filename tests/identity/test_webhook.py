@@ -281,7 +281,7 @@ async def test_webhook_service_accounts_are_managed_on_the_admin_page(
         page = await admin_page(browser, server, password)
         await page.get_by_label("New service account").fill("Termin-Buchung")
         await page.get_by_role("button", name="Add service account").click()
-        await page.get_by_role("button", name="Issue a token for Termin-Buchung").click()
+        await page.get_by_role("button", name="Issue token for Termin-Buchung").click()
         await page.wait_for_selector("#integration-secret-box:not([hidden])")
         token = await page.input_value("#integration-secret")
         assert token.startswith("vbt_")
@@ -291,7 +291,7 @@ async def test_webhook_service_accounts_are_managed_on_the_admin_page(
         ):
             assert r.status == 200
         await page.get_by_label("Endpoint address").fill("https://booking.agency.example/hooks")
-        await page.get_by_role("button", name="Add a webhook for Termin-Buchung").click()
+        await page.get_by_role("button", name="Add webhook for Termin-Buchung").click()
         await page.wait_for_selector("#service-accounts li:has-text('booking.agency.example')")
         assert (await page.input_value("#integration-secret")).startswith("whsec_")
         prefix = token[:12]

@@ -65,7 +65,7 @@ export function createTopics(page) {
     const filled = TOPIC_LANGUAGES.filter((language) => names[language]).length;
     details.append(element("summary", {
       text: t("admin.topics.names", { count: filled, total: TOPIC_LANGUAGES.length }),
-      attrs: { "aria-label": t("admin.topics.names_label", { name: topic.name }) },
+      attrs: { "aria-label": t("admin.topics.names_label", { name: topic.name, count: filled, total: TOPIC_LANGUAGES.length }) },
     }));
     const form = element("form", { className: "names-grid" });
     for (const language of TOPIC_LANGUAGES) {
