@@ -2,8 +2,10 @@
 
 A call is a mesh: the booth holds one :class:`PeerLink` per other participant (the advisor, and
 an interpreter the advisor invited). The booth is always the offerer: it proposes H.264 for video
-(it sends pre-encoded H.264 packets) and Opus for audio, both ``sendrecv`` on one bundled
-transport.
+(it sends pre-encoded H.264 packets), then VP8 for a peer without H.264 (Debian's Firefox ESR),
+and Opus for audio, both ``sendrecv`` on one bundled transport. aiortc sends the first codec of
+the booth's list that the answer accepts; a peer that answered VP8 gets the VP8 feed
+(:class:`kiosk.media.VideoFeeds`) from then on.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from aiortc import (
     RTCIceServer,
     RTCPeerConnection,
     RTCRtpSender,
+    RTCRtpTransceiver,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -29,7 +32,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp
 
 from kiosk.errors import BoothError
-from kiosk.media import FanoutTrack
+from kiosk.media import H264, FanoutTrack, VideoFeeds
 from kiosk.media.audio_playback import BoundedAudioSink
 from protocol import (
     CallStarted,
@@ -92,6 +95,7 @@ class PeerLink:
         on_failed: Callable[[str], None],
         loudspeaker: Callable[[], BoundedAudioSink] | None = None,
         relay_turn: int = 0,
+        video_feeds: VideoFeeds | None = None,
     ) -> None:
         self.session_id = started.session_id
         self.started = started
@@ -110,6 +114,9 @@ class PeerLink:
         self.chat: deque[Chat] = deque(maxlen=50)
         self.sink: BoundedAudioSink | None = None
         self.video_sender: RTCRtpSender | None = None
+        self._video_transceiver: RTCRtpTransceiver | None = None
+        #: Where the codecs other than H.264 come from; without it only H.264 is offered.
+        self._video_feeds = video_feeds
         #: Made anew for a connection that did not heal (its offer said "restart").
         self.restart = False
         self._sink_frames = 0
@@ -145,12 +152,17 @@ class PeerLink:
         replaces one with the same participant that broke (the other side swaps it in)."""
         self.restart = restart
         video = self.pc.addTransceiver(self.video_track, direction="sendrecv")
-        capabilities = RTCRtpSender.getCapabilities("video")
+        codecs = self._video_feeds.codecs if self._video_feeds is not None else (H264,)
+        capabilities = RTCRtpSender.getCapabilities("video").codecs
+        # In the booth's order (aiortc keeps it, and sends the first the answer accepts); each
+        # codec's retransmissions (rtx) are added after it.
         video.setCodecPreferences(
-            [c for c in capabilities.codecs if c.mimeType in ("video/H264", "video/rtx")]
+            [c for codec in codecs for c in capabilities if c.mimeType == codec]
+            + [c for c in capabilities if c.mimeType == "video/rtx"]
         )
         self.video_track.install_keyframe_hook(video.sender)
         self.video_sender = video.sender
+        self._video_transceiver = video
         self.pc.addTransceiver(self.audio_track, direction="sendrecv")
         await self.pc.setLocalDescription(await self.pc.createOffer())
         self._send(
@@ -176,7 +188,24 @@ class PeerLink:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except ValueError as exc:
             raise CallError(f"the answer of {self.peer.name} cannot be used: {exc}") from exc
-        log.info("session %s: answer applied", self.session_id)
+        codec = self.video_codec
+        if codec is not None and self._video_feeds is not None:
+            # Before the connection can send its first packet (it is still checking paths).
+            await self._video_feeds.use(self.video_track, codec)
+        log.info("session %s: answer applied, video in %s", self.session_id, codec)
+
+    @property
+    def video_codec(self) -> str | None:
+        """The video codec the booth sends (``"video/H264"``, ``"video/VP8"``), once answered.
+
+        aiortc keeps the negotiated codecs on the transceiver (``_codecs``, aiortc is pinned)
+        and sends the first; before an answer they are the offer's.
+        """
+        transceiver = self._video_transceiver
+        if transceiver is None or self.pc.remoteDescription is None:
+            return None
+        codecs = [c for c in transceiver._codecs if c.mimeType != "video/rtx"]
+        return codecs[0].mimeType if codecs else None
 
     async def add_candidate(self, message: IceCandidate) -> None:
         if message.candidate is None or message.candidate == "":
@@ -265,6 +294,7 @@ class PeerLink:
             "chat_lines": len(self.chat),  # how many, never what
             "media_gaps": self.received.gaps,
             "media_resumed_at": self.received.resumed_at,
+            "video_codec": self.video_codec,
             "video_frames_sent": self.video_track.frames_sent,
             "keyframes_requested": self.video_track.source.keyframes_requested,
         }

@@ -11,7 +11,7 @@ from typing import Any
 
 from kiosk import qr
 from kiosk.hardware import CameraLight
-from kiosk.media import SourceError, VideoFanout, VideoSource
+from kiosk.media import SourceError, VideoFanout, VideoFeeds, VideoSource
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,8 @@ CameraOpener = Callable[[], Awaitable[VideoSource]]
 
 
 class CameraFollower:
-    """The camera, encoded once for every peer (:attr:`fanout`), and its light."""
+    """The camera, encoded once for every peer (:attr:`fanout`) and once more for peers
+    without H.264 (:attr:`feeds`), and its light."""
 
     def __init__(
         self, *, open_camera: CameraOpener, light: CameraLight, on_qr_code: Callable[[str], None]
@@ -31,6 +32,8 @@ class CameraFollower:
         self.light = light
         self._on_qr_code = on_qr_code
         self.fanout: VideoFanout | None = None
+        #: The camera's video in each codec peers take; there while :attr:`fanout` is.
+        self.feeds: VideoFeeds | None = None
         #: Why the camera cannot be used; None when it can (or was not tried).
         self.fault: str | None = None
         #: The citizen's camera button: black pictures go out, and the light goes out.
@@ -55,6 +58,7 @@ class CameraFollower:
                 return
             self.fault = None
             self.fanout = fanout
+            self.feeds = VideoFeeds(fanout)
         elif not wanted and self.fanout is not None and not in_call:
             await self.close()
 
@@ -95,5 +99,8 @@ class CameraFollower:
     async def close(self) -> None:
         if self.fanout is not None:
             fanout, self.fanout = self.fanout, None
+            feeds, self.feeds = self.feeds, None
+            if feeds is not None:
+                await feeds.close()
             await fanout.close()
             self.light.camera_streaming(False)

@@ -161,8 +161,8 @@ class CallMedia:
     def _new_leg(
         self, started: CallStarted, peer: Peer, *, primary: bool, relay_turn: int = 0
     ) -> PeerLink:
-        fanout = self._camera.fanout
-        assert fanout is not None
+        feeds = self._camera.feeds
+        assert feeds is not None
         assert self._audio_relay is not None
         assert self.microphone is not None
         ice_servers = self._ice_servers()
@@ -171,7 +171,8 @@ class CallMedia:
         return PeerLink(
             started=started,
             peer=peer,
-            video_track=fanout.subscribe(),
+            video_track=feeds.subscribe(),
+            video_feeds=feeds,
             audio_track=self._audio_relay.subscribe(self.microphone),
             # Each participant's voice gets its own sink; the playback device mixes them.
             loudspeaker=loudspeaker_factory(self._config.audio, self._on_audio_error),
@@ -226,6 +227,8 @@ class CallMedia:
         if self.rate is not None:
             await self.rate.stop()
             self.rate = None
+        if self._camera.feeds is not None:
+            await self._camera.feeds.close()  # the VP8 encoder, if a peer took VP8
         # Leaving a call wipes everything about it, the citizen's settings included.
         self.muted = False
         self._camera.reset()

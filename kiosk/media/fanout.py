@@ -3,7 +3,8 @@
 Each peer connection gets its own :class:`FanoutTrack`; all of them share one
 :class:`VideoSource`, read by one pump. A track starts at an IDR (it asks for one), and a
 keyframe request from any receiver reaches the source. Without a peer the pump encodes
-nothing but keeps the self-view fresh (:meth:`VideoSource.next_preview`).
+nothing but keeps the self-view fresh (:meth:`VideoSource.next_preview`). A track can move to
+another fan-out (:meth:`FanoutTrack.move_to`): a peer that answered VP8 takes the VP8 source's.
 """
 
 from __future__ import annotations
@@ -42,6 +43,25 @@ class FanoutTrack(MediaStreamTrack):
     @property
     def source(self) -> VideoSource:
         return self._fanout.source
+
+    @property
+    def codec(self) -> str:
+        """The codec of the packets this track hands out (its source's)."""
+        return self._fanout.source.codec
+
+    def move_to(self, fanout: VideoFanout) -> None:
+        """Take packets from ``fanout`` from now on (another codec's, once the peer answered),
+        starting at its next key frame, which it asks for; none of the old fan-out's are left."""
+        if fanout is self._fanout:
+            return
+        self._fanout._unsubscribe(self)
+        while not self._queue.empty():
+            if self._queue.get_nowait() is None:
+                self._queue.put_nowait(None)  # an ended track stays ended
+                break
+        self._fanout = fanout
+        self._needs_keyframe = True
+        fanout._add(self)
 
     def _offer(self, frame: EncodedFrame | None) -> None:
         if frame is None:
@@ -84,10 +104,10 @@ class FanoutTrack(MediaStreamTrack):
         only reaches its own encoders; it is wrapped on this sender instance (aiortc is pinned).
         """
         original = sender._send_keyframe
-        source = self._fanout.source
 
         def send_keyframe() -> None:
-            source.request_keyframe()
+            # The source of the moment: the track may have moved to another codec's.
+            self._fanout.source.request_keyframe()
             original()
 
         sender._send_keyframe = send_keyframe
@@ -122,10 +142,13 @@ class VideoFanout:
     def subscribe(self) -> FanoutTrack:
         """A new track for one more peer; it starts at the next IDR, which it asks for."""
         track = FanoutTrack(self)
+        self._add(track)
+        return track
+
+    def _add(self, track: FanoutTrack) -> None:
         self._tracks.append(track)
         if self.source.frames_encoded:
             self.source.request_keyframe()  # the encoder's first frame is an IDR anyway
-        return track
 
     def _unsubscribe(self, track: FanoutTrack) -> None:
         with contextlib.suppress(ValueError):

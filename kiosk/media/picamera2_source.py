@@ -4,7 +4,12 @@
 (libx264) encoder on a Pi 5, which has none. Either way it is asked for Annex B with SPS/PPS
 repeated before every IDR (``repeat=True``) and an IDR every two seconds, which aiortc then only
 packetizes. The main stream (YUV420 at the size sent) feeds the encoder; a small ``lores`` stream
-of the same shape feeds the booth's self-view (:attr:`latest_preview`).
+of the same shape feeds the booth's self-view (:attr:`latest_preview`). The self-view's pictures
+are also what this source shows its picture watchers (:meth:`VideoSource.watch_pictures`), so a
+peer without H.264 gets VP8 of the ``lores`` stream (``preview_width``, 320 pixels wide by
+default), which the self-view copies out of the camera's buffers anyway. The main stream's
+pictures go to the encoder only; copying each out as well and encoding 1280x720 in software
+would cost about three times the CPU of 640x480 (libvpx, measured on x86; not measured on a Pi).
 
 Where picamera2 0.3.38 falls short of a live call, the encoder is adjusted here:
 
@@ -449,6 +454,7 @@ class Picamera2Source(VideoSource):
         if self._executor is not None:
             self.latest_preview = frame
             self._preview_arrived.set()
+            self._show_picture(frame)
 
     def _end(self, reason: str) -> None:
         """Make :meth:`read` raise :class:`SourceError` with ``reason`` (runs on the loop)."""

@@ -1,18 +1,24 @@
-"""Video sources: each produces H.264 access units, encoded once, whatever the camera.
+"""Video sources: each produces encoded frames of one codec, encoded once, whatever the camera.
 
-A source hands out :class:`EncodedFrame` objects (Annex B, one per frame, SPS/PPS before every
-IDR). Sources that capture raw frames (the test pattern, USB cameras through PyAV) share
-:class:`EncoderSource`: capture and libx264 run in one worker thread, never on the event loop.
-The picamera2 source encodes in the camera stack instead and only posts finished frames.
+A camera's source hands out H.264 :class:`EncodedFrame` objects (Annex B, one per frame, SPS/PPS
+before every IDR). Sources that capture raw frames (the test pattern, USB cameras through PyAV)
+share :class:`EncoderSource`: capture and libx264 run in one worker thread, never on the event
+loop. The picamera2 source encodes in the camera stack instead and only posts finished frames.
+
+Every source also shows its pictures, unencoded, to whoever watches them
+(:meth:`VideoSource.watch_pictures`, on the event loop): the VP8 encoder for peers without
+H.264 (:class:`kiosk.media.vp8_source.Vp8Source`) encodes the same pictures once more.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -26,16 +32,21 @@ from kiosk.media.h264 import NAL_IDR, H264Encoder, nal_unit_types
 log = logging.getLogger(__name__)
 
 VIDEO_CLOCK_RATE = 90_000
+#: The codecs' names as WebRTC (and aiortc's codec capabilities) spell them.
+H264, VP8 = "video/H264", "video/VP8"
+
+#: Called on the event loop with each picture a source captured (see watch_pictures).
+PictureWatcher = Callable[[av.VideoFrame], None]
 
 
 @dataclass(frozen=True)
 class EncodedFrame:
-    """One H.264 access unit."""
+    """One encoded frame: an H.264 access unit, or a VP8 frame from a VP8 source."""
 
     data: bytes
     #: Presentation time in 1/90000 s since the source started.
     pts: int
-    #: An IDR, decodable without what came before.
+    #: An IDR (a VP8 key frame), decodable without what came before.
     keyframe: bool
     #: Wall-clock time of capture (seconds), for latency measurements.
     capture_time: float
@@ -56,6 +67,8 @@ class VideoSource(ABC):
 
     #: Short name for logs and the technician's status page.
     name = "video"
+    #: What :meth:`read` hands out, as WebRTC names the codec.
+    codec = H264
 
     def __init__(self, *, width: int, height: int, fps: int, bitrate: int) -> None:
         self.width, self.height, self.fps = width, height, fps
@@ -66,6 +79,28 @@ class VideoSource(ABC):
         #: The newest captured frame, unencoded, for the booth's self-view (None before one).
         self.latest_preview: av.VideoFrame | None = None
         self._blanked = False
+        self._picture_watchers: list[PictureWatcher] = []
+
+    def watch_pictures(self, watcher: PictureWatcher) -> Callable[[], None]:
+        """Call ``watcher`` on the event loop with every picture captured from now on, black
+        while :attr:`blanked`; returns the function that stops it.
+
+        The pictures are those the source encodes (or shows as the self-view when it encodes
+        elsewhere, as the Pi camera does); a watcher must not change their pixels.
+        """
+        self._picture_watchers.append(watcher)
+
+        def unwatch() -> None:
+            with contextlib.suppress(ValueError):
+                self._picture_watchers.remove(watcher)
+
+        return unwatch
+
+    def _show_picture(self, picture: av.VideoFrame | None) -> None:
+        """Hand ``picture`` to the watchers (on the event loop)."""
+        if picture is not None:
+            for watcher in list(self._picture_watchers):
+                watcher(picture)
 
     @property
     def blanked(self) -> bool:
@@ -227,6 +262,7 @@ class EncoderSource(VideoSource):
             raise
         except RuntimeError as exc:  # the executor was shut down by stop()
             raise SourceError(f"the {self.name} source stopped") from exc
+        self._show_picture(self.latest_preview)
 
     async def read(self) -> EncodedFrame:
         executor = self._executor
@@ -242,6 +278,7 @@ class EncoderSource(VideoSource):
                 raise
             except RuntimeError as exc:  # the executor was shut down by stop()
                 raise SourceError(f"the {self.name} source stopped") from exc
+            self._show_picture(self.latest_preview)
             if frame is not None:
                 return frame
             self._keyframe_pending = self._keyframe_pending or keyframe
@@ -263,7 +300,14 @@ class EncoderSource(VideoSource):
             )
 
 
-@functools.lru_cache(maxsize=4)
 def _black(width: int, height: int) -> av.VideoFrame:
+    # A new frame each time: encoders set a frame's pts and picture type, and two of them
+    # (x264 here, libvpx in its own thread) may hold the same picture.
+    return av.VideoFrame.from_ndarray(_black_yuv420p(width, height), format="yuv420p")
+
+
+@functools.lru_cache(maxsize=4)
+def _black_yuv420p(width: int, height: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
     picture = np.zeros((height, width, 3), dtype=np.uint8)
-    return av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+    frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+    return np.asarray(frame.to_ndarray(), dtype=np.uint8)
