@@ -335,18 +335,21 @@ function renderQueueList(waiting) {
   }
 }
 
-// Booths send H.264 (encoded once, in hardware where the booth has it). A browser without an
-// H.264 decoder (Debian's Firefox without the OpenH264 plug-in) could not show the booth.
+// Booths send H.264 (encoded once, in hardware where the booth has it), and VP8 to a browser
+// without an H.264 decoder (Debian's Firefox without the OpenH264 plug-in). Only a browser with
+// neither could not show the booth.
+const BOOTH_VIDEO_CODECS = ["video/h264", "video/vp8"];
+
 function canShowBoothVideo() {
   const codecs = window.RTCRtpReceiver?.getCapabilities?.("video")?.codecs || [];
-  return codecs.some((c) => c.mimeType.toLowerCase() === "video/h264");
+  return codecs.some((c) => BOOTH_VIDEO_CODECS.includes(c.mimeType.toLowerCase()));
 }
 
 async function accept_(sessionId, button) {
   if (state.session) return;
   const call = state.waiting.find((w) => w.session_id === sessionId);
   if (call && call.caller_role === "booth" && !canShowBoothVideo()) {
-    notice(t("queue.no_h264"));
+    notice(t("queue.no_video_codec"));
     return;
   }
   button.disabled = true;
