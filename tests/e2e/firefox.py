@@ -43,16 +43,8 @@ PREFERENCES: dict[str, bool | int | str] = {
     # "suspended" (the citizen's level meter would never move). cubeb's mock backend stands in.
     "media.cubeb.force_mock_context": True,
     "media.peerconnection.ice.obfuscate_host_addresses": False,
-    # H.264, the booth's only video codec. Firefox offers it in WebRTC only with the OpenH264
-    # plug-in (a download at first start; Debian's firefox-esr switches it off in
-    # /etc/firefox-esr/firefox-esr.js) or with "hardware" H.264, which it routes through the
-    # platform codecs: the system's libavcodec on Linux. A headless machine has no GPU to vouch
-    # for that, so the gfx feature status is set to OK (1) by hand. Firefox then decodes the
-    # booth's video with libavcodec; its own H.264 encoding on that path sends no RTP (Firefox
-    # 153), so the booth gets Firefox's audio but not its camera. Without these two lines Firefox
-    # rejects the booth's video, and the booth ends the call (aiortc cannot use the answer).
-    "media.webrtc.hw.h264.enabled": True,
-    "gfx.blacklist.webrtc.hw.acceleration.h264": 1,
+    # Video codecs as Debian ships them: no H.264 in WebRTC (the OpenH264 plug-in is a download,
+    # and /etc/firefox-esr/firefox-esr.js switches it off), so the booth sends this Firefox VP8.
     # Codec plug-ins (OpenH264, Widevine) are downloads: none.
     "media.gmp-manager.url": "data:text/plain,",
     "media.gmp-manager.updateEnabled": False,
