@@ -93,6 +93,17 @@ async def test_booth_call_through_relay_to_advisor_browser(
         "the booth to receive the browser's camera at >= 15 fps and audio both ways",
     )
     call = status["call"]
+    # Chromium takes H.264: the booth's encode-once (on a Pi 4, hardware) path, no VP8 encode.
+    assert call["video_codec"] == "video/H264", call
+    video_in = await poll(
+        lambda: page.evaluate(
+            "() => { const text = document.getElementById('stat-video-in').textContent;"
+            " return text.startsWith('video/') && text; }"
+        ),
+        10,
+        "the advisor's video statistics",
+    )
+    assert video_in.startswith("video/H264"), video_in
     pair = call["selected_pair"]
     assert pair["local_type"] == "relay", pair
     relay_host, relay_port = pair["local_address"].rsplit(":", 1)
