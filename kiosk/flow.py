@@ -50,6 +50,21 @@ class State(StrEnum):
     ENROLMENT = "enrolment"  # first boot without a token: "scan the enrolment code"
 
 
+#: The screens a citizen sees (and hears in the accessibility mode); the others are the
+#: technician's.
+CITIZEN_STATES = (
+    State.IDLE,
+    State.CHOOSE,
+    State.CODE_ENTRY,
+    State.CONSENT,
+    State.WAITING,
+    State.IN_CALL,
+    State.ENDED,
+    State.OFFLINE,
+    State.OUT_OF_SERVICE,
+)
+
+
 @dataclass(frozen=True)
 class Timeouts:
     """Seconds without a touch before each state goes back to idle (or, for a call in
@@ -65,9 +80,14 @@ class Timeouts:
     technician: float = 300.0
     #: Someone away from the booth this long while choosing or waiting has left.
     absence_grace: float = 20.0
+    #: In the accessibility mode every limit is this many times as long (reading large text,
+    #: listening to a spoken prompt, finding a button by touch take longer).
+    accessible_factor: float = 3.0
 
-    def limit(self, state: State) -> float | None:
-        return {
+    def limit(self, state: State, *, accessible: bool = False) -> float | None:
+        """The limit of ``state``; in the accessibility mode longer, and the screens without a
+        limit of their own (idle, offline) give the mode up after :attr:`choose`."""
+        base = {
             State.CHOOSE: self.choose,
             State.CODE_ENTRY: self.code_entry,
             State.CONSENT: self.consent,
@@ -77,10 +97,19 @@ class Timeouts:
             State.TECHNICIAN_PIN: self.technician_pin,
             State.TECHNICIAN: self.technician,
         }.get(state)
+        if not accessible:
+            return base
+        if base is None and state in CITIZEN_STATES:
+            base = self.choose
+        return None if base is None else base * self.accessible_factor
 
     @property
     def longest(self) -> float:
-        return max(self.limit(s) or 0.0 for s in State)
+        return max(
+            self.limit(s, accessible=accessible) or 0.0
+            for s in State
+            for accessible in (False, True)
+        )
 
 
 # ---------------------------------------------------------------- events
@@ -105,6 +134,15 @@ class Start(Event):
 class CallButton(Event):
     """The illuminated call button: the next step towards an advisor now, decided by the state
     the flow is in when the press is handled (three presses from idle, as three taps)."""
+
+
+@dataclass(frozen=True)
+class AccessibleMode(Event):
+    """The accessibility mode on (or off): large text, high contrast, longer timeouts and
+    spoken prompts, until the visit ends. From the idle screen's control or by holding the
+    call button, on any screen a citizen sees."""
+
+    on: bool = True
 
 
 @dataclass(frozen=True)
@@ -347,6 +385,8 @@ class Visit:
     problem: str | None = None
     #: The code the server is checking now (the keypad waits for its answer).
     checking: str | None = None
+    #: The accessibility mode (:class:`AccessibleMode`); it ends with the visit.
+    accessible: bool = False
 
     @property
     def queue_place(self) -> tuple[int, int] | None:
@@ -499,6 +539,8 @@ class Flow:
                 self.absent_since = None if event.present else now
             case Tick():
                 effects += self._tick(now)
+            case AccessibleMode() if self.state in CITIZEN_STATES:
+                self.visit = replace(self.visit, accessible=event.on)
             case TechnicianGesture() if self.state in (
                 State.IDLE,
                 State.OFFLINE,
@@ -630,9 +672,14 @@ class Flow:
         self.last_activity = now
 
     def _wipe(self, *, keep_language: bool = False) -> None:
-        # The end screen still speaks to the person who was there, in their language; idle
-        # forgets that too.
-        self.visit = Visit(language=self.visit.language) if keep_language else Visit()
+        # The end screen still speaks to the person who was there, in their language and mode;
+        # idle forgets that too.
+        visit = self.visit
+        self.visit = (
+            Visit(language=visit.language, accessible=visit.accessible)
+            if keep_language
+            else Visit()
+        )
 
     def _resting_state(self) -> State:
         if not self.enrolled:
@@ -657,7 +704,7 @@ class Flow:
         return effects
 
     def _tick(self, now: float) -> list[Effect]:
-        limit = self.timeouts.limit(self.state)
+        limit = self.timeouts.limit(self.state, accessible=self.visit.accessible)
         if self.state is State.ENDED and limit is not None and now - self.entered_at >= limit:
             self._enter(self._resting_state(), now)
             return []

@@ -20,6 +20,10 @@ class Action(StrEnum):
     CAMERA = "camera"
     VOLUME_UP = "volume_up"
     VOLUME_DOWN = "volume_down"
+    #: Swap the stage and the tile: the interpreter large, or the advisor again.
+    PIN = "pin"
+    #: The accessibility mode: say the screen's spoken prompt again.
+    REPEAT = "repeat"
     #: Technician mode.
     TONE = "tone"
     NETWORK_CHECK = "network_check"

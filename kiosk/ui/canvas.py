@@ -16,6 +16,7 @@ from kiosk import flow
 from kiosk.flow import State, Visit
 from kiosk.i18n import Catalogue, rtl
 from kiosk.ui.actions import TargetAction
+from kiosk.ui.framerate import FrameMeter
 from kiosk.ui.text import Colour, Fonts, fit
 from kiosk.ui.theme import Theme
 
@@ -23,6 +24,25 @@ from kiosk.ui.theme import Theme
 MIN_TARGET_MM = 15.0
 #: Panel widths (mm) of common booth screens, by pixel width; others assume 96 dpi.
 PANEL_WIDTH_MM = {800: 154.0, 1024: 154.0, 1280: 217.0, 1920: 344.0}
+#: Body text height (mm), and how much larger text is in the accessibility mode: body text,
+#: the least size text is stepped down to, and titles (already large).
+BODY_MM = 5.0
+TITLE_MM = 8.0
+LARGE_TEXT = 1.3
+LARGE_TITLES = 1.1
+#: The participant the call's stage shows unless someone else is pinned there.
+ADVISOR = "advisor"
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Another participant's video on the call screen (an interpreter)."""
+
+    key: str  # the participant's id
+    name: str
+    frame: np.ndarray[Any, Any] | None = None  # RGB, height x width x 3
+    #: Tells a new frame from the one drawn before (counted by the frame meter).
+    frame_id: object = None
 
 
 @dataclass
@@ -33,6 +53,13 @@ class View:
     visit: Visit = field(default_factory=Visit)
     topics: list[tuple[str, str]] = field(default_factory=list)
     remote_frame: np.ndarray[Any, Any] | None = None  # RGB, height x width x 3
+    #: Tells the advisor's new frame from the one drawn before (the frame meter counts them).
+    remote_frame_id: object = None
+    advisor_name: str = ""
+    #: The call's further participants (an interpreter): the first is shown as a tile ...
+    others: list[Tile] = field(default_factory=list)
+    #: ... and the one pinned to the stage, if any (the advisor then takes the tile).
+    pinned: str | None = None
     self_view: np.ndarray[Any, Any] | None = None
     muted: bool = False
     camera_off: bool = False
@@ -70,7 +97,10 @@ def _frame_surface(
     frame: np.ndarray[Any, Any], box: pygame.Rect
 ) -> tuple[pygame.Surface, pygame.Rect]:
     """The frame scaled into ``box`` keeping its aspect, and where it goes."""
-    surface = pygame.surfarray.make_surface(np.ascontiguousarray(frame.swapaxes(0, 1)))
+    height, width = frame.shape[:2]
+    # Rows as they are (no transposing copy, as surfarray would make): video is drawn every
+    # frame, and this is its cost.
+    surface = pygame.image.frombuffer(np.ascontiguousarray(frame).data, (width, height), "RGB")
     scale = min(box.width / surface.get_width(), box.height / surface.get_height())
     size = (max(1, int(surface.get_width() * scale)), max(1, int(surface.get_height() * scale)))
     placed = pygame.Rect((0, 0), size)
@@ -98,19 +128,34 @@ class Canvas:
         self.min_target = math.ceil(MIN_TARGET_MM * self.px_per_mm)
         self.fonts = fonts or Fonts()
         self.margin = max(12, size[0] // 40)
-        # Body text about 5 mm tall (readable at arm's length); titles larger.
-        self.body = max(18, int(5.0 * self.px_per_mm))
-        self.title = max(24, int(8.0 * self.px_per_mm))
+        self.body = self.title = 0
+        #: The accessibility mode: large text, high contrast, a bar with "repeat" on top.
+        self.accessible = False
+        self._toolbar = False
+        self._toolbar_label = pygame.Rect(0, 0, 0, 0)
+        self._use_mode(accessible=False)
+        #: Video frames drawn per participant (EN 301 549's 20 frames per second).
+        self.meter = FrameMeter()
         self.overflows: list[str] = []
         #: The text boxes of the last frame outside buttons (tests check nothing covers them).
         self.text_boxes: list[tuple[pygame.Rect, str]] = []
         #: Every text of the last frame, labels included, as drawn (tests read the screen).
         self.drawn: list[str] = []
+        #: The smallest text of the last frame, in pixels (tests check the mode's large text).
+        self.smallest_text: int | None = None
         self._targets: list[Target] = []
         self._state = State.IDLE
         self._language = "de"
 
     # ------------------------------------------------------------ drawing
+
+    def _use_mode(self, *, accessible: bool, toolbar: bool = False) -> None:
+        """Text sizes for the mode: body text about 5 mm tall (readable at arm's length),
+        titles larger; in the accessibility mode larger still."""
+        self.accessible, self._toolbar = accessible, toolbar
+        scale = LARGE_TEXT if accessible else 1.0
+        self.body = max(18, int(BODY_MM * scale * self.px_per_mm))
+        self.title = max(24, int(TITLE_MM * (LARGE_TITLES if accessible else 1.0) * self.px_per_mm))
 
     @property
     def rtl(self) -> bool:
@@ -153,10 +198,12 @@ class Canvas:
             box,
             colour or self.theme.text,
             size=size or self.body,
-            min_size=max(14, int(min_mm * self.px_per_mm)),
+            min_size=max(14, int(min_mm * (LARGE_TEXT if self.accessible else 1) * self.px_per_mm)),
             bold=bold,
             rtl=is_rtl,
         )
+        if text.strip() and (self.smallest_text is None or fitted.size < self.smallest_text):
+            self.smallest_text = fitted.size
         if not fitted.fits:
             self.overflows.append(f"{self._state.value}/{self._language}: {name or text[:30]}")
         y = box.y
@@ -184,6 +231,7 @@ class Canvas:
         kind: str = "primary",
         language_rtl: bool | None = None,
         mirror: bool = True,
+        min_mm: float = 3.0,
     ) -> None:
         rect = self._mirror(rect) if mirror else rect
         theme = self.theme
@@ -206,25 +254,40 @@ class Canvas:
             centre=True,
             name=f"button {label[:20]}",
             language_rtl=language_rtl,
-            min_mm=3.0,  # a short label on a large target
+            min_mm=min_mm,  # a short label on a large target
             middle=True,
             record=False,
         )
         self._targets.append(Target(rect, label, event=event, action=action))
 
     def frame(
-        self, surface: pygame.Surface, frame: np.ndarray[Any, Any] | None, box: pygame.Rect
+        self,
+        surface: pygame.Surface,
+        frame: np.ndarray[Any, Any] | None,
+        box: pygame.Rect,
+        *,
+        who: str | None = None,
+        frame_id: object = None,
     ) -> None:
+        """Draw ``frame`` into ``box``; ``who``'s frames are counted (:attr:`meter`)."""
         pygame.draw.rect(surface, self.theme.stage, box)
         if frame is not None:
             image, placed = _frame_surface(frame, box)
             surface.blit(image, placed)
+            if who is not None:
+                self.meter.drawn(who, frame_id)
 
     # ------------------------------------------------------------ layout helpers
 
     def _content(self) -> pygame.Rect:
+        """The screen inside its margins, below the accessibility mode's bar when shown."""
         m = self.margin
-        return pygame.Rect(m, m, self.size[0] - 2 * m, self.size[1] - 2 * m)
+        top = self.toolbar_height if self._toolbar else 0
+        return pygame.Rect(m, m + top, self.size[0] - 2 * m, self.size[1] - 2 * m - top)
+
+    @property
+    def toolbar_height(self) -> int:
+        return self.min_target + self.margin // 2
 
     def _header(self, surface: pygame.Surface, key: str, **values: object) -> int:
         """The screen's title; returns the y below it."""
@@ -284,6 +347,9 @@ class Canvas:
             (left_label, left_event, left_action, left_kind),
             (right_label, right_event, right_action, right_kind),
         ) = extra
+        # "Delete" and "OK" beside the digits: in the mode they may be set smaller than other
+        # large text rather than cut.
+        least = 2.5 if self.accessible else 3.0
         self.button(
             surface,
             left_label,
@@ -292,6 +358,7 @@ class Canvas:
             action=left_action,
             kind=left_kind,
             mirror=False,
+            min_mm=least,
         )
         event, action = digit("0")
         self.button(
@@ -311,12 +378,15 @@ class Canvas:
             action=right_action,
             kind=right_kind,
             mirror=False,
+            min_mm=least,
         )
 
     def _split(self) -> tuple[pygame.Rect, pygame.Rect]:
         """Text side and keypad side, mirrored for right-to-left languages."""
         content = self._content()
-        pad_width = max(int(content.width * 0.42), self.min_target * 3 + self.margin)
+        # In the accessibility mode the keys keep their least size and the large text the rest.
+        share = 0.4 if self.accessible else 0.42
+        pad_width = max(int(content.width * share), self.min_target * 3 + self.margin)
         text = pygame.Rect(
             content.x, content.y, content.width - pad_width - self.margin, content.height
         )
@@ -328,6 +398,11 @@ class Canvas:
     def _banner(self, surface: pygame.Surface, text: str) -> None:
         """A band across the top of the screen that says what is going on."""
         width, _ = self.size
+        if self._toolbar:  # in the place of the accessibility mode's label, beside its buttons
+            band = self._toolbar_label
+            pygame.draw.rect(surface, self.theme.background, band)
+            self.text(surface, text, band, name="reconnecting", bold=True, min_mm=3.0)
+            return
         band = pygame.Rect(0, 0, width, int(self.body * 2.6))
         pygame.draw.rect(surface, self.theme.background, band)
         self.text(surface, text, band.inflate(-2 * self.margin, -8), name="reconnecting")

@@ -4,7 +4,10 @@
 returns the touch targets on it; a target carries the flow event it stands for (or an
 :class:`~kiosk.ui.actions.Action` the booth handles itself: mute, volume, ...). Sizes come from
 the panel's physical size: every target is at least 15 mm, text is large and high-contrast,
-and the layout mirrors for Arabic (:mod:`kiosk.ui.canvas`). Text that does not fit its box
+and the layout mirrors for Arabic (:mod:`kiosk.ui.canvas`). In the accessibility mode (the visit's
+``accessible``) the text is larger, the colours are the theme's high-contrast ones, and a bar
+on top says so and offers "repeat" (the spoken prompt) and the standard view; the call screen
+keeps its whole height for the video. Text that does not fit its box
 after stepping the font down is recorded in :attr:`BoothScreens.overflows` (the tests demand
 none). The organisation's texts and colours are :mod:`kiosk.ui.theme`'s; the screens for the
 booth's keepers are in :mod:`kiosk.ui.service`.
@@ -18,10 +21,10 @@ from collections.abc import Callable
 import pygame
 
 from kiosk import flow
-from kiosk.flow import State
+from kiosk.flow import CITIZEN_STATES, State
 from kiosk.i18n import LANGUAGES_IN_ORDER, Catalogue, rtl
 from kiosk.ui.actions import Action
-from kiosk.ui.canvas import MIN_TARGET_MM, PANEL_WIDTH_MM, Target, View, target_at
+from kiosk.ui.canvas import ADVISOR, MIN_TARGET_MM, PANEL_WIDTH_MM, Target, Tile, View, target_at
 from kiosk.ui.service import ENROLMENT_REFUSALS, ServiceScreens
 from kiosk.ui.text import Fonts
 from kiosk.ui.theme import Theme
@@ -35,6 +38,7 @@ __all__ = [
     "BoothScreens",
     "Target",
     "Theme",
+    "Tile",
     "View",
     "target_at",
 ]
@@ -85,20 +89,79 @@ class BoothScreens(ServiceScreens):
         self._targets = []
         self.text_boxes = []
         self.drawn = []
+        self.smallest_text = None
         self._state = view.state
         self._language = view.visit.language
-        surface.fill(self.theme.background)
-        self.screens[view.state](surface, view)
+        accessible = view.visit.accessible and view.state in CITIZEN_STATES
+        self._use_mode(
+            accessible=accessible, toolbar=accessible and view.state is not State.IN_CALL
+        )
+        organisation = self.theme
+        if accessible:
+            self.theme = organisation.high_contrast()
+        try:
+            surface.fill(self.theme.background)
+            if self._toolbar:
+                self._draw_toolbar(surface)
+            self.screens[view.state](surface, view)
+        finally:
+            self.theme = organisation
         return list(self._targets)
+
+    def _draw_toolbar(self, surface: pygame.Surface) -> None:
+        """The accessibility mode's bar: what it is, back to the standard view, repeat."""
+        m = self.margin
+        band = pygame.Rect(m, m, self.size[0] - 2 * m, self.min_target)
+        width = max(self.min_target * 2, band.width // 4)
+        repeat = pygame.Rect(band.right - width, band.y, width, band.height)
+        standard = pygame.Rect(repeat.x - m // 2 - width, band.y, width, band.height)
+        label = pygame.Rect(band.x, band.y, standard.x - m // 2 - band.x, band.height)
+        self._toolbar_label = self._mirror(label)
+        self.text(
+            surface,
+            self.t("a11y.mode"),
+            self._toolbar_label,
+            bold=True,
+            middle=True,
+            name="a11y.mode",
+            min_mm=3.0,
+        )
+        self.button(
+            surface,
+            self.t("a11y.off"),
+            standard,
+            event=flow.AccessibleMode(on=False),
+            kind="secondary",
+        )
+        self.button(surface, self.t("a11y.repeat"), repeat, action=Action.REPEAT)
 
     # ------------------------------------------------------------ the visitor's screens
 
     def _draw_idle(self, surface: pygame.Surface, view: View) -> None:
         content = self._content()
         theme = self.theme
-        org_h = max(int(self.body * 1.5), self.min_target // 2)
+        # In the accessibility mode its bar takes the organisation's row: the text needs it.
+        org_h = 0 if self.accessible else max(int(self.body * 1.5), self.min_target // 2)
+        right = content.right
+        if not self.accessible:
+            # The way into the accessibility mode, labelled in words (and by holding the call
+            # button, which the spoken prompts and the booth's sign say).
+            org_h = max(org_h, self.min_target)
+            access = pygame.Rect(0, content.y, max(content.width // 3, self.min_target * 3), org_h)
+            access.right = content.right
+            # The organisation's name and logo stay on the left in every language (as before),
+            # so the control stays on the right.
+            self.button(
+                surface,
+                self.t("a11y.on"),
+                access,
+                event=flow.AccessibleMode(),
+                kind="secondary",
+                mirror=False,
+            )
+            right = access.x - self.margin // 2
         x = content.x
-        if theme.logo is not None:
+        if theme.logo is not None and org_h:
             logo = theme.logo
             scale = min(1.0, org_h / max(1, logo.get_height()))
             image = pygame.transform.smoothscale(
@@ -106,14 +169,16 @@ class BoothScreens(ServiceScreens):
             )
             surface.blit(image, (content.x, content.y))
             x += image.get_width() + self.margin // 2
-        self.text(
-            surface,
-            theme.organisation,
-            pygame.Rect(x, content.y, content.right - x, org_h),
-            colour=theme.muted,
-            name="organisation",
-            language_rtl=False,
-        )
+        if org_h:
+            self.text(
+                surface,
+                theme.organisation,
+                pygame.Rect(x, content.y, right - x, org_h),
+                colour=theme.muted,
+                name="organisation",
+                language_rtl=False,
+                middle=True,
+            )
         languages = self._bottom_row()
         label_h = int(self.body * 1.4)
         label = pygame.Rect(content.x, languages.y - label_h - 4, content.width, label_h)
@@ -121,7 +186,8 @@ class BoothScreens(ServiceScreens):
         start.midbottom = (content.centerx, label.y - self.margin)
         middle_top = content.y + org_h
         middle_h = start.y - self.margin - middle_top
-        title_box = pygame.Rect(content.x, middle_top, content.width, int(middle_h * 0.5))
+        title_share = 0.4 if self.accessible else 0.5  # large text: the sentence needs more
+        title_box = pygame.Rect(content.x, middle_top, content.width, int(middle_h * title_share))
         sub_box = pygame.Rect(
             content.x, title_box.bottom, content.width, middle_h - title_box.height
         )
@@ -172,6 +238,9 @@ class BoothScreens(ServiceScreens):
                 kind="secondary",
                 language_rtl=rtl(language),
                 mirror=False,
+                # A language's own name, six in a row: in the mode it may be set smaller than
+                # other large text rather than cut.
+                min_mm=2.5 if self.accessible else 3.0,
             )
 
     def _draw_choose(self, surface: pygame.Surface, view: View) -> None:
@@ -233,15 +302,28 @@ class BoothScreens(ServiceScreens):
             ],
         )
         y = text.y
-        self.text(
-            surface,
-            self.t("code.title"),
-            pygame.Rect(text.x, y, text.width, int(self.title * 2.6)),
-            size=self.title,
-            bold=True,
-            name="code.title",
-        )
-        y += int(self.title * 2.6)
+        title_h = int(self.title * 2.6)
+        problem = None
+        if view.visit.problem:
+            problem = (
+                "code.rate_limited" if view.visit.problem == "rate_limited" else "code.wrong_code"
+            )
+        if problem is not None and self.accessible:
+            # In the large text what went wrong takes the title's place (the spoken prompt
+            # says what the screen is for).
+            box = pygame.Rect(text.x, y, text.width, title_h)
+            pygame.draw.rect(surface, self.theme.problem, box)
+            self.text(surface, self.t(problem), box.inflate(-8, -8), name=problem)
+        else:
+            self.text(
+                surface,
+                self.t("code.title"),
+                pygame.Rect(text.x, y, text.width, title_h),
+                size=self.title,
+                bold=True,
+                name="code.title",
+            )
+        y += title_h
         code = view.visit.code.ljust(8, "·")
         shown = f"{code[:4]}  {code[4:]}"
         self.text(
@@ -268,21 +350,21 @@ class BoothScreens(ServiceScreens):
                 name="code.checking",
             )
             y += checking_h
-        if view.visit.problem:
-            key = "code.rate_limited" if view.visit.problem == "rate_limited" else "code.wrong_code"
+        if problem is not None and not self.accessible:
             box = pygame.Rect(text.x, y, text.width, int(self.body * 3.6))
             pygame.draw.rect(surface, self.theme.problem, box)
-            self.text(surface, self.t(key), box.inflate(-8, -8), name=key)
+            self.text(surface, self.t(problem), box.inflate(-8, -8), name=problem)
             y = box.bottom + self.margin // 2
-        hint_h = min(int(self.body * 4.6), back.y - self.margin // 2 - y)
-        self.text(
-            surface,
-            self.t("code.hint"),
-            pygame.Rect(text.x, y, text.width, hint_h),
-            colour=self.theme.muted,
-            name="code.hint",
-        )
-        y += hint_h
+        if problem is None or not self.accessible:
+            hint_h = min(int(self.body * 4.6), back.y - self.margin // 2 - y)
+            self.text(
+                surface,
+                self.t("code.hint"),
+                pygame.Rect(text.x, y, text.width, hint_h),
+                colour=self.theme.muted,
+                name="code.hint",
+            )
+            y += hint_h
         if back.y - y > self.min_target:
             self.frame(
                 surface,
@@ -330,8 +412,10 @@ class BoothScreens(ServiceScreens):
         y = self._header(surface, "waiting.title")
         content = self._content()
         bottom = self._bottom_row()
+        # In the accessibility mode the large text takes two thirds.
+        share = 3 if self.accessible else 2
         preview = pygame.Rect(
-            content.x, y, content.width // 2 - self.margin // 2, bottom.y - y - self.margin
+            content.x, y, content.width // share - self.margin // 2, bottom.y - y - self.margin
         )
         info = pygame.Rect(
             preview.right + self.margin,
@@ -369,9 +453,45 @@ class BoothScreens(ServiceScreens):
             0, height - self.min_target - self.margin, width, self.min_target + self.margin
         )
         stage = pygame.Rect(0, 0, width, bar.y)
-        self.frame(surface, view.remote_frame, stage)
         small = pygame.Rect(0, 0, width // 4, width // 4 * 3 // 4)
         small.topright = (width - self.margin, self.margin)
+        advisor = Tile(ADVISOR, view.advisor_name, view.remote_frame, view.remote_frame_id)
+        other = view.others[0] if view.others else None
+        large: Tile
+        tile: Tile | None
+        if other is not None and view.pinned == other.key:
+            large, tile = other, advisor  # the interpreter takes the stage
+        else:
+            large, tile = advisor, other
+        self.frame(surface, large.frame, stage, who=large.key, frame_id=large.frame_id)
+        tile_target: pygame.Rect | None = None
+        if tile is not None:
+            # Opposite the self-view; a tap swaps it with the stage (EN 301 549: a sign
+            # language interpreter must be seen large enough, at 20 frames a second or more).
+            spot = small.copy()
+            # Below where the "reconnecting" band goes, which must not cover its target.
+            spot.topleft = (self.margin, int(self.body * 2.6) + self.margin // 2)
+            spot = self._mirror(spot)
+            self.frame(surface, tile.frame, spot, who=tile.key, frame_id=tile.frame_id)
+            caption = pygame.Rect(spot.x, spot.bottom, spot.width, int(self.body * 2.4))
+            pygame.draw.rect(surface, self.theme.background, caption)
+            pygame.draw.rect(surface, self.theme.primary, spot.union(caption), width=3)
+            self.text(
+                surface,
+                self.t("call.pin", name=tile.name or "…"),
+                caption.inflate(-8, -4),
+                size=int(self.body * 0.9),
+                bold=True,
+                centre=True,
+                middle=True,
+                name="call.pin",
+                min_mm=2.5 if self.accessible else 3.0,
+                record=False,  # the caption is the target's own label
+            )
+            tile_target = spot.union(caption)
+            self._targets.append(
+                Target(tile_target, self.t("call.pin", name=tile.name), action=Action.PIN)
+            )
         small = self._mirror(small)
         if view.self_view is not None and not view.camera_off:
             self.frame(surface, view.self_view, small)
@@ -381,6 +501,10 @@ class BoothScreens(ServiceScreens):
             box = pygame.Rect(
                 self.margin, bar.y - box_h - self.margin, width - 2 * self.margin, box_h
             )
+            if tile_target is not None and box.colliderect(tile_target):
+                # Beside the tile, never over its target.
+                box.width -= tile_target.width + self.margin
+                box = self._mirror(box.move(tile_target.width + self.margin, 0))
             shade = pygame.Surface(box.size, pygame.SRCALPHA)
             shade.fill((0, 0, 0, 200))
             surface.blit(shade, box)

@@ -4,13 +4,15 @@ it nothing of it remains."""
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kiosk.flow import (
+    CITIZEN_STATES,
     LANGUAGES,
+    AccessibleMode,
     Back,
     BackInService,
     Backspace,
@@ -51,6 +53,7 @@ from kiosk.flow import (
     SubmitCode,
     TechnicianGesture,
     Tick,
+    Timeouts,
     Visit,
     Waiting,
     WipeVisit,
@@ -319,6 +322,55 @@ def test_codes_from_qr_codes() -> None:
     assert code_from_qr("BEGIN:VCARD") is None
 
 
+def test_the_accessibility_mode_lasts_the_visit_with_longer_timeouts() -> None:
+    flow = Flow(timeouts=Timeouts(accessible_factor=2.5))
+    flow.handle(LinkUp(), 0.0)
+    flow.handle(AccessibleMode(), 1.0)  # on the idle screen: the language is still to choose
+    assert flow.state is State.IDLE and flow.visit.accessible
+    flow.handle(LanguageChosen("tr"), 2.0)
+    assert flow.state is State.CHOOSE and flow.visit.accessible
+    flow.handle(Tick(), 2.0 + 60.0)  # the usual choose limit: not yet in the mode
+    assert flow.state is State.CHOOSE
+    flow.handle(ChooseWalkIn(), 70.0)
+    flow.handle(Consent(), 71.0)
+    flow.handle(Waiting("s1"), 72.0)
+    flow.handle(CallStarted("s1"), 73.0)
+    flow.handle(CallEnded("hangup"), 80.0)
+    # The end screen still speaks to the same person, in their language and mode ...
+    assert flow.state is State.ENDED
+    assert flow.visit == Visit(language="tr", accessible=True)
+    flow.handle(Tick(), 80.0 + 15.0)
+    assert flow.state is State.ENDED  # 15 s is 37.5 s in the mode
+    flow.handle(Tick(), 80.0 + 37.5)
+    # ... and idle forgets both.
+    assert flow.state is State.IDLE and flow.visit == Visit()
+
+
+def test_the_accessibility_mode_chosen_on_idle_is_given_up_when_nobody_goes_on() -> None:
+    flow = online_flow()
+    flow.handle(AccessibleMode(), 10.0)
+    flow.handle(Tick(), 10.0 + 60.0 * 3 - 1)
+    assert flow.visit.accessible
+    flow.handle(Tick(), 10.0 + 60.0 * 3)
+    assert flow.state is State.IDLE and not flow.visit.accessible
+
+
+def test_the_accessibility_mode_is_for_citizens_screens_only() -> None:
+    timeouts = Timeouts()
+    assert timeouts.limit(State.WAITING, accessible=True) == timeouts.waiting * 3
+    assert timeouts.limit(State.OFFLINE, accessible=True) == timeouts.choose * 3
+    assert timeouts.limit(State.OFFLINE) is None
+    assert State.TECHNICIAN not in CITIZEN_STATES and State.ENROLMENT not in CITIZEN_STATES
+    flow = online_flow()
+    flow.handle(TechnicianGesture(), 1.0)
+    flow.handle(AccessibleMode(), 2.0)
+    assert flow.state is State.TECHNICIAN_PIN and not flow.visit.accessible
+    flow.handle(Cancel(), 3.0)
+    flow.handle(AccessibleMode(), 4.0)
+    flow.handle(AccessibleMode(on=False), 5.0)
+    assert not flow.visit.accessible
+
+
 # ---------------------------------------------------------------- properties
 
 EVENTS = st.one_of(
@@ -358,6 +410,7 @@ EVENTS = st.one_of(
     st.builds(EnrolmentFailed, st.just("expired")),
     st.builds(EnrolmentDelayed, st.just("no Videobooth server there")),
     st.builds(CallButton),
+    st.builds(AccessibleMode, st.booleans()),
 )
 STEPS = st.lists(st.tuples(EVENTS, st.floats(0, 120)), max_size=60)
 
@@ -433,4 +486,5 @@ def test_the_camera_runs_only_on_screens_that_show_it(steps: list[tuple[Event, f
             in (State.CODE_ENTRY, State.WAITING, State.IN_CALL, State.TECHNICIAN, State.ENROLMENT)
         )
         if flow.state in (State.IDLE, State.OFFLINE, State.OUT_OF_SERVICE):
-            assert flow.visit == Visit()
+            # Nothing of a visit there; the accessibility mode may be on (chosen there).
+            assert replace(flow.visit, accessible=False) == Visit()

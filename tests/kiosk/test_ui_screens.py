@@ -6,6 +6,7 @@ from idle to waiting on the drawn screens."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,10 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import pygame
 
-from kiosk.flow import LANGUAGES, Flow, LinkUp, State, Visit
+from kiosk.flow import CITIZEN_STATES, LANGUAGES, AccessibleMode, Flow, LinkUp, State, Visit
 from kiosk.i18n import load_catalogue
 from kiosk.ui.actions import Action, PinKey
-from kiosk.ui.screens import MIN_TARGET_MM, BoothScreens, Theme, View, target_at
+from kiosk.ui.screens import MIN_TARGET_MM, BoothScreens, Theme, Tile, View, target_at
 from kiosk.ui.text import Fonts
 
 OUT = Path(__file__).resolve().parents[2] / "test-output" / "screens"
@@ -51,6 +52,10 @@ def _view(state: State, language: str) -> View:
         visit=visit,
         topics=TOPICS,
         remote_frame=_picture(640, 480, 90),
+        remote_frame_id=1,
+        advisor_name="Alex Advisor",
+        # An interpreter in the call: a tile with its caption, a target to pin it large.
+        others=[Tile("p-interpreter", "Interpreter (Turkish)", _picture(640, 480, 30), 1)],
         self_view=_picture(320, 240, 150),
         technician={"server": "answers in 3 ms", "relay": "answers in 4 ms", "version": "0.1.0"},
         pin_digits=3,
@@ -86,6 +91,37 @@ def _cases() -> list[tuple[tuple[int, int], State, str]]:
     return cases
 
 
+def _layout_problems(
+    size: tuple[int, int],
+    state: State,
+    language: str,
+    surface: pygame.Surface,
+    screens: BoothScreens,
+    targets: list,
+) -> list[str]:
+    """Overflowing text, targets under 15 mm or off screen, and anything covering a text or
+    another target (a layout that collides at some size)."""
+    problems = [f"{size} {overflow}" for overflow in screens.overflows]
+    for target in targets:
+        edge_mm = min(target.rect.width, target.rect.height) / screens.px_per_mm
+        if edge_mm < MIN_TARGET_MM - 0.01:
+            problems.append(f"{size} {state.value}/{language}: {target.label!r} {edge_mm:.1f} mm")
+        if not surface.get_rect().contains(target.rect):
+            problems.append(f"{size} {state.value}/{language}: {target.label!r} off screen")
+    for index, target in enumerate(targets):
+        for other in targets[index + 1 :]:
+            if target.rect.colliderect(other.rect):
+                problems.append(
+                    f"{size} {state.value}/{language}: {target.label!r} overlaps {other.label!r}"
+                )
+        for box, name in screens.text_boxes:
+            if target.rect.colliderect(box):
+                problems.append(
+                    f"{size} {state.value}/{language}: {target.label!r} covers text {name!r}"
+                )
+    return problems
+
+
 def test_every_screen_in_every_language_fits(screen_kit: tuple[object, Fonts]) -> None:
     problems: list[str] = []
     for size, state, language in _cases():
@@ -93,31 +129,98 @@ def test_every_screen_in_every_language_fits(screen_kit: tuple[object, Fonts]) -
         folder = OUT / f"{size[0]}x{size[1]}"
         folder.mkdir(parents=True, exist_ok=True)
         pygame.image.save(surface, str(folder / f"{language}-{state.value}.png"))
-        problems += [f"{size} {overflow}" for overflow in screens.overflows]
-        for target in targets:
-            edge_mm = min(target.rect.width, target.rect.height) / screens.px_per_mm
-            if edge_mm < MIN_TARGET_MM - 0.01:
-                problems.append(
-                    f"{size} {state.value}/{language}: {target.label!r} {edge_mm:.1f} mm"
-                )
-            if not surface.get_rect().contains(target.rect):
-                problems.append(f"{size} {state.value}/{language}: {target.label!r} off screen")
-        # Nothing covers a text or another target (a layout that collides at some size).
-        for index, target in enumerate(targets):
-            for other in targets[index + 1 :]:
-                if target.rect.colliderect(other.rect):
-                    problems.append(
-                        f"{size} {state.value}/{language}: "
-                        f"{target.label!r} overlaps {other.label!r}"
-                    )
-            for box, name in screens.text_boxes:
-                if target.rect.colliderect(box):
-                    problems.append(
-                        f"{size} {state.value}/{language}: {target.label!r} covers text {name!r}"
-                    )
+        problems += _layout_problems(size, state, language, surface, screens, targets)
         if state not in (State.OFFLINE, State.OUT_OF_SERVICE, State.ENROLMENT):
             assert targets, f"{state} has nothing to touch"
     assert not problems, "\n".join(problems)
+
+
+#: The booth image's panel, and the smallest and largest the screens are drawn for.
+ACCESSIBLE_SIZES = [(800, 480), (1024, 600), (1920, 1080)]
+
+
+def test_the_high_contrast_theme_is_7_to_1_or_better_whatever_the_branding() -> None:
+    standard = Theme().contrasts()
+    assert min(standard.values()) >= 4.5, standard  # WCAG AA, as before
+    high = Theme().high_contrast().contrasts()
+    print("\nhigh-contrast theme:", ", ".join(f"{k} {v:.1f}:1" for k, v in high.items()))
+    assert min(high.values()) >= 7.0, high  # WCAG AAA
+    branded = Theme.from_branding("Stadt X", "#ff00ff").high_contrast()
+    assert branded.contrasts() == high and branded.organisation == "Stadt X"
+
+
+def test_the_accessibility_mode_fits_every_screen_in_every_language(
+    screen_kit: tuple[object, Fonts],
+) -> None:
+    """Every screen a citizen sees, in the accessibility mode: large text (nothing under
+    3 mm, body text 1.3 times as large), the high-contrast colours on the screen itself,
+    repeat and the standard view on every screen but the call's, and nothing that overflows,
+    overlaps or is too small to touch. Saved to test-output/screens/accessible/."""
+    catalogue, fonts = screen_kit
+    problems: list[str] = []
+    high = Theme().high_contrast()
+    for size in ACCESSIBLE_SIZES:
+        folder = OUT / "accessible" / f"{size[0]}x{size[1]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for state in CITIZEN_STATES:
+            for language in LANGUAGES:
+                view = _view(state, language)
+                view.visit = replace(view.visit, accessible=True)
+                screens = BoothScreens(size, Theme(), catalogue, fonts=fonts)  # type: ignore[arg-type]
+                standard_body = screens.body
+                surface = pygame.Surface(size)
+                targets = screens.draw(surface, view)
+                pygame.image.save(surface, str(folder / f"{language}-{state.value}.png"))
+                where = f"{size} {state.value}/{language}"
+                problems += _layout_problems(size, state, language, surface, screens, targets)
+                assert screens.body >= int(standard_body * 1.3) - 1, where
+                assert screens.smallest_text is not None
+                smallest_mm = screens.smallest_text / screens.px_per_mm
+                if smallest_mm < 3.0:
+                    problems.append(f"{where}: text of {smallest_mm:.1f} mm")
+                if state is not State.IN_CALL:
+                    pixels = pygame.surfarray.pixels3d(surface)
+                    black = np.all(pixels == high.background, axis=2).mean()
+                    del pixels
+                    assert black > 0.4, f"{where}: {black:.0%} of the screen is the background"
+                    actions = {t.action for t in targets} | {t.event for t in targets}
+                    assert {Action.REPEAT, AccessibleMode(on=False)} <= actions, where
+    assert not problems, "\n".join(problems)
+
+
+def test_the_idle_screen_offers_the_accessibility_mode_in_words(
+    screen_kit: tuple[object, Fonts],
+) -> None:
+    catalogue, fonts = screen_kit
+    for language in LANGUAGES:
+        screens = BoothScreens((1024, 600), Theme(), catalogue, fonts=fonts)  # type: ignore[arg-type]
+        targets = screens.draw(pygame.Surface((1024, 600)), _view(State.IDLE, language))
+        control = next(t for t in targets if t.event == AccessibleMode())
+        assert control.label == catalogue.text(language, "a11y.on")  # type: ignore[attr-defined]
+
+
+def test_the_interpreter_is_pinned_large_and_its_frames_counted(
+    screen_kit: tuple[object, Fonts],
+) -> None:
+    catalogue, fonts = screen_kit
+    screens = BoothScreens((1024, 600), Theme(), catalogue, fonts=fonts)  # type: ignore[arg-type]
+    surface = pygame.Surface((1024, 600))
+    view = _view(State.IN_CALL, "en")
+    targets = screens.draw(surface, view)
+    pin = next(t for t in targets if t.action is Action.PIN)
+    assert pin.label == "Show Interpreter (Turkish) large"
+    assert pin.rect.width < 1024 // 3  # a tile
+    view.pinned = "p-interpreter"
+    for frame_id in (2, 2, 3):  # the same frame drawn twice counts once
+        view.others = [replace(view.others[0], frame_id=frame_id)]
+        view.remote_frame_id = frame_id
+        targets = screens.draw(surface, view)
+    assert next(t for t in targets if t.action is Action.PIN).label == "Show Alex Advisor large"
+    assert screens.meter.count("p-interpreter") == 3  # 1, 2, 3
+    assert screens.meter.count("advisor") == 3
+    # The stage shows the interpreter's picture (its green channel is 30, the advisor's 90).
+    stage = pygame.surfarray.pixels3d(surface)[512, 300]
+    assert abs(int(stage[1]) - 30) < 10, stage
 
 
 def _ink_columns(
