@@ -2,8 +2,9 @@
 
 Signalling is one JSON line each way on stdin/stdout; the measurements come back as a last
 JSON line. ``sender`` plays the booth (``--path packets``: the booth's encode-once packet path;
-``--path aiortc``: raw frames that aiortc encodes itself), ``receiver`` plays the advisor and
-reads the test pattern's stamp from every decoded frame.
+``--path vp8``: the booth's path for a peer without H.264, its camera's pictures encoded once
+more by libvpx; ``--path aiortc``: raw frames that aiortc encodes itself), ``receiver`` plays the
+advisor and reads the test pattern's stamp from every decoded frame.
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from kiosk.media import (
+    H264,
+    VP8,
     H264Encoder,
     Stamp,
     TestPattern,
     TestPatternSource,
     VideoFanout,
+    VideoFeeds,
     read_stamp,
 )
 from kiosk.media.pacing import Pacer
@@ -113,22 +117,25 @@ async def run(args: argparse.Namespace) -> None:
     policy = RTCIceTransportPolicy.RELAY if args.turn else RTCIceTransportPolicy.ALL
     pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, iceTransportPolicy=policy))
     fanout: VideoFanout | None = None
+    feeds: VideoFeeds | None = None
+    codec = VP8 if args.path == "vp8" else H264
     if args.role == "sender":
-        if args.path == "packets":
+        if args.path in ("packets", "vp8"):
             fanout = VideoFanout(
                 TestPatternSource(
                     width=args.width, height=args.height, fps=args.fps, bitrate=args.bitrate
                 )
             )
             await fanout.start()
-            track: MediaStreamTrack = fanout.subscribe()
+            feeds = VideoFeeds(fanout)
+            track: MediaStreamTrack = feeds.subscribe()
         elif args.path == "replay":
             track = ReplayTrack(args.width, args.height, args.fps, args.bitrate)
         else:
             track = RawPatternTrack(args.width, args.height, args.fps)
         transceiver = pc.addTransceiver(track, direction="sendonly")
         transceiver.setCodecPreferences(
-            [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
+            [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == codec]
         )
         if fanout is not None:
             fanout_track: Any = track
@@ -137,12 +144,17 @@ async def run(args: argparse.Namespace) -> None:
         _emit({"sdp": pc.localDescription.sdp})
         answer = await _read_line()
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        if feeds is not None:
+            # As the booth's peer link does with the answer: VP8 comes from the VP8 feed.
+            await feeds.use(fanout_track, codec)
         await _read_line()  # "start measuring"
         cpu0, t0 = _cpu_seconds(), time.monotonic()
         await _read_line()  # "stop measuring"
         cpu1, t1 = _cpu_seconds(), time.monotonic()
         _emit({"cpu_seconds": cpu1 - cpu0, "seconds": t1 - t0})
         await pc.close()
+        if feeds is not None:
+            await feeds.close()
         if fanout is not None:
             await fanout.close()
         return
@@ -182,7 +194,7 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("role", choices=["sender", "receiver"])
-    parser.add_argument("--path", choices=["packets", "replay", "aiortc"], default="packets")
+    parser.add_argument("--path", choices=["packets", "vp8", "replay", "aiortc"], default="packets")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--fps", type=int, default=30)

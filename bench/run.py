@@ -3,7 +3,9 @@ the same run; one table at the end, the results as JSON (``bench/results.json``)
 
 1. Booth CPU per call-second: the booth's packet path (test pattern encoded once by libx264
    ultrafast, aiortc only packetizes) against aiortc's own path (the same raw frames, aiortc
-   encodes), same synthetic input, sender measured in its own process.
+   encodes), same synthetic input, sender measured in its own process; and the booth's VP8 path
+   (a peer without H.264: the same pictures encoded by libvpx in real-time mode) against the
+   H.264 packet path.
 2. Glass-to-glass latency: the stamp's capture time in each frame against the time the receiver
    decoded it, through coturn on 127.0.0.1 (relay-only on both sides), against a direct
    loopback call as the reference.
@@ -128,6 +130,10 @@ def booth_cpu(seconds: float) -> tuple[list[Row], dict[str, Any]]:
     reference = call("aiortc", seconds, [])
     progress(f"booth CPU: pre-encoded packets (hardware encoder), {seconds:g} s ...")
     replay = call("replay", seconds, [])
+    progress(f"booth CPU: VP8 path (libvpx, a peer without H.264), {seconds:g} s ...")
+    vp8 = call("vp8", seconds, [])
+    if not vp8["frames"]:
+        raise BenchError("the VP8 path's receiver decoded no frame")
     theirs = reference["cpu_seconds"] / reference["seconds"]
     rows = [
         row(
@@ -142,6 +148,15 @@ def booth_cpu(seconds: float) -> tuple[list[Row], dict[str, Any]]:
             ("hardware-encoded (Pi 4)", replay),
         )
     ]
+    rows.append(
+        row(
+            "booth CPU s/call-s, VP8 path (libvpx real-time, Firefox ESR)",
+            vp8["cpu_seconds"] / vp8["seconds"],
+            packets["cpu_seconds"] / packets["seconds"],
+            "the H.264 packet path, x264, same picture",
+            "measured",
+        )
+    )
     return rows, packets
 
 
