@@ -1,7 +1,7 @@
 """Camera off means camera off: once the citizen turns the camera off, no picture captured
 after that leaves the booth — from every kind of video source (the test pattern, a PyAV input,
-the Pi camera through picamera2, here its fake) — the self-view shows the same black, and the
-camera light goes out.
+the Pi camera through picamera2, here its fake), in H.264 and in the VP8 that peers without H.264
+get — the self-view shows the same black, and the camera light goes out.
 
 Found in review: only the software-encoder sources read the blanking flag; the Pi camera path
 went on sending the picture with the light on.
@@ -26,13 +26,14 @@ from kiosk.config import BoothConfig, CameraConfig
 from kiosk.flow import State
 from kiosk.hardware import FakeHardware
 from kiosk.media import (
-    EncodedFrame,
+    VP8,
     Picamera2Source,
     PyAVSource,
     Stamp,
     TestPattern,
     TestPatternSource,
     VideoFanout,
+    VideoFeeds,
     VideoSource,
     read_stamp,
 )
@@ -91,29 +92,47 @@ SOURCES: dict[str, SourceFactory] = {
 }
 
 
-async def _read(source: VideoSource, count: int) -> list[EncodedFrame]:
-    return [await source.read() for _ in range(count)]
+async def _read(source: VideoSource, count: int) -> list[bytes]:
+    return [(await source.read()).data for _ in range(count)]
 
 
-async def _sends_black_after_camera_off(name: str, source: VideoSource) -> list[str]:
-    """What ``source`` did wrong after "camera off" (nothing: an empty list)."""
+async def _sends_black_after_camera_off(
+    name: str, source: VideoSource, *, vp8: bool = False
+) -> list[str]:
+    """What ``source`` did wrong after "camera off" (nothing: an empty list); with ``vp8``,
+    what the VP8 sent to a peer without H.264 did wrong (the same pictures encoded again)."""
     problems: list[str] = []
-    decoder = av.CodecContext.create("h264", "r")
+    decoder = av.CodecContext.create("libvpx" if vp8 else "h264", "r")
 
-    def decode(frames: list[EncodedFrame]) -> list[av.VideoFrame]:
+    def decode(frames: list[bytes]) -> list[av.VideoFrame]:
         pictures: list[av.VideoFrame] = []
         for frame in frames:
-            pictures += decoder.decode(av.Packet(frame.data))
+            pictures += decoder.decode(av.Packet(frame))
         return pictures
 
-    await source.start()
+    camera = VideoFanout(source)
+    feeds = VideoFeeds(camera)
+    if vp8:
+        await camera.start()
+        track = feeds.subscribe()
+        await feeds.use(track, VP8)
+        name = f"VP8 of {name}"
+
+        async def read(count: int) -> list[bytes]:
+            return [bytes(await track.recv()) for _ in range(count)]
+    else:
+        await source.start()
+
+        async def read(count: int) -> list[bytes]:
+            return await _read(source, count)
+
     try:
-        before = decode(await _read(source, 15))
+        before = decode(await read(15))
         if not before or any(_black(p) for p in before[-5:]):
             return [f"{name}: no picture before the camera was turned off"]
         pressed_ms = int(time.time() * 1000) & 0xFFFF_FFFF
         source.blanked = True
-        after = decode(await _read(source, FRAMES_AFTER))
+        after = decode(await read(FRAMES_AFTER))
         first_black = next((i for i, p in enumerate(after) if _black(p)), None)
         if first_black is None:
             problems.append(f"{name}: {len(after)} pictures after camera off, none black")
@@ -132,10 +151,12 @@ async def _sends_black_after_camera_off(name: str, source: VideoSource) -> list[
         if preview is None or not _black(preview):
             problems.append(f"{name}: the self-view still shows the camera's picture")
         source.blanked = False
-        back = decode(await _read(source, 2 * GRACE_FRAMES))
+        back = decode(await read(2 * GRACE_FRAMES))
         if not back or _black(back[-1]):
             problems.append(f"{name}: no picture after the camera was turned on again")
     finally:
+        await feeds.close()
+        await camera.close()
         await source.stop()
     return problems
 
@@ -144,6 +165,16 @@ async def test_security_camera_off_sends_black_from_every_video_source(tmp_path:
     problems: list[str] = []
     for name, make in SOURCES.items():
         problems += await _sends_black_after_camera_off(name, make(tmp_path))
+    assert problems == []
+
+
+async def test_security_camera_off_sends_black_in_vp8_from_every_video_source(
+    tmp_path: Path,
+) -> None:
+    """A peer without H.264 gets the camera's pictures encoded again: black as well."""
+    problems: list[str] = []
+    for name, make in SOURCES.items():
+        problems += await _sends_black_after_camera_off(name, make(tmp_path), vp8=True)
     assert problems == []
 
 
