@@ -22,6 +22,10 @@ from protocol.systemd import Notifier
 
 log = logging.getLogger("kiosk")
 
+#: How often the screen is drawn: above the camera's 30 frames a second, so that none is
+#: held back a frame.
+DISPLAY_FPS = 30
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -62,6 +66,10 @@ def _act(booth: Booth, action: Action, spawn: Callable[[Coroutine[Any, Any, None
             booth.change_volume(0.1)
         case Action.VOLUME_DOWN:
             booth.change_volume(-0.1)
+        case Action.PIN:
+            booth.toggle_pin()
+        case Action.REPEAT:
+            booth.repeat_prompt()
         case Action.TONE:
             spawn(booth.play_test_tone())
         case Action.NETWORK_CHECK:
@@ -70,11 +78,14 @@ def _act(booth: Booth, action: Action, spawn: Callable[[Coroutine[Any, Any, None
             booth.restart()
 
 
-async def _drive_display(booth: Booth, display: Display) -> None:
+async def drive_display(booth: Booth, display: Display) -> None:
+    """Draw the booth's screen and hand the display's taps to the booth, until cancelled."""
     headless = isinstance(display, HeadlessDisplay)
     if not headless:  # pygame only where there is a screen
-        from kiosk.ui.booth_view import theme_for, view_of
+        from kiosk.ui.booth_view import FrameCache, theme_for, view_of
         from kiosk.ui.window import WindowDisplay
+
+        frames = FrameCache()
     themed_for: object = None
     background: set[asyncio.Task[None]] = set()
 
@@ -83,6 +94,8 @@ async def _drive_display(booth: Booth, display: Display) -> None:
         background.add(task)
         task.add_done_callback(background.discard)
 
+    loop = asyncio.get_running_loop()
+    next_frame = loop.time()
     while True:
         for item in display.poll():
             if isinstance(item, Event):
@@ -95,8 +108,12 @@ async def _drive_display(booth: Booth, display: Display) -> None:
         if themed_for is not booth.info and isinstance(display, WindowDisplay):
             themed_for = booth.info
             display.set_theme(theme_for(booth.info))
-        display.draw(Screen(state=str(booth.state), headline="", view=view_of(booth)))
-        await asyncio.sleep(1 / 20)
+        display.draw(Screen(state=str(booth.state), headline="", view=view_of(booth, frames)))
+        # Paced to a schedule, not slept after each frame: the drawing's own time must not
+        # drag the screen below the video's rate (20 frames a second at least for sign
+        # language, EN 301 549). A loop that fell behind starts the schedule again.
+        next_frame = max(next_frame + 1 / DISPLAY_FPS, loop.time())
+        await asyncio.sleep(next_frame - loop.time())
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -122,7 +139,7 @@ async def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, booth.stop)
     display = open_display(config.display)
-    drawer = asyncio.create_task(_drive_display(booth, display))
+    drawer = asyncio.create_task(drive_display(booth, display))
     # The watchdog is fed from this loop: if the loop hangs, systemd restarts the booth.
     watchdog = asyncio.create_task(notifier.watchdog_task())
     log.info("booth starting against %s", config.server_url)

@@ -249,6 +249,11 @@ class HardwareConfig:
     presence_distance_m: Annotated[
         float, Field(ge=0.1, le=4.0), _setting("expected a number of metres from 0.1 to 4")
     ] = 1.0
+    #: Holding the call button this long (seconds) turns the accessibility mode on, and in
+    #: the mode says the screen's prompt again (gpiozero's hold_time).
+    hold_seconds: Annotated[
+        float, Field(ge=0.5, le=10), _setting("expected a number of seconds from 0.5 to 10")
+    ] = 2.0
     #: Presses closer together than this are one press (contact bounce); 0: no debouncing.
     bounce_ms: Annotated[
         int, Field(ge=0, le=500), _setting("expected a whole number from 0 to 500")
@@ -314,6 +319,39 @@ class HardwareConfig:
         return bool(self.pins)
 
 
+class SpeechKind(StrEnum):
+    """What speaks the accessibility mode's prompts."""
+
+    AUTO = "auto"  # espeak-ng where it is installed; otherwise none, said once in the log
+    ESPEAK_NG = "espeak-ng"  # espeak-ng, or an error in the log when it is missing
+    OFF = "off"
+
+
+@_refusing
+@dataclass(frozen=True, config=_STRICT)
+class AccessibilityConfig:
+    """The accessibility mode: large text, high contrast, longer timeouts, spoken prompts."""
+
+    SECTION: ClassVar[str] = "accessibility"
+
+    #: Every screen's timeout is this many times as long in the mode.
+    timeout_factor: Annotated[
+        float, Field(ge=1, le=10), _setting("expected a number from 1 to 10")
+    ] = 3.0
+    speech: Annotated[
+        SpeechKind,
+        _FROM_TEXT,
+        _setting(
+            f"must be one of {', '.join(k.value for k in SpeechKind)}",
+            wrong_type="expected a string",
+        ),
+    ] = SpeechKind.AUTO
+    #: How fast the prompts are spoken, in words per minute (espeak-ng's default is 175).
+    speech_rate: Annotated[
+        int, Field(ge=80, le=300), _setting("expected a whole number from 80 to 300")
+    ] = 150
+
+
 _Seconds = Annotated[float, Field(gt=0), _setting("expected a positive number of seconds")]
 _MaybeSeconds = Annotated[
     float | None, Field(gt=0), _setting("expected a positive number of seconds")
@@ -354,6 +392,9 @@ class BoothConfig:
     audio: Annotated[AudioConfig, _setting("must be a table")] = Field(default_factory=AudioConfig)
     hardware: Annotated[HardwareConfig, _setting("must be a table")] = Field(
         default_factory=HardwareConfig
+    )
+    accessibility: Annotated[AccessibilityConfig, _setting("must be a table")] = Field(
+        default_factory=AccessibilityConfig
     )
     display: Annotated[
         DisplayMode,
@@ -442,6 +483,7 @@ SECTIONS: dict[str, type[Any]] = {
     "camera": CameraConfig,
     "audio": AudioConfig,
     "hardware": HardwareConfig,
+    "accessibility": AccessibilityConfig,
 }
 #: The settings a booth.toml may hold: every field but where the file itself is.
 _FILE_SETTINGS = frozenset(f.name for f in dataclasses.fields(BoothConfig)) - {"source"}

@@ -1,6 +1,7 @@
 """The running booth, by job: the core (:class:`Booth`: inbox, flow, lights, run and stop),
 the camera that follows the flow, the call's media, the connection keeper, enrolment, remote
-commands, technician mode, its health and the status it reports (:class:`BoothStatus`)."""
+commands, technician mode, the accessibility mode's spoken prompts, its health and the status
+it reports (:class:`BoothStatus`)."""
 
 from kiosk.booth.camera import CameraFollower, CameraOpener
 from kiosk.booth.commands import RemoteCommands, run_self_test
@@ -10,6 +11,7 @@ from kiosk.booth.health import BoothHealth
 from kiosk.booth.keeper import ConnectionKeeper, Recovery, Repair
 from kiosk.booth.lights import LIGHTS, BoothLights
 from kiosk.booth.media import CallMedia
+from kiosk.booth.prompts import SpokenPrompts, prompt_text
 from kiosk.booth.service import TechnicianMode
 from kiosk.booth.status import BoothStatus
 
@@ -27,6 +29,8 @@ __all__ = [
     "Recovery",
     "RemoteCommands",
     "Repair",
+    "SpokenPrompts",
     "TechnicianMode",
+    "prompt_text",
     "run_self_test",
 ]

@@ -32,14 +32,16 @@ from kiosk.booth.health import BoothHealth
 from kiosk.booth.keeper import ConnectionKeeper, Recovery, Repair
 from kiosk.booth.lights import BoothLights
 from kiosk.booth.media import CallMedia
+from kiosk.booth.prompts import SpokenPrompts
 from kiosk.booth.service import TechnicianMode
 from kiosk.booth.status import STATUS_INTERVAL, BoothStatus, write_status
 from kiosk.booth.updates import BoothUpdates, choose_installer
 from kiosk.clock import ClockReading, read_clock
 from kiosk.codecheck import check_code
 from kiosk.config import BoothConfig
-from kiosk.flow import Effect, Flow, State
+from kiosk.flow import Effect, Flow, State, Timeouts
 from kiosk.hardware import BoothHardware, CameraLight, null_hardware
+from kiosk.i18n import load_catalogue
 from kiosk.identity import ServerAccess, ssl_setting
 from kiosk.link import LinkState, ServerLink
 from kiosk.media import VideoFanout, VideoSource
@@ -47,6 +49,7 @@ from kiosk.media.choose import CameraChoice, CameraKind, open_video_source
 from kiosk.peerlink import CallError, PeerLink
 from kiosk.platform import PlatformReport
 from kiosk.serverinfo import ServerInfo, fetch_server_info
+from kiosk.speech import Speaker, Voice, open_voice, speech_output
 from kiosk.technician import measure_round_trip
 from kiosk.updates import Installer, Slots
 from protocol import (
@@ -103,15 +106,24 @@ class Booth:
         camera: CameraOpener | None = None,
         clock: Callable[[], ClockReading] = read_clock,
         installer: Installer | None = None,
+        voice: Voice | None = None,
     ) -> None:
         self.config = config
         #: Reads the booth's clock (synchronised or not); a stand-in in tests.
         self.read_clock = clock
-        self.flow = Flow(technician_pin_digest=config.technician_pin_digest)
+        self.flow = Flow(
+            timeouts=Timeouts(accessible_factor=config.accessibility.timeout_factor),
+            technician_pin_digest=config.technician_pin_digest,
+        )
         self.hardware = hardware or null_hardware("no buttons or lights given")
         self.lights = BoothLights(self.hardware)
         self._on_state = on_state
+        # A short press of the call button acts when it comes up; held, it is the way into
+        # the accessibility mode (and, in it, "say that again").
+        self._call_press_used = False
         self.hardware.call_button.when_pressed = self._on_call_button
+        self.hardware.call_button.when_held = self._on_call_button_held
+        self.hardware.call_button.when_released = self._on_call_button_released
         self.hardware.end_button.when_pressed = lambda: self.post(booth_flow.Cancel())
         if self.hardware.presence is not None:
             presence = self.hardware.presence
@@ -185,6 +197,15 @@ class Booth:
             restart_machine=self.restart_machine,
             on_slots=self._slots_known,
         )
+        #: The accessibility mode's spoken prompts (``voice`` given, or the configured one).
+        self.prompts = SpokenPrompts(
+            voice=voice if voice is not None else open_voice(config.accessibility),
+            speaker=Speaker(speech_output(config.audio)),
+            catalogue=load_catalogue(),
+            call_running=lambda: self.media.connected,
+        )
+        #: The further participant pinned to the call screen's stage (an interpreter).
+        self.pinned: str | None = None
         self.technician = TechnicianMode(
             config=config,
             access=self.access,
@@ -268,13 +289,40 @@ class Booth:
         """End the call or the wait (the end button)."""
         self.post(booth_flow.Cancel())
 
+    def repeat_prompt(self) -> None:
+        """Say the screen's spoken prompt again (the accessibility mode's repeat)."""
+        self.prompts.repeat()
+
+    def toggle_pin(self) -> None:
+        """Pin the call's further participant (an interpreter) to the stage, or the advisor
+        back: the citizen's tap on the tile."""
+        others = list(self.media.others)
+        self.pinned = None if self.pinned is not None or not others else others[0]
+        log.info("session %s: %s on the stage", self.session_id, self.pinned or "the advisor")
+
     def _on_call_button(self) -> None:
-        """The illuminated call button: with the end button held, the technician's way in;
-        otherwise the flow takes the next step towards an advisor now."""
-        if self.hardware.end_button.is_pressed:
+        """The illuminated call button goes down: with the end button held, the technician's
+        way in; otherwise what it means is known when it comes up or is held."""
+        self._call_press_used = self.hardware.end_button.is_pressed
+        if self._call_press_used:
             self.post(booth_flow.TechnicianGesture())
+
+    def _on_call_button_held(self) -> None:
+        """Held (``hardware.hold_seconds``): the accessibility mode, or in it the prompt
+        again."""
+        if self._call_press_used:
+            return
+        self._call_press_used = True
+        if self.flow.visit.accessible:
+            self.repeat_prompt()
         else:
+            self.post(booth_flow.AccessibleMode())
+
+    def _on_call_button_released(self) -> None:
+        """Up after a short press: the flow takes the next step towards an advisor now."""
+        if not self._call_press_used:
             self.post(booth_flow.CallButton())
+        self._call_press_used = False
 
     # ------------------------------------------------------------ technician mode
 
@@ -323,6 +371,7 @@ class Booth:
                     Hangup(session_id=self.session_id, reason=HangupReason.BOOTH_SHUTDOWN)
                 )
             await self._stop_media(HangupReason.BOOTH_SHUTDOWN, self.session_id)
+            await self.prompts.close()
             await self.camera.close()
             await self.updates.close()
             await self.link.close()
@@ -404,6 +453,7 @@ class Booth:
         await self._follow_camera()
         self.camera.follow_qr_scan(self.flow.state in (State.CODE_ENTRY, State.ENROLMENT))
         self.technician.follow(self.flow.state is State.TECHNICIAN)
+        self.prompts.follow(self.flow.state, self.flow.visit)
         self.commands.visit_over()
         self.updates.flow_changed()
         just_ended = before is not State.ENDED and self.flow.state is State.ENDED
@@ -536,6 +586,7 @@ class Booth:
             return
         await self.keeper.stop()
         summary = await self.media.stop(reason)
+        self.pinned = None
         self.call_requested_at = None
         if call is not None:
             self.last_call_ended = summary

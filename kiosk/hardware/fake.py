@@ -62,13 +62,24 @@ class FakeButton:
 
     def __init__(self, *, light: FakeLed | None = None) -> None:
         self.when_pressed: Callback | None = None
+        self.when_held: Callback | None = None
+        self.when_released: Callback | None = None
         self.light = light if light is not None else FakeLed()
         self.is_pressed = False
         self.presses = 0
         self.closed = False
 
     def press(self) -> None:
-        """Press and release; ``when_pressed`` runs while the button is down."""
+        """Press and release; ``when_pressed`` runs while the button is down, then
+        ``when_released``."""
+        self._press(held=False)
+
+    def hold(self) -> None:
+        """Press, keep it down past the hold time and release: ``when_pressed``,
+        ``when_held``, ``when_released``."""
+        self._press(held=True)
+
+    def _press(self, *, held: bool) -> None:
         if self.closed:
             return
         self.presses += 1
@@ -76,8 +87,12 @@ class FakeButton:
         try:
             if self.when_pressed is not None:
                 self.when_pressed()
+            if held and self.when_held is not None:
+                self.when_held()
         finally:
             self.is_pressed = False
+        if self.when_released is not None:
+            self.when_released()
 
     def close(self) -> None:
         self.closed = True

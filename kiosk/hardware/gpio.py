@@ -175,12 +175,23 @@ class GpioButton:
         bounce_time: float | None,
         light: Led,
         name: str,
+        hold_time: float = 2.0,
     ) -> None:
         self._pressed = _LoopCallback(loop, name)
+        self._held = _LoopCallback(loop, f"{name} (held)")
+        self._released = _LoopCallback(loop, f"{name} (released)")
         self._device: Any = ZeroButton(
-            pin, pull_up=True, bounce_time=bounce_time, pin_factory=pin_factory
+            pin,
+            pull_up=True,
+            bounce_time=bounce_time,
+            hold_time=hold_time,
+            pin_factory=pin_factory,
         )
+        # Each from gpiozero's threads (the edge thread; the hold thread for when_held), each
+        # posted to the loop in the order it happened.
         self._device.when_pressed = self._pressed.fire
+        self._device.when_held = self._held.fire
+        self._device.when_released = self._released.fire
         self._light = light
         self._closed = False
 
@@ -191,6 +202,22 @@ class GpioButton:
     @when_pressed.setter
     def when_pressed(self, callback: Callback | None) -> None:
         self._pressed.callback = callback
+
+    @property
+    def when_held(self) -> Callback | None:
+        return self._held.callback
+
+    @when_held.setter
+    def when_held(self, callback: Callback | None) -> None:
+        self._held.callback = callback
+
+    @property
+    def when_released(self) -> Callback | None:
+        return self._released.callback
+
+    @when_released.setter
+    def when_released(self, callback: Callback | None) -> None:
+        self._released.callback = callback
 
     @property
     def is_pressed(self) -> bool:
@@ -331,6 +358,7 @@ def _open_parts(
                 bounce_time=bounce,
                 light=light,
                 name=setting.replace("_", " "),
+                hold_time=config.hold_seconds,
             ),
         )
         if light in opened:

@@ -55,10 +55,18 @@ class Led(Protocol):
 
 
 class Button(Protocol):
-    """A push button, possibly with a lamp inside (an illuminated button)."""
+    """A push button, possibly with a lamp inside (an illuminated button).
 
-    #: Called on the event loop each time the button goes down.
+    As gpiozero's: a press is ``when_pressed``, then ``when_held`` once if it stays down
+    the hold time (``hardware.hold_seconds``), then ``when_released``.
+    """
+
+    #: Called on the event loop each time the button goes down ...
     when_pressed: Callback | None
+    #: ... once per press that stays down the hold time ...
+    when_held: Callback | None
+    #: ... and each time it comes up again.
+    when_released: Callback | None
 
     @property
     def is_pressed(self) -> bool: ...
@@ -116,6 +124,8 @@ class NullButton:
 
     def __init__(self) -> None:
         self.when_pressed: Callback | None = None
+        self.when_held: Callback | None = None
+        self.when_released: Callback | None = None
         self._light = NullLed()
 
     @property

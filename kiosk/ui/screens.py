@@ -31,6 +31,7 @@ from kiosk.ui.theme import Theme
 from protocol import HangupReason
 
 __all__ = [
+    "ADVISOR",
     "ENROLMENT_REFUSALS",
     "LOST_CONNECTION",
     "MIN_TARGET_MM",

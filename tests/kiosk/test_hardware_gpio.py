@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 
 import pytest
 from gpiozero import LED, Device
@@ -18,6 +19,7 @@ from kiosk.hardware import (
     READY,
     BoothHardware,
     CameraLight,
+    FakeButton,
     HardwareError,
     NullButton,
     NullLed,
@@ -98,6 +100,41 @@ async def test_a_press_reaches_the_loop_thread(
     await wait_for(pressed)
     assert len(threads) == 2
     button.drive_high()  # a button held while closing keeps gpiozero's hold thread a second
+
+
+async def test_a_held_button_reports_as_gpiozero_does_and_as_the_fake_does(
+    mock_factory: MockFactory,
+) -> None:
+    """A short press is pressed, released; a long one pressed, held, released, on the loop:
+    gpiozero's own sequence, which the fake button reproduces."""
+    hardware = await open_hardware(replace(WIRED, hold_seconds=0.5))
+    fake = FakeButton()
+    try:
+        seen: dict[str, list[str]] = {"gpio": [], "fake": []}
+        released = asyncio.Event()
+        for name, button in (("gpio", hardware.call_button), ("fake", fake)):
+            events = seen[name]
+            button.when_pressed = lambda events=events: events.append("pressed")
+            button.when_held = lambda events=events: events.append("held")
+
+            def on_release(events: list[str] = events) -> None:
+                events.append("released")
+                released.set()
+
+            button.when_released = on_release
+        line = pin(mock_factory, CALL)
+        for hold in (0.0, 0.8):
+            released.clear()
+            await asyncio.to_thread(line.drive_low)
+            await asyncio.sleep(hold)
+            await asyncio.to_thread(line.drive_high)
+            await wait_for(released)
+        fake.press()
+        fake.hold()
+        assert seen["gpio"] == ["pressed", "released", "pressed", "held", "released"]
+        assert seen["fake"] == seen["gpio"]
+    finally:
+        await hardware.close()
 
 
 async def test_each_button_reports_to_its_own_handler(
