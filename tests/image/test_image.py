@@ -78,6 +78,7 @@ def test_outputs(image: Path) -> None:
     assert re.search(r"^deb systemd:arm64 252\.", manifest, re.MULTILINE)
     assert re.search(r"^deb pipewire:arm64 ", manifest, re.MULTILINE)
     assert re.search(r"^deb rauc:arm64 ", manifest, re.MULTILINE)
+    assert re.search(r"^deb espeak-ng:arm64 ", manifest, re.MULTILINE)  # spoken prompts
     table = json.loads(
         subprocess.run(
             ["sfdisk", "--json", str(image / "booth.img")], capture_output=True, check=True
