@@ -30,6 +30,7 @@ from server import (
     metrics,
     relay_pool,
     resume,
+    statement,
     topics,
 )
 from server.api import EVERYONE, USERS, Access, Api, ApiCall
@@ -261,6 +262,10 @@ async def _admin_page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "admin" / "index.html")
 
 
+async def _statement_page(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC_DIR / "statement" / "index.html")
+
+
 async def _join_page(request: web.Request) -> web.StreamResponse:
     # The token stays in the address; the page's script sends it to /api/v1/join.
     return web.FileResponse(STATIC_DIR / "citizen" / "join.html")
@@ -297,6 +302,7 @@ def _build_api() -> Api:
     topics.register(api)
     admin.register(api)
     branding.register(api)
+    statement.register(api)
     boothcode.register(api)
     updates_api.register(api)
     integrations.register(api)
@@ -448,6 +454,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_get("/admin/", _admin_page)
     app.router.add_get("/join/{token}", _join_page)
     app.router.add_get("/now/", _join_page)  # the same page, asking for an advisor now
+    app.router.add_get("/accessibility/", _statement_page)
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
     api = _build_api()
     app[API] = api

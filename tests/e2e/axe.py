@@ -90,6 +90,11 @@ async def audit(page: Any, state: str) -> Audit:
     """Run axe-core over ``page`` as it is now, at the WCAG 2.1 A/AA rules; the result is
     printed and kept in :data:`AUDITS`, and :func:`no_violations` fails on what it found (so one
     run lists the violations of every state, not only of the first)."""
+    # What slides in is checked as it stays, not half-way (a finite animation ends).
+    await page.evaluate(
+        "() => Promise.all(document.getAnimations()"
+        ".filter((a) => a.effect?.getTiming().iterations !== Infinity).map((a) => a.finished))"
+    )
     if not await page.evaluate("() => typeof window.axe === 'object'"):
         await page.evaluate(axe_source())
     found = await page.evaluate(RUN, list(WCAG_TAGS))
@@ -110,3 +115,115 @@ def no_violations(audits: list[Audit]) -> None:
     assert not failed, "axe-core found WCAG 2.1 A/AA violations:\n" + json.dumps(
         failed, indent=2, ensure_ascii=False
     )
+
+
+# --- what an engine does not check -----------------------------------------------------------
+
+#: Elements wider than the viewport, outside a box of their own that scrolls (a wide table may
+#: scroll inside one: WCAG 1.4.10 exempts content that needs two dimensions).
+OVERFLOW = """() => {
+  const root = document.documentElement;
+  const width = root.clientWidth;
+  const wide = [...document.body.querySelectorAll('*')].filter((e) => {
+    if (e.closest('.table-scroll, .visually-hidden')) return false;
+    const box = e.getBoundingClientRect();
+    return box.width > 0 && box.height > 0 && box.right > width + 1;
+  }).map((e) => e.id ? `#${e.id}` : `${e.tagName.toLowerCase()}.${e.className}`);
+  return { scrollWidth: root.scrollWidth, width, wide: wide.slice(0, 10) };
+}"""
+
+#: The focused element and its focus indicator: the outline's colour and the colour behind it.
+FOCUSED = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const rgba = (text) => {
+    const m = text.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return null;
+    const parts = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
+    return { r: parts[0], g: parts[1], b: parts[2], a: parts.length > 3 ? parts[3] : 1 };
+  };
+  const lum = ({ r, g, b }) => {
+    const lin = [r, g, b].map((c) => {
+      c /= 255;
+      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2];
+  };
+  let behind = null;
+  for (let node = el.parentElement; node && !behind; node = node.parentElement) {
+    const colour = rgba(getComputedStyle(node).backgroundColor);
+    if (colour && colour.a > 0.5) behind = colour;
+  }
+  behind = behind || { r: 255, g: 255, b: 255, a: 1 };
+  const style = getComputedStyle(el);
+  const ring = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2
+    ? rgba(style.outlineColor) : null;
+  const [hi, lo] = ring ? [lum(ring), lum(behind)].sort((a, b) => b - a) : [0, 0];
+  const all = [...document.querySelectorAll('*')];
+  return {
+    at: all.indexOf(el),
+    what: (el.id ? `#${el.id}` : el.tagName.toLowerCase()) + ' "'
+      + (el.getAttribute('aria-label') || el.textContent || el.value || '').trim().slice(0, 40)
+      + '"',
+    visible: el.matches(':focus-visible'),
+    ring: ring ? style.outlineColor : null,
+    width: parseFloat(style.outlineWidth),
+    contrast: ring ? (hi + 0.05) / (lo + 0.05) : 0,
+  };
+}"""
+
+#: What the keyboard should reach: visible, enabled controls and links, in document order.
+TABBABLE = """() => {
+  const selector = 'a[href], button, input, select, textarea, summary, [tabindex]';
+  return [...document.querySelectorAll(selector)].filter((e) => {
+    if (e.disabled || e.tabIndex < 0) return false;
+    if (e.closest('[inert], [hidden], details:not([open]) > :not(summary)')) return false;
+    if (e.type === 'hidden' || (e.type === 'radio' && !e.checked)) return false;
+    const box = e.getBoundingClientRect();
+    return box.width > 0 && box.height > 0 && getComputedStyle(e).visibility !== 'hidden';
+  }).length;
+}"""
+
+
+#: Where a walk starts: a mark before everything, focused and then taken away.
+START = """() => {
+  const mark = document.createElement('span');
+  mark.id = 'focus-walk-start';
+  mark.tabIndex = -1;
+  document.body.prepend(mark);
+  window.scrollTo(0, 0);
+  mark.focus();
+}"""
+
+
+async def reflows(page: Any, state: str) -> dict[str, Any]:
+    """Nothing of ``page`` is wider than its viewport: no sideways scrolling."""
+    found: dict[str, Any] = await page.evaluate(OVERFLOW)
+    print(f"reflow {state}: {found['scrollWidth']} of {found['width']} CSS px {found['wide']}")
+    assert found["scrollWidth"] <= found["width"] + 1 and not found["wide"], (state, found)
+    return found
+
+
+async def focus_walk(page: Any, state: str) -> list[dict[str, Any]]:
+    """Tab through the whole page from its top: every control is reached, in document order,
+    and each shows a focus ring of at least 2 px with a contrast of 3:1 to what is behind it."""
+    expected = await page.evaluate(TABBABLE)
+    await page.evaluate(START)
+    await page.keyboard.press("Tab")
+    await page.evaluate("() => document.getElementById('focus-walk-start')?.remove()")
+    stops: list[dict[str, Any]] = []
+    for _ in range(3 * expected + 10):  # a date field takes a Tab for each of its parts
+        focused = await page.evaluate(FOCUSED)
+        if focused is None or (stops and focused["at"] < stops[-1]["at"]):
+            break  # back at the top (or out of the page): once round
+        if not stops or focused["at"] != stops[-1]["at"]:
+            stops.append(focused)
+        await page.keyboard.press("Tab")
+    weak = [s for s in stops if not s["visible"] or s["width"] < 2 or s["contrast"] < 3]
+    print(
+        f"focus {state}: {len(stops)} stops of {expected} controls, weakest ring "
+        f"{min((s['contrast'] for s in stops), default=0):.1f}:1"
+    )
+    assert len(stops) >= expected, (state, expected, [s["what"] for s in stops])
+    assert not weak, (state, weak)
+    return stops

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.admin_pages import admin_page, server_with_admin
-from tests.e2e.axe import Audit, audit, no_violations
-from tests.e2e.conftest import Server, appointment_start, poll
+from tests.e2e.axe import Audit, audit, focus_walk, no_violations, reflows
+from tests.e2e.conftest import Server, appointment_start, login_advisor, poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -79,6 +79,11 @@ async def test_accessibility_axe_advisor_booth_and_citizen_journeys(
     accept = advisor.get_by_role("button", name="Accept call from Branch 1 booth")
     await accept.wait_for(timeout=30_000)
     audits.append(await audit(advisor, "advisor: a booth waiting"))
+    await advisor.select_option("#language", "de")
+    await advisor.get_by_role("button", name="Anruf von Branch 1 booth annehmen").wait_for()
+    audits.append(await audit(advisor, "advisor: a booth waiting (Deutsch)"))
+    await advisor.select_option("#language", "en")
+    await accept.wait_for()
     await accept.click()
     await _playing(advisor, "#remote-video", "the booth's video")
     audits.append(await audit(advisor, "advisor: in call with a booth"))
@@ -157,6 +162,11 @@ async def test_accessibility_axe_administration(tmp_path: Path, browser: Any) ->
         audits.append(await audit(page, "admin: every section"))
         await page.evaluate("() => document.querySelectorAll('details').forEach(d => d.open = 1)")
         audits.append(await audit(page, "admin: every section, every form open"))
+        await page.select_option("#language", "de")
+        await page.wait_for_selector("html[lang=de]")
+        audits.append(await audit(page, "admin: every section, every form open (Deutsch)"))
+        await page.select_option("#language", "en")
+        await page.wait_for_selector("html[lang=en]")
         await page.locator("#new-username").fill("casey")
         await page.locator("#user-form button[type=submit]").click()
         await page.wait_for_selector("#secret:not([hidden])")
@@ -180,6 +190,139 @@ async def test_accessibility_axe_administration(tmp_path: Path, browser: Any) ->
         await page.wait_for_selector("#topics .topic-line")
         audits.append(await audit(page, "admin: users, branch, booth, topic"))
         await page.context.close()
+    finally:
+        server.stop()
+    no_violations(audits)
+
+
+PHONE_AND_ZOOM = (
+    ("320 CSS px", {"viewport": {"width": 320, "height": 640}}),
+    ("200 % zoom", {"viewport": {"width": 640, "height": 400}, "device_scale_factor": 2}),
+)
+
+
+async def _reflow_everywhere(browser: Any, url: str, ready: str, state: str) -> None:
+    for name, size in PHONE_AND_ZOOM:
+        context = await browser.new_context(permissions=["camera", "microphone"], **size)
+        page = await context.new_page()
+        await page.goto(url)
+        await page.wait_for_selector(ready)
+        await reflows(page, f"{state} at {name}")
+        await context.close()
+
+
+async def test_accessibility_statement_focus_reflow_motion_and_live_regions(
+    tmp_path: Path, browser: Any
+) -> None:
+    audits: list[Audit] = []
+    server, password = server_with_admin(tmp_path)
+    try:
+        # The administrator writes the statement's own parts on the administration page.
+        admin = await admin_page(browser, server, password)
+        await focus_walk(admin, "admin: every section")
+        await admin.locator("#statement-conformance").select_option("partial")
+        await admin.locator("#statement-prepared").fill("2026-11-02")
+        await admin.locator("#statement-email").fill("barrierefrei@musterhausen.example")
+        await admin.locator("#statement-de-limitations").fill("Keine Live-Untertitel.")
+        await admin.locator("#statement-en-limitations").fill("No live captions.")
+        await admin.locator("#statement-de-enforcement").fill("Schlichtungsstelle nach § 16 BGG")
+        await admin.get_by_role("button", name="Save statement").click()
+        await admin.wait_for_selector("#notice:has-text('Accessibility statement saved')")
+        audits.append(await audit(admin, "admin: statement saved"))
+        await reflows(admin, "admin at 1280 CSS px")
+        await admin.set_viewport_size({"width": 320, "height": 640})
+        await reflows(admin, "admin at 320 CSS px")
+        await admin.context.close()
+
+        # Everybody reads it, in their language; every page links to it.
+        for locale, limitation, heading in (
+            ("en-GB", "No live captions.", "Enforcement procedure"),
+            ("de-DE", "Keine Live-Untertitel.", "Schlichtungsverfahren"),
+        ):
+            context = await browser.new_context(locale=locale)
+            page = await context.new_page()
+            await page.goto(f"{server.url}/now/")
+            await (
+                page.get_by_role("link", name="Accessibility")
+                .or_(page.get_by_role("link", name="Barrierefreiheit"))
+                .click()
+            )
+            await page.wait_for_selector("#statement[aria-busy=false]")
+            assert await page.inner_text("#limitations") == limitation
+            assert await page.get_by_role("heading", name=heading).count() == 1
+            email = page.get_by_role("link", name="barrierefrei@musterhausen.example")
+            assert await email.get_attribute("href") == "mailto:barrierefrei@musterhausen.example"
+            audits.append(await audit(page, f"accessibility statement ({locale})"))
+            await focus_walk(page, f"accessibility statement ({locale})")
+            await context.close()
+        await _reflow_everywhere(
+            browser, f"{server.url}/accessibility/", "#statement[aria-busy=false]", "statement"
+        )
+
+        # The advisor's pages: the keyboard reaches every control, visibly; nothing scrolls
+        # sideways on a phone-wide window or at 200 % zoom.
+        await _reflow_everywhere(
+            browser, f"{server.url}/advisor/", "#login-view:not([hidden])", "advisor login"
+        )
+        advisor = await login_advisor(browser, server)
+        await advisor.get_by_text("New appointment").click()
+        await advisor.get_by_label("Date and time").fill(await appointment_start())
+        await advisor.get_by_role("button", name="Create appointment").click()
+        await advisor.wait_for_selector("#invitation:not([hidden])")
+        join_link = await advisor.inner_text("#invitation-link")
+        await focus_walk(advisor, "advisor: workspace with an invitation")
+        for width in (320, 640):
+            await advisor.set_viewport_size({"width": width, "height": 700})
+            await reflows(advisor, f"advisor: workspace at {width} CSS px")
+        await advisor.set_viewport_size({"width": 1280, "height": 800})
+
+        # The citizen's steps, by keyboard and narrow.
+        await _reflow_everywhere(browser, join_link, "#welcome-view:not([hidden])", "welcome")
+        context, citizen = await _citizen(browser)
+        await citizen.goto(join_link)
+        await citizen.wait_for_selector("#welcome-view:not([hidden])")
+        await focus_walk(citizen, "citizen: welcome")
+        await citizen.get_by_role("button", name="Agree and turn on camera").click()
+        await citizen.wait_for_selector("#prejoin-view:not([hidden])")
+        await focus_walk(citizen, "citizen: camera and microphone check")
+        for width in (320, 640):
+            await citizen.set_viewport_size({"width": width, "height": 700})
+            await reflows(citizen, f"citizen: camera check at {width} CSS px")
+        await citizen.set_viewport_size({"width": 1280, "height": 800})
+        await citizen.get_by_role("button", name="Join").click()
+        await citizen.wait_for_selector("#lobby-view:not([hidden])")
+        await focus_walk(citizen, "citizen: lobby")
+
+        # The chime of a new caller has a caption that is also said (a live region); it
+        # slides in, except for whoever asked for reduced motion.
+        caption = advisor.locator("#chime-caption")
+        await caption.wait_for(state="visible", timeout=10_000)
+        assert await caption.inner_text() == "Chime: a new caller is waiting (Citizen)"
+        assert await caption.get_attribute("role") == "status"
+        motion = "() => getComputedStyle(document.getElementById('chime-caption')).animationName"
+        assert await advisor.evaluate(motion) == "arrive"
+        await advisor.emulate_media(reduced_motion="reduce")
+        assert await advisor.evaluate(motion) == "none"
+        await advisor.emulate_media(reduced_motion="no-preference")
+
+        # The call's state is said as it changes; so is each chat line (a live list).
+        await advisor.get_by_role("button", name="Admit Citizen to the appointment").click()
+        announced = "() => document.getElementById('announcer').textContent"
+        await poll(
+            lambda: citizen.evaluate(f"() => ({announced})() === 'Call: connected'"),
+            20,
+            "the citizen's page to say the call is connected",
+        )
+        await poll(
+            lambda: advisor.evaluate(f"() => ({announced})() === 'Call: connected'"),
+            20,
+            "the advisor's page to say the call is connected",
+        )
+        assert await citizen.get_attribute("#chat-log", "aria-live") == "polite"
+        await citizen.get_by_role("button", name="End call").click()
+        await citizen.wait_for_selector("#ended-view:not([hidden])")
+        await context.close()
+        await advisor.context.close()
     finally:
         server.stop()
     no_violations(audits)

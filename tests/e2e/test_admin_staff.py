@@ -161,7 +161,7 @@ async def test_the_administration_page_in_german(browser: Any, tmp_path: Path) -
         for label in (
             "Neuer Einrichtungscode für Kabine 1",
             "Kabine 1 sperren",
-            "Passwort von advisor zurücksetzen",
+            "Passwort zurücksetzen: advisor",
         ):
             assert await page.get_by_role("button", name=label).count() == 1, label
         # No English left: every text on the page that comes from a catalogue is German.

@@ -17,6 +17,7 @@ import { createBranding } from "/static/admin/branding.js";
 import { createFleet } from "/static/admin/fleet.js";
 import { createIntegrations } from "/static/admin/integrations.js";
 import { createSettings } from "/static/admin/settings.js";
+import { createStatement } from "/static/admin/statement.js";
 import { createTopics } from "/static/admin/topics.js";
 import { createUpdates } from "/static/admin/updates.js";
 import { createUsers } from "/static/admin/users.js";
@@ -55,6 +56,7 @@ page.sections = {
   updates: createUpdates(page),
   integrations: createIntegrations(page),
   branding: createBranding(page),
+  statement: createStatement(page),
   settings: createSettings(page),
   audit: createAudit(page),
 };
@@ -145,9 +147,9 @@ async function enter(me) {
 }
 
 async function loadEverything() {
-  const { users, topics, branches, fleet, updates, integrations, branding, settings, audit } = page.sections;
+  const { users, topics, branches, fleet, updates, integrations, branding, statement, settings, audit } = page.sections;
   await topics.load(); // users show topic names
-  await Promise.all([users.load(), branches.load(), fleet.load(), updates.load(), integrations.load(), branding.load(), settings.load()]);
+  await Promise.all([users.load(), branches.load(), fleet.load(), updates.load(), integrations.load(), branding.load(), statement.load(), settings.load()]);
   await audit.load(true); // actor names from the users
 }
 

@@ -207,7 +207,7 @@ async function handle(message) {
       if (inSession(message)) {
         state.joinRequests.set(message.peer.participant_id, message.peer);
         renderJoinRequests();
-        chime();
+        chime(t("call.join_request_caption", { name: message.peer.name }));
       }
       break;
     case "participant_joined":
@@ -243,7 +243,17 @@ async function handle(message) {
 
 // ------------------------------------------------------------------ queue
 
-function chime() {
+// The chime, and its caption for those who cannot hear it (shown for CAPTION_SECONDS, and said
+// to screen readers: the caption is a polite live region).
+const CAPTION_SECONDS = 12;
+let captionTimer = null;
+
+function chime(caption) {
+  const line = $("chime-caption");
+  line.textContent = t("chime.caption", { text: caption });
+  line.hidden = false;
+  clearTimeout(captionTimer);
+  captionTimer = setTimeout(() => { line.hidden = true; line.textContent = ""; }, CAPTION_SECONDS * 1000);
   // A short, soft two-tone chime made here: no sound file, nothing fetched.
   try {
     const context = new AudioContext();
@@ -274,7 +284,10 @@ function renderQueue(waiting, { quiet = false } = {}) {
   const known = state.waitingIds || new Set();
   state.waiting = waiting;
   state.waitingIds = new Set(waiting.map((w) => w.session_id));
-  if (!quiet && waiting.some((w) => !known.has(w.session_id)) && !state.session) chime();
+  const arrived = waiting.filter((w) => !known.has(w.session_id));
+  if (!quiet && arrived.length && !state.session) {
+    chime(t("queue.new_caller_caption", { names: arrived.map((w) => w.caller_name).join(", ") }));
+  }
   state.lobby = new Map(waiting.filter((w) => w.appointment_id).map((w) => [w.appointment_id, w]));
   // The lists are rebuilt on every update: a keyboard user's focus stays on the same button.
   keepingFocus(LISTS, () => {

@@ -2,7 +2,7 @@
 // (#remote-video), anyone else in a tile beside it (#tiles), the connection's state
 // (#call-state, #reconnecting), and the microphone and camera toggles (#mute, #camera).
 
-import { $, element } from "./dom.js";
+import { $, announce, element } from "./dom.js";
 import { t } from "./i18n.js";
 
 function tileOf(participantId) {
@@ -53,6 +53,11 @@ export function showCallState(mesh, stagePeerId, { reconnecting = false } = {}) 
   let current = leg ? leg.pc.connectionState : "connecting";
   if (mesh.reconnecting || reconnecting) current = "reconnecting";
   const pill = $("call-state");
+  // Screen-reader users hear each change of the call's state (the pill only shows it).
+  if (pill.dataset.state !== current || !pill.dataset.announced) {
+    pill.dataset.announced = "yes";
+    announce(t("call.state_announced", { state: t(`call.state.${current}`) }));
+  }
   pill.dataset.state = current;
   pill.textContent = t(`call.state.${current}`);
   $("reconnecting").hidden = current !== "reconnecting";
@@ -81,4 +86,5 @@ export function clearCallView() {
   $("local-video").srcObject = null;
   $("tiles").replaceChildren();
   $("chat-log").replaceChildren();
+  delete $("call-state").dataset.announced;
 }

@@ -37,6 +37,15 @@ export function showOnly(views, view) {
   for (const id of views) $(id).hidden = id !== view;
 }
 
+/** Say `text` to screen-reader users through the page's visually hidden, polite live region
+ * (#announcer); the same text twice is said twice. */
+export function announce(text) {
+  const region = $("announcer");
+  if (!region) return;
+  region.textContent = "";
+  setTimeout(() => { region.textContent = text; }, 100);
+}
+
 /** The page's notice line (#notice, a polite live region): `text`, or hidden when empty. */
 export function notice(text, { error = false } = {}) {
   const line = $("notice");
