@@ -326,3 +326,86 @@ async def test_accessibility_statement_focus_reflow_motion_and_live_regions(
     finally:
         server.stop()
     no_violations(audits)
+
+
+#: Frames presented by a <video> in `seconds` (requestVideoFrameCallback: what the screen got).
+PRESENTED = """async ([selector, seconds]) => {
+  const video = document.querySelector(selector);
+  let frames = 0;
+  let first = null;
+  let last = null;
+  await new Promise((done) => {
+    const count = (now, meta) => {
+      first = first ?? meta.presentedFrames;
+      last = meta.presentedFrames;
+      frames += 1;
+      video.requestVideoFrameCallback(count);
+    };
+    video.requestVideoFrameCallback(count);
+    setTimeout(done, seconds * 1000);
+  });
+  const box = video.getBoundingClientRect();
+  return { fps: (last - first) / seconds, callbacks: frames, width: box.width,
+           height: box.height, frameWidth: video.videoWidth };
+}"""
+
+
+async def test_accessibility_sign_language_interpreter_pinned_large_keeps_20_fps(
+    relayed_server: Server, browser: Any
+) -> None:
+    """A deaf citizen at home pins the sign-language interpreter's tile: it takes the width of
+    the call and shows at least 20 frames per second (EN 301 549), measured on the page."""
+    server = relayed_server
+    advisor = await login_advisor(browser, server)
+    await advisor.get_by_text("New appointment").click()
+    await advisor.get_by_label("Date and time").fill(await appointment_start())
+    await advisor.get_by_role("button", name="Create appointment").click()
+    await advisor.wait_for_selector("#invitation:not([hidden])")
+    join_link = await advisor.inner_text("#invitation-link")
+
+    citizen_context, citizen = await _citizen(browser)
+    await citizen.goto(join_link)
+    await citizen.get_by_role("button", name="Agree and turn on camera").click()
+    await citizen.get_by_role("button", name="Join").click()
+    await advisor.get_by_role("button", name="Admit Citizen to the appointment").click(
+        timeout=15_000
+    )
+    await _playing(citizen, "#remote-video", "the advisor's video at the citizen")
+
+    await advisor.get_by_text("Invite someone (an interpreter) into this call").click()
+    await advisor.get_by_label("How the others will see them").fill("Sign language")
+    await advisor.get_by_role("button", name="Create link").click()
+    await advisor.wait_for_selector("#invite-result:not([hidden])")
+    interpreter_context, interpreter = await _citizen(browser)
+    await interpreter.goto(await advisor.inner_text("#invite-link"))
+    await interpreter.get_by_role("button", name="Agree and turn on camera").click()
+    await interpreter.get_by_role("button", name="Join").click()
+    await advisor.get_by_role("button", name="Admit Sign language into the call").click(
+        timeout=15_000
+    )
+    tile = "#tiles li video"
+    await _playing(citizen, tile, "the interpreter's video at the citizen")
+
+    small = await citizen.evaluate(PRESENTED, [tile, 1])
+    pin = citizen.get_by_role("button", name="Show large: Sign language")
+    await pin.click()
+    assert await pin.get_attribute("aria-pressed") == "true"
+    pinned = await citizen.evaluate(PRESENTED, [tile, 5])
+    call_width = await citizen.evaluate(
+        "() => document.getElementById('call-view').getBoundingClientRect().width"
+    )
+    print(
+        f"\ninterpreter's tile: {small['width']:.0f} px wide before, pinned "
+        f"{pinned['width']:.0f}x{pinned['height']:.0f} px of a {call_width:.0f} px call, "
+        f"{pinned['fps']:.1f} frames per second presented over 5 s "
+        f"({pinned['frameWidth']} px frames)"
+    )
+    assert pinned["width"] >= 0.9 * call_width > small["width"]
+    assert pinned["fps"] >= 20, pinned
+    audit_result = await audit(citizen, "citizen: call with the interpreter pinned large")
+    no_violations([audit_result])
+    await pin.click()
+    assert await pin.get_attribute("aria-pressed") == "false"
+    await interpreter_context.close()
+    await citizen_context.close()
+    await advisor.context.close()

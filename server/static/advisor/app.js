@@ -509,6 +509,7 @@ async function startCall(message) {
   $("camera").setAttribute("aria-pressed", "false");
   $("invite-result").hidden = true;
   $("tiles").replaceChildren();
+  $("call-view").classList.remove("pinned-view");
   updateCallState();
   show("call-view");
   if (message.offerer) await mesh.offerTo(message.peer);

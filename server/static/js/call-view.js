@@ -20,6 +20,15 @@ export function tileFor(peer, { onRemove } = {}) {
   video.autoplay = true;
   video.playsInline = true;
   tile.append(video, element("span", { text: peer.name }));
+  // Pinned, the tile takes the width of the call (a sign-language interpreter, large enough to
+  // read); the stage gives way. One tile at a time.
+  const pin = element("button", {
+    text: t("call.pin"),
+    className: "secondary pin",
+    attrs: { type: "button", "aria-pressed": "false", "aria-label": t("call.pin_label", { name: peer.name }) },
+  });
+  pin.addEventListener("click", () => pinTile(tile));
+  tile.append(pin);
   if (onRemove) {
     const remove = element("button", {
       text: t("call.remove"),
@@ -33,9 +42,23 @@ export function tileFor(peer, { onRemove } = {}) {
   return tile;
 }
 
+/** Pin `tile` large, or unpin it when it is pinned already. */
+export function pinTile(tile) {
+  const pinning = !tile.classList.contains("pinned");
+  for (const other of document.querySelectorAll("#tiles li.pinned")) {
+    other.classList.remove("pinned");
+    other.querySelector("button.pin").setAttribute("aria-pressed", "false");
+  }
+  tile.classList.toggle("pinned", pinning);
+  tile.querySelector("button.pin").setAttribute("aria-pressed", String(pinning));
+  $("call-view").classList.toggle("pinned-view", pinning);
+}
+
 /** Take away the tile of a participant who left. */
 export function removeTile(participantId) {
-  tileOf(participantId)?.remove();
+  const tile = tileOf(participantId);
+  if (tile?.classList.contains("pinned")) pinTile(tile);
+  tile?.remove();
 }
 
 /** Show `stream` of `peer`: on the stage when they are `stagePeerId`, in their tile otherwise.
@@ -85,6 +108,7 @@ export function clearCallView() {
   $("remote-video").srcObject = null;
   $("local-video").srcObject = null;
   $("tiles").replaceChildren();
+  $("call-view").classList.remove("pinned-view");
   $("chat-log").replaceChildren();
   delete $("call-state").dataset.announced;
 }
