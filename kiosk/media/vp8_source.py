@@ -27,6 +27,7 @@ from typing import Any
 
 import av
 
+from kiosk.media.h264 import EncoderError
 from kiosk.media.source import VIDEO_CLOCK_RATE, VP8, EncodedFrame, SourceError, VideoSource
 from kiosk.media.vp8 import Vp8Encoder, is_vp8_keyframe
 
@@ -121,6 +122,8 @@ class Vp8Source(VideoSource):
                 frame = await loop.run_in_executor(
                     executor, self._encode, picture, arrived, keyframe
                 )
+            except EncoderError as exc:
+                raise SourceError(str(exc)) from exc
             except RuntimeError as exc:  # the executor was shut down by stop()
                 raise SourceError(f"the {self.name} source stopped") from exc
             if frame is not None:

@@ -182,3 +182,27 @@ async def test_a_peer_with_h264_keeps_h264(feeds: VideoFeeds, loopback_ice: None
     finally:
         await booth.close()
         await answerer.close()
+
+
+async def test_a_connection_made_anew_with_a_vp8_peer_shares_the_encoder(
+    feeds: VideoFeeds, loopback_ice: None
+) -> None:
+    first, first_peer, _ = await _answer(feeds, ("video/VP8",))
+    second: PeerLink | None = None
+    second_peer: RTCPeerConnection | None = None
+    try:
+        await _until(lambda: first.video_track.frames_sent >= 5, "the first connection's video")
+        vp8 = feeds.vp8
+        # What the connection keeper does: a new connection, then the old one closes.
+        second, second_peer, decoded = await _answer(feeds, ("video/VP8",))
+        await first.close()
+        await _until(lambda: len(decoded) >= 10, "the new connection's peer to decode VP8")
+        assert feeds.vp8 is vp8  # the same encoder went on
+        assert vp8 is not None and vp8.subscribers == 1
+    finally:
+        for link in (first, second):
+            if link is not None:
+                await link.close()
+        for peer in (first_peer, second_peer):
+            if peer is not None:
+                await peer.close()
