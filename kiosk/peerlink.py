@@ -190,7 +190,8 @@ class PeerLink:
             raise CallError(f"the answer of {self.peer.name} cannot be used: {exc}") from exc
         codec = self.video_codec
         if codec is not None and self._video_feeds is not None:
-            # Before the connection can send its first packet (it is still checking paths).
+            # aiortc connects (and then sends) in a task it has only scheduled: the track
+            # moves to the codec's feed before that task first runs.
             await self._video_feeds.use(self.video_track, codec)
         log.info("session %s: answer applied, video in %s", self.session_id, codec)
 
