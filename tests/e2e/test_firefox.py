@@ -1,4 +1,5 @@
-"""The advisor's workspace and the citizen's join page in Firefox (Debian's firefox-esr).
+"""The advisor's workspace and the citizen's join page in Firefox (Debian's firefox-esr, as it
+is: no H.264 in WebRTC, so a booth sends it VP8).
 
 Playwright cannot drive a stock Firefox, so these tests use the small WebDriver BiDi client in
 tests/e2e/firefox.py: real mouse clicks and key presses, nothing of the pages stubbed.
@@ -23,6 +24,12 @@ VIDEO_PLAYING = """(() => {
     ? { width: v.videoWidth, height: v.videoHeight, time: v.currentTime } : null;
 })()"""
 
+
+# The booth's tile on the citizen's (an interpreter's) call page, once it plays.
+BOOTH_TILE_PLAYING = """(() => {
+  const v = document.querySelector('#tiles li video');
+  return v && v.videoWidth > 0 && v.currentTime > 0 ? { time: v.currentTime } : null;
+})()"""
 
 # The workspace's statistics of the booth's video, from its peer connection's getStats():
 # inbound-rtp's codec and framesDecoded.
@@ -203,6 +210,68 @@ async def test_citizen_in_firefox_joins_and_is_admitted(
 
     await firefox.click("#hangup")
     await firefox.poll(visible("ended-view"), 10, "the ended view")
+    await advisor.wait_for_selector("#queue-view:not([hidden])")
+    assert firefox.tripwire.requests == [], f"Firefox reached out: {firefox.tripwire.requests}"
+    print(f"test took {time.monotonic() - started:.1f} s")
+
+
+async def test_a_firefox_interpreter_in_a_booth_call_gets_vp8_the_advisor_h264(
+    relayed_server: Server, start_booth: Any, browser: Any, firefox: Any
+) -> None:
+    """A mixed call: the advisor's Chromium takes H.264, the interpreter's Firefox (no H.264)
+    VP8; each decodes the booth, and the booth decodes both."""
+    started = time.monotonic()
+    advisor = await login_advisor(browser, relayed_server)
+    booth = start_booth(relayed_server, "Branch 1 booth", "--call")
+    await advisor.get_by_role("button", name="Accept call from Branch 1 booth").click(
+        timeout=30_000
+    )
+    await video_moves(lambda expression: advisor.evaluate(expression), "advisor (Chromium)")
+    await advisor.get_by_text("Invite someone (an interpreter) into this call").click()
+    await advisor.get_by_label("How the others will see them").fill("Interpreter (Turkish)")
+    await advisor.get_by_role("button", name="Create link").click()
+    await advisor.wait_for_selector("#invite-result:not([hidden])")
+    link = await advisor.inner_text("#invite-link")
+
+    await firefox.navigate(link)
+    await firefox.poll(visible("welcome-view"), 10, "the welcome view")
+    await firefox.click("#consent")
+    await firefox.poll(visible("prejoin-view"), 10, "the pre-join view")
+    await firefox.click("#join")
+    await firefox.poll(visible("lobby-view"), 10, "the lobby")
+    await advisor.get_by_role("button", name="Admit Interpreter (Turkish) into the call").click(
+        timeout=15_000
+    )
+    await firefox.poll(visible("call-view"), 10, "the interpreter's call view")
+    first = await firefox.poll(BOOTH_TILE_PLAYING, 25, "the booth's tile playing in Firefox")
+    await asyncio.sleep(1.0)
+    second = await firefox.evaluate(BOOTH_TILE_PLAYING)
+    assert second and second["time"] - first["time"] > 0.5, (first, second)
+    caption = await firefox.evaluate("document.querySelector('#tiles li span').textContent")
+    assert caption == "Branch 1 booth", caption
+
+    status = await booth_status(
+        booth,
+        lambda s: (
+            len(s.get("others") or []) == 1
+            and s["others"][0].get("video_frames_received", 0) > 30
+            and s.get("call", {}).get("video_frames_received", 0) > 30
+        ),
+        25,
+        "the booth to decode both the advisor's and the interpreter's cameras",
+    )
+    advisor_leg, interpreter_leg = status["call"], status["others"][0]
+    assert advisor_leg["video_codec"] == "video/H264", advisor_leg
+    assert interpreter_leg["video_codec"] == "video/VP8", interpreter_leg
+    print(
+        f"booth sends the advisor H.264 ({advisor_leg['video_frames_sent']} frames) and the "
+        f"Firefox interpreter VP8 ({interpreter_leg['video_frames_sent']} frames); it receives "
+        f"{advisor_leg['video_fps_received']} and {interpreter_leg['video_fps_received']} fps"
+    )
+
+    await firefox.click("#hangup")
+    await firefox.poll(visible("ended-view"), 10, "the interpreter's ended view")
+    await advisor.get_by_role("button", name="End call").click()
     await advisor.wait_for_selector("#queue-view:not([hidden])")
     assert firefox.tripwire.requests == [], f"Firefox reached out: {firefox.tripwire.requests}"
     print(f"test took {time.monotonic() - started:.1f} s")
