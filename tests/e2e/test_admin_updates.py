@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.admin_pages import admin_page, server_with_admin
+from tests.e2e.axe import audit as axe_audit
+from tests.e2e.axe import no_violations
 from tests.e2e.booth_screen import SCREENSHOTS, booth_config, running_booth
 from tests.server.updates.bundles import key_pair, make_bundle
 
@@ -67,6 +69,7 @@ async def test_an_administrator_uploads_a_bundle_and_rolls_it_out_to_a_canary(
             await rollout.get_by_role("button", name="Show the rollout of version 2.0.0").click()
             booth_row = page.locator("#rollout-booths tr", has_text="Canary booth")
             await booth_row.wait_for()
+            no_violations([await axe_audit(page, "admin: a rollout and its booths")])
             assert "canary" in str(await booth_row.text_content())
             # The booth downloads, installs (fake) and restarts the machine; the page follows.
             await page.wait_for_selector(

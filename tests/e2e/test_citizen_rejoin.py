@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.e2e.axe import audit, no_violations
 from tests.e2e.conftest import Server, login_advisor, poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -66,6 +67,7 @@ async def test_a_citizen_rejoins_after_the_call_and_refusals_are_in_their_langua
     await _admitted_and_connected(advisor, citizen)
     await advisor.get_by_role("button", name="End call").click()
     await citizen.wait_for_selector("#ended-view:not([hidden])")
+    no_violations([await audit(citizen, "citizen: call ended, join again (Deutsch)")])
 
     # The same link, within its window: join again from the ended page.
     await citizen.get_by_role("button", name="Erneut teilnehmen").click()
@@ -98,6 +100,7 @@ async def test_a_citizen_rejoins_after_the_call_and_refusals_are_in_their_langua
     await citizen.wait_for_selector("#notice:not([hidden])")
     text = await citizen.inner_text("#notice")
     assert text.startswith("Es ist noch etwas früh: Dieser Link öffnet um "), text
+    no_violations([await audit(citizen, "citizen: too early (Deutsch)")])
     # In the organisation's zone (the server's default, Europe/Berlin), as invitations say it.
     opens = (datetime.now(UTC) + timedelta(minutes=105)).astimezone(ZoneInfo("Europe/Berlin"))
     assert any((opens - timedelta(minutes=m)).strftime("%H:%M") in text for m in (0, 1)), text

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.e2e.axe import audit, no_violations
 from tests.e2e.conftest import poll
 from tests.identity.conftest import LABEL, SsoWorld
 
@@ -72,6 +73,9 @@ async def test_oidc_advisor_signs_in_at_the_provider_and_takes_a_booth_call(
     sso: SsoWorld, browser: Any, start_booth: Any
 ) -> None:
     context, page = await _workspace(browser)
+    await page.goto(f"{sso.server.url}/advisor/")
+    await page.get_by_role("link", name=f"Sign in with {LABEL}").wait_for()
+    no_violations([await audit(page, "advisor: login with single sign-on")])
     started = time.monotonic()
     await _sign_in(page, sso, "ada")
     await page.wait_for_selector("#queue-view:not([hidden])")

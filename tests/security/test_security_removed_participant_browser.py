@@ -111,7 +111,9 @@ async def test_security_a_removed_interpreter_gets_no_media_in_chromium(
 
     interpreter.on("websocket", on_socket)
     await _three_clicks(interpreter, link)
-    await advisor.get_by_role("button", name="Admit Interpreter into the call").click(timeout=15_000)
+    await advisor.get_by_role("button", name="Admit Interpreter into the call").click(
+        timeout=15_000
+    )
     await _playing(advisor, "#tiles li video", "the interpreter's video at the advisor")
     started = next(m for m in received if m["type"] == "call_started")
     advisor_id = next(p["participant_id"] for p in started["peers"] if p["role"] == "advisor")
