@@ -22,9 +22,10 @@ from protocol.systemd import Notifier
 
 log = logging.getLogger("kiosk")
 
-#: How often the screen is drawn: above the camera's 30 frames a second, so that none is
-#: held back a frame.
+#: How often the screen is drawn when no video arrives (taps, the idle screen's motion) ...
 DISPLAY_FPS = 30
+#: ... and how often the display loop looks for taps and a new frame of the call's stage.
+POLL_SECONDS = 0.005
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -82,7 +83,7 @@ async def drive_display(booth: Booth, display: Display) -> None:
     """Draw the booth's screen and hand the display's taps to the booth, until cancelled."""
     headless = isinstance(display, HeadlessDisplay)
     if not headless:  # pygame only where there is a screen
-        from kiosk.ui.booth_view import FrameCache, theme_for, view_of
+        from kiosk.ui.booth_view import FrameCache, stage_frame, theme_for, view_of
         from kiosk.ui.window import WindowDisplay
 
         frames = FrameCache()
@@ -95,7 +96,7 @@ async def drive_display(booth: Booth, display: Display) -> None:
         task.add_done_callback(background.discard)
 
     loop = asyncio.get_running_loop()
-    next_frame = loop.time()
+    next_frame, on_stage = loop.time(), None
     while True:
         for item in display.poll():
             if isinstance(item, Event):
@@ -105,15 +106,22 @@ async def drive_display(booth: Booth, display: Display) -> None:
         if headless:
             await asyncio.sleep(1 / 4)
             continue
+        # Drawn as each video frame of the stage arrives, and DISPLAY_FPS times a second
+        # without one: drawing on a schedule of its own would miss frames that arrive two
+        # between drawings (the network delivers in bursts), and a sign-language interpreter
+        # needs every one of at least 20 a second (EN 301 549).
+        newest = stage_frame(booth)
+        if newest is on_stage and loop.time() < next_frame:
+            await asyncio.sleep(POLL_SECONDS)
+            continue
+        on_stage, next_frame = newest, loop.time() + 1 / DISPLAY_FPS
         if themed_for is not booth.info and isinstance(display, WindowDisplay):
             themed_for = booth.info
             display.set_theme(theme_for(booth.info))
-        display.draw(Screen(state=str(booth.state), headline="", view=view_of(booth, frames)))
-        # Paced to a schedule, not slept after each frame: the drawing's own time must not
-        # drag the screen below the video's rate (20 frames a second at least for sign
-        # language, EN 301 549). A loop that fell behind starts the schedule again.
-        next_frame = max(next_frame + 1 / DISPLAY_FPS, loop.time())
-        await asyncio.sleep(next_frame - loop.time())
+        boxes = display.screens.video_boxes() if isinstance(display, WindowDisplay) else None
+        view = view_of(booth, frames, boxes)
+        display.draw(Screen(state=str(booth.state), headline="", view=view))
+        await asyncio.sleep(POLL_SECONDS)
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -73,6 +73,7 @@ class SpokenPrompts:
         self._shown: tuple[State, str, str | None] | None = None
         self._last: tuple[State, Visit] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._ending: set[asyncio.Task[None]] = set()
         #: The prompts spoken so far, most recent last (bounded).
         self.spoken: list[Spoken] = []
 
@@ -103,16 +104,18 @@ class SpokenPrompts:
             self._say(*self._last)
 
     def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            # Kept until it has ended (close() waits for it): its speaker is being stopped.
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
         self._speaker.stop()
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        self._speaker.stop()
-        if task is not None:
-            task.cancel()
+        """Stop speaking and wait until the prompt's worker has let go. Safe to call twice."""
+        self.stop()
+        for task in list(self._ending):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -143,5 +146,7 @@ class SpokenPrompts:
                     self._speaker.stop()
         except asyncio.CancelledError:
             self._speaker.stop()
+            with contextlib.suppress(Exception):
+                await playing  # the worker notices within a chunk (10 ms)
             raise
         self.spoken = [*self.spoken[-49:], Spoken(state, language, playing.result())]

@@ -17,7 +17,7 @@ from kiosk.flow import State, Visit
 from kiosk.i18n import Catalogue, rtl
 from kiosk.ui.actions import TargetAction
 from kiosk.ui.framerate import FrameMeter
-from kiosk.ui.text import Colour, Fonts, fit
+from kiosk.ui.text import Colour, Fitted, Fonts, fit
 from kiosk.ui.theme import Theme
 
 #: Smallest touch target edge, in millimetres on the panel.
@@ -30,6 +30,8 @@ BODY_MM = 5.0
 TITLE_MM = 8.0
 LARGE_TEXT = 1.3
 LARGE_TITLES = 1.1
+#: Texts kept fitted (a few screens' worth in a few languages).
+FITTED_KEPT = 512
 #: The participant the call's stage shows unless someone else is pinned there.
 ADVISOR = "advisor"
 
@@ -93,6 +95,11 @@ def target_at(targets: list[Target], pos: tuple[int, int]) -> Target | None:
     return None
 
 
+#: Video this much larger than its box (a 480-line camera on a 475-line stage) is cropped,
+#: not scaled: scaling every frame is the largest cost of drawing a call.
+NATIVE_SLACK = 0.03
+
+
 def _frame_surface(
     frame: np.ndarray[Any, Any], box: pygame.Rect
 ) -> tuple[pygame.Surface, pygame.Rect]:
@@ -101,8 +108,16 @@ def _frame_surface(
     # Rows as they are (no transposing copy, as surfarray would make): video is drawn every
     # frame, and this is its cost.
     surface = pygame.image.frombuffer(np.ascontiguousarray(frame).data, (width, height), "RGB")
-    scale = min(box.width / surface.get_width(), box.height / surface.get_height())
-    size = (max(1, int(surface.get_width() * scale)), max(1, int(surface.get_height() * scale)))
+    scale = min(box.width / width, box.height / height)
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    if scale >= 1 - NATIVE_SLACK and width <= box.width / (1 - NATIVE_SLACK):
+        # Converted for this box already (kiosk.ui.booth_view), or a few pixels larger: drawn
+        # as it is, the edges cropped, not scaled again.
+        crop = pygame.Rect(0, 0, min(width, box.width), min(height, box.height))
+        crop.center = (width // 2, height // 2)
+        placed = pygame.Rect((0, 0), crop.size)
+        placed.center = box.center
+        return surface.subsurface(crop) if crop.size != (width, height) else surface, placed
     placed = pygame.Rect((0, 0), size)
     placed.center = box.center
     return pygame.transform.smoothscale(surface, size), placed
@@ -136,6 +151,7 @@ class Canvas:
         self._use_mode(accessible=False)
         #: Video frames drawn per participant (EN 301 549's 20 frames per second).
         self.meter = FrameMeter()
+        self._fitted: dict[tuple[object, ...], Fitted] = {}
         self.overflows: list[str] = []
         #: The text boxes of the last frame outside buttons (tests check nothing covers them).
         self.text_boxes: list[tuple[pygame.Rect, str]] = []
@@ -192,16 +208,26 @@ class Canvas:
         self.drawn.append(text)
         if record:
             self.text_boxes.append((box.copy(), name or text[:30]))
-        fitted = fit(
-            self.fonts,
-            text,
-            box,
-            colour or self.theme.text,
-            size=size or self.body,
-            min_size=max(14, int(min_mm * (LARGE_TEXT if self.accessible else 1) * self.px_per_mm)),
-            bold=bold,
-            rtl=is_rtl,
-        )
+        ink = colour or self.theme.text
+        least = max(14, int(min_mm * (LARGE_TEXT if self.accessible else 1) * self.px_per_mm))
+        # The same text in the same box is fitted once: the call screen is drawn with every
+        # video frame, and fitting renders each line at every size it tries.
+        key = (text, box.size, ink, size or self.body, least, bold, is_rtl)
+        fitted = self._fitted.get(key)
+        if fitted is None:
+            if len(self._fitted) >= FITTED_KEPT:
+                self._fitted.clear()
+            fitted = fit(
+                self.fonts,
+                text,
+                box,
+                ink,
+                size=size or self.body,
+                min_size=least,
+                bold=bold,
+                rtl=is_rtl,
+            )
+            self._fitted[key] = fitted
         if text.strip() and (self.smallest_text is None or fitted.size < self.smallest_text):
             self.smallest_text = fitted.size
         if not fitted.fits:

@@ -448,7 +448,14 @@ class BoothScreens(ServiceScreens):
             kind="secondary",
         )
 
-    def _draw_in_call(self, surface: pygame.Surface, view: View) -> None:
+    def video_boxes(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The sizes the call screen draws video at: the stage, and a tile (the self-view,
+        another participant). Video converted to fit them is drawn unscaled."""
+        stage, small = self._call_layout()[1:]
+        return stage.size, small.size
+
+    def _call_layout(self) -> tuple[pygame.Rect, pygame.Rect, pygame.Rect]:
+        """The call screen's control bar, stage and the self-view's tile (top right)."""
         width, height = self.size
         bar = pygame.Rect(
             0, height - self.min_target - self.margin, width, self.min_target + self.margin
@@ -456,6 +463,11 @@ class BoothScreens(ServiceScreens):
         stage = pygame.Rect(0, 0, width, bar.y)
         small = pygame.Rect(0, 0, width // 4, width // 4 * 3 // 4)
         small.topright = (width - self.margin, self.margin)
+        return bar, stage, small
+
+    def _draw_in_call(self, surface: pygame.Surface, view: View) -> None:
+        width, _ = self.size
+        bar, stage, small = self._call_layout()
         advisor = Tile(ADVISOR, view.advisor_name, view.remote_frame, view.remote_frame_id)
         other = view.others[0] if view.others else None
         large: Tile

@@ -48,6 +48,11 @@ class WindowDisplay:
         self._press: tuple[tuple[int, int], float] | None = None
         log.info("booth screen %dx%d through %s", *self._size, pygame.display.get_driver())
 
+    @property
+    def targets(self) -> list[Target]:
+        """The touch targets of the frame drawn last."""
+        return list(self._targets)
+
     def set_theme(self, theme: Theme) -> None:
         self.screens.theme = theme
 
