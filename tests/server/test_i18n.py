@@ -15,7 +15,7 @@ from server.updates.rollout import Progress, RolloutState
 
 STATIC = Path(__file__).resolve().parents[2] / "server" / "static"
 CATALOGUES = sorted((STATIC / "i18n").glob("*.json"))
-PAGES = [STATIC / "advisor", STATIC / "citizen", STATIC / "admin", STATIC / "js"]
+PAGES = [STATIC / d for d in ("advisor", "citizen", "admin", "statement", "js")]
 #: Keys the scripts build at run time: call.state.<RTCPeerConnection state> and the like.
 DYNAMIC = {
     "call.state.new",
@@ -32,6 +32,11 @@ DYNAMIC = {
     "state.done",
     "state.cancelled",
     "state.not_arrived",
+    # The accessibility statement names the organisation's conformance by its value.
+    *(f"statement.status_{level}" for level in ("full", "partial", "none")),
+    # ... and shows its texts, or the built-in ones, by their names (the admin page likewise).
+    *(f"statement.{text}_none" for text in ("limitations", "feedback", "enforcement")),
+    *(f"admin.statement.{text}" for text in ("limitations", "feedback", "enforcement")),
     # The citizen page says a refusal by its reason code: why a link does not open ...
     *(f"citizen.refused.{state.value}" for state in LinkState if state is not LinkState.OPEN),
     "citizen.refused.walk_in_off",
