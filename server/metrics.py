@@ -3,7 +3,8 @@
 Rendered by prometheus_client from collectors that read the live state when scraped: the booths
 by state and their platform faults (:class:`~server.fleet_health.FleetMonitor`), calls,
 queues, connections and refusals (the switchboard's :class:`~server.switchboard.Figures`), and
-the relays up or down (:class:`~server.relay_pool.RelayPool`). Each
+the relays up or down (:class:`~server.relay_pool.RelayPool`), and the outbox of mails and
+webhooks by kind and state. Each
 application has its own registry, so that several servers in one process keep theirs apart.
 """
 
@@ -24,7 +25,7 @@ from server.fleet_health import FleetMonitor, FleetState
 from server.http import problem
 from server.keys import BUS, CONFIG, DATABASE, MEMBERSHIP, SHARED_CALLS, SWITCHBOARD
 from server.relay_pool import RelayPool, RelayState
-from server.storage import Database, list_booths, list_topics
+from server.storage import Database, OutboxFigure, list_booths, list_topics, outbox_figures
 from server.switchboard import Figures
 
 #: Platform faults counted among the online booths, by the health field that says so.
@@ -43,6 +44,8 @@ class Inventory:
 
     booth_ids: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
+    #: The outbox by kind and state, and how old its oldest message is (seconds).
+    outbox: tuple[tuple[OutboxFigure, float | None], ...] = ()
 
     @classmethod
     async def load(cls, db: Database) -> Inventory:
@@ -54,6 +57,10 @@ class Inventory:
                 b.id for b in booths if b.public_key is not None or b.secret_hash is not None
             ),
             topics=tuple(t.name for t in topics),
+            outbox=tuple(
+                (f, None if f.oldest is None else (db.now() - f.oldest).total_seconds())
+                for f in await outbox_figures(db)
+            ),
         )
 
 
@@ -159,6 +166,41 @@ class RelayCollector(Collector):
         yield relays
 
 
+class OutboxCollector(Collector):
+    """The outbox (mails, webhooks) by kind and state, and the age of its oldest pending
+    message: mail or webhooks not getting through show as a growing count or age."""
+
+    KINDS = ("mail", "webhook")
+    STATES = ("pending", "sent", "failed", "superseded")
+
+    def __init__(self, inventory: Callable[[], Inventory]) -> None:
+        self._inventory = inventory
+
+    def collect(self) -> Iterable[Metric]:
+        counts = {(k, s): 0 for k in self.KINDS for s in self.STATES}
+        oldest = dict.fromkeys(self.KINDS, 0.0)
+        for figure, waited in self._inventory().outbox:
+            counts[figure.kind, figure.state] = figure.count
+            if figure.state == "pending" and waited is not None:
+                oldest[figure.kind] = max(0.0, waited)
+        messages = GaugeMetricFamily(
+            "videobooth_outbox_messages",
+            "Messages in the outbox by kind and state (sent ones are kept a while, then purged).",
+            labels=["kind", "state"],
+        )
+        for (kind, state), count in counts.items():
+            messages.add_metric([kind, state], count)
+        yield messages
+        age = GaugeMetricFamily(
+            "videobooth_outbox_oldest_pending_seconds",
+            "How long the oldest pending message of a kind has waited (0: none pending).",
+            labels=["kind"],
+        )
+        for kind, seconds in oldest.items():
+            age.add_metric([kind], seconds)
+        yield age
+
+
 class ClusterCollector(Collector):
     """The bus to the other nodes and, in a cluster, the nodes this one hears."""
 
@@ -231,6 +273,7 @@ class Metrics:
         if relays is not None:
             self.registry.register(RelayCollector(relays))
         self.registry.register(ClusterCollector(app))
+        self.registry.register(OutboxCollector(lambda: self._inventory))
 
     async def render(self, db: Database) -> bytes:
         """The figures in Prometheus' text format, the database's part read first."""

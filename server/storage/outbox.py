@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, exists, select, update
+from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.orm import aliased
 
 from .common import rowcount
@@ -34,6 +34,7 @@ __all__ = [
     "get_contact",
     "outbox_done",
     "outbox_failed",
+    "outbox_figures",
     "outbox_retry",
     "purge_outbox",
     "put_contact",
@@ -43,6 +44,16 @@ __all__ = [
 #: How long a worker holds a row it claimed (a send takes seconds; a dead node's rows wait).
 LEASE = timedelta(minutes=2)
 PENDING, SENT, FAILED, SUPERSEDED = "pending", "sent", "failed", "superseded"
+
+
+@dataclass(frozen=True)
+class OutboxFigure:
+    """How many messages of a kind are in a state, and when the oldest of them was made."""
+
+    kind: str
+    state: str
+    count: int
+    oldest: datetime | None
 
 
 @dataclass(frozen=True)
@@ -233,3 +244,14 @@ async def drop_contact(db: Database, appointment_id: str) -> None:
             delete(AppointmentContact).where(AppointmentContact.appointment_id == appointment_id)
         )
         await session.commit()
+
+
+async def outbox_figures(db: Database) -> list[OutboxFigure]:
+    """The outbox by kind and state (for ``/metrics``: a growing ``pending`` or ``failed``
+    count, or an old pending message, is mail or webhooks not getting through)."""
+    query = select(
+        OutboxItem.kind, OutboxItem.state, func.count(), func.min(OutboxItem.created_at)
+    ).group_by(OutboxItem.kind, OutboxItem.state)
+    async with db.session() as session:
+        rows = (await session.execute(query)).all()
+    return [OutboxFigure(kind, state, count, oldest) for kind, state, count, oldest in rows]

@@ -130,6 +130,24 @@ def _mail_server(tmp_path: Path, relay: Relay, *, reminder_minutes: int) -> Serv
     return server
 
 
+METRICS_TOKEN = "metrics-token-of-the-smtp-test"
+
+
+async def _outbox_figures(server: Server) -> dict[str, float]:
+    """The outbox's lines of /metrics, by series."""
+    headers = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{server.url}/metrics", headers=headers) as r,
+    ):
+        assert r.status == 200
+        text = await r.text()
+    series = (
+        line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("videobooth_outbox")
+    )
+    return {name: float(value) for name, value in series}
+
+
 async def _advisor(server: Server) -> aiohttp.ClientSession:
     http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     body = {"username": "advisor", "password": server.advisor_password}
@@ -231,6 +249,7 @@ async def test_smtp_down_the_invitation_waits_and_goes_out_once_it_is_back(
     tmp_path: Path, relay: Relay
 ) -> None:
     server = _mail_server(tmp_path, relay, reminder_minutes=0)  # the relay is not started
+    server.config.write_text(f'metrics_token = "{METRICS_TOKEN}"\n' + server.config.read_text())
     server.start()
     try:
         http = await _advisor(server)
@@ -244,6 +263,9 @@ async def test_smtp_down_the_invitation_waits_and_goes_out_once_it_is_back(
             30,
             "two failed attempts while the relay is down",
         )
+        figures = await _outbox_figures(server)
+        assert figures['videobooth_outbox_messages{kind="mail",state="pending"}'] == 1
+        assert figures['videobooth_outbox_oldest_pending_seconds{kind="mail"}'] > 0
         relay.start()
         back = time.monotonic()
         message = relay.inbox.wait_for(1, 60, "the invitation once the relay is back")
@@ -251,6 +273,10 @@ async def test_smtp_down_the_invitation_waits_and_goes_out_once_it_is_back(
         assert str(message["Subject"]) == "Ihr Videotermin bei Videobooth"
         await asyncio.sleep(5)  # and it is not sent again
         assert len(relay.inbox.messages) == 1, relay.inbox.subjects()
+        figures = await _outbox_figures(server)
+        assert figures['videobooth_outbox_messages{kind="mail",state="pending"}'] == 0
+        assert figures['videobooth_outbox_messages{kind="mail",state="sent"}'] == 1
+        assert figures['videobooth_outbox_oldest_pending_seconds{kind="mail"}'] == 0
     finally:
         server.stop()
 
