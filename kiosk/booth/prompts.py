@@ -82,6 +82,11 @@ class SpokenPrompts:
         """Whether prompts are spoken at all (a voice is installed)."""
         return self._voice is not None
 
+    @property
+    def speaking(self) -> bool:
+        """Whether a prompt is being heard now."""
+        return self._speaker.playing
+
     def follow(self, state: State, visit: Visit) -> None:
         """The flow is at ``state`` with ``visit``: speak when a new screen (or a new problem
         on it) appears in the mode; stop when the mode ends or the call's media runs."""

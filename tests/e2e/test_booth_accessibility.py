@@ -86,7 +86,7 @@ async def test_the_accessibility_mode_and_the_interpreter_pinned_at_20_frames_a_
                 await screen.until(
                     lambda: (
                         any(s.state is State.WAITING for s in booth.prompts.spoken)
-                        or booth.prompts._speaker.playing
+                        or booth.prompts.speaking
                     ),
                     "the waiting screen's prompt",
                 )
@@ -137,7 +137,7 @@ async def test_the_accessibility_mode_and_the_interpreter_pinned_at_20_frames_a_
             screen.save("call-interpreter-pinned")
             assert fps >= MIN_FPS, f"{fps:.1f} frames a second drawn, EN 301 549 wants 20"
             # No prompt speaks over the call.
-            assert not booth.prompts._speaker.playing
+            assert not booth.prompts.speaking
 
             # A tap on the tile gives the stage back to the advisor.
             await _tap(screen, lambda t: t.action is Action.PIN, "the advisor's tile")

@@ -9,6 +9,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -20,6 +21,8 @@ import pygame
 from kiosk.flow import CITIZEN_STATES, LANGUAGES, AccessibleMode, Flow, LinkUp, State, Visit
 from kiosk.i18n import load_catalogue
 from kiosk.ui.actions import Action, PinKey
+from kiosk.ui.booth_view import FrameCache, fitting_width
+from kiosk.ui.framerate import FrameMeter
 from kiosk.ui.screens import MIN_TARGET_MM, BoothScreens, Theme, Tile, View, target_at
 from kiosk.ui.text import Fonts
 
@@ -383,3 +386,30 @@ def test_every_state_has_a_screen_and_the_buttons_name_their_actions(
     assert {Action.TONE, Action.NETWORK_CHECK, Action.RESTART} <= technician
     pad = {t.action for t in screens.draw(surface, _view(State.TECHNICIAN_PIN, "en"))}
     assert {PinKey("1"), PinKey("0"), PinKey("delete"), PinKey("ok")} <= pad
+
+
+def test_the_frame_meter_counts_each_new_frame_once_per_participant() -> None:
+    now = [0.0]
+    meter = FrameMeter(clock=lambda: now[0])
+    frames = [object() for _ in range(41)]
+    for index, frame in enumerate(frames):
+        now[0] = index / 20  # 20 new frames a second, each drawn twice
+        meter.drawn("p1", frame)
+        meter.drawn("p1", frame)
+    meter.drawn("p2", None)  # no picture yet: nothing drawn
+    assert meter.count("p1") == 41 and meter.count("p2") == 0
+    assert abs(meter.fps("p1") - 20.0) < 0.01
+    assert meter.fps("p2") == 0.0
+
+
+def test_video_is_converted_once_at_the_size_it_is_drawn() -> None:
+    frame = av.VideoFrame.from_ndarray(_picture(640, 480, 90), format="rgb24")
+    # A 640x480 camera on a 475-line stage: converted as it is and cropped, not scaled.
+    assert fitting_width(frame, (1024, 475)) == 640
+    assert fitting_width(frame, (256, 192)) == 256
+    assert fitting_width(frame, (1920, 960)) == 1280
+    cache = FrameCache()
+    first = cache.rgb("p1", frame, (256, 192))
+    assert first.shape == (192, 256, 3)
+    assert cache.rgb("p1", frame, (256, 192)) is first  # the same frame: not again
+    assert cache.rgb("p1", None, (256, 192)) is None
