@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiortc import (
     AudioStreamTrack,
+    RTCConfiguration,
     RTCPeerConnection,
     RTCRtpSender,
     RTCSessionDescription,
@@ -124,7 +125,9 @@ async def _answer(
     own camera (aiortc's test picture); returns what it decodes of the booth's video."""
     offers: list[Offer] = []
     booth = call_link(feeds, offers)
-    answerer = RTCPeerConnection()
+    # No ICE servers: aiortc's default is a public STUN server, whose name lookup would wait
+    # on a machine without a network (and hold up the loop's end).
+    answerer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     decoded: list[Any] = []
 
     async def consume(track: MediaStreamTrack) -> None:
