@@ -154,3 +154,20 @@ async def test_holding_the_call_button_turns_the_mode_on_and_then_repeats(
     fake.call_button.press()  # "Done": idle, and the mode ends with the visit
     await _until(lambda: booth.state is State.IDLE, "idle again")
     assert not booth.flow.visit.accessible
+
+
+async def test_without_a_voice_the_mode_keeps_its_screens_and_nothing_fails() -> None:
+    """A booth without espeak-ng (a demo): the mode is silent, repeat does nothing."""
+    prompts = SpokenPrompts(
+        voice=None,
+        speaker=Speaker(SilentOutput),
+        catalogue=load_catalogue(),
+        call_running=lambda: False,
+    )
+    assert not prompts.available
+    prompts.follow(State.IDLE, Visit(accessible=True))
+    prompts.repeat()
+    await asyncio.sleep(0.05)
+    assert prompts.spoken == [] and not prompts.speaking
+    await prompts.close()
+    await prompts.close()
