@@ -17,7 +17,7 @@ from kiosk.flow import State, Visit
 from kiosk.i18n import Catalogue, rtl
 from kiosk.ui.actions import TargetAction
 from kiosk.ui.framerate import FrameMeter
-from kiosk.ui.text import Colour, Fitted, Fonts, fit
+from kiosk.ui.text import Colour, Fitted, Fonts, fit, wrap
 from kiosk.ui.theme import Theme
 
 #: Smallest touch target edge, in millimetres on the panel.
@@ -319,9 +319,16 @@ class Canvas:
         """The screen's title; returns the y below it."""
         content = self._content()
         height = int(self.title * 2.6)
+        title = self.t(key, **values)
+        if self.accessible:
+            # Room for two lines is kept only when the title takes two: the large text below
+            # needs the rest.
+            lines = wrap(self.fonts, title, self.title, content.width, bold=True, rtl=self.rtl)
+            if len(lines) == 1:
+                height = int(self.fonts.get(self.title, bold=True).get_linesize() * 1.15)
         self.text(
             surface,
-            self.t(key, **values),
+            title,
             pygame.Rect(content.x, content.y, content.width, height),
             size=self.title,
             bold=True,

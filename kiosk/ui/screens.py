@@ -393,6 +393,16 @@ class BoothScreens(ServiceScreens):
                 language_rtl=rtl(language),
                 min_mm=2.8,
             )
+        elif self.accessible:
+            # One block: the large text wraps across the whole room instead of each point
+            # shrinking to fit its own line.
+            points = ("consent.recorded", "consent.chat", "consent.camera")
+            self.text(
+                surface,
+                "\n".join("• " + self.t(key) for key in points),
+                pygame.Rect(content.x, y, content.width, bottom.y - self.margin - y),
+                name="consent points",
+            )
         else:
             line_h = (bottom.y - self.margin - y) // 3
             for key in ("consent.recorded", "consent.chat", "consent.camera"):
