@@ -159,6 +159,8 @@ class Canvas:
         self.drawn: list[str] = []
         #: The smallest text of the last frame, in pixels (tests check the mode's large text).
         self.smallest_text: int | None = None
+        #: The size of each text of the last frame, in pixels, by its name.
+        self.text_sizes: dict[str, int] = {}
         self._targets: list[Target] = []
         self._state = State.IDLE
         self._language = "de"
@@ -228,8 +230,10 @@ class Canvas:
                 rtl=is_rtl,
             )
             self._fitted[key] = fitted
-        if text.strip() and (self.smallest_text is None or fitted.size < self.smallest_text):
-            self.smallest_text = fitted.size
+        if text.strip():
+            self.text_sizes[name or text[:30]] = fitted.size
+            if self.smallest_text is None or fitted.size < self.smallest_text:
+                self.smallest_text = fitted.size
         if not fitted.fits:
             self.overflows.append(f"{self._state.value}/{self._language}: {name or text[:30]}")
         y = box.y
@@ -441,14 +445,20 @@ class Canvas:
         self.text(surface, text, band.inflate(-2 * self.margin, -8), name="reconnecting")
 
     def _message(
-        self, surface: pygame.Surface, title: str, body: str, text: str | None = None
+        self,
+        surface: pygame.Surface,
+        title: str,
+        body: str,
+        text: str | None = None,
+        *,
+        button: bool = True,
     ) -> pygame.Rect:
-        """A title and a text: the catalogue's *body*, or *text* given instead of it."""
+        """A title and a text: the catalogue's *body*, or *text* given instead of it; room
+        for a button below unless ``button`` is False."""
         y = self._header(surface, title)
         content = self._content()
-        box = pygame.Rect(
-            content.x, y, content.width, content.bottom - y - self.min_target - self.margin
-        )
+        below = self.min_target + self.margin if button else 0
+        box = pygame.Rect(content.x, y, content.width, content.bottom - y - below)
         self.text(
             surface,
             self.t(body) if text is None else text,

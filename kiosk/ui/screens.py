@@ -91,6 +91,7 @@ class BoothScreens(ServiceScreens):
         self.text_boxes = []
         self.drawn = []
         self.smallest_text = None
+        self.text_sizes = {}
         self._state = view.state
         self._language = view.visit.language
         accessible = view.visit.accessible and view.state in CITIZEN_STATES
@@ -364,6 +365,9 @@ class BoothScreens(ServiceScreens):
                 pygame.Rect(text.x, y, text.width, hint_h),
                 colour=self.theme.muted,
                 name="code.hint",
+                # Under a refusal the hint is the second thing to read (and on the 1024x600
+                # panel, in German, the room for it is short).
+                min_mm=3.0 if problem is not None else 3.5,
             )
             y += hint_h
         if back.y - y > self.min_target:
@@ -432,7 +436,9 @@ class BoothScreens(ServiceScreens):
             preview.right + self.margin,
             y,
             content.right - preview.right - self.margin,
-            preview.height,
+            # In the mode down to the bottom, beside "cancel" (a third of the row, under the
+            # preview's third).
+            content.bottom - y if self.accessible else preview.height,
         )
         preview, info = self._mirror(preview), self._mirror(info)
         self.frame(surface, view.self_view, preview)

@@ -21,13 +21,13 @@ class ServiceScreens(Canvas):
     def _draw_offline(self, surface: pygame.Surface, view: View) -> None:
         # A wrong address is not a passing outage: say what must be corrected.
         body = "offline.not_found" if view.server_not_found else "offline.text"
-        self._message(surface, "offline.title", body)
+        self._message(surface, "offline.title", body, button=False)
 
     def _draw_out_of_service(self, surface: pygame.Surface, view: View) -> None:
         if view.updating:  # not broken: back in a few minutes by itself
-            self._message(surface, "oos.updating_title", "oos.updating_text")
+            self._message(surface, "oos.updating_title", "oos.updating_text", button=False)
             return
-        self._message(surface, "oos.title", "oos.text")
+        self._message(surface, "oos.title", "oos.text", button=False)
 
     def _draw_technician_pin(self, surface: pygame.Surface, view: View) -> None:
         text, pad = self._split()

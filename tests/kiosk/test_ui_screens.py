@@ -6,6 +6,7 @@ from idle to waiting on the drawn screens."""
 from __future__ import annotations
 
 import os
+import statistics
 from dataclasses import replace
 from pathlib import Path
 
@@ -162,17 +163,24 @@ def test_the_accessibility_mode_fits_every_screen_in_every_language(
     catalogue, fonts = screen_kit
     problems: list[str] = []
     high = Theme().high_contrast()
+    larger: list[float] = []
     for size in ACCESSIBLE_SIZES:
         folder = OUT / "accessible" / f"{size[0]}x{size[1]}"
         folder.mkdir(parents=True, exist_ok=True)
         for state in CITIZEN_STATES:
             for language in LANGUAGES:
                 view = _view(state, language)
-                view.visit = replace(view.visit, accessible=True)
                 screens = BoothScreens(size, Theme(), catalogue, fonts=fonts)  # type: ignore[arg-type]
                 standard_body = screens.body
                 surface = pygame.Surface(size)
+                screens.draw(surface, view)
+                standard = dict(screens.text_sizes)
+                view.visit = replace(view.visit, accessible=True)
                 targets = screens.draw(surface, view)
+                # Each text both screens have, as large as in the standard view or larger.
+                shared = set(standard) & set(screens.text_sizes)
+                ratio = statistics.median(screens.text_sizes[k] / standard[k] for k in shared)
+                larger.append(ratio)
                 pygame.image.save(surface, str(folder / f"{language}-{state.value}.png"))
                 where = f"{size} {state.value}/{language}"
                 problems += _layout_problems(size, state, language, surface, screens, targets)
@@ -181,6 +189,8 @@ def test_the_accessibility_mode_fits_every_screen_in_every_language(
                 smallest_mm = screens.smallest_text / screens.px_per_mm
                 if smallest_mm < 3.0:
                     problems.append(f"{where}: text of {smallest_mm:.1f} mm")
+                if ratio < 1.0:
+                    problems.append(f"{where}: its texts are {ratio:.2f} times as large")
                 if state is not State.IN_CALL:
                     pixels = pygame.surfarray.pixels3d(surface)
                     black = np.all(pixels == high.background, axis=2).mean()
@@ -188,6 +198,11 @@ def test_the_accessibility_mode_fits_every_screen_in_every_language(
                     assert black > 0.4, f"{where}: {black:.0%} of the screen is the background"
                     actions = {t.action for t in targets} | {t.event for t in targets}
                     assert {Action.REPEAT, AccessibleMode(on=False)} <= actions, where
+    print(
+        f"\naccessibility mode: texts {statistics.median(larger):.2f} times as large as in the "
+        f"standard view (median of {len(larger)} screens; the least {min(larger):.2f})"
+    )
+    assert statistics.median(larger) >= 1.2
     assert not problems, "\n".join(problems)
 
 
