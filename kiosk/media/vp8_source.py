@@ -98,8 +98,11 @@ class Vp8Source(VideoSource):
     async def _next_picture(self) -> tuple[av.VideoFrame, float]:
         if self._executor is None:
             raise SourceError(f"the {self.name} source is not started")
+        # asyncio.timeout, not wait_for: in Python 3.11 wait_for can swallow a cancellation
+        # that comes as the picture arrives, and the fan-out's pump would never end.
         try:
-            await asyncio.wait_for(self._arrived.wait(), self.picture_timeout)
+            async with asyncio.timeout(self.picture_timeout):
+                await self._arrived.wait()
         except TimeoutError:
             raise SourceError(
                 f"the {self.camera.name} source showed no picture for {self.picture_timeout:g} s"
