@@ -299,8 +299,11 @@ class Picamera2Source(VideoSource):
             raise SourceError(f"the {self.name} source is not started")
         if self._resync and not self._keyframe_pending:
             self.request_keyframe()  # a reader is back after a gap: start it at an IDR
+        # asyncio.timeout, not wait_for: in Python 3.11 wait_for swallows a cancellation that
+        # comes as the frame arrives, and the fan-out's pump would not end when closed.
         try:
-            frame = await asyncio.wait_for(queue.get(), self.frame_timeout)
+            async with asyncio.timeout(self.frame_timeout):
+                frame = await queue.get()
         except TimeoutError:
             raise SourceError(
                 f"{self._what} delivered no frame for {self.frame_timeout:g} s"
@@ -318,7 +321,8 @@ class Picamera2Source(VideoSource):
         # The self-view thread captures by itself; this only waits for its next frame.
         self._preview_arrived.clear()
         try:
-            await asyncio.wait_for(self._preview_arrived.wait(), self.frame_timeout)
+            async with asyncio.timeout(self.frame_timeout):
+                await self._preview_arrived.wait()
         except TimeoutError:
             raise SourceError(
                 f"{self._what} delivered no self-view frame for {self.frame_timeout:g} s"
