@@ -6,7 +6,7 @@ Exception tree::
     ├── BoothConfigError (ValueError)          booth.toml cannot be used; the message says where
     ├── CallError (RuntimeError)               the call cannot go on
     ├── SourceError (RuntimeError)             the camera cannot be used
-    ├── EncoderError (RuntimeError)            the H.264 encoder failed
+    ├── EncoderError (RuntimeError)            a video encoder (H.264, VP8) failed
     ├── AudioError                             a microphone or loudspeaker problem
     │   ├── AudioDeviceError (OSError)
     │   │   └── AlsaConfigError

@@ -27,7 +27,7 @@ from typing import Any
 
 import av
 
-from kiosk.media.h264 import EncoderError
+from kiosk.media.encoder import EncoderError
 from kiosk.media.source import VIDEO_CLOCK_RATE, VP8, EncodedFrame, SourceError, VideoSource
 from kiosk.media.vp8 import Vp8Encoder, is_vp8_keyframe
 
