@@ -24,24 +24,9 @@ import pytest
 from tests.e2e.admin_pages import admin_page, server_with_admin
 from tests.e2e.axe import Audit, audit, focus_walk, no_violations, reflows
 from tests.e2e.conftest import Server, appointment_start, login_advisor, poll
+from tests.e2e.journeys import citizen_page, invite_link, playing, three_clicks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-VIDEO_PLAYING = """(selector) => {
-  const v = document.querySelector(selector);
-  return v && v.videoWidth > 0 && v.currentTime > 0.3;
-}"""
-
-
-async def _playing(page: Any, selector: str, what: str) -> None:
-    await poll(lambda: page.evaluate(VIDEO_PLAYING, selector), 20, what)
-
-
-async def _citizen(browser: Any, **context: Any) -> tuple[Any, Any]:
-    made = await browser.new_context(permissions=["camera", "microphone"], **context)
-    page = await made.new_page()
-    page.on("console", lambda msg: print(f"[citizen console] {msg.type}: {msg.text}"))
-    return made, page
 
 
 async def test_accessibility_axe_advisor_booth_and_citizen_journeys(
@@ -85,23 +70,21 @@ async def test_accessibility_axe_advisor_booth_and_citizen_journeys(
     await advisor.select_option("#language", "en")
     await accept.wait_for()
     await accept.click()
-    await _playing(advisor, "#remote-video", "the booth's video")
+    await playing(advisor, "#remote-video", "the booth's video")
     audits.append(await audit(advisor, "advisor: in call with a booth"))
     await advisor.get_by_label("Message").fill("Guten Tag")
     await advisor.get_by_role("button", name="Send").click()
     await advisor.wait_for_selector("#chat-log li")
     await advisor.get_by_text("Invite someone (an interpreter) into this call").click()
     audits.append(await audit(advisor, "advisor: call with chat, invite form"))
-    await advisor.get_by_label("How the others will see them").fill("Interpreter")
-    await advisor.get_by_role("button", name="Create link").click()
-    await advisor.wait_for_selector("#invite-result:not([hidden])")
+    await invite_link(advisor, "Interpreter")
     audits.append(await audit(advisor, "advisor: interpreter's link"))
     await advisor.get_by_role("button", name="End call").click()
     await advisor.wait_for_selector("#queue-view:not([hidden])")
     booth.wait_for(lambda s: s.get("calls_completed") == 1, 20, "the booth to end the call")
 
     # The citizen's three steps, the lobby, the call, its end.
-    citizen_context, citizen = await _citizen(browser)
+    citizen_context, citizen = await citizen_page(browser)
     await citizen.goto(join_link)
     await citizen.wait_for_selector("#welcome-view:not([hidden])")
     audits.append(await audit(citizen, "citizen: welcome"))
@@ -114,7 +97,7 @@ async def test_accessibility_axe_advisor_booth_and_citizen_journeys(
     await advisor.wait_for_selector("#appointments .status.waiting")
     audits.append(await audit(advisor, "advisor: a citizen in the lobby"))
     await advisor.get_by_role("button", name="Admit Citizen to the appointment").click()
-    await _playing(citizen, "#remote-video", "the advisor's video at the citizen")
+    await playing(citizen, "#remote-video", "the advisor's video at the citizen")
     await citizen.get_by_label("Message").fill("Hallo")
     await citizen.get_by_role("button", name="Send").click()
     await advisor.wait_for_selector("#chat-log li:has-text('Hallo')")
@@ -126,7 +109,7 @@ async def test_accessibility_axe_advisor_booth_and_citizen_journeys(
     await citizen_context.close()
 
     # A walk-in: the welcome at /now/, then a place in the queue.
-    walk_in_context, walk_in = await _citizen(browser)
+    walk_in_context, walk_in = await citizen_page(browser)
     await walk_in.goto(f"{server.url}/now/")
     await walk_in.wait_for_selector("#welcome-view:not([hidden])")
     audits.append(await audit(walk_in, "walk-in: welcome"))
@@ -138,7 +121,7 @@ async def test_accessibility_axe_advisor_booth_and_citizen_journeys(
     await walk_in_context.close()
 
     # A link that is not known.
-    unknown_context, unknown = await _citizen(browser)
+    unknown_context, unknown = await citizen_page(browser)
     await unknown.goto(f"{server.url}/join/not-a-real-token")
     await unknown.wait_for_selector("#notice:not([hidden])")
     audits.append(await audit(unknown, "citizen: unknown link"))
@@ -316,7 +299,7 @@ async def test_accessibility_statement_focus_reflow_motion_and_live_regions(
 
         # The citizen's steps, by keyboard and narrow.
         await _reflow_everywhere(browser, join_link, "#welcome-view:not([hidden])", "welcome")
-        context, citizen = await _citizen(browser)
+        context, citizen = await citizen_page(browser)
         await citizen.goto(join_link)
         await citizen.wait_for_selector("#welcome-view:not([hidden])")
         await focus_walk(citizen, "citizen: welcome")
@@ -401,28 +384,23 @@ async def test_accessibility_sign_language_interpreter_pinned_large_keeps_20_fps
     await advisor.wait_for_selector("#invitation:not([hidden])")
     join_link = await advisor.inner_text("#invitation-link")
 
-    citizen_context, citizen = await _citizen(browser)
+    citizen_context, citizen = await citizen_page(browser)
     await citizen.goto(join_link)
     await citizen.get_by_role("button", name="Agree and turn on camera").click()
     await citizen.get_by_role("button", name="Join").click()
     await advisor.get_by_role("button", name="Admit Citizen to the appointment").click(
         timeout=15_000
     )
-    await _playing(citizen, "#remote-video", "the advisor's video at the citizen")
+    await playing(citizen, "#remote-video", "the advisor's video at the citizen")
 
-    await advisor.get_by_text("Invite someone (an interpreter) into this call").click()
-    await advisor.get_by_label("How the others will see them").fill("Sign language")
-    await advisor.get_by_role("button", name="Create link").click()
-    await advisor.wait_for_selector("#invite-result:not([hidden])")
-    interpreter_context, interpreter = await _citizen(browser)
-    await interpreter.goto(await advisor.inner_text("#invite-link"))
-    await interpreter.get_by_role("button", name="Agree and turn on camera").click()
-    await interpreter.get_by_role("button", name="Join").click()
+    link = await invite_link(advisor, "Sign language")
+    interpreter_context, interpreter = await citizen_page(browser)
+    await three_clicks(interpreter, link)
     await advisor.get_by_role("button", name="Admit Sign language into the call").click(
         timeout=15_000
     )
     tile = "#tiles li video"
-    await _playing(citizen, tile, "the interpreter's video at the citizen")
+    await playing(citizen, tile, "the interpreter's video at the citizen")
 
     small = await citizen.evaluate(PRESENTED, [tile, 1])
     pin = citizen.get_by_role("button", name="Show large: Sign language")

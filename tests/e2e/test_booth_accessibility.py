@@ -22,7 +22,7 @@ from kiosk.ui.actions import Action
 from kiosk.ui.screens import Target
 from tests.e2e.booth_screen import SCREENSHOTS, BoothScreen, booth_config, running_booth
 from tests.e2e.conftest import Server, login_advisor, poll
-from tests.e2e.test_consultation import _citizen_page, _playing, _three_clicks
+from tests.e2e.journeys import citizen_page, invite_link, playing, three_clicks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -94,19 +94,15 @@ async def test_the_accessibility_mode_and_the_interpreter_pinned_at_20_frames_a_
             await advisor.get_by_role("button", name="Accept call from Branch 1 booth").click(
                 timeout=30_000
             )
-            await _playing(advisor, "#remote-video", "the booth's video at the advisor")
+            await playing(advisor, "#remote-video", "the booth's video at the advisor")
             await screen.state(State.IN_CALL)
             await screen.until(lambda: booth.media.connected, "the call's media", 30)
-            await advisor.get_by_text("Invite someone (an interpreter) into this call").click()
-            await advisor.get_by_label("How the others will see them").fill("Sign language")
-            await advisor.get_by_role("button", name="Create link").click()
-            await advisor.wait_for_selector("#invite-result:not([hidden])")
-            link = await advisor.inner_text("#invite-link")
-            context, interpreter = await _citizen_page(browser)
-            await _three_clicks(interpreter, link)
+            link = await invite_link(advisor, "Sign language")
+            context, interpreter = await citizen_page(browser)
+            await three_clicks(interpreter, link)
             admit = advisor.get_by_role("button", name="Admit Sign language into the call")
             await admit.click(timeout=15_000)
-            await _playing(interpreter, "#tiles li video", "the booth's video at the interpreter")
+            await playing(interpreter, "#tiles li video", "the booth's video at the interpreter")
             await screen.until(
                 lambda: any(leg.received.video_frames > 30 for leg in booth.media.others.values()),
                 "the interpreter's video at the booth",

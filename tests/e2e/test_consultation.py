@@ -9,36 +9,9 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import BoothProcess, Server, login_advisor, poll
+from tests.e2e.journeys import citizen_page, invite_link, playing, three_clicks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
-
-PLAYING = """
-(selector) => {
-  const v = document.querySelector(selector);
-  return v && v.videoWidth > 0 && v.currentTime > 0.5 ? [v.videoWidth, v.currentTime] : null;
-}
-"""
-
-
-async def _playing(page: Any, selector: str, what: str) -> list[float]:
-    result: list[float] = await poll(lambda: page.evaluate(PLAYING, selector), 25, what)
-    return result
-
-
-async def _citizen_page(browser: Any) -> tuple[Any, Any]:
-    context = await browser.new_context(permissions=["camera", "microphone"])
-    page = await context.new_page()
-    page.on("console", lambda msg: print(f"[citizen console] {msg.type}: {msg.text}"))
-    return context, page
-
-
-async def _three_clicks(page: Any, url: str) -> None:
-    await page.goto(url)  # (1)
-    await page.wait_for_selector("#welcome-view:not([hidden])")
-    await page.get_by_role("button", name="Agree and turn on camera").click()  # (2)
-    await page.wait_for_selector("#prejoin-view:not([hidden])")
-    await page.get_by_role("button", name="Join").click()  # (3)
-    await page.wait_for_selector("#lobby-view:not([hidden])")
 
 
 def _booth_receives(booth: BoothProcess, what: str, others: int = 0) -> dict[str, Any]:
@@ -62,8 +35,8 @@ async def test_a_booth_and_a_citizen_wait_at_once_and_one_advisor_takes_both(
     booth.wait_for(lambda s: s.get("state") == "waiting", 30, "the booth to wait")
 
     # A citizen at home asks for an advisor now from the walk-in page.
-    context, citizen = await _citizen_page(browser)
-    await _three_clicks(citizen, f"{relayed_server.url}/now/")
+    context, citizen = await citizen_page(browser)
+    await three_clicks(citizen, f"{relayed_server.url}/now/")
     position = await poll(
         lambda: citizen.evaluate(
             "() => document.getElementById('queue-position').dataset.position"
@@ -92,7 +65,7 @@ async def test_a_booth_and_a_citizen_wait_at_once_and_one_advisor_takes_both(
 
     # First the booth: video both ways, then the advisor ends that call.
     await advisor.get_by_role("button", name="Accept call from Branch 1 booth").click()
-    await _playing(advisor, "#remote-video", "the booth's video at the advisor")
+    await playing(advisor, "#remote-video", "the booth's video at the advisor")
     _booth_receives(booth, "the booth to receive the advisor's video")
     await advisor.get_by_role("button", name="End call").click()
     await advisor.wait_for_selector("#queue-view:not([hidden])")
@@ -108,7 +81,7 @@ async def test_a_booth_and_a_citizen_wait_at_once_and_one_advisor_takes_both(
     )
     await advisor.get_by_role("button", name="Accept call from Citizen").click()
     for page, who in ((advisor, "advisor"), (citizen, "citizen")):
-        size = await _playing(page, "#remote-video", f"video at the {who}")
+        size = await playing(page, "#remote-video", f"video at the {who}")
         print(f"{who} sees the other side: {size[0]:.0f} px wide")
 
     # Chat both ways.
@@ -133,26 +106,22 @@ async def test_an_interpreter_joins_by_link_and_all_three_see_each_other(
     await advisor.get_by_role("button", name="Accept call from Branch 1 booth").click(
         timeout=30_000
     )
-    await _playing(advisor, "#remote-video", "the booth's video at the advisor")
+    await playing(advisor, "#remote-video", "the booth's video at the advisor")
 
     # The advisor invites an interpreter into the running call and passes on the link.
-    await advisor.get_by_text("Invite someone (an interpreter) into this call").click()
-    await advisor.get_by_label("How the others will see them").fill("Interpreter (Turkish)")
-    await advisor.get_by_role("button", name="Create link").click()
-    await advisor.wait_for_selector("#invite-result:not([hidden])")
-    link = await advisor.inner_text("#invite-link")
+    link = await invite_link(advisor, "Interpreter (Turkish)")
 
-    context, interpreter = await _citizen_page(browser)
-    await _three_clicks(interpreter, link)
+    context, interpreter = await citizen_page(browser)
+    await three_clicks(interpreter, link)
     assert "Interpreter (Turkish)" in await interpreter.inner_text("#welcome-title")
 
     # The advisor admits the interpreter from the call view.
     await advisor.get_by_role("button", name="Admit Interpreter (Turkish) into the call").click(
         timeout=15_000
     )
-    await _playing(interpreter, "#remote-video", "the advisor's video at the interpreter")
-    await _playing(interpreter, "#tiles li video", "the booth's video at the interpreter")
-    await _playing(advisor, "#tiles li video", "the interpreter's video at the advisor")
+    await playing(interpreter, "#remote-video", "the advisor's video at the interpreter")
+    await playing(interpreter, "#tiles li video", "the booth's video at the interpreter")
+    await playing(advisor, "#tiles li video", "the interpreter's video at the advisor")
     status = _booth_receives(booth, "the booth to receive both the advisor and the interpreter", 1)
     print(
         f"\nbooth receives: advisor {status['call']['video_fps_received']} fps, "

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import BoothProcess, Server, appointment_start, login_advisor, poll
+from tests.e2e.journeys import invite_link
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -227,11 +228,7 @@ async def test_a_firefox_interpreter_in_a_booth_call_gets_vp8_the_advisor_h264(
         timeout=30_000
     )
     await video_moves(lambda expression: advisor.evaluate(expression), "advisor (Chromium)")
-    await advisor.get_by_text("Invite someone (an interpreter) into this call").click()
-    await advisor.get_by_label("How the others will see them").fill("Interpreter (Turkish)")
-    await advisor.get_by_role("button", name="Create link").click()
-    await advisor.wait_for_selector("#invite-result:not([hidden])")
-    link = await advisor.inner_text("#invite-link")
+    link = await invite_link(advisor, "Interpreter (Turkish)")
 
     await firefox.navigate(link)
     await firefox.poll(visible("welcome-view"), 10, "the welcome view")

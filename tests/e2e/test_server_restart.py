@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Server, login_advisor, poll
-from tests.e2e.test_consultation import _citizen_page, _playing, _three_clicks
+from tests.e2e.journeys import citizen_page, playing, three_clicks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -33,8 +33,8 @@ async def test_waits_and_calls_outlive_a_restart_of_the_server(
     relayed_server: Server, browser: Any
 ) -> None:
     advisor = await login_advisor(browser, relayed_server)
-    context, citizen = await _citizen_page(browser)
-    await _three_clicks(citizen, f"{relayed_server.url}/now/")
+    context, citizen = await citizen_page(browser)
+    await three_clicks(citizen, f"{relayed_server.url}/now/")
     await poll(
         lambda: advisor.evaluate("() => document.querySelectorAll('#queue li').length === 1"),
         10,
@@ -55,7 +55,7 @@ async def test_waits_and_calls_outlive_a_restart_of_the_server(
 
     await advisor.get_by_role("button", name="Accept call from Citizen").click()
     for page, who in ((advisor, "advisor"), (citizen, "citizen")):
-        await _playing(page, "#remote-video", f"video at the {who}")
+        await playing(page, "#remote-video", f"video at the {who}")
 
     # The server dies in the middle of the call: nobody's call ends.
     before = {id(p): await _video_time(p) for p in (advisor, citizen)}

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Server, login_advisor, poll
-from tests.e2e.test_consultation import _citizen_page, _playing, _three_clicks
+from tests.e2e.journeys import citizen_page, invite_link, playing, three_clicks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -95,26 +95,22 @@ async def test_security_a_removed_interpreter_gets_no_media_in_chromium(
     await advisor.get_by_role("button", name="Accept call from Branch 1 booth").click(
         timeout=30_000
     )
-    await _playing(advisor, "#remote-video", "the booth's video at the advisor")
+    await playing(advisor, "#remote-video", "the booth's video at the advisor")
 
-    await advisor.get_by_text("Invite someone (an interpreter) into this call").click()
-    await advisor.get_by_label("How the others will see them").fill("Interpreter")
-    await advisor.get_by_role("button", name="Create link").click()
-    await advisor.wait_for_selector("#invite-result:not([hidden])")
-    link = await advisor.inner_text("#invite-link")
+    link = await invite_link(advisor, "Interpreter")
 
-    guest_context, interpreter = await _citizen_page(browser)
+    guest_context, interpreter = await citizen_page(browser)
     received: list[dict[str, Any]] = []
 
     def on_socket(ws: Any) -> None:
         ws.on("framereceived", lambda payload: received.append(json.loads(payload)))
 
     interpreter.on("websocket", on_socket)
-    await _three_clicks(interpreter, link)
+    await three_clicks(interpreter, link)
     await advisor.get_by_role("button", name="Admit Interpreter into the call").click(
         timeout=15_000
     )
-    await _playing(advisor, "#tiles li video", "the interpreter's video at the advisor")
+    await playing(advisor, "#tiles li video", "the interpreter's video at the advisor")
     started = next(m for m in received if m["type"] == "call_started")
     advisor_id = next(p["participant_id"] for p in started["peers"] if p["role"] == "advisor")
     assert await advisor.evaluate(OPEN_CONNECTIONS) == 2  # the booth and the interpreter
@@ -140,7 +136,7 @@ async def test_security_a_removed_interpreter_gets_no_media_in_chromium(
     # The advisor's page made no connection for it and still talks to the booth only.
     assert await advisor.evaluate(OPEN_CONNECTIONS) == 1
     assert await advisor.evaluate("() => window.__pcs.length") == 2
-    await _playing(advisor, "#remote-video", "the booth's video at the advisor, still")
+    await playing(advisor, "#remote-video", "the booth's video at the advisor, still")
     await guest_context.close()
 
 
