@@ -100,6 +100,13 @@ class DisplayMode(StrEnum):
     HEADLESS = "headless"
 
 
+class VideoReceiver(StrEnum):
+    """When a frame of the video the booth receives goes to its decoder."""
+
+    MARKER = "marker"  # as soon as its last packet is in (kiosk/media/receiver.py)
+    AIORTC = "aiortc"  # aiortc's own: when the next frame's first packet arrives, a frame later
+
+
 _Width = Annotated[
     int, Field(ge=160, le=3840), _setting("expected a whole number from 160 to 3840")
 ]
@@ -125,6 +132,15 @@ class VideoConfig:
     #: Bounds of the rate controller (bit/s).
     min_bitrate: _Bitrate = 300_000
     max_bitrate: _Bitrate = 2_500_000
+    #: The received video's frames: decoded at once (the default), or as aiortc does.
+    receiver: Annotated[
+        VideoReceiver,
+        _FROM_TEXT,
+        _setting(
+            f"must be one of {', '.join(k.value for k in VideoReceiver)}",
+            wrong_type="expected a string",
+        ),
+    ] = VideoReceiver.MARKER
 
     @model_validator(mode="after")
     def _consistent(self) -> VideoConfig:

@@ -32,7 +32,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp
 
 from kiosk.errors import BoothError
-from kiosk.media import H264, FanoutTrack, VideoFeeds
+from kiosk.media import H264, FanoutTrack, VideoFeeds, receiver_of, release_on_marker
 from kiosk.media.audio_playback import BoundedAudioSink
 from protocol import (
     CallStarted,
@@ -96,6 +96,7 @@ class PeerLink:
         loudspeaker: Callable[[], BoundedAudioSink] | None = None,
         relay_turn: int = 0,
         video_feeds: VideoFeeds | None = None,
+        marker_release: bool = True,
     ) -> None:
         self.session_id = started.session_id
         self.started = started
@@ -120,6 +121,8 @@ class PeerLink:
         #: Made anew for a connection that did not heal (its offer said "restart").
         self.restart = False
         self._sink_frames = 0
+        #: Received video decoded as soon as a frame's last packet is in (not a frame later).
+        self.marker_release = marker_release
 
         #: Which of the relays handed out goes first: aiortc uses only the first TURN server
         #: it is given, so a connection made anew after one that did not heal (whose relay may
@@ -226,6 +229,8 @@ class PeerLink:
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         log.info("session %s: receiving %s", self.session_id, track.kind)
+        if track.kind == "video" and self.marker_release:
+            release_on_marker(receiver_of(self.pc, track))
         if track.kind == "audio" and self._loudspeaker is not None:
             self.sink = self._loudspeaker()
             self._consumers.append(asyncio.ensure_future(self.sink.run(track)))

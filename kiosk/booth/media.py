@@ -17,7 +17,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from kiosk.audio import loudspeaker_factory, open_microphone
 from kiosk.booth.camera import CameraFollower
 from kiosk.callstats import CallStatsSampler
-from kiosk.config import BoothConfig
+from kiosk.config import BoothConfig, VideoReceiver
 from kiosk.media.audio import AudioError
 from kiosk.media.ratecontrol import RateController
 from kiosk.media.tracks import MuteableTrack
@@ -181,6 +181,7 @@ class CallMedia:
             # A failed connection is made anew by the connection keeper.
             on_failed=lambda reason: log.warning("connection with %s: %s", peer.name, reason),
             relay_turn=relay_turn,
+            marker_release=self._config.video.receiver is VideoReceiver.MARKER,
         )
 
     def _on_connected(self) -> None:

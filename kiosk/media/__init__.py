@@ -1,5 +1,5 @@
 """The booth's media: sources that produce encoded packets (H.264, and VP8 for peers without
-it), fan-out to peers, test signals."""
+it), fan-out to peers, test signals, and received video decoded as each frame is complete."""
 
 from kiosk.media.audio import (
     AlsaMicrophoneTrack,
@@ -23,6 +23,7 @@ from kiosk.media.feeds import VideoFeeds
 from kiosk.media.h264 import EncoderError, H264Encoder, nal_unit_types
 from kiosk.media.picamera2_source import Picamera2Source
 from kiosk.media.pyav_source import PyAVSource
+from kiosk.media.receiver import MarkerJitterBuffer, receiver_of, release_on_marker
 from kiosk.media.source import H264, VP8, EncodedFrame, EncoderSource, SourceError, VideoSource
 from kiosk.media.stamp import Stamp, draw_stamp, read_stamp
 from kiosk.media.testpattern import TestPattern, TestPatternSource
@@ -49,6 +50,7 @@ __all__ = [
     "FanoutTrack",
     "H264Encoder",
     "LevelMeter",
+    "MarkerJitterBuffer",
     "Picamera2Source",
     "PyAVSource",
     "RecordedWrite",
@@ -69,4 +71,6 @@ __all__ = [
     "nal_unit_types",
     "open_video_source",
     "read_stamp",
+    "receiver_of",
+    "release_on_marker",
 ]

@@ -21,7 +21,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcicetransport import connection_kwargs
 from aiortc.sdp import SessionDescription
 
-from kiosk.media import TestPatternSource, VideoFanout, VideoFeeds, read_stamp
+from kiosk.media import MarkerJitterBuffer, TestPatternSource, VideoFanout, VideoFeeds, read_stamp
 from kiosk.peerlink import PeerLink
 from protocol import CallStarted, IceServer, IceTransportPolicy, Offer, Peer, Role
 
@@ -75,7 +75,7 @@ async def feeds() -> AsyncIterator[VideoFeeds]:
     await camera.close()
 
 
-def call_link(feeds: VideoFeeds, offers: list[Offer]) -> PeerLink:
+def call_link(feeds: VideoFeeds, offers: list[Offer], *, marker_release: bool = True) -> PeerLink:
     started = CallStarted(
         session_id="s1",
         offerer=True,
@@ -96,6 +96,7 @@ def call_link(feeds: VideoFeeds, offers: list[Offer]) -> PeerLink:
         on_connected=lambda: None,
         on_failed=lambda reason: None,
         video_feeds=feeds,
+        marker_release=marker_release,
     )
 
 
@@ -119,12 +120,12 @@ async def test_the_offer_lists_h264_then_vp8(feeds: VideoFeeds) -> None:
 
 
 async def _answer(
-    feeds: VideoFeeds, codecs: tuple[str, ...]
+    feeds: VideoFeeds, codecs: tuple[str, ...], *, marker_release: bool = True
 ) -> tuple[PeerLink, RTCPeerConnection, list[Any]]:
     """A booth's peer link answered by an aiortc peer that takes ``codecs`` only and sends its
     own camera (aiortc's test picture); returns what it decodes of the booth's video."""
     offers: list[Offer] = []
-    booth = call_link(feeds, offers)
+    booth = call_link(feeds, offers, marker_release=marker_release)
     # No ICE servers: aiortc's default is a public STUN server, whose name lookup would wait
     # on a machine without a network (and hold up the loop's end).
     answerer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -209,3 +210,21 @@ async def test_a_connection_made_anew_with_a_vp8_peer_shares_the_encoder(
         for peer in (first_peer, second_peer):
             if peer is not None:
                 await peer.close()
+
+
+@pytest.mark.parametrize("codecs", [("video/H264",), ("video/VP8",)])
+@pytest.mark.parametrize("marker_release", [True, False])
+async def test_the_peer_s_video_is_decoded_as_each_frame_s_last_packet_is_in(
+    feeds: VideoFeeds, loopback_ice: None, codecs: tuple[str, ...], marker_release: bool
+) -> None:
+    """kiosk/media/receiver.py's buffer on the booth's video receiver; aiortc's own when the
+    booth's configuration says ``receiver = "aiortc"``."""
+    booth, answerer, _ = await _answer(feeds, codecs, marker_release=marker_release)
+    try:
+        receiver = booth.pc.getTransceivers()[0].receiver
+        buffer = receiver._RTCRtpReceiver__jitter_buffer
+        assert isinstance(buffer, MarkerJitterBuffer) is marker_release
+        await _until(lambda: booth.received.video_frames >= 10, "the booth to decode video")
+    finally:
+        await booth.close()
+        await answerer.close()
