@@ -49,6 +49,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--status-file", type=Path, help="write live status JSON here")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument(
+        "--glass-log",
+        type=Path,
+        help="benchmarks: for each new frame of the advisor's video drawn on the screen, write "
+        "a line here (the time, and the frame number and capture time its stamp says); needs "
+        "a display (--display window, SDL_VIDEODRIVER=dummy without a screen)",
+    )
     return parser.parse_args(argv)
 
 
@@ -79,14 +86,20 @@ def _act(booth: Booth, action: Action, spawn: Callable[[Coroutine[Any, Any, None
             booth.restart()
 
 
-async def drive_display(booth: Booth, display: Display) -> None:
-    """Draw the booth's screen and hand the display's taps to the booth, until cancelled."""
+async def drive_display(booth: Booth, display: Display, glass_log: Path | None = None) -> None:
+    """Draw the booth's screen and hand the display's taps to the booth, until cancelled;
+    with ``glass_log``, each new frame of the advisor drawn is logged there (kiosk.ui.glass)."""
     headless = isinstance(display, HeadlessDisplay)
+    glass = None
     if not headless:  # pygame only where there is a screen
         from kiosk.ui.booth_view import FrameCache, stage_frame, theme_for, view_of
+        from kiosk.ui.glass import GlassLog
         from kiosk.ui.window import WindowDisplay
 
         frames = FrameCache()
+        glass = GlassLog(glass_log) if glass_log is not None else None
+    elif glass_log is not None:
+        log.warning("a headless booth draws nothing: no glass log (--display window)")
     themed_for: object = None
     background: set[asyncio.Task[None]] = set()
 
@@ -121,6 +134,8 @@ async def drive_display(booth: Booth, display: Display) -> None:
         boxes = display.screens.video_boxes() if isinstance(display, WindowDisplay) else None
         view = view_of(booth, frames, boxes)
         display.draw(Screen(state=str(booth.state), headline="", view=view))
+        if glass is not None and isinstance(display, WindowDisplay):
+            glass.drawn(display.screens.placed)
         await asyncio.sleep(POLL_SECONDS)
 
 
@@ -147,7 +162,7 @@ async def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, booth.stop)
     display = open_display(config.display)
-    drawer = asyncio.create_task(drive_display(booth, display))
+    drawer = asyncio.create_task(drive_display(booth, display, args.glass_log))
     # The watchdog is fed from this loop: if the loop hangs, systemd restarts the booth.
     watchdog = asyncio.create_task(notifier.watchdog_task())
     log.info("booth starting against %s", config.server_url)

@@ -135,12 +135,24 @@ def read_stamp(rgb: npt.NDArray[np.uint8]) -> Stamp | None:
     height, width = rgb.shape[:2]
     if rgb.ndim != 3 or rgb.shape[2] < 3 or not fits(width, height):
         return None
+    xs, ys = cell_centres(width)
+    return stamp_from_cells(rgb[ys[:, None], xs[None, :], :3])
+
+
+def cell_centres(width: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Where a reader samples a frame ``width`` pixels wide: the pixel columns of the bit
+    cells' centres (most significant first) and the pixel rows of the three words'."""
     columns = np.arange(FIRST_CELL, FIRST_CELL + BITS)
     rows = np.arange(FIRST_CELL, FIRST_CELL + ROWS)
     xs = ((2 * columns + 1) * width) // (2 * CELLS_PER_WIDTH)
     ys = ((2 * rows + 1) * width) // (2 * CELLS_PER_WIDTH)
-    samples = rgb[ys[:, None], xs[None, :], :3].astype(np.int64)
-    luma = samples @ np.array([299, 587, 114], dtype=np.int64)
+    return xs, ys
+
+
+def stamp_from_cells(samples: npt.NDArray[np.uint8]) -> Stamp | None:
+    """The stamp from the RGB pixels at :func:`cell_centres` (``(3, 32, 3)``: a row per word,
+    a column per bit), or None if its check word does not match."""
+    luma = samples[..., :3].astype(np.int64) @ np.array([299, 587, 114], dtype=np.int64)
     ones = luma < LUMA_THRESHOLD
     words = [int("".join("1" if bit else "0" for bit in row), 2) for row in ones]
     frame_number, capture_ms, check = words

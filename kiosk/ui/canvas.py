@@ -4,6 +4,7 @@ layout mirrored for right-to-left languages)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,9 +101,21 @@ def target_at(targets: list[Target], pos: tuple[int, int]) -> Target | None:
 NATIVE_SLACK = 0.03
 
 
-def _frame_surface(
-    frame: np.ndarray[Any, Any], box: pygame.Rect
-) -> tuple[pygame.Surface, pygame.Rect]:
+@dataclass(frozen=True)
+class Placed:
+    """Where a video frame was drawn: its pixel (x, y) is on the screen at
+    ``(left + x * scale, top + y * scale)``, if inside ``rect`` (the part drawn)."""
+
+    rect: pygame.Rect
+    left: int
+    top: int
+    scale: float
+    #: The frame's width and height in pixels, as it was drawn from.
+    size: tuple[int, int]
+    frame_id: object = None
+
+
+def _frame_surface(frame: np.ndarray[Any, Any], box: pygame.Rect) -> tuple[pygame.Surface, Placed]:
     """The frame scaled into ``box`` keeping its aspect, and where it goes."""
     height, width = frame.shape[:2]
     # Rows as they are (no transposing copy, as surfarray would make): video is drawn every
@@ -117,10 +130,14 @@ def _frame_surface(
         crop.center = (width // 2, height // 2)
         placed = pygame.Rect((0, 0), crop.size)
         placed.center = box.center
-        return surface.subsurface(crop) if crop.size != (width, height) else surface, placed
+        image = surface.subsurface(crop) if crop.size != (width, height) else surface
+        left, top = placed.x - crop.x, placed.y - crop.y
+        return image, Placed(placed, left, top, 1.0, (width, height))
     placed = pygame.Rect((0, 0), size)
     placed.center = box.center
-    return pygame.transform.smoothscale(surface, size), placed
+    return pygame.transform.smoothscale(surface, size), Placed(
+        placed, placed.x, placed.y, size[0] / width, (width, height)
+    )
 
 
 class Canvas:
@@ -151,6 +168,8 @@ class Canvas:
         self._use_mode(accessible=False)
         #: Video frames drawn per participant (EN 301 549's 20 frames per second).
         self.meter = FrameMeter()
+        #: Where each participant's frame was drawn last (read by kiosk.ui.glass).
+        self.placed: dict[str, Placed] = {}
         self._fitted: dict[tuple[object, ...], Fitted] = {}
         self.overflows: list[str] = []
         #: The text boxes of the last frame outside buttons (tests check nothing covers them).
@@ -303,9 +322,10 @@ class Canvas:
         pygame.draw.rect(surface, self.theme.stage, box)
         if frame is not None:
             image, placed = _frame_surface(frame, box)
-            surface.blit(image, placed)
+            surface.blit(image, placed.rect)
             if who is not None:
                 self.meter.drawn(who, frame_id)
+                self.placed[who] = dataclasses.replace(placed, frame_id=frame_id)
 
     # ------------------------------------------------------------ layout helpers
 
