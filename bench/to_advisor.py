@@ -1,0 +1,217 @@
+"""Glass-to-glass from the booth to the advisor's screen, on the path an advisor has.
+
+The booth (headless, the test-pattern camera, whose every frame carries its capture time in a
+stamp: kiosk/media/stamp.py) calls; the advisor's page in Chromium takes the call through
+coturn, with the booth's audio playing. For every frame the page presents,
+``requestVideoFrameCallback`` gives the time it is expected on the screen; the page reads the
+stamp from that frame (server/static/js/stamp.js) and keeps the difference. The reference, in
+the same run and through the same coturn: a bare aiortc peer (bench/peer.py, the booth's
+packet path, video only) sending to a bare ``RTCPeerConnection`` in the same Chromium, measured
+the same way. Both run on one machine, so the booth's and the browser's wall clocks agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.stack import Stack, turn_credentials
+from tests.e2e.conftest import poll
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Installed in a page: for every frame the <video> presents, when it is expected on the screen
+#: against the capture time in its stamp. ``window.__glass`` collects while ``measuring``.
+WATCH = """async (selector) => {
+  const { readStamp } = await import('/static/js/stamp.js');
+  const video = document.querySelector(selector);
+  const canvas = document.createElement('canvas');
+  const g = canvas.getContext('2d', { willReadFrequently: true });
+  const glass = window.__glass = { measuring: false, latencies: [], unreadable: 0,
+                                   first: null, last: null, started: 0 };
+  const tick = (now, meta) => {
+    const width = video.videoWidth;
+    if (width) {
+      // The stamp lies in the top sixth: read only that band.
+      const band = Math.ceil(width * 0.15);
+      canvas.width = width;
+      canvas.height = band;
+      g.drawImage(video, 0, 0, width, band, 0, 0, width, band);
+      const stamp = readStamp(g.getImageData(0, 0, width, band));
+      if (glass.measuring) {
+        glass.first = glass.first ?? meta.presentedFrames;
+        glass.last = meta.presentedFrames;
+        if (stamp) {
+          const shown = Math.round(performance.timeOrigin + meta.expectedDisplayTime);
+          glass.latencies.push(((shown - stamp.captureMs) % 2 ** 32 + 2 ** 32) % 2 ** 32);
+        } else {
+          glass.unreadable += 1;
+        }
+      }
+    }
+    video.requestVideoFrameCallback(tick);
+  };
+  video.requestVideoFrameCallback(tick);
+}"""
+
+START = "() => { window.__glass.measuring = true; window.__glass.started = performance.now(); }"
+STOP = """() => {
+  const glass = window.__glass;
+  glass.measuring = false;
+  const seconds = (performance.now() - glass.started) / 1000;
+  return { latencies: glass.latencies, unreadable: glass.unreadable, seconds,
+           fps: glass.last === null ? 0 : (glass.last - glass.first) / seconds };
+}"""
+
+#: A bare RTCPeerConnection in the page answering the aiortc peer's offer (no trickle: the
+#: answer waits for its candidates, as aiortc sends none later).
+ANSWER = """async ([offer, turn]) => {
+  const pc = new RTCPeerConnection({ iceServers: [turn], iceTransportPolicy: 'relay' });
+  const video = document.createElement('video');
+  video.id = 'bare-video';
+  video.autoplay = true;
+  video.muted = true;
+  video.playsInline = true;
+  document.body.append(video);
+  pc.ontrack = (event) => { video.srcObject = new MediaStream([event.track]); };
+  window.__bare = pc;
+  await pc.setRemoteDescription({ type: 'offer', sdp: offer });
+  await pc.setLocalDescription(await pc.createAnswer());
+  if (pc.iceGatheringState !== 'complete') {
+    await new Promise((done) => {
+      pc.addEventListener('icegatheringstatechange', () => {
+        if (pc.iceGatheringState === 'complete') done();
+      });
+    });
+  }
+  return pc.localDescription.sdp;
+}"""
+
+PLAYING = """(selector) => {
+  const v = document.querySelector(selector);
+  return Boolean(v && v.videoWidth > 0 && v.currentTime > 1);
+}"""
+
+
+@dataclass
+class Glass:
+    """One path's frames: glass-to-glass in ms, frames per second presented."""
+
+    latencies: list[int]
+    unreadable: int
+    seconds: float
+    fps: float
+
+
+async def measure(page: Any, selector: str, seconds: float) -> Glass:
+    """Install the watch on ``selector`` of ``page``, settle, and measure ``seconds``."""
+    await page.evaluate(WATCH, selector)
+    await asyncio.sleep(2.0)  # past the start: the jitter buffer settles
+    await page.evaluate(START)
+    await asyncio.sleep(seconds)
+    result = await page.evaluate(STOP)
+    return Glass(**result)
+
+
+async def booth_to_advisor(stack: Stack, seconds: float) -> Glass:
+    """The real path: a booth calls, the advisor's page (audio on) takes it."""
+    booth = stack.start_booth("Glass booth", "--call")
+    page = stack.advisor
+    try:
+        accept = page.get_by_role("button", name="Accept call from Glass booth")
+        await accept.click(timeout=30_000)
+        await poll(lambda: page.evaluate(PLAYING, "#remote-video"), 30, "the booth's video")
+        audio = await page.evaluate(
+            "() => document.getElementById('remote-video').srcObject.getAudioTracks().length"
+        )
+        if not audio:
+            raise RuntimeError("the advisor's page plays no audio of the booth")
+        return await measure(page, "#remote-video", seconds)
+    finally:
+        await page.get_by_role("button", name="End call").click()
+        await page.wait_for_selector("#queue-view:not([hidden])")
+        booth.process.terminate()
+
+
+async def bare_to_browser(stack: Stack, seconds: float) -> Glass:
+    """The reference: the booth's packet path in a bare aiortc peer to a bare page."""
+    user, password = turn_credentials(stack.coturn, "glass")
+    turn = {"urls": stack.coturn.url, "username": user, "credential": password}
+    context = await stack.browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{stack.server.url}/accessibility/")
+    sender = subprocess.Popen(  # noqa: ASYNC220 - started once, read in threads
+        [
+            sys.executable,
+            "bench/peer.py",
+            "sender",
+            "--path",
+            "packets",
+            "--turn",
+            stack.coturn.url,
+            "--turn-user",
+            user,
+            "--turn-pass",
+            password,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert sender.stdin is not None
+    assert sender.stdout is not None
+    try:
+        offer = json.loads(await asyncio.to_thread(sender.stdout.readline))
+        answer = await page.evaluate(ANSWER, [offer["sdp"], turn])
+        sender.stdin.write(json.dumps({"sdp": answer}) + "\n")
+        sender.stdin.flush()
+        await poll(lambda: page.evaluate(PLAYING, "#bare-video"), 30, "the bare peer's video")
+        return await measure(page, "#bare-video", seconds)
+    finally:
+        for line in ({"measure": True}, {"stop": True}):
+            sender.stdin.write(json.dumps(line) + "\n")
+            sender.stdin.flush()
+        await asyncio.to_thread(sender.wait, 30)
+        await context.close()
+
+
+async def both(workdir: Path, seconds: float) -> tuple[Glass, Glass]:
+    """The real path and its reference, one after the other on one running stack."""
+    from bench.stack import running_stack
+
+    async with running_stack(workdir) as stack:
+        await stack.login_advisor()
+        real = await booth_to_advisor(stack, seconds)
+        bare = await bare_to_browser(stack, seconds)
+    return real, bare
+
+
+def main() -> None:
+    import argparse
+    import statistics
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
+        real, bare = asyncio.run(both(Path(workdir), args.seconds))
+    for name, glass in (("booth -> advisor", real), ("bare aiortc -> Chromium", bare)):
+        values = sorted(glass.latencies)
+        cut = statistics.quantiles(values, n=100)
+        print(
+            f"{name:<26} p50 {cut[49]:5.1f}  p95 {cut[94]:5.1f}  p99 {cut[98]:5.1f} ms  "
+            f"{glass.fps:4.1f} fps  {len(values)} frames, {glass.unreadable} unreadable"
+        )
+
+
+if __name__ == "__main__":
+    main()
