@@ -48,8 +48,11 @@ WATCH = """async (selector) => {
         glass.first = glass.first ?? meta.presentedFrames;
         glass.last = meta.presentedFrames;
         if (stamp) {
-          const shown = Math.round(performance.timeOrigin + meta.expectedDisplayTime);
-          glass.latencies.push(((shown - stamp.captureMs) % 2 ** 32 + 2 ** 32) % 2 ** 32);
+          // On the wall clock the booth stamps with, now (not the page's time origin, which
+          // the clock may have been slewed away from since the page opened).
+          const shown = Date.now() - (performance.now() - meta.expectedDisplayTime);
+          const ms = ((Math.round(shown) - stamp.captureMs) % 2 ** 32 + 2 ** 32) % 2 ** 32;
+          glass.latencies.push(ms >= 2 ** 31 ? ms - 2 ** 32 : ms);
         } else {
           glass.unreadable += 1;
         }
