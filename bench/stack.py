@@ -67,14 +67,15 @@ class Stack:
     advisor: Any = None
     booths: list[BoothProcess] = field(default_factory=list)
 
-    def start_booth(self, name: str, *extra: str) -> BoothProcess:
-        """A headless booth with the test-pattern camera, enrolled under ``name``."""
+    def start_booth(self, name: str, *extra: str, settings: str = "") -> BoothProcess:
+        """A headless booth with the test-pattern camera, enrolled under ``name``; ``extra``:
+        its command line's further arguments, ``settings``: further tables of its booth.toml."""
         credential = self.server.add_booth(name)
         slug = name.lower().replace(" ", "-")
         config = self.workdir / f"{slug}.toml"
         config.write_text(
             f'server_url = "{self.server.url}"\ncredential = "{credential}"\n'
-            '[camera]\nkind = "test-pattern"\n'
+            '[camera]\nkind = "test-pattern"\n' + settings
         )
         booth = launch_booth(config, self.workdir / slug, *extra)
         self.booths.append(booth)
