@@ -24,6 +24,9 @@ the same run; one table at the end, the results as JSON (``bench/results.json``)
 8. Cluster capacity: bench/cluster/ (5,000 booths on three nodes behind HAProxy, 100 call
    set-ups/s for 60 s from several generator processes), each figure against one node under
    the same load in the same run; memory per connection and every process's CPU.
+9. Advisor -> booth glass-to-glass: the advisor's stamped camera in Chromium to the booth's
+   screen, with the booth's marker release and with aiortc's own receiver, against the same
+   camera sent to a bare aiortc receiver (bench/from_advisor.py; --latency-seconds each).
 
 Needs coturn (apt-get install coturn) and Chromium (apt-get install chromium). The machine's
 other work shows in the numbers: run on a quiet machine for figures to quote.
@@ -54,7 +57,7 @@ from bench.table import Row, row  # noqa: E402
 from tests.e2e.conftest import stop_process  # noqa: E402
 
 PEER = [sys.executable, str(REPO / "bench" / "peer.py")]
-PARTS = ("cpu", "latency", "setup", "load", "relay", "cluster")
+PARTS = ("cpu", "latency", "from-advisor", "setup", "load", "relay", "cluster")
 
 
 def progress(text: str) -> None:
@@ -372,7 +375,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "written to bench/results-quick.json unless --output is given",
     )
     parser.add_argument("--cpu-seconds", type=float, help="per booth CPU run (default 20)")
-    parser.add_argument("--latency-seconds", type=float, help="latency run (default 60)")
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        help="latency run, and each path of the advisor -> booth run (default 60)",
+    )
     parser.add_argument("--calls", type=int, help="calls per set-up series (default 20)")
     parser.add_argument(
         "--hold-seconds", type=float, help="the relay CPU call's length (default 20)"
@@ -466,6 +473,11 @@ def main(argv: list[str] | None = None) -> int:
         if "latency" not in args.skip:
             latency_rows, details["latency_ms"] = latency_and_relay(args.latency_seconds, direct)
             rows += latency_rows
+        if "from-advisor" not in args.skip:
+            from bench.from_advisor import from_advisor
+
+            advisor_rows, details["from_advisor"] = from_advisor(args.latency_seconds, progress)
+            rows += advisor_rows
         if "setup" not in args.skip or args.soak_minutes > 0:
             stack_rows, stack_details = asyncio.run(on_the_stack(args))
             rows += stack_rows
