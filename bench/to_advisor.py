@@ -63,6 +63,37 @@ WATCH = """async (selector) => {
   video.requestVideoFrameCallback(tick);
 }"""
 
+#: Every RTCPeerConnection the page makes, for their statistics (installed before it loads).
+KEEP_CONNECTIONS = """(() => {
+  const Original = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Original(...args);
+    window.__pcs.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Original.prototype;
+})()"""
+
+#: The receivers' own account (inbound-rtp, summed over the page's connections): where a frame
+#: waits in Chromium. Per frame in ms, over the measured time.
+STATS = """async () => {
+  const sums = {};
+  for (const pc of window.__pcs || []) {
+    if (pc.connectionState === 'closed') continue;
+    for (const report of (await pc.getStats()).values()) {
+      if (report.type !== 'inbound-rtp') continue;
+      for (const key of ['jitterBufferDelay', 'jitterBufferTargetDelay',
+                         'jitterBufferMinimumDelay', 'jitterBufferEmittedCount',
+                         'totalDecodeTime', 'totalProcessingDelay', 'framesDecoded']) {
+        const name = `${report.kind}.${key}`;
+        sums[name] = (sums[name] || 0) + (report[key] || 0);
+      }
+    }
+  }
+  return sums;
+}"""
+
 START = "() => { window.__glass.measuring = true; window.__glass.started = performance.now(); }"
 STOP = """() => {
   const glass = window.__glass;
@@ -71,6 +102,26 @@ STOP = """() => {
   return { latencies: glass.latencies, unreadable: glass.unreadable, seconds,
            fps: glass.last === null ? 0 : (glass.last - glass.first) / seconds };
 }"""
+
+
+def waits(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Per frame (video) or per sample (audio), in ms, between two :data:`STATS` readings."""
+    result = {}
+    for kind, per in (("video", "framesDecoded"), ("audio", "jitterBufferEmittedCount")):
+        count = after.get(f"{kind}.{per}", 0) - before.get(f"{kind}.{per}", 0)
+        emitted = after.get(f"{kind}.jitterBufferEmittedCount", 0) - before.get(
+            f"{kind}.jitterBufferEmittedCount", 0
+        )
+        for key in ("jitterBufferDelay", "jitterBufferTargetDelay", "jitterBufferMinimumDelay"):
+            spent = after.get(f"{kind}.{key}", 0) - before.get(f"{kind}.{key}", 0)
+            if emitted:
+                result[f"{kind} {key}"] = 1000 * spent / emitted
+        for key in ("totalDecodeTime", "totalProcessingDelay"):
+            spent = after.get(f"{kind}.{key}", 0) - before.get(f"{kind}.{key}", 0)
+            if count and kind == "video":
+                result[f"{kind} {key}"] = 1000 * spent / count
+    return result
+
 
 #: A bare RTCPeerConnection in the page answering the aiortc peer's offer (no trickle: the
 #: answer waits for its candidates, as aiortc sends none later).
@@ -83,7 +134,7 @@ ANSWER = """async ([offer, turn]) => {
   video.playsInline = true;
   document.body.append(video);
   pc.ontrack = (event) => { video.srcObject = new MediaStream([event.track]); };
-  window.__bare = pc;
+  window.__pcs = [pc];
   await pc.setRemoteDescription({ type: 'offer', sdp: offer });
   await pc.setLocalDescription(await pc.createAnswer());
   if (pc.iceGatheringState !== 'complete') {
@@ -110,22 +161,29 @@ class Glass:
     unreadable: int
     seconds: float
     fps: float
+    #: Where frames waited in the browser, per frame in ms (from its inbound-rtp statistics).
+    waits: dict[str, float]
 
 
 async def measure(page: Any, selector: str, seconds: float) -> Glass:
     """Install the watch on ``selector`` of ``page``, settle, and measure ``seconds``."""
     await page.evaluate(WATCH, selector)
     await asyncio.sleep(2.0)  # past the start: the jitter buffer settles
+    before = await page.evaluate(STATS)
     await page.evaluate(START)
     await asyncio.sleep(seconds)
     result = await page.evaluate(STOP)
-    return Glass(**result)
+    after = await page.evaluate(STATS)
+    return Glass(**result, waits=waits(before, after))
 
 
 async def booth_to_advisor(stack: Stack, seconds: float) -> Glass:
     """The real path: a booth calls, the advisor's page (audio on) takes it."""
-    booth = stack.start_booth("Glass booth", "--call")
     page = stack.advisor
+    await page.add_init_script(KEEP_CONNECTIONS)
+    await page.reload()
+    await page.wait_for_selector("#queue-view:not([hidden])")
+    booth = stack.start_booth("Glass booth", "--call")
     try:
         accept = page.get_by_role("button", name="Accept call from Glass booth")
         await accept.click(timeout=30_000)
@@ -214,6 +272,7 @@ def main() -> None:
             f"{name:<26} p50 {cut[49]:5.1f}  p95 {cut[94]:5.1f}  p99 {cut[98]:5.1f} ms  "
             f"{glass.fps:4.1f} fps  {len(values)} frames, {glass.unreadable} unreadable"
         )
+        print("    " + ", ".join(f"{k} {v:.1f}" for k, v in glass.waits.items()))
 
 
 if __name__ == "__main__":
