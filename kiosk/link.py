@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 #: How soon a booth in a call tries again after losing the server.
 URGENT_RETRY_SECONDS = 0.5
+#: A connection attempt this old is given up for a new one when the network is known to be
+#: back (:meth:`ServerLink.retry_now`): one begun while it was down may wait on a lost SYN.
+STALE_ATTEMPT_SECONDS = 1.0
 #: The heartbeat interval until the server says which it wants (its default), and the
 #: range a server's wish is held to.
 DEFAULT_HEARTBEAT_SECONDS = 15.0
@@ -85,6 +88,11 @@ class ServerLink:
         self._closing = False
         #: While a call runs (or waits) the link comes back at once, not after a backoff.
         self.urgent = False
+        #: The connection attempt under way (its deadline can be moved), and since when.
+        self._attempt: asyncio.Timeout | None = None
+        self._attempt_started = 0.0
+        #: Set to end the wait between attempts early.
+        self._wake = asyncio.Event()
 
     @property
     def state(self) -> LinkState:
@@ -111,11 +119,17 @@ class ServerLink:
             while not self._closing:
                 self._set_state(LinkState.CONNECTING)
                 try:
-                    # A fresh signed nonce for every connection (or the development secret).
-                    headers = await self._access.headers(http)
-                    async with http.ws_connect(
-                        self._url, headers=headers, heartbeat=self._heartbeat_seconds * 2
-                    ) as ws:
+                    self._wake.clear()
+                    async with asyncio.timeout(None) as attempt:
+                        self._attempt = attempt
+                        self._attempt_started = asyncio.get_running_loop().time()
+                        # A fresh signed nonce for every connection (or the development secret).
+                        headers = await self._access.headers(http)
+                        ws = await http.ws_connect(
+                            self._url, headers=headers, heartbeat=self._heartbeat_seconds * 2
+                        )
+                    self._attempt = None
+                    async with ws:
                         self._ws = ws
                         self.problem = None
                         self._set_state(LinkState.ONLINE)
@@ -144,17 +158,36 @@ class ServerLink:
                     level = logging.ERROR if certificate_not_yet_valid(exc) else logging.WARNING
                     log.log(level, "cannot reach the server at %s: %s", self._url, self.problem)
                 finally:
+                    self._attempt = None
                     self._ws = None
                     self._drop_unsent()
                 if self._closing:
                     break
                 if self._state not in (LinkState.REFUSED, LinkState.NOT_FOUND):
                     self._set_state(LinkState.OFFLINE)
-                if self.urgent:  # a citizen is in a call: every second counts
-                    await asyncio.sleep(URGENT_RETRY_SECONDS)
-                    continue
-                await self._backoff.wait()
+                # A citizen in a call: every second counts.
+                await self._pause(URGENT_RETRY_SECONDS if self.urgent else self._backoff.next())
         self._set_state(LinkState.CLOSED)
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait between attempts, ``seconds`` or until :meth:`retry_now` (since the attempt
+        began: the network may have come back while it failed)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+
+    def retry_now(self) -> None:
+        """The network is back (the connection keeper heard from a relay): a link that is down
+        tries again now, not after its pause; an attempt begun while the network was down and
+        still hanging (a TCP handshake waits seconds to send its SYN again) is given up for a
+        new one."""
+        if self._state is LinkState.ONLINE or self._closing:
+            return
+        self._wake.set()
+        now = asyncio.get_running_loop().time()
+        if self._attempt is not None and now - self._attempt_started >= STALE_ATTEMPT_SECONDS:
+            log.info("the network is back: a new attempt to reach the server")
+            self._attempt.reschedule(now)
 
     def _not_found(self) -> None:
         self.problem = "no Videobooth server at this address (HTTP 404): correct server_url"

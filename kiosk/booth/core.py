@@ -425,7 +425,7 @@ class Booth:
                     await self._feed(item)
                 elif isinstance(item, Repair):
                     if self.session_id is not None:
-                        await self.media.repair(item.participant_id, self._spawn)
+                        await self.media.repair(item, self._spawn)
                 else:
                     await self._handle(item)
             except CallError as exc:

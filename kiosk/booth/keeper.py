@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from kiosk.booth.relayprobe import RelayAddress, RelayWatch, relay_address
 from kiosk.identity import ServerAccess
 from kiosk.link import LinkState, ServerLink
 from kiosk.peerlink import PeerLink
@@ -25,13 +26,27 @@ log = logging.getLogger(__name__)
 
 #: A new peer connection that is not connected after this long counts as broken.
 SETUP_SECONDS = 15.0
-#: Media silent this long makes the booth look into it (Chrome calls this "disconnected").
+#: Media silent this long makes the call "interrupted" on the screens (Chrome's "disconnected").
 MEDIA_SILENCE_SECONDS = 3.0
-#: A path that does not heal within this long after the server answered is made anew.
+#: Media silent this long makes the booth ask the call's relays, every
+#: :data:`~kiosk.booth.relayprobe.PROBE_SECONDS`, whether they answer.
+PROBE_AFTER_SECONDS = 0.5
+#: The relay answers (again) but the media stays silent this long: the old path will not heal
+#: (its allocation is gone with a restarted relay, or ICE gave up) and the replacement, prepared
+#: as soon as the relay answered, takes over. A path that heals does so within a round trip.
+HEAL_GRACE_SECONDS = 0.4
+#: Probes in a row a relay leaves unanswered (or one refused) before another relay of the pool
+#: that answers is taken instead.
+GONE_AFTER_MISSES = 2
+#: A connection made anew gets this long to connect before it is made anew again; sooner when
+#: its relay went away after it was made and is back (it was made against nothing).
+REPAIR_RETRY_SECONDS = 5.0
+#: Without a relay to probe (no TURN): a path that does not heal within this long after the
+#: server answered is made anew.
 REPAIR_CONFIRM_SECONDS = 2.0
-#: A connection made anew gets this long before it is made anew again.
-REPAIR_RETRY_SECONDS = 10.0
-WATCH_SECONDS = 0.5
+#: Without a relay to probe, media silent this long makes the booth look into it.
+NO_RELAY_SILENCE_SECONDS = MEDIA_SILENCE_SECONDS
+WATCH_SECONDS = 0.1
 
 
 class Recovery(StrEnum):
@@ -47,11 +62,34 @@ class Recovery(StrEnum):
     GIVEN_UP = "given_up"
 
 
+class RepairStep(StrEnum):
+    #: Make the replacement connection (candidates gathered, offer made) without sending it.
+    PREPARE = "prepare"
+    #: Put the replacement (the prepared one, or one made now) in place of the broken one.
+    SWITCH = "switch"
+    #: The old path healed: drop the prepared replacement.
+    DISCARD = "discard"
+
+
 @dataclass(frozen=True)
 class Repair:
-    """Make the peer connection with ``participant_id`` anew (its path did not heal)."""
+    """A step in making the peer connection with ``participant_id`` anew (its path did not
+    heal); ``relay_turn``: which of the call's relays goes first (:attr:`PeerLink.relay_turn`),
+    None for the one after the broken connection's."""
 
     participant_id: str
+    step: RepairStep = RepairStep.SWITCH
+    relay_turn: int | None = None
+
+
+@dataclass
+class _Outage:
+    """One leg's media silent since ``since``, and what was done about it."""
+
+    since: float
+    prepared: int | None = None
+    #: When the replacement was asked for (None: not yet).
+    switched_at: float | None = None
 
 
 class ConnectionKeeper:
@@ -66,6 +104,7 @@ class ConnectionKeeper:
         legs: Callable[[], list[PeerLink]],
         post: Callable[[Repair | Hangup], None],
         reconnect_limit_seconds: float,
+        relays: RelayWatch | None = None,
     ) -> None:
         self._link = link
         self._access = access
@@ -84,6 +123,9 @@ class ConnectionKeeper:
         #: after ``reconnect_limit_seconds`` of it.
         self.trouble_since: float | None = None
         self._server_seen_at = 0.0
+        #: The call's relays, asked while a leg's media is silent.
+        self._relays = relays or RelayWatch()
+        self._outages: dict[PeerLink, _Outage] = {}
         self._probe: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
 
@@ -140,6 +182,8 @@ class ConnectionKeeper:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._watchdog = self._probe = None
+        await self._relays.close()
+        self._outages = {}
         self._link.urgent = False
         self.resume_token = None
         self.ice_servers = None
@@ -149,38 +193,22 @@ class ConnectionKeeper:
 
     async def _watch_media(self) -> None:
         """Keep the call up without the citizen: a path that heals by itself (a short outage)
-        is left alone; media that stops while the server still answers (a relay restarted, a
-        path that will not come back) gets a new peer connection; a call broken for longer
-        than ``reconnect_limit_seconds`` ends with a clear message."""
+        is left alone; media that stops while its relay answers (a relay restarted, a path
+        that will not come back) gets a new peer connection, prepared while the old one is
+        given a moment to heal; a relay that stops answering is asked a few times a second
+        until it (or another relay of the call) answers again; a call broken for longer than
+        ``reconnect_limit_seconds`` ends with a clear message."""
         while True:
             await asyncio.sleep(WATCH_SECONDS)
             self._check(time.monotonic())
 
     def _check(self, now: float) -> None:
         troubled = self._link.state is not LinkState.ONLINE
-        for leg in self._legs():
-            failed = leg.pc.connectionState == "failed"
-            if leg.connected_at is None and not failed:
-                if now - leg.created_at < SETUP_SECONDS:
-                    continue  # still being set up
-                silent_since = leg.created_at
-            else:
-                silent_since = max(leg.media_seen_at(), leg.connected_at or 0.0)
-            if not failed and now - silent_since < MEDIA_SILENCE_SECONDS:
-                continue
-            troubled = True
-            peer = leg.peer.participant_id
-            if self._link.state is not LinkState.ONLINE or peer in self.away:
-                continue  # nothing can be signalled now; the path may heal meanwhile
-            if leg.restart and now - leg.created_at < REPAIR_RETRY_SECONDS:
-                continue  # a connection made anew gets its time
-            # The server answering after the media stopped tells a broken media path from
-            # a network that is down as a whole (which heals, or ends in failed).
-            answered = self._server_seen_at > silent_since
-            if failed or (answered and now - self._server_seen_at >= REPAIR_CONFIRM_SECONDS):
-                self._post(Repair(peer))
-            elif not answered:
-                self._probe_server()
+        legs = self._legs()
+        self._outages = {leg: o for leg, o in self._outages.items() if leg in legs}
+        for leg in legs:
+            if self._check_leg(leg, now):
+                troubled = True
         session_id = self._session_id()
         if not troubled:
             self.trouble_since = None
@@ -199,7 +227,106 @@ class ConnectionKeeper:
             if session_id is not None:
                 self._link.send(Hangup(session_id=session_id, reason=HangupReason.CONNECTION_LOST))
             self._post(Hangup(session_id="local", reason=HangupReason.CONNECTION_LOST))
-            self.trouble_since = now  # once, not every half second until it is handled
+            self.trouble_since = now  # once, not every tick until it is handled
+
+    def _check_leg(self, leg: PeerLink, now: float) -> bool:
+        """Look after one peer connection; whether it is broken for the screens."""
+        failed = leg.pc.connectionState in ("failed", "closed")
+        setting_up = leg.connected_at is None and not failed
+        if setting_up:
+            silent_since = leg.created_at
+            troubled = now - silent_since >= SETUP_SECONDS
+            if not leg.restart and not troubled:
+                return False  # the call's first connection: still being set up
+        else:
+            silent_since = max(leg.media_seen_at(), leg.connected_at or 0.0)
+            troubled = failed or now - silent_since >= MEDIA_SILENCE_SECONDS
+        peer = leg.peer.participant_id
+        if not failed and now - silent_since < PROBE_AFTER_SECONDS:
+            outage = self._outages.pop(leg, None)
+            if outage is not None and outage.prepared is not None and outage.switched_at is None:
+                log.info("session %s: media from %s again", leg.session_id, leg.peer.name)
+                self._post(Repair(peer, RepairStep.DISCARD))
+            return troubled
+        servers = self.ice_servers or leg.started.ice_servers
+        order = _relay_order(servers, leg)
+        if not order:
+            self._check_without_relays(leg, now, silent_since, failed)
+            return troubled
+        outage = self._outages.get(leg)
+        if outage is None or (outage.since != silent_since and not setting_up):
+            outage = self._outages[leg] = _Outage(since=silent_since)
+        if outage.switched_at is not None:
+            if now - outage.switched_at < REPAIR_RETRY_SECONDS:
+                return troubled  # the replacement is on its way
+            outage.switched_at = outage.prepared = None  # it never came: again
+        self._relays.want([relay for _, relay in order], now)
+        choice = self._choose(order, outage.since)
+        if choice is None:
+            return troubled  # nothing answers: keep asking
+        turn, relay = choice
+        if self._link.state is not LinkState.ONLINE:
+            self._link.retry_now()  # a relay answers: the network is back, and so is the server
+        if outage.prepared != turn:
+            outage.prepared = turn
+            self._post(Repair(peer, RepairStep.PREPARE, turn))
+        if self._link.state is not LinkState.ONLINE or peer in self.away:
+            return troubled  # nothing can be signalled now
+        own = order[0][1]
+        health = self._relays.health(relay)
+        assert health.up_since is not None  # it was chosen for answering
+        if failed or relay != own:
+            switch = True  # nothing to wait for: ICE gave up, or the relay is gone
+        elif setting_up:
+            # Made while the relay was away (or it went away since): nothing will come of it.
+            went_away = (own_missed := health.missed_at) is not None and own_missed > leg.created_at
+            switch = went_away or now - leg.created_at >= REPAIR_RETRY_SECONDS
+        else:
+            back = max(health.up_since, outage.since + PROBE_AFTER_SECONDS)
+            switch = now - back >= HEAL_GRACE_SECONDS
+        if switch:
+            outage.switched_at = now
+            self._post(Repair(peer, RepairStep.SWITCH, turn))
+        return troubled
+
+    def _choose(
+        self, order: list[tuple[int, RelayAddress]], since: float
+    ) -> tuple[int, RelayAddress] | None:
+        """The relay a new connection should go through: the leg's own while it answers, else
+        the first other that answers once the own one is gone; None while nothing answers (or
+        the own one's fate is not known yet). Only answers since the media stopped count."""
+        own_turn, own = order[0]
+        health = self._relays.health(own)
+        if own_turn >= 0:  # still handed out
+            if health.answers_since(since):
+                return order[0]
+            if not (health.refused or health.misses >= GONE_AFTER_MISSES):
+                return None
+        for turn, relay in order[1:]:
+            if self._relays.health(relay).answers_since(since):
+                return turn, relay
+        return None
+
+    def _check_without_relays(
+        self, leg: PeerLink, now: float, silent_since: float, failed: bool
+    ) -> None:
+        """No relay to ask (the call has no TURN server): the server answering after the media
+        stopped tells a broken media path from a network that is down as a whole."""
+        if not failed and now - silent_since < NO_RELAY_SILENCE_SECONDS:
+            return
+        peer = leg.peer.participant_id
+        if self._link.state is not LinkState.ONLINE or peer in self.away:
+            return  # nothing can be signalled now; the path may heal meanwhile
+        if leg.restart and now - leg.created_at < REPAIR_RETRY_SECONDS:
+            return  # a connection made anew gets its time
+        answered = self._server_seen_at > silent_since
+        if failed or (answered and now - self._server_seen_at >= REPAIR_CONFIRM_SECONDS):
+            outage = self._outages.setdefault(leg, _Outage(since=silent_since))
+            if outage.switched_at is None:
+                outage.switched_at = now
+                self._post(Repair(peer))
+        elif not answered:
+            self._probe_server()
 
     def _probe_server(self) -> None:
         if self._probe is not None and not self._probe.done():
@@ -215,3 +342,19 @@ class ConnectionKeeper:
                 self._server_seen_at = time.monotonic()
 
         self._probe = asyncio.get_running_loop().create_task(probe(), name="server-probe")
+
+
+def _relay_order(servers: list[IceServer], leg: PeerLink) -> list[tuple[int, RelayAddress]]:
+    """The relays a connection made anew for ``leg`` could go through, as (relay turn,
+    address): the leg's own relay first (the one it was made with), then the others of the
+    call's ICE servers in their order after it. Empty when none can be probed."""
+    made_with = leg.started.ice_servers
+    own = relay_address(made_with[leg.relay_turn % len(made_with)]) if made_with else None
+    probed = [(turn, relay_address(server)) for turn, server in enumerate(servers)]
+    known = [(turn, relay) for turn, relay in probed if relay is not None]
+    if own is None:
+        return []
+    start = next((n for n, (_, relay) in enumerate(known) if relay == own), None)
+    if start is None:  # no longer handed out (the server found it down): asked, never chosen
+        return [(-1, own), *known]
+    return known[start:] + known[:start]

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiortc.contrib.media import MediaRelay
@@ -16,6 +17,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from kiosk.audio import loudspeaker_factory, open_microphone
 from kiosk.booth.camera import CameraFollower
+from kiosk.booth.keeper import Repair, RepairStep
 from kiosk.callstats import CallStatsSampler
 from kiosk.config import BoothConfig, VideoReceiver
 from kiosk.media.audio import AudioError
@@ -62,6 +64,9 @@ class CallMedia:
         self.calls_completed = 0
         #: Peer connections made anew in this call (diagnostics, tests).
         self.repairs = 0
+        #: Replacements made ready (candidates gathered, offer made and held) for a
+        #: participant whose path is interrupted, by participant id.
+        self._spares: dict[str, _Spare] = {}
 
     # ------------------------------------------------------------ the citizen's controls
 
@@ -127,39 +132,87 @@ class CallMedia:
         log.info("session %s: %s left (%s)", leg.session_id, leg.peer.name, reason)
         await leg.close()
 
-    async def repair(self, participant_id: str, spawn: Callable[[Any], None]) -> None:
-        """A new peer connection with ``participant_id`` in place of the broken one (aiortc
-        cannot restart ICE on a connection); the other side swaps it in. ``spawn`` runs the
-        old one's closing in the background."""
-        old = next((leg for leg in self.legs() if leg.peer.participant_id == participant_id), None)
-        if old is None:
+    async def repair(self, repair: Repair, spawn: Callable[[Any], None]) -> None:
+        """A step of making the connection with ``repair.participant_id`` anew (aiortc cannot
+        restart ICE on a connection): prepare a replacement, switch to it (the other side swaps
+        it in when its offer comes), or drop the prepared one. ``spawn`` runs closings in the
+        background: closing may wait on a relay that is gone."""
+        old = next(
+            (leg for leg in self.legs() if leg.peer.participant_id == repair.participant_id), None
+        )
+        spare = self._spares.pop(repair.participant_id, None)
+        if spare is not None and (
+            old is None
+            or repair.step is RepairStep.DISCARD
+            or (repair.relay_turn is not None and spare.leg.relay_turn != repair.relay_turn)
+        ):
+            spawn(_close_spare(spare))
+            spare = None
+        if old is None or repair.step is RepairStep.DISCARD:
             return
-        primary = old is self.call
-        leg = self._new_leg(old.started, old.peer, primary=primary, relay_turn=old.relay_turn + 1)
-        if primary:
+        relay_turn = old.relay_turn + 1 if repair.relay_turn is None else repair.relay_turn
+        if spare is None:
+            spare = self._spare(old, relay_turn)
+        if repair.step is RepairStep.PREPARE:
+            self._spares[repair.participant_id] = spare
+            return
+        try:
+            await spare.ready
+        except Exception:
+            # The keeper asks again; the call goes on meanwhile.
+            log.exception("session %s: a new connection could not be made", old.session_id)
+            spawn(_close_spare(spare))
+            return
+        self._switch(old, spare, spawn)
+
+    def _spare(self, old: PeerLink, relay_turn: int) -> _Spare:
+        """A replacement for ``old`` through the relay ``relay_turn``, its offer held."""
+        held = _HeldOffer(self._send)
+        leg = self._new_leg(
+            old.started, old.peer, primary=old is self.call, relay_turn=relay_turn, send=held
+        )
+        ready = asyncio.ensure_future(leg.start(restart=True))
+        log.info(
+            "session %s: preparing a new connection with %s (relay %d)",
+            old.session_id,
+            old.peer.name,
+            relay_turn,
+        )
+        return _Spare(leg=leg, held=held, ready=ready)
+
+    def _switch(self, old: PeerLink, spare: _Spare, spawn: Callable[[Any], None]) -> None:
+        leg = spare.leg
+        if old is self.call:
             self.call = leg
             self.connected = False
         else:
-            self.others[participant_id] = leg
+            self.others[old.peer.participant_id] = leg
         self.repairs += 1
         log.warning(
-            "session %s: the connection with %s did not heal; making a new one",
+            "session %s: the connection with %s did not heal; switching to a new one",
             old.session_id,
             old.peer.name,
         )
-        # Closing may wait on a relay that is gone: it must not hold up the new connection.
+        spare.held.release()
+        # Its time to connect counts from its offer, not from when it was made ready.
+        leg.created_at = time.monotonic()
         spawn(old.close())
-        await leg.start(restart=True)
         if self.rate is not None:
             if old.video_sender is not None:
                 self.rate.forget(old.video_sender)
             self.rate.watch(leg.video_sender)
-        if primary and self._stats_task is not None:
+        if leg is self.call and self._stats_task is not None:
             self._stats_task.cancel()
             self._stats_task = asyncio.create_task(self._report_stats(leg), name="call-stats")
 
     def _new_leg(
-        self, started: CallStarted, peer: Peer, *, primary: bool, relay_turn: int = 0
+        self,
+        started: CallStarted,
+        peer: Peer,
+        *,
+        primary: bool,
+        relay_turn: int = 0,
+        send: Callable[[Message], bool] | None = None,
     ) -> PeerLink:
         feeds = self._camera.feeds
         assert feeds is not None
@@ -176,7 +229,7 @@ class CallMedia:
             audio_track=self._audio_relay.subscribe(self.microphone),
             # Each participant's voice gets its own sink; the playback device mixes them.
             loudspeaker=loudspeaker_factory(self._config.audio, self._on_audio_error),
-            send=self._send,
+            send=send or self._send,
             on_connected=self._on_connected if primary else _nothing,
             # A failed connection is made anew by the connection keeper.
             on_failed=lambda reason: log.warning("connection with %s: %s", peer.name, reason),
@@ -217,6 +270,9 @@ class CallMedia:
         others, self.others = self.others, {}
         for leg in others.values():
             await leg.close()
+        spares, self._spares = self._spares, {}
+        for spare in spares.values():
+            await _close_spare(spare)
         summary["other_participants"] = len(others)
         summary["repairs"] = self.repairs
         self.repairs = 0
@@ -258,3 +314,39 @@ async def close_track(track: MediaStreamTrack) -> None:
 
 def _nothing() -> None:
     pass
+
+
+class _HeldOffer:
+    """A prepared connection's messages (its offer), held until it takes over."""
+
+    def __init__(self, send: Callable[[Message], bool]) -> None:
+        self._send = send
+        self._held: list[Message] | None = []
+
+    def __call__(self, message: Message) -> bool:
+        if self._held is None:
+            return self._send(message)
+        self._held.append(message)
+        return True
+
+    def release(self) -> None:
+        held, self._held = self._held or [], None
+        for message in held:
+            self._send(message)
+
+
+@dataclass
+class _Spare:
+    """A replacement connection being made ready: ``ready`` is its offer being made (the
+    relay allocation and candidates)."""
+
+    leg: PeerLink
+    held: _HeldOffer
+    ready: asyncio.Future[None]
+
+
+async def _close_spare(spare: _Spare) -> None:
+    spare.ready.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await spare.ready
+    await spare.leg.close()

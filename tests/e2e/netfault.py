@@ -41,12 +41,14 @@ class PathCut:
 
     def tcp(self, target_port: int) -> int:
         """A TCP port that forwards to 127.0.0.1:``target_port``."""
-        return self._run(self._tcp(target_port))
+        port: int = self._run(self._tcp(target_port))
+        return port
 
     def udp(self, target_port: int) -> int:
         """A UDP port that forwards to 127.0.0.1:``target_port`` (one upstream socket per
         client address, as a NAT would)."""
-        return self._run(self._udp(target_port))
+        port: int = self._run(self._udp(target_port))
+        return port
 
     def close(self) -> None:
         async def stop() -> None:

@@ -2,12 +2,14 @@
 
 A booth (headless, test pattern) reaches the server and coturn only through forwarders on
 loopback that the test cuts and restores (tests/e2e/netfault.py); the advisor is Chromium. One
-call goes through: cuts of the booth's path of 3, 10 and 30 seconds, kill -9 of the server and
-a new start, a restart of coturn, and finally kill -9 of the booth and a new start. The test
-prints a table: fault, whether the call survived, and the time from restoration to media flowing
-again at each end. Goals (issue 7): every outage up to 10 s survived with media back within
-2 s; a server restart never ends a call; a killed booth is idle again within 10 s and the advisor
-sees it gone. Survival is asserted; times are reported against the goals, not asserted.
+call goes through: cuts of the booth's path of 3, 10 and 30 seconds, the relay frozen (coturn
+stopped with SIGSTOP, then continued) for 3, 10 and 30 seconds, kill -9 of the server and a new
+start, a restart of coturn, and finally kill -9 of the booth and a new start. The test prints a
+table: fault, whether the call survived, and the time from restoration to media flowing again at
+each end. Goals (issues 7 and 20): every outage up to 30 s survived with media back within 1 s
+at both ends; a server restart never ends a call; a killed booth is idle again within 10 s and
+the advisor sees it gone. Survival is asserted; times are reported against the goals, not
+asserted (the machine's other work shows in them).
 """
 
 from __future__ import annotations
@@ -23,102 +25,21 @@ from typing import Any
 import pytest
 
 from kiosk.booth.status import BoothStatus
+from tests.components import require
 from tests.e2e.conftest import (
     REPO,
-    BoothProcess,
     Coturn,
     launch_booth,
     login_advisor,
     make_server,
     poll,
     stop_process,
-    wait_until,
 )
 from tests.e2e.netfault import PathCut
+from tests.e2e.outages import WATCH_FRAMES, Call, freeze, restart_coturn
 from tests.report import show
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
-
-WATCH_FRAMES = """
-() => {
-  const video = document.getElementById('remote-video');
-  window.__frames = 0;
-  window.__frameAt = 0;
-  const tick = () => {
-    window.__frames += 1;
-    window.__frameAt = Date.now();
-    video.requestVideoFrameCallback(tick);
-  };
-  video.requestVideoFrameCallback(tick);
-}
-"""
-
-
-class Call:
-    """The call under test, seen from both ends."""
-
-    def __init__(self, page: Any, booth: BoothProcess) -> None:
-        self.page = page
-        self.booth = booth
-        self.session_id: str | None = None
-
-    async def advisor_frame_at(self) -> float:
-        value: float = await self.page.evaluate("() => window.__frameAt / 1000")
-        return value
-
-    def booth_frames(self) -> tuple[int, float]:
-        status = self.booth.report()
-        if status is None:
-            return 0, 0.0
-        call = status.call or {}
-        return call.get("video_frames_received", 0), status.updated_at
-
-    async def in_call(self) -> bool:
-        status = self.booth.report()
-        page_in_call = await self.page.is_visible("#call-view")
-        return bool(
-            page_in_call
-            and status is not None
-            and status.state == "in_call"
-            and status.session_id == self.session_id
-        )
-
-    async def media_back_after(self, restored: float, timeout: float = 40) -> tuple[float, float]:
-        """Seconds from ``restored`` to the next frame at the advisor and at the booth."""
-        frames_then, _ = self.booth_frames()
-
-        async def advisor() -> float | None:
-            at = await self.advisor_frame_at()
-            return at - restored if at > restored else None
-
-        async def booth() -> float | None:
-            # The booth notes when media came back (first frame after a gap, or of a new
-            # connection); its status file is written every half second.
-            status = self.booth.report()
-            resumed = (status.call or {}).get("media_resumed_at") if status else None
-            if resumed is not None and resumed > restored:
-                return float(resumed - restored)
-            frames, updated = self.booth_frames()
-            return max(0.0, updated - restored) if frames > frames_then + 30 else None
-
-        at_advisor = await poll(advisor, timeout, "a new frame at the advisor")
-        at_booth = await poll(booth, timeout, "a new frame at the booth")
-        return at_advisor, at_booth
-
-
-def _restart_coturn(coturn: Coturn, turnserver: str, conf: Path) -> subprocess.Popen[bytes]:
-    os.kill(coturn.process.pid, signal.SIGKILL)
-    coturn.process.wait(10)
-    opened = coturn.log.read_text(errors="replace").count("listener opened on")
-    process = subprocess.Popen(
-        [turnserver, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    wait_until(
-        lambda: coturn.log.read_text(errors="replace").count("listener opened on") > opened,
-        15,
-        "coturn to listen again",
-    )
-    return process
 
 
 async def test_a_call_survives_cuts_and_restarts(
@@ -169,21 +90,14 @@ async def test_a_call_survives_cuts_and_restarts(
             path.cut()
             time.sleep(seconds)
             path.restore()
-            restored = time.time()
-            try:
-                at_advisor, at_booth = await call.media_back_after(restored)
-            except AssertionError:
-                at_advisor = at_booth = None
-            rows.append(
-                {
-                    "fault": f"booth's path cut for {seconds} s",
-                    "survived": await call.in_call(),
-                    "advisor_s": at_advisor,
-                    "booth_s": at_booth,
-                    "repairs": _repairs(booth),
-                    "goal": "survives, media within 2 s" if seconds <= 10 else "reported",
-                }
-            )
+            rows.append(await _recovery(call, f"booth's path cut for {seconds} s", time.time()))
+            await poll(call.in_call, 10, "the call to settle")
+            time.sleep(2)
+
+        # -- the relay frozen: it answers nothing, and then takes up where it stopped
+        for seconds in (3, 10, 30):
+            restored = freeze(coturn.process, seconds)
+            rows.append(await _recovery(call, f"relay frozen for {seconds} s", restored))
             await poll(call.in_call, 10, "the call to settle")
             time.sleep(2)
 
@@ -220,23 +134,9 @@ async def test_a_call_survives_cuts_and_restarts(
         )
 
         # -- restart coturn: every allocation is gone; the booth makes a new connection
-        turnserver = coturn.process.args[0]
-        processes.append(_restart_coturn(coturn, turnserver, tmp_path / "turnserver.conf"))
-        restored = time.time()
-        try:
-            at_advisor, at_booth = await call.media_back_after(restored, timeout=60)
-        except AssertionError:
-            at_advisor = at_booth = None
-        rows.append(
-            {
-                "fault": "coturn restarted",
-                "survived": await call.in_call(),
-                "advisor_s": at_advisor,
-                "booth_s": at_booth,
-                "repairs": _repairs(booth),
-                "goal": "reported",
-            }
-        )
+        turnserver = require("turnserver", "the TURN relay (Debian package coturn)")
+        processes.append(restart_coturn(coturn, turnserver, tmp_path / "turnserver.conf"))
+        rows.append(await _recovery(call, "coturn restarted", time.time(), timeout=60))
 
         # -- kill -9 the booth and start it again
         os.kill(booth.process.pid, signal.SIGKILL)
@@ -269,6 +169,10 @@ async def test_a_call_survives_cuts_and_restarts(
     for fault in (
         "booth's path cut for 3 s",
         "booth's path cut for 10 s",
+        "booth's path cut for 30 s",
+        "relay frozen for 3 s",
+        "relay frozen for 10 s",
+        "relay frozen for 30 s",
         "server killed (-9) and started again",
         "coturn restarted",
     ):
@@ -288,9 +192,22 @@ def _resumed(status: BoothStatus | None) -> bool:
     return status is not None and status.link == "online" and not status.reconnecting
 
 
-def _repairs(booth: BoothProcess) -> int | None:
-    status = booth.report()
-    return status.repairs if status is not None else None
+async def _recovery(call: Call, fault: str, restored: float, timeout: float = 40) -> dict[str, Any]:
+    """The row of one outage: survived, and seconds from ``restored`` to media at each end."""
+    at_advisor: float | None
+    at_booth: float | None
+    try:
+        at_advisor, at_booth = await call.media_back_after(restored, timeout=timeout)
+    except AssertionError:
+        at_advisor = at_booth = None
+    return {
+        "fault": fault,
+        "survived": await call.in_call(),
+        "advisor_s": at_advisor,
+        "booth_s": at_booth,
+        "repairs": call.repairs(),
+        "goal": "survives, media within 1 s",
+    }
 
 
 def _report(request: pytest.FixtureRequest, rows: list[dict[str, Any]]) -> None:

@@ -1,7 +1,8 @@
 """The booth's link (kiosk/link.py) against a real WebSocket server in the test: messages go
 out in the order they were sent, through one writer; none go out while offline; a closing link
 writes what was sent before it closes; the booth heartbeats as often as the server's welcome
-asks unless its own configuration says otherwise."""
+asks unless its own configuration says otherwise; told the network is back, a link that is down
+tries again at once."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 
+import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
+import kiosk.link
 from kiosk.identity import ServerAccess
 from kiosk.link import LinkState, ServerLink
 from protocol import CallCancel, Hangup, Heartbeat, Role, Welcome, encode
@@ -123,3 +126,60 @@ async def test_a_configured_heartbeat_wins_over_the_servers(
     count, interval = await _heartbeats_in(aiohttp_server, asked=15.0, configured=0.25, seconds=1.6)
     assert interval == 0.25
     assert count >= 5, count
+
+
+async def test_the_network_back_ends_a_hanging_attempt_and_the_pause_after_a_failure(
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A pause that would outlast the test: only retry_now() can bring the link back in time.
+    monkeypatch.setattr(kiosk.link, "URGENT_RETRY_SECONDS", 60.0)
+    monkeypatch.setattr(kiosk.link, "STALE_ATTEMPT_SECONDS", 0.0)
+    attempts: list[int] = []
+    hang, changed = asyncio.Event(), asyncio.Event()
+
+    async def socket(request: web.Request) -> web.StreamResponse:
+        attempts.append(len(attempts) + 1)
+        changed.set()
+        if len(attempts) == 1:
+            await hang.wait()  # a connection begun while the network was down: never answered
+        if len(attempts) == 2:
+            return web.Response(status=503)  # the server is still starting
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for _ in ws:
+            pass
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/api/v1/ws", socket)
+    server = await aiohttp_server(app)
+    states: list[LinkState] = []
+    link = ServerLink(
+        url=str(server.make_url("/api/v1/ws")).replace("http", "ws", 1),
+        access=ServerAccess(server_url=str(server.make_url("/")), credential="b.s"),
+        on_message=lambda message: None,
+        on_state=lambda state: (states.append(state), changed.set()),
+        heartbeat=lambda: Heartbeat(state="in_call"),
+        heartbeat_seconds=30.0,
+    )
+    link.urgent = True
+    task = asyncio.create_task(link.run())
+
+    async def until(check: Callable[[], bool]) -> None:
+        async with asyncio.timeout(5):
+            changed.clear()
+            while not check():
+                await changed.wait()
+                changed.clear()
+
+    await until(lambda: len(attempts) == 1)
+    link.retry_now()  # the keeper heard a relay: the hanging attempt is given up
+    await until(lambda: len(attempts) == 2 and link.state is LinkState.OFFLINE)
+    link.retry_now()  # and the pause after the 503 is cut short
+    await until(lambda: link.state is LinkState.ONLINE)
+    assert len(attempts) == 3
+    link.retry_now()  # online: nothing to do
+    await link.close()
+    hang.set()
+    await asyncio.wait_for(task, 5)
