@@ -79,6 +79,7 @@ class PyAVSource(EncoderSource):
         if self._is_camera:
             self.name = "v4l2"
         self._pace = os.path.isfile(url) if pace is None else pace
+        self._live = self._pace or self._is_camera
         self._pacer = Pacer(1 / fps)
         self._container: Any = None
         self._frames: Iterator[av.VideoFrame] | None = None

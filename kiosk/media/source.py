@@ -177,13 +177,17 @@ class EncoderSource(VideoSource):
         self._executor: ThreadPoolExecutor | None = None
         self._encoder: H264Encoder | None = None
         self._started_at = 0.0
-        self._frame_index = 0
+        self._last_pts = -1
         #: Frames taken from the camera, for the self-view or to be encoded.
         self.frames_captured = 0
 
     @abstractmethod
     def _capture(self) -> av.VideoFrame:
         """The next raw frame (blocking; runs in the worker thread)."""
+
+    #: Pictures come in real time (a camera, or a source paced to its frame rate): their
+    #: timestamps are their capture times. False: read as fast as it goes, counted.
+    _live = True
 
     async def _wait_for_frame(self) -> None:
         """Wait until the next frame is due; cameras with their own clock need not."""
@@ -227,7 +231,7 @@ class EncoderSource(VideoSource):
 
     def _encode_next(self, keyframe: bool) -> EncodedFrame | None:
         raw = self._next_picture()
-        capture_time = time.time()
+        capture_time, captured = time.time(), time.monotonic()
         width, height = raw.width, raw.height
         encoder = self._encoder
         if encoder is None or (encoder.width, encoder.height) != (width, height):
@@ -239,12 +243,16 @@ class EncoderSource(VideoSource):
         if not packets:
             return None
         data = b"".join(bytes(p) for p in packets)
-        index = self._frame_index
-        self._frame_index += 1
+        # The time of capture, not a frame count: a receiver's jitter buffer reads how late a
+        # frame arrives against its timestamp, so a picture captured late (the loop was busy)
+        # must say so, or its lateness counts as network jitter and every frame waits longer.
+        # A source read as fast as it goes (a file, unpaced) has only its frame count.
+        elapsed = captured - self._started_at if self._live else self.frames_encoded / self.fps
+        pts = self._last_pts = max(self._last_pts + 1, round(elapsed * VIDEO_CLOCK_RATE))
         self.frames_encoded += 1
         return EncodedFrame(
             data=data,
-            pts=index * VIDEO_CLOCK_RATE // self.fps,
+            pts=pts,
             keyframe=is_idr(data),
             capture_time=capture_time,
             width=width,
