@@ -27,6 +27,9 @@ the same run; one table at the end, the results as JSON (``bench/results.json``)
 9. Advisor -> booth glass-to-glass: the advisor's stamped camera in Chromium to the booth's
    screen, with the booth's marker release and with aiortc's own receiver, against the same
    camera sent to a bare aiortc receiver (bench/from_advisor.py; --latency-seconds each).
+10. Recovery: the time from the end of an outage (relay frozen 3/10/30 s, relay restarted, the
+   booth's path cut 30 s; a relay of a pool of two lost) to fresh media at the advisor
+   (Chromium) and at the booth, on the real stack, against the 1 s goal (bench/recovery.py).
 
 Needs coturn (apt-get install coturn) and Chromium (apt-get install chromium). The machine's
 other work shows in the numbers: run on a quiet machine for figures to quote.
@@ -57,7 +60,7 @@ from bench.table import Row, row  # noqa: E402
 from tests.e2e.conftest import stop_process  # noqa: E402
 
 PEER = [sys.executable, str(REPO / "bench" / "peer.py")]
-PARTS = ("cpu", "latency", "from-advisor", "setup", "load", "relay", "cluster")
+PARTS = ("cpu", "latency", "from-advisor", "setup", "load", "relay", "cluster", "recovery")
 
 
 def progress(text: str) -> None:
@@ -359,6 +362,16 @@ def cluster_capacity(quick: bool, pin: bool) -> tuple[list[Row], dict[str, Any]]
     }
 
 
+def recovery(quick: bool) -> tuple[list[Row], dict[str, Any]]:
+    """bench.recovery's rows (one per fault and end, the 1 s goal beside) and every time."""
+    from bench import recovery as outages
+
+    settings = outages.QUICK if quick else outages.Outages()
+    progress("recovery: outages of a running booth call ...")
+    results = asyncio.run(outages.measure(progress=progress, outages=settings))
+    return outages.rows(results, settings), outages.details(results)
+
+
 # ------------------------------------------------------------------ command line
 
 
@@ -482,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
             stack_rows, stack_details = asyncio.run(on_the_stack(args))
             rows += stack_rows
             details.update(stack_details)
+        if "recovery" not in args.skip:
+            recovery_rows, details["recovery"] = recovery(args.quick)
+            rows += recovery_rows
         if "load" not in args.skip:
             rows += server_capacity(args.quick)
         if "relay" not in args.skip:

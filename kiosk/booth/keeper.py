@@ -67,8 +67,9 @@ class RepairStep(StrEnum):
     PREPARE = "prepare"
     #: Put the replacement (the prepared one, or one made now) in place of the broken one.
     SWITCH = "switch"
-    #: The old path healed: drop the prepared replacement.
-    DISCARD = "discard"
+    #: The old path carries media again: drop a prepared replacement, and send a key frame at
+    #: once (the other side's decoder lost its reference; waiting for it to ask costs a second).
+    HEALED = "healed"
 
 
 @dataclass(frozen=True)
@@ -244,9 +245,9 @@ class ConnectionKeeper:
         peer = leg.peer.participant_id
         if not failed and now - silent_since < PROBE_AFTER_SECONDS:
             outage = self._outages.pop(leg, None)
-            if outage is not None and outage.prepared is not None and outage.switched_at is None:
-                log.info("session %s: media from %s again", leg.session_id, leg.peer.name)
-                self._post(Repair(peer, RepairStep.DISCARD))
+            if outage is not None and outage.switched_at is None:
+                log.info("session %s: the path to %s healed", leg.session_id, leg.peer.name)
+                self._post(Repair(peer, RepairStep.HEALED))
             return troubled
         servers = self.ice_servers or leg.started.ice_servers
         order = _relay_order(servers, leg)

@@ -135,20 +135,24 @@ class CallMedia:
     async def repair(self, repair: Repair, spawn: Callable[[Any], None]) -> None:
         """A step of making the connection with ``repair.participant_id`` anew (aiortc cannot
         restart ICE on a connection): prepare a replacement, switch to it (the other side swaps
-        it in when its offer comes), or drop the prepared one. ``spawn`` runs closings in the
-        background: closing may wait on a relay that is gone."""
+        it in when its offer comes), or, the old path having healed, drop the prepared one and
+        send a key frame. ``spawn`` runs closings in the background: closing may wait on a relay
+        that is gone."""
         old = next(
             (leg for leg in self.legs() if leg.peer.participant_id == repair.participant_id), None
         )
         spare = self._spares.pop(repair.participant_id, None)
         if spare is not None and (
             old is None
-            or repair.step is RepairStep.DISCARD
+            or repair.step is RepairStep.HEALED
             or (repair.relay_turn is not None and spare.leg.relay_turn != repair.relay_turn)
         ):
             spawn(_close_spare(spare))
             spare = None
-        if old is None or repair.step is RepairStep.DISCARD:
+        if old is None:
+            return
+        if repair.step is RepairStep.HEALED:
+            old.video_track.source.request_keyframe()
             return
         relay_turn = old.relay_turn + 1 if repair.relay_turn is None else repair.relay_turn
         if spare is None:

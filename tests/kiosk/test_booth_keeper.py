@@ -204,7 +204,7 @@ async def test_a_path_that_heals_keeps_its_connection_and_drops_the_prepared_one
     assert outage.steps() == [(RepairStep.PREPARE, 0)]
     # The old path carries media again within a round trip.
     await outage.run(110.3, 112.0, flowing=True)
-    assert outage.steps() == [(RepairStep.PREPARE, 0), (RepairStep.DISCARD, None)]
+    assert outage.steps() == [(RepairStep.PREPARE, 0), (RepairStep.HEALED, None)]
     assert outage.keeper.state is Recovery.INTERRUPTED or outage.keeper.trouble_since is None
     await outage.keeper.stop()
 
