@@ -66,8 +66,6 @@ QUICK = Outages(freezes=(3,), cut=3)
 BOOTH_NAME = "Recovery booth"
 #: The pool's probing: every second, down after two failures (as the relay pool's test).
 POOL_PROBE = "probe_seconds = 1.0\ndown_after_failures = 2\n"
-#: Frames already on their way when a relay dies are presented within this long.
-IN_FLIGHT_SECONDS = 0.5
 
 
 @dataclass
@@ -243,8 +241,8 @@ async def pool(
         used.process.wait(10)
 
         async def at_advisor() -> float | None:
-            at = await call.advisor_frame_at()
-            return at - killed if at > killed + IN_FLIGHT_SECONDS else None
+            at = await call.advisor_resumed_at()
+            return at - killed if at > killed else None
 
         fault = "a relay of the pool lost"
         try:

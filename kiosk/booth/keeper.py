@@ -29,12 +29,13 @@ SETUP_SECONDS = 15.0
 #: Media silent this long makes the call "interrupted" on the screens (Chrome's "disconnected").
 MEDIA_SILENCE_SECONDS = 3.0
 #: Media silent this long makes the booth ask the call's relays, every
-#: :data:`~kiosk.booth.relayprobe.PROBE_SECONDS`, whether they answer.
-PROBE_AFTER_SECONDS = 0.5
+#: :data:`~kiosk.booth.relayprobe.PROBE_SECONDS`, whether they answer (audio alone comes every
+#: 20 ms: this is no jitter).
+PROBE_AFTER_SECONDS = 0.4
 #: The relay answers (again) but the media stays silent this long: the old path will not heal
 #: (its allocation is gone with a restarted relay, or ICE gave up) and the replacement, prepared
 #: as soon as the relay answered, takes over. A path that heals does so within a round trip.
-HEAL_GRACE_SECONDS = 0.4
+HEAL_GRACE_SECONDS = 0.3
 #: Probes in a row a relay leaves unanswered (or one refused) before another relay of the pool
 #: that answers is taken instead.
 GONE_AFTER_MISSES = 2
@@ -106,6 +107,7 @@ class ConnectionKeeper:
         post: Callable[[Repair | Hangup], None],
         reconnect_limit_seconds: float,
         relays: RelayWatch | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._link = link
         self._access = access
@@ -126,6 +128,9 @@ class ConnectionKeeper:
         self._server_seen_at = 0.0
         #: The call's relays, asked while a leg's media is silent.
         self._relays = relays or RelayWatch()
+        self._clock = clock
+        # A relay that answers again is acted on at once, not at the next tick.
+        self._relays.on_change = lambda: self._check(self._clock())
         self._outages: dict[PeerLink, _Outage] = {}
         self._probe: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
@@ -163,7 +168,7 @@ class ConnectionKeeper:
 
     def link_up(self) -> None:
         """The link is back: take the wait or call up again, before anything else is sent."""
-        self._server_seen_at = time.monotonic()
+        self._server_seen_at = self._clock()
         session_id = self._session_id()
         if session_id is not None and self.resume_token is not None:
             log.info("session %s: taking the call up again", session_id)
@@ -201,7 +206,7 @@ class ConnectionKeeper:
         ``reconnect_limit_seconds`` ends with a clear message."""
         while True:
             await asyncio.sleep(WATCH_SECONDS)
-            self._check(time.monotonic())
+            self._check(self._clock())
 
     def _check(self, now: float) -> None:
         troubled = self._link.state is not LinkState.ONLINE
@@ -340,7 +345,7 @@ class ConnectionKeeper:
             except TimeoutError:
                 answered = False
             if answered:
-                self._server_seen_at = time.monotonic()
+                self._server_seen_at = self._clock()
 
         self._probe = asyncio.get_running_loop().create_task(probe(), name="server-probe")
 

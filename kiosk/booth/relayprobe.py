@@ -164,7 +164,8 @@ class RelayHealth:
 
 class RelayWatch:
     """Probes the relays it is asked about every :data:`PROBE_SECONDS`, one probe in flight
-    per relay, and keeps their :class:`RelayHealth`."""
+    per relay, and keeps their :class:`RelayHealth`; ``on_change`` is called when a relay
+    starts or stops answering (the keeper acts on a return at once, not at its next tick)."""
 
     def __init__(
         self,
@@ -179,6 +180,7 @@ class RelayWatch:
         self._health: dict[RelayAddress, RelayHealth] = {}
         self._asked_at: dict[RelayAddress, float] = {}
         self._flying: dict[RelayAddress, asyncio.Task[None]] = {}
+        self.on_change: Callable[[], None] = _nothing
 
     def want(self, relays: Iterable[RelayAddress], now: float) -> None:
         """Probe each of ``relays`` that was not asked within the period."""
@@ -210,6 +212,8 @@ class RelayWatch:
         health.record(answer, self._clock())
         if (health.up_since is not None) != was_up or health.misses == 1:
             log.info("relay %s: %s", relay, answer)
+        if (health.up_since is not None) != was_up:
+            self.on_change()
 
     def health(self, relay: RelayAddress) -> RelayHealth:
         return self._health.get(relay, RelayHealth())
@@ -230,3 +234,7 @@ class RelayWatch:
 def addresses(servers: Sequence[IceServer]) -> list[RelayAddress | None]:
     """Each server's probe address, in order (None where it cannot be probed)."""
     return [relay_address(server) for server in servers]
+
+
+def _nothing() -> None:
+    pass

@@ -14,15 +14,20 @@ from typing import Any
 
 from tests.e2e.conftest import BoothProcess, Coturn, poll, wait_until
 
-#: Counts the frames the advisor's page presents, and when the newest came (ms since epoch).
+#: Counts the frames the advisor's page presents, when the newest came, and when frames came
+#: again after a gap of 0.3 s (ms since epoch): frames already on their way when the path broke
+#: are still presented for a moment, and must not count as media back.
 WATCH_FRAMES = """
 () => {
   const video = document.getElementById('remote-video');
   window.__frames = 0;
   window.__frameAt = 0;
+  window.__resumedAt = 0;
   const tick = () => {
+    const now = Date.now();
+    if (window.__frameAt && now - window.__frameAt > 300) window.__resumedAt = now;
     window.__frames += 1;
-    window.__frameAt = Date.now();
+    window.__frameAt = now;
     video.requestVideoFrameCallback(tick);
   };
   video.requestVideoFrameCallback(tick);
@@ -40,6 +45,11 @@ class Call:
 
     async def advisor_frame_at(self) -> float:
         value: float = await self.page.evaluate("() => window.__frameAt / 1000")
+        return value
+
+    async def advisor_resumed_at(self) -> float:
+        """When the advisor's page presented a frame after a gap (s since the epoch)."""
+        value: float = await self.page.evaluate("() => window.__resumedAt / 1000")
         return value
 
     def booth_frames(self) -> tuple[int, float]:
@@ -60,11 +70,12 @@ class Call:
         )
 
     async def media_back_after(self, restored: float, timeout: float = 40) -> tuple[float, float]:
-        """Seconds from ``restored`` to the next frame at the advisor and at the booth."""
+        """Seconds from ``restored`` to media again (the first frame after the outage's gap)
+        at the advisor and at the booth."""
         frames_then, _ = self.booth_frames()
 
         async def advisor() -> float | None:
-            at = await self.advisor_frame_at()
+            at = await self.advisor_resumed_at()
             return at - restored if at > restored else None
 
         async def booth() -> float | None:
