@@ -27,8 +27,10 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     # bench/load/, bench/cluster/ and bench/relay.py have their own tests (tests/server/
     # test_load.py, tests/cluster/test_cluster_load.py, tests/server/test_relay_capacity.py);
     # the aiortc-only runs (CPU, latency) are bench/peer.py, which the set-up calls do not need;
-    # bench/from_advisor.py has tests/e2e/test_from_advisor.py.
+    # bench/from_advisor.py has tests/e2e/test_from_advisor.py; bench/recovery.py's outages are
+    # tests/e2e/test_faults.py's.
     args = ["--quick", "--skip", "cpu", "latency", "from-advisor", "load", "cluster", "relay"]
+    args += ["recovery"]
     args += ["--calls", "1", "--hold-seconds", "1"]
     args += ["--soak-minutes", "0.05", "--soak-interval", "1"]
     result = subprocess.run(
