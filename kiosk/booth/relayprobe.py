@@ -25,8 +25,10 @@ from protocol import IceServer
 
 log = logging.getLogger(__name__)
 
-#: How often a relay is asked while the keeper wants to know; also how long a probe waits.
+#: How often a relay is asked while the keeper wants to know ...
 PROBE_SECONDS = 0.2
+#: ... and how long each probe waits for its answer (a round trip to a relay far away).
+PROBE_WAIT_SECONDS = 0.4
 DEFAULT_PORTS = {"stun": 3478, "turn": 3478, "stuns": 5349, "turns": 5349}
 
 
@@ -163,8 +165,10 @@ class RelayHealth:
 
 
 class RelayWatch:
-    """Probes the relays it is asked about every :data:`PROBE_SECONDS`, one probe in flight
-    per relay, and keeps their :class:`RelayHealth`; ``on_change`` is called when a relay
+    """Probes the relays it is asked about every :data:`PROBE_SECONDS` and keeps their
+    :class:`RelayHealth`. A probe waits :data:`PROBE_WAIT_SECONDS` for its answer while the
+    next ones go out on time (a relay that comes back answers the first probe sent after it),
+    and answers count in the order the probes were sent. ``on_change`` is called when a relay
     starts or stops answering (the keeper acts on a return at once, not at its next tick)."""
 
     def __init__(
@@ -173,40 +177,43 @@ class RelayWatch:
         probe: Probe = stun_probe,
         clock: Callable[[], float] = time.monotonic,
         period: float = PROBE_SECONDS,
+        wait: float = PROBE_WAIT_SECONDS,
     ) -> None:
         self._probe = probe
         self._clock = clock
         self._period = period
+        self._wait = wait
         self._health: dict[RelayAddress, RelayHealth] = {}
         self._asked_at: dict[RelayAddress, float] = {}
-        self._flying: dict[RelayAddress, asyncio.Task[None]] = {}
+        #: Probes sent to each relay, and the newest whose answer (or silence) counted.
+        self._sent: dict[RelayAddress, int] = {}
+        self._counted: dict[RelayAddress, int] = {}
+        self._flying: set[asyncio.Task[None]] = set()
         self.on_change: Callable[[], None] = _nothing
 
     def want(self, relays: Iterable[RelayAddress], now: float) -> None:
         """Probe each of ``relays`` that was not asked within the period."""
         for relay in relays:
             # (a millisecond's slack: ticks of a tenth of a second do not add up exactly)
-            due = self._asked_at.get(relay, -1e9) + self._period - 0.001
-            if relay in self._flying or now < due:
+            if now < self._asked_at.get(relay, -1e9) + self._period - 0.001:
                 continue
             self._asked_at[relay] = now
+            number = self._sent[relay] = self._sent.get(relay, 0) + 1
             task = asyncio.get_running_loop().create_task(
-                self._ask(relay), name=f"relay-probe {relay}"
+                self._ask(relay, number), name=f"relay-probe {relay}"
             )
-            self._flying[relay] = task
+            self._flying.add(task)
+            task.add_done_callback(self._flying.discard)
 
-    async def _ask(self, relay: RelayAddress) -> None:
+    async def _ask(self, relay: RelayAddress, number: int) -> None:
         try:
-            await self._record(relay)
-        finally:
-            self._flying.pop(relay, None)
-
-    async def _record(self, relay: RelayAddress) -> None:
-        try:
-            answer = await self._probe(relay, self._period)
+            answer = await self._probe(relay, self._wait)
         except Exception:  # a probe must never take the keeper down
             log.exception("probing relay %s failed", relay)
             answer = Answer.SILENT
+        if number <= self._counted.get(relay, 0):
+            return  # a newer probe has counted already
+        self._counted[relay] = number
         health = self._health.setdefault(relay, RelayHealth())
         was_up = health.up_since is not None
         health.record(answer, self._clock())
@@ -220,7 +227,7 @@ class RelayWatch:
 
     async def close(self) -> None:
         """Stop probing and forget every relay."""
-        flying = list(self._flying.values())
+        flying = list(self._flying)
         for task in flying:
             task.cancel()
         for task in flying:
@@ -229,6 +236,8 @@ class RelayWatch:
         self._flying.clear()
         self._health.clear()
         self._asked_at.clear()
+        self._sent.clear()
+        self._counted.clear()
 
 
 def addresses(servers: Sequence[IceServer]) -> list[RelayAddress | None]:

@@ -110,3 +110,31 @@ async def test_the_watch_asks_each_relay_once_a_period_and_keeps_its_answers() -
     assert watch.health(down).up_since == 10.6 and watch.health(down).misses == 0
     await watch.close()
     assert watch.health(up).up_since is None  # forgotten
+
+
+async def test_probes_go_out_on_time_and_count_in_the_order_they_were_sent() -> None:
+    relay = RelayAddress("10.0.0.1", 3478, "udp")
+    first_silent = asyncio.Event()
+    calls = 0
+
+    async def probe(relay: RelayAddress, wait: float) -> Answer:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # sent while the path was cut: its silence shows only after the wait
+            await first_silent.wait()
+            return Answer.SILENT
+        return Answer.ANSWERED
+
+    changes: list[bool] = []
+    watch = RelayWatch(probe=probe, clock=lambda: 1.0, period=0.2)
+    watch.on_change = lambda: changes.append(watch.health(relay).up_since is not None)
+    watch.want([relay], 1.0)
+    watch.want([relay], 1.2)  # not held back by the first one, still waiting
+    await asyncio.sleep(0)
+    assert calls == 2 and watch.health(relay).up_since == 1.0 and changes == [True]
+    first_silent.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert watch.health(relay).up_since == 1.0  # the older probe's silence does not count
+    assert changes == [True]
+    await watch.close()
