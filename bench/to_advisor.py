@@ -177,15 +177,15 @@ async def measure(page: Any, selector: str, seconds: float) -> Glass:
     return Glass(**result, waits=waits(before, after))
 
 
-async def booth_to_advisor(stack: Stack, seconds: float) -> Glass:
+async def booth_to_advisor(stack: Stack, seconds: float, name: str = "Glass booth") -> Glass:
     """The real path: a booth calls, the advisor's page (audio on) takes it."""
     page = stack.advisor
     await page.add_init_script(KEEP_CONNECTIONS)
     await page.reload()
     await page.wait_for_selector("#queue-view:not([hidden])")
-    booth = stack.start_booth("Glass booth", "--call")
+    booth = stack.start_booth(name, "--call")
     try:
-        accept = page.get_by_role("button", name="Accept call from Glass booth")
+        accept = page.get_by_role("button", name=f"Accept call from {name}")
         await accept.click(timeout=30_000)
         await poll(lambda: page.evaluate(PLAYING, "#remote-video"), 30, "the booth's video")
         audio = await page.evaluate(
