@@ -31,6 +31,11 @@ the same run; one table at the end, the results as JSON (``bench/results.json``)
    booth's path cut 30 s; a relay of a pool of two lost) to fresh media at the advisor
    (Chromium) and at the booth, on the real stack, against the 1 s goal (bench/recovery.py).
 
+11. Booth -> advisor glass-to-glass on the real path: the booth's test pattern to the
+   advisor's page in Chromium (audio on), each presented frame's stamp against its expected
+   display time, beside the booth's packet path from a bare aiortc peer to a bare page in the
+   same Chromium and coturn (bench/to_advisor.py; --latency-seconds each).
+
 Needs coturn (apt-get install coturn) and Chromium (apt-get install chromium). The machine's
 other work shows in the numbers: run on a quiet machine for figures to quote.
 """
@@ -60,7 +65,17 @@ from bench.table import Row, row  # noqa: E402
 from tests.e2e.conftest import stop_process  # noqa: E402
 
 PEER = [sys.executable, str(REPO / "bench" / "peer.py")]
-PARTS = ("cpu", "latency", "from-advisor", "setup", "load", "relay", "cluster", "recovery")
+PARTS = (
+    "cpu",
+    "latency",
+    "to-advisor",
+    "from-advisor",
+    "setup",
+    "load",
+    "relay",
+    "cluster",
+    "recovery",
+)
 
 
 def progress(text: str) -> None:
@@ -486,6 +501,11 @@ def main(argv: list[str] | None = None) -> int:
         if "latency" not in args.skip:
             latency_rows, details["latency_ms"] = latency_and_relay(args.latency_seconds, direct)
             rows += latency_rows
+        if "to-advisor" not in args.skip:
+            from bench.to_advisor import to_advisor
+
+            to_rows, details["to_advisor"] = to_advisor(args.latency_seconds, progress)
+            rows += to_rows
         if "from-advisor" not in args.skip:
             from bench.from_advisor import from_advisor
 

@@ -17,11 +17,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.stack import Stack, turn_credentials
+from bench.procs import percentile
+from bench.stack import BenchError, Stack, turn_credentials
+from bench.table import Row, row
 from tests.e2e.conftest import poll
 
 REPO = Path(__file__).resolve().parents[1]
@@ -255,24 +258,66 @@ async def both(workdir: Path, seconds: float) -> tuple[Glass, Glass]:
     return real, bare
 
 
-def main() -> None:
-    import argparse
-    import statistics
+def to_advisor(seconds: float, progress: Callable[[str], None]) -> tuple[list[Row], Any]:
+    """``make bench``'s part: the rows (the booth's path beside the bare one) and what each
+    measured (for the JSON)."""
     import tempfile
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=20.0)
-    args = parser.parse_args()
+    progress(f"booth -> advisor glass-to-glass, real path and bare reference, {seconds:g} s each")
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
-        real, bare = asyncio.run(both(Path(workdir), args.seconds))
-    for name, glass in (("booth -> advisor", real), ("bare aiortc -> Chromium", bare)):
-        values = sorted(glass.latencies)
-        cut = statistics.quantiles(values, n=100)
-        print(
-            f"{name:<26} p50 {cut[49]:5.1f}  p95 {cut[94]:5.1f}  p99 {cut[98]:5.1f} ms  "
-            f"{glass.fps:4.1f} fps  {len(values)} frames, {glass.unreadable} unreadable"
+        real, bare = asyncio.run(both(Path(workdir), seconds))
+    for name, glass in (("the booth's", real), ("the bare peer's", bare)):
+        if len(glass.latencies) < seconds * 5:
+            raise BenchError(f"{name} frames at the advisor: only {len(glass.latencies)} read")
+    rows = [
+        row(
+            f"booth -> advisor (Chromium, audio on) glass-to-glass p{p} ms",
+            percentile(real.latencies, p),
+            percentile(bare.latencies, p),
+            "bare aiortc packets -> Chromium, same coturn",
+            goal,
         )
-        print("    " + ", ".join(f"{k} {v:.1f}" for k, v in glass.waits.items()))
+        for p, goal in ((50, "<= reference + 5 ms"), (95, ""), (99, "<= 60 ms"))
+    ]
+    rows.append(
+        row(
+            "booth -> advisor frames/s displayed",
+            real.fps,
+            bare.fps,
+            "bare aiortc packets -> Chromium",
+            "30",
+        )
+    )
+    details = {
+        name: {
+            "p50_ms": percentile(glass.latencies, 50),
+            "p95_ms": percentile(glass.latencies, 95),
+            "p99_ms": percentile(glass.latencies, 99),
+            "fps": glass.fps,
+            "frames": len(glass.latencies),
+            "unreadable": glass.unreadable,
+            "waits_ms": glass.waits,
+        }
+        for name, glass in (("booth", real), ("bare", bare))
+    }
+    return rows, details
+
+
+def main() -> None:
+    import argparse
+
+    from bench.run import table
+
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.to_advisor", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--seconds", type=float, default=20.0, help="per path (default 20)")
+    args = parser.parse_args()
+    rows, details = to_advisor(args.seconds, lambda text: print(text, flush=True))
+    print(table(rows))
+    for name, measured in details.items():
+        waits = ", ".join(f"{k} {v:.1f}" for k, v in measured["waits_ms"].items())
+        print(f"{name}: where frames waited in Chromium (ms each): {waits}")
 
 
 if __name__ == "__main__":
