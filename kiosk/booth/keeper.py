@@ -36,9 +36,6 @@ PROBE_AFTER_SECONDS = 0.4
 #: (its allocation is gone with a restarted relay, or ICE gave up) and the replacement, prepared
 #: as soon as the relay answered, takes over. A path that heals does so within a round trip.
 HEAL_GRACE_SECONDS = 0.3
-#: Probes in a row a relay leaves unanswered (or one refused) before another relay of the pool
-#: that answers is taken instead.
-GONE_AFTER_MISSES = 2
 #: A connection made anew gets this long to connect before it is made anew again; sooner when
 #: its relay went away after it was made and is back (it was made against nothing).
 REPAIR_RETRY_SECONDS = 5.0
@@ -238,14 +235,17 @@ class ConnectionKeeper:
     def _check_leg(self, leg: PeerLink, now: float) -> bool:
         """Look after one peer connection; whether it is broken for the screens."""
         failed = leg.pc.connectionState in ("failed", "closed")
-        setting_up = leg.connected_at is None and not failed
+        seen_at = leg.media_seen_at()
+        # Connected is not enough: a connection made anew is set up once media comes through.
+        heard = leg.received.last_at is not None
+        setting_up = not failed and (leg.connected_at is None or not heard)
         if setting_up:
             silent_since = leg.created_at
             troubled = now - silent_since >= SETUP_SECONDS
             if not leg.restart and not troubled:
                 return False  # the call's first connection: still being set up
         else:
-            silent_since = max(leg.media_seen_at(), leg.connected_at or 0.0)
+            silent_since = max(seen_at, leg.connected_at or 0.0)
             troubled = failed or now - silent_since >= MEDIA_SILENCE_SECONDS
         peer = leg.peer.participant_id
         if not failed and now - silent_since < PROBE_AFTER_SECONDS:
@@ -285,7 +285,7 @@ class ConnectionKeeper:
             switch = True  # nothing to wait for: ICE gave up, or the relay is gone
         elif setting_up:
             # Made while the relay was away (or it went away since): nothing will come of it.
-            went_away = (own_missed := health.missed_at) is not None and own_missed > leg.created_at
+            went_away = health.gone_at is not None and health.gone_at > leg.created_at
             switch = went_away or now - leg.created_at >= REPAIR_RETRY_SECONDS
         else:
             back = max(health.up_since, outage.since + PROBE_AFTER_SECONDS)
@@ -306,7 +306,7 @@ class ConnectionKeeper:
         if own_turn >= 0:  # still handed out
             if health.answers_since(since):
                 return order[0]
-            if not (health.refused or health.misses >= GONE_AFTER_MISSES):
+            if not health.gone:
                 return None
         for turn, relay in order[1:]:
             if self._relays.health(relay).answers_since(since):

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 PROBE_SECONDS = 0.2
 #: ... and how long each probe waits for its answer (a round trip to a relay far away).
 PROBE_WAIT_SECONDS = 0.4
+#: Probes in a row a relay leaves unanswered (or one refused) before it counts as gone: a relay
+#: that just continued works through what it queued meanwhile and may miss one.
+GONE_AFTER_MISSES = 2
 DEFAULT_PORTS = {"stun": 3478, "turn": 3478, "stuns": 5349, "turns": 5349}
 
 
@@ -145,6 +148,12 @@ class RelayHealth:
     missed_at: float | None = None
     misses: int = 0
     refused: bool = False
+    #: When it last went away (refused, or :data:`GONE_AFTER_MISSES` probes unanswered).
+    gone_at: float | None = None
+
+    @property
+    def gone(self) -> bool:
+        return self.up_since is None and (self.refused or self.misses >= GONE_AFTER_MISSES)
 
     def record(self, answer: Answer, now: float) -> None:
         if answer is Answer.ANSWERED:
@@ -154,10 +163,13 @@ class RelayHealth:
             self.misses = 0
             self.refused = False
         else:
+            was_gone = self.gone
             self.up_since = None
             self.missed_at = now
             self.misses += 1
             self.refused = answer is Answer.REFUSED
+            if self.gone and not was_gone:
+                self.gone_at = now
 
     def answers_since(self, since: float) -> bool:
         """Its newest probe was answered, and came after ``since``."""

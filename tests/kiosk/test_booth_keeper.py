@@ -116,6 +116,8 @@ class FakeLeg:
         self.created_at = created_at
         self.connected_at: float | None = None if restart else created_at
         self.media_at = created_at
+        #: When media last came (None: none since it was made).
+        self.received = SimpleNamespace(last_at=None if restart else created_at)
 
     def media_seen_at(self) -> float:
         return self.media_at
@@ -295,4 +297,31 @@ async def test_a_failed_connection_is_replaced_as_soon_as_its_relay_answers() ->
     outage.relays.answers[RELAY_A] = Answer.ANSWERED
     await outage.run(130.1, 130.3)  # the next probe answers; the tick after it switches
     assert outage.steps() == [(RepairStep.PREPARE, 0), (RepairStep.SWITCH, 0)]
+    await outage.keeper.stop()
+
+
+async def test_one_slow_answer_of_a_relay_just_continued_does_not_undo_a_replacement() -> None:
+    # A relay continued after a freeze works through its queue and misses a probe: the
+    # connection just made through it is not made anew for that.
+    outage = Outage(FakeLeg(created_at=300.0, restart=True))
+    outage.relays.answers = {RELAY_A: Answer.ANSWERED}
+    await outage.run(300.0, 300.4)
+    outage.relays.answers[RELAY_A] = Answer.SILENT
+    await outage.run(300.5, 300.5)
+    outage.relays.answers[RELAY_A] = Answer.ANSWERED
+    await outage.run(300.6, 301.5)
+    assert outage.steps() == [(RepairStep.PREPARE, 0)]
+    await outage.keeper.stop()
+
+
+async def test_a_connection_made_anew_that_connected_gets_its_time_until_media_comes() -> None:
+    leg = FakeLeg(created_at=400.0, restart=True)
+    leg.connected_at = 400.2  # connected; the other side's first frames take a while
+    outage = Outage(leg)
+    outage.relays.answers = {RELAY_A: Answer.ANSWERED}
+    await outage.run(400.0, 402.0)
+    assert [step for step, _ in outage.steps()] == [RepairStep.PREPARE]
+    leg.received.last_at = leg.media_at = 402.1
+    await outage.run(402.1, 403.0, flowing=True)
+    assert [step for step, _ in outage.steps()] == [RepairStep.PREPARE, RepairStep.HEALED]
     await outage.keeper.stop()
