@@ -2,9 +2,12 @@
 
 Signalling is one JSON line each way on stdin/stdout; the measurements come back as a last
 JSON line. ``sender`` plays the booth (``--path packets``: the booth's encode-once packet path;
-``--path vp8``: the booth's path for a peer without H.264, its camera's pictures encoded once
-more by libvpx; ``--path aiortc``: raw frames that aiortc encodes itself), ``receiver`` plays the
-advisor and reads the test pattern's stamp from every decoded frame.
+``--path replay``: the same path with pre-encoded access units, as from the Pi 4's hardware
+encoder; ``--path replay-aiortc``: those sent by aiortc's own RTP loop instead of the booth's
+``PacketSender``; ``--path vp8``: the booth's path for a peer without H.264, its camera's
+pictures encoded once more by libvpx; ``--path aiortc``: raw frames that aiortc encodes
+itself), ``receiver`` plays the advisor and reads the test pattern's stamp from every decoded
+frame.
 """
 
 from __future__ import annotations
@@ -34,15 +37,18 @@ from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from kiosk.media import (
     H264,
     VP8,
+    EncodedFrame,
     H264Encoder,
     Stamp,
     TestPattern,
     TestPatternSource,
     VideoFanout,
     VideoFeeds,
+    VideoSource,
     read_stamp,
 )
 from kiosk.media.pacing import Pacer
+from kiosk.media.packet_sender import send_packets
 
 
 class RawPatternTrack(MediaStreamTrack):
@@ -66,17 +72,18 @@ class RawPatternTrack(MediaStreamTrack):
         return frame
 
 
-class ReplayTrack(MediaStreamTrack):
+class ReplaySource(VideoSource):
     """Pre-encoded access units replayed at ``fps``: what a hardware encoder hands the CPU.
 
     Emulates the Pi 4's camera path, where the encoder block, not the CPU, compresses: the CPU
-    only moves packets. Two seconds are encoded before the call and looped.
+    only moves packets, through the booth's fan-out and sender as in a call. Two seconds are
+    encoded before the call and looped (a replay cannot answer keyframe requests).
     """
 
-    kind = "video"
+    name = "replay"
 
-    def __init__(self, width: int, height: int, fps: int, bitrate: int) -> None:
-        super().__init__()
+    def __init__(self, *, width: int, height: int, fps: int, bitrate: int) -> None:
+        super().__init__(width=width, height=height, fps=fps, bitrate=bitrate)
         pattern = TestPattern(width, height)
         encoder = H264Encoder(width, height, fps, bitrate)
         self._units = [
@@ -84,14 +91,28 @@ class ReplayTrack(MediaStreamTrack):
             for n in range(2 * fps)
         ]
         self._pacer = Pacer(1 / fps)
-        self._fps = fps
 
-    async def recv(self) -> av.Packet[Any]:
+    async def start(self) -> None:
+        pass
+
+    async def read(self) -> EncodedFrame:
         slot = await self._pacer.next_slot()
-        packet = av.Packet(self._units[slot % len(self._units)])
-        packet.pts = slot * 90_000 // self._fps
-        packet.time_base = fractions.Fraction(1, 90_000)
-        return packet
+        index = slot % len(self._units)
+        self.frames_encoded += 1
+        return EncodedFrame(
+            data=self._units[index],
+            pts=slot * 90_000 // self.fps,
+            keyframe=index == 0,
+            capture_time=time.time(),
+            width=self.width,
+            height=self.height,
+        )
+
+    async def next_preview(self) -> None:
+        await self._pacer.next_slot()
+
+    async def stop(self) -> None:
+        pass
 
 
 def _emit(data: dict[str, Any]) -> None:
@@ -120,17 +141,17 @@ async def run(args: argparse.Namespace) -> None:
     feeds: VideoFeeds | None = None
     codec = VP8 if args.path == "vp8" else H264
     if args.role == "sender":
-        if args.path in ("packets", "vp8"):
-            fanout = VideoFanout(
-                TestPatternSource(
-                    width=args.width, height=args.height, fps=args.fps, bitrate=args.bitrate
-                )
-            )
+        size = {"width": args.width, "height": args.height, "fps": args.fps}
+        if args.path in ("packets", "vp8", "replay", "replay-aiortc"):
+            source: VideoSource
+            if args.path.startswith("replay"):
+                source = ReplaySource(**size, bitrate=args.bitrate)
+            else:
+                source = TestPatternSource(**size, bitrate=args.bitrate)
+            fanout = VideoFanout(source)
             await fanout.start()
             feeds = VideoFeeds(fanout)
             track: MediaStreamTrack = feeds.subscribe()
-        elif args.path == "replay":
-            track = ReplayTrack(args.width, args.height, args.fps, args.bitrate)
         else:
             track = RawPatternTrack(args.width, args.height, args.fps)
         transceiver = pc.addTransceiver(track, direction="sendonly")
@@ -138,8 +159,11 @@ async def run(args: argparse.Namespace) -> None:
             [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == codec]
         )
         if fanout is not None:
+            # As the booth's peer link does (replay-aiortc: aiortc's own RTP loop instead).
             fanout_track: Any = track
             fanout_track.install_keyframe_hook(transceiver.sender)
+            if args.path != "replay-aiortc":
+                send_packets(transceiver.sender)
         await pc.setLocalDescription(await pc.createOffer())
         _emit({"sdp": pc.localDescription.sdp})
         answer = await _read_line()
@@ -194,7 +218,11 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("role", choices=["sender", "receiver"])
-    parser.add_argument("--path", choices=["packets", "vp8", "replay", "aiortc"], default="packets")
+    parser.add_argument(
+        "--path",
+        choices=["packets", "vp8", "replay", "replay-aiortc", "aiortc"],
+        default="packets",
+    )
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--fps", type=int, default=30)

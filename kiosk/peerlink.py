@@ -34,6 +34,7 @@ from aiortc.sdp import candidate_from_sdp
 from kiosk.errors import BoothError
 from kiosk.media import H264, FanoutTrack, VideoFeeds, receiver_of, release_on_marker
 from kiosk.media.audio_playback import BoundedAudioSink
+from kiosk.media.packet_sender import send_packets
 from protocol import (
     CallStarted,
     Chat,
@@ -164,6 +165,7 @@ class PeerLink:
             + [c for c in capabilities if c.mimeType == "video/rtx"]
         )
         self.video_track.install_keyframe_hook(video.sender)
+        send_packets(video.sender)  # H.264 access units sent with less work than aiortc's loop
         self.video_sender = video.sender
         self._video_transceiver = video
         self.pc.addTransceiver(self.audio_track, direction="sendrecv")

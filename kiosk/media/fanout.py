@@ -85,16 +85,22 @@ class FanoutTrack(MediaStreamTrack):
             self._needs_keyframe = True
             self._fanout.source.request_keyframe()
 
-    async def recv(self) -> av.Packet[Any]:
+    async def next_frame(self) -> EncodedFrame:
+        """The next access unit as the source made it (:meth:`recv` without the ``av.Packet``,
+        for :class:`kiosk.media.packet_sender.PacketSender`)."""
         if self.readyState != "live":
             raise MediaStreamError
         frame = await self._queue.get()
         if frame is None or self.readyState != "live":
             raise MediaStreamError
+        self.frames_sent += 1
+        return frame
+
+    async def recv(self) -> av.Packet[Any]:
+        frame = await self.next_frame()
         packet = av.Packet(frame.data)
         packet.pts = frame.pts
         packet.time_base = VIDEO_TIME_BASE
-        self.frames_sent += 1
         return packet
 
     def install_keyframe_hook(self, sender: Any) -> None:
