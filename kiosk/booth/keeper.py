@@ -32,10 +32,14 @@ MEDIA_SILENCE_SECONDS = 3.0
 #: :data:`~kiosk.booth.relayprobe.PROBE_SECONDS`, whether they answer (audio alone comes every
 #: 20 ms: this is no jitter).
 PROBE_AFTER_SECONDS = 0.4
-#: The relay answers (again) but the media stays silent this long: the old path will not heal
-#: (its allocation is gone with a restarted relay, or ICE gave up) and the replacement, prepared
-#: as soon as the relay answered, takes over. A path that heals does so within a round trip.
+#: The relay answers but the media stays silent this long: the old path will not heal (its
+#: allocation is gone with a restarted relay, or ICE gave up) and the replacement, prepared as
+#: soon as the relay answered, takes over ...
 HEAL_GRACE_SECONDS = 0.3
+#: ... or this long when the relay was gone and is back: a path that heals after an outage
+#: carries media again within a few round trips (0.1 to 0.4 s measured on a loaded machine,
+#: the browser checking its path first).
+RETURN_GRACE_SECONDS = 0.5
 #: A connection made anew gets this long to connect before it is made anew again; sooner when
 #: its relay went away after it was made and is back (it was made against nothing).
 REPAIR_RETRY_SECONDS = 5.0
@@ -79,6 +83,9 @@ class Repair:
     participant_id: str
     step: RepairStep = RepairStep.SWITCH
     relay_turn: int | None = None
+    #: Since when the old connection's media is silent: media since then (it came while the
+    #: switch waited its turn) means the old path healed after all.
+    silent_since: float | None = None
 
 
 @dataclass
@@ -289,10 +296,12 @@ class ConnectionKeeper:
             switch = went_away or now - leg.created_at >= REPAIR_RETRY_SECONDS
         else:
             back = max(health.up_since, outage.since + PROBE_AFTER_SECONDS)
-            switch = now - back >= HEAL_GRACE_SECONDS
+            returned = health.gone_at is not None and health.gone_at > outage.since
+            switch = now - back >= (RETURN_GRACE_SECONDS if returned else HEAL_GRACE_SECONDS)
         if switch:
             outage.switched_at = now
-            self._post(Repair(peer, RepairStep.SWITCH, turn))
+            since = None if failed else outage.since
+            self._post(Repair(peer, RepairStep.SWITCH, turn, silent_since=since))
         return troubled
 
     def _choose(

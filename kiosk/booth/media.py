@@ -144,14 +144,23 @@ class CallMedia:
         spare = self._spares.pop(repair.participant_id, None)
         if spare is not None and (
             old is None
-            or repair.step is RepairStep.HEALED
             or (repair.relay_turn is not None and spare.leg.relay_turn != repair.relay_turn)
         ):
             spawn(_close_spare(spare))
             spare = None
         if old is None:
             return
-        if repair.step is RepairStep.HEALED:
+        # The old path may have carried media again while this switch waited its turn.
+        late = repair.step is RepairStep.SWITCH and _healed_since(old, repair.silent_since)
+        if repair.step is RepairStep.HEALED or late:
+            if late:
+                log.info(
+                    "session %s: media from %s came back meanwhile; no new connection",
+                    old.session_id,
+                    old.peer.name,
+                )
+            if spare is not None:
+                spawn(_close_spare(spare))
             old.video_track.source.request_keyframe()
             return
         relay_turn = old.relay_turn + 1 if repair.relay_turn is None else repair.relay_turn
@@ -318,6 +327,15 @@ async def close_track(track: MediaStreamTrack) -> None:
 
 def _nothing() -> None:
     pass
+
+
+def _healed_since(leg: PeerLink, silent_since: float | None) -> bool:
+    """``leg`` carried media after ``silent_since`` (and its ICE did not give up)."""
+    return (
+        silent_since is not None
+        and leg.pc.connectionState not in ("failed", "closed")
+        and leg.media_seen_at() > silent_since
+    )
 
 
 class _HeldOffer:
