@@ -68,6 +68,9 @@ _START_CODE = b"\x00\x00\x01"
 #: Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 _NTP_UNIX_OFFSET = 2_208_988_800
 _RTP_HEAD = struct.Struct("!BBHLL")
+#: What aiortc's sender reports (RTCP SR, getStats) read, as its private attributes are named.
+_NTP_TIMESTAMP, _RTP_TIMESTAMP = "_RTCRtpSender__ntp_timestamp", "_RTCRtpSender__rtp_timestamp"
+_PACKET_COUNT, _OCTET_COUNT = "_RTCRtpSender__packet_count", "_RTCRtpSender__octet_count"
 
 
 class PacketTrack(Protocol):
@@ -187,6 +190,7 @@ class PacketSender:
             extensions=self._private("rtp_header_extensions_map"),
         )
         history = self._history
+        state = vars(sender)  # the reports' counters are name-mangled instance attributes
         send_rtp = sender.transport._send_rtp
         packet = writer.packet
         sequence_number = random_sequence_number()
@@ -227,10 +231,10 @@ class PacketSender:
                     octets += len(payload)
                     sequence_number = (sequence_number + 1) & 0xFFFF
                 # The sender reports read these between frames (nothing above yields).
-                self._set_private("ntp_timestamp", ntp_now())
-                self._set_private("rtp_timestamp", timestamp)
-                self._set_private("packet_count", packets)
-                self._set_private("octet_count", octets)
+                state[_NTP_TIMESTAMP] = ntp_now()
+                state[_RTP_TIMESTAMP] = timestamp
+                state[_PACKET_COUNT] = packets
+                state[_OCTET_COUNT] = octets
                 self.frames_sent += 1
         except (asyncio.CancelledError, ConnectionError, MediaStreamError):
             pass
