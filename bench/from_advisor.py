@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,8 @@ SENDER_STATS = """async () => {
 RECEIVERS = ("marker", "aiortc")
 #: After the first frame, before measuring: the call settles (rate, resolution).
 SETTLE_SECONDS = 3.0
+#: Each path is measured in this many parts, the paths in turn.
+ROUNDS = 2
 
 
 @dataclass
@@ -164,6 +167,16 @@ class Glass:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds else 0.0
+
+    def joined(self, other: Glass) -> Glass:
+        """This part and ``other`` as one measurement (the later part's sender stats)."""
+        return Glass(
+            self.latencies + other.latencies,
+            self.unreadable + other.unreadable,
+            self.frames + other.frames,
+            self.seconds + other.seconds,
+            other.sender,
+        )
 
 
 def read_glass_log(path: Path, start: float, end: float) -> Glass:
@@ -181,11 +194,11 @@ def read_glass_log(path: Path, start: float, end: float) -> Glass:
     return Glass(latencies, unreadable, frames, end - start)
 
 
-async def advisor_to_booth(stack: Stack, receiver: str, seconds: float) -> Glass:
+async def advisor_to_booth(stack: Stack, receiver: str, seconds: float, round_: int = 1) -> Glass:
     """A booth with ``receiver`` calls, the advisor (stamped camera) takes it, the frames the
     booth draws over ``seconds`` are read from its glass log."""
-    name = f"Glass booth {receiver}"
-    log = stack.workdir / f"glass-{receiver}.log"
+    name = f"Glass booth {receiver} {round_}"
+    log = stack.workdir / f"glass-{receiver}-{round_}.log"
     booth = stack.start_booth(
         name,
         "--call",
@@ -297,18 +310,23 @@ async def _sending(page: Any) -> bool:
 async def measure_all(
     workdir: Path, seconds: float, progress: Callable[[str], None]
 ) -> dict[str, Glass]:
-    """Each booth receiver, then the bare reference, on one running stack."""
+    """Each booth receiver, then the bare reference, on one running stack, in
+    :data:`ROUNDS` rounds of ``seconds / ROUNDS`` each: all three see the machine's moods."""
     results: dict[str, Glass] = {}
+    part = seconds / ROUNDS
     async with running_stack(workdir) as stack:
         page = await stack.login_advisor()
         await page.evaluate(STAMPED_CAMERA)
         await page.evaluate(ADVISOR_CAMERA)
-        for receiver in RECEIVERS:
-            progress(f"advisor -> booth ({receiver} receiver), {seconds:g} s ...")
-            results[receiver] = await advisor_to_booth(stack, receiver, seconds)
-        codec = results[RECEIVERS[0]].sender.get("codec") or "video/VP8"
-        progress(f"advisor's canvas -> bare aiortc ({codec}), {seconds:g} s ...")
-        results["bare"] = await bare_reference(stack, codec, seconds)
+        for round_ in range(1, ROUNDS + 1):
+            for receiver in RECEIVERS:
+                progress(f"advisor -> booth ({receiver} receiver), {part:g} s, round {round_} ...")
+                glass = await advisor_to_booth(stack, receiver, part, round_)
+                results[receiver] = results[receiver].joined(glass) if round_ > 1 else glass
+            codec = results[RECEIVERS[0]].sender.get("codec") or "video/VP8"
+            progress(f"advisor's canvas -> bare aiortc ({codec}), {part:g} s, round {round_} ...")
+            glass = await bare_reference(stack, codec, part)
+            results["bare"] = results["bare"].joined(glass) if round_ > 1 else glass
     for name, glass in results.items():
         if not glass.latencies:
             raise BenchError(f"no frame with a readable stamp: the {name} glass run is broken")
@@ -348,12 +366,19 @@ def rows_of(results: dict[str, Glass]) -> list[Row]:
     return rows
 
 
-def from_advisor(seconds: float, progress: Callable[[str], None]) -> tuple[list[Row], Any]:
-    """``make bench``'s part: the rows and what each path measured (for the JSON)."""
+def from_advisor(
+    seconds: float, progress: Callable[[str], None], workdir: Path | None = None
+) -> tuple[list[Row], Any]:
+    """``make bench``'s part: the rows and what each path measured (for the JSON); the
+    stack's files (the booths' logs and glass logs) in ``workdir``, or a temporary one."""
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
-        results = asyncio.run(measure_all(Path(workdir), seconds, progress))
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        results = asyncio.run(measure_all(workdir, seconds, progress))
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-") as temporary:
+            results = asyncio.run(measure_all(Path(temporary), seconds, progress))
     details = {
         name: {
             "p50_ms": percentile(glass.latencies, 50),
@@ -376,9 +401,12 @@ def main() -> int:
         prog="python bench/from_advisor.py", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="per path (default 20)")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the stack's files here (the booths' glass logs)"
+    )
     args = parser.parse_args()
     try:
-        rows, details = from_advisor(args.seconds, lambda text: print(text, flush=True))
+        rows, details = from_advisor(args.seconds, partial(print, flush=True), args.workdir)
     except (BenchError, AssertionError) as exc:
         print(f"from_advisor: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1

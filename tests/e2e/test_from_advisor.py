@@ -16,7 +16,7 @@ import pytest
 
 from tests.components import CHROMIUM, require
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(250)]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,7 +29,7 @@ def test_each_path_shows_the_advisor_s_frames() -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=140,
+        timeout=240,
         check=False,
     )
     print(result.stdout)
