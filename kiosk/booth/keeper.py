@@ -93,6 +93,8 @@ class _Outage:
     """One leg's media silent since ``since``, and what was done about it."""
 
     since: float
+    #: The leg was still being set up (a connection made anew, no media through it yet).
+    setting_up: bool = False
     prepared: int | None = None
     #: When the replacement was asked for (None: not yet).
     switched_at: float | None = None
@@ -257,7 +259,7 @@ class ConnectionKeeper:
         peer = leg.peer.participant_id
         if not failed and now - silent_since < PROBE_AFTER_SECONDS:
             outage = self._outages.pop(leg, None)
-            if outage is not None and outage.switched_at is None:
+            if outage is not None and outage.switched_at is None and not outage.setting_up:
                 log.info("session %s: the path to %s healed", leg.session_id, leg.peer.name)
                 self._post(Repair(peer, RepairStep.HEALED))
             return troubled
@@ -268,7 +270,7 @@ class ConnectionKeeper:
             return troubled
         outage = self._outages.get(leg)
         if outage is None or (outage.since != silent_since and not setting_up):
-            outage = self._outages[leg] = _Outage(since=silent_since)
+            outage = self._outages[leg] = _Outage(since=silent_since, setting_up=setting_up)
         if outage.switched_at is not None:
             if now - outage.switched_at < REPAIR_RETRY_SECONDS:
                 return troubled  # the replacement is on its way
@@ -280,29 +282,36 @@ class ConnectionKeeper:
         turn, relay = choice
         if self._link.state is not LinkState.ONLINE:
             self._link.retry_now()  # a relay answers: the network is back, and so is the server
-        if outage.prepared != turn:
+        # Nothing can be signalled while the link is down or the other side is away.
+        can_signal = self._link.state is LinkState.ONLINE and peer not in self.away
+        switch = can_signal and self._switch_now(leg, outage, relay, order[0][1], now)
+        # A broken path gets its replacement ready at once; a connection still being set up
+        # only when it is given up (it is the replacement).
+        if outage.prepared != turn and (switch or not setting_up):
             outage.prepared = turn
             self._post(Repair(peer, RepairStep.PREPARE, turn))
-        if self._link.state is not LinkState.ONLINE or peer in self.away:
-            return troubled  # nothing can be signalled now
-        own = order[0][1]
-        health = self._relays.health(relay)
-        assert health.up_since is not None  # it was chosen for answering
-        if failed or relay != own:
-            switch = True  # nothing to wait for: ICE gave up, or the relay is gone
-        elif setting_up:
-            # Made while the relay was away (or it went away since): nothing will come of it.
-            went_away = health.gone_at is not None and health.gone_at > leg.created_at
-            switch = went_away or now - leg.created_at >= REPAIR_RETRY_SECONDS
-        else:
-            back = max(health.up_since, outage.since + PROBE_AFTER_SECONDS)
-            returned = health.gone_at is not None and health.gone_at > outage.since
-            switch = now - back >= (RETURN_GRACE_SECONDS if returned else HEAL_GRACE_SECONDS)
         if switch:
             outage.switched_at = now
             since = None if failed else outage.since
             self._post(Repair(peer, RepairStep.SWITCH, turn, silent_since=since))
         return troubled
+
+    def _switch_now(
+        self, leg: PeerLink, outage: _Outage, relay: RelayAddress, own: RelayAddress, now: float
+    ) -> bool:
+        """Whether the replacement through ``relay`` (which answers) takes over now."""
+        failed = leg.pc.connectionState in ("failed", "closed")
+        health = self._relays.health(relay)
+        assert health.up_since is not None  # it was chosen for answering
+        if failed or relay != own:
+            return True  # nothing to wait for: ICE gave up, or the relay is gone
+        if outage.setting_up:
+            # Made while the relay was away (or it went away since): nothing will come of it.
+            went_away = health.gone_at is not None and health.gone_at > leg.created_at
+            return went_away or now - leg.created_at >= REPAIR_RETRY_SECONDS
+        back = max(health.up_since, outage.since + PROBE_AFTER_SECONDS)
+        returned = health.gone_at is not None and health.gone_at > outage.since
+        return now - back >= (RETURN_GRACE_SECONDS if returned else HEAL_GRACE_SECONDS)
 
     def _choose(
         self, order: list[tuple[int, RelayAddress]], since: float
