@@ -34,6 +34,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.pages import CANDIDATES_GATHERED, KEEP_CONNECTIONS  # noqa: E402 - the path above
 from bench.procs import percentile  # noqa: E402 - needs the path above
 from bench.stack import BenchError, Stack, running_stack, turn_credentials  # noqa: E402
 from bench.table import Row, row  # noqa: E402
@@ -41,14 +42,11 @@ from tests.e2e.conftest import BoothProcess, poll, stop_process  # noqa: E402
 
 #: Installed in a page: ``window.__stampedCamera()`` makes the stamped canvas's track, and
 #: every peer connection the page makes is kept in ``window.__pcs`` (for its sender's stats).
-STAMPED_CAMERA = """async () => {
-  const { checkWord } = await import('/static/js/stamp.js');
-  const Native = window.RTCPeerConnection;
-  window.__pcs = [];
-  window.RTCPeerConnection = class extends Native {
-    constructor(...args) { super(...args); window.__pcs.push(this); }
-  };
-  window.__stampedCamera = () => {
+STAMPED_CAMERA = (
+    """async () => {
+  const { checkWord } = await import('/static/js/stamp.js');"""
+    + KEEP_CONNECTIONS
+    + """  window.__stampedCamera = () => {
     const width = 640, height = 480;
     const canvas = new OffscreenCanvas(width, height);
     const g = canvas.getContext('2d');
@@ -97,6 +95,7 @@ STAMPED_CAMERA = """async () => {
     return generator;
   };
 }"""
+)
 
 #: The advisor's page asks for its camera when it takes a call: it gets the stamped canvas
 #: (and the fake microphone).
@@ -112,21 +111,17 @@ ADVISOR_CAMERA = """() => {
 
 #: The bare sender: one RTCPeerConnection, relay only, video only in ``codec`` (the codec the
 #: advisor's page sent the booth), its offer once its candidates are gathered.
-BARE_OFFER = """async ([turn, codec]) => {
+BARE_OFFER = (
+    """async ([turn, codec]) => {
   const pc = new RTCPeerConnection({ iceServers: [turn], iceTransportPolicy: 'relay' });
   const video = pc.addTransceiver(window.__stampedCamera(), { direction: 'sendonly' });
   video.setCodecPreferences(RTCRtpSender.getCapabilities('video').codecs.filter(
     (c) => c.mimeType === codec || c.mimeType === 'video/rtx'));
-  await pc.setLocalDescription(await pc.createOffer());
-  if (pc.iceGatheringState !== 'complete') {
-    await new Promise((done) => {
-      pc.addEventListener('icegatheringstatechange', () => {
-        if (pc.iceGatheringState === 'complete') done();
-      });
-    });
-  }
-  return pc.localDescription.sdp;
+  await pc.setLocalDescription(await pc.createOffer());"""
+    + CANDIDATES_GATHERED
+    + """  return pc.localDescription.sdp;
 }"""
+)
 
 BARE_ANSWER = "(sdp) => window.__pcs[0].setRemoteDescription({ type: 'answer', sdp })"
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.pages import CANDIDATES_GATHERED, KEEP_CONNECTIONS
 from bench.procs import percentile
 from bench.stack import BenchError, Stack, turn_credentials
 from bench.table import Row, row
@@ -66,18 +67,6 @@ WATCH = """async (selector) => {
   video.requestVideoFrameCallback(tick);
 }"""
 
-#: Every RTCPeerConnection the page makes, for their statistics (installed before it loads).
-KEEP_CONNECTIONS = """(() => {
-  const Original = window.RTCPeerConnection;
-  window.__pcs = [];
-  window.RTCPeerConnection = function (...args) {
-    const pc = new Original(...args);
-    window.__pcs.push(pc);
-    return pc;
-  };
-  window.RTCPeerConnection.prototype = Original.prototype;
-})()"""
-
 #: The receivers' own account (inbound-rtp, summed over the page's connections): where a frame
 #: waits in Chromium. Per frame in ms, over the measured time.
 STATS = """async () => {
@@ -108,27 +97,31 @@ STOP = """() => {
 
 
 def waits(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """Per frame (video) or per sample (audio), in ms, between two :data:`STATS` readings."""
+    """In ms per frame (video) or per emitted sample (audio), between two :data:`STATS`
+    readings: the jitter buffer's delay, target and minimum; video's decode and processing."""
+
+    def grew(name: str) -> float:
+        return after.get(name, 0) - before.get(name, 0)
+
+    per = {
+        "jitterBufferDelay": "jitterBufferEmittedCount",
+        "jitterBufferTargetDelay": "jitterBufferEmittedCount",
+        "jitterBufferMinimumDelay": "jitterBufferEmittedCount",
+        "totalDecodeTime": "framesDecoded",
+        "totalProcessingDelay": "framesDecoded",
+    }
     result = {}
-    for kind, per in (("video", "framesDecoded"), ("audio", "jitterBufferEmittedCount")):
-        count = after.get(f"{kind}.{per}", 0) - before.get(f"{kind}.{per}", 0)
-        emitted = after.get(f"{kind}.jitterBufferEmittedCount", 0) - before.get(
-            f"{kind}.jitterBufferEmittedCount", 0
-        )
-        for key in ("jitterBufferDelay", "jitterBufferTargetDelay", "jitterBufferMinimumDelay"):
-            spent = after.get(f"{kind}.{key}", 0) - before.get(f"{kind}.{key}", 0)
-            if emitted:
-                result[f"{kind} {key}"] = 1000 * spent / emitted
-        for key in ("totalDecodeTime", "totalProcessingDelay"):
-            spent = after.get(f"{kind}.{key}", 0) - before.get(f"{kind}.{key}", 0)
-            if count and kind == "video":
-                result[f"{kind} {key}"] = 1000 * spent / count
+    for kind in ("video", "audio"):
+        for key, count in per.items():
+            if grew(f"{kind}.{count}"):
+                result[f"{kind} {key}"] = 1000 * grew(f"{kind}.{key}") / grew(f"{kind}.{count}")
     return result
 
 
 #: A bare RTCPeerConnection in the page answering the aiortc peer's offer (no trickle: the
 #: answer waits for its candidates, as aiortc sends none later).
-ANSWER = """async ([offer, turn]) => {
+ANSWER = (
+    """async ([offer, turn]) => {
   const pc = new RTCPeerConnection({ iceServers: [turn], iceTransportPolicy: 'relay' });
   const video = document.createElement('video');
   video.id = 'bare-video';
@@ -139,16 +132,11 @@ ANSWER = """async ([offer, turn]) => {
   pc.ontrack = (event) => { video.srcObject = new MediaStream([event.track]); };
   window.__pcs = [pc];
   await pc.setRemoteDescription({ type: 'offer', sdp: offer });
-  await pc.setLocalDescription(await pc.createAnswer());
-  if (pc.iceGatheringState !== 'complete') {
-    await new Promise((done) => {
-      pc.addEventListener('icegatheringstatechange', () => {
-        if (pc.iceGatheringState === 'complete') done();
-      });
-    });
-  }
-  return pc.localDescription.sdp;
+  await pc.setLocalDescription(await pc.createAnswer());"""
+    + CANDIDATES_GATHERED
+    + """  return pc.localDescription.sdp;
 }"""
+)
 
 PLAYING = """(selector) => {
   const v = document.querySelector(selector);
@@ -183,7 +171,7 @@ async def measure(page: Any, selector: str, seconds: float) -> Glass:
 async def booth_to_advisor(stack: Stack, seconds: float, name: str = "Glass booth") -> Glass:
     """The real path: a booth calls, the advisor's page (audio on) takes it."""
     page = stack.advisor
-    await page.add_init_script(KEEP_CONNECTIONS)
+    await page.add_init_script("(() => {" + KEEP_CONNECTIONS + "})()")
     await page.reload()
     await page.wait_for_selector("#queue-view:not([hidden])")
     booth = stack.start_booth(name, "--call")
