@@ -25,7 +25,15 @@ from server.fleet_health import FleetMonitor, FleetState
 from server.http import problem
 from server.keys import BUS, CONFIG, DATABASE, MEMBERSHIP, SHARED_CALLS, SWITCHBOARD
 from server.relay_pool import RelayPool, RelayState
-from server.storage import Database, OutboxFigure, list_booths, list_topics, outbox_figures
+from server.storage import (
+    OUTBOX_KINDS,
+    OUTBOX_STATES,
+    Database,
+    OutboxFigure,
+    list_booths,
+    list_topics,
+    outbox_figures,
+)
 from server.switchboard import Figures
 
 #: Platform faults counted among the online booths, by the health field that says so.
@@ -170,15 +178,12 @@ class OutboxCollector(Collector):
     """The outbox (mails, webhooks) by kind and state, and the age of its oldest pending
     message: mail or webhooks not getting through show as a growing count or age."""
 
-    KINDS = ("mail", "webhook")
-    STATES = ("pending", "sent", "failed", "superseded")
-
     def __init__(self, inventory: Callable[[], Inventory]) -> None:
         self._inventory = inventory
 
     def collect(self) -> Iterable[Metric]:
-        counts = {(k, s): 0 for k in self.KINDS for s in self.STATES}
-        oldest = dict.fromkeys(self.KINDS, 0.0)
+        counts = {(k, s): 0 for k in OUTBOX_KINDS for s in OUTBOX_STATES}
+        oldest = dict.fromkeys(OUTBOX_KINDS, 0.0)
         for figure, waited in self._inventory().outbox:
             counts[figure.kind, figure.state] = figure.count
             if figure.state == "pending" and waited is not None:

@@ -160,6 +160,8 @@ from .models import (
 from .nonces import purge_spent_nonces, spend_nonce
 from .outbox import (
     LEASE,
+    OUTBOX_KINDS,
+    OUTBOX_STATES,
     Claimed,
     OutboxFigure,
     claim_outbox_item,
@@ -248,6 +250,8 @@ __all__ = [
     "MIN_AUDIT_RETENTION_DAYS",
     "MIN_DURATION_MINUTES",
     "MIN_PASSWORD_LENGTH",
+    "OUTBOX_KINDS",
+    "OUTBOX_STATES",
     "SCOPES",
     "TOKEN_PREFIX",
     "TOPIC_LANGUAGES",

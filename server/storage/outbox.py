@@ -26,6 +26,8 @@ from .models import Appointment, AppointmentContact, OutboxItem, new_id
 
 __all__ = [
     "LEASE",
+    "OUTBOX_KINDS",
+    "OUTBOX_STATES",
     "Claimed",
     "claim_outbox_item",
     "drop_contact",
@@ -44,6 +46,9 @@ __all__ = [
 #: How long a worker holds a row it claimed (a send takes seconds; a dead node's rows wait).
 LEASE = timedelta(minutes=2)
 PENDING, SENT, FAILED, SUPERSEDED = "pending", "sent", "failed", "superseded"
+#: Every state a message can be in, and every kind (the table's check constraint says so too).
+OUTBOX_STATES = (PENDING, SENT, FAILED, SUPERSEDED)
+OUTBOX_KINDS = ("mail", "webhook")
 
 
 @dataclass(frozen=True)
