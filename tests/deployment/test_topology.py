@@ -37,7 +37,7 @@ from server.relay import RelaySettings, coturn_config
 from tests.components import CHROMIUM, CHROMIUM_ARGS, require, unavailable
 from tests.deployment.network import Network, Networks, run
 from tests.e2e.conftest import REPO, BoothProcess, launch_booth, poll, stop_process, wait_until
-from tests.e2e.test_consultation import PLAYING
+from tests.e2e.journeys import PLAYING
 from tests.pki import TestCA
 from tests.server.postgres import _bindir
 
