@@ -22,10 +22,9 @@ from protocol.systemd import Notifier
 
 log = logging.getLogger("kiosk")
 
-#: How often the screen is drawn when no video arrives (taps, the idle screen's motion) ...
+#: How often the screen is drawn, and taps looked for, when no video arrives (the idle
+#: screen's motion, the self-view); a frame of the call's stage is drawn as it arrives.
 DISPLAY_FPS = 30
-#: ... and how often the display loop looks for taps and a new frame of the call's stage.
-POLL_SECONDS = 0.005
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -110,6 +109,7 @@ async def drive_display(booth: Booth, display: Display, glass_log: Path | None =
 
     loop = asyncio.get_running_loop()
     next_frame, on_stage = loop.time(), None
+    arrived = booth.media.video_arrived
     while True:
         for item in display.poll():
             if isinstance(item, Event):
@@ -119,13 +119,16 @@ async def drive_display(booth: Booth, display: Display, glass_log: Path | None =
         if headless:
             await asyncio.sleep(1 / 4)
             continue
-        # Drawn as each video frame of the stage arrives, and DISPLAY_FPS times a second
-        # without one: drawing on a schedule of its own would miss frames that arrive two
-        # between drawings (the network delivers in bursts), and a sign-language interpreter
-        # needs every one of at least 20 a second (EN 301 549).
+        # Drawn the moment a video frame of the stage arrives (the receiver sets ``arrived``),
+        # and DISPLAY_FPS times a second without one: drawing on a schedule of its own would
+        # miss frames that arrive two between drawings (the network delivers in bursts) and
+        # hold each one up to a drawing's interval; a sign-language interpreter needs every
+        # one of at least 20 a second (EN 301 549).
+        arrived.clear()
         newest = stage_frame(booth)
         if newest is on_stage and loop.time() < next_frame:
-            await asyncio.sleep(POLL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrived.wait(), next_frame - loop.time())
             continue
         on_stage, next_frame = newest, loop.time() + 1 / DISPLAY_FPS
         if themed_for is not booth.info and isinstance(display, WindowDisplay):
@@ -136,7 +139,7 @@ async def drive_display(booth: Booth, display: Display, glass_log: Path | None =
         display.draw(Screen(state=str(booth.state), headline="", view=view))
         if glass is not None and isinstance(display, WindowDisplay):
             glass.drawn(display.screens.placed)
-        await asyncio.sleep(POLL_SECONDS)
+        await asyncio.sleep(0)  # the media's turn: drawing took the loop for a while
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -98,6 +98,7 @@ class PeerLink:
         relay_turn: int = 0,
         video_feeds: VideoFeeds | None = None,
         marker_release: bool = True,
+        video_arrived: asyncio.Event | None = None,
     ) -> None:
         self.session_id = started.session_id
         self.started = started
@@ -107,6 +108,9 @@ class PeerLink:
         self._on_connected = on_connected
         self._on_failed = on_failed
         self.received = ReceivedMedia()
+        #: Set at each received video frame: the screen is drawn when one arrives, not at
+        #: the next look.
+        self._video_arrived = video_arrived
         self.created_at = time.monotonic()
         self.connected_at: float | None = None
         self._closed = False
@@ -262,6 +266,8 @@ class PeerLink:
                     received.video_frames += 1
                     received._video_times.append(now)
                     received.newest_video = frame
+                    if self._video_arrived is not None:
+                        self._video_arrived.set()
                     if received.first_video_at is None:
                         received.first_video_at = now
                         log.info(

@@ -58,6 +58,8 @@ class CallMedia:
         self.muted = False
         self.volume = config.audio.volume
         self._audio_relay: MediaRelay | None = None
+        #: Set whenever a video frame of any participant arrives (the screen waits on it).
+        self.video_arrived = asyncio.Event()
         self.rate: RateController | None = None
         self._stats_task: asyncio.Task[None] | None = None
         self.last_stats: dict[str, Any] | None = None
@@ -248,6 +250,7 @@ class CallMedia:
             on_failed=lambda reason: log.warning("connection with %s: %s", peer.name, reason),
             relay_turn=relay_turn,
             marker_release=self._config.video.receiver is VideoReceiver.MARKER,
+            video_arrived=self.video_arrived,
         )
 
     def _on_connected(self) -> None:
