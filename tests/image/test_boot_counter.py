@@ -50,6 +50,8 @@ class Disk:
         result = subprocess.run(
             [qemu, "-M", "virt", "-cpu", "cortex-a72", "-m", "256", "-nographic",
              "-no-reboot", "-bios", UBOOT,
+             # No network: the default one wants an option ROM a minimal install lacks.
+             "-nic", "none",
              "-drive", f"if=none,file={self.image},format=raw,id=d0",
              "-device", "virtio-blk-device,drive=d0"],
             capture_output=True, text=True, timeout=120, check=False,
