@@ -70,6 +70,7 @@ from bench.procs import cpu_seconds, percentile
 from bench.table import row
 from server.relay import RelaySettings, coturn_config
 from server.turn import turn_credential
+from tests.e2e.conftest import listener_port
 
 REPO = Path(__file__).resolve().parents[1]
 #: Apart from the e2e tests' and the other benchmarks' ranges (two ports a call).
@@ -417,13 +418,6 @@ class Relay:
                 self.process.wait()
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _answers_stun(port: int) -> bool:
     """Whether something on 127.0.0.1:``port`` answers a STUN Binding request."""
     request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
@@ -448,7 +442,9 @@ def start_relay(
     binary = shutil.which("turnserver")
     if binary is None:
         raise RelayBenchError("coturn (turnserver) is not installed: apt-get install coturn")
-    port, secret = _free_udp_port(), secrets.token_hex(24)
+    # Below the ephemeral ports: coturn listens on TCP too, and a port some client's outgoing
+    # connection took meanwhile keeps it answering nothing for a minute.
+    port, secret = listener_port(), secrets.token_hex(24)
     settings = RelaySettings(
         secret=secret,
         port=port,
