@@ -30,14 +30,15 @@ from tests.e2e.conftest import poll
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: Installed in a page: for every frame the <video> presents, when it is expected on the screen
-#: against the capture time in its stamp. ``window.__glass`` collects while ``measuring``.
+#: Installed in a page: for every frame the <video> presents, when it is expected on the screen,
+#: its RTP timestamp, and the capture time in the stamp of the picture drawn from the element
+#: in that callback. ``window.__glass`` collects while ``measuring``.
 WATCH = """async (selector) => {
   const { readStamp } = await import('/static/js/stamp.js');
   const video = document.querySelector(selector);
   const canvas = document.createElement('canvas');
   const g = canvas.getContext('2d', { willReadFrequently: true });
-  const glass = window.__glass = { measuring: false, latencies: [], unreadable: 0,
+  const glass = window.__glass = { measuring: false, samples: [], unreadable: 0,
                                    first: null, last: null, started: 0 };
   const tick = (now, meta) => {
     const width = video.videoWidth;
@@ -55,8 +56,7 @@ WATCH = """async (selector) => {
           // On the wall clock the booth stamps with, now (not the page's time origin, which
           // the clock may have been slewed away from since the page opened).
           const shown = Date.now() - (performance.now() - meta.expectedDisplayTime);
-          const ms = ((Math.round(shown) - stamp.captureMs) % 2 ** 32 + 2 ** 32) % 2 ** 32;
-          glass.latencies.push(ms >= 2 ** 31 ? ms - 2 ** 32 : ms);
+          glass.samples.push([Math.round(shown), stamp.captureMs, meta.rtpTimestamp ?? null]);
         } else {
           glass.unreadable += 1;
         }
@@ -66,6 +66,50 @@ WATCH = """async (selector) => {
   };
   video.requestVideoFrameCallback(tick);
 }"""
+
+#: RTP's video clock (90 kHz) in ticks per millisecond.
+RTP_TICKS_PER_MS = 90
+#: A frame whose stamp is further than this from its RTP timestamp (once the two clocks are
+#: matched) was not the frame the callback describes.
+MISMATCH_MS = 8.0
+
+
+def presented_latencies(samples: list[list[int | None]]) -> tuple[list[int], int]:
+    """Glass-to-glass of each presented frame (ms), and how many pictures read in the callback
+    were another frame than the one presented.
+
+    The picture drawn from the <video> inside the frame callback is not always the frame the
+    callback is about: Chromium sometimes has the element's next frame there already, or
+    still the one before (stamps a frame interval off, some "shown before captured"). The
+    callback's ``rtpTimestamp`` names the presented frame exactly, and the sender's RTP
+    timestamps carry the capture time (kiosk/media/source.py): the stamps fix the one constant
+    between the two clocks (their median difference), and each frame's capture time is then
+    read from its RTP timestamp. Without RTP timestamps (another browser), the stamps are taken
+    as they are. Stamps carry the low 32 bits of the wall clock's milliseconds: all
+    differences are taken modulo 2**32.
+    """
+    if not samples or any(rtp is None for _, _, rtp in samples):
+        return [_wrapped(int(shown or 0) - int(captured or 0)) for shown, captured, _ in samples], 0
+    first = int(samples[0][2] or 0)
+    # Against the first frame: RTP timestamps wrap at 32 bits (13 hours at 90 kHz).
+    rtp_ms = [_wrapped(int(rtp or 0) - first) / RTP_TICKS_PER_MS for _, _, rtp in samples]
+    offsets = [
+        _wrapped(int(captured or 0) - round(ms))
+        for (_, captured, _), ms in zip(samples, rtp_ms, strict=True)
+    ]
+    offset = sorted(offsets)[len(offsets) // 2]
+    mismatched = sum(abs(_wrapped(o - offset)) > MISMATCH_MS for o in offsets)
+    latencies = [
+        _wrapped(round(int(shown or 0) - ms) - offset)
+        for (shown, _, _), ms in zip(samples, rtp_ms, strict=True)
+    ]
+    return latencies, mismatched
+
+
+def _wrapped(value: int) -> int:
+    """``value`` modulo 2**32, as a signed 32-bit number."""
+    return (value + 2**31) % 2**32 - 2**31
+
 
 #: The receivers' own account (inbound-rtp, summed over the page's connections): where a frame
 #: waits in Chromium. Per frame in ms, over the measured time.
@@ -91,7 +135,7 @@ STOP = """() => {
   const glass = window.__glass;
   glass.measuring = false;
   const seconds = (performance.now() - glass.started) / 1000;
-  return { latencies: glass.latencies, unreadable: glass.unreadable, seconds,
+  return { samples: glass.samples, unreadable: glass.unreadable, seconds,
            fps: glass.last === null ? 0 : (glass.last - glass.first) / seconds };
 }"""
 
@@ -154,6 +198,8 @@ class Glass:
     fps: float
     #: Where frames waited in the browser, per frame in ms (from its inbound-rtp statistics).
     waits: dict[str, float]
+    #: Pictures read in a frame's callback that were another frame (see presented_latencies).
+    mismatched: int = 0
 
 
 async def measure(page: Any, selector: str, seconds: float) -> Glass:
@@ -165,7 +211,8 @@ async def measure(page: Any, selector: str, seconds: float) -> Glass:
     await asyncio.sleep(seconds)
     result = await page.evaluate(STOP)
     after = await page.evaluate(STATS)
-    return Glass(**result, waits=waits(before, after))
+    latencies, mismatched = presented_latencies(result.pop("samples"))
+    return Glass(**result, latencies=latencies, mismatched=mismatched, waits=waits(before, after))
 
 
 async def booth_to_advisor(stack: Stack, seconds: float, name: str = "Glass booth") -> Glass:
@@ -284,6 +331,7 @@ def to_advisor(seconds: float, progress: Callable[[str], None]) -> tuple[list[Ro
             "fps": glass.fps,
             "frames": len(glass.latencies),
             "unreadable": glass.unreadable,
+            "mismatched": glass.mismatched,
             "waits_ms": glass.waits,
         }
         for name, glass in (("booth", real), ("bare", bare))
@@ -306,6 +354,10 @@ def main() -> None:
     for name, measured in details.items():
         waits = ", ".join(f"{k} {v:.1f}" for k, v in measured["waits_ms"].items())
         print(f"{name}: where frames waited in Chromium (ms each): {waits}")
+        print(
+            f"{name}: {measured['frames']} frames read, {measured['mismatched']} of them a "
+            "picture of another frame than the one presented (timed by their RTP timestamps)"
+        )
 
 
 if __name__ == "__main__":

@@ -63,3 +63,26 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     assert 0 < setup["booth"]["at_advisor"][0] < 30
     assert 0 < setup["citizen"]["at_caller"][0] < 30
     assert "call set-up p50" in result.stdout  # the table is printed
+
+
+def test_glass_at_the_advisor_is_timed_by_the_presented_frame_s_rtp_timestamp() -> None:
+    """bench/to_advisor.py: a picture read in a frame's callback that is another frame (a
+    stamp one frame interval off) is counted, and the frame's own capture time is taken from
+    its RTP timestamp; the 32-bit wraps of the stamp and of RTP cost nothing."""
+    from bench.to_advisor import presented_latencies
+
+    samples: list[list[int | None]] = []
+    for n in range(11):
+        captured = 2**32 - 100 + 33 * n  # the stamp's wall clock wraps in the middle
+        rtp = (2**32 - 900 + 90 * 33 * n) % 2**32  # and so does RTP's
+        shown = 7 * 2**32 + captured + 40 + (16 if n == 5 else 0)  # one frame a vsync later
+        read = captured + (33 if n in (2, 8) else 0)  # two pictures of the next frame
+        samples.append([shown, read % 2**32, rtp])
+    latencies, mismatched = presented_latencies(samples)
+    assert mismatched == 2
+    assert latencies == [40] * 5 + [56] + [40] * 5
+    # Without RTP timestamps (not every browser gives them) the stamps are taken as read.
+    unstamped = [[shown, read, None] for shown, read, _ in samples]
+    latencies, mismatched = presented_latencies(unstamped)
+    assert mismatched == 0
+    assert latencies[2] == 7 and latencies[5] == 56
