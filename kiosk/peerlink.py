@@ -34,7 +34,8 @@ from aiortc.sdp import candidate_from_sdp
 from kiosk.errors import BoothError
 from kiosk.media import H264, FanoutTrack, VideoFeeds, receiver_of, release_on_marker
 from kiosk.media.audio_playback import BoundedAudioSink
-from kiosk.media.packet_sender import send_packets
+from kiosk.media.packet_sender import PacketSender, send_packets
+from kiosk.media.playout import answered_playout_delay, offer_playout_delay, playout_delay_element
 from protocol import (
     CallStarted,
     Chat,
@@ -99,6 +100,7 @@ class PeerLink:
         video_feeds: VideoFeeds | None = None,
         marker_release: bool = True,
         video_arrived: asyncio.Event | None = None,
+        max_playout_delay_ms: int | None = None,
     ) -> None:
         self.session_id = started.session_id
         self.started = started
@@ -111,6 +113,10 @@ class PeerLink:
         #: Set at each received video frame: the screen is drawn when one arrives, not at
         #: the next look.
         self._video_arrived = video_arrived
+        #: The most the other side's browser may hold the booth's video before showing it
+        #: (kiosk.media.playout), None: not asked.
+        self.max_playout_delay_ms = max_playout_delay_ms
+        self._packets: PacketSender | None = None
         self.created_at = time.monotonic()
         self.connected_at: float | None = None
         self._closed = False
@@ -169,7 +175,8 @@ class PeerLink:
             + [c for c in capabilities if c.mimeType == "video/rtx"]
         )
         self.video_track.install_keyframe_hook(video.sender)
-        send_packets(video.sender)  # H.264 access units sent with less work than aiortc's loop
+        # H.264 access units sent with less work than aiortc's loop.
+        self._packets = send_packets(video.sender)
         self.video_sender = video.sender
         self._video_transceiver = video
         self.pc.addTransceiver(self.audio_track, direction="sendrecv")
@@ -177,7 +184,7 @@ class PeerLink:
         self._send(
             Offer(
                 session_id=self.session_id,
-                sdp=self.pc.localDescription.sdp,
+                sdp=self._offered(self.pc.localDescription.sdp),
                 to=self.peer.participant_id,
                 restart=True if restart else None,
             )
@@ -189,10 +196,26 @@ class PeerLink:
             self.peer.name,
         )
 
+    def _offered(self, sdp: str) -> str:
+        """The offer as sent: with the playout delay asked for (aiortc knows no such
+        extension; the booth's packet sender writes it)."""
+        return sdp if self.max_playout_delay_ms is None else offer_playout_delay(sdp)
+
+    def _take_playout_delay(self, answer: str) -> None:
+        """Before the answer starts the senders: the playout delay into every video packet
+        if the answer took the extension."""
+        if self._packets is None or self.max_playout_delay_ms is None:
+            return
+        ext_id = answered_playout_delay(answer)
+        self._packets.extra_extensions = (
+            b"" if ext_id is None else playout_delay_element(ext_id, self.max_playout_delay_ms)
+        )
+
     async def accept_answer(self, sdp: str) -> None:
         if self.pc.signalingState != "have-local-offer":
             log.warning("session %s: unexpected answer ignored", self.session_id)
             return
+        self._take_playout_delay(sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except ValueError as exc:

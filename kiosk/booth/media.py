@@ -251,6 +251,11 @@ class CallMedia:
             relay_turn=relay_turn,
             marker_release=self._config.video.receiver is VideoReceiver.MARKER,
             video_arrived=self.video_arrived,
+            max_playout_delay_ms=(
+                self._config.video.max_playout_delay_ms
+                if self._config.video.playout_delay
+                else None
+            ),
         )
 
     def _on_connected(self) -> None:

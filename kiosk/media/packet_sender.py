@@ -104,6 +104,39 @@ def ntp_now() -> int:
     return ((seconds + _NTP_UNIX_OFFSET) << 32) | ((micros << 32) // 1_000_000)
 
 
+def _appended(header: bytes, elements: bytes) -> bytes:
+    """``header`` (an RTP header without CSRCs, and its extensions, no payload) with
+    ``elements`` added to its one-byte-header extension block (RFC 8285), which is made if
+    there is none."""
+    if not elements:
+        return header
+    first, block = header[0], header[12:]
+    kept = b""
+    if first & 0x10:
+        if block[:2] != b"\xbe\xde":
+            raise RuntimeError("aiortc's header extensions are not one-byte headers")
+        raw = block[4 : 4 + 4 * int.from_bytes(block[2:4], "big")]
+        at = 0
+        while at < len(raw):  # the elements, without their padding
+            if raw[at] == 0:
+                at += 1
+                continue
+            end = at + 2 + (raw[at] & 0x0F)
+            kept += raw[at:end]
+            at = end
+    body = kept + elements
+    body += bytes(-len(body) % 4)
+    return b"".join(
+        (
+            bytes([first | 0x10]),
+            header[1:12],
+            b"\xbe\xde",
+            (len(body) // 4).to_bytes(2, "big"),
+            body,
+        )
+    )
+
+
 class RtpHeaderWriter:
     """Whole RTP packets of one sender, header and extensions as aiortc serializes them.
 
@@ -113,15 +146,23 @@ class RtpHeaderWriter:
     """
 
     def __init__(
-        self, *, payload_type: int, ssrc: int, mid: str | None, extensions: HeaderExtensionsMap
+        self,
+        *,
+        payload_type: int,
+        ssrc: int,
+        mid: str | None,
+        extensions: HeaderExtensionsMap,
+        extra: bytes = b"",
     ) -> None:
+        """``extra``: further elements of the one-byte-header extension block, after aiortc's
+        (the playout delay: kiosk.media.playout), the same in every packet."""
         self.payload_type, self.ssrc = payload_type, ssrc
         probe = RtpPacket(payload_type=payload_type, ssrc=ssrc)
         probe.extensions.mid = mid
         probe.extensions.abs_send_time = 0
-        zeros = probe.serialize(extensions)
+        zeros = _appended(probe.serialize(extensions), extra)
         probe.extensions.abs_send_time = 0xFFFFFF
-        ones = probe.serialize(extensions)
+        ones = _appended(probe.serialize(extensions), extra)
         changed = [i for i, (a, b) in enumerate(zip(zeros, ones, strict=True)) if a != b]
         self._first_byte = zeros[0]
         if changed:
@@ -163,6 +204,9 @@ class PacketSender:
         #: The negotiated H.264 payload type, once this loop sends.
         self._payload_type: int | None = None
         self.frames_sent = 0
+        #: Elements put into every packet's header extensions besides aiortc's (the playout
+        #: delay the answer accepted: kiosk.media.playout); set before the sender starts.
+        self.extra_extensions = b""
 
     def install(self) -> None:
         """Take the sender's RTP loop and retransmissions over; before the sender starts."""
@@ -188,6 +232,7 @@ class PacketSender:
             ssrc=sender._ssrc,
             mid=self._private("mid"),
             extensions=self._private("rtp_header_extensions_map"),
+            extra=self.extra_extensions,
         )
         history = self._history
         state = vars(sender)  # the reports' counters are name-mangled instance attributes
