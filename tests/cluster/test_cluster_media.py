@@ -316,7 +316,11 @@ async def test_cluster_booth_call_across_nodes_survives_both_nodes_dying(
             at: float = await alice.evaluate("() => window.__frameAt / 1000")
             return at - killed if at > killed + 0.5 else None
 
-        at_alice = await poll(fresh_frame, 60, "the booth's video at alice again")
+        try:
+            at_alice = await poll(fresh_frame, 60, "the booth's video at alice again")
+        except AssertionError as exc:  # once in four runs: say what the booth did meanwhile
+            tail = "\n".join(booth.log.read_text(errors="replace").splitlines()[-80:])
+            raise AssertionError(f"{exc}; the booth's log ends:\n{tail}") from None
         status = booth.wait_for(
             lambda s: ((s.get("call") or {}).get("media_resumed_at") or 0) > killed + 0.5,
             60,
