@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.pages import CANDIDATES_GATHERED, KEEP_CONNECTIONS  # noqa: E402 - the path above
-from bench.procs import percentile  # noqa: E402 - needs the path above
+from bench.procs import latency_percentiles, percentile  # noqa: E402 - needs the path above
 from bench.stack import BenchError, Stack, running_stack, turn_credentials  # noqa: E402
 from bench.table import Row, row  # noqa: E402
 from tests.e2e.conftest import BoothProcess, poll, stop_process  # noqa: E402
@@ -376,9 +376,7 @@ def from_advisor(
             results = asyncio.run(measure_all(Path(temporary), seconds, progress))
     details = {
         name: {
-            "p50_ms": percentile(glass.latencies, 50),
-            "p95_ms": percentile(glass.latencies, 95),
-            "p99_ms": percentile(glass.latencies, 99),
+            **latency_percentiles(glass.latencies),
             "fps": glass.fps,
             "frames": glass.frames,
             "unreadable": glass.unreadable,

@@ -52,3 +52,8 @@ def percentile(values: Sequence[float], p: int) -> float:
     if len(values) < 2:
         return float(values[0]) if values else 0.0
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+
+def latency_percentiles(values: Sequence[float]) -> dict[str, float]:
+    """p50, p95 and p99 of ``values`` (ms), as the benchmarks' JSON details name them."""
+    return {f"p{p}_ms": percentile(values, p) for p in (50, 95, 99)}

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.pages import CANDIDATES_GATHERED, KEEP_CONNECTIONS
-from bench.procs import percentile
+from bench.procs import latency_percentiles, percentile
 from bench.stack import BenchError, Stack, turn_credentials
 from bench.table import Row, row
 from tests.e2e.conftest import poll
@@ -325,9 +325,7 @@ def to_advisor(seconds: float, progress: Callable[[str], None]) -> tuple[list[Ro
     )
     details = {
         name: {
-            "p50_ms": percentile(glass.latencies, 50),
-            "p95_ms": percentile(glass.latencies, 95),
-            "p99_ms": percentile(glass.latencies, 99),
+            **latency_percentiles(glass.latencies),
             "fps": glass.fps,
             "frames": len(glass.latencies),
             "unreadable": glass.unreadable,

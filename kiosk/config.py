@@ -143,7 +143,7 @@ class VideoConfig:
     ] = VideoReceiver.MARKER
     #: Ask the other side's browser to show the booth's video within ``max_playout_delay_ms``
     #: (the playout-delay RTP header extension, kiosk/media/playout.py); 0, the default: as
-    #: soon as decoded. A branch whose line delivers irregularly may want 100 or more.
+    #: soon as decoded. A branch whose line delivers irregularly can allow some buffering.
     playout_delay: Annotated[bool, _setting("expected true or false")] = True
     max_playout_delay_ms: Annotated[
         int, Field(ge=0, le=4000), _setting("expected a whole number of ms from 0 to 4000")

@@ -8,9 +8,10 @@ and the booth's p99 glass-to-glass was 76 ms (bench/to_advisor.py). The extensio
 (``http://www.webrtc.org/experiments/rtp-hdrext/playout-delay``, negotiated in the SDP, one
 element of three bytes: the least and the most delay in units of 10 ms, 12 bits each) lets the
 sender bound that: with both 0 Chromium shows each frame as soon as it is decoded; measured on
-the same machine: 0.2 ms in the buffer, p99 36-53 ms, 30 frames a second. The price is on a
-network that delivers irregularly: frames are shown as irregularly as they come (a booth on a
-poor branch line can set a most delay, ``[video] max_playout_delay_ms``). A browser that does
+the same machine in three runs: 0.1-0.2 ms in the buffer, p99 21-42 ms, 30 frames a second.
+The price is on a network that delivers irregularly: frames are shown as irregularly as they
+come (a booth on a poor branch line can allow some buffering, ``[video]
+max_playout_delay_ms``; no such line was measured). A browser that does
 not know the extension leaves it out of its answer, and nothing is sent.
 
 The booth offers it in each video section of its offers (:func:`offer_playout_delay`); the

@@ -115,7 +115,7 @@ def test_ntp_time_is_aiortc_s(unix_micros: int, monkeypatch: pytest.MonkeyPatch)
     assert ntp_now() == datetime_to_ntp(moment)
 
 
-def _extensions(*uris: str) -> HeaderExtensionsMap:
+def extensions_map(*uris: str) -> HeaderExtensionsMap:
     extensions = HeaderExtensionsMap()
     extensions.configure(
         RTCRtpSendParameters(
@@ -129,7 +129,7 @@ def _extensions(*uris: str) -> HeaderExtensionsMap:
 
 @pytest.mark.parametrize("uris", [(MID, ABS_SEND_TIME), (ABS_SEND_TIME, MID), (MID,), ()])
 def test_packets_are_serialized_as_aiortc_does(uris: tuple[str, ...]) -> None:
-    extensions = _extensions(*uris)
+    extensions = extensions_map(*uris)
     writer = RtpHeaderWriter(payload_type=102, ssrc=0xDEADBEEF, mid="0", extensions=extensions)
     for sequence_number, timestamp, marker, ntp in [
         (0, 0, False, 0),

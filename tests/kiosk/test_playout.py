@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import RtpPacket
 
 from kiosk.media.packet_sender import RtpHeaderWriter
 from kiosk.media.playout import (
@@ -19,9 +18,7 @@ from kiosk.media.playout import (
     playout_delay_element,
 )
 from kiosk.media.tracks import ToneTrack
-
-MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
-ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+from tests.kiosk.test_packet_sender import ABS_SEND_TIME, MID, extensions_map
 
 
 async def _aiortc_offer() -> str:
@@ -83,18 +80,6 @@ def test_the_element_carries_the_least_and_the_most_delay_in_tens_of_ms() -> Non
             playout_delay_element(bad[0], bad[1], min_ms=bad[2])
 
 
-def _extensions(*uris: str) -> HeaderExtensionsMap:
-    extensions = HeaderExtensionsMap()
-    extensions.configure(
-        RTCRtpSendParameters(
-            headerExtensions=[
-                RTCRtpHeaderExtensionParameters(id=n, uri=uri) for n, uri in enumerate(uris, 1)
-            ]
-        )
-    )
-    return extensions
-
-
 def _elements(packet: bytes) -> dict[int, bytes]:
     """The one-byte-header extension elements of ``packet`` by id."""
     assert packet[0] & 0x10, "no header extension"
@@ -113,7 +98,7 @@ def _elements(packet: bytes) -> dict[int, bytes]:
 
 @pytest.mark.parametrize("uris", [(MID, ABS_SEND_TIME), (ABS_SEND_TIME, MID), (MID,), ()])
 def test_every_packet_carries_it_beside_aiortc_s_extensions(uris: tuple[str, ...]) -> None:
-    extensions = _extensions(*uris)
+    extensions = extensions_map(*uris)
     element = playout_delay_element(7, 0)
     writer = RtpHeaderWriter(
         payload_type=102, ssrc=0xDEADBEEF, mid="0", extensions=extensions, extra=element
