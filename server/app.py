@@ -72,9 +72,11 @@ from server.keys import (
 )
 from server.oidc import login as oidc_login
 from server.outbox import appointment_event, outbox_ctx
+from server.outbox.webhooks import openapi_webhooks
 from server.ratelimit import RateLimiter, WorkGate
 from server.signalling import CallSession, Participant
 from server.storage import (
+    IDEMPOTENCY_RETENTION,
     Database,
     audit_retention_days,
     call_endings_since,
@@ -83,6 +85,7 @@ from server.storage import (
     purge_call_endings,
     purge_expired_sessions,
     purge_health,
+    purge_idempotency,
     purge_outbox,
     purge_spent_nonces,
     record_call_ending,
@@ -200,6 +203,7 @@ async def housekeeping(app: web.Application) -> None:
     await purge_spent_nonces(db)
     # A day after an appointment, nothing more is mailed about it: its contact goes.
     await purge_outbox(db, older_than=OUTBOX_RETENTION)
+    await purge_idempotency(db, older_than=IDEMPOTENCY_RETENTION)
     if purged or sessions or health:
         log.info(
             "housekeeping: %d audit events, %d expired logins, %d health reports purged",
@@ -331,7 +335,8 @@ def _build_api() -> Api:
         scope="appointments:read",
     )
     async def openapi(call: ApiCall) -> web.StreamResponse:
-        return web.json_response(api.openapi(title="Videobooth", version=__version__))
+        document = api.openapi(title="Videobooth", version=__version__, webhooks=openapi_webhooks())
+        return web.json_response(document)
 
     return api
 

@@ -95,6 +95,7 @@ from .errors import (
     WeakPasswordError,
 )
 from .integrations import (
+    IDEMPOTENCY_RETENTION,
     SCOPES,
     TOKEN_PREFIX,
     Idempotent,
@@ -110,6 +111,7 @@ from .integrations import (
     list_service_accounts,
     list_tokens,
     list_webhooks,
+    purge_idempotency,
     revoke_token,
     service_for_token,
     webhooks_for,
@@ -240,6 +242,7 @@ from .users import (
 __all__ = [
     "AUDIT_RETENTION_KEY",
     "EXTERNAL_ACCOUNT_HASH",
+    "IDEMPOTENCY_RETENTION",
     "JOIN_CLOSES_AFTER_END",
     "JOIN_CODE_LENGTH",
     "JOIN_OPENS_BEFORE_START",
@@ -389,6 +392,7 @@ __all__ = [
     "purge_call_endings",
     "purge_expired_sessions",
     "purge_health",
+    "purge_idempotency",
     "purge_outbox",
     "purge_spent_nonces",
     "put_asset",

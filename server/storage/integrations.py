@@ -19,6 +19,8 @@ from .models import ApiToken, IdempotencyKey, ServiceAccount, WebhookEndpoint, n
 from .validation import clean_text
 
 __all__ = [
+    "ABANDONED_AFTER",
+    "IDEMPOTENCY_RETENTION",
     "SCOPES",
     "TOKEN_PREFIX",
     "Idempotent",
@@ -34,6 +36,7 @@ __all__ = [
     "list_service_accounts",
     "list_tokens",
     "list_webhooks",
+    "purge_idempotency",
     "revoke_token",
     "service_for_token",
     "webhooks_for",
@@ -45,6 +48,10 @@ SCOPES = ("appointments:read", "appointments:write")
 TOKEN_PREFIX = "vbt_"  # noqa: S105 - a marker, not a secret
 #: How exactly a token's last use is kept.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+#: A key claimed and not answered for this long belongs to a request whose server died.
+ABANDONED_AFTER = timedelta(minutes=2)
+#: How long a key and its answer are kept (a booking system retries within minutes).
+IDEMPOTENCY_RETENTION = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,15 @@ async def service_for_token(db: Database, text: str) -> ServiceCaller | None:
 async def begin_idempotent(
     db: Database, account_id: str, key: str, request_hash: str
 ) -> Idempotent:
-    """Claim ``key`` for this request, or say what became of it before."""
+    """Claim ``key`` for this request, or say what became of it before.
+
+    A claim left unanswered for longer than ``ABANDONED_AFTER`` (its server died between the
+    claim and the answer) is taken over by the same request when it comes again: without
+    that, the key would say "still being answered" for good. If that server died after its
+    write and before the answer was kept, the write is done a second time: the one case in
+    which a key does not keep a write single (a booking system sees it as a second
+    appointment in the webhooks and the list).
+    """
     row = IdempotencyKey(
         account_id=account_id, key=key, request_hash=request_hash, created_at=db.now()
     )
@@ -173,6 +188,21 @@ async def begin_idempotent(
         return Idempotent("busy")
     if known.request_hash != request_hash:
         return Idempotent("conflict")
+    if known.status is None and db.now() - known.created_at > ABANDONED_AFTER:
+        async with db.session() as session:
+            taken = await session.execute(
+                update(IdempotencyKey)
+                .where(
+                    IdempotencyKey.account_id == account_id,
+                    IdempotencyKey.key == key,
+                    IdempotencyKey.status.is_(None),
+                    IdempotencyKey.created_at == known.created_at,
+                )
+                .values(created_at=db.now())
+            )
+            await session.commit()
+        # One of several requests finding it abandoned takes it over; the others wait.
+        return Idempotent("new" if rowcount(taken) == 1 else "busy")
     if known.status is None:
         return Idempotent("busy")
     return Idempotent("replay", known.status, known.response)
@@ -199,6 +229,16 @@ async def drop_idempotent(db: Database, account_id: str, key: str) -> None:
             )
         )
         await session.commit()
+
+
+async def purge_idempotency(db: Database, *, older_than: timedelta) -> int:
+    """Forget the keys (and the answers kept with them) older than ``older_than``."""
+    async with db.session() as session:
+        result = await session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.created_at < db.now() - older_than)
+        )
+        await session.commit()
+    return rowcount(result)
 
 
 async def add_webhook(

@@ -24,7 +24,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import update
 
-from server.keys import DATABASE
+from server.keys import CONFIG, DATABASE
 from server.outbox import webhooks as webhooks_module
 from server.outbox.webhooks import signature
 from server.storage import (
@@ -125,6 +125,11 @@ async def test_webhook_booking_system_appointments_and_signed_ordered_retried_ev
         async with booking.post(appointments, json=made, headers=key) as r:
             assert r.status == 201 and r.headers["Idempotent-Replayed"] == "true"
             assert await r.json() == created
+        # The answer kept for the key holds the citizen's link and code: sealed, not in clear.
+        data = harness.app[CONFIG].data_dir
+        kept = b"".join(file.read_bytes() for file in data.glob("videobooth.db*"))  # and -wal
+        for secret_part in (created["join_link"].rsplit("/", 1)[-1], created["join_code"]):
+            assert secret_part.encode() not in kept, "a join link or code in the database"
         async with booking.post(
             appointments, json={**made, "duration_minutes": 60}, headers=key
         ) as r:
