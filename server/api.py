@@ -107,6 +107,24 @@ IDEMPOTENCY_PARAMETER = {
     "schema": {"type": "string", "minLength": 1, "maxLength": 128},
 }
 
+_REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": "true: the answer kept for this Idempotency-Key, given again",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+#: What a service account's write under an Idempotency-Key may answer beyond the usual.
+IDEMPOTENT_RESPONSES = {
+    "200": {"description": "OK", "headers": _REPLAYED},
+    "201": {"description": "Created", "headers": _REPLAYED},
+    "409": {
+        "description": "A request with this Idempotency-Key is still being answered: "
+        "send it again after Retry-After",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
+    "422": {"description": "This Idempotency-Key was used for another request"},
+}
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -163,8 +181,11 @@ class Api:
             guard = _guard(endpoint, caller_for, public_url, once)
             app.router.add_route(endpoint.method, endpoint.path, guard)
 
-    def openapi(self, *, title: str, version: str) -> dict[str, Any]:
-        """The OpenAPI 3.1 document of every registered endpoint."""
+    def openapi(
+        self, *, title: str, version: str, webhooks: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of every registered endpoint (and the ``webhooks`` the
+        server sends, OpenAPI 3.1's own section for requests the API makes)."""
         paths: dict[str, dict[str, Any]] = {}
         problem = {"content": {"application/problem+json": {"schema": {"type": "object"}}}}
         for e in self.endpoints:
@@ -185,6 +206,7 @@ class Api:
                 operation["x-scope"] = e.scope
                 if e.method != "GET":
                     operation["parameters"] = [IDEMPOTENCY_PARAMETER]
+                    operation["responses"].update(IDEMPOTENT_RESPONSES)
             if e.body is not None:
                 operation["requestBody"] = {
                     "required": True,
@@ -195,6 +217,7 @@ class Api:
             "openapi": "3.1.0",
             "info": {"title": title, "version": version},
             "paths": paths,
+            "webhooks": webhooks or {},
             "components": {
                 "securitySchemes": {
                     "session": {"type": "apiKey", "in": "cookie", "name": "vb_session"},

@@ -28,7 +28,7 @@ from server.outbox.worker import PermanentError, TemporaryError
 from server.signalling import CallSession
 from server.storage import Database, enqueue, get_webhook, mark_no_shows, webhooks_for
 
-__all__ = ["EVENTS", "Webhooks", "signature"]
+__all__ = ["EVENTS", "Webhooks", "openapi_webhooks", "signature"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,77 @@ TIMEOUT_SECONDS = 10.0
 def signature(secret: str, timestamp: int, body: bytes) -> str:
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+_SAID = {
+    "appointment.waiting": "The citizen is in the appointment's lobby (from home or a booth).",
+    "call.started": "The advisor took the appointment's call.",
+    "call.ended": "The appointment's call ended.",
+    "appointment.no_show": "The appointment's join window closed without a call (told once).",
+}
+
+
+def openapi_webhooks() -> dict[str, Any]:
+    """The events as OpenAPI 3.1 describes requests an API makes: one POST each, its body,
+    its headers and what the receiver's answers mean."""
+    call_data = {
+        "appointment_id": {"type": "string"},
+        "session_id": {"type": "string"},
+        "advisor_id": {"type": ["string", "null"]},
+    }
+    no_show_data = {
+        "appointment_id": {"type": "string"},
+        "advisor_id": {"type": ["string", "null"]},
+        "starts_at": {"type": "string", "format": "date-time"},
+    }
+    headers = [
+        {
+            "name": SIGNATURE_HEADER,
+            "in": "header",
+            "required": True,
+            "description": 't=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the '
+            "endpoint's secret>: check it and the time before trusting the body",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": EVENT_ID_HEADER,
+            "in": "header",
+            "required": True,
+            "description": "the same on every delivery of one event: ignore repeats",
+            "schema": {"type": "string"},
+        },
+    ]
+    document: dict[str, Any] = {}
+    for event in EVENTS:
+        data = no_show_data if event == "appointment.no_show" else call_data
+        body = {
+            "type": "object",
+            "required": ["id", "type", "created_at", "data"],
+            "properties": {
+                "id": {"type": "string"},
+                "type": {"const": event},
+                "created_at": {"type": "string", "format": "date-time"},
+                "data": {"type": "object", "properties": data},
+            },
+        }
+        document[event] = {
+            "post": {
+                "summary": _SAID[event],
+                "parameters": headers,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": body}},
+                },
+                "responses": {
+                    "2XX": {"description": f"Taken (answer within {TIMEOUT_SECONDS:.0f} s)"},
+                    "5XX": {
+                        "description": "Delivered again later, with backoff (also 408, 429 "
+                        "and no answer); another 4xx gives the event up"
+                    },
+                },
+            }
+        }
+    return document
 
 
 class Webhooks:

@@ -8,6 +8,7 @@ import aiohttp
 
 from server.api import Access
 from server.keys import API, DATABASE
+from server.outbox.webhooks import EVENTS
 from server.storage import (
     SCOPES,
     authenticate_user,
@@ -101,5 +102,18 @@ async def test_openapi_document_lists_every_endpoint(harness: Harness) -> None:
         operation = document["paths"][endpoint.path][endpoint.method.lower()]
         assert operation["summary"]
         assert set(operation["x-allowed"]) == {a.value for a in endpoint.allow}
+    # A service account's writes: the idempotency key and what it may answer.
+    create = document["paths"]["/api/v1/appointments"]["post"]
+    assert create["x-scope"] == "appointments:write"
+    assert [p["name"] for p in create["parameters"]] == ["Idempotency-Key"]
+    assert {"201", "409", "422"} <= set(create["responses"])
+    assert "Idempotent-Replayed" in create["responses"]["201"]["headers"]
+    # The webhooks the server sends, each with its body and signature header.
+    assert set(document["webhooks"]) == set(EVENTS)
+    for event, item in document["webhooks"].items():
+        body = item["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body["properties"]["type"] == {"const": event}
+        names = {p["name"] for p in item["post"]["parameters"]}
+        assert names == {"Videobooth-Signature", "Videobooth-Event-Id"}
     login = document["paths"]["/api/v1/auth/login"]["post"]
     assert "password" in login["requestBody"]["content"]["application/json"]["schema"]["properties"]
