@@ -44,8 +44,11 @@ class CameraFollower:
         """Open the camera when the flow's screen shows it; close it when not (and no call
         needs it); the camera light follows."""
         if wanted and self.fanout is None:
-            # The light goes on before the camera opens (the first frame could come at once).
-            self.light.camera_streaming(not self.off)
+            # The light goes on before the camera opens (the first frame could come at once);
+            # after a failed try it waits for the camera (a broken one's light does not blink
+            # at every screen that tries it again).
+            if self.fault is None:
+                self.light.camera_streaming(not self.off)
             try:
                 source = await self.open_camera()
                 source.blanked = self.off
@@ -59,6 +62,7 @@ class CameraFollower:
             self.fault = None
             self.fanout = fanout
             self.feeds = VideoFeeds(fanout)
+            self.relight()
         elif not wanted and self.fanout is not None and not in_call:
             await self.close()
 
