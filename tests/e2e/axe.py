@@ -77,6 +77,20 @@ class Audit:
 AUDITS: list[Audit] = []
 
 
+def summary() -> list[str]:
+    """The session's audits as the end of a test run prints them (also when they pass)."""
+    if not AUDITS:
+        return []
+    lines = [
+        f"axe-core {AUDITS[0].version}, rule set {', '.join(WCAG_TAGS)} (WCAG 2.0/2.1 A and AA): "
+        f"{len(AUDITS)} page states, {sum(a.checked for a in AUDITS)} elements, "
+        f"{sum(a.checks for a in AUDITS)} checks, "
+        f"{sum(len(a.violations) for a in AUDITS)} violations"
+    ]
+    lines += [f"  {audit.line()}" for audit in AUDITS]
+    return lines
+
+
 def axe_source() -> str:
     if not AXE_SCRIPT.is_file():
         unavailable(

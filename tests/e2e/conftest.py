@@ -23,9 +23,20 @@ import pytest
 from kiosk.booth.status import BoothStatus
 from server.relay import RelaySettings, coturn_config
 from tests.components import CHROMIUM, CHROMIUM_ARGS, require
+from tests.e2e import axe
 
 REPO = Path(__file__).resolve().parents[2]
 RELAY_MIN_PORT, RELAY_MAX_PORT = 49160, 49260
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The accessibility audits of the run (rule set, states, elements checked), printed even
+    when every test passed."""
+    lines = axe.summary()
+    if lines:
+        terminalreporter.section("accessibility audits (axe-core)")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

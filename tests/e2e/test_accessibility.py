@@ -116,6 +116,13 @@ async def test_accessibility_axe_advisor_booth_and_citizen_journeys(
     await walk_in.get_by_role("button", name="Agree and turn on camera").click()
     await walk_in.get_by_role("button", name="Join").click()
     await walk_in.wait_for_selector("#queue-position:not([hidden])")
+    # The place is said as it changes (a live region), not only shown.
+    place = walk_in.locator("#queue-position")
+    assert (await place.get_attribute("role"), await place.get_attribute("aria-live")) == (
+        "status",
+        "polite",
+    )
+    assert await place.get_attribute("data-position") == "1" and await place.inner_text()
     audits.append(await audit(walk_in, "walk-in: place in the queue"))
     await walk_in.get_by_role("button", name="Stop waiting").click()
     await walk_in_context.close()
@@ -194,7 +201,19 @@ async def test_accessibility_axe_administration(tmp_path: Path, browser: Any) ->
         await page.get_by_role("button", name="Add webhook for Termin-Buchung").click()
         await page.wait_for_selector("#service-accounts li:has-text('booking.agency.example')")
         audits.append(await audit(page, "admin: a webhook's secret"))
+        await page.locator("#new-branch-name").fill("Altona")
+        await page.locator("#new-branch-region").fill("Hamburg")
+        await page.locator("#branch-form button[type=submit]").click()
+        await page.wait_for_selector("#branches tr:has-text('Altona')")
         await page.context.close()
+
+        # With topics and two regions, a walk-in chooses: that form too.
+        walk_in_context, walk_in = await citizen_page(browser)
+        await walk_in.goto(f"{server.url}/now/")
+        await walk_in.wait_for_selector("#region-choice:not([hidden])")
+        assert await walk_in.get_by_label("What is it about?").is_visible()
+        audits.append(await audit(walk_in, "walk-in: topic and region to choose"))
+        await walk_in_context.close()
 
         # An advisor who opens the administration page is told it is not theirs.
         context = await browser.new_context()
@@ -215,6 +234,14 @@ async def test_accessibility_axe_administration(tmp_path: Path, browser: Any) ->
         server.stop()
     no_violations(audits)
 
+
+#: Each visible <video>'s accessible name (aria-label, or the text aria-labelledby points at).
+VIDEO_NAMES = """() => Object.fromEntries([...document.querySelectorAll('video')]
+  .filter((v) => v.getClientRects().length > 0)
+  .map((v) => [v.id || v.parentElement.textContent.trim(),
+               (v.getAttribute('aria-label') || (v.getAttribute('aria-labelledby') || '')
+                 .split(' ').map((id) => document.getElementById(id)?.textContent || '')
+                 .join(' ')).trim()]))"""
 
 PHONE_AND_ZOOM = (
     ("320 CSS px", {"viewport": {"width": 320, "height": 640}}),
@@ -339,7 +366,11 @@ async def test_accessibility_statement_focus_reflow_motion_and_live_regions(
             20,
             "the advisor's page to say the call is connected",
         )
-        assert await citizen.get_attribute("#chat-log", "aria-live") == "polite"
+        for page in (citizen, advisor):
+            assert await page.get_attribute("#chat-log", "aria-live") == "polite"
+            # Every video shown has a name a screen reader says.
+            names = await page.evaluate(VIDEO_NAMES)
+            assert names and all(names.values()), names
         await citizen.get_by_role("button", name="End call").click()
         await citizen.wait_for_selector("#ended-view:not([hidden])")
         await context.close()

@@ -90,6 +90,19 @@ async def test_the_accessibility_mode_and_the_interpreter_pinned_at_20_frames_a_
                     "the waiting screen's prompt",
                 )
 
+                # The Repeat button on the screen says the screen's prompt again.
+                def waiting_said() -> int:
+                    return sum(s.state is State.WAITING for s in booth.prompts.spoken)
+
+                await screen.until(
+                    lambda: waiting_said() >= 1 and not booth.prompts.speaking,
+                    "the waiting screen's prompt to end",
+                    60,
+                )
+                said = waiting_said()
+                await _tap(screen, lambda t: t.action is Action.REPEAT, "Repeat")
+                await screen.until(lambda: waiting_said() > said, "the waiting prompt again", 60)
+
             # The advisor takes the call and invites an interpreter, who joins by link.
             await advisor.get_by_role("button", name="Accept call from Branch 1 booth").click(
                 timeout=30_000

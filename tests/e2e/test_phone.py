@@ -118,9 +118,32 @@ async def test_phone_citizen_joins_and_talks_on_every_screen_size(
         await advisor.wait_for_selector(f"#chat-log li:has-text('Hallo vom Telefon ({name})')")
         await citizen.tap("#hangup")
         await citizen.wait_for_selector("#ended-view:not([hidden])")
+        await reflows(citizen, f"{name}: ended")
         await advisor.wait_for_selector("#queue-view:not([hidden])")
         print(
             f"{name}: three taps, video {video['width']:.0f}x{video['height']:.0f} "
             f"on {screen_width}x{screen_height}"
         )
         await context.close()
+
+    # A walk-in at /now/ on the smallest phone: the same three taps to a place in the queue.
+    context = await browser.new_context(
+        viewport={"width": 360, "height": 640},
+        device_scale_factor=3,
+        is_mobile=True,
+        has_touch=True,
+        permissions=["camera", "microphone"],
+    )
+    walk_in = await context.new_page()
+    await walk_in.goto(f"{relayed_server.url}/now/")
+    await walk_in.wait_for_selector("#welcome-view:not([hidden])")
+    await reflows(walk_in, "360x640: walk-in welcome")
+    await reachable(walk_in, ["#consent", "#language"], "360x640: walk-in welcome")
+    await walk_in.tap("#consent")
+    await walk_in.wait_for_selector("#prejoin-view:not([hidden])")
+    await walk_in.tap("#join")
+    await walk_in.wait_for_selector("#queue-position:not([hidden])")
+    await reflows(walk_in, "360x640: walk-in in the queue")
+    await reachable(walk_in, ["#cancel-wait"], "360x640: walk-in in the queue")
+    await walk_in.tap("#cancel-wait")
+    await context.close()
