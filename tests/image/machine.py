@@ -240,6 +240,25 @@ def put_boot_file(card: Path, name: str, content: bytes) -> None:
     source.unlink()
 
 
+def boot_env(card: Path, folder: Path, **variables: str) -> dict[str, str]:
+    """The boot counter's variables in the card's uboot.env (``fw_printenv``, as RAUC reads
+    them); ``variables`` are first written there with ``fw_setenv``, as RAUC's U-Boot backend
+    does from Linux."""
+    fw_printenv = require("fw_printenv", "reads the boot counter (libubootenv-tool)")
+    fw_setenv = require("fw_setenv", "writes the boot counter (libubootenv-tool)")
+    env, config = folder / "uboot.env", folder / "fw_env.config"
+    env.write_bytes(boot_file(card, "uboot.env"))
+    config.write_text(f"{env} 0x0000 0x4000\n")
+    for name, value in variables.items():  # one call a variable, as RAUC 1.8 does
+        subprocess.run([fw_setenv, "-c", str(config), name, value], check=True, timeout=60)
+    if variables:
+        put_boot_file(card, "uboot.env", env.read_bytes())
+    out = subprocess.run(
+        [fw_printenv, "-c", str(config)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
 def provision(card: Path, *settings: str, devices: Path) -> None:
     """booth.toml as a technician writes it (``videobooth-provision prepare``)."""
     devices.write_text(
