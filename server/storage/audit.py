@@ -12,9 +12,9 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, or_, select
 
-from .common import rowcount
+from .common import delete_older
 from .database import Database
 from .errors import InvalidValueError
 from .models import ActorKind, AuditEvent, new_id
@@ -82,12 +82,7 @@ async def purge_audit(db: Database, *, older_than: timedelta) -> int:
         raise InvalidValueError(
             f"The audit log must be kept for a positive time, not {older_than}."
         )
-    async with db.session() as session:
-        result = await session.execute(
-            delete(AuditEvent).where(AuditEvent.at < db.now() - older_than)
-        )
-        await session.commit()
-    count = rowcount(result)
+    count = await delete_older(db, AuditEvent.at, older_than)
     if count:
         logger.info("Purged %d audit event(s) older than %s", count, older_than)
     return count

@@ -11,9 +11,9 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import func, insert, select
 
-from .common import rowcount
+from .common import delete_older
 from .database import Database
 from .models import BoothHealth, new_id
 from .validation import clean_text
@@ -63,9 +63,4 @@ async def latest_health(db: Database) -> dict[str, BoothHealth]:
 
 async def purge_health(db: Database, *, older_than: timedelta) -> int:
     """Delete the health reports older than *older_than*; return how many there were."""
-    async with db.session() as session:
-        result = await session.execute(
-            delete(BoothHealth).where(BoothHealth.at < db.now() - older_than)
-        )
-        await session.commit()
-    return rowcount(result)
+    return await delete_older(db, BoothHealth.at, older_than)

@@ -12,10 +12,10 @@ import contextlib
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from .common import rowcount
+from .common import delete_older
 from .database import Database
 from .models import CallEnding
 
@@ -80,12 +80,7 @@ async def call_endings_since(db: Database, since: datetime) -> list[tuple[str, s
 
 async def purge_call_endings(db: Database, *, older_than: timedelta) -> int:
     """Forget endings no token can name any more; return how many."""
-    async with db.session() as session:
-        result = await session.execute(
-            delete(CallEnding).where(CallEnding.at < db.now() - older_than)
-        )
-        await session.commit()
-    count = rowcount(result)
+    count = await delete_older(db, CallEnding.at, older_than)
     if count:
         logger.info("Purged %d call ending(s)", count)
     return count

@@ -1,20 +1,22 @@
 """What every store module does the same way: hashing stored secrets, inserting with a
-duplicate check, waiting for an advisory lock, counting changed rows."""
+duplicate check, waiting for an advisory lock, counting changed rows, deleting old rows."""
 
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, text
+from sqlalchemy import CursorResult, Result, delete, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from .database import Database
 from .errors import DuplicateError
 from .models import Base
 
-__all__ = ["advisory_lock", "insert_unique", "rowcount", "sha256_hex"]
+__all__ = ["advisory_lock", "delete_older", "insert_unique", "rowcount", "sha256_hex"]
 
 
 def sha256_hex(value: str) -> str:
@@ -49,3 +51,14 @@ def rowcount(result: Result[Any]) -> int:
     """How many rows an UPDATE or DELETE changed."""
     # UPDATE and DELETE give a CursorResult; the session's signature only says Result.
     return cast(CursorResult[Any], result).rowcount
+
+
+async def delete_older(
+    db: Database, stamp: InstrumentedAttribute[datetime], older_than: timedelta
+) -> int:
+    """Delete the rows of ``stamp``'s table whose ``stamp`` is older than ``older_than``;
+    how many."""
+    async with db.session() as session:
+        result = await session.execute(delete(stamp.class_).where(stamp < db.now() - older_than))
+        await session.commit()
+    return rowcount(result)

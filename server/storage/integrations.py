@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .common import rowcount, sha256_hex
+from .common import delete_older, rowcount, sha256_hex
 from .database import Database
 from .errors import DuplicateError, InvalidValueError, NotFoundError
 from .models import ApiToken, IdempotencyKey, ServiceAccount, WebhookEndpoint, new_id
@@ -233,12 +233,7 @@ async def drop_idempotent(db: Database, account_id: str, key: str) -> None:
 
 async def purge_idempotency(db: Database, *, older_than: timedelta) -> int:
     """Forget the keys (and the answers kept with them) older than ``older_than``."""
-    async with db.session() as session:
-        result = await session.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.created_at < db.now() - older_than)
-        )
-        await session.commit()
-    return rowcount(result)
+    return await delete_older(db, IdempotencyKey.created_at, older_than)
 
 
 async def add_webhook(
