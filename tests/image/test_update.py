@@ -72,8 +72,6 @@ INSTALL_SECONDS = 15 * 60
 #: The host as QEMU's user network shows it to the booth.
 HOST = "10.0.2.2"
 SLOT_LINE = re.compile(r"videobooth: slot ([AB]) \(starts left: A (\d+), B (\d+)\)")
-#: images/build --customize: the release whose booth never becomes ready.
-BROKEN = Path(__file__).with_name("broken-release.sh")
 
 
 def _development_cert() -> Path:
