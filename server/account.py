@@ -59,19 +59,17 @@ def gated(lookup: CallerLookup) -> CallerLookup:
     async def caller_for(request: web.Request) -> Caller:
         caller = await lookup(request)
         if (
-            caller.access in USERS
-            and caller.id is not None
+            caller.must_change_password
+            and caller.access in USERS
             and (request.method, request.path) not in OPEN_BEFORE_CHANGE
         ):
-            user = await get_user(request.app[DATABASE], caller.id)
-            if user is not None and user.must_change_password:
-                raise ProblemError(
-                    403,
-                    "Forbidden",
-                    "your password was given to you by an administrator: choose your own "
-                    "password first",
-                    must_change_password=True,
-                )
+            raise ProblemError(
+                403,
+                "Forbidden",
+                "your password was given to you by an administrator: choose your own "
+                "password first",
+                must_change_password=True,
+            )
         return caller
 
     return caller_for

@@ -63,6 +63,9 @@ class Caller:
     #: For a person: the id of the login session, and until when it lasts.
     login: str | None = None
     login_expires_at: datetime | None = None
+    #: For a person: given a password by an administrator, to be changed before anything else
+    #: (read with the login, in the same request).
+    must_change_password: bool = False
     #: For a citizen: the appointment of the guest pass and its advisor ...
     appointment_id: str | None = None
     appointment_advisor: str | None = None

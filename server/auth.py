@@ -91,6 +91,7 @@ async def caller_for(request: web.Request) -> Caller:
         by_cookie=True,
         login=login.id,
         login_expires_at=login.expires_at,
+        must_change_password=user.must_change_password,
     )
 
 

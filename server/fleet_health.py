@@ -43,6 +43,7 @@ from server.signalling import Participant, new_id
 from server.storage import (
     ActorKind,
     Database,
+    HealthReport,
     get_booth,
     get_setting,
     health_since,
@@ -51,7 +52,7 @@ from server.storage import (
     list_branches,
     put_setting,
     record_audit,
-    record_health,
+    record_health_reports,
 )
 
 if TYPE_CHECKING:
@@ -61,6 +62,9 @@ log = logging.getLogger(__name__)
 
 #: A booth's health is stored at most this often (seconds); the newest is always in memory.
 RECORD_EVERY_SECONDS = 60.0
+#: Reports to store are gathered this long and stored together (one statement): 5,000 booths
+#: report about 80 times a second.
+RECORD_BATCH_SECONDS = 0.25
 #: Heartbeat intervals without a heartbeat after which a connected booth counts as offline.
 OFFLINE_AFTER_HEARTBEATS = 3
 #: Stored health reports older than this are purged by the housekeeping.
@@ -144,8 +148,9 @@ class FleetMonitor:
         self._open_commands: dict[str, tuple[str, str]] = {}  # id -> (booth id, command)
         self._writes: set[asyncio.Task[None]] = set()
         self._saving = asyncio.Lock()
-        #: Health reports are stored one at a time (see :meth:`_record`).
-        self._recording = asyncio.Lock()
+        #: Health reports to store, and the task storing them (see :meth:`_record`).
+        self._reports: list[HealthReport] = []
+        self._recorder: asyncio.Task[None] | None = None
         #: The booths an administrator set out of service.
         self.out_of_service: set[str] = set()
         #: In a cluster: the booths connected to the other nodes (server/cluster/fleet.py).
@@ -185,6 +190,8 @@ class FleetMonitor:
 
     async def flush(self) -> None:
         """Wait for the health reports being stored (at shutdown)."""
+        if self._recorder is not None:
+            await asyncio.gather(self._recorder, return_exceptions=True)
         if self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
 
@@ -215,9 +222,11 @@ class FleetMonitor:
         ):
             return
         self._recorded_at[booth_id] = now
-        task = asyncio.get_running_loop().create_task(self._record(booth_id, health))
-        self._writes.add(task)
-        task.add_done_callback(self._recorded)
+        figures = health.model_dump(mode="json", exclude={"state"})
+        self._reports.append(HealthReport(booth_id, health.state, figures))
+        if self._recorder is None:
+            self._recorder = asyncio.get_running_loop().create_task(self._record())
+            self._recorder.add_done_callback(self._recorded)
 
     def update_progress(self, conn: Participant, progress: UpdateProgress) -> None:
         """How far the booth got with an update: for the rollouts (server/updates/)."""
@@ -248,20 +257,22 @@ class FleetMonitor:
             result.detail,
         )
 
-    async def _record(self, booth_id: str, health: BoothHealth) -> None:
-        figures = health.model_dump(mode="json", exclude={"state"})
-        # One write at a time: when hundreds of booths connect at once (after a restart of the
-        # server, say), their first reports would otherwise all wait on SQLite's single write
-        # lock from every pooled connection, and those past the busy timeout fail ("database
-        # is locked"). In turn, each is a short transaction.
-        async with self._recording:
-            await record_health(self._database(), booth_id, state=health.state, data=figures)
+    async def _record(self) -> None:
+        """Store the reports gathered, together, until none is left. One write at a time: when
+        hundreds of booths connect at once (after a restart of the server, say), their first
+        reports would otherwise each wait for SQLite's single write lock, and those past the
+        busy timeout would fail ("database is locked")."""
+        while self._reports:
+            await asyncio.sleep(RECORD_BATCH_SECONDS)
+            reports, self._reports = self._reports, []
+            try:
+                await record_health_reports(self._database(), reports)
+            except Exception as exc:
+                # The reports stay in memory; each booth's next one is stored a minute later.
+                log.error("health reports of %d booth(s) were not stored: %s", len(reports), exc)
 
     def _recorded(self, task: asyncio.Task[None]) -> None:
-        self._writes.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            # The report stays in memory; the next one is stored a minute later.
-            log.error("a booth's health report was not stored: %s", task.exception())
+        self._recorder = None  # none left to store (or the server is stopping)
 
     # ------------------------------------------------------------ questions and commands
 

@@ -46,7 +46,14 @@ from .appointments import (
     move_appointment,
 )
 from .audit import list_audit, purge_audit, record_audit, search_audit
-from .booth_health import health_since, latest_health, purge_health, record_health
+from .booth_health import (
+    HealthReport,
+    health_since,
+    latest_health,
+    purge_health,
+    record_health,
+    record_health_reports,
+)
 from .booths import (
     NewBooth,
     add_booth_for_enrolment,
@@ -279,6 +286,7 @@ __all__ = [
     "EnrolmentError",
     "EnrolmentRefusal",
     "ExternalPerson",
+    "HealthReport",
     "Idempotent",
     "InvalidValueError",
     "LinkState",
@@ -401,6 +409,7 @@ __all__ = [
     "record_audit",
     "record_call_ending",
     "record_health",
+    "record_health_reports",
     "release_live_claim",
     "rename_booth",
     "rename_branch",

@@ -109,7 +109,7 @@ async def mark_no_shows(db: Database) -> list[Appointment]:
         # was down for days): their booking system has moved on.
         Appointment.starts_at >= now - NO_SHOW_LOOKBACK,
     )
-    async with db.session() as session:
+    async with db.reads() as session:
         candidates = [a for a in await session.scalars(query) if join_window(a)[1] <= now]
     marked = []
     for appointment in candidates:
@@ -216,7 +216,7 @@ async def _check_references(
     db: Database, advisor_id: str, topic_id: str | None, branch_id: str | None
 ) -> None:
     # A read transaction of its own before the write (see Database).
-    async with db.session() as session:
+    async with db.reads() as session:
         advisor = await session.get(User, advisor_id)
         if advisor is None:
             raise NotFoundError(f"No user with id {advisor_id!r}.")
@@ -316,7 +316,7 @@ async def create_appointment(
 
 async def get_appointment(db: Database, appointment_id: str) -> Appointment | None:
     """Return the appointment with *appointment_id* in any status, or None."""
-    async with db.session() as session:
+    async with db.reads() as session:
         return await session.get(Appointment, appointment_id)
 
 
@@ -342,7 +342,7 @@ async def list_appointments(
         query = query.where(Appointment.starts_at >= first, Appointment.starts_at < after)
     if not include_cancelled:
         query = query.where(Appointment.status != AppointmentStatus.CANCELLED)
-    async with db.session() as session:
+    async with db.reads() as session:
         return list(await session.scalars(query))
 
 
@@ -360,7 +360,7 @@ async def appointment_for_link(db: Database, token: str) -> tuple[LinkState, App
     if not is_join_token(token):
         return LinkState.UNKNOWN, None
     token_hash = sha256_hex(token)
-    async with db.session() as session:
+    async with db.reads() as session:
         appointment = await session.scalar(
             select(Appointment).where(Appointment.join_token_hash == token_hash)
         )
@@ -394,7 +394,7 @@ async def appointment_by_code(db: Database, code: str) -> Appointment | None:
     if not is_join_code(code):
         return None
     now = db.now()
-    async with db.session() as session:
+    async with db.reads() as session:
         candidates = await _scheduled_meeting(session, (now, now + timedelta(microseconds=1)))
     found: Appointment | None = None
     for candidate in candidates:

@@ -140,5 +140,5 @@ async def search_audit(
             query = query.where(
                 or_(AuditEvent.at < at, and_(AuditEvent.at == at, AuditEvent.id < before_id))
             )
-    async with db.session() as session:
+    async with db.reads() as session:
         return list(await session.scalars(query))

@@ -90,7 +90,7 @@ async def _add_booth(
     db: Database, name: str, *, secret_hash: str | None, branch_id: str | None
 ) -> Booth:
     cleaned = _clean_booth_name(name)
-    async with db.session() as session:
+    async with db.reads() as session:
         if branch_id is not None and await session.get(Branch, branch_id) is None:
             raise NotFoundError(f"No branch with id {branch_id!r}.")
         if await session.scalar(select(Booth.id).where(Booth.name == cleaned)) is not None:
@@ -113,13 +113,13 @@ async def _add_booth(
 
 async def get_booth(db: Database, booth_id: str) -> Booth | None:
     """Return the booth with *booth_id*, or None."""
-    async with db.session() as session:
+    async with db.reads() as session:
         return await session.get(Booth, booth_id)
 
 
 async def get_booth_by_name(db: Database, name: str) -> Booth | None:
     """Return the booth named *name* (surrounding spaces ignored), or None."""
-    async with db.session() as session:
+    async with db.reads() as session:
         return await session.scalar(select(Booth).where(Booth.name == name.strip()))
 
 
@@ -128,7 +128,7 @@ async def list_booths(db: Database, *, include_revoked: bool = True) -> list[Boo
     query = select(Booth).order_by(Booth.name)
     if not include_revoked:
         query = query.where(Booth.revoked_at.is_(None))
-    async with db.session() as session:
+    async with db.reads() as session:
         return list(await session.scalars(query))
 
 
@@ -373,7 +373,7 @@ async def authenticate_booth(db: Database, credential: str) -> Booth | None:
     booth_id, dot, secret = credential.partition(".")
     if not dot or not _BOOTH_ID.fullmatch(booth_id) or not _BOOTH_SECRET.fullmatch(secret):
         return None
-    async with db.session() as session:
+    async with db.reads() as session:
         booth = await session.get(Booth, booth_id)
     # A booth enrolled with a key has no secret: nothing matches (compared all the same).
     expected = booth.secret_hash if booth is not None and booth.secret_hash else _NO_SECRET_HASH

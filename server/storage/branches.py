@@ -59,7 +59,7 @@ async def create_branch(db: Database, name: str, region: str) -> Branch:
     cleaned = clean_text(name, "branch name", _NAME_MAX)
     cleaned_region = clean_text(region, "region", _NAME_MAX)
     branch = Branch(id=new_id(), name=cleaned, region=cleaned_region, created_at=db.now())
-    async with db.session() as session:
+    async with db.reads() as session:
         if await session.scalar(select(Branch.id).where(Branch.name == cleaned)) is not None:
             raise _duplicate_name(cleaned)
     await insert_unique(db, branch, _duplicate_name(cleaned))
@@ -69,7 +69,7 @@ async def create_branch(db: Database, name: str, region: str) -> Branch:
 
 async def get_branch(db: Database, branch_id: str) -> Branch | None:
     """Return the branch with *branch_id*, or None."""
-    async with db.session() as session:
+    async with db.reads() as session:
         return await session.get(Branch, branch_id)
 
 
@@ -78,20 +78,20 @@ async def list_branches(db: Database, *, region: str | None = None) -> list[Bran
     query = select(Branch).order_by(Branch.name)
     if region is not None:
         query = query.where(Branch.region == region.strip())
-    async with db.session() as session:
+    async with db.reads() as session:
         return list(await session.scalars(query))
 
 
 async def list_regions(db: Database) -> list[str]:
     """The regions that have at least one branch, sorted (walk-in queues are per region)."""
-    async with db.session() as session:
+    async with db.reads() as session:
         return list(await session.scalars(select(Branch.region).distinct().order_by(Branch.region)))
 
 
 async def booth_region(db: Database, booth_id: str) -> str | None:
     """The region of the booth's branch; None for a booth in no branch."""
     query = select(Branch.region).join(Booth, Booth.branch_id == Branch.id)
-    async with db.session() as session:
+    async with db.reads() as session:
         region: str | None = await session.scalar(query.where(Booth.id == booth_id))
         return region
 
@@ -188,7 +188,7 @@ async def _counts_by_branch(session: AsyncSession, column: Any) -> dict[str, int
 
 async def branch_usage(db: Database) -> dict[str, BranchUsage]:
     """What refers to each branch, by branch id (unused branches are absent)."""
-    async with db.session() as session:
+    async with db.reads() as session:
         booths = await _counts_by_branch(session, Booth.branch_id)
         appointments = await _counts_by_branch(session, Appointment.branch_id)
     return {

@@ -63,7 +63,7 @@ async def call_ended(db: Database, session_id: str, participant_id: str = WHOLE_
         CallEnding.session_id == session_id,
         CallEnding.participant_id.in_({WHOLE_CALL, participant_id}),
     )
-    async with db.session() as session:
+    async with db.reads() as session:
         return (await session.scalar(query.limit(1))) is not None
 
 
@@ -74,7 +74,7 @@ async def call_endings_since(db: Database, since: datetime) -> list[tuple[str, s
         .where(CallEnding.at >= since)
         .order_by(CallEnding.at)
     )
-    async with db.session() as session:
+    async with db.reads() as session:
         return [(s, p, at) for s, p, at in await session.execute(query)]
 
 

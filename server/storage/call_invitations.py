@@ -31,6 +31,6 @@ async def call_invitation(db: Database, token_hash: str) -> tuple[str, str] | No
     query = select(CallInvitation.session_id, CallInvitation.label).where(
         CallInvitation.token_hash == token_hash, CallInvitation.expires_at > db.now()
     )
-    async with db.session() as session:
+    async with db.reads() as session:
         row = (await session.execute(query)).first()
     return None if row is None else (row[0], row[1])

@@ -236,6 +236,11 @@ class Database:
             if engine.dialect.name == "postgresql"
             else None
         )
+        self._reads = (
+            async_sessionmaker(self._autocommit, expire_on_commit=False)
+            if self._autocommit is not None
+            else self._sessions
+        )
         self._clock = clock
         self._closed = False
         #: PostgreSQL: a few connections straight through the driver for the statements every
@@ -302,6 +307,21 @@ class Database:
         if self._closed:
             raise DatabaseError("The database has been closed.")
         return self._sessions()
+
+    def reads(self) -> AsyncSession:
+        """A session that only reads, for the paths every request takes (its login, its user,
+        a listing): ``async with db.reads() as session:``.
+
+        On PostgreSQL each statement runs on its own, outside a transaction: one round trip
+        where a session's first read takes three (BEGIN, the query, and the ROLLBACK when it
+        closes). Under PostgreSQL's READ COMMITTED each statement sees its own snapshot in a
+        transaction too, so reads lose nothing; but nothing written in it is atomic, and
+        ``SELECT ... FOR UPDATE`` locks nothing: use :meth:`session` for those. On SQLite it
+        is an ordinary session.
+        """
+        if self._closed:
+            raise DatabaseError("The database has been closed.")
+        return self._reads()
 
     def statements(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A Core connection for the hot paths' few statements (calls set up and ended, a live

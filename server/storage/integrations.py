@@ -86,7 +86,7 @@ async def create_service_account(db: Database, name: str) -> ServiceAccount:
 
 
 async def list_service_accounts(db: Database) -> list[ServiceAccount]:
-    async with db.session() as session:
+    async with db.reads() as session:
         return list(await session.scalars(select(ServiceAccount).order_by(ServiceAccount.name)))
 
 
@@ -118,7 +118,7 @@ async def issue_token(
 
 
 async def list_tokens(db: Database, account_id: str) -> list[ApiToken]:
-    async with db.session() as session:
+    async with db.reads() as session:
         query = select(ApiToken).where(ApiToken.account_id == account_id)
         return list(await session.scalars(query.order_by(ApiToken.created_at)))
 
@@ -182,7 +182,7 @@ async def begin_idempotent(
         return Idempotent("new")
     except IntegrityError:
         pass
-    async with db.session() as session:
+    async with db.reads() as session:
         known = await session.get(IdempotencyKey, (account_id, key))
     if known is None:  # dropped meanwhile (its first request failed): the client tries again
         return Idempotent("busy")
@@ -263,7 +263,7 @@ async def add_webhook(
 
 
 async def list_webhooks(db: Database, account_id: str) -> list[WebhookEndpoint]:
-    async with db.session() as session:
+    async with db.reads() as session:
         query = select(WebhookEndpoint).where(WebhookEndpoint.account_id == account_id)
         return list(await session.scalars(query.order_by(WebhookEndpoint.created_at)))
 
@@ -279,7 +279,7 @@ async def delete_webhook(db: Database, webhook_id: str) -> None:
 
 
 async def get_webhook(db: Database, webhook_id: str) -> WebhookEndpoint | None:
-    async with db.session() as session:
+    async with db.reads() as session:
         return await session.get(WebhookEndpoint, webhook_id)
 
 
@@ -290,5 +290,5 @@ async def webhooks_for(db: Database, event: str) -> list[WebhookEndpoint]:
         .join(ServiceAccount, WebhookEndpoint.account_id == ServiceAccount.id)
         .where(ServiceAccount.disabled.is_(False))
     )
-    async with db.session() as session:
+    async with db.reads() as session:
         return [w for w in await session.scalars(query) if event in w.events.split()]

@@ -133,8 +133,11 @@ _MEMBERS_AND_ADVISOR = (
     "UPDATE live_calls SET caller = $2, guests = $3,"
     " advisor = CASE WHEN state = 'active' THEN $4 ELSE advisor END WHERE id = $1"
 )
-_CLOSE = "DELETE FROM live_calls WHERE id = $1"
-_CLOSE_INVITATIONS = "DELETE FROM call_invitations WHERE session_id = $1 OR expires_at <= $2"
+# The row, and the call's invitations with the expired ones of any call: one statement.
+_CLOSE = (
+    "WITH call AS (DELETE FROM live_calls WHERE id = $1)"
+    " DELETE FROM call_invitations WHERE session_id = $1 OR expires_at <= $2"
+)
 
 
 async def open_live_call(db: Database, record: LiveRecord) -> bool:
@@ -199,15 +202,14 @@ async def save_live_members(
 
 async def close_live_call(db: Database, session_id: str) -> None:
     """The call ended: its row goes (the ending itself is in ``call_endings``), and its
-    invitation links open nothing any more (expired ones of other calls go too). Each delete
-    stands alone: one repeated after a failure finds what the other left."""
+    invitation links open nothing any more (expired ones of other calls go too). One
+    statement, one round trip; repeated after a failure, it finds nothing left to delete."""
     async with _driver(db).connection("close a live call") as conn:
-        await conn.execute(_CLOSE, session_id)
-        await conn.execute(_CLOSE_INVITATIONS, session_id, db.now())
+        await conn.execute(_CLOSE, session_id, db.now())
 
 
 async def get_live_call(db: Database, session_id: str) -> LiveRecord | None:
-    async with db.session() as session:
+    async with db.reads() as session:
         row = await session.get(LiveCall, session_id)
         return None if row is None else _record(row)
 
@@ -215,13 +217,13 @@ async def get_live_call(db: Database, session_id: str) -> LiveRecord | None:
 async def waiting_live_calls(db: Database) -> list[LiveRecord]:
     """Every waiting call, oldest first."""
     query = select(LiveCall).where(LiveCall.state == WAITING).order_by(LiveCall.waiting_since)
-    async with db.session() as session:
+    async with db.reads() as session:
         return [_record(row) for row in await session.scalars(query)]
 
 
 async def live_calls_owned_by(db: Database, owner: str) -> set[str]:
     """The ids of the calls ``owner`` carries."""
-    async with db.session() as session:
+    async with db.reads() as session:
         return set(await session.scalars(select(LiveCall.id).where(LiveCall.owner == owner)))
 
 

@@ -117,7 +117,7 @@ async def login_by_id(db: Database, login_id: str) -> Login | None:
         return None
     token_hash = login_id
     now = db.now()
-    async with db.session() as session:
+    async with db.reads() as session:
         row = (
             await session.execute(
                 select(AuthSession, User)

@@ -126,7 +126,7 @@ async def due_outbox_items(db: Database, *, limit: int = 20) -> list[str]:
         .order_by(OutboxItem.created_at)
         .limit(limit)
     )
-    async with db.session() as session:
+    async with db.reads() as session:
         return list(await session.scalars(query))
 
 
@@ -238,7 +238,7 @@ async def put_contact(db: Database, appointment_id: str, sealed: bytes, *, seque
 
 async def get_contact(db: Database, appointment_id: str) -> tuple[bytes, int] | None:
     """The sealed contact and the calendar sequence, if the citizen was invited by e-mail."""
-    async with db.session() as session:
+    async with db.reads() as session:
         contact = await session.get(AppointmentContact, appointment_id)
         return None if contact is None else (contact.sealed, contact.sequence)
 
@@ -257,6 +257,6 @@ async def outbox_figures(db: Database) -> list[OutboxFigure]:
     query = select(
         OutboxItem.kind, OutboxItem.state, func.count(), func.min(OutboxItem.created_at)
     ).group_by(OutboxItem.kind, OutboxItem.state)
-    async with db.session() as session:
+    async with db.reads() as session:
         rows = (await session.execute(query)).all()
     return [OutboxFigure(kind, state, count, oldest) for kind, state, count, oldest in rows]

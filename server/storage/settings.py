@@ -91,7 +91,7 @@ async def get_setting(db: Database, key: str) -> Any:
     A stored value that is not valid JSON (written by hand, say) is logged and reads as None.
     """
     _check_key(key, "setting name")
-    async with db.session() as session:
+    async with db.reads() as session:
         record = await session.get(Setting, key)
     if record is None:
         return None
@@ -187,14 +187,14 @@ async def set_audit_retention_days(db: Database, days: int | None) -> None:
 async def get_asset(db: Database, name: str) -> Asset | None:
     """Return the asset called *name* with its data, or None."""
     _check_key(name, "asset name")
-    async with db.session() as session:
+    async with db.reads() as session:
         return await session.get(Asset, name)
 
 
 async def asset_digest(db: Database, name: str) -> str | None:
     """Return the SHA-256 (hex) of the asset called *name*, or None, without loading its data."""
     _check_key(name, "asset name")
-    async with db.session() as session:
+    async with db.reads() as session:
         digest: str | None = await session.scalar(select(Asset.sha256).where(Asset.name == name))
         return digest
 

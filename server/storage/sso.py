@@ -63,7 +63,7 @@ class EndedLogin:
 
 async def get_user_by_subject(db: Database, issuer: str, subject: str) -> User | None:
     """The account the provider ``issuer`` knows as ``subject``, if one was made."""
-    async with db.session() as session:
+    async with db.reads() as session:
         return await session.scalar(
             select(User).where(User.external_issuer == issuer, User.external_subject == subject)
         )
@@ -153,7 +153,7 @@ async def end_external_logins(
 
 async def id_token_of_login(db: Database, login_id: str) -> str | None:
     """The ID token a single sign-on's login was started with (None for a password login)."""
-    async with db.session() as session:
+    async with db.reads() as session:
         return await session.scalar(
             select(AuthSession.id_token).where(AuthSession.token_hash == login_id)
         )

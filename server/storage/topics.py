@@ -56,7 +56,7 @@ async def create_topic(db: Database, name: str) -> Topic:
     """
     cleaned = clean_text(name, "topic name", _NAME_MAX)
     topic = Topic(id=new_id(), name=cleaned, active=True, created_at=db.now())
-    async with db.session() as session:
+    async with db.reads() as session:
         if await session.scalar(select(Topic.id).where(Topic.name == cleaned)) is not None:
             raise _duplicate_name(cleaned)
     await insert_unique(db, topic, _duplicate_name(cleaned))
@@ -66,7 +66,7 @@ async def create_topic(db: Database, name: str) -> Topic:
 
 async def get_topic(db: Database, topic_id: str) -> Topic | None:
     """Return the topic with *topic_id*, or None."""
-    async with db.session() as session:
+    async with db.reads() as session:
         return await session.get(Topic, topic_id)
 
 
@@ -75,7 +75,7 @@ async def list_topics(db: Database, *, include_inactive: bool = True) -> list[To
     query = select(Topic).order_by(Topic.name)
     if not include_inactive:
         query = query.where(Topic.active.is_(True))
-    async with db.session() as session:
+    async with db.reads() as session:
         return list(await session.scalars(query))
 
 
@@ -196,7 +196,7 @@ async def topics_for_user(db: Database, user_id: str) -> list[Topic]:
         .where(user_topics.c.user_id == user_id)
         .order_by(Topic.name)
     )
-    async with db.session() as session:
+    async with db.reads() as session:
         return list(await session.scalars(query))
 
 
@@ -206,7 +206,7 @@ async def user_topic_ids(db: Database) -> dict[str, list[str]]:
         user_topics.c.user_id, user_topics.c.topic_id
     )
     found: dict[str, list[str]] = {}
-    async with db.session() as session:
+    async with db.reads() as session:
         for user_id, topic_id in await session.execute(query):
             found.setdefault(user_id, []).append(topic_id)
     return found

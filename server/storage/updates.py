@@ -76,18 +76,18 @@ async def add_bundle(db: Database, facts: NewBundle, *, uploaded_by: str | None)
 
 
 async def get_bundle(db: Database, bundle_id: str) -> UpdateBundle | None:
-    async with db.session() as session:
+    async with db.reads() as session:
         return await session.get(UpdateBundle, bundle_id)
 
 
 async def bundle_by_sha256(db: Database, sha256: str) -> UpdateBundle | None:
-    async with db.session() as session:
+    async with db.reads() as session:
         return await session.scalar(select(UpdateBundle).where(UpdateBundle.sha256 == sha256))
 
 
 async def list_bundles(db: Database) -> list[UpdateBundle]:
     """Newest first."""
-    async with db.session() as session:
+    async with db.reads() as session:
         return list(
             await session.scalars(select(UpdateBundle).order_by(UpdateBundle.uploaded_at.desc()))
         )
@@ -166,23 +166,23 @@ async def create_rollout(
 
 
 async def get_rollout(db: Database, rollout_id: str) -> Rollout | None:
-    async with db.session() as session:
+    async with db.reads() as session:
         return await session.get(Rollout, rollout_id)
 
 
 async def list_rollouts(db: Database) -> list[Rollout]:
     """Newest first."""
-    async with db.session() as session:
+    async with db.reads() as session:
         return list(await session.scalars(select(Rollout).order_by(Rollout.created_at.desc())))
 
 
 async def rollouts_in(db: Database, states: Sequence[str]) -> list[Rollout]:
-    async with db.session() as session:
+    async with db.reads() as session:
         return list(await session.scalars(select(Rollout).where(Rollout.state.in_(states))))
 
 
 async def rollout_booths(db: Database, rollout_id: str) -> list[RolloutBooth]:
-    async with db.session() as session:
+    async with db.reads() as session:
         return list(
             await session.scalars(
                 select(RolloutBooth)

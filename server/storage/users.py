@@ -98,7 +98,7 @@ async def create_user(
     validate_new_password(password)
     duplicate = DuplicateError(f"The username {name!r} is already taken; choose another one.")
     # Before hashing (a tenth of a second of work); insert_unique catches a late duplicate.
-    async with db.session() as session:
+    async with db.reads() as session:
         if await session.scalar(select(User.id).where(User.username == name)) is not None:
             raise duplicate
     password_hash = await asyncio.to_thread(hash_password, password)
@@ -161,7 +161,7 @@ async def _rehash(db: Database, user: User, password: str) -> None:
 
 async def get_user(db: Database, user_id: str) -> User | None:
     """Return the user with *user_id*, or None."""
-    async with db.session() as session:
+    async with db.reads() as session:
         return await session.get(User, user_id)
 
 
@@ -171,13 +171,13 @@ async def get_user_by_username(db: Database, username: str) -> User | None:
         name = normalize_username(username)
     except InvalidValueError:
         return None
-    async with db.session() as session:
+    async with db.reads() as session:
         return await session.scalar(select(User).where(User.username == name))
 
 
 async def list_users(db: Database) -> list[User]:
     """Return every user, ordered by username."""
-    async with db.session() as session:
+    async with db.reads() as session:
         return list(await session.scalars(select(User).order_by(User.username)))
 
 

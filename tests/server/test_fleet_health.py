@@ -528,7 +528,7 @@ async def test_a_failed_write_is_logged_and_the_booth_stays(
     with caplog.at_level(logging.ERROR):
         monitor.booth_reported(conn)
         await monitor.flush()
-    assert "health report was not stored: the database is away" in caplog.text
+    assert "health reports of 1 booth(s) were not stored: the database is away" in caplog.text
     assert monitor.sighting("b1").online
     assert monitor.sighting("b1").health == conn.status.health
     monitor.command_result(conn, CommandResult(command_id="c1", ok=True, detail="fine"))
