@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from server import heap
 from server.app import create_app
 from server.backup import BackupError, check_backup, create_backup, restore_backup
 from server.config import ConfigError, ServerConfig, load_config
@@ -425,6 +426,7 @@ def _serve(config: ServerConfig, systemd: SystemdNotifier) -> int:
 
     def listening(_: object) -> None:
         # run_app prints once every site listens: the moment a Type=notify unit is started.
+        heap.settle()
         print(f"Videobooth server on {url}", flush=True)
         systemd.ready(f"listening on {url}")
 
