@@ -11,12 +11,14 @@ have the whole run to finish."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -120,11 +122,31 @@ def _prebuilt(out: Path, arguments: tuple[str, ...]) -> str | None:
         return None
     out.mkdir(parents=True, exist_ok=True)
     for item in (folder / "out").iterdir():
-        shutil.move(item, out / item.name)
+        _take(item, out / item.name)
     waited_s = time.monotonic() - waited
     print(f"images/build {' '.join(arguments)}: made ahead in {result['seconds']:.0f} s "
           f"(waited {waited_s:.0f} s for it)\n{log[-2000:]}")  # fmt: skip
     return log
+
+
+def _take(source: Path, target: Path) -> None:
+    """A build's output, linked (not moved): the update test, in a pytest of its own beside
+    the others (scripts/test), takes the same image as the image tests. The outputs are only
+    read (a boot copies the card first)."""
+    if source.is_dir():
+        shutil.copytree(source, target, copy_function=os.link)
+    else:
+        os.link(source, target)
+
+
+@contextlib.contextmanager
+def build_lock() -> Iterator[None]:
+    """One images/build at a time on the shared cache: the builder made ahead, and a test
+    building itself (in either pytest when the update test runs beside the others)."""
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    with CACHE.with_name(CACHE.name + ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _stop_prebuilder() -> None:
@@ -163,8 +185,8 @@ def build(out: Path, *arguments: str) -> str:
         return made_ahead
     out.mkdir(parents=True, exist_ok=True)
     log = out / "build.log"
-    started = time.monotonic()
-    with log.open("w") as sink:
+    with build_lock(), log.open("w") as sink:
+        started = time.monotonic()
         done = subprocess.run(
             command(out, arguments),
             stdout=sink,

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.image.conftest import BUILD_SECONDS, PREBUILDS, command
+from tests.image.conftest import BUILD_SECONDS, PREBUILDS, build_lock, command
 
 
 def main(folder: Path) -> int:
@@ -26,8 +26,8 @@ def main(folder: Path) -> int:
     for name, arguments in PREBUILDS.items():
         target = folder / name
         target.mkdir(exist_ok=True)
-        started = time.monotonic()
-        with (target / "build.log").open("w") as sink:
+        with build_lock(), (target / "build.log").open("w") as sink:
+            started = time.monotonic()
             try:
                 returncode = subprocess.run(
                     command(target / "out", arguments),

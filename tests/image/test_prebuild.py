@@ -1,6 +1,7 @@
 """The hand-over of image builds made ahead (tests/image/prebuild.py) to the image tests: a
-finished build's outputs are taken; a test waits for one still being made; a failed one is
-not taken, and its builder is stopped so that the test's own build has the cache alone."""
+finished build's outputs are taken (by as many tests as need them); a test waits for one still
+being made; a failed one is not taken, and its builder is stopped so that the test's own build
+has the cache alone."""
 
 from __future__ import annotations
 
@@ -47,6 +48,33 @@ def test_a_finished_build_is_taken(tmp_path: Path, builder: subprocess.Popen[byt
     assert builder.poll() is None  # the builder goes on with the next one
     # Arguments no build was made ahead with: the test builds itself.
     assert _prebuilt(tmp_path / "other", ("--release", "9.9.9")) is None
+
+
+def test_two_takers_get_the_same_build(tmp_path: Path, builder: subprocess.Popen[bytes]) -> None:
+    """The image tests and the update test (in a pytest of its own beside the others) both take
+    the shared image: linked, not moved, so the second finds it too."""
+    _made(tmp_path / "prebuilt", "image")
+    for taker in ("image-tests", "update-test"):
+        assert _prebuilt(tmp_path / taker, PREBUILDS["image"]) is not None
+        assert (tmp_path / taker / "booth.img").read_text() == "an image"
+    assert (tmp_path / "update-test" / "booth.img").stat().st_nlink == 3
+
+
+def test_builds_on_the_cache_take_turns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conftest, "CACHE", tmp_path / "cache")
+    order: list[str] = []
+
+    def other() -> None:
+        with conftest.build_lock():
+            order.append("second")
+
+    with conftest.build_lock():
+        waiting = threading.Thread(target=other)
+        waiting.start()
+        time.sleep(0.3)
+        order.append("first")
+    waiting.join(timeout=10)
+    assert order == ["first", "second"]
 
 
 def test_a_build_still_being_made_is_waited_for(
