@@ -146,7 +146,6 @@ class FleetMonitor:
         self._recorded_at: dict[str, float] = {}
         self._results: dict[str, CommandOutcome] = {}
         self._open_commands: dict[str, tuple[str, str]] = {}  # id -> (booth id, command)
-        self._writes: set[asyncio.Task[None]] = set()
         self._saving = asyncio.Lock()
         #: Health reports to store, and the task storing them (see :meth:`_record`).
         self._reports: list[HealthReport] = []
@@ -192,8 +191,6 @@ class FleetMonitor:
         """Wait for the health reports being stored (at shutdown)."""
         if self._recorder is not None:
             await asyncio.gather(self._recorder, return_exceptions=True)
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
 
     # ------------------------------------------------------------ from the switchboard
 
