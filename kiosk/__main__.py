@@ -18,7 +18,7 @@ from kiosk.config import BoothConfigError, DisplayMode, load_config
 from kiosk.flow import Event, State, pin_digest
 from kiosk.hardware import open_hardware
 from kiosk.ui import Action, Display, HeadlessDisplay, Screen, open_display
-from protocol.systemd import Notifier
+from protocol.systemd import Notifier, configure_logging
 
 log = logging.getLogger("kiosk")
 
@@ -196,10 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.config is None:
         print("videobooth-booth: --config is required", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.log_level)
     # aioice and aiortc are chatty at INFO; their warnings still show.
     for noisy in ("aioice", "aiortc"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))

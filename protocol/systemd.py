@@ -8,7 +8,8 @@ process is restarted; a thread pinging would keep a dead process alive.
 
 The protocol is one datagram to the AF_UNIX socket named by ``$NOTIFY_SOCKET`` (a path, or an
 abstract name written with a leading ``@``). Outside systemd every method does nothing and
-nothing raises. It lives here because this package is the only one both the server and the
+nothing raises. Log lines written to the journal carry their priority (:func:`configure_logging`).
+It lives here because this package is the only one both the server and the
 booth import; the server adds its aiohttp hooks in ``server/systemd.py``.
 """
 
@@ -18,8 +19,9 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 from collections.abc import Mapping
-from typing import Self
+from typing import Any, Self
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +136,42 @@ def _socket_address(address: str) -> bytes:
     if address.startswith("@"):
         return b"\0" + os.fsencode(address[1:])
     return os.fsencode(address)
+
+
+#: Python's logging levels as syslog priorities (sd-daemon(3)'s ``<N>`` line prefixes).
+_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
+
+
+class _JournalFormatter(logging.Formatter):
+    """A line for the journal: its priority as a ``<N>`` prefix (journald reads it, so
+    ``journalctl -p err`` finds the errors) and no time stamp (the journal has its own)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = next((p for level, p in _PRIORITIES if record.levelno >= level), 7)
+        # A traceback's lines are one message: each line carries the priority.
+        return "\n".join(f"<{priority}>{line}" for line in super().format(record).split("\n"))
+
+
+def to_journal(environ: Mapping[str, str], stream: Any) -> bool:
+    """Whether ``stream`` is connected to the journal: systemd says which (device and inode
+    of the stream) in ``$JOURNAL_STREAM``, so a redirected stream is not taken for it."""
+    try:
+        device, inode = (int(part) for part in environ.get("JOURNAL_STREAM", "").split(":"))
+        status = os.fstat(stream.fileno())
+    except (ValueError, OSError, AttributeError):
+        return False
+    return (status.st_dev, status.st_ino) == (device, inode)
+
+
+def configure_logging(level: str, environ: Mapping[str, str] = os.environ) -> None:
+    """The root logger on standard error: with each line's priority when that is the journal,
+    with a time stamp otherwise."""
+    handler = logging.StreamHandler(sys.stderr)
+    if to_journal(environ, sys.stderr):
+        handler.setFormatter(_JournalFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])

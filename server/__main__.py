@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from protocol.systemd import configure_logging
 from server import heap
 from server.app import create_app
 from server.backup import BackupError, check_backup, create_backup, restore_backup
@@ -304,10 +305,7 @@ def _read_password(args: argparse.Namespace) -> tuple[str, bool]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.log_level)
     # The relay probes allocate and release every few seconds: aioice's notes of each are not
     # news (a relay's change of state is logged once by server.relay_pool).
     logging.getLogger("aioice").setLevel(max(logging.WARNING, logging.root.level))

@@ -33,8 +33,12 @@ PI4_REVISION = 0xC03111
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 #: Partitions of the card: boot (FAT), root slots A and B, data.
 BOOT, SLOT_A, SLOT_B, DATA = 1, 2, 3, 4
-#: Extra kernel arguments for the tests' starts: systemd's progress on the console.
-VERBOSE = "extra_bootargs=systemd.show_status=1 loglevel=6\n"
+#: Extra kernel arguments for the tests' starts: systemd's progress on the console, and the
+#: journal's warnings and errors (the booth's own among them: a failed test shows why).
+VERBOSE = (
+    "extra_bootargs=systemd.show_status=1 loglevel=6"
+    " systemd.journald.forward_to_console=1 systemd.journald.max_level_console=warning\n"
+)
 
 
 def device_tree(qemu: str, folder: Path) -> Path:
@@ -135,11 +139,17 @@ class Machine:
                 if left <= 0 or (not self.running and seen == len(self.console)):
                     break
                 self._changed.wait(min(left, 1.0))
-        raise AssertionError(
+        reason = (
             f"[{self.name}] no console line matching {expression.pattern!r} within "
-            f"{timeout:.0f} s{'' if self.running else ' (QEMU ended)'}; the last lines:\n"
-            + "\n".join(self.console[-60:])
+            f"{timeout:.0f} s{'' if self.running else ' (QEMU ended)'}"
         )
+        raise AssertionError(self.failure(reason))
+
+    def failure(self, reason: str) -> str:
+        """A failed test's message: the reason, the console's last lines, and the reason again
+        at the end (a log cut to its tail still shows it)."""
+        tail = "\n".join(self.console[-80:])
+        return f"{reason}; the console ends:\n{tail}\n[{self.name}] failed: {reason}"
 
     def wait_ended(self, timeout: float) -> None:
         """QEMU ends by itself (``-no-reboot``: a restart of the machine ends it)."""

@@ -235,10 +235,7 @@ async def _until(
     started = time.monotonic()
     while not await check():
         if time.monotonic() - started > timeout:
-            raise AssertionError(
-                f"not within {timeout:.0f} s: {what}; the booth's console ends:\n"
-                + "\n".join(machine.console[-60:])
-            )
+            raise AssertionError(machine.failure(f"not within {timeout:.0f} s: {what}"))
         await asyncio.sleep(2)
     return time.monotonic() - started
 

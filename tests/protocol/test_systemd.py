@@ -10,6 +10,8 @@ import logging
 import os
 import secrets
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from protocol.systemd import Notifier
+from protocol.systemd import Notifier, to_journal
 
 
 class Listener:
@@ -164,3 +166,58 @@ def test_a_missing_socket_is_logged_once_per_outage(
     assert len(messages) == 2
     assert messages[0].startswith(f"systemd: cannot notify {path}: ")
     assert messages[1] == f"systemd: notifying {path} works again"
+
+
+# ---------------------------------------------------------------- log lines for the journal
+
+
+def _journal_stream(path: Path) -> str:
+    status = path.stat()
+    return f"{status.st_dev}:{status.st_ino}"
+
+
+def test_a_process_whose_standard_error_is_the_journal_writes_priorities(tmp_path: Path) -> None:
+    """journald reads a ``<N>`` prefix as the line's priority; the booth's errors are then
+    found by ``journalctl -p err`` (and reach the console of a test machine that forwards
+    warnings). A process whose standard error is redirected elsewhere keeps time stamps."""
+    program = (
+        "import logging\n"
+        "from protocol.systemd import configure_logging\n"
+        "configure_logging('info')\n"
+        "log = logging.getLogger('kiosk.booth')\n"
+        "log.info('started')\n"
+        "log.warning('slow')\n"
+        "log.error('self-test: microphone: %s', 'no frame')\n"
+        "try:\n"
+        "    raise ValueError('broken')\n"
+        "except ValueError:\n"
+        "    log.exception('failed')\n"
+    )
+    stream = tmp_path / "journal"
+    with stream.open("w") as sink:
+        environ = {**os.environ, "JOURNAL_STREAM": _journal_stream(stream)}
+        done = subprocess.run([sys.executable, "-c", program], stderr=sink, env=environ)
+    assert done.returncode == 0
+    lines = stream.read_text().splitlines()
+    assert lines[:3] == [
+        "<6>INFO kiosk.booth: started",
+        "<4>WARNING kiosk.booth: slow",
+        "<3>ERROR kiosk.booth: self-test: microphone: no frame",
+    ]
+    assert lines[3] == "<3>ERROR kiosk.booth: failed"
+    assert all(line.startswith("<3>") for line in lines[4:]) and "ValueError: broken" in lines[-1]
+
+    # The same variable, but standard error is another file: not the journal.
+    other = tmp_path / "other"
+    with other.open("w") as sink:
+        environ = {**os.environ, "JOURNAL_STREAM": _journal_stream(stream)}
+        subprocess.run([sys.executable, "-c", program], stderr=sink, env=environ, check=True)
+    first = other.read_text().splitlines()[0]
+    assert not first.startswith("<") and first.endswith(" INFO kiosk.booth: started")
+
+
+@pytest.mark.parametrize("value", ["", "nonsense", "1:2:3", "x:y"])
+def test_an_unreadable_journal_stream_is_not_the_journal(value: str, tmp_path: Path) -> None:
+    with (tmp_path / "log").open("w") as stream:
+        assert to_journal({"JOURNAL_STREAM": value}, stream) is False
+    assert to_journal({}, sys.stderr) is False
