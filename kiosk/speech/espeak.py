@@ -74,15 +74,23 @@ class EspeakVoice:
                 # The text goes in on standard input: a prompt is never taken for an option.
                 out, err = await process.communicate(text.encode())
         except TimeoutError:
-            process.kill()
-            await process.wait()
+            await _end(process)
             raise SpeechError(f"espeak-ng gave no speech within {TIMEOUT_SECONDS:g} s") from None
         except asyncio.CancelledError:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+            await _end(process)
             raise
         if process.returncode != 0:
             problem = err.decode(errors="replace").strip() or f"exit status {process.returncode}"
             raise SpeechError(f"espeak-ng -v {voice} failed: {problem}")
         return parse_wav(out)
+
+
+async def _end(process: asyncio.subprocess.Process) -> None:
+    """Kill a synthesis given up on (a prompt no longer wanted, or too slow) and read its pipes
+    to the end. Nobody reads its output once the synthesis is given up: what was still buffered
+    and what was still in the pipe can add up to more than the reader holds before it stops
+    reading, and a pipe whose end is never read stays open (its file descriptor, until the
+    garbage collector finds it and warns). Shielded: a second cancellation still lets it end."""
+    if process.returncode is None:
+        process.kill()
+    await asyncio.shield(process.communicate())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import time
 import wave
 from dataclasses import replace
@@ -102,6 +103,27 @@ async def test_espeak_ng_has_a_voice_for_every_booth_language() -> None:
     installed = {line.split()[1] for line in out.decode().splitlines()[1:] if line.split()}
     for language, voice in VOICES.items():
         assert voice in installed or f"{voice}-gb" in installed, (language, voice)
+
+
+def _open_files() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+async def test_a_synthesis_given_up_on_leaves_no_pipe_open() -> None:
+    """A prompt no longer wanted (the screen changed, the booth stops) cancels its synthesis:
+    espeak-ng is killed, and its pipes are closed then, not whenever the garbage collector
+    finds them (an open pipe's file descriptor, and a ResourceWarning at a random later time)."""
+    voice = EspeakVoice(_espeak())
+    long_text = "Please wait, an advisor will be with you shortly. " * 400  # megabytes of WAV
+    before = _open_files()
+    for delay in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0):
+        task = asyncio.create_task(voice.synthesize(long_text, "en"))
+        await asyncio.sleep(delay)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0)  # the transports' last callbacks
+        assert _open_files() == before, f"cancelled after {delay} s: a pipe is left open"
 
 
 async def test_a_prompt_that_espeak_ng_cannot_make_is_an_error_that_says_why() -> None:
