@@ -402,6 +402,7 @@ PRESENTED = """async ([selector, seconds]) => {
 }"""
 
 
+@pytest.mark.solo  # measures frames a second
 async def test_accessibility_sign_language_interpreter_pinned_large_keeps_20_fps(
     relayed_server: Server, browser: Any
 ) -> None:

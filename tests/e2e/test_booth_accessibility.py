@@ -49,6 +49,7 @@ async def _tap(screen: BoothScreen, which: Any, what: str) -> Target:
     return target
 
 
+@pytest.mark.solo  # measures frames a second
 async def test_the_accessibility_mode_and_the_interpreter_pinned_at_20_frames_a_second(
     relayed_server: Server, browser: Any
 ) -> None:

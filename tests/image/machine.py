@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.components import require, unavailable
 
@@ -64,6 +67,44 @@ def device_tree(qemu: str, folder: Path) -> Path:
     return patched
 
 
+#: While the file this names exists, a running machine is paused (tests/conftest.py: a test
+#: measuring frames a second runs in the other pytest, beside the update test).
+PAUSE_FILE = "VIDEOBOOTH_PAUSE_FILE"
+
+
+class Qmp:
+    """QEMU's machine protocol on its socket: one connection, commands one at a time."""
+
+    def __init__(self, path: Path, timeout: float = 30) -> None:
+        self._socket = socket.socket(socket.AF_UNIX)
+        self._socket.settimeout(timeout)
+        self._socket.connect(str(path))
+        self._stream = self._socket.makefile("rw")
+        self._stream.readline()  # the greeting
+        self.ask("qmp_capabilities")
+
+    def ask(self, command: str, **arguments: Any) -> dict[str, Any]:
+        message: dict[str, Any] = {"execute": command}
+        if arguments:
+            message["arguments"] = arguments
+        self._stream.write(json.dumps(message) + "\n")
+        self._stream.flush()
+        while True:  # QEMU's events may come first
+            reply: dict[str, Any] = json.loads(self._stream.readline())
+            if "return" in reply or "error" in reply:
+                return reply
+
+    def close(self) -> None:
+        self._stream.close()
+        self._socket.close()
+
+    def __enter__(self) -> Qmp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class Machine:
     """One QEMU run of ``card``: its serial console read line by line."""
 
@@ -103,6 +144,29 @@ class Machine:
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        if pause := os.environ.get(PAUSE_FILE):
+            threading.Thread(target=self._pause_when, args=(Path(pause),), daemon=True).start()
+
+    def _pause_when(self, pause: Path) -> None:
+        """Stop the machine while ``pause`` exists, and let it go on after (QEMU's ``stop`` and
+        ``cont``: the machine's clocks stop too, so no timer in it runs out meanwhile)."""
+        process, paused, since = self._process, False, 0.0
+        while process is not None and process.poll() is None:
+            wanted = pause.exists()
+            if wanted != paused:
+                try:
+                    with Qmp(self.qmp) as qmp:
+                        reply = qmp.ask("stop" if wanted else "cont")
+                except OSError:
+                    reply = {"error": "no machine protocol"}
+                if "return" in reply:
+                    paused = wanted
+                    if paused:
+                        since = time.monotonic()
+                        print(f"[{self.name}] paused: {pause.read_text().strip()} runs beside")
+                    else:
+                        print(f"[{self.name}] going on after {time.monotonic() - since:.0f} s")
+            time.sleep(0.25)
 
     def _read(self) -> None:
         process = self._process

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.image.conftest import BUILD_SECONDS, CACHE, PREBUILDS, RELEASE, build
-from tests.image.machine import SLOT_A, SLOT_B, Machine, data_file, digest, provision
+from tests.image.machine import SLOT_A, SLOT_B, Machine, Qmp, data_file, digest, provision
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(25 * 60)]
 
@@ -146,24 +144,12 @@ def _screenshot(qmp: Path, ppm: Path, seconds: float = 60) -> int:
     the booth has drawn (a black or one-colour screen is not a booth screen)."""
     import pygame
 
-    def ask(stream: Any, command: dict[str, Any]) -> dict[str, Any]:
-        stream.write(json.dumps(command) + "\n")
-        stream.flush()
-        while True:  # QEMU's events may come first
-            reply: dict[str, Any] = json.loads(stream.readline())
-            if "return" in reply or "error" in reply:
-                return reply
-
     colours = 0
     deadline = time.monotonic() + seconds
-    with socket.socket(socket.AF_UNIX) as control:
-        control.connect(str(qmp))
-        stream = control.makefile("rw")
-        stream.readline()  # the greeting
-        ask(stream, {"execute": "qmp_capabilities"})
+    with Qmp(qmp) as control:
         while True:
             ppm.unlink(missing_ok=True)
-            reply = ask(stream, {"execute": "screendump", "arguments": {"filename": str(ppm)}})
+            reply = control.ask("screendump", filename=str(ppm))
             assert "return" in reply, reply
             picture = pygame.image.load(str(ppm))
             width, height = picture.get_size()
