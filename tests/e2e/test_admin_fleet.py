@@ -13,7 +13,7 @@ import pytest
 
 from kiosk.flow import LANGUAGES, QrCodeRead, State
 from kiosk.i18n import load_catalogue
-from tests.e2e.admin_pages import admin_page, server_with_admin
+from tests.e2e.admin_pages import ADMIN, admin_page, server_with_admin
 from tests.e2e.booth_screen import SCREENSHOTS, booth_config, running_booth
 from tests.e2e.conftest import poll
 
@@ -133,5 +133,69 @@ async def test_an_administrator_adds_enrols_renews_moves_and_revokes_a_booth(
         )
         for action in ("booth.create", "booth.enrolment_token", "booth.update", "booth.revoke"):
             assert action in events, events
+    finally:
+        server.stop()
+
+
+FOCUSED_CONTROL = """() => {
+  const el = document.activeElement;
+  const row = el && el.closest("#fleet tr");
+  if (!row) return null;
+  return { row: row.dataset.row, control: el.dataset.control, label: el.getAttribute("aria-label"),
+           drawn: el.dataset.drawn || null, visible: el.matches(":focus-visible") };
+}"""
+
+
+async def test_the_fleet_refreshing_keeps_a_keyboard_users_place(
+    browser: Any, tmp_path: Path
+) -> None:
+    """The list is drawn again every 15 s (the booths' heartbeats): a keyboard user on a row's
+    control stays on it, even when another administrator renamed that booth meanwhile (its
+    controls' accessible names changed)."""
+    server, password = server_with_admin(tmp_path)
+    try:
+        context = await browser.new_context()
+        page = await context.new_page()
+        await page.clock.install()  # the page's 15 s refresh, run on demand
+        page.on("dialog", lambda dialog: dialog.accept())
+        await page.goto(f"{server.url}/admin/")
+        await page.locator("#username").fill(ADMIN)
+        await page.locator("#password").fill(password)
+        await page.locator("#login-form button[type=submit]").click()
+        await page.wait_for_selector("#admin-view:not([hidden])")
+        ids = {}
+        for name in ("Booth 1", "Booth 2", "Booth 3"):
+            reply = await page.request.post(f"{server.url}/api/v1/booths", data={"name": name})
+            assert reply.status == 201, await reply.text()
+            ids[name] = (await reply.json())["booth"]["id"]
+        await page.locator("#fleet-filter button[type=submit]").click()
+        row = await _row(page, "Booth 2")
+        await row.wait_for()
+        # By keyboard: from Booth 2's history button, Tab to its next enabled control (Edit: an
+        # offline booth's commands are disabled).
+        await row.locator("[data-control=history]").focus()
+        await page.keyboard.press("Tab")
+        before = await page.evaluate(FOCUSED_CONTROL)
+        assert before is not None and before["control"] == "edit", before
+        assert before["row"] == ids["Booth 2"] and before["visible"], before
+        await page.evaluate("() => { document.activeElement.dataset.drawn = 'before'; }")
+
+        reply = await page.request.patch(
+            f"{server.url}/api/v1/booths/{ids['Booth 2']}", data={"name": "Booth Two"}
+        )
+        assert reply.status == 200, await reply.text()
+        await page.clock.run_for(16_000)
+        await (await _row(page, "Booth Two")).wait_for()
+        after = await page.evaluate(FOCUSED_CONTROL)
+        assert after is not None, "the refresh threw the focus out of the list"
+        assert (after["row"], after["control"]) == (ids["Booth 2"], "edit"), after
+        assert after["drawn"] is None, "the list was not drawn again"
+        assert after["label"] != before["label"] and "Booth Two" in after["label"], after
+
+        # And Tab goes on from there, as in any list.
+        await page.keyboard.press("Tab")
+        moved = await page.evaluate(FOCUSED_CONTROL)
+        assert moved is not None and moved["control"] == "new_code", moved
+        await context.close()
     finally:
         server.stop()

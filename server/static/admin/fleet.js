@@ -5,7 +5,7 @@
 // Text from the server goes into the page with textContent only; the chart is SVG built with
 // DOM calls and styled from style.css (the Content-Security-Policy allows no inline styles).
 
-import { $, button, cell, element } from "/static/js/dom.js";
+import { $, button, cell, element, keepingFocus } from "/static/js/dom.js";
 import { t } from "/static/js/i18n.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -175,12 +175,20 @@ export function createFleet(page) {
   }
 
   function renderFleet(booths) {
+    // The list is drawn again every REFRESH_MS: a keyboard or screen reader user's place in it
+    // (the control with the focus) is kept, not thrown back to the top of the page.
+    keepingFocus("#fleet", () => drawFleet(booths));
+    $("fleet-empty").hidden = booths.length > 0;
+    $("fleet-updated").textContent = updatedAt ? t("admin.fleet.updated", { time: page.clock.time(updatedAt) }) : "";
+  }
+
+  function drawFleet(booths) {
     const body = $("fleet");
     body.replaceChildren();
     const commandList = commands();
     for (const booth of booths) {
       const row = document.createElement("tr");
-      row.dataset.boothId = booth.id;
+      row.dataset.row = booth.id;
       cell(row, booth.name);
       cell(row, booth.branch_name || "–");
       const status = cell(row, element("span", {
@@ -203,9 +211,9 @@ export function createFleet(page) {
       cell(row, formatCommand(booth.last_command));
       const actions = cell(row, "");
       actions.className = "actions";
-      actions.append(button(t("admin.fleet.history"), () => showHistory(booth), {
+      actions.append(control("history", button(t("admin.fleet.history"), () => showHistory(booth), {
         className: "secondary", label: t("admin.fleet.history_label", { name: booth.name }),
-      }));
+      })));
       const service = booth.out_of_service ? "in_service" : "out_of_service";
       for (const command of [service, "restart", "self_test"]) {
         const node = button(commandList[command].label, () => sendCommand(booth, command), {
@@ -215,23 +223,28 @@ export function createFleet(page) {
             : t("admin.fleet.command_offline_label", { command: commandList[command].label, name: booth.name }),
         });
         node.disabled = !booth.online;
-        actions.append(node);
+        // Out of and back in service are one place in the row: the control that is there.
+        actions.append(control(command === service ? "service" : command, node));
       }
       actions.append(
-        button(t("admin.edit"), () => editBooth(booth), {
+        control("edit", button(t("admin.edit"), () => editBooth(booth), {
           className: "secondary", label: t("admin.fleet.edit_label", { name: booth.name }),
-        }),
-        button(t("admin.fleet.new_code"), () => newEnrolmentCode(booth), {
+        })),
+        control("new_code", button(t("admin.fleet.new_code"), () => newEnrolmentCode(booth), {
           className: "secondary", label: t("admin.fleet.new_code_label", { name: booth.name }),
-        }),
-        button(t("admin.fleet.revoke"), () => revokeBooth(booth), {
+        })),
+        control("revoke", button(t("admin.fleet.revoke"), () => revokeBooth(booth), {
           className: "danger", label: t("admin.fleet.revoke_label", { name: booth.name }),
-        }),
+        })),
       );
       body.append(row);
     }
-    $("fleet-empty").hidden = booths.length > 0;
-    $("fleet-updated").textContent = updatedAt ? t("admin.fleet.updated", { time: page.clock.time(updatedAt) }) : "";
+  }
+
+  /** Name a row's control: the same control takes the focus back after a refresh. */
+  function control(name, node) {
+    node.dataset.control = name;
+    return node;
   }
 
   async function sendCommand(booth, command) {

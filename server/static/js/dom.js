@@ -54,12 +54,23 @@ export function notice(text, { error = false } = {}) {
   line.hidden = !text;
 }
 
-/** Rebuild with `render()` the lists matched by `selector`, keeping the focus on the button
- * with the same accessible name (a keyboard user's place survives an update). */
+/** Rebuild with `render()` the lists matched by `selector`, keeping the focus on the same button
+ * (a keyboard user's place survives an update): the one with the same `data-control` in the row
+ * with the same `data-row` where the list names them (a label may change with the row's state),
+ * else the one with the same accessible name. When that button is now disabled, or gone, the
+ * focus goes to the first button of the same row that can take it. */
 export function keepingFocus(selector, render) {
-  const focused = document.activeElement?.closest(selector) ? document.activeElement.getAttribute("aria-label") : null;
+  const active = document.activeElement?.closest(selector) ? document.activeElement : null;
+  const was = active && place(active);
   render();
-  if (!focused) return;
-  const buttons = document.querySelectorAll(selector.split(",").map((part) => `${part.trim()} button`).join(", "));
-  [...buttons].find((b) => b.getAttribute("aria-label") === focused)?.focus();
+  if (!was) return;
+  const buttons = [...document.querySelectorAll(selector.split(",").map((part) => `${part.trim()} button`).join(", "))];
+  const same = buttons.find((b) => place(b).key === was.key);
+  const target = same && !same.disabled ? same : was.row && buttons.find((b) => place(b).row === was.row && !b.disabled);
+  target?.focus();
+}
+
+function place(node) {
+  const row = node.closest("[data-row]")?.dataset.row;
+  return { row, key: row && node.dataset.control ? `${row} ${node.dataset.control}` : node.getAttribute("aria-label") };
 }
