@@ -107,7 +107,9 @@ def register(api: Api) -> None:
         check_not_blocked(limiter, [key], "failed enrolments")
         db = request.app[DATABASE]
         try:
-            booth = await enrol_booth(db, body.token, body.public_key, dict(body.hardware))
+            booth, repeated = await enrol_booth(
+                db, body.token, body.public_key, dict(body.hardware)
+            )
         except EnrolmentError as exc:
             limiter.record_failure(key)
             log.warning("enrolment refused from %s: %s", request.remote, exc)
@@ -117,7 +119,8 @@ def register(api: Api) -> None:
             db,
             actor_kind=ActorKind.BOOTH,
             actor_id=booth.id,
-            action="booth.enrol",
+            # The same answer again for a booth that did not get the first: no new enrolment.
+            action="booth.enrol_repeated" if repeated else "booth.enrol",
             subject=booth.id,
         )
         return web.json_response(

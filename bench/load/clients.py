@@ -105,7 +105,7 @@ async def populate(database_url: str, settings: LoadSettings, progress: Progress
                 branch_id=branches[i % len(branches)].id,
                 ttl=timedelta(hours=1),
             )
-            booth = await enrol_booth(
+            booth, _ = await enrol_booth(
                 db, new.token, public_key_hex(key), {"machine": "load-test", "model": "bench"}
             )
             booths.append(BoothIdentity(booth.id, booth.name, key))

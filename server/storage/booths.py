@@ -74,6 +74,10 @@ _TOKEN = re.compile(r"^vbe_[A-Za-z0-9_-]{32,64}$")
 _PUBLIC_KEY = re.compile(r"^[0-9a-f]{64}$")
 #: What a booth may say about its hardware at enrolment (JSON), at most.
 MAX_HARDWARE_CHARS = 2000
+#: A booth whose enrolment's answer was lost (a timeout, a cut connection) sends the same token
+#: and the same public key again: for this long after the token was spent it gets the same
+#: answer, not "already used" (its key is the one enrolled: nothing new is given away).
+ENROLMENT_REPEAT_WINDOW = timedelta(hours=1)
 
 
 def _clean_booth_name(name: str) -> str:
@@ -254,8 +258,14 @@ async def new_enrolment_token(
     return token, expires_at
 
 
-async def enrol_booth(db: Database, token: str, public_key: str, hardware: dict[str, Any]) -> Booth:
+async def enrol_booth(
+    db: Database, token: str, public_key: str, hardware: dict[str, Any]
+) -> tuple[Booth, bool]:
     """Spend ``token``: the booth it belongs to is from now on the holder of ``public_key``.
+
+    The same token with the same key again, within :data:`ENROLMENT_REPEAT_WINDOW` of its use,
+    is the booth asking again for an answer it did not get: the same booth is returned and
+    nothing changes. Returns the booth and whether this was such a repeat.
 
     Raises :class:`EnrolmentError` with the reason (unknown, used, expired, revoked, a key
     already in use) and changes nothing then.
@@ -293,6 +303,18 @@ async def enrol_booth(db: Database, token: str, public_key: str, hardware: dict[
                     EnrolmentRefusal.TOKEN_UNKNOWN,
                 )
             elif enrolment.used_at is not None:
+                again = await session.get(Booth, enrolment.booth_id)
+                if (
+                    again is not None
+                    and not again.revoked
+                    and again.public_key == public_key
+                    and again.enrolled_at == enrolment.used_at
+                    and now - enrolment.used_at <= ENROLMENT_REPEAT_WINDOW
+                ):
+                    session.expunge(again)  # as it was read: the rollback expires the rest
+                    await session.rollback()
+                    logger.info("Booth %s (%s) asked again for its enrolment", again.id, again.name)
+                    return again, True
                 refusal = (
                     "This enrolment token was already used; ask for a new one.",
                     EnrolmentRefusal.TOKEN_USED,
@@ -322,11 +344,11 @@ async def enrol_booth(db: Database, token: str, public_key: str, hardware: dict[
             raise EnrolmentError(*refusal)
         assert booth is not None
         booth.public_key = public_key
-        booth.enrolled_at = now
+        booth.enrolled_at = now  # the same instant as the token's use: a repeat is told by it
         booth.hardware = facts
         await session.commit()
     logger.info("Booth %s (%s) enrolled", booth.id, booth.name)
-    return booth
+    return booth, False
 
 
 def hardware_facts(booth: Booth) -> dict[str, Any]:

@@ -309,7 +309,7 @@ async def test_cluster_booth_challenge_from_one_node_logs_in_at_another_once(
         new = await add_booth_for_enrolment(
             db, unique("booth-"), branch_id=branch.id, ttl=timedelta(hours=1)
         )
-        booth = await enrol_booth(db, new.token, public_key_hex(key), {"machine": "test"})
+        booth, _ = await enrol_booth(db, new.token, public_key_hex(key), {"machine": "test"})
     finally:
         await db.close()
     node1, node2, node3 = cluster.nodes

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from protocol.boothauth import booth_auth_text
 from server.keys import DATABASE, SWITCHBOARD
-from server.storage import create_user, get_booth, new_enrolment_token
+from server.storage import create_user, get_booth, list_audit, new_enrolment_token
 from tests.server.conftest import PASSWORD, Harness
 
 
@@ -128,6 +128,26 @@ async def test_a_token_works_once(harness: Harness) -> None:
     stored = await get_booth(harness.app[DATABASE], added["booth"]["id"])
     assert stored is not None
     assert stored.public_key == public_hex(first)  # unchanged
+    await admin.close()
+
+
+async def test_a_booth_that_lost_the_answer_asks_again_and_gets_it(harness: Harness) -> None:
+    """The booth's enrolment timed out on its side after the server had spent the token (a
+    slow link): the same token with the same key gets the same answer again, audited as a
+    repeat; another key still gets "already used"."""
+    admin = await _admin(harness)
+    added = await _add_booth(harness, admin, "Booth L")
+    key = Ed25519PrivateKey.generate()
+    status, first = await _enrol(harness, added["enrolment_token"], key)
+    assert status == 200
+    status, again = await _enrol(harness, added["enrolment_token"], key)
+    assert status == 200, again
+    assert again == first
+    status, body = await _enrol(harness, added["enrolment_token"], Ed25519PrivateKey.generate())
+    assert (status, body["reason"]) == (403, "token_used")
+    events = await list_audit(harness.app[DATABASE])
+    actions = [e.action for e in reversed(events) if e.subject == added["booth"]["id"]]
+    assert actions[-2:] == ["booth.enrol", "booth.enrol_repeated"], actions
     await admin.close()
 
 
