@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import itertools
+import statistics
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -46,9 +47,10 @@ async def test_track_yields_h264_packets_with_pts_in_90_khz(fanout: VideoFanout)
     packets = [await track.recv() for _ in range(5)]
     assert all(p.time_base == fractions.Fraction(1, 90_000) for p in packets)
     steps = [b.pts - a.pts for a, b in itertools.pairwise(packets)]
-    # The capture times: a frame interval (3000 at 30 fps) apart, give or take the pacing.
+    # The capture times: a frame interval (3000 at 30 fps) apart, give or take the pacing (the
+    # median: a frame late because the machine was busy is a later capture, not a wrong clock).
     assert all(step > 0 for step in steps), steps
-    assert 2000 <= sum(steps) / len(steps) <= 4000, steps
+    assert 2000 <= statistics.median(steps) <= 4000, steps
     assert _is_idr(packets[0])  # a new peer starts at an IDR
     assert not any(_is_idr(p) for p in packets[1:])
     assert track.frames_sent == 5
