@@ -94,6 +94,13 @@ class RemoteCommands:
             self._post(booth_flow.OutOfService(reason="remote"))
 
 
+def _why(exc: BaseException, timed_out: str) -> str:
+    """What the log says of a failed part: a timeout says nothing by itself."""
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return timed_out
+    return str(exc) or type(exc).__name__
+
+
 async def run_self_test(
     *,
     camera: CameraFollower,
@@ -118,7 +125,7 @@ async def run_self_test(
                 await source.stop()
             results["camera"] = True
         except (SourceError, TimeoutError) as exc:
-            log.error("self-test: camera: %s", exc)
+            log.error("self-test: camera: %s", _why(exc, "no picture within 5 s"))
             results["camera"] = False
     track = open_microphone(audio, on_audio_error)
     try:
@@ -126,7 +133,7 @@ async def run_self_test(
             await track.recv()
         results["microphone"] = True
     except (MediaStreamError, TimeoutError, AudioError) as exc:
-        log.error("self-test: microphone: %s", exc)
+        log.error("self-test: microphone: %s", _why(exc, "no sound within 3 s"))
         results["microphone"] = False
     finally:
         await close_track(track)

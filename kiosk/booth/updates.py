@@ -38,6 +38,12 @@ log = logging.getLogger(__name__)
 RAUC_SYSTEM_CONF = Path("/etc/rauc/system.conf")
 #: Why the booth is out of service while it installs (the flow keeps it).
 UPDATING = "updating"
+#: A slot on trial is judged by its self-test, tried this many times this far apart before it
+#: counts as failed: right after a start a device may still be starting (PipeWire's echo
+#: canceller after a cold boot: no sound from the microphone for the first seconds), and a
+#: slot is not given up for that.
+TRIAL_SELF_TESTS = 4
+TRIAL_SELF_TEST_PAUSE_SECONDS = 20.0
 
 
 def choose_installer(
@@ -214,8 +220,7 @@ class BoothUpdates:
             except UpdateError as exc:
                 log.error("updates: slot %s could not be marked good: %s", slots.booted, exc)
             return
-        results = await self._self_test()
-        failed = sorted(name for name, ok in results.items() if ok is False)
+        failed = await self._trial_self_test(slots.booted)
         if failed:
             log.error(
                 "slot %s on trial failed its self-test (%s): restarting, the boot loader goes "
@@ -232,6 +237,24 @@ class BoothUpdates:
         except UpdateError as exc:
             # Not kept: the boot loader goes back at a later start; the fleet shows "on trial".
             log.error("updates: slot %s could not be marked good: %s", slots.booted, exc)
+
+    async def _trial_self_test(self, slot: str) -> list[str]:
+        """The parts that failed every one of the trial's self-tests (none: the slot passes)."""
+        for attempt in range(1, TRIAL_SELF_TESTS + 1):
+            results = await self._self_test()
+            failed = sorted(name for name, ok in results.items() if ok is False)
+            if not failed or attempt == TRIAL_SELF_TESTS:
+                return failed
+            log.warning(
+                "slot %s on trial: self-test %d of %d failed (%s); again in %.0f s",
+                slot,
+                attempt,
+                TRIAL_SELF_TESTS,
+                ", ".join(failed),
+                TRIAL_SELF_TEST_PAUSE_SECONDS,
+            )
+            await asyncio.sleep(TRIAL_SELF_TEST_PAUSE_SECONDS)
+        return failed
 
     async def close(self) -> None:
         if self.updater is not None:

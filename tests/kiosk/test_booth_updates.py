@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -17,6 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from kiosk import flow as booth_flow
+from kiosk.booth import updates as updates_module
 from kiosk.booth.updates import UPDATING, BoothUpdates, choose_installer
 from kiosk.config import BoothConfig
 from kiosk.flow import Flow
@@ -72,6 +74,9 @@ class Booth:
         self.events: list[booth_flow.Event] = []
         self.restarts = 0
         self.self_test: dict[str, bool | None] = {"camera": True, "microphone": True}
+        #: Answers for the next self-tests, first to last (then ``self_test``'s).
+        self.self_test_answers: list[dict[str, bool | None]] = []
+        self.self_tests = 0
         self.slots: list[Slots] = []
         self.updates = BoothUpdates(
             config=self.config,
@@ -94,6 +99,9 @@ class Booth:
         return True
 
     async def run_self_test(self) -> dict[str, bool | None]:
+        self.self_tests += 1
+        if self.self_test_answers:
+            return self.self_test_answers.pop(0)
         return self.self_test
 
     def restart(self) -> None:
@@ -188,8 +196,9 @@ async def test_a_slot_on_trial_is_kept_when_the_self_test_passes(tmp_path: Path)
 
 
 async def test_a_slot_on_trial_that_fails_its_self_test_restarts_the_machine(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(updates_module, "TRIAL_SELF_TEST_PAUSE_SECONDS", 0.01)
     installer = FakeInstaller(version="2.0.0", booted="B")
     installer.state = replace(installer.state, booted_good=False)
     booth = Booth(tmp_path, "http://127.0.0.1:9", installer)
@@ -197,6 +206,28 @@ async def test_a_slot_on_trial_that_fails_its_self_test_restarts_the_machine(
     await booth.updates.confirm()
     assert not (await installer.slots()).booted_good  # the boot loader will go back
     assert booth.restarts == 1
+    assert booth.self_tests == updates_module.TRIAL_SELF_TESTS  # every try failed
+
+
+async def test_a_slot_on_trial_whose_device_is_still_starting_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The microphone gives nothing for the first seconds after a cold start (the audio server
+    still starting): a later try of the self-test passes, and the slot is kept."""
+    monkeypatch.setattr(updates_module, "TRIAL_SELF_TEST_PAUSE_SECONDS", 0.01)
+    installer = FakeInstaller(version="2.0.0", booted="B")
+    installer.state = replace(installer.state, booted_good=False)
+    booth = Booth(tmp_path, "http://127.0.0.1:9", installer)
+    booth.self_test_answers = [
+        {"camera": True, "microphone": False},
+        {"camera": True, "microphone": False},
+        {"camera": True, "microphone": True},
+    ]
+    with caplog.at_level(logging.WARNING):
+        await booth.updates.confirm()
+    assert (await installer.slots()).booted_good
+    assert (booth.restarts, booth.self_tests) == (0, 3)
+    assert "self-test 2 of 4 failed (microphone)" in caplog.text
 
 
 def test_auto_is_rauc_only_where_the_image_set_it_up(tmp_path: Path) -> None:
