@@ -37,10 +37,11 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 #: Partitions of the card: boot (FAT), root slots A and B, data.
 BOOT, SLOT_A, SLOT_B, DATA = 1, 2, 3, 4
 #: Extra kernel arguments for the tests' starts: systemd's progress on the console, and the
-#: journal's warnings and errors (the booth's own among them: a failed test shows why).
+#: journal's notices, warnings and errors (the booth's own among them: a failed test shows
+#: why). The level also bounds what services with StandardOutput=journal+console show there.
 VERBOSE = (
     "extra_bootargs=systemd.show_status=1 loglevel=6"
-    " systemd.journald.forward_to_console=1 systemd.journald.max_level_console=warning\n"
+    " systemd.journald.forward_to_console=1 systemd.journald.max_level_console=notice\n"
 )
 
 
