@@ -35,9 +35,14 @@ def server_with_admin(tmp_path: Path, *config_lines: str) -> tuple[Server, str]:
     return server, password
 
 
-async def admin_page(browser: Any, server: Server, password: str, **context: Any) -> Any:
-    """A logged-in administration page; confirmation dialogs are answered yes."""
+async def admin_page(
+    browser: Any, server: Server, password: str, *, clock: bool = False, **context: Any
+) -> Any:
+    """A logged-in administration page; confirmation dialogs are answered yes. ``clock``: the
+    page's timers run when the test says (Playwright's clock, installed before the page)."""
     page = await (await browser.new_context(**context)).new_page()
+    if clock:
+        await page.clock.install()
     page.on("console", lambda msg: print(f"[admin console] {msg.type}: {msg.text}"))
     page.on("pageerror", lambda error: print(f"[admin page error] {error}"))
     page.on("dialog", lambda dialog: dialog.accept())

@@ -13,7 +13,7 @@ import pytest
 
 from kiosk.flow import LANGUAGES, QrCodeRead, State
 from kiosk.i18n import load_catalogue
-from tests.e2e.admin_pages import ADMIN, admin_page, server_with_admin
+from tests.e2e.admin_pages import admin_page, server_with_admin
 from tests.e2e.booth_screen import SCREENSHOTS, booth_config, running_booth
 from tests.e2e.conftest import poll
 
@@ -154,15 +154,8 @@ async def test_the_fleet_refreshing_keeps_a_keyboard_users_place(
     controls' accessible names changed)."""
     server, password = server_with_admin(tmp_path)
     try:
-        context = await browser.new_context()
-        page = await context.new_page()
-        await page.clock.install()  # the page's 15 s refresh, run on demand
-        page.on("dialog", lambda dialog: dialog.accept())
-        await page.goto(f"{server.url}/admin/")
-        await page.locator("#username").fill(ADMIN)
-        await page.locator("#password").fill(password)
-        await page.locator("#login-form button[type=submit]").click()
-        await page.wait_for_selector("#admin-view:not([hidden])")
+        # The page's 15 s refresh, run when the test says.
+        page = await admin_page(browser, server, password, clock=True)
         ids = {}
         for name in ("Booth 1", "Booth 2", "Booth 3"):
             reply = await page.request.post(f"{server.url}/api/v1/booths", data={"name": name})
@@ -196,6 +189,6 @@ async def test_the_fleet_refreshing_keeps_a_keyboard_users_place(
         await page.keyboard.press("Tab")
         moved = await page.evaluate(FOCUSED_CONTROL)
         assert moved is not None and moved["control"] == "new_code", moved
-        await context.close()
+        await page.context.close()
     finally:
         server.stop()
