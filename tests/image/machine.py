@@ -164,7 +164,11 @@ class Machine:
                     paused = wanted
                     if paused:
                         since = time.monotonic()
-                        print(f"[{self.name}] paused: {pause.read_text().strip()} runs beside")
+                        try:  # the test may be over already
+                            who = pause.read_text().strip()
+                        except OSError:
+                            who = "a solo test"
+                        print(f"[{self.name}] paused: {who} runs beside")
                     else:
                         print(f"[{self.name}] going on after {time.monotonic() - since:.0f} s")
             time.sleep(0.25)
