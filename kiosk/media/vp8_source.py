@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import av
+from av.video.reformatter import VideoReformatter
 
 from kiosk.media.encoder import EncoderError
 from kiosk.media.source import VIDEO_CLOCK_RATE, VP8, EncodedFrame, SourceError, VideoSource
@@ -49,6 +50,9 @@ class Vp8Source(VideoSource):
         self.picture_timeout = picture_timeout
         self._executor: ThreadPoolExecutor | None = None
         self._encoder: Vp8Encoder | None = None
+        # The worker thread's own swscale context: a picture's own (``picture.reformat``) is
+        # shared with the screen, which converts the same self-view picture on the loop.
+        self._reformatter = VideoReformatter()
         self._unwatch: Callable[[], None] | None = None
         # The newest picture not yet encoded, with when it arrived; only ever one.
         self._picture: tuple[av.VideoFrame, float] | None = None
@@ -139,7 +143,7 @@ class Vp8Source(VideoSource):
         """Encode one picture (in the worker thread)."""
         width, height = picture.width, picture.height
         if picture.format.name != "yuv420p":
-            picture = picture.reformat(format="yuv420p")
+            picture = self._reformatter.reformat(picture, format="yuv420p")
         encoder = self._encoder
         if encoder is None or (encoder.width, encoder.height) != (width, height):
             encoder = self._encoder = Vp8Encoder(width, height, self.fps, self.bitrate)
