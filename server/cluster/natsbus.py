@@ -235,13 +235,18 @@ class NatsBus(Bus):
         if client.is_connected:
             # A PING answered: the server has the subscription, so messages other nodes
             # publish from now on reach it. While disconnected it is made on reconnecting.
-            # Twice: nats-py writes a flush's PING to the socket at once, ahead of the SUB
-            # still waiting for its flusher task; the first round trip lets that task write
-            # the SUB, the second PING follows it.
+            # nats-py writes a flush's PING to the socket at once, ahead of the SUB still
+            # waiting for its flusher task: that task is made to write the SUB first (the
+            # private call nats-py's own publish uses when its buffer is full), so that one
+            # round trip suffices; without it, a first round trip lets the task write it.
             try:
+                write_pending = getattr(client, "_flush_pending", None)
+                if write_pending is not None:
+                    await asyncio.wait_for(write_pending(force_flush=True), SUBSCRIBE_TIMEOUT)
+                else:
+                    await client.flush(SUBSCRIBE_TIMEOUT)
                 await client.flush(SUBSCRIBE_TIMEOUT)
-                await client.flush(SUBSCRIBE_TIMEOUT)
-            except nats.errors.Error as exc:
+            except (nats.errors.Error, TimeoutError) as exc:
                 log.warning(
                     "bus %s: the server did not confirm %s yet: %s",
                     self.name,

@@ -154,6 +154,20 @@ async def test_cluster_bus_publish_subscribe(buses: tuple[Bus, Bus]) -> None:
     assert inbox.messages[0] == Message("vb.test.one", b"first", None)
 
 
+async def test_cluster_bus_a_subscription_gets_what_is_published_right_after(
+    buses: tuple[Bus, Bus],
+) -> None:
+    # subscribe() returns once the subscription is in place: another node publishing the
+    # next moment reaches it (with NATS: the server has the SUB before the PING answered).
+    a, b = buses
+    inboxes = [Inbox() for _ in range(100)]
+    for number, inbox in enumerate(inboxes):
+        await b.subscribe(f"vb.test.fresh.{number}", inbox)
+        await a.publish(f"vb.test.fresh.{number}", b"%d" % number)
+    for number, inbox in enumerate(inboxes):
+        assert await inbox.wait_for(1) == [b"%d" % number]
+
+
 async def test_cluster_bus_wildcards(buses: tuple[Bus, Bus]) -> None:
     a, b = buses
     one_call, every_call, everything, second_is_x = Inbox(), Inbox(), Inbox(), Inbox()
