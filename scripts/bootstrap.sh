@@ -24,7 +24,9 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 stamp=.venv/.videobooth-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+# The checkout's path too: the editable install points at one checkout (a venv shared with
+# another checkout, or a moved one, is installed again for this one).
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $PWD"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "videobooth: installing dependencies into .venv (first run takes a minute)" >&2
   .venv/bin/python -m pip install -q --upgrade pip
