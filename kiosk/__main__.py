@@ -22,9 +22,13 @@ from protocol.systemd import Notifier, configure_logging
 
 log = logging.getLogger("kiosk")
 
-#: How often the screen is drawn, and taps looked for, when no video arrives (the idle
-#: screen's motion, the self-view); a frame of the call's stage is drawn as it arrives.
+#: How often the screen is drawn, and taps looked for, when no video arrives (the
+#: self-view); a frame of the call's stage is drawn as it arrives.
 DISPLAY_FPS = 30
+#: How often a screen without video is drawn (the idle screen's slow ring): redrawing a
+#: still screen 30 times a second cost a tenth of a Pi's core all day long. A tap, a key or
+#: a new state is drawn at once all the same.
+STILL_FPS = 10
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -108,10 +112,12 @@ async def drive_display(booth: Booth, display: Display, glass_log: Path | None =
         task.add_done_callback(background.discard)
 
     loop = asyncio.get_running_loop()
-    next_frame, on_stage = loop.time(), None
+    next_frame, on_stage, drawn_state = loop.time(), None, None
     arrived = booth.media.video_arrived
     while True:
+        touched = False
         for item in display.poll():
+            touched = True
             if isinstance(item, Event):
                 booth.post(item)
             else:
@@ -120,23 +126,28 @@ async def drive_display(booth: Booth, display: Display, glass_log: Path | None =
             await asyncio.sleep(1 / 4)
             continue
         # Drawn the moment a video frame of the stage arrives (the receiver sets ``arrived``),
-        # and DISPLAY_FPS times a second without one: drawing on a schedule of its own would
-        # miss frames that arrive two between drawings (the network delivers in bursts) and
-        # hold each one up to a drawing's interval; a sign-language interpreter needs every
-        # one of at least 20 a second (EN 301 549).
+        # and DISPLAY_FPS times a second without one (STILL_FPS with no video on the screen):
+        # drawing on a schedule of its own would miss frames that arrive two between drawings
+        # (the network delivers in bursts) and hold each one up to a drawing's interval; a
+        # sign-language interpreter needs every one of at least 20 a second (EN 301 549).
         arrived.clear()
         newest = stage_frame(booth)
-        if newest is on_stage and loop.time() < next_frame:
+        now = loop.time()
+        if newest is on_stage and now < next_frame and not touched and booth.state is drawn_state:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(arrived.wait(), next_frame - loop.time())
+                # Taps are looked for DISPLAY_FPS times a second even while nothing is drawn.
+                await asyncio.wait_for(arrived.wait(), min(next_frame - now, 1 / DISPLAY_FPS))
             continue
-        on_stage, next_frame = newest, loop.time() + 1 / DISPLAY_FPS
+        on_stage, drawn_state, started = newest, booth.state, now
         if themed_for is not booth.info and isinstance(display, WindowDisplay):
             themed_for = booth.info
             display.set_theme(theme_for(booth.info))
         boxes = display.screens.video_boxes() if isinstance(display, WindowDisplay) else None
         view = view_of(booth, frames, boxes)
         display.draw(Screen(state=str(booth.state), headline="", view=view))
+        still = view.remote_frame is None and view.self_view is None
+        still = still and all(tile.frame is None for tile in view.others)
+        next_frame = started + 1 / (STILL_FPS if still else DISPLAY_FPS)
         if glass is not None and isinstance(display, WindowDisplay):
             glass.drawn(display.screens.placed)
         await asyncio.sleep(0)  # the media's turn: drawing took the loop for a while
