@@ -137,7 +137,16 @@ class Download:
         return self.path
 
     async def _write(self, file: IO[Any], piece: bytearray) -> int:
-        await asyncio.to_thread(file.write, piece)
+        """Write ``piece`` in the worker thread; when cancelled meanwhile (a visit pauses the
+        download), the write is waited for before the cancellation goes on: a thread cannot
+        be stopped, and one still writing when the file is measured for the resume, or when
+        the piece is written again, would leave the bundle with bytes twice."""
+        writing = asyncio.ensure_future(asyncio.to_thread(file.write, piece))
+        try:
+            await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            await asyncio.wait([writing])
+            raise
         self.received += len(piece)
         self._backoff.reset()
         return len(piece)
@@ -177,8 +186,10 @@ class Download:
                         pending += data
                         if len(pending) < CHUNK:
                             continue
-                        written += await self._write(file, pending)
-                        pending = bytearray()
+                        # Handed over before the write: written even if cancelled meanwhile
+                        # (see _write), so never written again below.
+                        piece, pending = pending, bytearray()
+                        written += await self._write(file, piece)
                         if self._progress is not None:
                             self._progress(written, self.bundle.size)
                 finally:

@@ -354,6 +354,8 @@ async def test_update_a_booth_over_the_air_with_fall_back(
         async def installing() -> bool:
             _, booth = await admin.booth_in(rollout_id)
             seen.update(booth)
+            if booth["progress"] == "failed":  # said at once, not after the whole wait
+                raise AssertionError(machine.failure(f"the booth failed 2.0.0: {booth['detail']}"))
             return bool(booth["progress"] == "installing" and booth["percent"] >= 20)
 
         timings["2.0.0: offered to installing"] = await _until(

@@ -4,11 +4,15 @@ that does not match its digest is thrown away; a refusal is an error at once."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -189,3 +193,57 @@ async def test_it_gives_up_when_nothing_arrives_again_and_again(tmp_path: Path) 
     async with aiohttp.ClientSession() as http:
         with pytest.raises(DownloadError, match="stopped 8 times in a row at 0 of 10 bytes"):
             await _download(bundle, tmp_path, http).run()
+
+
+class SlowDisk:
+    """The partial file on a slow card: each write takes ``seconds`` before it happens (in the
+    download's worker thread, as a real write blocks there)."""
+
+    def __init__(self, file: Any, seconds: float) -> None:
+        self._file, self._seconds = file, seconds
+
+    def write(self, data: bytes | bytearray) -> int:
+        time.sleep(self._seconds)
+        return int(self._file.write(data))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+    def __enter__(self) -> SlowDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+
+async def test_paused_again_and_again_mid_write_it_still_adds_up(
+    server: tuple[TestServer, Served], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A visit (or the link dropping) pauses a download by cancelling it; a new one goes on
+    # from the partial file. Cancelled while its worker thread was writing a piece, the old
+    # code wrote that piece a second time and measured the file for the resume before the
+    # thread was done: the bundle had bytes twice and failed its digest after 350 MB.
+    test_server, served = server
+    bundle = _announced(test_server, served)
+    opened = Path.open
+
+    def slow_open(path: Path, *args: Any, **kwargs: Any) -> Any:
+        file = opened(path, *args, **kwargs)
+        return SlowDisk(file, 0.1) if path.suffix == ".part" else file
+
+    monkeypatch.setattr(Path, "open", slow_open)
+    folder = tmp_path / "updates"
+    pauses = 0
+    async with aiohttp.ClientSession() as http:
+        for wait in (0.02, 0.04, 0.06) * 3:
+            fetching = asyncio.ensure_future(_download(bundle, folder, http).run())
+            await asyncio.sleep(wait)
+            if fetching.done():
+                break
+            fetching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fetching
+            pauses += 1
+        path = await _download(bundle, folder, http).run()
+    assert pauses >= 3  # the bundle is four pieces: each try writes one more
+    assert path.read_bytes() == served.path.read_bytes()
