@@ -237,14 +237,10 @@ class NatsBus(Bus):
             # publish from now on reach it. While disconnected it is made on reconnecting.
             # nats-py writes a flush's PING to the socket at once, ahead of the SUB still
             # waiting for its flusher task: that task is made to write the SUB first (the
-            # private call nats-py's own publish uses when its buffer is full), so that one
-            # round trip suffices; without it, a first round trip lets the task write it.
+            # private call nats-py's own publish uses when its buffer is full; nats-py is
+            # pinned, and the cluster tests fail if it goes), so one round trip suffices.
             try:
-                write_pending = getattr(client, "_flush_pending", None)
-                if write_pending is not None:
-                    await asyncio.wait_for(write_pending(force_flush=True), SUBSCRIBE_TIMEOUT)
-                else:
-                    await client.flush(SUBSCRIBE_TIMEOUT)
+                await asyncio.wait_for(client._flush_pending(force_flush=True), SUBSCRIBE_TIMEOUT)
                 await client.flush(SUBSCRIBE_TIMEOUT)
             except (nats.errors.Error, TimeoutError) as exc:
                 log.warning(
