@@ -284,6 +284,15 @@ async def test_webhook_service_accounts_are_managed_on_the_admin_page(
     server, password = server_with_admin(tmp_path)
     try:
         page = await admin_page(browser, server, password)
+
+        async def slow_list(route: Any) -> None:
+            # The list comes late, as on a busy server: the token is shown only once the list
+            # (and the webhook form in it) is drawn again, so what is typed next is kept.
+            if route.request.method == "GET":
+                await asyncio.sleep(0.7)
+            await route.continue_()
+
+        await page.route("**/api/v1/service-accounts", slow_list)
         await page.get_by_label("New service account").fill("Termin-Buchung")
         await page.get_by_role("button", name="Add service account").click()
         await page.get_by_role("button", name="Issue token for Termin-Buchung").click()
@@ -295,7 +304,10 @@ async def test_webhook_service_accounts_are_managed_on_the_admin_page(
             http.get(f"{server.url}/api/v1/appointments") as r,
         ):
             assert r.status == 200
-        await page.get_by_label("Endpoint address").fill("https://booking.agency.example/hooks")
+        hook_url = "https://booking.agency.example/hooks"
+        await page.get_by_label("Endpoint address").fill(hook_url)
+        await asyncio.sleep(1.0)  # the administrator reads it over: what was typed is still there
+        assert await page.get_by_label("Endpoint address").input_value() == hook_url
         await page.get_by_role("button", name="Add webhook for Termin-Buchung").click()
         await page.wait_for_selector("#service-accounts li:has-text('booking.agency.example')")
         assert (await page.input_value("#integration-secret")).startswith("whsec_")

@@ -89,8 +89,7 @@ export function createIntegrations(page) {
         body: { scopes, days: Number(days.value) },
       });
       if (!result.ok) return page.problem(result, t("admin.integrations.not_issued"));
-      showOnce(t("admin.integrations.token_once"), result.body.token);
-      await load();
+      await showOnceAfter(load, t("admin.integrations.token_once"), result.body.token);
       page.changed();
     });
     return form;
@@ -119,14 +118,23 @@ export function createIntegrations(page) {
         body: { url: url.value.trim(), events: chosen },
       });
       if (!result.ok) return page.problem(result, t("admin.integrations.hook_not_added"));
-      showOnce(t("admin.integrations.secret_once"), result.body.secret);
-      await load();
+      await showOnceAfter(load, t("admin.integrations.secret_once"), result.body.secret);
       page.changed();
     });
     return form;
   }
 
-  // A token or secret is shown once, here, for the administrator to hand on.
+  // A token or secret is shown once, here, for the administrator to hand on: after the list is
+  // drawn again (drawing replaces the forms, so whatever the administrator typed into one while
+  // the list was on its way would be lost), and also if drawing it failed.
+  async function showOnceAfter(drawing, what, value) {
+    try {
+      await drawing();
+    } finally {
+      showOnce(what, value);
+    }
+  }
+
   function showOnce(what, value) {
     $("integration-secret-what").textContent = what;
     $("integration-secret").value = value;
