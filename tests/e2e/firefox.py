@@ -229,23 +229,32 @@ class Tripwire:
     requests: list[str] = field(default_factory=list)
     port: int = 0
     _server: asyncio.Server | None = None
+    _open: set[asyncio.StreamWriter] = field(default_factory=set)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(Exception):
-            line = await asyncio.wait_for(reader.readline(), 5)
-            if line:
-                self.requests.append(line.decode("latin-1").strip())
-                writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
-                await writer.drain()
-        writer.close()
+        self._open.add(writer)
+        try:
+            with contextlib.suppress(Exception):
+                line = await asyncio.wait_for(reader.readline(), 5)
+                if line:
+                    self.requests.append(line.decode("latin-1").strip())
+                    writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                    await writer.drain()
+        finally:  # also when the test's loop ends with a connection still open
+            self._open.discard(writer)
+            writer.close()
 
     async def close(self) -> None:
+        """Stop listening, and close the connections still open (a socket left to the
+        collector warns during a later test)."""
         if self._server is not None:
             self._server.close()
+            for writer in list(self._open):
+                writer.close()
             await self._server.wait_closed()
             self._server = None
 

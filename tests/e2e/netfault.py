@@ -25,6 +25,9 @@ class PathCut:
         self._thread.start()
         self._call(self._set_open)
         self._servers: list[Any] = []
+        self._forwarding: set[asyncio.Task[Any]] = set()
+        self._listeners: list[socket.socket] = []
+        self._accepted: list[socket.socket] = []
         self.dropped = 0
 
     # ------------------------------------------------------------ control
@@ -52,12 +55,21 @@ class PathCut:
 
     def close(self) -> None:
         async def stop() -> None:
+            # Each forwarder and the pumps of its connection close their sockets when cancelled
+            # (a socket left to the collector warns during a later test).
+            loop = asyncio.get_running_loop()
+            for listener in self._listeners:
+                loop.remove_reader(listener.fileno())
+                listener.close()
+            tasks = list(self._forwarding)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             for server in self._servers:
                 server.close()
-            pumps = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-            for task in pumps:
-                task.cancel()
-            await asyncio.gather(*pumps, return_exceptions=True)
+            await asyncio.sleep(0)  # the closed transports let their sockets go
+            for conn in self._accepted:
+                conn.close()  # one whose forwarder was cancelled before it started
 
         self._run(stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -84,28 +96,61 @@ class PathCut:
     def _run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)
 
+    def _spawn(self, coroutine: Any) -> None:
+        task = self._loop.create_task(coroutine)
+        self._forwarding.add(task)
+        task.add_done_callback(self._forwarding.discard)
+
     async def _tcp(self, target_port: int) -> int:
-        async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError, OSError):
-                while data := await reader.read(65536):
-                    await self._open.wait()
-                    writer.write(data)
-                    await writer.drain()
+        loop = asyncio.get_running_loop()
+
+        def shut(writer: asyncio.StreamWriter) -> None:
             with contextlib.suppress(ConnectionError, OSError, RuntimeError):
                 writer.close()
 
-        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._open.wait()  # a new connection waits while the path is cut
+        async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
-                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
-            except OSError:
-                writer.close()
-                return
-            await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+                with contextlib.suppress(ConnectionError, OSError):
+                    while data := await reader.read(65536):
+                        await self._open.wait()
+                        writer.write(data)
+                        await writer.drain()
+            finally:
+                shut(writer)
 
-        server = await asyncio.start_server(accept, "127.0.0.1", 0)
-        self._servers.append(server)
-        port: int = server.sockets[0].getsockname()[1]
+        async def forward(conn: socket.socket) -> None:
+            writer: asyncio.StreamWriter | None = None
+            try:
+                await self._open.wait()  # a new connection waits while the path is cut
+                reader, writer = await asyncio.open_connection(sock=conn)
+                with contextlib.suppress(OSError):
+                    up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
+                    await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+            except asyncio.CancelledError:
+                pass  # closed with the path
+            finally:
+                if writer is not None:
+                    shut(writer)
+                else:
+                    conn.close()
+
+        # Its own accepting, not asyncio's server or sock_accept: both drop, unclosed, a socket
+        # accepted a moment before they are closed or cancelled (asyncio 3.11). Each accepted
+        # socket is kept, and closed with the path whatever became of it.
+        def accept() -> None:
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            conn.setblocking(False)
+            self._accepted.append(conn)
+            self._spawn(forward(conn))
+
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.setblocking(False)
+        loop.add_reader(listener.fileno(), accept)
+        self._listeners.append(listener)
+        port: int = listener.getsockname()[1]
         return port
 
     async def _udp(self, target_port: int) -> int:
