@@ -168,9 +168,13 @@ class Machine:
                             who = pause.read_text().strip()
                         except OSError:
                             who = "a solo test"
-                        print(f"[{self.name}] paused: {who} runs beside")
+                        # The wall clock, to match the server's log: a machine paused longer
+                        # than the server's heartbeat waits for an answer loses its link.
+                        now = time.strftime("%H:%M:%S")
+                        print(f"[{self.name}] paused at {now}: {who} runs beside")
                     else:
-                        print(f"[{self.name}] going on after {time.monotonic() - since:.0f} s")
+                        now, took = time.strftime("%H:%M:%S"), time.monotonic() - since
+                        print(f"[{self.name}] going on at {now} after {took:.0f} s")
             time.sleep(0.25)
 
     def _read(self) -> None:
