@@ -25,9 +25,11 @@ log = logging.getLogger("kiosk")
 #: How often the screen is drawn, and taps looked for, when no video arrives (the
 #: self-view); a frame of the call's stage is drawn as it arrives.
 DISPLAY_FPS = 30
-#: How often a screen without video is drawn (the idle screen's slow ring): at 30 a second
-#: the idle booth took 4.2 % of a core on the test machine, at 10 2.4 % (SDL's dummy driver;
-#: a panel adds a texture upload per drawing). A tap, a key or a new state is drawn at once.
+#: How often a screen without video is looked at, and drawn if it changed (the idle screen's
+#: ring, pulsing once when it comes): drawn 30 times a second, the idle booth took 4.2 % of a
+#: core on the test machine, 10 times 2.4 % (SDL's dummy driver; a panel adds a texture upload
+#: per drawing, and without a GPU, as under emulation, Mesa's software renderer took both
+#: cores). A tap, a key or a new state is drawn at once.
 STILL_FPS = 10
 
 
@@ -113,6 +115,7 @@ async def drive_display(booth: Booth, display: Display, glass_log: Path | None =
 
     loop = asyncio.get_running_loop()
     next_frame, on_stage, drawn_state = loop.time(), None, None
+    shown: object = None  # what a still screen on the panel was drawn from
     arrived = booth.media.video_arrived
     while True:
         touched = False
@@ -144,10 +147,18 @@ async def drive_display(booth: Booth, display: Display, glass_log: Path | None =
             display.set_theme(theme_for(booth.info))
         boxes = display.screens.video_boxes() if isinstance(display, WindowDisplay) else None
         view = view_of(booth, frames, boxes)
-        display.draw(Screen(state=str(booth.state), headline="", view=view))
         still = view.remote_frame is None and view.self_view is None
         still = still and all(tile.frame is None for tile in view.others)
         next_frame = started + 1 / (STILL_FPS if still else DISPLAY_FPS)
+        # A screen without video that would look as the one shown is not drawn again: the
+        # drawing and the panel's texture upload cost the same for an unchanged picture.
+        picture = (
+            display.screens.picture(view) if still and isinstance(display, WindowDisplay) else None
+        )
+        if picture is not None and picture == shown and not touched:
+            continue
+        display.draw(Screen(state=str(booth.state), headline="", view=view))
+        shown = picture
         if glass is not None and isinstance(display, WindowDisplay):
             glass.drawn(display.screens.placed)
         await asyncio.sleep(0)  # the media's turn: drawing took the loop for a while

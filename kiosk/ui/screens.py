@@ -15,6 +15,8 @@ booth's keepers are in :mod:`kiosk.ui.service`.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -44,6 +46,12 @@ __all__ = [
     "target_at",
 ]
 
+#: The ring around Start on the idle screen grows and fades once, over this long, each time the
+#: idle screen comes: it draws the eye to Start, then rests. Motion that goes on for more than
+#: five seconds would need a way to stop it (WCAG 2.2.2), and a screen at rest is not drawn
+#: again (kiosk.__main__): an idle booth, most of its day, draws nothing.
+RING_SECONDS = 4.0
+
 #: Reasons a call ended that the "ended" screen explains as a lost connection.
 LOST_CONNECTION = frozenset(
     {
@@ -70,6 +78,8 @@ class BoothScreens(ServiceScreens):
         fonts: Fonts | None = None,
     ) -> None:
         super().__init__(size, theme, catalogue, panel_width_mm=panel_width_mm, fonts=fonts)
+        #: When the idle screen came (the ring pulses then); None on other screens.
+        self._idle_since: float | None = None
         #: The screen for each state.
         self.screens: dict[State, Painter] = {
             State.IDLE: self._draw_idle,
@@ -86,7 +96,26 @@ class BoothScreens(ServiceScreens):
             State.ENROLMENT: self._draw_enrolment,
         }
 
+    def picture(self, view: View) -> object:
+        """What a drawing of ``view`` (one without video) depends on: two views with equal
+        pictures are drawn the same, so the second need not be drawn (kiosk.__main__)."""
+        return (copy.deepcopy(dataclasses.replace(view, now=0.0)), self._ring(view), self.theme)
+
+    def _ring(self, view: View) -> int | None:
+        """How far the ring around Start has grown (pixels), on the idle screen: it pulses
+        once, over RING_SECONDS, each time the idle screen comes, then rests."""
+        if view.state is not State.IDLE:
+            return None
+        since = view.now if self._idle_since is None else self._idle_since
+        phase = (view.now - since) / RING_SECONDS
+        return int(phase * self.margin // 2) * 2 if phase < 1 else 0
+
     def draw(self, surface: pygame.Surface, view: View) -> list[Target]:
+        if view.state is State.IDLE:
+            if self._idle_since is None:
+                self._idle_since = view.now
+        else:
+            self._idle_since = None
         self._targets = []
         self.text_boxes = []
         self.drawn = []
@@ -215,11 +244,10 @@ class BoothScreens(ServiceScreens):
             name="booth_idle" if idle else "idle.subtitle",
             min_mm=3.0,
         )
-        # Calm motion: a soft ring around Start that slowly grows and fades, every 4 s.
-        phase = (view.now % 4.0) / 4.0
-        grow = int(phase * self.margin // 2) * 2
+        # Calm motion, once: a soft ring around Start that slowly grows and fades.
+        grow = self._ring(view) or 0
         ring = start.inflate(grow, grow)
-        glow = tuple(int(c + (255 - c) * phase) for c in theme.primary)
+        glow = tuple(int(c + (255 - c) * grow / self.margin) for c in theme.primary)
         pygame.draw.rect(surface, glow, ring, width=3, border_radius=self.min_target // 4)
         self.button(surface, self.t("idle.start"), start, event=flow.Start(), mirror=False)
         self.text(

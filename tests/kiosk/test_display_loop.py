@@ -1,6 +1,6 @@
 """The booth's display loop (kiosk.__main__.drive_display) with its own window code on SDL's
-dummy driver: a screen without video is drawn STILL_FPS times a second, not DISPLAY_FPS, and a
-tap or a key is drawn at once all the same."""
+dummy driver: a screen without video is drawn when it changes, not again and again (it is
+looked at STILL_FPS times a second), and a tap, a key or a new screen is drawn at once."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame
 
 import kiosk.__main__ as booth_main
+from kiosk import flow
 from kiosk.booth import Booth
 from kiosk.config import BoothConfig, CameraConfig
-from kiosk.flow import State
+from kiosk.flow import State, pin_digest
 from kiosk.ui import Screen
 from kiosk.ui.window import WindowDisplay
 
@@ -56,6 +57,7 @@ async def offline_booth(folder: Path) -> AsyncIterator[tuple[Booth, CountingDisp
         credential="b00th.not-a-secret",
         identity_dir=folder,
         camera=CameraConfig(kind="test-pattern", allow_test_pattern=True),
+        technician_pin_digest=pin_digest("2468"),
     )
     booth = Booth(config)
     running = asyncio.create_task(booth.run())
@@ -78,28 +80,34 @@ async def offline_booth(folder: Path) -> AsyncIterator[tuple[Booth, CountingDisp
         display.close()
 
 
-async def test_a_screen_without_video_is_drawn_at_the_still_rate(tmp_path: Path) -> None:
-    async with offline_booth(tmp_path) as (_, display):
+async def test_a_screen_without_video_is_not_drawn_again_while_it_stays_the_same(
+    tmp_path: Path,
+) -> None:
+    async with offline_booth(tmp_path) as (booth, display):
         await asyncio.sleep(0.5)
         before = len(display.drawn)
         await asyncio.sleep(2.0)
-        per_second = (len(display.drawn) - before) / 2.0
-    # A busy machine draws fewer, never more: 30 a second was the old rate.
-    assert 1 <= per_second <= booth_main.STILL_FPS * 1.2, per_second
+        # The old loop drew it 30 times a second, then STILL_FPS times.
+        assert len(display.drawn) == before, "an unchanged screen was drawn again"
+        # A new screen is drawn at once (the technician's PIN screen).
+        asked = asyncio.get_running_loop().time()
+        booth.post(flow.TechnicianGesture())
+        assert await display.next_drawing() - asked < 0.5
+        assert booth.state is State.TECHNICIAN_PIN
 
 
 async def test_an_input_is_drawn_at_once_on_a_still_screen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # One drawing a second while still: an input waiting for the next would wait half a
-    # second on average; it is drawn at the next look for input instead (DISPLAY_FPS a second).
+    # Looked at once a second while still: an input waiting for the next look would wait
+    # half a second on average; it is drawn at the next look for input instead (DISPLAY_FPS a
+    # second), although the screen is still.
     monkeypatch.setattr(booth_main, "STILL_FPS", 1)
     async with offline_booth(tmp_path) as (_, display):
         waits: list[float] = []
         loop = asyncio.get_running_loop()
         for _ in range(6):
-            await display.next_drawing()
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.3)
             # A digit on a keypad (a booth with one): an input the loop hands to the booth.
             key: dict[str, Any] = {"key": pygame.K_1, "unicode": "1", "mod": 0}
             pressed = loop.time()

@@ -24,7 +24,15 @@ from kiosk.i18n import load_catalogue
 from kiosk.ui.actions import Action, PinKey
 from kiosk.ui.booth_view import FrameCache, fitting_width
 from kiosk.ui.framerate import FrameMeter
-from kiosk.ui.screens import MIN_TARGET_MM, BoothScreens, Theme, Tile, View, target_at
+from kiosk.ui.screens import (
+    MIN_TARGET_MM,
+    RING_SECONDS,
+    BoothScreens,
+    Theme,
+    Tile,
+    View,
+    target_at,
+)
 from kiosk.ui.text import Fonts
 
 OUT = Path(__file__).resolve().parents[2] / "test-output" / "screens"
@@ -428,3 +436,28 @@ def test_video_is_converted_once_at_the_size_it_is_drawn() -> None:
     assert first.shape == (192, 256, 3)
     assert cache.rgb("p1", frame, (256, 192)) is first  # the same frame: not again
     assert cache.rgb("p1", None, (256, 192)) is None
+
+
+def test_the_idle_ring_pulses_once_when_the_idle_screen_comes_then_rests() -> None:
+    screens = BoothScreens((1024, 600), Theme(), load_catalogue())
+    surface = pygame.Surface((1024, 600))
+
+    def drawn(state: State, now: float) -> bytes:
+        view = View(state=state, now=now)
+        screens.draw(surface, view)
+        return pygame.image.tobytes(surface, "RGB")
+
+    came = 1000.0
+    pulsing = [drawn(State.IDLE, came + t) for t in (0.0, 1.0, 2.0, 3.0)]
+    assert len(set(pulsing)) == 4, "the ring grows while the idle screen is new"
+    resting = [drawn(State.IDLE, came + t) for t in (RING_SECONDS, 7.0, 60.0, 3600.0)]
+    assert len(set(resting)) == 1, "the ring moves on after its one pulse"
+    assert resting[0] == pulsing[0], "at rest the ring is where it starts"
+    # The same views, the same picture (the display loop does not draw it again).
+    at_rest = View(state=State.IDLE, now=came + 100.0)
+    assert screens.picture(at_rest) == screens.picture(replace(at_rest, now=came + 200.0))
+    assert screens.picture(View(state=State.IDLE, now=came + 1.0)) != screens.picture(at_rest)
+    # Back to idle after a visit: it pulses again.
+    drawn(State.CHOOSE, came + 4000.0)
+    assert drawn(State.IDLE, came + 4001.0) == resting[0]  # where the pulse starts
+    assert drawn(State.IDLE, came + 4002.0) not in resting
