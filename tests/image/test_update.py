@@ -5,11 +5,12 @@ slot, the boot counter falling back by itself.
 One booth's story, in order (each step starts from where the last one left the booth):
 
 1. Version 1.0.0 is flashed and provisioned; the booth enrols and is online on slot A.
-2. Bundles the server must refuse: signed by another key, one flipped byte (RAUC's check on
-   upload). Bundles that reach the booth all the same (put into the server's store behind its
-   back): one signed by another key, refused by the booth's RAUC before it writes anything,
-   and one whose stored copy has a flipped byte, thrown away by the booth (not the digest the
-   server announced) before RAUC sees it. Slot B is untouched; each rollout stops.
+2. Bundles that reach the booth although the server would refuse them (put into the server's
+   store behind its back): one signed by another key, refused by the booth's RAUC before it
+   writes anything, and one whose stored copy has a flipped byte, thrown away by the booth
+   (not the digest the server announced) before RAUC sees it. Slot B is untouched; each
+   rollout stops. Then bundles the server must refuse: signed by another key, one flipped byte
+   (RAUC's check on upload).
 3. Version 2.0.0 rolled out; QEMU is killed while RAUC writes slot B (a power cut): version
    1.0.0 starts again, the rollout offers the update anew, the booth installs it, restarts
    into slot B, reports 2.0.0 and marks the slot good; the rollout is done.
@@ -38,9 +39,10 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
@@ -80,46 +82,80 @@ def _development_cert() -> Path:
     return CACHE / "development-signing" / "cert.pem"
 
 
+T = TypeVar("T")
+
+
 @dataclass
-class Bundles:
+class Full:
+    """Version 2.0.0, that bundle re-signed by another key, and a copy with one flipped byte."""
+
     v2: Path
-    v3: Path
     other_key: Path
     flipped: Path
-    #: Small bundles (1 MiB of root) for the booth's own checks: signed by another key, and
-    #: one signed by the development key whose copy on the server has one flipped byte.
-    small_other_key: Path
-    small: Path
+
+
+class Bundles:
+    """The small bundles (1 MiB of root) for the booth's own checks, made at once: signed by
+    another key, and one signed by the development key whose copy on the server will have one
+    flipped byte. The full ones, --bundle-only builds of this tree with the same development
+    key (2.0.0, and the broken 3.0.0), come from a thread: built, or taken from the builds made
+    ahead, while the booth starts for the first time; the test waits for each where it needs
+    it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._key, self._cert = key_pair(folder, "someone-else")
+        self.small_other_key = make_bundle(folder, self._key, self._cert, version="2.0.1-other-key")
+        dev_key = CACHE / "development-signing" / "key.pem"
+        self.small = make_bundle(folder, dev_key, _development_cert(), version="2.0.2-flipped")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="bundles")
+        self._full = self._pool.submit(self._make_full)
+        self._v3 = self._pool.submit(self._make_v3)
+
+    def _make_full(self) -> Full:
+        build(self.folder / "v2", *PREBUILDS["v2"])
+        v2 = self.folder / "v2" / f"booth-{V2}.raucb"
+        other = self.folder / f"booth-{V2}-other-key.raucb"
+        subprocess.run(
+            [require("rauc", "re-signs the bundle"), "resign", f"--keyring={_development_cert()}",
+             f"--cert={self._cert}", f"--key={self._key}", f"--signing-keyring={self._cert}",
+             str(v2), str(other)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        flipped = self.folder / f"booth-{V2}-flipped.raucb"
+        data = bytearray(v2.read_bytes())
+        data[len(data) // 2] ^= 0x10
+        flipped.write_bytes(bytes(data))
+        return Full(v2=v2, other_key=other, flipped=flipped)
+
+    def _make_v3(self) -> Path:
+        build(self.folder / "v3", *PREBUILDS["v3"])
+        return self.folder / "v3" / f"booth-{V3}.raucb"
+
+    async def full(self) -> Full:
+        return await self._wait(self._full, V2)
+
+    async def v3(self) -> Path:
+        return await self._wait(self._v3, V3)
+
+    @staticmethod
+    async def _wait(future: Future[T], version: str) -> T:
+        started = time.monotonic()
+        made = await asyncio.wrap_future(future)
+        print(f"update test: waited {time.monotonic() - started:.0f} s for the {version} bundle")
+        return made
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.fixture(scope="module")
-def bundles(image: Path, tmp_path_factory: pytest.TempPathFactory) -> Bundles:
-    """Version 2.0.0 and the broken 3.0.0 (--bundle-only builds of this tree with the same
-    development key), and 2.0.0 re-signed by another key and with one flipped byte."""
-    folder = tmp_path_factory.mktemp("bundles")
-    build(folder / "v2", *PREBUILDS["v2"])
-    build(folder / "v3", *PREBUILDS["v3"])
-    v2 = folder / "v2" / f"booth-{V2}.raucb"
-    key, cert = key_pair(folder, "someone-else")
-    other = folder / f"booth-{V2}-other-key.raucb"
-    subprocess.run(
-        [require("rauc", "re-signs the bundle"), "resign", f"--keyring={_development_cert()}",
-         f"--cert={cert}", f"--key={key}", f"--signing-keyring={cert}", str(v2), str(other)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    flipped = folder / f"booth-{V2}-flipped.raucb"
-    data = bytearray(v2.read_bytes())
-    data[len(data) // 2] ^= 0x10
-    flipped.write_bytes(bytes(data))
-    dev_key = CACHE / "development-signing" / "key.pem"
-    return Bundles(
-        v2=v2,
-        v3=folder / "v3" / f"booth-{V3}.raucb",
-        other_key=other,
-        flipped=flipped,
-        small_other_key=make_bundle(folder, key, cert, version="2.0.1-other-key"),
-        small=make_bundle(folder, dev_key, _development_cert(), version="2.0.2-flipped"),
-    )
+def bundles(image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bundles]:
+    made = Bundles(tmp_path_factory.mktemp("bundles"))
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 @dataclass
@@ -319,12 +355,8 @@ async def test_update_a_booth_over_the_air_with_fall_back(
         )
         enrolled = await _enrolled_at(admin, booth_id)
 
-        # 2. Refused on upload (RAUC on the server), and refused by the booth's own RAUC.
-        refused = await admin.upload(bundles.other_key, expect=422)
-        assert "signed with the trusted key" in refused["detail"], refused
-        refused = await admin.upload(bundles.flipped, expect=422)
-        assert "bundle refused" in refused["detail"], refused
-        # Behind the server's back: the booth's own checks refuse them before RAUC writes.
+        # 2. Refused by the booth's own checks before RAUC writes: bundles put into the
+        # server's store behind its back.
         for bundle, flip, why in (
             (bundles.small_other_key, False, "RAUC did not install"),  # not its keyring
             (bundles.small, True, "SHA-256"),  # the booth: not the digest the server announced
@@ -344,8 +376,15 @@ async def test_update_a_booth_over_the_air_with_fall_back(
             assert why in booth["detail"], booth
             assert digest(card, SLOT_B) == empty_b, f"{bundle.name} was written to slot B"
 
+        # Refused on upload (RAUC on the server).
+        full = await bundles.full()
+        refused = await admin.upload(full.other_key, expect=422)
+        assert "signed with the trusted key" in refused["detail"], refused
+        refused = await admin.upload(full.flipped, expect=422)
+        assert "bundle refused" in refused["detail"], refused
+
         # 3. Version 2.0.0; the machine switched off while RAUC writes slot B.
-        v2 = await admin.upload(bundles.v2)
+        v2 = await admin.upload(full.v2)
         assert (v2["version"], v2["compatible"]) == (V2, "videobooth-generic-arm64")
         rollout_id = await admin.rollout(v2["id"], booth_id)
 
@@ -393,7 +432,7 @@ async def test_update_a_booth_over_the_air_with_fall_back(
         await _until(done, 60, "the rollout of 2.0.0 is done", machine)
 
         # 4. Version 3.0.0 never becomes ready: back to 2.0.0 by itself.
-        v3 = await admin.upload(bundles.v3)
+        v3 = await admin.upload(await bundles.v3())
         rollout_id = await admin.rollout(v3["id"], booth_id)
         started = time.monotonic()
         await asyncio.to_thread(machine.wait_ended, INSTALL_SECONDS)
