@@ -152,11 +152,11 @@ async def drive_display(booth: Booth, display: Display, glass_log: Path | None =
         next_frame = started + 1 / (STILL_FPS if still else DISPLAY_FPS)
         # A screen without video that would look as the one shown is not drawn again: the
         # drawing and the panel's texture upload cost the same for an unchanged picture.
-        picture = (
-            display.screens.picture(view) if still and isinstance(display, WindowDisplay) else None
-        )
-        if picture is not None and picture == shown and not touched:
-            continue
+        picture = None
+        if still and isinstance(display, WindowDisplay):
+            picture = display.screens.picture(view)
+            if picture == shown and not touched and not display.stale:
+                continue
         display.draw(Screen(state=str(booth.state), headline="", view=view))
         shown = picture
         if glass is not None and isinstance(display, WindowDisplay):

@@ -46,6 +46,8 @@ class WindowDisplay:
         self._targets: list[Target] = []
         self._pin = ""
         self._press: tuple[tuple[int, int], float] | None = None
+        #: What the window shows must be drawn again although nothing changed.
+        self.stale = True
         log.info("booth screen %dx%d through %s", *self._size, pygame.display.get_driver())
 
     @property
@@ -65,6 +67,7 @@ class WindowDisplay:
         view.pin_digits = len(self._pin)
         self._targets = self.screens.draw(self._surface, view)
         pygame.display.flip()
+        self.stale = False
 
     def _corner(self, pos: tuple[int, int]) -> bool:
         width, height = self._size
@@ -86,6 +89,8 @@ class WindowDisplay:
                 inputs.extend(self._tap(event.pos))
             elif event.type == pygame.KEYDOWN:
                 inputs.extend(self._key(event))
+            elif event.type in (pygame.WINDOWEXPOSED, pygame.VIDEOEXPOSE):
+                self.stale = True  # uncovered on a desktop: drawn again, changed or not
         return inputs
 
     def _tap(self, pos: tuple[int, int]) -> list[Input]:
