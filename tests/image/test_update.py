@@ -483,7 +483,20 @@ async def test_update_a_booth_over_the_air_with_fall_back(
         server.stop()
         for what, seconds in timings.items():
             print(f"update test: {what}: {seconds:.0f} s")
+        for line in _booth_link(server.log):
+            print(f"update test: server: {line}")
     assert data_file(card, tmp_path, "/videobooth/identity.json") == identity
+
+
+#: The server's log lines of the booth's link coming and going ("connection of booth 'x' (id)
+#: ended: No PONG received ..."), printed with their times beside the emulated booth's pauses.
+BOOTH_LINK = re.compile(r"\bbooth '.*'(?: \([0-9a-f]+\))?(?: connected\b| disconnected\b| ended: )")
+
+
+def _booth_link(log: Path) -> list[str]:
+    """When the booth's link came and went, as the server's log says."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return [line.strip() for line in text.splitlines() if BOOTH_LINK.search(line)]
 
 
 async def _enrolled_at(admin: Admin, booth_id: str) -> str:
