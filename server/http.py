@@ -66,6 +66,10 @@ class ProblemError(web.HTTPException):
         return self._problem
 
 
+#: The status the access log shows for a request whose client went away (nginx's 499).
+CLIENT_CLOSED = 499
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error leaves as problem details; nothing internal leaks to the client."""
@@ -77,6 +81,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return problem(exc.status, exc.reason, exc.text or exc.reason)
+    except ConnectionResetError:
+        if request.transport is not None and not request.transport.is_closing():
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            return problem(500, "Internal Server Error", "the server failed; see its log")
+        # The client went away before its answer (a closed tab, a load balancer that gave up
+        # on this node): nothing failed here, and nobody is left to answer.
+        log.info("%s %s: the client went away before its answer", request.method, request.path)
+        return web.Response(status=CLIENT_CLOSED, reason="Client Closed Request")
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return problem(500, "Internal Server Error", "the server failed; see its log")

@@ -189,6 +189,9 @@ class BalancerSettings:
     check_seconds: float = 2.0
     fall: int = 3
     rise: int = 2
+    #: How long a node may take to answer a check (HAProxy's ``timeout check``); None: as long
+    #: as ``check_seconds``. A dead node refuses the connection and fails at once either way.
+    check_timeout_seconds: float | None = None
     #: The runtime API (``show stat``, ``set server ... state drain``), for operators only.
     stats_socket: Path = Path("/run/haproxy/admin.sock")
     #: Debian's service: chroot to /var/lib/haproxy, run as this user, log to the journal.
@@ -286,6 +289,8 @@ def haproxy_config(settings: BalancerSettings) -> str:
         "    option redispatch",
         "    retries 2",
     ]
+    if settings.check_timeout_seconds is not None:
+        lines.append(f"    timeout check {_milliseconds(settings.check_timeout_seconds)}")
     if settings.source is not None:
         lines.append(f"    source {settings.source}")
     lines.append(

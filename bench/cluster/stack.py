@@ -67,24 +67,40 @@ async def create_database(server: str) -> str:
 
 
 #: HAProxy's health checks (seconds between, failures to take a node out, successes to bring it
-#: back): the cluster tests' and production's (server.proxy's defaults).
+#: back, how long a node may take to answer one): the cluster tests' and production's
+#: (server.proxy's defaults).
 CHECKS = {
-    "tests": (haproxy.CHECK_SECONDS, haproxy.FALL, haproxy.RISE),
-    "production": (BalancerSettings.check_seconds, BalancerSettings.fall, BalancerSettings.rise),
+    "tests": (haproxy.CHECK_SECONDS, haproxy.FALL, haproxy.RISE, haproxy.CHECK_TIMEOUT_SECONDS),
+    "production": (
+        BalancerSettings.check_seconds,
+        BalancerSettings.fall,
+        BalancerSettings.rise,
+        BalancerSettings.check_timeout_seconds,
+    ),
 }
 
 
 @contextlib.contextmanager
 def health_checks(kind: str) -> Iterator[None]:
     """HAProxy started meanwhile by :func:`start_cluster` checks the nodes as ``kind`` says
-    (tests/cluster/haproxy.py reads its CHECK_SECONDS, FALL and RISE when it writes HAProxy's
-    configuration; they are the tests' again afterwards)."""
-    saved = haproxy.CHECK_SECONDS, haproxy.FALL, haproxy.RISE
-    haproxy.CHECK_SECONDS, haproxy.FALL, haproxy.RISE = CHECKS[kind]
+    (tests/cluster/haproxy.py reads its CHECK_SECONDS, FALL, RISE and CHECK_TIMEOUT_SECONDS
+    when it writes HAProxy's configuration; they are the tests' again afterwards)."""
+    saved = haproxy.CHECK_SECONDS, haproxy.FALL, haproxy.RISE, haproxy.CHECK_TIMEOUT_SECONDS
+    (
+        haproxy.CHECK_SECONDS,
+        haproxy.FALL,
+        haproxy.RISE,
+        haproxy.CHECK_TIMEOUT_SECONDS,
+    ) = CHECKS[kind]
     try:
         yield
     finally:
-        haproxy.CHECK_SECONDS, haproxy.FALL, haproxy.RISE = saved
+        (
+            haproxy.CHECK_SECONDS,
+            haproxy.FALL,
+            haproxy.RISE,
+            haproxy.CHECK_TIMEOUT_SECONDS,
+        ) = saved
 
 
 def marked_down(cluster: Cluster) -> list[str]:

@@ -3,10 +3,11 @@
 The configuration is the one ``videobooth-server proxy-config --kind haproxy`` writes
 (``server/proxy.py``), with what a test needs instead of a data centre's: plain HTTP on a free
 port of 127.0.0.1, a check every 250 ms (two failures take a node out, two successes bring it
-back), the stats socket in the test's folder, no chroot and no change of user. HAProxy connects
-to the nodes from 127.0.0.2, the one address the nodes' ``trusted_proxies`` name: the tests'
-own requests come from 127.0.0.1, so they are a client's, and a client's X-Forwarded-For is not
-believed.
+back; a node may take 2 s to answer one, so a node busy on a loaded test machine is not taken
+out, while a dead one, which refuses the connection, is at once), the stats socket in the test's
+folder, no chroot and no change of user. HAProxy connects to the nodes from 127.0.0.2, the one
+address the nodes' ``trusted_proxies`` name: the tests' own requests come from 127.0.0.1, so
+they are a client's, and a client's X-Forwarded-For is not believed.
 
 HAProxy runs in the foreground (``-db``) and is ended by its own pid only.
 """
@@ -30,6 +31,10 @@ WHY = "the cluster tests' load balancer (Debian package haproxy)"
 PROXY_ADDRESS = "127.0.0.2"
 #: Health checks: every CHECK_SECONDS; FALL failures mark a node DOWN, RISE successes UP.
 CHECK_SECONDS, FALL, RISE = 0.25, 2, 2
+#: How long a node may take to answer a check (HAProxy's ``timeout check``). With 250 ms (the
+#: default: ``inter``), a node answering 200 booths' logins beside an emulated booth on two
+#: cores missed two checks and lost its 69 connections (a full test run: "Layer7 timeout").
+CHECK_TIMEOUT_SECONDS: float | None = 2.0
 #: HAProxy's name for the group of nodes (``backend`` in the generated configuration).
 BACKEND = "videobooth_nodes"
 
@@ -49,7 +54,8 @@ class HAProxy:
     @property
     def longest_down_seconds(self) -> float:
         """The longest a dead node can take to be marked DOWN: FALL checks, the one under way
-        and the check's own timeout (HAProxy's ``timeout check`` defaults to ``inter``)."""
+        and the check's connection, refused at once or given up after ``inter`` (HAProxy
+        connects for a check within the smaller of ``timeout connect`` and ``inter``)."""
         return (FALL + 2) * CHECK_SECONDS
 
     def show_stat(self) -> list[dict[str, str]]:
@@ -131,6 +137,7 @@ def start_haproxy(
                 check_seconds=CHECK_SECONDS,
                 fall=FALL,
                 rise=RISE,
+                check_timeout_seconds=CHECK_TIMEOUT_SECONDS,
                 stats_socket=stats_socket,
                 system_user=None,
                 source=PROXY_ADDRESS,

@@ -241,6 +241,7 @@ def test_the_haproxy_config_is_one_haproxy_takes(tmp_path: Path) -> None:
         "{ req.hdr_val(content-length) gt 2147483648 }",
     ):
         assert line in lines, line
+    assert "timeout check" not in config  # a check may take as long as ``inter``
     _haproxy_takes(config, tmp_path)
 
 
@@ -255,6 +256,7 @@ def test_the_plain_haproxy_config_is_one_haproxy_takes(tmp_path: Path) -> None:
             check_seconds=0.25,
             fall=2,
             rise=1,
+            check_timeout_seconds=2.0,
             stats_socket=tmp_path / "admin.sock",
             system_user=None,
             source="127.0.0.2",
@@ -263,6 +265,7 @@ def test_the_plain_haproxy_config_is_one_haproxy_takes(tmp_path: Path) -> None:
     assert "ssl" not in config
     assert "http-request set-header X-Forwarded-Proto http" in config
     assert "    default-server check inter 250ms fall 2 rise 1" in config
+    assert "    timeout check 2000ms" in config  # a busy node has 2 s to answer a check
     _haproxy_takes(config, tmp_path)
 
 
