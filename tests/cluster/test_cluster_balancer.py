@@ -13,6 +13,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -53,6 +54,20 @@ async def _login(http: aiohttp.ClientSession, cluster: Cluster, username: str) -
         f"{cluster.url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}
     ) as response:
         assert response.status == 200, await response.text()
+
+
+async def _signalling_socket(
+    http: aiohttp.ClientSession, cluster: Cluster
+) -> tuple[aiohttp.ClientWebSocketResponse, dict[str, Any], str]:
+    """A signalling socket through HAProxy (the session logged in): the socket, its welcome
+    and the node that holds it."""
+    before = cluster.haproxy.current()
+    socket = await http.ws_connect(f"{cluster.url}/api/v1/ws")
+    welcome: dict[str, Any] = await socket.receive_json(timeout=5)
+    assert welcome["type"] == "welcome"
+    now = cluster.haproxy.current()
+    holder = next(name for name in now if now[name] > before[name])
+    return socket, welcome, holder
 
 
 def _who_served(cluster: Cluster, before: dict[str, int]) -> str:
@@ -165,12 +180,7 @@ async def test_cluster_websocket_on_a_killed_node_moves_to_a_live_one(
     await cluster.add_advisor("carol", PASSWORD)
     async with aiohttp.ClientSession(cookie_jar=_jar()) as http:
         await _login(http, cluster, "carol")
-        before = cluster.haproxy.current()
-        first = await http.ws_connect(f"{cluster.url}/api/v1/ws")
-        welcome = await first.receive_json(timeout=5)
-        assert welcome["type"] == "welcome"
-        now = cluster.haproxy.current()
-        holder = next(name for name in now if now[name] > before[name])
+        first, welcome, holder = await _signalling_socket(http, cluster)
         victim = cluster.node(holder)
 
         killed_at = time.monotonic()
@@ -211,11 +221,7 @@ async def test_cluster_a_node_busy_for_a_moment_keeps_its_sockets(
     await cluster.add_advisor("erin", PASSWORD)
     async with aiohttp.ClientSession(cookie_jar=_jar()) as http:
         await _login(http, cluster, "erin")
-        before = cluster.haproxy.current()
-        socket = await http.ws_connect(f"{cluster.url}/api/v1/ws")
-        assert (await socket.receive_json(timeout=5))["type"] == "welcome"
-        now = cluster.haproxy.current()
-        holder = next(name for name in now if now[name] > before[name])
+        socket, _, holder = await _signalling_socket(http, cluster)
         node = cluster.node(holder)
         assert node.process is not None
         log_before = cluster.haproxy.log.read_text(errors="replace")
